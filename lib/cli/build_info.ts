@@ -1,0 +1,2 @@
+/** Filled in by `deno task compile` for release binaries; empty in a checkout. */
+export const BUILD_COMMIT = "";

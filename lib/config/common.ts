@@ -1,0 +1,89 @@
+/**
+ * Schema building blocks shared by every section of the configuration. Each one
+ * validates and normalises at load time so that nothing on the request path ever
+ * parses a duration, a URL or a regular expression.
+ */
+import { z } from "zod";
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Parses `250ms`, `1s`, `1m`, `1h`, `1d` into milliseconds; `null` if malformed. */
+export function parseDuration(text: string): number | null {
+  const m = DURATION_RE.exec(text.trim());
+  if (!m) return null;
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+/** A duration written as `250ms`, `1s`, `1m`, `1h` or `1d`; yields milliseconds. */
+export const duration = z
+  .string()
+  .regex(DURATION_RE, { error: "expected a duration such as 500ms, 1s, 1m, 1h or 1d" })
+  .transform((s) => parseDuration(s)!)
+  .refine((ms) => ms > 0, { error: "expected a duration greater than zero" })
+  .meta({ description: "A duration: a number followed by ms, s, m, h or d", examples: ["1s"] });
+
+export const positiveInt = z.number().int().positive();
+export const nonNegativeInt = z.number().int().min(0);
+export const port = z.number().int().min(0).max(65535);
+
+/** An absolute http(s) URL. */
+export const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}, { error: "expected an absolute http:// or https:// URL" });
+
+/** A regular expression, compiled once here so that a bad one fails at load. */
+export const regexSource = z.string().refine((s) => {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, { error: (issue) => `expected a valid regular expression (${regexError(issue.input)})` });
+
+function regexError(input: unknown): string {
+  try {
+    new RegExp(String(input));
+    return "";
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP field name (RFC 9110 token). */
+export const headerName = z.string().regex(TOKEN_RE, {
+  error: "expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+});
+
+export const HTTP_METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "PATCH",
+  "DELETE",
+  "OPTIONS",
+  "TRACE",
+  "CONNECT",
+] as const;
+export const httpMethod = z.preprocess(
+  (v) => (typeof v === "string" ? v.toUpperCase() : v),
+  z.enum(HTTP_METHODS),
+);
+
+/** One item or a list of them; always yields a list. */
+export function oneOrMany<T extends z.ZodType>(item: T) {
+  return z.union([item, z.array(item)]).transform((v) =>
+    (Array.isArray(v) ? v : [v]) as z.output<T>[]
+  );
+}
+
+/** An HTTP status code. */
+export const statusCode = z.number().int().min(100).max(599);

@@ -1,0 +1,64 @@
+/**
+ * `${VAR}` and `${VAR:-default}` in YAML scalars, resolved against the
+ * environment before validation. An unquoted scalar that becomes a number or a
+ * boolean is typed as such (`port: ${PORT:-8080}` is a number); a quoted one
+ * stays a string. `$${` writes a literal `${`.
+ */
+import { isMap, isPair, isScalar, isSeq, Scalar } from "yaml";
+import type { ConfigIssue, KeyPath } from "./issues.ts";
+import type { YamlSource } from "./yaml_source.ts";
+
+const VAR_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}\\]|\\.)*))?\}/g;
+
+export type Env = (name: string) => string | undefined;
+
+export function substitute(
+  text: string,
+  env: Env,
+): { value: string; missing: string[] } {
+  const missing: string[] = [];
+  const value = text.replace(VAR_RE, (whole, name?: string, fallback?: string) => {
+    if (whole === "$${") return "${";
+    const v = env(name!);
+    if (v !== undefined && v !== "") return v;
+    if (fallback !== undefined) return fallback.replace(/\\(.)/g, "$1");
+    if (v === "") return "";
+    missing.push(name!);
+    return "";
+  });
+  return { value, missing };
+}
+
+/** Rewrites every scalar of the document in place; returns the variables that were missing. */
+export function interpolate(src: YamlSource, env: Env): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const walk = (node: unknown, path: KeyPath): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        walk(pair.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    } else if (isScalar(node) && typeof node.value === "string" && node.value.includes("${")) {
+      const { value, missing } = substitute(node.value, env);
+      for (const name of missing) {
+        issues.push(src.issue(
+          path,
+          `environment variable ${name} is not set (set it, or write \${${name}:-default})`,
+        ));
+      }
+      node.value = node.type === Scalar.PLAIN ? retype(value) : value;
+    }
+  };
+  walk(src.doc.contents, []);
+  return issues;
+}
+
+function retype(value: string): string | number | boolean {
+  if (/^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  if (value === "true") return true;
+  if (value === "false") return false;
+  return value;
+}

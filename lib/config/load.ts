@@ -1,0 +1,74 @@
+/**
+ * Loading a configuration: read -> parse YAML -> interpolate ${ENV} -> validate
+ * against the schema -> cross-reference checks. Every problem found is reported
+ * at once, each with file, line, column and key path.
+ */
+import { YamlSource } from "./yaml_source.ts";
+import { type Env, interpolate } from "./interpolate.ts";
+import { schemaIssues } from "./validate.ts";
+import { semanticIssues } from "./semantics.ts";
+import { ConfigError, type ConfigIssue } from "./issues.ts";
+import type { GatewayConfig } from "./schema.ts";
+
+export interface LoadedConfig {
+  config: GatewayConfig;
+  /** File the config came from; relative paths inside it resolve against its folder. */
+  file: string;
+  /** SHA-256 of the source text, for /metrics and /config. */
+  hash: string;
+  source: YamlSource;
+}
+
+export type { Env };
+export const processEnv: Env = (name) => Deno.env.get(name);
+
+/** Parses and validates config text. Throws `ConfigError` with every issue found. */
+export async function parseConfig(
+  text: string,
+  file: string,
+  env: Env = processEnv,
+): Promise<LoadedConfig> {
+  const source = new YamlSource(file, text);
+  const syntax = source.syntaxIssues();
+  if (syntax.length) throw new ConfigError(syntax);
+  const issues: ConfigIssue[] = interpolate(source, env);
+  const data = source.doc.toJS() ?? {};
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError([source.issue([], "expected a mapping at the top of the file")]);
+  }
+  const { config, issues: schemaProblems } = schemaIssues(data, source);
+  issues.push(...schemaProblems);
+  if (config) {
+    for (const s of semanticIssues(config)) {
+      issues.push(source.issue(s.path, s.message, s.key ? { key: true } : {}));
+    }
+  }
+  if (issues.length || !config) throw new ConfigError(sortIssues(issues));
+  return { config, file, hash: await sha256Hex(text), source };
+}
+
+/** Reads and validates a config file. Throws `ConfigError` (an unreadable file is one too). */
+export async function loadConfigFile(file: string, env: Env = processEnv): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new ConfigError([{
+      file,
+      line: 0,
+      col: 0,
+      path: [],
+      message: `cannot read the config file: ${(e as Error).message}`,
+    }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,163 @@
+/**
+ * Checks that need the whole configuration: references between sections,
+ * duplicates, clashes. Each yields issues with a key path; the loader positions them.
+ */
+import type { GatewayConfig } from "./schema.ts";
+import { didYouMean, type KeyPath } from "./issues.ts";
+
+export interface SemanticIssue {
+  path: KeyPath;
+  message: string;
+  key?: boolean;
+}
+
+type Check = (c: GatewayConfig) => SemanticIssue[];
+
+const routeReferences: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  const upstreams = Object.keys(c.upstreams);
+  const providers = Object.keys(c.auth);
+  const ref = (name: string, path: KeyPath) => {
+    if (!(name in c.upstreams)) {
+      out.push({ path, message: `unknown upstream "${name}"${didYouMean(name, upstreams)}` });
+    }
+  };
+  c.routes.forEach((r, i) => {
+    if (r.upstream) ref(r.upstream, ["routes", i, "upstream"]);
+    r.split?.forEach((s, j) => ref(s.upstream, ["routes", i, "split", j, "upstream"]));
+    r.aggregate?.calls.forEach((s, j) =>
+      ref(s.upstream, ["routes", i, "aggregate", "calls", j, "upstream"])
+    );
+    if (r.split && r.split.every((s) => s.weight === 0)) {
+      out.push({ path: ["routes", i, "split"], message: "expected at least one weight above 0" });
+    }
+    r.auth?.forEach((p, j) => {
+      if (!(p in c.auth)) {
+        out.push({
+          path: ["routes", i, "auth", j],
+          message: `unknown auth provider "${p}"${didYouMean(p, providers)}`,
+        });
+      }
+    });
+    if (r.scopes?.length && !r.auth?.length) {
+      out.push({
+        path: ["routes", i, "scopes"],
+        message: "scopes need auth: list the providers that establish the caller",
+      });
+    }
+    if (r.match.version && !c.versioning) {
+      out.push({
+        path: ["routes", i, "match", "version"],
+        message: "match.version needs a top-level versioning section",
+      });
+    }
+  });
+  return out;
+};
+
+const duplicates: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  const seen = (items: { name: string; path: KeyPath }[], what: string) => {
+    const first = new Map<string, number>();
+    items.forEach(({ name, path }, i) => {
+      const prev = first.get(name);
+      if (prev !== undefined) {
+        out.push({ path, message: `duplicate ${what} "${name}" (also at index ${prev})` });
+      } else first.set(name, i);
+    });
+  };
+  seen(c.routes.map((r, i) => ({ name: r.name, path: ["routes", i, "name"] })), "route name");
+  seen(
+    c.listeners.map((l, i) => ({ name: l.name, path: ["listeners", i, "name"] })),
+    "listener name",
+  );
+  seen(c.consumers.map((x, i) => ({ name: x.id, path: ["consumers", i, "id"] })), "consumer id");
+  return out;
+};
+
+const portClashes: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  const bound: { host: string; port: number; what: string }[] = [];
+  const overlaps = (a: string, b: string) =>
+    a === b || a === "0.0.0.0" || b === "0.0.0.0" || a === "::" || b === "::";
+  const claim = (host: string, port: number, what: string, path: KeyPath) => {
+    if (port === 0) return;
+    const clash = bound.find((b) => b.port === port && overlaps(b.host, host));
+    if (clash) {
+      out.push({ path, message: `port ${port} is already used by ${clash.what}` });
+    } else bound.push({ host, port, what });
+  };
+  c.listeners.forEach((l, i) =>
+    claim(l.host, l.port, `listener "${l.name}"`, ["listeners", i, "port"])
+  );
+  if (c.admin) claim(c.admin.host, c.admin.port, "the admin listener", ["admin", "port"]);
+  return out;
+};
+
+const consumerReferences: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  const plans = Object.keys(c.plans);
+  c.consumers.forEach((x, i) => {
+    if (x.plan && !(x.plan in c.plans)) {
+      out.push({
+        path: ["consumers", i, "plan"],
+        message: `unknown plan "${x.plan}"${didYouMean(x.plan, plans)}`,
+      });
+    }
+  });
+  return out;
+};
+
+const authProviders: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  for (const [name, p] of Object.entries(c.auth)) {
+    if (p.kind !== "jwt") continue;
+    const sources = [p.jwks_url, p.jwks_file, p.public_key_file, p.secret].filter(Boolean);
+    if (sources.length !== 1) {
+      out.push({
+        path: ["auth", name],
+        message: "expected exactly one of jwks_url, jwks_file, public_key_file or secret",
+      });
+    }
+    const hmac = p.algorithms.filter((a) => a.startsWith("HS"));
+    if (p.secret && hmac.length !== p.algorithms.length) {
+      out.push({
+        path: ["auth", name, "algorithms"],
+        message: "a shared secret allows only HS256, HS384 or HS512",
+      });
+    }
+    if (!p.secret && hmac.length > 0) {
+      out.push({
+        path: ["auth", name, "algorithms"],
+        message: "HMAC algorithms need a secret; with public keys list only RS*, PS*, ES* or EdDSA",
+      });
+    }
+  }
+  return out;
+};
+
+const storeNeeds: Check = (c) => {
+  const out: SemanticIssue[] = [];
+  c.routes.forEach((r, i) => {
+    if (r.async && c.store.kind !== "redis") {
+      out.push({
+        path: ["routes", i, "async"],
+        message: "async routes need store.kind: redis (jobs live in Redis Streams)",
+      });
+    }
+  });
+  return out;
+};
+
+export const SEMANTIC_CHECKS: Check[] = [
+  routeReferences,
+  duplicates,
+  portClashes,
+  consumerReferences,
+  authProviders,
+  storeNeeds,
+];
+
+export function semanticIssues(c: GatewayConfig): SemanticIssue[] {
+  return SEMANTIC_CHECKS.flatMap((check) => check(c));
+}

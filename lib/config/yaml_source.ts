@@ -1,0 +1,82 @@
+/** A parsed YAML document that can answer "where in the file is this key path?". */
+import {
+  Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+} from "yaml";
+import type { ConfigIssue, KeyPath } from "./issues.ts";
+
+export class YamlSource {
+  readonly doc: Document;
+  readonly lines: LineCounter;
+  constructor(readonly file: string, text: string) {
+    this.lines = new LineCounter();
+    this.doc = parseDocument(text, {
+      lineCounter: this.lines,
+      prettyErrors: false,
+      uniqueKeys: true,
+      merge: true,
+    });
+  }
+
+  /** Syntax errors and duplicate keys found by the parser. */
+  syntaxIssues(): ConfigIssue[] {
+    return this.doc.errors.map((e) => {
+      const pos = this.lines.linePos(e.pos[0]);
+      return {
+        file: this.file,
+        line: pos.line,
+        col: pos.col,
+        path: [],
+        message: `invalid YAML: ${e.message.split("\n")[0]}`,
+      };
+    });
+  }
+
+  /**
+   * Position of the deepest node that exists along `path`. With `key: true` the
+   * position of the key itself (for unknown keys) rather than its value.
+   */
+  locate(path: KeyPath, opts: { key?: boolean } = {}): { line: number; col: number } {
+    let node: unknown = this.doc.contents;
+    let offset = rangeStart(node) ?? 0;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]!;
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && keyText(p.key) === String(seg));
+        if (!pair) break;
+        if (last && opts.key) {
+          offset = rangeStart(pair.key) ?? offset;
+          break;
+        }
+        node = pair.value;
+        offset = rangeStart(pair.value) ?? rangeStart(pair.key) ?? offset;
+      } else if (isSeq(node) && typeof seg === "number") {
+        const item = node.items[seg];
+        if (item === undefined) break;
+        node = item;
+        offset = rangeStart(item) ?? offset;
+      } else break;
+    }
+    const pos = this.lines.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  }
+
+  issue(path: KeyPath, message: string, opts: { key?: boolean } = {}): ConfigIssue {
+    return { file: this.file, ...this.locate(path, opts), path, message };
+  }
+}
+
+function keyText(k: unknown): string {
+  return isScalar(k) ? String(k.value) : String(k);
+}
+
+function rangeStart(n: unknown): number | undefined {
+  return (n as Node | null)?.range?.[0];
+}

@@ -1,0 +1,112 @@
+/**
+ * Everything one request carries through the pipeline. Built once per request
+ * by the server; policies read it and record what they decided (for the access
+ * log and metrics).
+ */
+import { type ErrorCode, type ErrorDetails, errorResponse } from "./errors.ts";
+import type { TraceContext } from "../observe/trace.ts";
+import type { HeaderEdits } from "../proxy/header_edits.ts";
+import type { Bytes } from "../proxy/http1/bytes.ts";
+
+export interface ListenerInfo {
+  readonly name: string;
+  readonly tls: boolean;
+}
+
+/** Who the caller is, once a provider has established it. */
+export interface Identity {
+  /** Provider that authenticated the request (`bearer`, `keys`, ...). */
+  provider: string;
+  /** Token subject, key owner or certificate identity. */
+  subject: string;
+  scopes: ReadonlySet<string>;
+  claims: Readonly<Record<string, unknown>>;
+}
+
+/** A configured consumer (an application or team), with its plan. */
+export interface Consumer {
+  readonly id: string;
+  readonly plan: string | null;
+  readonly scopes: ReadonlySet<string>;
+}
+
+/** Peer certificate of an mTLS connection, as verified by the TLS layer. */
+export interface ClientCertificate {
+  subjectCN: string | null;
+  sans: { uris: string[]; dns: string[]; emails: string[] };
+  fingerprint256: string;
+  validTo: string;
+}
+
+export class RequestContext {
+  /** Route chosen by the router; set before the route's chain runs. */
+  route: { readonly name: string } | null = null;
+  /** Named path parameters from the route pattern. */
+  params: Record<string, string> | null = null;
+  /** Requested API version, when versioning is configured. */
+  version: string | null = null;
+  consumer: Consumer | null = null;
+  identity: Identity | null = null;
+  clientCert: ClientCertificate | null = null;
+  /** Whether the TCP peer is a trusted proxy (its X-Forwarded-* are believed). */
+  peerTrusted = false;
+  /** Path and query sent upstream (after rewrites). */
+  upstreamPath: string;
+  /** Request body as it will be sent upstream (policies may wrap or replace it). */
+  body: ReadableStream<Bytes> | Bytes | null;
+  /** Known length of `body`, or null when it must be streamed chunked. */
+  bodyLength: number | null;
+
+  // What happened, for the access log and metrics.
+  errorCode: ErrorCode | null = null;
+  upstreamName: string | null = null;
+  upstreamTarget: string | null = null;
+  upstreamMs = -1;
+  attempts = 0;
+  rateLimit: "allowed" | "limited" | "shadow_limited" | null = null;
+  cacheStatus: "HIT" | "MISS" | "STALE" | "BYPASS" | null = null;
+  authFailure: { provider: string; reason: string } | null = null;
+  bytesIn = 0;
+  /** Scratch space for a policy to hand data to a later stage of the same chain. */
+  readonly locals = new Map<string, unknown>();
+
+  constructor(
+    readonly request: Request,
+    readonly method: string,
+    /** Normalised path used for routing. */
+    public path: string,
+    /** Raw query string including `?`, or "". */
+    readonly query: string,
+    /** Host (lower-case, without port). */
+    readonly host: string,
+    /** Address of the TCP peer. */
+    readonly peerIp: string,
+    /** Address of the client, after trusted proxies are peeled off. */
+    public clientIp: string,
+    readonly listener: ListenerInfo,
+    /** Wall-clock time at arrival (ms), read once from the injected clock. */
+    readonly now: number,
+    /** Monotonic time at arrival (ms), for latencies. */
+    readonly startMono: number,
+    readonly requestId: string,
+    readonly trace: TraceContext,
+    readonly upstreamHeaders: HeaderEdits,
+  ) {
+    this.upstreamPath = path + query;
+    this.body = request.body;
+    const cl = request.headers.get("content-length");
+    this.bodyLength = cl !== null && /^\d+$/.test(cl) ? Number(cl) : null;
+  }
+
+  private searchParamsCache: URLSearchParams | null = null;
+  /** Parsed query, built on first use. */
+  get searchParams(): URLSearchParams {
+    return this.searchParamsCache ??= new URLSearchParams(this.query);
+  }
+
+  /** Records the refusal and renders it in the common error shape. */
+  refuse(code: ErrorCode, details?: ErrorDetails): Response {
+    this.errorCode = code;
+    return errorResponse(code, this.requestId, details);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Keys derived from a request (`consumer`, `ip`, `route`, `header:NAME`), compiled
+ * once: used by rate limits, sticky splits and hash balancing.
+ */
+import type { RequestContext } from "./context.ts";
+
+export type RequestKey = (ctx: RequestContext) => string | null;
+
+export function compileRequestKey(spec: string): RequestKey {
+  if (spec === "consumer") return (ctx) => ctx.consumer?.id ?? ctx.identity?.subject ?? null;
+  if (spec === "ip") return (ctx) => ctx.clientIp;
+  if (spec === "route") return (ctx) => ctx.route?.name ?? null;
+  if (spec.startsWith("header:")) {
+    const name = spec.slice(7).toLowerCase();
+    return (ctx) => ctx.request.headers.get(name);
+  }
+  throw new Error(`Unknown request key: ${spec}`);
+}
+
+/** Several keys joined; null if any part is missing. */
+export function compileCompositeKey(specs: readonly string[]): RequestKey {
+  if (specs.length === 1) return compileRequestKey(specs[0]!);
+  const parts = specs.map(compileRequestKey);
+  return (ctx) => {
+    let out = "";
+    for (let i = 0; i < parts.length; i++) {
+      const v = parts[i]!(ctx);
+      if (v === null) return null;
+      out += i === 0 ? v : `|${v}`;
+    }
+    return out;
+  };
+}

@@ -1,0 +1,43 @@
+/** W3C Trace Context (traceparent / tracestate): continue a trace or start one. */
+
+export interface TraceContext {
+  traceId: string;
+  /** The caller's span, if the request carried a valid traceparent. */
+  parentId: string | null;
+  /** The span this gateway hop adds; sent upstream as the parent. */
+  spanId: string;
+  flags: string;
+  state: string | null;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ZERO_TRACE = "0".repeat(32);
+const ZERO_SPAN = "0".repeat(16);
+
+const pool = new Uint8Array(4096);
+let poolOffset = pool.length;
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Random lower-case hex of `bytes` bytes, drawn from a pooled CSPRNG buffer. */
+export function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    crypto.getRandomValues(pool);
+    poolOffset = 0;
+  }
+  let s = "";
+  for (let i = 0; i < bytes; i++) s += HEX[pool[poolOffset++]!];
+  return s;
+}
+
+export function parseTraceparent(header: string | null, state: string | null): TraceContext {
+  const m = header ? TRACEPARENT.exec(header.trim()) : null;
+  if (m && m[1] !== "ff" && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN && (m[1] !== "00" || !m[5])) {
+    return { traceId: m[2]!, parentId: m[3]!, spanId: randomHex(8), flags: m[4]!, state };
+  }
+  // An invalid traceparent starts a new trace; its tracestate goes with it (W3C §3.3).
+  return { traceId: randomHex(16), parentId: null, spanId: randomHex(8), flags: "01", state: null };
+}
+
+export function formatTraceparent(t: TraceContext): string {
+  return `00-${t.traceId}-${t.spanId}-${t.flags}`;
+}

@@ -1,0 +1,13 @@
+/**
+ * Long-lived parts of the running gateway that plans use but do not own: they
+ * survive reloads, so connection pools stay warm and counters carry over.
+ */
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../observe/logger.ts";
+import type { PoolRegistry } from "../proxy/pools.ts";
+
+export interface RuntimeDeps {
+  clock: Clock;
+  logger: Logger;
+  pools: PoolRegistry;
+}

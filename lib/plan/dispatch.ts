@@ -1,0 +1,48 @@
+/** Routing a request to its route's chain, or refusing it with 404, 405 or an unknown version. */
+import type { Handler } from "../core/pipeline.ts";
+import type { RouteTable } from "../router/table.ts";
+import type { VersionNegotiator } from "../router/version.ts";
+import type { CompiledRoute } from "./plan.ts";
+import type { RequestContext } from "../core/context.ts";
+
+export function createDispatch(
+  table: RouteTable<CompiledRoute>,
+  versions: VersionNegotiator | null,
+): Handler {
+  return (ctx) => {
+    const result = table.match(matchView(ctx));
+    switch (result.kind) {
+      case "found": {
+        const route = result.route;
+        ctx.route = route;
+        ctx.params = result.params;
+        ctx.version = result.version;
+        if (route.rewrite) {
+          ctx.upstreamPath = route.rewrite(ctx.path, result.matchedLength) + ctx.query;
+        }
+        return route.handler(ctx);
+      }
+      case "method_not_allowed":
+        return ctx.refuse("method_not_allowed", { headers: { allow: result.allow } });
+      case "unsupported_version":
+        return ctx.refuse("unsupported_version", {
+          message: `API version ${result.requested} is not supported`,
+          headers: versions ? { [versions.supportedHeader]: versions.headerValue } : {},
+          extra: {
+            requested_version: result.requested,
+            supported_versions: versions?.supported ?? [],
+          },
+        });
+      default:
+        return ctx.refuse("route_not_found");
+    }
+  };
+}
+
+/** A CORS preflight is routed by the method it asks about, so the route's CORS policy answers it. */
+function matchView(ctx: RequestContext): RequestContext {
+  if (ctx.method !== "OPTIONS") return ctx;
+  const asked = ctx.request.headers.get("access-control-request-method");
+  if (asked === null || !ctx.request.headers.has("origin")) return ctx;
+  return Object.create(ctx, { method: { value: asked.toUpperCase() } });
+}

@@ -1,0 +1,37 @@
+/**
+ * The one mutable reference of the request path: the current plan. A reload
+ * swaps it with one assignment; requests already running finish on the plan
+ * they started with, which is disposed when the last of them ends.
+ */
+import type { Plan } from "./plan.ts";
+
+export class PlanHolder {
+  private plan: Plan | null = null;
+  private readonly retired = new Set<Plan>();
+
+  get current(): Plan | null {
+    return this.plan;
+  }
+
+  swap(next: Plan): void {
+    const old = this.plan;
+    this.plan = next;
+    if (old) {
+      if (old.inFlight === 0) void old.dispose();
+      else this.retired.add(old);
+    }
+  }
+
+  /** Called when a request on `plan` ends. */
+  release(plan: Plan): void {
+    if (--plan.inFlight === 0 && this.retired.delete(plan)) void plan.dispose();
+  }
+
+  /** Disposes every plan, current and retired (at shutdown). */
+  async disposeAll(): Promise<void> {
+    const all = [...this.retired, ...(this.plan ? [this.plan] : [])];
+    this.retired.clear();
+    this.plan = null;
+    await Promise.all(all.map((p) => p.dispose()));
+  }
+}

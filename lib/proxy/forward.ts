@@ -1,0 +1,86 @@
+/**
+ * The request head sent upstream: end-to-end headers of the client's request,
+ * minus hop-by-hop ones (RFC 9110 §7.6.1) and those the gateway owns, plus
+ * X-Forwarded-*, Via, the request id and trace context.
+ */
+import type { RequestContext } from "../core/context.ts";
+import { formatTraceparent } from "../observe/trace.ts";
+import { HOP_BY_HOP } from "./http1/response_head.ts";
+
+/** Fields never copied from the client: framing, hop-by-hop, and those rebuilt below. */
+const NOT_COPIED = new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "content-length",
+  "expect",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "x-forwarded-port",
+  "x-real-ip",
+  "forwarded",
+  "via",
+  "traceparent",
+  "tracestate",
+]);
+
+export interface ForwardOptions {
+  /** Host header value for the target (`host[:port]`). */
+  authority: string;
+  preserveHost: boolean;
+  /** `1.1 gateway` style token appended to Via. */
+  via: string;
+  /** Lower-case name of the request id header. */
+  requestIdHeader: string;
+  /** Whether the peer is a trusted proxy whose X-Forwarded-* may be extended. */
+  trustedPeer: boolean;
+  tracing: boolean;
+  /** Static `name: value\r\n` lines configured on the upstream. */
+  extraBlock: string;
+}
+
+export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string {
+  const incoming = ctx.request.headers;
+  const edits = ctx.upstreamHeaders;
+  const connection = incoming.get("connection");
+  const named = connection ? connection.toLowerCase().split(",").map((t) => t.trim()) : null;
+  const requestIdHeader = o.requestIdHeader;
+  let block = "";
+  for (const [name, value] of incoming) {
+    if (NOT_COPIED.has(name) || name === requestIdHeader) continue;
+    if (named !== null && named.includes(name)) continue;
+    if (edits.replaced.has(name)) continue;
+    block += `${name}: ${value}\r\n`;
+  }
+  const originalHost = incoming.get("host") ?? "";
+  block += `host: ${o.preserveHost && originalHost ? originalHost : o.authority}\r\n`;
+
+  const priorFor = o.trustedPeer ? incoming.get("x-forwarded-for") : null;
+  block += `x-forwarded-for: ${priorFor ? `${priorFor}, ${ctx.peerIp}` : ctx.peerIp}\r\n`;
+  const priorProto = o.trustedPeer ? incoming.get("x-forwarded-proto") : null;
+  block += `x-forwarded-proto: ${priorProto ?? (ctx.listener.tls ? "https" : "http")}\r\n`;
+  const priorHost = o.trustedPeer ? incoming.get("x-forwarded-host") : null;
+  if (priorHost ?? originalHost) block += `x-forwarded-host: ${priorHost ?? originalHost}\r\n`;
+  if (o.trustedPeer) {
+    const fwd = incoming.get("forwarded");
+    if (fwd) block += `forwarded: ${fwd}\r\n`;
+  }
+  const priorVia = incoming.get("via");
+  block += `via: ${priorVia ? `${priorVia}, ${o.via}` : o.via}\r\n`;
+  block += `${requestIdHeader}: ${ctx.requestId}\r\n`;
+  if (o.tracing) {
+    block += `traceparent: ${formatTraceparent(ctx.trace)}\r\n`;
+    if (ctx.trace.state) block += `tracestate: ${ctx.trace.state}\r\n`;
+  }
+  if (!edits.empty) {
+    for (const [name, values] of edits.replaced) {
+      if (values === null || NOT_COPIED.has(name)) continue;
+      for (const v of values) block += `${name}: ${v}\r\n`;
+    }
+    for (const [name, values] of edits.appended) {
+      if (NOT_COPIED.has(name)) continue;
+      for (const v of values) block += `${name}: ${v}\r\n`;
+    }
+  }
+  return block + o.extraBlock;
+}

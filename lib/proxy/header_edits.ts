@@ -1,0 +1,72 @@
+/**
+ * Changes to the request headers sent upstream, recorded by policies (identity
+ * headers, transforms, credential stripping) and applied once when the request
+ * head is written, instead of copying the incoming Headers.
+ */
+
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f]/g;
+
+/** Makes a value safe for a header line: no CR, LF or NUL; non-latin1 text as UTF-8 bytes. */
+export function safeHeaderValue(value: string): string {
+  let v = value.replace(UNSAFE, "").trim();
+  // deno-lint-ignore no-control-regex
+  if (!/^[\x00-\xff]*$/.test(v)) {
+    v = String.fromCharCode(...new TextEncoder().encode(v));
+  }
+  return v;
+}
+
+export class HeaderEdits {
+  /** Lower-case name -> replacement values (null: removed). */
+  readonly replaced = new Map<string, string[] | null>();
+  /** Lower-case name -> values added after the original ones. */
+  readonly appended = new Map<string, string[]>();
+
+  get empty(): boolean {
+    return this.replaced.size === 0 && this.appended.size === 0;
+  }
+
+  set(name: string, value: string): void {
+    const n = name.toLowerCase();
+    this.replaced.set(n, [safeHeaderValue(value)]);
+    this.appended.delete(n);
+  }
+
+  append(name: string, value: string): void {
+    const n = name.toLowerCase();
+    const r = this.replaced.get(n);
+    if (r) r.push(safeHeaderValue(value));
+    else if (r === null) this.replaced.set(n, [safeHeaderValue(value)]);
+    else {
+      const a = this.appended.get(n);
+      if (a) a.push(safeHeaderValue(value));
+      else this.appended.set(n, [safeHeaderValue(value)]);
+    }
+  }
+
+  remove(name: string): void {
+    const n = name.toLowerCase();
+    this.replaced.set(n, null);
+    this.appended.delete(n);
+  }
+
+  /** The value the upstream will see, given the original headers. */
+  get(name: string, original: Headers): string | null {
+    const n = name.toLowerCase();
+    const r = this.replaced.get(n);
+    if (r === null) return null;
+    if (r) return r.join(", ");
+    const o = original.get(n);
+    const a = this.appended.get(n);
+    if (!a) return o;
+    return o === null ? a.join(", ") : `${o}, ${a.join(", ")}`;
+  }
+
+  /** Renames a header, keeping its effective value. */
+  rename(from: string, to: string, original: Headers): void {
+    const v = this.get(from, original);
+    this.remove(from);
+    if (v !== null) this.set(to, v);
+  }
+}

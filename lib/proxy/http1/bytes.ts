@@ -1,0 +1,50 @@
+/** Byte-level helpers for HTTP/1.1 framing: ASCII fast paths, latin1 for the rest. */
+export type Bytes = Uint8Array<ArrayBuffer>;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes a header block; header values are byte strings (latin1), not UTF-8. */
+export function encodeHead(text: string): Uint8Array {
+  // deno-lint-ignore no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return encoder.encode(text);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  return out;
+}
+
+/** Decodes a header block as latin1 (ASCII fast path). */
+export function decodeHead(bytes: Uint8Array): string {
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! >= 0x80) {
+      let s = "";
+      for (let j = 0; j < bytes.length; j += 8192) {
+        s += String.fromCharCode(...bytes.subarray(j, Math.min(bytes.length, j + 8192)));
+      }
+      return s;
+    }
+  }
+  return decoder.decode(bytes);
+}
+
+/** Index of the first CRLFCRLF at or after `from`, or -1. */
+export function findHeadEnd(buf: Uint8Array, from: number, end: number): number {
+  for (let i = from; i + 3 < end; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+/** Index of the first CRLF at or after `from`, or -1. */
+export function findLineEnd(buf: Uint8Array, from: number, end: number): number {
+  for (let i = from; i + 1 < end; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10) return i;
+  }
+  return -1;
+}
+
+export const CRLF = encoder.encode("\r\n");
+export const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+export function chunkHeader(size: number): Uint8Array {
+  return encoder.encode(size.toString(16) + "\r\n");
+}

@@ -1,0 +1,304 @@
+/**
+ * One HTTP/1.1 exchange over a pooled connection: write the request (streaming
+ * its body), read the response head, hand back the body as bytes or a stream.
+ * The connection returns to the pool only after both messages ended cleanly.
+ */
+import { type Bytes, chunkHeader, CRLF, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import type { UpstreamConnection } from "./connection.ts";
+import {
+  chunkedStream,
+  fixedLengthStream,
+  takeBufferedBody,
+  takeBufferedChunked,
+  untilCloseStream,
+} from "./body.ts";
+import { ProtocolError, readResponseHead, type ResponseHead } from "./response_head.ts";
+import type { TargetPool } from "./pool.ts";
+import { UpstreamError } from "./errors.ts";
+
+export interface UpstreamRequest {
+  method: string;
+  /** Origin-form target: path and query. */
+  path: string;
+  /** Header lines, each `name: value\r\n`, including Host; no framing headers. */
+  headerBlock: string;
+  body: ReadableStream<Bytes> | Bytes | null;
+  /** Length of a streamed body when known; null streams it chunked. */
+  bodyLength: number | null;
+}
+
+export interface ExchangeOptions {
+  connectTimeoutMs: number;
+  /** From the request written to the response head. */
+  firstByteTimeoutMs: number;
+  /** The whole exchange, response body included. */
+  requestTimeoutMs: number;
+  /** Aborts the exchange (the client went away). */
+  signal?: AbortSignal | null;
+  /** Called once when the exchange is over, after the response body ended or failed. */
+  onEnd?: (error: unknown) => void;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  body: Bytes | ReadableStream<Bytes> | null;
+  /** Whether the request went out on a connection that had served before. */
+  reused: boolean;
+}
+
+const SMALL_BODY = 16 * 1024;
+
+/** Sends one request to the pool's target. Throws `UpstreamError`, or the body's own error. */
+export async function exchange(
+  pool: TargetPool,
+  req: UpstreamRequest,
+  opts: ExchangeOptions,
+): Promise<UpstreamResponse> {
+  const replayable = !(req.body instanceof ReadableStream);
+  try {
+    return await attempt(pool, req, opts, replayable);
+  } catch (e) {
+    // A parked connection can die in the instant it is reused; a replayable request
+    // that got no answer at all is sent once more on a fresh connection.
+    if (e instanceof StaleConnection) return await attempt(pool, req, opts, false);
+    throw e;
+  }
+}
+
+class StaleConnection extends Error {}
+
+async function attempt(
+  pool: TargetPool,
+  req: UpstreamRequest,
+  opts: ExchangeOptions,
+  retryIfStale: boolean,
+): Promise<UpstreamResponse> {
+  const signal = opts.signal;
+  if (signal?.aborted) throw new UpstreamError("aborted", "The client went away", { sent: false });
+  const conn = await pool.acquire(opts.connectTimeoutMs);
+  const reused = conn.uses > 0;
+  const x = new Exchange(pool, conn, opts);
+  try {
+    x.arm();
+    const head = await x.send(req);
+    if (head === null) {
+      if (reused && retryIfStale && !x.bodyStarted) throw new StaleConnection();
+      throw new UpstreamError("reset", "The upstream closed the connection without answering");
+    }
+    x.gotHead();
+    return x.response(head, req.method, reused);
+  } catch (e) {
+    x.fail();
+    if (e instanceof StaleConnection) throw e;
+    const err = x.classify(e);
+    if (
+      reused && retryIfStale && !x.bodyStarted && err instanceof UpstreamError &&
+      err.kind === "reset"
+    ) {
+      throw new StaleConnection();
+    }
+    throw err;
+  }
+}
+
+class Exchange {
+  private firstByteTimer: ReturnType<typeof setTimeout> | undefined;
+  private requestTimer: ReturnType<typeof setTimeout> | undefined;
+  private timedOut: "first_byte" | "request" | null = null;
+  private aborted = false;
+  private bodyError: unknown = null;
+  private bodyWritten = true;
+  bodyStarted = false;
+  private ended = false;
+  private readonly onAbort = () => {
+    this.aborted = true;
+    this.conn.close();
+  };
+
+  constructor(
+    private readonly pool: TargetPool,
+    private readonly conn: UpstreamConnection,
+    private readonly opts: ExchangeOptions,
+  ) {}
+
+  arm(): void {
+    const o = this.opts;
+    if (Number.isFinite(o.requestTimeoutMs)) {
+      this.requestTimer = setTimeout(() => {
+        this.timedOut ??= "request";
+        this.conn.close();
+      }, o.requestTimeoutMs);
+    }
+    if (Number.isFinite(o.firstByteTimeoutMs)) {
+      this.firstByteTimer = setTimeout(() => {
+        this.timedOut ??= "first_byte";
+        this.conn.close();
+      }, o.firstByteTimeoutMs);
+    }
+    o.signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  async send(req: UpstreamRequest): Promise<ResponseHead | null> {
+    const body = req.body;
+    let framing = "";
+    if (body instanceof Uint8Array) {
+      if (body.length > 0 || methodExpectsBody(req.method)) {
+        framing = `content-length: ${body.length}\r\n`;
+      }
+    } else if (body) {
+      framing = req.bodyLength !== null
+        ? `content-length: ${req.bodyLength}\r\n`
+        : "transfer-encoding: chunked\r\n";
+    }
+    const head = encodeHead(
+      `${req.method} ${req.path} HTTP/1.1\r\n${req.headerBlock}${framing}\r\n`,
+    );
+    if (body instanceof Uint8Array && body.length > 0 && body.length <= SMALL_BODY) {
+      const both = new Uint8Array(head.length + body.length);
+      both.set(head);
+      both.set(body, head.length);
+      await this.conn.writeAll(both);
+    } else {
+      await this.conn.writeAll(head);
+      if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
+    }
+    if (body instanceof ReadableStream) {
+      this.bodyWritten = false;
+      this.writeBody(body, req.bodyLength);
+    }
+    return await readResponseHead(this.conn);
+  }
+
+  /** Streams the request body while the response is being awaited (the upstream may answer early). */
+  private writeBody(body: ReadableStream<Bytes>, length: number | null): void {
+    const reader = body.getReader();
+    const conn = this.conn;
+    (async () => {
+      let sent = 0;
+      while (true) {
+        const { done, value } = await reader.read();
+        if (conn.closed) throw new Error("Upstream connection closed while sending the body");
+        if (done) break;
+        if (value.length === 0) continue;
+        this.bodyStarted = true;
+        sent += value.length;
+        if (length === null) {
+          const size = chunkHeader(value.length);
+          const out = new Uint8Array(size.length + value.length + 2);
+          out.set(size);
+          out.set(value, size.length);
+          out.set(CRLF, size.length + value.length);
+          await conn.writeAll(out);
+        } else {
+          if (sent > length) throw new ProtocolError("Request body longer than its Content-Length");
+          await conn.writeAll(value);
+        }
+      }
+      if (length === null) await conn.writeAll(LAST_CHUNK);
+      else if (sent !== length) {
+        throw new ProtocolError("Request body shorter than its Content-Length");
+      }
+      this.bodyWritten = true;
+    })().catch((e) => {
+      this.bodyError ??= e;
+      reader.cancel(e).catch(() => {});
+      conn.close();
+    });
+  }
+
+  gotHead(): void {
+    clearTimeout(this.firstByteTimer);
+    this.firstByteTimer = undefined;
+  }
+
+  response(head: ResponseHead, method: string, reused: boolean): UpstreamResponse {
+    const base = {
+      status: head.status,
+      statusText: head.statusText,
+      headers: head.headers,
+      reused,
+    };
+    if (head.status === 101) throw new ProtocolError("Unexpected protocol switch from upstream");
+    const keep = !head.close;
+    if (method === "HEAD" || head.status === 204 || head.status === 304) {
+      this.finish(keep, null);
+      return { ...base, body: null };
+    }
+    if (head.chunked) {
+      const whole = takeBufferedChunked(this.conn);
+      if (whole) {
+        this.finish(keep, null);
+        return { ...base, body: whole };
+      }
+      return { ...base, body: chunkedStream(this.conn, (r, e) => this.finish(r, e), keep) };
+    }
+    if (head.contentLength !== null) {
+      const whole = takeBufferedBody(this.conn, head.contentLength);
+      if (whole) {
+        this.finish(keep, null);
+        return { ...base, body: whole };
+      }
+      return {
+        ...base,
+        body: fixedLengthStream(this.conn, head.contentLength, (r, e) => this.finish(r, e), keep),
+      };
+    }
+    return { ...base, body: untilCloseStream(this.conn, (_r, e) => this.finish(false, e)) };
+  }
+
+  /** The response ended (body fully read, or failed): give back the connection. */
+  private finish(reusable: boolean, error: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.disarm();
+    const clean = reusable && this.bodyWritten && this.bodyError === null &&
+      this.conn.start === this.conn.end;
+    this.pool.release(this.conn, clean);
+    this.opts.onEnd?.(error === null ? null : this.classify(error));
+  }
+
+  fail(): void {
+    if (this.ended) return;
+    this.conn.close();
+    this.finish(false, null);
+  }
+
+  private disarm(): void {
+    clearTimeout(this.firstByteTimer);
+    clearTimeout(this.requestTimer);
+    this.opts.signal?.removeEventListener("abort", this.onAbort);
+  }
+
+  /** Maps whatever broke the exchange to what the caller must know. */
+  classify(e: unknown): unknown {
+    if (this.bodyError !== null && !(this.bodyError instanceof ProtocolError)) {
+      // The client's body failed (a size limit, the client hung up): that is the cause.
+      if (
+        !(this.bodyError instanceof Error && /closed while sending/.test(this.bodyError.message))
+      ) {
+        return this.bodyError;
+      }
+    }
+    if (e instanceof UpstreamError) return e;
+    if (this.aborted) return new UpstreamError("aborted", "The client went away", { cause: e });
+    if (this.timedOut) {
+      return new UpstreamError(
+        "timeout",
+        this.timedOut === "first_byte"
+          ? `No response head within ${this.opts.firstByteTimeoutMs} ms`
+          : `The exchange took longer than ${this.opts.requestTimeoutMs} ms`,
+        { cause: e },
+      );
+    }
+    if (e instanceof ProtocolError) return new UpstreamError("protocol", e.message, { cause: e });
+    return new UpstreamError("reset", `The upstream connection failed: ${(e as Error)?.message}`, {
+      cause: e,
+    });
+  }
+}
+
+function methodExpectsBody(method: string): boolean {
+  return method === "POST" || method === "PUT" || method === "PATCH";
+}

@@ -1,0 +1,137 @@
+/**
+ * Keep-alive connections to one upstream target. Idle connections are reused
+ * last-in first-out (the warmest first) and closed after an idle timeout.
+ */
+import { type Socket, UpstreamConnection } from "./connection.ts";
+import { UpstreamError } from "./errors.ts";
+
+export interface Target {
+  /** `http://10.0.1.22:3001` as configured. */
+  readonly url: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  /** Value for the Host header: host[:port], the port only when not the default. */
+  readonly authority: string;
+}
+
+export function parseTarget(url: string): Target {
+  const u = new URL(url);
+  const tls = u.protocol === "https:";
+  const port = u.port ? Number(u.port) : tls ? 443 : 80;
+  const hostname = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+  return { url: u.origin, hostname, port, tls, authority: u.host };
+}
+
+export interface PoolOptions {
+  maxIdle: number;
+  idleTimeoutMs: number;
+  /** PEM CA certificates trusted for https targets, besides the system store. */
+  caCerts?: string[];
+}
+
+export class TargetPool {
+  private readonly idle: UpstreamConnection[] = [];
+  /** Connections lent out right now (for least_conn balancing and metrics). */
+  active = 0;
+  private closedPool = false;
+
+  constructor(readonly target: Target, private options: PoolOptions) {}
+
+  configure(options: PoolOptions): void {
+    this.options = options;
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** A parked connection if one is alive, else a new one. */
+  async acquire(connectTimeoutMs: number): Promise<UpstreamConnection> {
+    while (this.idle.length > 0) {
+      const conn = this.idle.pop()!;
+      if (conn.closed) continue;
+      conn.onClosedWhileIdle = null;
+      this.active++;
+      return conn;
+    }
+    const conn = await this.connect(connectTimeoutMs);
+    this.active++;
+    return conn;
+  }
+
+  /** Returns a connection; it is parked for reuse only if the exchange left it clean. */
+  release(conn: UpstreamConnection, reusable: boolean): void {
+    this.active--;
+    conn.uses++;
+    if (!reusable || conn.closed || this.closedPool || this.idle.length >= this.options.maxIdle) {
+      conn.close();
+      return;
+    }
+    conn.onClosedWhileIdle = () => {
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+    };
+    conn.park(performance.now());
+    this.idle.push(conn);
+  }
+
+  /** Closes connections idle for longer than the idle timeout. */
+  sweep(nowMono: number): void {
+    const limit = nowMono - this.options.idleTimeoutMs;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const c = this.idle[i]!;
+      if (c.closed || c.idleSince < limit) {
+        this.idle.splice(i, 1);
+        c.onClosedWhileIdle = null;
+        c.close();
+      }
+    }
+  }
+
+  close(): void {
+    this.closedPool = true;
+    for (const c of this.idle.splice(0)) {
+      c.onClosedWhileIdle = null;
+      c.close();
+    }
+  }
+
+  private async connect(timeoutMs: number): Promise<UpstreamConnection> {
+    const t = this.target;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const opening: Promise<Socket> = t.tls
+      ? Deno.connectTls({
+        hostname: t.hostname,
+        port: t.port,
+        ...(this.options.caCerts ? { caCerts: this.options.caCerts } : {}),
+      })
+      : Deno.connect({ hostname: t.hostname, port: t.port });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new UpstreamError("connect_timeout", `Connecting to ${t.url} timed out`));
+      }, timeoutMs);
+    });
+    try {
+      const socket = await Promise.race([opening, timeout]);
+      if (!t.tls) (socket as Deno.TcpConn).setNoDelay(true);
+      return new UpstreamConnection(socket, t.url);
+    } catch (e) {
+      if (timedOut) {
+        opening.then((s) => s.close(), () => {});
+        throw e;
+      }
+      throw new UpstreamError(
+        "connect_error",
+        `Cannot connect to ${t.url}: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { z } from "zod";
+import { headerName, httpUrl, positiveInt } from "../config/common.ts";
+import {
+  circuitBreakerSchema,
+  healthCheckSchema,
+  outlierSchema,
+  retriesSchema,
+  timeoutSchema,
+} from "../resilience/schema.ts";
+
+export const targetSchema = z.strictObject({
+  url: httpUrl.refine((s) => {
+    const u = new URL(s);
+    return (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
+  }, { error: "expected a target URL without a path, query or fragment (scheme, host, port)" }),
+  weight: z.number().int().min(0).max(1000).default(1),
+});
+
+const hashKey = z.string().regex(/^(consumer|ip|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/, {
+  error: "expected consumer, ip or header:NAME",
+});
+
+export const upstreamSchema = z.strictObject({
+  targets: z.array(targetSchema).min(1),
+  balance: z.enum(["round_robin", "least_conn", "random", "hash"]).default("round_robin"),
+  hash_on: hashKey.default("ip").meta({ description: "Key for balance: hash" }),
+  timeout: timeoutSchema.default({}),
+  retries: retriesSchema.optional(),
+  circuit_breaker: circuitBreakerSchema.optional(),
+  max_concurrent: positiveInt.optional().meta({
+    description: "Bulkhead: requests in flight to this upstream at once",
+  }),
+  queue: z.number().int().min(0).default(0).meta({
+    description: "Requests that may wait for a bulkhead slot",
+  }),
+  queue_timeout_ms: positiveInt.default(1000),
+  health_check: healthCheckSchema.optional(),
+  outlier_detection: outlierSchema.optional(),
+  preserve_host: z.boolean().default(false),
+  keepalive: z.strictObject({
+    max_idle: positiveInt.default(128).meta({ description: "Idle connections kept per target" }),
+    idle_timeout_s: z.number().positive().default(60),
+  }).default({ max_idle: 128, idle_timeout_s: 60 }),
+  headers: z.record(headerName, z.string()).default({}).meta({
+    description: "Headers set on every request to this upstream",
+  }),
+});
+
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type TargetConfig = z.output<typeof targetSchema>;

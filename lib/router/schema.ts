@@ -1,0 +1,83 @@
+import { z } from "zod";
+import { headerName, httpMethod, oneOrMany, regexSource } from "../config/common.ts";
+
+const pathPrefix = z.string().startsWith("/", { error: "expected a path starting with /" });
+
+/** A value matcher: an exact string, or `{ regex: ... }`. */
+const valueMatcher = z.union([
+  z.string(),
+  z.strictObject({ regex: regexSource }),
+  z.strictObject({ present: z.boolean() }),
+]);
+
+const hostPattern = z.string().regex(/^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, {
+  error: "expected a host name such as api.example.com or *.example.com",
+});
+
+export const matchSchema = z.strictObject({
+  path: pathPrefix.optional().meta({ description: "Path prefix, matched on segment boundaries" }),
+  path_exact: pathPrefix.optional(),
+  path_regex: regexSource.optional().meta({ description: "Regular expression on the path" }),
+  methods: z.array(httpMethod).optional(),
+  host: oneOrMany(hostPattern).optional(),
+  headers: z.record(headerName, valueMatcher).optional(),
+  query: z.record(z.string().min(1), valueMatcher).optional(),
+  version: oneOrMany(z.union([z.string(), z.number()]).transform(String)).optional().meta({
+    description: "API versions this route serves (see versioning)",
+  }),
+}).superRefine((m, ctx) => {
+  const kinds = ["path", "path_exact", "path_regex"].filter((k) => m[k as keyof typeof m]);
+  if (kinds.length > 1) {
+    ctx.addIssue({
+      code: "custom",
+      path: [kinds[1]!],
+      message: `expected only one of path, path_exact, path_regex (found ${kinds.join(", ")})`,
+    });
+  }
+});
+
+export const rewriteSchema = z.union([
+  z.strictObject({
+    regex: regexSource,
+    replacement: z.string(),
+  }),
+  z.strictObject({
+    prefix: z.string().startsWith("/").meta({
+      description: "Replaces the matched path prefix with this one",
+    }),
+  }),
+]);
+
+export const splitSchema = z.array(z.strictObject({
+  upstream: z.string().min(1),
+  weight: z.number().min(0),
+})).min(1);
+
+export const stickySchema = z.string().regex(
+  /^(consumer|ip|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/,
+  {
+    error: "expected consumer, ip or header:NAME",
+  },
+);
+
+export const versioningSchema = z.strictObject({
+  sources: z.array(z.enum(["path", "header", "accept", "query"])).min(1).default([
+    "path",
+    "header",
+    "accept",
+    "query",
+  ]).meta({ description: "Where the requested version is read, first found wins" }),
+  header: headerName.default("X-API-Version"),
+  query: z.string().min(1).default("version"),
+  default: z.union([z.string(), z.number()]).transform(String).optional().meta({
+    description: "Version assumed when the request names none; the latest by default",
+  }),
+  on_unknown: z.enum(["reject", "default", "latest"]).default("reject").meta({
+    description: "A version no route serves: 404 (reject) or serve the default or latest",
+  }),
+  supported_header: headerName.default("X-API-Supported-Versions"),
+});
+
+export type MatchConfig = z.output<typeof matchSchema>;
+export type RewriteConfig = z.output<typeof rewriteSchema>;
+export type VersioningConfig = z.output<typeof versioningSchema>;

@@ -1,0 +1,88 @@
+/**
+ * API version negotiation. The requested version is read from the path
+ * (`/v2/...`), a header (`X-API-Version: 2`), the Accept media type
+ * (`application/vnd.acme.v2+json`) or a query parameter, first found wins.
+ */
+import type { VersioningConfig } from "./schema.ts";
+
+export interface VersionSource {
+  method: string;
+  path: string;
+  request: Request;
+  searchParams: URLSearchParams;
+}
+
+const PATH_VERSION = /(?:^|\/)v(\d+(?:\.\d+)?)(?=\/|$)/i;
+const ACCEPT_VERSION = /application\/vnd\.[^;,\s]*?\.v(\d+(?:\.\d+)?)(?:\+[a-z0-9.-]+)?/i;
+
+export function cleanVersion(v: string): string {
+  return v.trim().replace(/^v/i, "");
+}
+
+export class VersionNegotiator {
+  readonly supported: readonly string[];
+  readonly supportedSet: ReadonlySet<string>;
+  readonly latest: string;
+  readonly fallback: string;
+  readonly supportedHeader: string;
+  readonly headerValue: string;
+  private readonly header: string;
+
+  constructor(readonly config: VersioningConfig, versions: Iterable<string>) {
+    const all = [...new Set(versions)].sort((a, b) =>
+      a.localeCompare(b, undefined, { numeric: true })
+    );
+    this.supported = all;
+    this.supportedSet = new Set(all);
+    this.latest = all[all.length - 1] ?? "1";
+    this.fallback = config.default !== undefined ? cleanVersion(config.default) : this.latest;
+    this.header = config.header.toLowerCase();
+    this.supportedHeader = config.supported_header;
+    this.headerValue = all.join(", ");
+  }
+
+  /** A `/v2/` style version in the path, or null. */
+  fromPath(path: string): string | null {
+    const v = PATH_VERSION.exec(path)?.[1];
+    return v ? cleanVersion(v) : null;
+  }
+
+  /** The version the request names, or null. */
+  requested(src: VersionSource): string | null {
+    for (const s of this.config.sources) {
+      let v: string | null | undefined = null;
+      switch (s) {
+        case "path":
+          v = this.fromPath(src.path);
+          break;
+        case "header":
+          v = src.request.headers.get(this.header);
+          break;
+        case "accept": {
+          const accept = src.request.headers.get("accept");
+          v = accept ? ACCEPT_VERSION.exec(accept)?.[1] : null;
+          break;
+        }
+        case "query":
+          v = src.searchParams.get(this.config.query);
+          break;
+      }
+      if (v) return cleanVersion(v);
+    }
+    return null;
+  }
+
+  /** The version to serve: the requested one, or the default; null if it must be refused. */
+  resolve(requested: string | null): string | null {
+    if (requested === null) return this.fallback;
+    if (this.supportedSet.has(requested)) return requested;
+    switch (this.config.on_unknown) {
+      case "default":
+        return this.fallback;
+      case "latest":
+        return this.latest;
+      default:
+        return null;
+    }
+  }
+}

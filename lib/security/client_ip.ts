@@ -1,0 +1,33 @@
+/**
+ * The client's address. Forwarded headers are believed only from trusted
+ * proxies: walking X-Forwarded-For from the right, trusted hops are skipped and
+ * the first untrusted address is the client (RFC 7239 §7.5 reasoning).
+ */
+import { type CidrSet, formatIp, parseIp } from "./cidr.ts";
+
+export function clientIpOf(
+  peer: string,
+  forwardedFor: string | null,
+  trusted: CidrSet,
+): { ip: string; peerTrusted: boolean } {
+  if (trusted.size === 0 || !trusted.containsText(peer)) return { ip: peer, peerTrusted: false };
+  if (!forwardedFor) return { ip: peer, peerTrusted: true };
+  const hops = forwardedFor.split(",");
+  let candidate = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const ip = parseIp(stripPort(hops[i]!.trim()));
+    if (!ip) break; // garbage in the chain: stop at the last address we could trust
+    candidate = formatIp(ip);
+    if (!trusted.contains(ip)) break;
+  }
+  return { ip: candidate, peerTrusted: true };
+}
+
+function stripPort(s: string): string {
+  if (s.startsWith("[")) {
+    const end = s.indexOf("]");
+    return end > 0 ? s.slice(1, end) : s;
+  }
+  const colon = s.indexOf(":");
+  return colon > 0 && s.indexOf(":", colon + 1) < 0 ? s.slice(0, colon) : s;
+}

@@ -1,0 +1,247 @@
+/**
+ * The running gateway: loads the config, compiles the plan, opens the
+ * listeners, reloads without dropping a request, and drains on shutdown.
+ */
+import { type Env, loadConfigFile, processEnv } from "../config/load.ts";
+import { ConfigError, formatIssue } from "../config/issues.ts";
+import type { ListenerConfig } from "./schema.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
+import { PoolRegistry } from "../proxy/pools.ts";
+import { buildPlan } from "../plan/build.ts";
+import { PlanHolder } from "../plan/holder.ts";
+import type { Plan } from "../plan/plan.ts";
+import type { RuntimeDeps } from "../plan/deps.ts";
+import { createHandler } from "./handler.ts";
+import { type RunningListener, startListener } from "./listeners.ts";
+import { AdminApi, json } from "./admin.ts";
+import { registerCoreAdmin } from "./admin_core.ts";
+import { dirname } from "node:path";
+
+export interface GatewayOptions {
+  configFile: string;
+  env?: Env;
+  clock?: Clock;
+  logger?: Logger;
+  /** Share listener ports with other workers (SO_REUSEPORT). */
+  reusePort?: boolean;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  hash: string | null;
+  errors: string[];
+}
+
+export class Gateway {
+  readonly holder = new PlanHolder();
+  readonly deps: RuntimeDeps;
+  readonly admin: AdminApi;
+  private readonly listeners = new Map<string, { key: string; running: RunningListener }>();
+  private adminListener: RunningListener | null = null;
+  private adminKey = "";
+  private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
+  draining = false;
+  reloads = { ok: 0, failed: 0 };
+
+  private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
+    this.deps = deps;
+    this.admin = new AdminApi(undefined);
+    registerCoreAdmin(this);
+  }
+
+  /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const logger = options.logger ?? new JsonLogger();
+    const deps: RuntimeDeps = {
+      clock: options.clock ?? systemClock,
+      logger,
+      pools: new PoolRegistry(),
+    };
+    const gw = new Gateway(options, deps);
+    const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
+    const plan = await buildPlan(loaded, deps);
+    try {
+      await gw.applyListeners(plan);
+    } catch (e) {
+      await plan.dispose();
+      await gw.closeListeners();
+      throw e;
+    }
+    gw.holder.swap(plan);
+    logger.info("gateway started", {
+      config: options.configFile,
+      config_hash: plan.hash,
+      routes: plan.routes.length,
+      listeners: gw.addresses(),
+    });
+    return gw;
+  }
+
+  get plan(): Plan {
+    return this.holder.current!;
+  }
+
+  /** Bound addresses by listener name (`admin` for the admin listener). */
+  addresses(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, { running }] of this.listeners) {
+      out[name] = `${running.tls ? "https" : "http"}://${
+        hostForUrl(running.hostname)
+      }:${running.port}`;
+    }
+    if (this.adminListener) {
+      out.admin = `http://${hostForUrl(this.adminListener.hostname)}:${this.adminListener.port}`;
+    }
+    return out;
+  }
+
+  listener(name: string): RunningListener | undefined {
+    return name === "admin" ? this.adminListener ?? undefined : this.listeners.get(name)?.running;
+  }
+
+  /**
+   * Re-reads the config file and swaps in the new plan. On any error the
+   * current plan keeps serving and every problem is logged. Reloads run one at a time.
+   */
+  reload(trigger = "api"): Promise<ReloadResult> {
+    this.reloading = this.reloading.then(() => this.doReload(trigger));
+    return this.reloading;
+  }
+
+  private async doReload(trigger: string): Promise<ReloadResult> {
+    const log = this.deps.logger;
+    if (this.draining) return { ok: false, hash: null, errors: ["the gateway is shutting down"] };
+    let plan: Plan | null = null;
+    try {
+      const loaded = await loadConfigFile(this.options.configFile, this.options.env ?? processEnv);
+      if (loaded.hash === this.holder.current?.hash) {
+        return { ok: true, hash: loaded.hash, errors: [] };
+      }
+      plan = await buildPlan(loaded, this.deps);
+      await this.applyListeners(plan);
+      this.holder.swap(plan);
+      this.reloads.ok++;
+      log.info("config reloaded", { trigger, config_hash: plan.hash, routes: plan.routes.length });
+      return { ok: true, hash: plan.hash, errors: [] };
+    } catch (e) {
+      await plan?.dispose();
+      this.reloads.failed++;
+      const errors = e instanceof ConfigError
+        ? e.issues.map(formatIssue)
+        : [String((e as Error)?.message ?? e)];
+      log.error("config reload failed; the previous config keeps serving", {
+        trigger,
+        errors,
+        ...(e instanceof ConfigError ? {} : errorFields(e)),
+      });
+      return { ok: false, hash: this.holder.current?.hash ?? null, errors };
+    }
+  }
+
+  /** Opens listeners the plan adds, closes those it drops; a failure leaves the old set. */
+  private async applyListeners(plan: Plan): Promise<void> {
+    const c = plan.config;
+    const base = dirname(plan.file);
+    const resolvePath = (p: string) => (p.startsWith("/") ? p : `${base}/${p}`);
+    const wanted = new Map(c.listeners.map((l) => [l.name, l]));
+    const started: { name: string; key: string; running: RunningListener }[] = [];
+    try {
+      for (const l of c.listeners) {
+        const key = listenerKey(l);
+        const current = this.listeners.get(l.name);
+        if (current?.key === key) continue;
+        if (current && current.running.port === l.port) {
+          // Same port, new settings: the old listener must free the port first.
+          this.listeners.delete(l.name);
+          await current.running.shutdown();
+        }
+        const running = await startListener(
+          l,
+          createHandler(this.holder, { name: l.name, tls: !!l.tls }, this.deps),
+          {
+            resolvePath,
+            ...(this.options.reusePort ? { reusePort: true } : {}),
+            onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
+          },
+        );
+        started.push({ name: l.name, key, running });
+      }
+      const adminKey = c.admin ? `${c.admin.host}:${c.admin.port}` : "";
+      if (adminKey !== this.adminKey) {
+        await this.adminListener?.shutdown();
+        this.adminListener = null;
+        this.adminKey = "";
+        if (c.admin) {
+          this.adminListener = await startListener(
+            { name: "admin", host: c.admin.host, port: c.admin.port, proxy_protocol: false },
+            (req) => Promise.resolve(this.admin.handle(req)),
+            { resolvePath },
+          );
+          this.adminKey = adminKey;
+        }
+      }
+      this.admin.setToken(c.admin?.token);
+    } catch (e) {
+      await Promise.all(started.map((s) => s.running.shutdown()));
+      throw new ConfigError([{
+        file: plan.file,
+        line: 0,
+        col: 0,
+        path: ["listeners"],
+        message: `cannot open listener: ${(e as Error).message}`,
+      }]);
+    }
+    for (const s of started) {
+      const old = this.listeners.get(s.name);
+      this.listeners.set(s.name, { key: s.key, running: s.running });
+      if (old) void old.running.shutdown();
+    }
+    for (const [name, { running }] of [...this.listeners]) {
+      if (!wanted.has(name)) {
+        this.listeners.delete(name);
+        void running.shutdown();
+      }
+    }
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish up to the drain deadline,
+   * then releases everything. Safe to call twice.
+   */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
+    this.deps.logger.info("draining", { deadline_ms: deadlineMs });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = this.closeListeners();
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.deps.logger.warn("drain deadline passed with requests still in flight");
+    await this.adminListener?.shutdown();
+    this.adminListener = null;
+    await this.holder.disposeAll();
+    this.deps.pools.closeAll();
+    this.deps.logger.info("stopped");
+  }
+
+  private async closeListeners(): Promise<void> {
+    const all = [...this.listeners.values()].map((l) => l.running.shutdown());
+    this.listeners.clear();
+    await Promise.all(all);
+  }
+}
+
+function listenerKey(l: ListenerConfig): string {
+  return JSON.stringify([l.host, l.port, l.tls ?? null, l.proxy_protocol]);
+}
+
+function hostForUrl(h: string): string {
+  return h.includes(":") ? `[${h}]` : h;
+}
+
+export { json };

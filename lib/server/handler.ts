@@ -1,0 +1,124 @@
+/**
+ * The entry of every request on a public listener: build the context (once:
+ * normalised path, client address, request id, trace), run the plan, and make
+ * sure whatever happens the client gets an answer in the common shape.
+ */
+import { type ListenerInfo, RequestContext } from "../core/context.ts";
+import { errorResponse } from "../core/errors.ts";
+import { HeaderEdits } from "../proxy/header_edits.ts";
+import { normalisePath } from "../security/path.ts";
+import { clientIpOf } from "../security/client_ip.ts";
+import { parseTraceparent } from "../observe/trace.ts";
+import { errorFields } from "../observe/logger.ts";
+import type { PlanHolder } from "../plan/holder.ts";
+import type { Plan } from "../plan/plan.ts";
+import type { RuntimeDeps } from "../plan/deps.ts";
+
+export type ServeHandler = (req: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
+
+const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,200}$/;
+
+export function createHandler(
+  holder: PlanHolder,
+  listener: ListenerInfo,
+  deps: RuntimeDeps,
+): ServeHandler {
+  return async (req, info) => {
+    const plan = holder.current;
+    if (plan === null) return errorResponse("shutting_down", crypto.randomUUID());
+    plan.inFlight++;
+    try {
+      return await serve(plan, req, peerAddress(info.remoteAddr), listener, deps);
+    } finally {
+      holder.release(plan);
+    }
+  };
+}
+
+export function peerAddress(addr: Deno.Addr): string {
+  return addr.transport === "tcp" || addr.transport === "udp" ? addr.hostname : "127.0.0.1";
+}
+
+async function serve(
+  plan: Plan,
+  req: Request,
+  peer: string,
+  listener: ListenerInfo,
+  deps: RuntimeDeps,
+): Promise<Response> {
+  const s = plan.settings;
+  const headers = req.headers;
+  const url = req.url;
+  const authorityStart = url.indexOf("//") + 2;
+  const pathStart = url.indexOf("/", authorityStart);
+  const q = url.indexOf("?", pathStart);
+  const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
+  const query = q < 0 ? "" : url.slice(q);
+  const norm = normalisePath(rawPath, s.mergeSlashes);
+
+  const client = s.trustedProxies.size === 0
+    ? { ip: peer, peerTrusted: false }
+    : clientIpOf(peer, headers.get("x-forwarded-for"), s.trustedProxies);
+  const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
+  const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
+    ? incomingId
+    : crypto.randomUUID();
+  const ctx = new RequestContext(
+    req,
+    req.method,
+    norm.ok ? norm.path : rawPath,
+    query,
+    hostOf(url.slice(authorityStart, pathStart)),
+    peer,
+    client.ip,
+    listener,
+    deps.clock.now(),
+    performance.now(),
+    requestId,
+    parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
+    new HeaderEdits(),
+  );
+  ctx.peerTrusted = client.peerTrusted;
+
+  let res: Response;
+  if (!norm.ok || query.includes("#")) {
+    res = ctx.refuse("invalid_path", {
+      message: `The request path is not allowed: ${
+        norm.ok ? "fragment in request target" : norm.reason
+      }`,
+    });
+  } else {
+    try {
+      res = await plan.handle(ctx);
+    } catch (e) {
+      deps.logger.error("unhandled error while serving a request", {
+        request_id: requestId,
+        route: ctx.route?.name ?? null,
+        ...errorFields(e),
+        stack: e instanceof Error ? e.stack : undefined,
+      });
+      res = ctx.refuse("internal_error");
+    }
+  }
+  try {
+    res.headers.set(s.requestIdHeader, requestId);
+  } catch {
+    // Immutable headers (a fetched response): rebuild to add the id.
+    res = new Response(res.body, res);
+    res.headers.set(s.requestIdHeader, requestId);
+  }
+  return res;
+}
+
+/** Lower-case host without port; brackets kept off IPv6 literals. */
+export function hostOf(authority: string): string {
+  let h = authority;
+  const at = h.lastIndexOf("@");
+  if (at >= 0) h = h.slice(at + 1);
+  if (h.startsWith("[")) {
+    const end = h.indexOf("]");
+    return (end > 0 ? h.slice(1, end) : h).toLowerCase();
+  }
+  const colon = h.indexOf(":");
+  return (colon >= 0 ? h.slice(0, colon) : h).toLowerCase();
+}

@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { headerName, port } from "../config/common.ts";
+
+export const tlsSchema = z.strictObject({
+  cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain" }),
+  key: z.string().min(1).meta({ description: "Path to the PEM private key" }),
+  client_ca: z.string().min(1).optional().meta({
+    description: "Path to PEM CA certificates that client certificates must chain to (mTLS)",
+  }),
+  client_cert: z.enum(["required", "optional"]).optional().meta({
+    description: "Whether a client certificate is required; needs client_ca",
+  }),
+  min_version: z.enum(["1.2", "1.3"]).default("1.2"),
+});
+
+export const listenerSchema = z.strictObject({
+  name: z.string().min(1),
+  host: z.string().min(1).default("0.0.0.0"),
+  port,
+  tls: tlsSchema.optional(),
+  proxy_protocol: z.boolean().default(false).meta({
+    description: "Expect a PROXY protocol v1/v2 header from trusted_proxies",
+  }),
+}).superRefine((l, ctx) => {
+  if (l.tls?.client_cert && !l.tls.client_ca) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", "client_ca"],
+      message: "client_cert needs client_ca: the CA that client certificates must chain to",
+    });
+  }
+});
+
+export const adminSchema = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(9901),
+  token: z.string().min(1).optional().meta({
+    description: "When set, admin requests need `Authorization: Bearer <token>`",
+  }),
+});
+
+export const serverSchema = z.strictObject({
+  drain_timeout_s: z.number().positive().default(30).meta({
+    description: "On SIGTERM/SIGINT, how long in-flight requests may take to finish",
+  }),
+  request_id_header: headerName.default("X-Request-Id"),
+  trust_request_id: z.boolean().default(true).meta({
+    description: "Propagate a request id sent by the client instead of generating one",
+  }),
+  via: z.string().min(1).default("gateway").meta({
+    description: "Pseudonym in the Via header added to forwarded messages",
+  }),
+  workers: z.number().int().min(1).optional().meta({
+    description: "Worker isolates sharing the listeners (reusePort); default 1",
+  }),
+});
+
+export type ListenerConfig = z.output<typeof listenerSchema>;
+export type AdminConfig = z.output<typeof adminSchema>;
+export type ServerConfig = z.output<typeof serverSchema>;

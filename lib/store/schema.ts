@@ -1,0 +1,43 @@
+import { z } from "zod";
+import { positiveInt } from "../config/common.ts";
+
+const redisUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === "redis:" || u.protocol === "rediss:";
+  } catch {
+    return false;
+  }
+}, { error: "expected a redis:// or rediss:// URL" });
+
+export const redisSchema = z.strictObject({
+  url: redisUrl.default("redis://127.0.0.1:6379"),
+  prefix: z.string().default("gw:"),
+  on_error: z.enum(["allow", "deny"]).default("allow").meta({
+    description: "When Redis fails: let requests through (allow) or refuse them with 503 (deny)",
+  }),
+  timeout_ms: positiveInt.default(200).meta({ description: "Per-command timeout" }),
+  connect_timeout_ms: positiveInt.default(1000),
+});
+
+export const memoryStoreSchema = z.strictObject({
+  max_keys: positiveInt.default(100_000).meta({
+    description: "Cap on keys held in memory; least recently used keys are evicted past it",
+  }),
+});
+
+export const storeSchema = z.strictObject({
+  kind: z.enum(["memory", "redis"]).default("memory"),
+  redis: redisSchema.optional(),
+  memory: memoryStoreSchema.default({ max_keys: 100_000 }),
+}).transform((s, ctx) => {
+  if (s.kind === "redis" && !s.redis) {
+    // Defaults apply when `kind: redis` is given alone.
+    return { ...s, redis: redisSchema.parse({}) };
+  }
+  void ctx;
+  return s;
+});
+
+export type StoreConfig = z.output<typeof storeSchema>;
+export type RedisConfig = z.output<typeof redisSchema>;
