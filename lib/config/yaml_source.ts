@@ -1,6 +1,6 @@
 /** A parsed YAML document that can answer "where in the file is this key path?". */
 import {
-  Document,
+  type Document,
   isMap,
   isPair,
   isScalar,

@@ -5,9 +5,12 @@
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { PoolRegistry } from "../proxy/pools.ts";
+import type { RedisConnections } from "../store/redis.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
   logger: Logger;
   pools: PoolRegistry;
+  /** Shared Redis clients (created on first use by whatever needs the store). */
+  redis: RedisConnections;
 }

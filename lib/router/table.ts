@@ -10,7 +10,7 @@
  */
 import type { MatchConfig } from "./schema.ts";
 import { ANY_PATH, compilePath, compileRegexPath, type PathMatcher } from "./path_pattern.ts";
-import { type VersionNegotiator, type VersionSource } from "./version.ts";
+import type { VersionNegotiator, VersionSource } from "./version.ts";
 
 export interface RouteRequest extends VersionSource {
   host: string;

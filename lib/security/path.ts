@@ -12,6 +12,8 @@
 
 export type NormalisedPath = { ok: true; path: string } | { ok: false; reason: string };
 
+// Control characters are exactly what this pattern looks for.
+// deno-lint-ignore no-control-regex
 const NEEDS_WORK = /[%.\\\x00-\x1f\x7f-\uffff]|\/\/|;/;
 const HEX = "0123456789ABCDEF";
 

@@ -8,6 +8,7 @@ import type { ListenerConfig } from "./schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
+import { RedisConnections } from "../store/redis.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
@@ -57,6 +58,7 @@ export class Gateway {
       clock: options.clock ?? systemClock,
       logger,
       pools: new PoolRegistry(),
+      redis: new RedisConnections(logger),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
@@ -226,6 +228,7 @@ export class Gateway {
     this.adminListener = null;
     await this.holder.disposeAll();
     this.deps.pools.closeAll();
+    this.deps.redis.closeAll();
     this.deps.logger.info("stopped");
   }
 

@@ -1,0 +1,66 @@
+/**
+ * Redis connections shared by every plan and policy that talks to the store.
+ * They outlive reloads (keyed by URL), fail fast instead of queueing when Redis
+ * is down, and reconnect by themselves with capped backoff.
+ */
+import { Redis } from "ioredis";
+import type { RedisConfig } from "./schema.ts";
+import type { Logger } from "../observe/logger.ts";
+
+export type { Redis };
+
+export class RedisConnections {
+  private readonly clients = new Map<string, Redis>();
+  /** Commands that failed (timeouts, connection errors); read by metrics. */
+  errors = 0;
+
+  constructor(private readonly logger: Logger) {}
+
+  private logError(fields: Record<string, unknown>): void {
+    this.logger.every("redis-error", 10_000, "warn", "redis unavailable", fields);
+  }
+
+  /** The shared client for this URL, created on first use. */
+  get(c: RedisConfig): Redis {
+    const key = `${c.url}|${c.timeout_ms}|${c.connect_timeout_ms}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new Redis(c.url, {
+        commandTimeout: c.timeout_ms,
+        connectTimeout: c.connect_timeout_ms,
+        // Fail fast while disconnected: callers apply `on_error` instead of waiting.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+        lazyConnect: false,
+      });
+      client.on("error", (e: Error) => {
+        this.errors++;
+        this.logError({ url: redactUrl(c.url), error: e.message });
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  /** Counts a failed command and logs it at most once per interval. */
+  failed(url: string, e: unknown): void {
+    this.errors++;
+    this.logError({ url: redactUrl(url), error: (e as Error)?.message ?? String(e) });
+  }
+
+  closeAll(): void {
+    for (const c of this.clients.values()) c.disconnect();
+    this.clients.clear();
+  }
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "redis";
+  }
+}
