@@ -149,6 +149,17 @@ const storeNeeds: Check = (c) => {
   return out;
 };
 
+const proxyProtocol: Check = (c) =>
+  c.security.trusted_proxies.length > 0 ? [] : c.listeners.flatMap((l, i) =>
+    l.proxy_protocol
+      ? [{
+        path: ["listeners", i, "proxy_protocol"],
+        message:
+          "proxy_protocol needs security.trusted_proxies: the load balancers allowed to send the PROXY header",
+      }]
+      : []
+  );
+
 export const SEMANTIC_CHECKS: Check[] = [
   routeReferences,
   duplicates,
@@ -156,6 +167,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   consumerReferences,
   authProviders,
   storeNeeds,
+  proxyProtocol,
 ];
 
 export function semanticIssues(c: GatewayConfig): SemanticIssue[] {

@@ -15,6 +15,7 @@ import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
+import type { ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
 import { dirname } from "node:path";
@@ -165,6 +166,7 @@ export class Gateway {
             resolvePath,
             ...(this.options.reusePort ? { reusePort: true } : {}),
             onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
+            proxyProtocol: this.proxyProtocolOptions(l.name, plan),
           },
         );
         started.push({ name: l.name, key, running });
@@ -205,6 +207,19 @@ export class Gateway {
         void running.shutdown();
       }
     }
+  }
+
+  private proxyProtocolOptions(listener: string, plan: Plan): ProxyProtocolOptions {
+    return {
+      trusted: () => (this.holder.current ?? plan).settings.trustedProxies,
+      headerTimeoutMs: () => (this.holder.current ?? plan).config.security.header_timeout_ms,
+      onRefused: (reason, peer) =>
+        this.deps.logger.every(`proxy-protocol:${listener}`, 10_000, "warn", "connection refused", {
+          listener,
+          peer,
+          reason,
+        }),
+    };
   }
 
   /**

@@ -5,6 +5,10 @@
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
+import {
+  type ProxyProtocolOptions,
+  startProxyProtocolListener,
+} from "./proxy_protocol/listener.ts";
 
 export interface RunningListener {
   readonly name: string;
@@ -21,6 +25,8 @@ export interface ListenerOptions {
   /** Share the port with other processes or workers (SO_REUSEPORT). */
   reusePort?: boolean;
   onError?: (e: unknown) => void;
+  /** Required when the listener has `proxy_protocol: true`. */
+  proxyProtocol?: ProxyProtocolOptions;
 }
 
 export async function startListener(
@@ -28,6 +34,18 @@ export async function startListener(
   handler: ServeHandler,
   o: ListenerOptions,
 ): Promise<RunningListener> {
+  if (cfg.proxy_protocol) {
+    if (!o.proxyProtocol) throw new Error(`listener ${cfg.name}: PROXY protocol options missing`);
+    const inner = { ...cfg, host: "127.0.0.1", port: 0, proxy_protocol: false };
+    const { reusePort: _, ...innerOptions } = o;
+    return startProxyProtocolListener(
+      cfg,
+      handler,
+      o.proxyProtocol,
+      o.reusePort ?? false,
+      (h) => startListener(inner, h, innerOptions),
+    );
+  }
   const tls = cfg.tls
     ? {
       cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),

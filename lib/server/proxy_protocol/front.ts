@@ -1,0 +1,223 @@
+/**
+ * A PROXY protocol front for a listener. `Deno.serve` owns its sockets and offers
+ * no way to read bytes before HTTP parsing starts, nor to serve a connection
+ * accepted elsewhere (`Deno.serveHttp` is gone in Deno 2). So the front accepts
+ * on the public port, reads the PROXY header, and relays the rest of the stream
+ * to the real server listening on a private loopback port. The server maps each
+ * relayed connection back to its client by the relay's local port.
+ */
+import type { CidrSet } from "../../security/cidr.ts";
+import { parseProxyHeader, type ProxySource } from "./parse.ts";
+
+export interface ProxyProtocolOptions {
+  /** Peers allowed to send the header; read per connection, so a reload applies at once. */
+  trusted(): CidrSet;
+  /** How long a connection may take to send its header before it is closed. */
+  headerTimeoutMs(): number;
+  /** Called for every connection closed without being served. */
+  onRefused(reason: string, peer: string): void;
+}
+
+export interface FrontOptions extends ProxyProtocolOptions {
+  hostname: string;
+  port: number;
+  reusePort: boolean;
+  /** Port of the server the front relays to, on 127.0.0.1. */
+  innerPort: number;
+}
+
+/** What the relayed server is told about a connection: the client from the header. */
+export interface ClientInfo {
+  readonly remoteAddr: Deno.NetAddr;
+}
+
+const RELAY_BUFFER = 16 * 1024;
+const MAX_HEADER = 16 + 65535;
+const INNER_HOST = "127.0.0.1";
+
+export class ProxyProtocolFront {
+  private readonly clients = new Map<number, ClientInfo>();
+  private readonly open = new Set<Deno.Conn>();
+  private closed = false;
+  private readonly accepting: Promise<void>;
+  /** Connections closed because of a missing or bad header, or an untrusted peer. */
+  refused = 0;
+
+  private constructor(
+    private readonly listener: Deno.TcpListener,
+    private readonly o: FrontOptions,
+  ) {
+    this.accepting = this.acceptLoop();
+  }
+
+  static listen(o: FrontOptions): ProxyProtocolFront {
+    const listener = Deno.listen({
+      hostname: o.hostname,
+      port: o.port,
+      ...(o.reusePort ? { reusePort: true } : {}),
+    });
+    return new ProxyProtocolFront(listener, o);
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.listener.addr;
+  }
+
+  /** The client behind a connection to the inner server, or undefined if it did not come through the front. */
+  clientOf(addr: Deno.Addr): ClientInfo | undefined {
+    if (addr.transport !== "tcp" || addr.hostname !== INNER_HOST) return undefined;
+    return this.clients.get(addr.port);
+  }
+
+  /** Stops accepting and drops connections still sending their header. */
+  async stopAccepting(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listener.close();
+    await this.accepting;
+  }
+
+  /** Closes every relayed connection (after the inner server has drained). */
+  closeAll(): void {
+    for (const c of this.open) closeQuietly(c);
+    this.open.clear();
+  }
+
+  private async acceptLoop(): Promise<void> {
+    while (!this.closed) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.listener.accept();
+      } catch (e) {
+        if (this.closed || e instanceof Deno.errors.BadResource) return;
+        // Out of descriptors and the like: back off instead of spinning.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      void this.serve(conn);
+    }
+  }
+
+  private async serve(conn: Deno.TcpConn): Promise<void> {
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    if (!this.o.trusted().containsText(peer.hostname)) {
+      this.refuse(conn, "peer is not in security.trusted_proxies", peer.hostname);
+      return;
+    }
+    this.open.add(conn);
+    let inner: Deno.TcpConn | null = null;
+    try {
+      const head = await this.readHeader(conn);
+      if (typeof head === "string") {
+        this.refuse(conn, head, peer.hostname);
+        return;
+      }
+      inner = await Deno.connect({ hostname: INNER_HOST, port: this.o.innerPort });
+      const port = inner.localAddr.port;
+      const source: ProxySource = head.source ?? peer;
+      this.clients.set(port, {
+        remoteAddr: { transport: "tcp", hostname: source.hostname, port: source.port },
+      });
+      try {
+        conn.setNoDelay(true);
+        inner.setNoDelay(true);
+        if (head.rest.length > 0) await writeAll(inner, head.rest);
+        await relay(conn, inner);
+      } finally {
+        this.clients.delete(port);
+      }
+    } catch {
+      // A reset or a closed inner server: the connection simply ends.
+    } finally {
+      this.open.delete(conn);
+      closeQuietly(conn);
+      if (inner) closeQuietly(inner);
+    }
+  }
+
+  private refuse(conn: Deno.Conn, reason: string, peer: string): void {
+    this.refused++;
+    this.open.delete(conn);
+    closeQuietly(conn);
+    this.o.onRefused(reason, peer);
+  }
+
+  /** Reads until a whole header is in; returns why not as a string. */
+  private async readHeader(
+    conn: Deno.Conn,
+  ): Promise<{ source: ProxySource | null; rest: Uint8Array } | string> {
+    const timeoutMs = this.o.headerTimeoutMs();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(conn);
+    }, timeoutMs);
+    try {
+      let buf = new Uint8Array(0);
+      const chunk = new Uint8Array(4096);
+      while (buf.length < MAX_HEADER) {
+        let n: number | null;
+        try {
+          n = await conn.read(chunk);
+        } catch {
+          return timedOut
+            ? `no PROXY header within ${timeoutMs} ms`
+            : "connection failed before the PROXY header";
+        }
+        if (n === null) return "connection closed before the PROXY header";
+        const next = new Uint8Array(buf.length + n);
+        next.set(buf);
+        next.set(chunk.subarray(0, n), buf.length);
+        buf = next;
+        const h = parseProxyHeader(buf);
+        if (h.kind === "invalid") return h.reason;
+        if (h.kind === "ok") return { source: h.source, rest: buf.subarray(h.length) };
+      }
+      return "PROXY header too long";
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * Copies both ways. The client may half-close after its request; once the server
+ * side ends, the exchange is over and both sockets close.
+ */
+async function relay(client: Deno.Conn, server: Deno.Conn): Promise<void> {
+  const upstream = copy(client, server).then((clean) => {
+    if (clean) return server.closeWrite().catch(() => closeQuietly(server));
+    closeQuietly(server);
+  });
+  await copy(server, client);
+  closeQuietly(client);
+  closeQuietly(server);
+  await upstream;
+}
+
+/** Resolves true on a clean end of stream, false on an error. */
+async function copy(from: Deno.Conn, to: Deno.Conn): Promise<boolean> {
+  const buf = new Uint8Array(RELAY_BUFFER);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) return true;
+      await writeAll(to, buf.subarray(0, n));
+    }
+  } catch {
+    return false;
+  }
+}
+
+async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await to.write(bytes.subarray(off));
+}
+
+function closeQuietly(c: Deno.Conn): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
+  }
+}
