@@ -7,7 +7,9 @@ import { versionText } from "./lib/cli/version.ts";
 import { loadConfigFile } from "./lib/config/load.ts";
 import { ConfigError, formatIssue } from "./lib/config/issues.ts";
 import { Gateway } from "./lib/server/gateway.ts";
-import { JsonLogger } from "./lib/observe/logger.ts";
+import { JsonLogger, type Level } from "./lib/observe/logger.ts";
+import { Cluster } from "./lib/cluster/cluster.ts";
+import { WorkerFailed } from "./lib/cluster/worker_handle.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
@@ -30,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case "validate":
       return await validate(args.config);
     case "run":
-      return await run(args.config, args.logLevel);
+      return await run(args.config, args.logLevel, args.workers);
   }
 }
 
@@ -51,22 +53,30 @@ async function validate(file: string): Promise<number> {
   }
 }
 
-async function run(file: string, level: "debug" | "info" | "warn" | "error"): Promise<number> {
+async function run(file: string, level: Level, workersFlag: number | null): Promise<number> {
   const logger = new JsonLogger(level);
-  let gw: Gateway;
+  let server: Gateway | Cluster;
   try {
-    gw = await Gateway.start({ configFile: file, logger });
+    const workers = workersFlag ?? (await loadConfigFile(file)).config.server.workers ?? 1;
+    server = workers > 1
+      ? await Cluster.start({ configFile: file, workers, logLevel: level, logger })
+      : await Gateway.start({ configFile: file, logger });
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    for (const issue of e.issues) console.error(formatIssue(issue));
-    console.error(`${file}: not started, ${e.issues.length} error(s)`);
+    const errors = e instanceof ConfigError
+      ? e.issues.map(formatIssue)
+      : e instanceof WorkerFailed
+      ? e.errors
+      : null;
+    if (!errors) throw e;
+    for (const line of errors) console.error(line);
+    console.error(`${file}: not started, ${errors.length} error(s)`);
     return 1;
   }
   const stopped = Promise.withResolvers<void>();
-  const stop = () => gw.shutdown().then(stopped.resolve);
+  const stop = () => server.shutdown().then(stopped.resolve);
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGHUP", () => void gw.reload("SIGHUP"));
+  Deno.addSignalListener("SIGHUP", () => void server.reload("SIGHUP"));
   await stopped.promise;
   return 0;
 }

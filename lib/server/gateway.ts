@@ -27,6 +27,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Share listener ports with other workers (SO_REUSEPORT). */
   reusePort?: boolean;
+  /** Open the admin listener (default true); cluster workers leave it to the main thread. */
+  adminListener?: boolean;
 }
 
 export interface ReloadResult {
@@ -171,14 +173,15 @@ export class Gateway {
         );
         started.push({ name: l.name, key, running });
       }
-      const adminKey = c.admin ? `${c.admin.host}:${c.admin.port}` : "";
+      const admin = this.options.adminListener === false ? undefined : c.admin;
+      const adminKey = admin ? `${admin.host}:${admin.port}` : "";
       if (adminKey !== this.adminKey) {
         await this.adminListener?.shutdown();
         this.adminListener = null;
         this.adminKey = "";
-        if (c.admin) {
+        if (admin) {
           this.adminListener = await startListener(
-            { name: "admin", host: c.admin.host, port: c.admin.port, proxy_protocol: false },
+            { name: "admin", host: admin.host, port: admin.port, proxy_protocol: false },
             (req) => Promise.resolve(this.admin.handle(req)),
             { resolvePath },
           );

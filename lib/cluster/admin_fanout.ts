@@ -1,0 +1,101 @@
+/**
+ * The admin API of a cluster: one listener in the main thread, answered by the
+ * workers. Reads go to the first worker, except `/metrics` (every worker's
+ * samples, labelled `worker`) and `/readyz` (ready only if all are). Changes
+ * (keys, revocations, cache purges) go to every worker, the first one first, so
+ * per-isolate state stays the same everywhere; the first worker's answer is
+ * returned. Each change is idempotent, so a shared store seeing it N times is fine.
+ */
+import { errorResponse } from "../core/errors.ts";
+import type { WorkerHandle } from "./worker_handle.ts";
+
+export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise<Response> {
+  const first = workers[0];
+  if (!first) return errorResponse("shutting_down", crypto.randomUUID());
+  const path = new URL(req.url).pathname;
+  const read = req.method === "GET" || req.method === "HEAD";
+  try {
+    if (read && path === "/metrics") return await allMetrics(req, workers);
+    if (read && path === "/readyz") return await allReady(req, workers);
+    if (read) return await first.admin(req);
+    const body = req.body ? await req.arrayBuffer() : null;
+    const copy = () => new Request(req.url, { method: req.method, headers: req.headers, body });
+    const answer = await first.admin(copy());
+    if (answer.ok) {
+      await Promise.all(workers.slice(1).map(async (w) => {
+        const r = await w.admin(copy()).catch(() => null);
+        await r?.body?.cancel();
+      }));
+    }
+    return answer;
+  } catch (e) {
+    return errorResponse("internal_error", crypto.randomUUID(), {
+      message: `A worker could not answer: ${(e as Error).message}`,
+    });
+  }
+}
+
+async function allReady(req: Request, workers: WorkerHandle[]): Promise<Response> {
+  const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
+  const notReady = answers.find((r) => r.status !== 200);
+  for (const r of answers) if (r !== (notReady ?? answers[0])) await r.body?.cancel();
+  return notReady ?? answers[0]!;
+}
+
+async function allMetrics(req: Request, workers: WorkerHandle[]): Promise<Response> {
+  const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
+  const failed = answers.find((r) => r.status !== 200);
+  if (failed) {
+    for (const r of answers) if (r !== failed) await r.body?.cancel();
+    return failed;
+  }
+  const texts = await Promise.all(answers.map((r) => r.text()));
+  return new Response(mergeExpositions(texts), {
+    headers: { "content-type": answers[0]!.headers.get("content-type") ?? "text/plain" },
+  });
+}
+
+/**
+ * Merges Prometheus text expositions, one per worker, into one: each family
+ * keeps one HELP and TYPE line, and each sample gains a `worker="i"` label.
+ */
+export function mergeExpositions(texts: string[]): string {
+  const families = new Map<string, { help?: string; type?: string; samples: string[] }>();
+  const family = (name: string) => {
+    let f = families.get(name);
+    if (!f) families.set(name, f = { samples: [] });
+    return f;
+  };
+  texts.forEach((text, worker) => {
+    let current = "";
+    for (const line of text.split("\n")) {
+      const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
+      if (meta) {
+        current = meta[2]!;
+        const f = family(current);
+        if (meta[1] === "HELP") f.help ??= line;
+        else f.type ??= line;
+        continue;
+      }
+      if (line === "" || line.startsWith("#")) continue;
+      const name = /^[^{\s]+/.exec(line)?.[0] ?? "";
+      // Histogram and summary samples (`_bucket`, `_sum`, `_count`) belong to the family above them.
+      const owner = current !== "" && name.startsWith(current) ? current : name;
+      family(owner).samples.push(addLabel(line, name, `worker="${worker}"`));
+    }
+  });
+  const out: string[] = [];
+  for (const f of families.values()) {
+    if (f.help) out.push(f.help);
+    if (f.type) out.push(f.type);
+    out.push(...f.samples);
+  }
+  return out.join("\n") + "\n";
+}
+
+function addLabel(line: string, name: string, label: string): string {
+  const rest = line.slice(name.length);
+  return rest.startsWith("{")
+    ? `${name}{${label}${rest[1] === "}" ? "" : ","}${rest.slice(1)}`
+    : `${name}{${label}}${rest}`;
+}

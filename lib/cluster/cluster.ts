@@ -1,0 +1,180 @@
+/**
+ * `--workers N`: N isolates each run the whole gateway on the same ports
+ * (SO_REUSEPORT lets the kernel spread connections). The main thread serves no
+ * traffic: it owns the admin listener, relays signals, restarts a worker that
+ * crashes, and hosts the state the workers must share (`RpcHost`).
+ */
+import { dirname } from "node:path";
+import { loadConfigFile } from "../config/load.ts";
+import type { GatewayConfig } from "../config/schema.ts";
+import type { Level, Logger } from "../observe/logger.ts";
+import type { ReloadResult } from "../server/gateway.ts";
+import { json } from "../server/admin.ts";
+import { errorResponse } from "../core/errors.ts";
+import { type RunningListener, startListener } from "../server/listeners.ts";
+import { routeAdmin } from "./admin_fanout.ts";
+import { RpcHost } from "./rpc.ts";
+import { WorkerFailed, WorkerHandle } from "./worker_handle.ts";
+
+export interface ClusterOptions {
+  configFile: string;
+  workers: number;
+  logLevel: Level;
+  logger: Logger;
+}
+
+const RESTART_BACKOFF_MS = [250, 1_000, 5_000, 15_000];
+
+export class Cluster {
+  readonly rpc = new RpcHost();
+  private readonly workers: WorkerHandle[] = [];
+  private admin: RunningListener | null = null;
+  private adminKey = "";
+  private adminToken: string | undefined;
+  private draining = false;
+  private drainTimeoutMs: number;
+  private listenerAddresses: Record<string, string> = {};
+  private readonly restarts = new Map<number, number>();
+
+  private constructor(private readonly o: ClusterOptions, config: GatewayConfig) {
+    this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
+  }
+
+  /** Starts every worker and the admin listener; throws `ConfigError` or `WorkerFailed`. */
+  static async start(o: ClusterOptions): Promise<Cluster> {
+    const { config } = await loadConfigFile(o.configFile);
+    const random = config.listeners.find((l) => l.port === 0);
+    if (random) {
+      throw new WorkerFailed([
+        `--workers ${o.workers} needs fixed listener ports: listener "${random.name}" has port 0, ` +
+        `which would give each worker a different random port`,
+      ]);
+    }
+    const cluster = new Cluster(o, config);
+    try {
+      for (let i = 0; i < o.workers; i++) cluster.workers.push(cluster.spawn(i));
+      const addresses = await Promise.all(cluster.workers.map((w) => w.ready()));
+      cluster.listenerAddresses = addresses[0]!;
+      await cluster.applyAdmin(config);
+    } catch (e) {
+      cluster.draining = true;
+      for (const w of cluster.workers) w.terminate();
+      await cluster.admin?.shutdown();
+      throw e;
+    }
+    o.logger.info("cluster started", {
+      workers: o.workers,
+      listeners: cluster.addresses(),
+    });
+    return cluster;
+  }
+
+  addresses(): Record<string, string> {
+    const out = { ...this.listenerAddresses };
+    if (this.admin) out.admin = `http://${hostForUrl(this.admin.hostname)}:${this.admin.port}`;
+    return out;
+  }
+
+  /** Reloads every worker; the result is ok only if all of them took the new config. */
+  async reload(trigger: string): Promise<ReloadResult> {
+    const results = await Promise.all(this.live().map((w) => w.reload(trigger)));
+    const ok = results.length > 0 && results.every((r) => r.ok);
+    const errors = [...new Set(results.flatMap((r) => r.errors))];
+    if (ok) {
+      try {
+        await this.applyAdmin((await loadConfigFile(this.o.configFile)).config);
+      } catch (e) {
+        errors.push(`admin listener: ${(e as Error).message}`);
+      }
+    }
+    if (!ok) this.o.logger.error("cluster reload incomplete", { trigger, errors });
+    return { ok: ok && errors.length === 0, hash: results[0]?.hash ?? null, errors };
+  }
+
+  /** Drains every worker (each within the drain deadline), then closes the admin listener. */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.o.logger.info("draining workers", { workers: this.workers.length });
+    await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
+    await this.admin?.shutdown();
+    this.admin = null;
+    this.o.logger.info("stopped");
+  }
+
+  private live(): WorkerHandle[] {
+    return this.workers.filter((w) => !w.dead);
+  }
+
+  private spawn(index: number): WorkerHandle {
+    return new WorkerHandle(
+      { index, configFile: this.o.configFile, logLevel: this.o.logLevel },
+      this.rpc,
+      this.o.logger,
+      (w, error) => this.crashed(w, error),
+    );
+  }
+
+  private crashed(w: WorkerHandle, error: string): void {
+    if (this.draining) return;
+    const index = w.options.index;
+    const n = this.restarts.get(index) ?? 0;
+    const delay = RESTART_BACKOFF_MS[Math.min(n, RESTART_BACKOFF_MS.length - 1)]!;
+    this.restarts.set(index, n + 1);
+    this.o.logger.error("worker crashed; restarting", { worker: index, error, in_ms: delay });
+    setTimeout(() => {
+      if (this.draining) return;
+      const next = this.spawn(index);
+      this.workers[index] = next;
+      next.ready().then(
+        () => this.o.logger.info("worker restarted", { worker: index }),
+        (e) => this.o.logger.error("worker restart failed", { worker: index, error: String(e) }),
+      );
+    }, delay);
+  }
+
+  private async applyAdmin(config: GatewayConfig): Promise<void> {
+    const a = config.admin;
+    this.adminToken = a?.token;
+    const key = a ? `${a.host}:${a.port}` : "";
+    if (key === this.adminKey) return;
+    await this.admin?.shutdown();
+    this.admin = null;
+    this.adminKey = "";
+    if (!a) return;
+    const base = dirname(this.o.configFile);
+    this.admin = await startListener(
+      { name: "admin", host: a.host, port: a.port, proxy_protocol: false },
+      (req) => this.handleAdmin(req),
+      { resolvePath: (p) => (p.startsWith("/") ? p : `${base}/${p}`) },
+    );
+    this.adminKey = key;
+  }
+
+  private async handleAdmin(req: Request): Promise<Response> {
+    if (!bearerMatches(req, this.adminToken)) {
+      return errorResponse("missing_credentials", crypto.randomUUID(), {
+        headers: { "www-authenticate": 'Bearer realm="admin"' },
+      });
+    }
+    if (req.method === "POST" && new URL(req.url).pathname === "/reload") {
+      const r = await this.reload("admin");
+      return json(r, r.ok ? 200 : 422);
+    }
+    return routeAdmin(req, this.live());
+  }
+}
+
+/** Constant-time check of `Authorization: Bearer <token>`; true when no token is configured. */
+function bearerMatches(req: Request, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const got = new TextEncoder().encode(req.headers.get("authorization") ?? "");
+  const want = new TextEncoder().encode(`Bearer ${token}`);
+  let diff = got.length ^ want.length;
+  for (let i = 0; i < want.length; i++) diff |= (got[i] ?? 0) ^ want[i]!;
+  return diff === 0;
+}
+
+function hostForUrl(h: string): string {
+  return h.includes(":") ? `[${h}]` : h;
+}

@@ -1,0 +1,70 @@
+/**
+ * What the main thread and the worker isolates of `--workers N` say to each
+ * other. Requests and responses cross as plain data (structured clone).
+ */
+import type { ReloadResult } from "../server/gateway.ts";
+import type { Level } from "../observe/logger.ts";
+
+export interface WireRequest {
+  method: string;
+  /** Absolute URL as the admin listener received it. */
+  url: string;
+  headers: [string, string][];
+  body: ArrayBuffer | null;
+}
+
+export interface WireResponse {
+  status: number;
+  headers: [string, string][];
+  body: ArrayBuffer;
+}
+
+export interface StartOptions {
+  index: number;
+  configFile: string;
+  logLevel: Level;
+}
+
+/** Main thread -> worker. */
+export type ToWorker =
+  | { type: "start"; options: StartOptions }
+  | { type: "reload"; id: number; trigger: string }
+  | { type: "admin"; id: number; request: WireRequest }
+  | { type: "shutdown" }
+  | { type: "rpc-result"; id: number; ok: true; value: unknown }
+  | { type: "rpc-result"; id: number; ok: false; error: string };
+
+/** Worker -> main thread. */
+export type FromWorker =
+  | { type: "started"; addresses: Record<string, string> }
+  | { type: "failed"; errors: string[] }
+  | { type: "reloaded"; id: number; result: ReloadResult }
+  | { type: "admin-response"; id: number; response: WireResponse }
+  | { type: "stopped" }
+  | { type: "rpc"; id: number; service: string; method: string; args: unknown[] };
+
+export async function toWire(req: Request): Promise<WireRequest> {
+  return {
+    method: req.method,
+    url: req.url,
+    headers: [...req.headers],
+    body: req.body ? await req.arrayBuffer() : null,
+  };
+}
+
+export function fromWire(w: WireRequest): Request {
+  return new Request(w.url, {
+    method: w.method,
+    headers: w.headers,
+    ...(w.body !== null && w.method !== "GET" && w.method !== "HEAD" ? { body: w.body } : {}),
+  });
+}
+
+export async function responseToWire(res: Response): Promise<WireResponse> {
+  return { status: res.status, headers: [...res.headers], body: await res.arrayBuffer() };
+}
+
+export function responseFromWire(w: WireResponse): Response {
+  const nullBody = w.status === 204 || w.status === 304;
+  return new Response(nullBody ? null : w.body, { status: w.status, headers: w.headers });
+}

@@ -1,0 +1,144 @@
+/** The main thread's view of one worker isolate: start it, ask it things, stop it. */
+import type { Logger } from "../observe/logger.ts";
+import type { ReloadResult } from "../server/gateway.ts";
+import type { RpcHost } from "./rpc.ts";
+import {
+  type FromWorker,
+  responseFromWire,
+  type StartOptions,
+  type ToWorker,
+  toWire,
+} from "./messages.ts";
+
+const ENTRY = new URL("./worker_main.ts", import.meta.url).href;
+
+export class WorkerFailed extends Error {
+  override name = "WorkerFailed";
+  constructor(readonly errors: string[]) {
+    super(errors.join("; "));
+  }
+}
+
+export class WorkerHandle {
+  private worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, (msg: FromWorker | null) => void>();
+  private readonly started = Promise.withResolvers<Record<string, string>>();
+  private readonly stopped = Promise.withResolvers<void>();
+  /** Set when the isolate died or was terminated; calls fail fast after that. */
+  dead = false;
+
+  constructor(
+    readonly options: StartOptions,
+    private readonly rpc: RpcHost,
+    private readonly logger: Logger,
+    private readonly onCrash: (w: WorkerHandle, error: string) => void,
+  ) {
+    this.started.promise.catch(() => {}); // a crash before start is reported through ready()
+    this.worker = new Worker(ENTRY, { type: "module", name: `gateway-worker-${options.index}` });
+    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(ev.data);
+    this.worker.onerror = (ev) => {
+      ev.preventDefault();
+      this.die(ev.message ?? "uncaught error");
+    };
+    this.worker.onmessageerror = () => this.logger.error("unreadable message from worker");
+    this.send({ type: "start", options });
+  }
+
+  /** Resolves with the listener addresses once the gateway in the worker serves. */
+  ready(): Promise<Record<string, string>> {
+    return this.started.promise;
+  }
+
+  reload(trigger: string): Promise<ReloadResult> {
+    return this.ask<ReloadResult>(
+      (id) => ({ type: "reload", id, trigger }),
+      (m) => m.type === "reloaded" ? m.result : undefined,
+    ).catch((e) => ({ ok: false, hash: null, errors: [`worker ${this.options.index}: ${e}`] }));
+  }
+
+  async admin(req: Request): Promise<Response> {
+    const request = await toWire(req);
+    const wire = await this.ask(
+      (id) => ({ type: "admin", id, request }),
+      (m) => m.type === "admin-response" ? m.response : undefined,
+      request.body ? [request.body] : [],
+    );
+    return responseFromWire(wire);
+  }
+
+  /** Asks the gateway to drain; resolves when it has stopped or the deadline passed. */
+  async shutdown(deadlineMs: number): Promise<void> {
+    if (!this.dead) {
+      this.send({ type: "shutdown" });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.stopped.promise,
+        new Promise((r) => (timer = setTimeout(r, deadlineMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.terminate();
+  }
+
+  terminate(): void {
+    this.dead = true;
+    this.worker.terminate();
+    for (const settle of this.pending.values()) settle(null);
+    this.pending.clear();
+  }
+
+  private send(msg: ToWorker, transfer: Transferable[] = []): void {
+    this.worker.postMessage(msg, transfer);
+  }
+
+  private ask<T>(
+    build: (id: number) => ToWorker,
+    pick: (m: FromWorker) => T | undefined,
+    transfer: Transferable[] = [],
+  ): Promise<T> {
+    if (this.dead) return Promise.reject(new Error(`worker ${this.options.index} is not running`));
+    const id = this.nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.pending.set(id, (m) => {
+      const v = m ? pick(m) : undefined;
+      if (v === undefined) reject(new Error(`worker ${this.options.index} stopped`));
+      else resolve(v);
+    });
+    this.send(build(id), transfer);
+    return promise;
+  }
+
+  private receive(msg: FromWorker): void {
+    switch (msg.type) {
+      case "started":
+        this.started.resolve(msg.addresses);
+        return;
+      case "failed":
+        this.started.reject(new WorkerFailed(msg.errors));
+        return;
+      case "stopped":
+        this.stopped.resolve();
+        return;
+      case "rpc":
+        void this.rpc.handle(msg).then((r) => {
+          if (!this.dead) this.send(r);
+        });
+        return;
+      case "reloaded":
+      case "admin-response": {
+        const settle = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        settle?.(msg);
+        return;
+      }
+    }
+  }
+
+  private die(error: string): void {
+    if (this.dead) return;
+    this.started.reject(new WorkerFailed([`worker ${this.options.index} crashed: ${error}`]));
+    this.terminate();
+    this.onCrash(this, error);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Entry of one worker isolate of `--workers N`: runs a full gateway on the
+ * shared ports (SO_REUSEPORT) without its own admin listener, and obeys the
+ * main thread's reload, admin and shutdown messages.
+ */
+/// <reference lib="deno.worker" />
+import { Gateway } from "../server/gateway.ts";
+import { ConfigError, formatIssue } from "../config/issues.ts";
+import { JsonLogger } from "../observe/logger.ts";
+import { withFields } from "./worker_logger.ts";
+import {
+  type FromWorker,
+  fromWire,
+  responseToWire,
+  type StartOptions,
+  type ToWorker,
+} from "./messages.ts";
+import { workerRpc } from "./rpc.ts";
+
+let gateway: Gateway | null = null;
+workerRpc.attach((msg) => send(msg));
+
+function send(msg: FromWorker, transfer: Transferable[] = []): void {
+  self.postMessage(msg, transfer);
+}
+
+async function start(o: StartOptions): Promise<void> {
+  const logger = withFields(new JsonLogger(o.logLevel), { worker: o.index });
+  try {
+    gateway = await Gateway.start({
+      configFile: o.configFile,
+      logger,
+      reusePort: true,
+      adminListener: false,
+    });
+    send({ type: "started", addresses: gateway.addresses() });
+  } catch (e) {
+    const errors = e instanceof ConfigError
+      ? e.issues.map(formatIssue)
+      : [String((e as Error)?.message ?? e)];
+    send({ type: "failed", errors });
+  }
+}
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  switch (msg.type) {
+    case "start":
+      await start(msg.options);
+      return;
+    case "reload": {
+      const result = gateway
+        ? await gateway.reload(msg.trigger)
+        : { ok: false, hash: null, errors: ["the worker has not started"] };
+      send({ type: "reloaded", id: msg.id, result });
+      return;
+    }
+    case "admin": {
+      const res = gateway
+        ? await gateway.admin.handle(fromWire(msg.request))
+        : new Response("worker not started", { status: 503 });
+      const response = await responseToWire(res);
+      send({ type: "admin-response", id: msg.id, response }, [response.body]);
+      return;
+    }
+    case "shutdown":
+      await gateway?.shutdown();
+      send({ type: "stopped" });
+      return;
+    case "rpc-result":
+      workerRpc.settle(msg);
+      return;
+  }
+};
