@@ -22,10 +22,12 @@ export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise
     const copy = () => new Request(req.url, { method: req.method, headers: req.headers, body });
     const answer = await first.admin(copy());
     if (answer.ok) {
-      await Promise.all(workers.slice(1).map(async (w) => {
-        const r = await w.admin(copy()).catch(() => null);
-        await r?.body?.cancel();
-      }));
+      await Promise.all(
+        workers.slice(1).map(async (w) => {
+          const r = await w.admin(copy()).catch(() => null);
+          await r?.body?.cancel();
+        }),
+      );
     }
     return answer;
   } catch (e) {

@@ -61,12 +61,22 @@ export class RpcHost {
       | ((...args: unknown[]) => unknown)
       | undefined;
     if (!fn) {
-      return { type: "rpc-result", id: call.id, ok: false, error: `no ${call.service}.${call.method}` };
+      return {
+        type: "rpc-result",
+        id: call.id,
+        ok: false,
+        error: `no ${call.service}.${call.method}`,
+      };
     }
     try {
       return { type: "rpc-result", id: call.id, ok: true, value: await fn(...call.args) };
     } catch (e) {
-      return { type: "rpc-result", id: call.id, ok: false, error: String((e as Error)?.message ?? e) };
+      return {
+        type: "rpc-result",
+        id: call.id,
+        ok: false,
+        error: String((e as Error)?.message ?? e),
+      };
     }
   }
 }

@@ -6,8 +6,8 @@ import {
   type FromWorker,
   responseFromWire,
   type StartOptions,
-  type ToWorker,
   toWire,
+  type ToWorker,
 } from "./messages.ts";
 
 const ENTRY = new URL("./worker_main.ts", import.meta.url).href;

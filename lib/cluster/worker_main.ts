@@ -9,8 +9,8 @@ import { ConfigError, formatIssue } from "../config/issues.ts";
 import { JsonLogger } from "../observe/logger.ts";
 import { withFields } from "./worker_logger.ts";
 import {
-  type FromWorker,
   fromWire,
+  type FromWorker,
   responseToWire,
   type StartOptions,
   type ToWorker,

@@ -1,0 +1,155 @@
+/**
+ * `--workers N` as a user runs it: a separate gateway process with two worker
+ * isolates on one port, driven through its public and admin listeners and signals.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { freePorts, FROM_SOURCE, runCli, spawnGateway } from "./process.ts";
+import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
+
+function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
+  return `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${admin}${extra} }
+server: { drain_timeout_s: 3 }
+upstreams: { echo: { targets: [ { url: "${upstream}" } ] } }
+routes: [ { name: r, match: { path: ${route} }, upstream: echo } ]
+`;
+}
+
+/** Statuses of `n` requests, each on a new connection so the kernel spreads them over workers. */
+async function statuses(url: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    try {
+      const res = await fetch(url, { client });
+      await res.body?.cancel();
+      out.push(res.status);
+    } finally {
+      client.close();
+    }
+  }
+  return out;
+}
+
+Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM drains", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  const slow = startUpstream(async (req) => {
+    if (req.url.endsWith("/slow")) await new Promise((r) => setTimeout(r, 600));
+    return Response.json({ url: new URL(req.url).pathname });
+  });
+  const [port, admin] = freePorts(2) as [number, number];
+  const file = `${dir}/gateway.yaml`;
+  await Deno.writeTextFile(file, config(port, admin, slow.url, "/old", ", token: s3cret"));
+  const auth = { headers: { authorization: "Bearer s3cret" } };
+  const gw = await spawnGateway(FROM_SOURCE, ["--config", file, "--workers", "2"], {
+    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+    readyHeaders: auth.headers,
+  });
+  try {
+    assertMatch(gw.log(), /"msg":"cluster started","workers":2/);
+    const started = [...gw.log().matchAll(/"msg":"gateway started","worker":(\d)/g)].map((m) =>
+      m[1]
+    );
+    assertEquals(started.sort(), ["0", "1"]);
+    assertEquals(await statuses(`http://127.0.0.1:${port}/old`, 12), new Array(12).fill(200));
+
+    // The main thread's admin listener checks the token before asking any worker.
+    const denied = await fetch(`http://127.0.0.1:${admin}/routes`);
+    assertEquals(denied.status, 401);
+    await denied.body?.cancel();
+    const ready = await fetch(`http://127.0.0.1:${admin}/readyz`, auth);
+    assertEquals(await ready.json(), { status: "ready" });
+
+    // POST /reload reaches both workers: every fresh connection sees the new route.
+    await Deno.writeTextFile(file, config(port, admin, slow.url, "/new", ", token: s3cret"));
+    const reload = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST", ...auth });
+    const result = await reload.json();
+    assertEquals([reload.status, result.ok], [200, true]);
+    assertEquals(await statuses(`http://127.0.0.1:${port}/new`, 12), new Array(12).fill(200));
+    assertEquals(await statuses(`http://127.0.0.1:${port}/old`, 12), new Array(12).fill(404));
+
+    // SIGHUP too.
+    await Deno.writeTextFile(file, config(port, admin, slow.url, "/hup", ", token: s3cret"));
+    Deno.kill(gw.pid, "SIGHUP");
+    let hup: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      hup = await statuses(`http://127.0.0.1:${port}/hup`, 12);
+      if (hup.every((s) => s === 200)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assertEquals(hup, new Array(12).fill(200));
+    assertEquals(
+      [...gw.log().matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"SIGHUP"/g)]
+        .map((m) => m[1]).sort(),
+      ["0", "1"],
+    );
+
+    // SIGTERM while a request is in flight: it completes, then the process exits 0.
+    const inFlight = fetch(`http://127.0.0.1:${port}/hup/slow`);
+    await new Promise((r) => setTimeout(r, 200));
+    const status = gw.stop("SIGTERM");
+    const res = await inFlight;
+    assertEquals(res.status, 200);
+    assertEquals((await res.json()).url, "/hup/slow");
+    assertEquals((await status).code, 0);
+    assertMatch(gw.log(), /"msg":"stopped"}/);
+  } finally {
+    await gw.stop("SIGKILL");
+    await slow.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--workers 2 refuses a listener on port 0 with a clear message", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/gateway.yaml`,
+      `listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`,
+    );
+    const out = await runCli(FROM_SOURCE, ["--config", "gateway.yaml", "--workers", "2"], dir);
+    assertEquals(out.code, 1);
+    assertMatch(out.stderr, /--workers 2 needs fixed listener ports: listener "public" has port 0/);
+    assertMatch(out.stderr, /not started, 1 error\(s\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mergeExpositions() keeps one HELP/TYPE per family and labels samples by worker", () => {
+  const w = (n: number) =>
+    `# HELP gw_requests_total Requests served.
+# TYPE gw_requests_total counter
+gw_requests_total{route="a"} ${n}
+gw_requests_total{} ${n}
+# HELP gw_latency_seconds Latency.
+# TYPE gw_latency_seconds histogram
+gw_latency_seconds_bucket{le="0.1"} ${n}
+gw_latency_seconds_sum ${n}
+gw_up 1
+`;
+  const merged = mergeExpositions([w(1), w(2)]);
+  assertEquals(
+    merged,
+    `# HELP gw_requests_total Requests served.
+# TYPE gw_requests_total counter
+gw_requests_total{worker="0",route="a"} 1
+gw_requests_total{worker="0"} 1
+gw_requests_total{worker="1",route="a"} 2
+gw_requests_total{worker="1"} 2
+# HELP gw_latency_seconds Latency.
+# TYPE gw_latency_seconds histogram
+gw_latency_seconds_bucket{worker="0",le="0.1"} 1
+gw_latency_seconds_sum{worker="0"} 1
+gw_latency_seconds_bucket{worker="1",le="0.1"} 2
+gw_latency_seconds_sum{worker="1"} 2
+gw_up{worker="0"} 1
+gw_up{worker="1"} 1
+`,
+  );
+  assertOk(!merged.includes("\n\n"));
+});
