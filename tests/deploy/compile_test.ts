@@ -18,11 +18,12 @@ async function denortProbe(): Promise<{ ok: true } | { ok: false; reason: string
       args: ["compile", "--no-config", "--output", `${dir}/probe`, `${dir}/probe.ts`],
       stdout: "null",
       stderr: "piped",
+      env: { NO_COLOR: "1" },
       signal: AbortSignal.timeout(120_000),
     }).output();
     if (out.success) return { ok: true };
     const lines = new TextDecoder().decode(out.stderr).split("\n")
-      .map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim());
+      .map((l) => l.trim());
     const url = lines.find((l) => l.startsWith("Download "))?.slice(9) ?? "denort";
     const causes = lines.filter((l) => /^\d+: /.test(l) && !l.endsWith("<unknown>"));
     return {
