@@ -145,3 +145,46 @@ Deno.test("proxy_protocol: a listener without trusted_proxies is a config error"
     await up.close();
   }
 });
+
+Deno.test("proxy_protocol: a TLS listener reads the header first, then the TLS handshake", async () => {
+  const up = startUpstream();
+  const fixtures = new URL("./fixtures/", import.meta.url).pathname;
+  const ca = await Deno.readTextFile(`${fixtures}ca.crt`);
+  const g = await startGateway(`listeners:
+  - name: tls
+    host: 127.0.0.1
+    port: 0
+    proxy_protocol: true
+    tls: { cert: "${fixtures}server.crt", key: "${fixtures}server.key" }
+server: { drain_timeout_s: 2 }
+security: { trusted_proxies: [127.0.0.1/32] }
+upstreams:
+  echo: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: echo }
+`);
+  try {
+    const u = new URL(g.url());
+    assertEquals(u.protocol, "https:");
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: Number(u.port) });
+    await tcp.write(proxyV2({ hostname: "192.0.2.44", port: 5555 }, LB));
+    const tls = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [ca] });
+    try {
+      await tls.write(new TextEncoder().encode(get("/secure")));
+      let raw = "";
+      const buf = new Uint8Array(65536);
+      for (;;) {
+        const n = await tls.read(buf).catch(() => null);
+        if (n === null) break;
+        raw += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      assertMatch(raw, /^HTTP\/1\.1 200/);
+      assertEquals(forwardedFor(raw), ["192.0.2.44"]);
+    } finally {
+      tls.close();
+    }
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
