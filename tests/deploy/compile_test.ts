@@ -5,8 +5,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { parse, stringify } from "yaml";
-import { freePorts, ROOT, runCli, spawnGateway } from "./process.ts";
+import { freePorts, ROOT, runCli, serveQuickstart, spawnGateway } from "./process.ts";
 
 async function denortProbe(): Promise<{ ok: true } | { ok: false; reason: string }> {
   const bin = Deno.env.get("DENORT_BIN");
@@ -71,7 +70,7 @@ Deno.test({
       if (hasQuickstart) {
         const v = await runCli([bin], ["validate", "--config", quickstart], out);
         assertEquals(v.code, 0, v.stderr);
-        await serveQuickstart(bin, quickstart, out);
+        await serveQuickstart([bin], out);
       } else {
         console.log("config/gateway.yaml not found: ran the test config only");
       }
@@ -106,24 +105,3 @@ routes: [ { name: all, match: { path: / }, upstream: echo } ]
     }
   },
 });
-
-/** Runs the quickstart config (its folder copied, its ports moved to free ones) and waits for ready. */
-async function serveQuickstart(bin: string, file: string, dir: string): Promise<void> {
-  const copy = `${dir}/quickstart`;
-  const cp = await new Deno.Command("cp", { args: ["-r", `${ROOT}config`, copy] }).output();
-  assertOk(cp.success);
-  const config = parse(await Deno.readTextFile(file)) as {
-    listeners?: { port?: number }[];
-    admin?: { port?: number };
-  };
-  for (const l of config.listeners ?? []) l.port = freePorts(1)[0]!;
-  assertOk(config.admin, "the quickstart config has an admin listener");
-  const admin = config.admin.port = freePorts(1)[0]!;
-  await Deno.writeTextFile(`${copy}/gateway.yaml`, stringify(config));
-  const gw = await spawnGateway([bin], ["--config", "gateway.yaml"], {
-    readyUrl: `http://127.0.0.1:${admin}/readyz`,
-    cwd: copy,
-  });
-  const status = await gw.stop("SIGTERM");
-  assertEquals(status.code, 0, gw.log());
-}

@@ -2,6 +2,8 @@
  * Gateways as separate processes (the compiled binary or `deno run main.ts`),
  * for tests of the CLI, signals, workers and multi-instance setups.
  */
+import { parse, stringify } from "yaml";
+import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { closedPort } from "../helpers/upstream.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -124,4 +126,32 @@ export function freePorts(n: number): number[] {
   const out = new Set<number>();
   while (out.size < n) out.add(closedPort());
   return [...out];
+}
+
+/**
+ * Runs the quickstart config (config/, copied into `dir`, with its ports moved
+ * to free ones) until its admin API is ready, then stops it with SIGTERM.
+ */
+export async function serveQuickstart(
+  command: GatewayCommand,
+  dir: string,
+  args: string[] = [],
+): Promise<void> {
+  const copy = `${dir}/quickstart`;
+  const cp = await new Deno.Command("cp", { args: ["-r", `${ROOT}config`, copy] }).output();
+  assertOk(cp.success);
+  const config = parse(await Deno.readTextFile(`${copy}/gateway.yaml`)) as {
+    listeners?: { port?: number }[];
+    admin?: { port?: number };
+  };
+  for (const l of config.listeners ?? []) l.port = freePorts(1)[0]!;
+  assertOk(config.admin, "the quickstart config has an admin listener");
+  const admin = config.admin.port = freePorts(1)[0]!;
+  await Deno.writeTextFile(`${copy}/gateway.yaml`, stringify(config));
+  const gw = await spawnGateway(command, ["--config", "gateway.yaml", ...args], {
+    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+    cwd: copy,
+  });
+  const status = await gw.stop("SIGTERM");
+  assertEquals(status.code, 0, gw.log());
 }

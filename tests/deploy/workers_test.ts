@@ -4,7 +4,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { freePorts, FROM_SOURCE, runCli, spawnGateway } from "./process.ts";
+import { freePorts, FROM_SOURCE, runCli, serveQuickstart, spawnGateway } from "./process.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
 
 function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
@@ -115,6 +115,15 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
     assertEquals(out.code, 1);
     assertMatch(out.stderr, /--workers 2 needs fixed listener ports: listener "public" has port 0/);
     assertMatch(out.stderr, /not started, 1 error\(s\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--workers 2 serves the quickstart config", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  try {
+    await serveQuickstart(FROM_SOURCE, dir, ["--workers", "2"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
