@@ -36,6 +36,15 @@ routes:
   - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
 `,
     },
+    {
+      // Two isolates on one port (SO_REUSEPORT): against routing-only, what a second core buys.
+      name: "gateway routing-only --workers 2",
+      body: `
+routes:
+  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
+`,
+      args: ["--workers", "2"],
+    },
   ];
 }
 

@@ -1,13 +1,17 @@
 /**
  * The admin API of a cluster: one listener in the main thread, answered by the
  * workers. Reads go to the first worker, except `/metrics` (every worker's
- * samples, labelled `worker`) and `/readyz` (ready only if all are). Changes
- * (keys, revocations, cache purges) go to every worker, the first one first, so
- * per-isolate state stays the same everywhere; the first worker's answer is
- * returned. Each change is idempotent, so a shared store seeing it N times is fine.
+ * samples, labelled `worker`) and `/readyz` (ready only if all are). Changes to
+ * state every worker shares (keys and revocations: Redis, or the main thread's
+ * store) are made once, through the first worker. Other changes (cache purges,
+ * ...) touch per-isolate state, so they go to every worker, the first one first,
+ * and the first worker's answer is returned.
  */
 import { errorResponse } from "../core/errors.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
+
+/** Admin paths whose state lives in a store shared by every worker. */
+const SHARED_STATE = [/^\/keys(\/|$)/, /^\/revocations$/];
 
 export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise<Response> {
   const first = workers[0];
@@ -17,7 +21,7 @@ export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise
   try {
     if (read && path === "/metrics") return await allMetrics(req, workers);
     if (read && path === "/readyz") return await allReady(req, workers);
-    if (read) return await first.admin(req);
+    if (read || SHARED_STATE.some((p) => p.test(path))) return await first.admin(req);
     const body = req.body ? await req.arrayBuffer() : null;
     const copy = () => new Request(req.url, { method: req.method, headers: req.headers, body });
     const answer = await first.admin(copy());
