@@ -1,6 +1,7 @@
 /**
  * What every request on a public listener goes through before routing: global
- * IP rules, head limits, the body deadline and global request filtering.
+ * IP rules, head limits, Host agreement, the body deadline and global request
+ * filtering.
  */
 import type { NamedPolicy } from "../core/pipeline.ts";
 import type { GlobalStage } from "../plan/chain.ts";
@@ -9,6 +10,7 @@ import { createHeadLimitsPolicy } from "./head_limits.ts";
 import { globalHeadLimits } from "./head_ceiling.ts";
 import { createBodyDeadlinePolicy } from "./body_deadline.ts";
 import { createRequestFilter } from "./waf/filter.ts";
+import { hostAgreementPolicy } from "./host_agreement.ts";
 
 export const globalSecurityStage: GlobalStage = {
   name: "security",
@@ -18,6 +20,7 @@ export const globalSecurityStage: GlobalStage = {
     const ip = createIpPolicy(s.ip);
     if (ip) out.push(ip);
     out.push(createHeadLimitsPolicy(globalHeadLimits(b.config)));
+    out.push(hostAgreementPolicy);
     out.push(createBodyDeadlinePolicy(s.body_timeout_ms));
     if (s.waf) {
       const filter = createRequestFilter(s.waf, { scope: "global", logger: b.deps.logger });

@@ -36,7 +36,10 @@ export function createHandler(
 }
 
 export function peerAddress(addr: Deno.Addr): string {
-  return addr.transport === "tcp" || addr.transport === "udp" ? addr.hostname : "127.0.0.1";
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return "127.0.0.1";
+  const h = addr.hostname;
+  // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; one spelling keeps IP keys and logs stable.
+  return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }
 
 async function serve(
