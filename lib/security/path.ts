@@ -4,7 +4,7 @@
  *
  * - percent-encoded unreserved characters are decoded (`%7E` -> `~`), other
  *   escapes are kept with upper-case hex;
- * - encoded `/` or `\`, a raw `\`, NUL and control characters, malformed
+ * - encoded `/` or `\`, a raw `\` or `#`, NUL and control characters, malformed
  *   escapes, `..;` tricks and paths that climb above the root are refused;
  * - dot segments are removed (RFC 3986 §5.2.4) and `//` merged (configurable);
  * - non-ASCII characters are percent-encoded as UTF-8.
@@ -14,7 +14,7 @@ export type NormalisedPath = { ok: true; path: string } | { ok: false; reason: s
 
 // Control characters are exactly what this pattern looks for.
 // deno-lint-ignore no-control-regex
-const NEEDS_WORK = /[%.\\\x00-\x1f\x7f-\uffff]|\/\/|;/;
+const NEEDS_WORK = /[%.#\\\x00-\x1f\x7f-\uffff]|\/\/|;/;
 const HEX = "0123456789ABCDEF";
 
 function isUnreserved(c: number): boolean {
@@ -52,6 +52,9 @@ export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath 
       i += 2;
     } else if (c === 0x5c) {
       return { ok: false, reason: "backslash in path" };
+    } else if (c === 0x23) {
+      // Clients never send a fragment; an upstream would cut the path here, routing did not.
+      return { ok: false, reason: "fragment in request target" };
     } else if (c < 0x20 || c === 0x7f) {
       return { ok: false, reason: "control character in path" };
     } else if (c > 0x7f) {

@@ -44,6 +44,8 @@ const REFUSED: [string, string][] = [
   ["/a%", "invalid percent-encoding"],
   ["/a%g1", "invalid percent-encoding"],
   ["/a%1", "invalid percent-encoding"],
+  ["/a#b", "fragment in request target"],
+  ["/a/..#/b", "fragment in request target"],
   ["/a/..;/b", "dot segment with parameters"],
   ["/a/.;/b", "dot segment with parameters"],
   ["/a/%2e%2e;x/b", "dot segment with parameters"],
