@@ -25,6 +25,10 @@ const ACCEPTED: [string, string][] = [
   ["/%c0%af", "/%C0%AF"],
   ["/%252e%252e/x", "/%252e%252e/x"],
   ["/emoji/\u{1f600}", "/emoji/%F0%9F%98%80"],
+  ["/a b", "/a%20b"],
+  ['/a"<>{}|^`[]', "/a%22%3C%3E%7B%7D%7C%5E%60%5B%5D"],
+  ["/file.json", "/file.json"],
+  ["/x:y@z!$&'()*+,=", "/x:y@z!$&'()*+,="],
 ];
 
 const REFUSED: [string, string][] = [
