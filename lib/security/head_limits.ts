@@ -20,21 +20,27 @@ export function targetLength(url: string): number {
   return url.length - url.indexOf("/", url.indexOf("//") + 2);
 }
 
+// Totals of the header walk below; module state so that a check allocates nothing.
+let fieldCount = 0;
+let fieldBytes = 0;
+const measure = (value: string, name: string) => {
+  fieldCount++;
+  fieldBytes += name.length + value.length + 4; // ": " and CRLF
+};
+
 /** The refusal a head over the limits gets, or null. */
 export function checkHead(ctx: RequestContext, l: HeadLimits): Response | null {
   if (targetLength(ctx.request.url) > l.maxUriBytes) return ctx.refuse("uri_too_long");
-  let count = 0;
-  let bytes = 0;
-  for (const [name, value] of ctx.request.headers) {
-    count++;
-    bytes += name.length + value.length + 4; // ": " and CRLF
-  }
-  if (count > l.maxHeaders) {
+  fieldCount = 0;
+  fieldBytes = 0;
+  // forEach, not for-of: several times faster on Deno's Headers.
+  ctx.request.headers.forEach(measure);
+  if (fieldCount > l.maxHeaders) {
     return ctx.refuse("headers_too_large", {
       message: `The request has more than ${l.maxHeaders} header fields`,
     });
   }
-  if (bytes > l.maxHeaderBytes) {
+  if (fieldBytes > l.maxHeaderBytes) {
     return ctx.refuse("headers_too_large", {
       message: `The request headers are larger than ${l.maxHeaderBytes} bytes`,
     });
