@@ -1,9 +1,13 @@
 /**
- * Slow clients: the request body must arrive within `body_timeout_ms` of the
- * request head, or reading it fails with 408 `request_timeout` (the upstream
- * connection carrying the partial body is closed, so no upstream sees a
- * complete request). The deadline ends with the response: an upstream that
- * answers early is not held to it.
+ * Slow clients: once the request head has arrived, each piece of the body must
+ * follow within `body_timeout_ms` of the previous one, or reading it fails with
+ * 408 `request_timeout` (the upstream connection carrying the partial body is
+ * closed, so no upstream sees a complete request). An idle limit, as nginx's
+ * `client_body_timeout`: a large upload on a slow but steady link is fine.
+ *
+ * The body stays a byte stream, read BYOB straight into the consumer's buffer,
+ * so the proxy's zero-copy upload path is kept. The deadline ends with the
+ * response: an upstream that answers early is not held to it.
  */
 import { GatewayError } from "../core/errors.ts";
 import type { NamedPolicy } from "../core/pipeline.ts";
@@ -14,30 +18,52 @@ interface Deadline {
   clear(): void;
 }
 
+const CHUNK = 64 * 1024;
+
 export function withDeadline(source: ReadableStream<Bytes>, ms: number): Deadline {
-  const reader = source.getReader();
+  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Bytes>;
+  try {
+    reader = source.getReader({ mode: "byob" });
+  } catch {
+    reader = source.getReader(); // not a byte stream (a policy replaced the body)
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   let expired = false;
   const clear = () => clearTimeout(timer);
-  const body = new ReadableStream<Bytes>({
-    start(controller) {
-      timer = setTimeout(() => {
-        expired = true;
-        const e = new GatewayError("request_timeout", {
-          message: `The request body was not received within ${ms} ms`,
-          headers: { connection: "close" },
-        });
-        controller.error(e);
-        reader.cancel(e).catch(() => {});
-      }, ms);
-    },
+  const arm = (controller: ReadableByteStreamController) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      expired = true;
+      const e = new GatewayError("request_timeout", {
+        message: `The request body stalled for more than ${ms} ms`,
+        headers: { connection: "close" },
+      });
+      controller.error(e);
+      reader.cancel(e).catch(() => {});
+    }, ms);
+  };
+  const body = new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: CHUNK,
+    start: arm,
     async pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view!;
       try {
-        const { done, value } = await reader.read();
+        const { done, value } = reader instanceof ReadableStreamBYOBReader
+          ? await reader.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength))
+          : await reader.read();
+        if (expired) return;
         if (done) {
           clear();
           controller.close();
-        } else controller.enqueue(value);
+          if (value) request.respondWithNewView(value);
+          else request.respond(0);
+          return;
+        }
+        arm(controller);
+        if (reader instanceof ReadableStreamBYOBReader) request.respondWithNewView(value!);
+        else controller.enqueue(value!);
       } catch (e) {
         clear();
         if (!expired) controller.error(e);
@@ -48,7 +74,7 @@ export function withDeadline(source: ReadableStream<Bytes>, ms: number): Deadlin
       return reader.cancel(reason);
     },
   });
-  return { body, clear };
+  return { body: body as ReadableStream<Bytes>, clear };
 }
 
 export function createBodyDeadlinePolicy(ms: number): NamedPolicy {

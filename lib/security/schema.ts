@@ -120,7 +120,7 @@ export const securitySchema = z.strictObject({
   max_uri_bytes: uriBytes.default(8_192),
   merge_slashes: z.boolean().default(true),
   body_timeout_ms: positiveInt.default(60_000).meta({
-    description: "Time allowed to receive a request body once its head has arrived (408 after)",
+    description: "Longest wait for the next piece of a request body (408 after)",
   }),
   ip: ipRulesSchema.optional(),
   waf: wafSchema.optional(),

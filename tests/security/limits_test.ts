@@ -144,3 +144,33 @@ routes:
     assertEquals(up.received.length, 0);
   });
 });
+
+Deno.test("a slow but steady body passes: body_timeout_ms bounds the wait for each piece", async () => {
+  const sizes: number[] = [];
+  const handler = async (req: Request) => {
+    sizes.push((await req.arrayBuffer()).byteLength);
+    return new Response("ok");
+  };
+  await withRig(config, async ({ g }) => {
+    const u = new URL(g.url());
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    try {
+      const enc = new TextEncoder();
+      await conn.write(enc.encode(
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 50\r\n\r\n",
+      ));
+      const started = performance.now();
+      for (let i = 0; i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        await conn.write(enc.encode("x".repeat(10)));
+      }
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
+      assertOk(performance.now() - started > 300, "the body took longer than one timeout in total");
+      assertEquals(sizes, [50]);
+    } finally {
+      conn.close();
+    }
+  }, { handler });
+});
