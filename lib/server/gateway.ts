@@ -15,7 +15,7 @@ import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
-import type { ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
+import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
 import { dirname } from "node:path";
@@ -215,7 +215,9 @@ export class Gateway {
   private proxyProtocolOptions(listener: string, plan: Plan): ProxyProtocolOptions {
     return {
       trusted: () => (this.holder.current ?? plan).settings.trustedProxies,
-      headerTimeoutMs: () => (this.holder.current ?? plan).config.security.header_timeout_ms,
+      headerTimeoutMs: () =>
+        (this.holder.current ?? plan).config.listeners.find((l) => l.name === listener)
+          ?.proxy_protocol_timeout_ms ?? PROXY_HEADER_TIMEOUT_MS,
       onRefused: (reason, peer) =>
         this.deps.logger.every(`proxy-protocol:${listener}`, 10_000, "warn", "connection refused", {
           listener,

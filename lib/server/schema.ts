@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, port } from "../config/common.ts";
+import { headerName, port, positiveInt } from "../config/common.ts";
 
 export const tlsSchema = z.strictObject({
   cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain" }),
@@ -20,6 +20,10 @@ export const listenerSchema = z.strictObject({
   tls: tlsSchema.optional(),
   proxy_protocol: z.boolean().default(false).meta({
     description: "Expect a PROXY protocol v1/v2 header from trusted_proxies",
+  }),
+  proxy_protocol_timeout_ms: positiveInt.optional().meta({
+    description:
+      "With proxy_protocol: how long a connection may take to send its PROXY header (default 5000)",
   }),
 }).superRefine((l, ctx) => {
   if (l.tls?.min_version === "1.3" && !l.tls.client_ca) {

@@ -12,10 +12,10 @@ const LB = { hostname: "10.0.0.1", port: 443 };
 
 function config(upstream: string, trusted: string, extra = ""): string {
   return `listeners:
-  - { name: public, host: 127.0.0.1, port: 0, proxy_protocol: true }
+  - { name: public, host: 127.0.0.1, port: 0, proxy_protocol: true, proxy_protocol_timeout_ms: 300 }
 admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 2 }
-security: { trusted_proxies: [${trusted}], header_timeout_ms: 300 }
+security: { trusted_proxies: [${trusted}] }
 upstreams:
   echo: { targets: [ { url: "${upstream}" } ] }
 routes:
@@ -108,7 +108,7 @@ Deno.test("proxy_protocol: connections without a valid header, or from untrusted
     // A well-formed header from a peer outside trusted_proxies.
     const spoof = proxyV1({ hostname: "198.51.100.1", port: 1 }, LB);
     assertEquals(await exchange(other.url(), spoof, [get("/spoofed")]), "");
-    // Silence: closed after security.header_timeout_ms.
+    // Silence: closed after proxy_protocol_timeout_ms.
     const u = new URL(g.url());
     const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
     const started = performance.now();

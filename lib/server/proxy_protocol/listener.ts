@@ -7,6 +7,9 @@ import { type ClientInfo, ProxyProtocolFront, type ProxyProtocolOptions } from "
 
 export type { ProxyProtocolOptions };
 
+/** Default for `proxy_protocol_timeout_ms`: balancers send the header at once. */
+export const PROXY_HEADER_TIMEOUT_MS = 5_000;
+
 /**
  * Starts the real server (through `startInner`, on a private loopback port) and
  * the front that feeds it. Requests that reach the inner port directly, without
