@@ -5,19 +5,32 @@ import { baseConfig } from "../helpers/gateway.ts";
 export const PREFIX = "t:";
 export const STREAM_KEY = `${PREFIX}orders`;
 
+export interface JobsConfigExtras {
+  /** More route items (YAML list entries, indented two spaces). */
+  routes?: string;
+  /** More upstream entries (indented two spaces). */
+  upstreams?: string;
+  /** More top-level sections. */
+  top?: string;
+}
+
 /** A gateway config with one async route `orders` (path /orders) on `upstream`. */
-export function jobsConfig(redisUrl: string, upstreamUrl: string, extra = ""): string {
+export function jobsConfig(
+  redisUrl: string,
+  upstreamUrl: string,
+  extra: JobsConfigExtras = {},
+): string {
   return baseConfig(`store:
   kind: redis
   redis: { url: "${redisUrl}", prefix: "${PREFIX}", timeout_ms: 500 }
 upstreams:
   orders: { targets: [ { url: "${upstreamUrl}" } ] }
-routes:
+${extra.upstreams ?? ""}${extra.top ?? ""}routes:
   - name: orders
     match: { path: /orders }
     upstream: orders
     async: { stream: orders, result_ttl: 10m }
-${extra}`);
+${extra.routes ?? ""}`);
 }
 
 /** A plain client for looking at what the gateway and workers wrote. */

@@ -17,7 +17,7 @@ import {
   parseEntry,
   type WorkerIdentity,
 } from "../../lib/jobs/worker_protocol.ts";
-import { jobsConfig, PREFIX, redisClient, STREAM_KEY } from "./helpers.ts";
+import { jobsConfig, type JobsConfigExtras, PREFIX, redisClient, STREAM_KEY } from "./helpers.ts";
 
 interface Env {
   g: TestGateway;
@@ -26,7 +26,10 @@ interface Env {
   up: TestServer;
 }
 
-async function withJobs(fn: (env: Env) => Promise<void>, extra = ""): Promise<void> {
+async function withJobs(
+  fn: (env: Env) => Promise<void>,
+  extra: JobsConfigExtras = {},
+): Promise<void> {
   const redis = await startRedis();
   const up = startUpstream();
   const db = redisClient(redis.url);
@@ -269,9 +272,11 @@ Deno.test("async route: a body over async.max_body_bytes is 413, declared or str
       assertEquals(JSON.parse(chunked.body).error.code, "payload_too_large");
       assertEquals(await db.xlen(STREAM_KEY), 1);
     },
-    `  - { name: small, match: { path: /small }, upstream: orders,
+    {
+      routes: `  - { name: small, match: { path: /small }, upstream: orders,
       async: { stream: orders, max_body_bytes: 16 } }
 `,
+    },
   );
 });
 
@@ -311,7 +316,7 @@ Deno.test("async route: /jobs/{id} is reserved, listed in /routes, and kept acro
     assertEquals((await g.gw.reload()).ok, true);
     assertEquals((await (await fetch(`${g.url()}/jobs/${id}`)).json()).status, "pending");
     await submit(g, "after reload");
-  }, `  - { name: all, match: { path: / }, upstream: orders }\n`);
+  }, { routes: `  - { name: all, match: { path: / }, upstream: orders }\n` });
 });
 
 Deno.test("without async routes, /jobs/{id} is an ordinary path", async () => {
