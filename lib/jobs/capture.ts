@@ -3,26 +3,27 @@
  * headers exactly as the proxy would send them upstream after the route's
  * policies (transforms, identity headers, credential stripping).
  */
+import { Buffer } from "node:buffer";
 import type { RequestContext } from "../core/context.ts";
 import { GatewayError } from "../core/errors.ts";
-import type { Bytes } from "../proxy/http1/bytes.ts";
 import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
 
-const EMPTY: Bytes = new Uint8Array(0);
-
-/** Reads the whole request body; more than `max` bytes is a 413. */
-export async function readBody(ctx: RequestContext, max: number): Promise<Bytes> {
+/**
+ * Reads the whole request body; more than `max` bytes is a 413. A Buffer,
+ * because that is what the Redis client sends as bytes.
+ */
+export async function readBody(ctx: RequestContext, max: number): Promise<Buffer> {
   const body = ctx.body;
-  if (body === null) return EMPTY;
+  if (body === null) return Buffer.alloc(0);
   if (body instanceof Uint8Array) {
     if (body.byteLength > max) throw tooLarge(max);
-    return body;
+    return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   }
   if (ctx.bodyLength !== null && ctx.bodyLength > max) {
     body.cancel().catch(() => {});
     throw tooLarge(max);
   }
-  const chunks: Bytes[] = [];
+  const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = body.getReader();
   try {
@@ -39,14 +40,7 @@ export async function readBody(ctx: RequestContext, max: number): Promise<Bytes>
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return Buffer.concat(chunks, total);
 }
 
 function tooLarge(max: number): GatewayError {

@@ -2,7 +2,6 @@
  * The terminal of an `async` route: instead of calling the upstream, append the
  * request to a Redis Stream as a job and answer 202 with where to poll for it.
  */
-import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { RouteConfig } from "../config/schema.ts";
 import type { RequestContext } from "../core/context.ts";
@@ -79,7 +78,7 @@ export async function createJobSubmit(
         "headers",
         JSON.stringify(capturedHeaders(ctx, o.capture)),
         "body",
-        Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        body,
         "consumer",
         ctx.consumer?.id ?? "",
         "subject",

@@ -164,21 +164,14 @@ export interface JobResult {
 }
 
 /** Stores the result and acknowledges the entry; false when another worker completed it first. */
-export async function completeJob(
+export function completeJob(
   redis: Redis,
   w: WorkerIdentity,
   e: JobEntry,
   now: number,
   result: JobResult,
 ): Promise<boolean> {
-  const written = await commands(redis).gwJobComplete(
-    e.resultKey,
-    w.stream,
-    w.group,
-    e.entryId,
-    e.resultTtlMs,
-    now,
-    "done",
+  return finish(redis, w, e, now, "done", [
     "status",
     result.status,
     "headers",
@@ -186,17 +179,27 @@ export async function completeJob(
     "body",
     // ioredis sends only Buffers as bytes; anything else is turned into text.
     Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength),
-  );
-  return written === 1;
+  ]);
 }
 
 /** Marks the job failed (a permanent error, no upstream answer) and acknowledges the entry. */
-export async function failJob(
+export function failJob(
   redis: Redis,
   w: WorkerIdentity,
   e: JobEntry,
   now: number,
   error: string,
+): Promise<boolean> {
+  return finish(redis, w, e, now, "failed", ["error", error]);
+}
+
+async function finish(
+  redis: Redis,
+  w: WorkerIdentity,
+  e: JobEntry,
+  now: number,
+  state: "done" | "failed",
+  fields: (string | number | Buffer)[],
 ): Promise<boolean> {
   const written = await commands(redis).gwJobComplete(
     e.resultKey,
@@ -205,9 +208,8 @@ export async function failJob(
     e.entryId,
     e.resultTtlMs,
     now,
-    "failed",
-    "error",
-    error,
+    state,
+    ...fields,
   );
   return written === 1;
 }

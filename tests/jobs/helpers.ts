@@ -1,11 +1,17 @@
 /** Shared pieces of the async-job tests: config, worker processes, polling. */
+import type { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
-import { baseConfig } from "../helpers/gateway.ts";
+import { type JobEntry, parseEntry, type WorkerIdentity } from "../../lib/jobs/worker_protocol.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { startRedis, type TestRedis } from "../helpers/redis.ts";
+import type { TestServer } from "../helpers/upstream.ts";
 
 export const PREFIX = "t:";
 export const STREAM_KEY = `${PREFIX}orders`;
 
 export interface JobsConfigExtras {
+  /** More keys of the `orders` route (indented four spaces). */
+  orders?: string;
   /** More route items (YAML list entries, indented two spaces). */
   routes?: string;
   /** More upstream entries (indented two spaces). */
@@ -30,7 +36,56 @@ ${extra.upstreams ?? ""}${extra.top ?? ""}routes:
     match: { path: /orders }
     upstream: orders
     async: { stream: orders, result_ttl: 10m }
-${extra.routes ?? ""}`);
+${extra.orders ?? ""}${extra.routes ?? ""}`);
+}
+
+export interface JobsEnv {
+  g: TestGateway;
+  redis: TestRedis;
+  /** A client on the same redis-server, for looking at what was written. */
+  db: Redis;
+  up: TestServer;
+}
+
+/** Runs `fn` with a redis-server and a gateway on `jobsConfig`; closes them and `up` after. */
+export async function withJobs(
+  up: TestServer,
+  fn: (env: JobsEnv) => Promise<void>,
+  extra: JobsConfigExtras = {},
+): Promise<void> {
+  const redis = await startRedis();
+  const db = redisClient(redis.url);
+  try {
+    const g = await startGateway(jobsConfig(redis.url, up.url, extra));
+    try {
+      await fn({ g, redis, db, up });
+    } finally {
+      await g.close();
+    }
+  } finally {
+    db.disconnect();
+    await up.close();
+    await redis.close();
+  }
+}
+
+/**
+ * Creates `w.group` and reads every entry as consumer `w.name`, the way a worker
+ * does: the entries stay pending for that consumer until acknowledged.
+ */
+export async function readAsConsumer(db: Redis, w: WorkerIdentity): Promise<JobEntry[]> {
+  await db.xgroup("CREATE", w.stream, w.group, "0");
+  const read = await db.xreadgroupBuffer(
+    "GROUP",
+    w.group,
+    w.name,
+    "COUNT",
+    1000,
+    "STREAMS",
+    w.stream,
+    ">",
+  ) as [Buffer, [Buffer, Buffer[]][]][] | null;
+  return (read?.[0]?.[1] ?? []).map(([id, f]) => parseEntry(id.toString(), f)!);
 }
 
 /** A plain client for looking at what the gateway and workers wrote. */

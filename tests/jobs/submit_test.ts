@@ -5,11 +5,11 @@
 import { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
 import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
-import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startRedis, type TestRedis } from "../helpers/redis.ts";
 import { rawRequest } from "../helpers/raw.ts";
 import { ConfigError, formatIssue } from "../../lib/config/issues.ts";
+import { loadConfigFile } from "../../lib/config/load.ts";
 import {
   beginJob,
   completeJob,
@@ -17,35 +17,7 @@ import {
   parseEntry,
   type WorkerIdentity,
 } from "../../lib/jobs/worker_protocol.ts";
-import { jobsConfig, type JobsConfigExtras, PREFIX, redisClient, STREAM_KEY } from "./helpers.ts";
-
-interface Env {
-  g: TestGateway;
-  redis: TestRedis;
-  db: Redis;
-  up: TestServer;
-}
-
-async function withJobs(
-  fn: (env: Env) => Promise<void>,
-  extra: JobsConfigExtras = {},
-): Promise<void> {
-  const redis = await startRedis();
-  const up = startUpstream();
-  const db = redisClient(redis.url);
-  try {
-    const g = await startGateway(jobsConfig(redis.url, up.url, extra));
-    try {
-      await fn({ g, redis, db, up });
-    } finally {
-      await g.close();
-    }
-  } finally {
-    db.disconnect();
-    await up.close();
-    await redis.close();
-  }
-}
+import { PREFIX, readAsConsumer, STREAM_KEY, withJobs } from "./helpers.ts";
 
 function post(g: TestGateway, path: string, body: string, headers: Record<string, string> = {}) {
   return fetch(`${g.url()}${path}`, { method: "POST", body, headers });
@@ -71,7 +43,7 @@ async function entries(db: Redis) {
 const WORKER: WorkerIdentity = { stream: STREAM_KEY, group: "test", name: "in-test" };
 
 Deno.test("async route: 202 with Location and job id; the request is queued, not proxied", async () => {
-  await withJobs(async ({ g, db, up }) => {
+  await withJobs(startUpstream(), async ({ g, db, up }) => {
     const res = await post(g, "/orders/42?express=1", '{"item":"book"}', {
       "content-type": "application/json",
       "x-client-note": "gift",
@@ -124,21 +96,10 @@ Deno.test("async route: 202 with Location and job id; the request is queued, not
 });
 
 Deno.test("job status: running, then done with the stored result; binary bodies as base64", async () => {
-  await withJobs(async ({ g, db }) => {
+  await withJobs(startUpstream(), async ({ g, db }) => {
     const text = await submit(g, "a");
     const binary = await submit(g, "b");
-    await db.xgroup("CREATE", STREAM_KEY, WORKER.group, "0");
-    const read = await db.xreadgroupBuffer(
-      "GROUP",
-      WORKER.group,
-      WORKER.name,
-      "COUNT",
-      10,
-      "STREAMS",
-      STREAM_KEY,
-      ">",
-    ) as [Buffer, [Buffer, Buffer[]][]][];
-    const [e1, e2] = read[0]![1].map(([id, f]) => parseEntry(id.toString(), f)!);
+    const [e1, e2] = await readAsConsumer(db, WORKER);
     assertEquals(await beginJob(db, WORKER, e1!, Date.now(), 3), "run");
     const running = await (await fetch(`${g.url()}/jobs/${text.id}`)).json();
     assertEquals([running.status, running.attempts], ["running", 1]);
@@ -190,7 +151,7 @@ Deno.test("job status: running, then done with the stored result; binary bodies 
 });
 
 Deno.test("job status: unknown, malformed and expired ids are 404 job_not_found", async () => {
-  await withJobs(async ({ g, db }) => {
+  await withJobs(startUpstream(), async ({ g, db }) => {
     await assertError(
       await fetch(`${g.url()}/jobs/00000000-0000-4000-8000-000000000000`),
       404,
@@ -207,7 +168,7 @@ Deno.test("job status: unknown, malformed and expired ids are 404 job_not_found"
 });
 
 Deno.test("Idempotency-Key: a retry returns the same job, another body is 422, no duplicate entry", async () => {
-  await withJobs(async ({ g, db }) => {
+  await withJobs(startUpstream(), async ({ g, db }) => {
     const key = { "idempotency-key": "order-7f3a" };
     const first = await submit(g, '{"n":1}', key);
     assertEquals(first.res.headers.get("idempotent-replayed"), null);
@@ -257,6 +218,7 @@ Deno.test("Idempotency-Key: a retry returns the same job, another body is 422, n
 
 Deno.test("async route: a body over async.max_body_bytes is 413, declared or streamed", async () => {
   await withJobs(
+    startUpstream(),
     async ({ g, db }) => {
       const ok = await post(g, "/small", "0123456789abcdef");
       assertEquals(ok.status, 202);
@@ -281,7 +243,7 @@ Deno.test("async route: a body over async.max_body_bytes is 413, declared or str
 });
 
 Deno.test("async route: Redis down is 503 store_unavailable, and jobs resume when it is back", async () => {
-  await withJobs(async ({ g, redis, db }) => {
+  await withJobs(startUpstream(), async ({ g, redis, db }) => {
     const { id } = await submit(g, "before");
     await redis.stop();
     await assertError(await post(g, "/orders", "during"), 503, "store_unavailable");
@@ -302,7 +264,7 @@ Deno.test("async route: Redis down is 503 store_unavailable, and jobs resume whe
 });
 
 Deno.test("async route: /jobs/{id} is reserved, listed in /routes, and kept across reloads", async () => {
-  await withJobs(async ({ g }) => {
+  await withJobs(startUpstream(), async ({ g }) => {
     const { id } = await submit(g, "x");
     // A catch-all user route does not shadow job status.
     const routes = await (await fetch(`${g.admin}/routes`)).json();
@@ -390,4 +352,13 @@ routes:
 `));
   assertEquals(mixed.length, 1);
   assertMatch(mixed[0]!, /routes\[0\]\.async: async routes must all use auth or none/);
+});
+
+Deno.test("config/examples/async_jobs.yaml is a valid configuration", async () => {
+  const file = new URL("../../config/examples/async_jobs.yaml", import.meta.url).pathname;
+  const { config } = await loadConfigFile(
+    file,
+    (name) => (name === "ANALYTICS_KEY" ? "k" : undefined),
+  );
+  assertEquals(config.routes[0]!.async?.result_ttl, 3_600_000);
 });

@@ -3,29 +3,11 @@
  * real redis-server, gateway and upstream: forwarding, results, reclaiming the
  * jobs of dead workers without redoing finished ones, giving up, draining.
  */
-import type { Buffer } from "node:buffer";
-import type { Redis } from "ioredis";
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { closedPort, startUpstream, type TestServer } from "../helpers/upstream.ts";
-import { startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startRedis, type TestRedis } from "../helpers/redis.ts";
-import { beginJob, parseEntry, type WorkerIdentity } from "../../lib/jobs/worker_protocol.ts";
-import {
-  jobsConfig,
-  type JobsConfigExtras,
-  PREFIX,
-  redisClient,
-  spawnWorker,
-  STREAM_KEY,
-  waitFor,
-} from "./helpers.ts";
-
-interface Env {
-  g: TestGateway;
-  redis: TestRedis;
-  db: Redis;
-  up: TestServer;
-}
+import type { TestGateway } from "../helpers/gateway.ts";
+import { beginJob, type WorkerIdentity } from "../../lib/jobs/worker_protocol.ts";
+import { PREFIX, readAsConsumer, spawnWorker, STREAM_KEY, waitFor, withJobs } from "./helpers.ts";
 
 /** An upstream that answers 201 with what it got, after `delayMs`. */
 function answering(delayMs = 0): TestServer {
@@ -37,27 +19,6 @@ function answering(delayMs = 0): TestServer {
       { status: 201, headers: { "x-upstream": "yes" } },
     );
   });
-}
-
-async function withJobs(
-  up: TestServer,
-  fn: (env: Env) => Promise<void>,
-  extra: JobsConfigExtras = {},
-): Promise<void> {
-  const redis = await startRedis();
-  const db = redisClient(redis.url);
-  try {
-    const g = await startGateway(jobsConfig(redis.url, up.url, extra));
-    try {
-      await fn({ g, redis, db, up });
-    } finally {
-      await g.close();
-    }
-  } finally {
-    db.disconnect();
-    await up.close();
-    await redis.close();
-  }
 }
 
 async function submit(g: TestGateway, path: string, init: RequestInit = {}): Promise<string> {
@@ -138,20 +99,7 @@ Deno.test("worker: reclaims a dead worker's jobs; one it finished before XACK is
 
     // A worker that read all four, then died at a different step of each.
     const ghost: WorkerIdentity = { stream: STREAM_KEY, group: "workers", name: "ghost" };
-    await db.xgroup("CREATE", STREAM_KEY, ghost.group, "0");
-    const read = await db.xreadgroupBuffer(
-      "GROUP",
-      ghost.group,
-      ghost.name,
-      "COUNT",
-      10,
-      "STREAMS",
-      STREAM_KEY,
-      ">",
-    ) as [Buffer, [Buffer, Buffer[]][]][];
-    const byJob = new Map(
-      read[0]![1].map(([id, f]) => parseEntry(id.toString(), f)!).map((e) => [e.job, e]),
-    );
+    const byJob = new Map((await readAsConsumer(db, ghost)).map((e) => [e.job, e]));
     const now = Date.now();
     // Called the upstream and wrote the result, but died before XACK.
     assertEquals(await beginJob(db, ghost, byJob.get(finished)!, now, 2), "run");
