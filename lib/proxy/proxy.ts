@@ -80,7 +80,7 @@ export function send(
     connectTimeoutMs: o.timeouts.connectMs ?? t.connectMs,
     firstByteTimeoutMs: o.timeouts.firstByteMs ?? t.firstByteMs,
     requestTimeoutMs: o.timeouts.requestMs ?? t.requestMs,
-    signal: ctx.request.signal,
+    signal: () => ctx.request.signal,
   }).then((res) => {
     ctx.upstreamMs = performance.now() - started;
     return res;
