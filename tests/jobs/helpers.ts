@@ -20,7 +20,11 @@ export interface JobsConfigExtras {
   top?: string;
 }
 
-/** A gateway config with one async route `orders` (path /orders) on `upstream`. */
+/**
+ * A gateway config with one async route `orders` (path /orders) on `upstream`.
+ * The command timeout is generous: on a loaded test machine a stalled process
+ * must not turn into a 503 (outages fail fast anyway, without waiting for it).
+ */
 export function jobsConfig(
   redisUrl: string,
   upstreamUrl: string,
@@ -28,7 +32,7 @@ export function jobsConfig(
 ): string {
   return baseConfig(`store:
   kind: redis
-  redis: { url: "${redisUrl}", prefix: "${PREFIX}", timeout_ms: 500 }
+  redis: { url: "${redisUrl}", prefix: "${PREFIX}", timeout_ms: 3000 }
 upstreams:
   orders: { targets: [ { url: "${upstreamUrl}" } ] }
 ${extra.upstreams ?? ""}${extra.top ?? ""}routes:
