@@ -4,6 +4,7 @@
  */
 import type { GatewayConfig } from "./schema.ts";
 import { didYouMean, type KeyPath } from "./issues.ts";
+import { asyncRouteIssues } from "../jobs/semantics.ts";
 
 export interface SemanticIssue {
   path: KeyPath;
@@ -156,6 +157,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   consumerReferences,
   authProviders,
   storeNeeds,
+  asyncRouteIssues,
 ];
 
 export function semanticIssues(c: GatewayConfig): SemanticIssue[] {
