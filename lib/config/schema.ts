@@ -4,7 +4,7 @@
  * and `config/gateway.schema.json` is generated from it for editors.
  */
 import { z } from "zod";
-import { httpMethod, positiveInt } from "./common.ts";
+import { httpMethod } from "./common.ts";
 import { adminSchema, listenerSchema, serverSchema } from "../server/schema.ts";
 import { storeSchema } from "../store/schema.ts";
 import { upstreamSchema } from "../proxy/schema.ts";
@@ -21,13 +21,7 @@ import { aggregateSchema, cacheSchema, corsSchema, transformSchema } from "../tr
 import { ipRulesSchema, limitsSchema, securitySchema, wafSchema } from "../security/schema.ts";
 import { fallbackSchema, retriesSchema, timeoutSchema } from "../resilience/schema.ts";
 import { observeSchema } from "../observe/schema.ts";
-
-const asyncSchema = z.strictObject({
-  stream: z.string().min(1),
-  result_ttl: z.string().regex(/^\d+(ms|s|m|h|d)$/).default("1h"),
-  max_body_bytes: positiveInt.default(1_048_576),
-  maxlen: positiveInt.default(100_000),
-});
+import { asyncSchema } from "../jobs/schema.ts";
 
 export const routeSchema = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, {

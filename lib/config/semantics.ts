@@ -4,6 +4,7 @@
  */
 import type { GatewayConfig } from "./schema.ts";
 import { didYouMean, type KeyPath } from "./issues.ts";
+import { asyncRouteIssues } from "../jobs/semantics.ts";
 
 export interface SemanticIssue {
   path: KeyPath;
@@ -167,6 +168,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   consumerReferences,
   authProviders,
   storeNeeds,
+  asyncRouteIssues,
   proxyProtocol,
 ];
 

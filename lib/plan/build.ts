@@ -11,6 +11,7 @@ import { BuildContext } from "./build_context.ts";
 import { buildChain, GLOBAL_STAGES } from "./chain.ts";
 import { buildTerminal } from "./terminal.ts";
 import { createDispatch } from "./dispatch.ts";
+import { buildJobStatusRoute } from "../jobs/status.ts";
 import { type CompiledRoute, Plan } from "./plan.ts";
 import type { RuntimeDeps } from "./deps.ts";
 
@@ -34,10 +35,12 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         index,
         config: route,
         rewrite: compileRewrite(route.strip_prefix, route.rewrite),
-        policies: [...policies.map((p) => p.name), "upstream"],
-        handler: compose(policies, buildTerminal(route, index, b)),
+        policies: [...policies.map((p) => p.name), route.async ? "job_submit" : "upstream"],
+        handler: compose(policies, await buildTerminal(route, index, b)),
       });
     }
+    const jobStatus = await buildJobStatusRoute(routes.length, b);
+    if (jobStatus) routes.push(jobStatus);
     const table = new RouteTable(
       routes.map((r) => ({ payload: r, match: r.config.match, priority: r.config.priority })),
       versions,

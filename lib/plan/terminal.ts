@@ -1,10 +1,11 @@
-/** The end of a route's chain: which upstream gets the request, and the proxy call. */
+/** The end of a route's chain: the upstream choice and the proxy call, or the job queue. */
 import type { RouteConfig } from "../config/schema.ts";
 import type { Handler } from "../core/pipeline.ts";
 import type { RequestContext } from "../core/context.ts";
 import { compileRequestKey } from "../core/request_key.ts";
 import { weightedChoice } from "../router/split.ts";
 import { createProxy } from "../proxy/proxy.ts";
+import { createJobSubmit } from "../jobs/submit.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "./build_context.ts";
 
@@ -24,8 +25,22 @@ export function chooseUpstream(
   return sticky ? (ctx) => choice.pick(sticky(ctx)) : () => choice.pick(null);
 }
 
-export function buildTerminal(route: RouteConfig, _index: number, b: BuildContext): Handler {
+export function buildTerminal(
+  route: RouteConfig,
+  _index: number,
+  b: BuildContext,
+): Handler | Promise<Handler> {
   const s = b.config.server;
+  if (route.async) {
+    return createJobSubmit(route, b, {
+      choose: chooseUpstream(route, b),
+      capture: {
+        via: `1.1 ${s.via}`,
+        requestIdHeader: s.request_id_header.toLowerCase(),
+        tracing: b.config.observe.tracing.enabled,
+      },
+    });
+  }
   return createProxy({
     choose: chooseUpstream(route, b),
     timeouts: {
