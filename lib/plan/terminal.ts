@@ -7,6 +7,8 @@ import { weightedChoice } from "../router/split.ts";
 import { createProxy } from "../proxy/proxy.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "./build_context.ts";
+import { RetryPolicy } from "../resilience/retry.ts";
+import { compileFallback } from "../resilience/fallback.ts";
 
 export function chooseUpstream(
   route: RouteConfig,
@@ -35,6 +37,8 @@ export function buildTerminal(route: RouteConfig, _index: number, b: BuildContex
         : {}),
       ...(route.timeout?.request_ms !== undefined ? { requestMs: route.timeout.request_ms } : {}),
     },
+    retry: route.retries ? new RetryPolicy(route.retries) : null,
+    fallback: route.fallback ? compileFallback(route.fallback) : null,
     preserveHost: route.preserve_host,
     via: s.via,
     requestIdHeader: s.request_id_header,
