@@ -14,7 +14,9 @@ export interface FlakyRequest {
 export type Behaviour =
   | { status: number; body?: string; delayMs?: number }
   | "hang"
-  | "reset";
+  | "reset"
+  /** A 200 head promising more body than is sent, then the connection drops. */
+  | "truncate";
 
 export type FlakyHandler = (req: FlakyRequest, n: number) => Behaviour;
 
@@ -127,6 +129,11 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
           return;
         }
         if (b === "reset") {
+          close(conn);
+          return;
+        }
+        if (b === "truncate") {
+          await writeAll(conn, enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial"));
           close(conn);
           return;
         }
