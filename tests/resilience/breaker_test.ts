@@ -1,6 +1,10 @@
 /** The circuit breaker state machine and its rolling window, driven by explicit time. */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { type BreakerParams, CircuitBreaker, type CircuitState } from "../../lib/resilience/breaker.ts";
+import {
+  type BreakerParams,
+  CircuitBreaker,
+  type CircuitState,
+} from "../../lib/resilience/breaker.ts";
 import { RollingCounts } from "../../lib/resilience/window.ts";
 
 const params = (over: Partial<BreakerParams> = {}): BreakerParams => ({

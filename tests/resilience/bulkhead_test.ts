@@ -40,7 +40,12 @@ routes:
       const t0 = performance.now();
       const res = await fetch(`${g.url()}/stuck`);
       const body = await res.text();
-      return { status: res.status, body, ms: performance.now() - t0, retryAfter: res.headers.get("retry-after") };
+      return {
+        status: res.status,
+        body,
+        ms: performance.now() - t0,
+        retryAfter: res.headers.get("retry-after"),
+      };
     });
     // Wait until the slots are taken and the queue is full.
     for (let i = 0; i < 100 && stuck.hits() < 4; i++) await new Promise((r) => setTimeout(r, 10));
@@ -71,7 +76,8 @@ routes:
       assertEquals(r.retryAfter, "1");
     }
     assertEquals(stuck.hits(), 4, "the upstream never saw more than max_concurrent");
-    const p = (xs: number[]) => `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p95 ${percentile(xs, 0.95).toFixed(2)} ms`;
+    const p = (xs: number[]) =>
+      `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p95 ${percentile(xs, 0.95).toFixed(2)} ms`;
     console.log(`healthy route before: ${p(before)}; while the other upstream hangs: ${p(during)}`);
     // Generous: a blocked route would wait on the 10 s hang, not a few milliseconds more.
     assertOk(percentile(during, 0.5) < 250, `healthy route slowed: ${p(during)}`);

@@ -35,7 +35,12 @@ routes:
       // Connection refused twice, then the open circuit: the same fallback each time.
       const res = await fetch(`${g.url()}/text`);
       assertEquals(
-        [res.status, res.headers.get("retry-after"), res.headers.get("content-type"), await res.text()],
+        [
+          res.status,
+          res.headers.get("retry-after"),
+          res.headers.get("content-type"),
+          await res.text(),
+        ],
         [503, "120", "text/plain; charset=utf-8", "Back soon"],
       );
     }

@@ -133,7 +133,10 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
           return;
         }
         if (b === "truncate") {
-          await writeAll(conn, enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial"));
+          await writeAll(
+            conn,
+            enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial"),
+          );
           close(conn);
           return;
         }

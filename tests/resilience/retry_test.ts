@@ -55,7 +55,9 @@ for (const [kind, behaviour] of sickKinds) {
           for (let i = 0; i < 20; i++) got.push(await status(`${g.url()}/item/${i}`));
           assertEquals(got, Array(20).fill(200));
           assertEquals(healthy.hits(), 20);
-          if (behaviour !== "dead") assertEquals(sick.hits(), 10, "round robin sent half there first");
+          if (behaviour !== "dead") {
+            assertEquals(sick.hits(), 10, "round robin sent half there first");
+          }
         },
       );
     } finally {
@@ -92,13 +94,16 @@ Deno.test("retry: a POST the upstream never saw (connection refused) goes to ano
   await dead.stop();
   const ok = startFlaky((req) => ({ status: 201, body: req.body }));
   try {
-    await withGateway(twoTargets(dead, ok, `    retries: { attempts: 1, backoff_ms: 1 }`), async (g) => {
-      for (let i = 0; i < 4; i++) {
-        const res = await fetch(`${g.url()}/orders`, { method: "POST", body: `order-${i}` });
-        assertEquals([res.status, await res.text()], [201, `order-${i}`]);
-      }
-      assertEquals(ok.hits(), 4);
-    });
+    await withGateway(
+      twoTargets(dead, ok, `    retries: { attempts: 1, backoff_ms: 1 }`),
+      async (g) => {
+        for (let i = 0; i < 4; i++) {
+          const res = await fetch(`${g.url()}/orders`, { method: "POST", body: `order-${i}` });
+          assertEquals([res.status, await res.text()], [201, `order-${i}`]);
+        }
+        assertEquals(ok.hits(), 4);
+      },
+    );
   } finally {
     await closeAll(dead, ok);
   }
@@ -156,7 +161,11 @@ Deno.test("retry: never after the response started; a broken body reaches the cl
   const b = startFlaky(() => ({ status: 200, body: "whole" }));
   try {
     await withGateway(
-      twoTargets(a, b, `    retries: { attempts: 2, on: [connect_error, reset, 502], backoff_ms: 1 }`),
+      twoTargets(
+        a,
+        b,
+        `    retries: { attempts: 2, on: [connect_error, reset, 502], backoff_ms: 1 }`,
+      ),
       async (g) => {
         const res = await fetch(`${g.url()}/`);
         assertEquals(res.status, 200);
@@ -191,7 +200,9 @@ Deno.test("timeouts: first byte per attempt, the route's request_ms bounds all a
         const t0 = performance.now();
         await assertError(await fetch(`${g.url()}/`), 504, "upstream_timeout");
         const ms = performance.now() - t0;
-        console.log(`hanging upstream, first_byte 100 ms, request 250 ms: 504 after ${ms.toFixed(0)} ms`);
+        console.log(
+          `hanging upstream, first_byte 100 ms, request 250 ms: 504 after ${ms.toFixed(0)} ms`,
+        );
         const attempts = a.hits() + b.hits();
         assertOk(attempts >= 2 && attempts <= 3, `the deadline cut retries short: ${attempts}`);
       },
