@@ -80,7 +80,7 @@ async function forward(
     );
   }
   const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;
-  const deadline = performance.now() + requestMs;
+  const deadline = requestMs === Infinity ? Infinity : performance.now() + requestMs;
   const policy = o.retry ?? upstream.retry;
   if (policy !== null && policy.attempts > 0) {
     upstream.budget.request(ctx.now);
@@ -101,7 +101,15 @@ async function forward(
     let error: UpstreamError | null = null;
     try {
       res = checkStatus(
-        await send(ctx, upstream, target, o, via, requestIdHeader, deadline - performance.now()),
+        await send(
+          ctx,
+          upstream,
+          target,
+          o,
+          via,
+          requestIdHeader,
+          deadline === Infinity ? Infinity : deadline - performance.now(),
+        ),
       );
     } catch (e) {
       if (!(e instanceof UpstreamError) || e.kind === "aborted") {

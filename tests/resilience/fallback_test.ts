@@ -149,6 +149,10 @@ Deno.test("config: resilience mistakes are refused with file, line, key and what
       `upstreams:\n  a: { targets: [ { url: "http://127.0.0.1:1" } ] }\nroutes:\n  - { name: r, upstream: a, retries: { budget_ratio: 0.5 } }\n`,
       /gw\.yaml:4:\d+: routes\[0\]\.retries\.budget_ratio: unknown key/,
     ],
+    [
+      `upstreams:\n  a:\n    targets: [ { url: "http://127.0.0.1:1" } ]\n    queue: 10\n`,
+      /gw\.yaml:4:\d+: upstreams\.a\.queue: queue needs max_concurrent/,
+    ],
   ];
   for (const [yaml, expected] of cases) {
     let messages = "";

@@ -118,7 +118,7 @@ routes:
 `);
   const g = await startGateway(config(true));
   try {
-    await until(async () => up.received.length >= 3);
+    await until(() => Promise.resolve(up.received.length >= 3));
     await Deno.writeTextFile(g.file, config(false));
     assertOk((await g.gw.reload("test")).ok);
     const settled = up.received.length;
