@@ -40,19 +40,13 @@ export class CircuitBreaker {
   consecutive = 0;
   private probesAdmitted = 0;
   private probeSuccesses = 0;
-  private counts: RollingCounts;
+  private readonly counts: RollingCounts;
   /** Times the circuit opened. */
   trips = 0;
   onChange: BreakerListener | null = null;
 
-  constructor(private params: BreakerParams) {
+  constructor(private readonly params: BreakerParams) {
     this.counts = new RollingCounts(params.windowMs);
-  }
-
-  /** Takes new parameters and keeps the state; the window restarts if its length changed. */
-  reconfigure(params: BreakerParams): void {
-    if (params.windowMs !== this.params.windowMs) this.counts = new RollingCounts(params.windowMs);
-    this.params = params;
   }
 
   /** The state at `now` (an open circuit whose period ended reads as half-open). */

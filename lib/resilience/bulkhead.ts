@@ -24,12 +24,7 @@ export class Bulkhead {
   rejected = 0;
   private readonly waiting: Waiter[] = [];
 
-  constructor(private params: BulkheadParams) {}
-
-  reconfigure(params: BulkheadParams): void {
-    this.params = params;
-    this.drain();
-  }
+  constructor(private readonly params: BulkheadParams) {}
 
   get queued(): number {
     return this.waiting.length;

@@ -5,6 +5,7 @@
  */
 import type { UpstreamConfig } from "../proxy/schema.ts";
 import type { StoreConfig } from "../store/schema.ts";
+import type { CircuitBreakerConfig } from "./schema.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import { breakerParams, CircuitBreaker, type CircuitState } from "./breaker.ts";
 import { OutlierDetector, outlierParams } from "./outlier.ts";
@@ -90,44 +91,28 @@ export function acquireTargetGuards(
   url: string,
   c: UpstreamConfig,
 ): AcquiredGuards {
-  const registry = deps.resilience;
   const scope = `${upstream}\n${url}`;
   const keys: string[] = [];
   const log = { upstream, target: url };
+  const take = <T>(
+    kind: string,
+    settings: unknown,
+    create: () => T,
+    dispose?: (v: T) => unknown,
+  ) => {
+    const key = registryKey(kind, scope, settings);
+    keys.push(key);
+    return deps.resilience.acquire(key, create, dispose);
+  };
 
-  let breaker: CircuitBreaker | null = null;
   const cb = c.circuit_breaker;
-  if (cb) {
-    const key = registryKey("breaker", scope, cb);
-    keys.push(key);
-    breaker = registry.acquire(key, () => {
-      const b = new CircuitBreaker(breakerParams(cb));
-      const shared = cb.shared && store.kind === "redis" ? acquireShared(deps, store) : null;
-      const sharedKey = `${store.redis?.prefix ?? ""}circuit:${upstream}|${url}`;
-      shared?.sync.watch(sharedKey, b);
-      b.onChange = (state, until, local) => {
-        if (state === "open") {
-          deps.logger.warn("circuit opened", {
-            ...log,
-            until: new Date(until).toISOString(),
-            by: local ? "this instance" : "another instance",
-          });
-          if (local) shared?.sync.publish(sharedKey, until);
-        } else deps.logger.info(`circuit ${state.replace("_", "-")}`, log);
-      };
-      return { b, shared, sharedKey };
-    }, async ({ shared, sharedKey }) => {
-      shared?.sync.unwatch(sharedKey);
-      await shared?.release();
-    }).b;
-  }
+  const breaker = cb
+    ? take("breaker", cb, () => newBreaker(deps, store, log, cb), (e) => e.dispose()).breaker
+    : null;
 
-  let outlier: OutlierDetector | null = null;
   const od = c.outlier_detection;
-  if (od) {
-    const key = registryKey("outlier", scope, od);
-    keys.push(key);
-    outlier = registry.acquire(key, () => {
+  const outlier = od
+    ? take("outlier", od, () => {
       const o = new OutlierDetector(outlierParams(od));
       o.onEject = (until, periodMs) =>
         deps.logger.warn("target ejected", {
@@ -136,15 +121,12 @@ export function acquireTargetGuards(
           period_ms: periodMs,
         });
       return o;
-    });
-  }
+    })
+    : null;
 
-  let checker: HealthChecker | null = null;
   const hc = c.health_check;
-  if (hc) {
-    const key = registryKey("health", scope, hc);
-    keys.push(key);
-    checker = registry.acquire(key, () => {
+  const checker = hc
+    ? take("health", hc, () => {
       const h = new HealthChecker(url, hc, () => deps.clock.now(), (healthy, last) => {
         if (healthy) deps.logger.info("target healthy", log);
         else {
@@ -153,8 +135,8 @@ export function acquireTargetGuards(
       });
       h.start();
       return h;
-    }, (h) => h.stop());
-  }
+    }, (h) => h.stop())
+    : null;
 
   const guards = breaker || outlier || checker
     ? new TargetGuards(
@@ -168,7 +150,37 @@ export function acquireTargetGuards(
   return {
     guards,
     release: async () => {
-      for (const k of keys) await registry.release(k);
+      for (const k of keys) await deps.resilience.release(k);
+    },
+  };
+}
+
+/** A breaker that logs its changes and, when configured, shares its openings through Redis. */
+function newBreaker(
+  deps: RuntimeDeps,
+  store: StoreConfig,
+  log: { upstream: string; target: string },
+  cb: CircuitBreakerConfig,
+): { breaker: CircuitBreaker; dispose(): Promise<void> } {
+  const breaker = new CircuitBreaker(breakerParams(cb));
+  const shared = cb.shared && store.kind === "redis" ? acquireShared(deps, store) : null;
+  const sharedKey = `${store.redis?.prefix ?? ""}circuit:${log.upstream}|${log.target}`;
+  shared?.sync.watch(sharedKey, breaker);
+  breaker.onChange = (state, until, local) => {
+    if (state === "open") {
+      deps.logger.warn("circuit opened", {
+        ...log,
+        until: new Date(until).toISOString(),
+        by: local ? "this instance" : "another instance",
+      });
+      if (local) shared?.sync.publish(sharedKey, until);
+    } else deps.logger.info(`circuit ${state.replace("_", "-")}`, log);
+  };
+  return {
+    breaker,
+    async dispose() {
+      shared?.sync.unwatch(sharedKey);
+      await shared?.release();
     },
   };
 }

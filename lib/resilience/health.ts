@@ -31,12 +31,12 @@ export class HealthChecker {
   private abort: AbortController | null = null;
   private stopped = false;
   private readonly pool: TargetPool;
-  private expected: ReadonlySet<number>;
-  private headerBlock: string;
+  private readonly expected: ReadonlySet<number>;
+  private readonly headerBlock: string;
 
   constructor(
     url: string,
-    private config: HealthCheckConfig,
+    private readonly config: HealthCheckConfig,
     private readonly now: () => number,
     private readonly onChange: HealthListener,
   ) {
@@ -48,13 +48,6 @@ export class HealthChecker {
   /** Starts checking at once, then every interval. */
   start(): void {
     this.schedule(0);
-  }
-
-  /** Applies a reloaded configuration; the interval change takes effect after the next check. */
-  reconfigure(config: HealthCheckConfig): void {
-    this.config = config;
-    this.expected = new Set(config.expected_statuses);
-    this.headerBlock = this.head();
   }
 
   async stop(): Promise<void> {

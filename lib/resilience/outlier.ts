@@ -29,7 +29,7 @@ export class OutlierDetector {
   ejections = 0;
   onEject: ((until: number, periodMs: number) => void) | null = null;
 
-  constructor(public params: OutlierParams) {}
+  constructor(private readonly params: OutlierParams) {}
 
   ejected(now: number): boolean {
     return now < this.ejectedUntil;

@@ -9,14 +9,14 @@
 interface Entry {
   value: unknown;
   refs: number;
-  dispose: ((value: never) => void | Promise<void>) | null;
+  dispose: ((value: never) => unknown) | null;
 }
 
 export class ResilienceRegistry {
   private readonly entries = new Map<string, Entry>();
 
   /** The object under `key`, created on first use. Pair every call with `release(key)`. */
-  acquire<T>(key: string, create: () => T, dispose?: (value: T) => void | Promise<void>): T {
+  acquire<T>(key: string, create: () => T, dispose?: (value: T) => unknown): T {
     let e = this.entries.get(key);
     if (!e) {
       e = { value: create(), refs: 0, dispose: dispose ?? null };

@@ -99,17 +99,12 @@ export function budgetParams(c: RetriesConfig | undefined): BudgetParams {
  * window, or a small floor when that is more, so that a quiet upstream can still retry.
  */
 export class RetryBudget {
-  private counts: RollingCounts;
+  private readonly counts: RollingCounts;
   /** Retries refused because the budget was spent (for the admin API and metrics). */
   exhausted = 0;
 
-  constructor(private params: BudgetParams) {
+  constructor(private readonly params: BudgetParams) {
     this.counts = new RollingCounts(params.windowMs);
-  }
-
-  reconfigure(params: BudgetParams): void {
-    if (params.windowMs !== this.params.windowMs) this.counts = new RollingCounts(params.windowMs);
-    this.params = params;
   }
 
   /** Counts a first attempt. */

@@ -3,26 +3,16 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { startFlaky } from "./flaky.ts";
-
-// deno-lint-ignore no-explicit-any
-async function upstreamsOf(admin: string): Promise<any> {
-  const res = await fetch(`${admin}/upstreams`);
-  assertEquals(res.status, 200);
-  return await res.json();
-}
+import { oneUpstream, status, statuses, upstreamView } from "./support.ts";
 
 Deno.test("breaker: opens after the configured failures, then answers 503 at once without the upstream", async () => {
   const up = startFlaky(() => ({ status: 500, body: "boom" }));
   const clock = new ManualClock(1_000_000);
   const g = await startGateway(
-    baseConfig(`
-upstreams:
-  api:
-    targets: [ { url: "${up.url}" } ]
-    circuit_breaker: { failure_ratio: 0.5, min_requests: 4, window_s: 10, open_s: 30 }
-routes:
-  - { name: api, match: { path: / }, upstream: api }
-`),
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { failure_ratio: 0.5, min_requests: 4, window_s: 10, open_s: 30 }",
+    )),
     { clock },
   );
   try {
@@ -46,8 +36,7 @@ routes:
     console.log(
       `breaker open: 503 in p50 ${times[10]!.toFixed(2)} ms, max ${times[19]!.toFixed(2)} ms`,
     );
-    const view = await upstreamsOf(g.admin);
-    const t = view.upstreams[0].targets[0];
+    const t = (await upstreamView(g, "api")).targets[0];
     assertEquals([t.circuit, t.available, t.breaker.trips], ["open", false, 1]);
     clock.advance(10_000);
     const res = await fetch(`${g.url()}/x`);
@@ -64,21 +53,13 @@ Deno.test("breaker: half-open lets probes through; success closes, failure reope
   const up = startFlaky(() => failing ? { status: 503 } : { status: 200, body: "fine" });
   const clock = new ManualClock(1_000_000);
   const g = await startGateway(
-    baseConfig(`
-upstreams:
-  api:
-    targets: [ { url: "${up.url}" } ]
-    circuit_breaker: { consecutive_failures: 3, open_s: 5, half_open_requests: 2 }
-routes:
-  - { name: api, match: { path: / }, upstream: api }
-`),
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 3, open_s: 5, half_open_requests: 2 }",
+    )),
     { clock },
   );
-  const get = async () => {
-    const res = await fetch(`${g.url()}/`);
-    await res.body?.cancel();
-    return res.status;
-  };
+  const get = () => status(`${g.url()}/`);
   try {
     assertEquals([await get(), await get(), await get()], [503, 503, 503]);
     assertEquals(await get(), 503);
@@ -93,9 +74,9 @@ routes:
     failing = false;
     clock.advance(5_000);
     assertEquals(await get(), 200, "probe 1 passes");
-    assertEquals((await upstreamsOf(g.admin)).upstreams[0].targets[0].circuit, "half_open");
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "half_open");
     assertEquals(await get(), 200, "probe 2 passes and closes it");
-    assertEquals((await upstreamsOf(g.admin)).upstreams[0].targets[0].circuit, "closed");
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "closed");
     for (let i = 0; i < 5; i++) assertEquals(await get(), 200);
     assertEquals(up.hits(), 11);
   } finally {
@@ -109,25 +90,17 @@ Deno.test("breaker: concurrent requests in half-open get exactly the configured 
   const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs: 200 }));
   const clock = new ManualClock(0);
   const g = await startGateway(
-    baseConfig(`
-upstreams:
-  api:
-    targets: [ { url: "${up.url}" } ]
-    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }
-routes:
-  - { name: api, match: { path: / }, upstream: api }
-`),
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }",
+    )),
     { clock },
   );
   try {
     await (await fetch(`${g.url()}/`)).body?.cancel();
     failing = false;
     clock.advance(1_000);
-    const all = await Promise.all(Array.from({ length: 6 }, async () => {
-      const res = await fetch(`${g.url()}/`);
-      await res.body?.cancel();
-      return res.status;
-    }));
+    const all = await Promise.all(Array.from({ length: 6 }, () => status(`${g.url()}/`)));
     all.sort();
     assertEquals(all, [200, 503, 503, 503, 503, 503], "one probe, the rest refused at once");
     assertEquals(up.hits(), 2);
@@ -149,21 +122,13 @@ routes:
   - { name: api, match: { path: / }, upstream: api }
 `));
   try {
-    const statuses: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const res = await fetch(`${g.url()}/`);
-      await res.body?.cancel();
-      statuses.push(res.status);
-    }
-    assertEquals(statuses.filter((s) => s === 502).length, 2, "two resets before it opened");
+    const got = await statuses(`${g.url()}/`, 20);
+    assertEquals(got.filter((s) => s === 502).length, 2, "two resets before it opened");
     assertEquals(bad.hits(), 2);
     assertEquals(good.hits(), 18);
-    const view = await upstreamsOf(g.admin);
-    assertEquals(view.upstreams[0].targets.map((t: { circuit: string }) => t.circuit), [
-      "open",
-      "closed",
-    ]);
-    assertEquals(view.upstreams[0].available_targets, 1);
+    const view = await upstreamView(g, "api");
+    assertEquals(view.targets.map((t: { circuit: string }) => t.circuit), ["open", "closed"]);
+    assertEquals(view.available_targets, 1);
   } finally {
     await g.close();
     await bad.close();
@@ -174,17 +139,13 @@ routes:
 Deno.test("breaker: an open circuit stays open across a reload that keeps the target", async () => {
   const up = startFlaky(() => ({ status: 500 }));
   const config = (route: string) =>
-    baseConfig(`
-upstreams:
-  api:
-    targets: [ { url: "${up.url}" } ]
-    circuit_breaker: { consecutive_failures: 2, open_s: 60 }
-routes:
-  - { name: ${route}, match: { path: / }, upstream: api }
-`);
+    baseConfig(
+      oneUpstream(up.url, "    circuit_breaker: { consecutive_failures: 2, open_s: 60 }")
+        .replace("name: api", `name: ${route}`),
+    );
   const g = await startGateway(config("before"));
   try {
-    for (let i = 0; i < 2; i++) await (await fetch(`${g.url()}/`)).body?.cancel();
+    await statuses(`${g.url()}/`, 2);
     await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
     await Deno.writeTextFile(g.file, config("after"));
     const r = await g.gw.reload("test");

@@ -2,6 +2,7 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startFlaky } from "./flaky.ts";
+import { upstreamView } from "./support.ts";
 
 async function timed(url: string): Promise<number> {
   const t0 = performance.now();
@@ -49,7 +50,7 @@ routes:
     });
     // Wait until the slots are taken and the queue is full.
     for (let i = 0; i < 100 && stuck.hits() < 4; i++) await new Promise((r) => setTimeout(r, 10));
-    const view = await (await fetch(`${g.admin}/upstreams/stuck`)).json();
+    const view = await upstreamView(g, "stuck");
     assertEquals([view.bulkhead.active, view.bulkhead.max_concurrent], [4, 4]);
 
     const during: number[] = [];
@@ -57,7 +58,7 @@ routes:
 
     // The two queued requests give up after queue_timeout_ms; then the upstream dies.
     for (let i = 0; i < 200; i++) {
-      const b = (await (await fetch(`${g.admin}/upstreams/stuck`)).json()).bulkhead;
+      const b = (await upstreamView(g, "stuck")).bulkhead;
       if (b.queued === 0 && b.rejected === 26) break;
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -100,12 +101,12 @@ routes:
     const first = Array.from({ length: 4 }, () => fetch(`${g.url()}/`));
     for (let i = 0; i < 100 && slow.hits() < 2; i++) await new Promise((r) => setTimeout(r, 5));
     await assertError(await fetch(`${g.url()}/`), 503, "upstream_overloaded");
-    const statuses = await Promise.all(first.map(async (p) => {
+    const got = await Promise.all(first.map(async (p) => {
       const res = await p;
       await res.body?.cancel();
       return res.status;
     }));
-    assertEquals(statuses, [200, 200, 200, 200]);
+    assertEquals(got, [200, 200, 200, 200]);
     assertEquals(slow.hits(), 4);
   } finally {
     await g.close();

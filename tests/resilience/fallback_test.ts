@@ -8,6 +8,7 @@ import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
 import { parseTraceparent } from "../../lib/observe/trace.ts";
 import { STALE_IF_ERROR, type StaleResponse } from "../../lib/resilience/fallback.ts";
 import { startFlaky } from "./flaky.ts";
+import { oneUpstream, upstreamView } from "./support.ts";
 
 Deno.test("fallback: served when the upstream is down, times out, or its circuit is open", async () => {
   const dead = startFlaky();
@@ -44,8 +45,7 @@ routes:
         [503, "120", "text/plain; charset=utf-8", "Back soon"],
       );
     }
-    const view = await (await fetch(`${g.admin}/upstreams/dead`)).json();
-    assertEquals(view.targets[0].circuit, "open");
+    assertEquals((await upstreamView(g, "dead")).targets[0].circuit, "open");
     await assertError(await fetch(`${g.url()}/other`), 503, "circuit_open");
 
     const slow = await fetch(`${g.url()}/slow`);
@@ -58,12 +58,9 @@ routes:
 
 Deno.test("fallback: an upstream's own 5xx answer passes through unchanged", async () => {
   const up = startFlaky(() => ({ status: 500, body: "app error" }));
-  const g = await startGateway(baseConfig(`
-upstreams:
-  api: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: api, match: { path: / }, upstream: api, fallback: { status: 200, body: "fallback" } }
-`));
+  const g = await startGateway(
+    baseConfig(oneUpstream(up.url, "", `, fallback: { status: 200, body: "fallback" }`)),
+  );
   try {
     const res = await fetch(`${g.url()}/`);
     assertEquals([res.status, await res.text()], [500, "app error"]);
@@ -76,12 +73,9 @@ routes:
 Deno.test("stale-if-error: a stale entry offered by the cache stage wins over error and fallback", async () => {
   let answer: "refused" | 503 | 200 = 503;
   const up = startFlaky(() => (answer === 503 ? { status: 503 } : { status: 200, body: "fresh" }));
-  const g = await startGateway(baseConfig(`
-upstreams:
-  api: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: api, match: { path: / }, upstream: api, fallback: { status: 200, body: "fallback" } }
-`));
+  const g = await startGateway(
+    baseConfig(oneUpstream(up.url, "", `, fallback: { status: 200, body: "fallback" }`)),
+  );
   // The route chain as the plan composed it, called with what the cache stage would leave in
   // ctx.locals (the cache itself is another stage's work).
   const route = g.gw.plan.routes[0]!;

@@ -3,31 +3,10 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { type Behaviour, startFlaky } from "./flaky.ts";
+import { oneUpstream, statuses, until, upstreamView } from "./support.ts";
 
-// deno-lint-ignore no-explicit-any
-async function target(g: TestGateway, upstream: string, i: number): Promise<any> {
-  const view = await (await fetch(`${g.admin}/upstreams/${upstream}`)).json();
-  return view.targets[i];
-}
-
-/** Polls until `cond` holds; returns the time it took. */
-async function until(cond: () => Promise<boolean>, limitMs = 5_000): Promise<number> {
-  const t0 = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - t0 > limitMs) throw new Error(`condition not met in ${limitMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return performance.now() - t0;
-}
-
-async function spread(g: TestGateway, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(`${g.url()}/`);
-    await res.body?.cancel();
-    out.push(res.status);
-  }
-  return out;
+async function target(g: TestGateway, upstream: string, i: number) {
+  return (await upstreamView(g, upstream)).targets[i];
 }
 
 Deno.test("health checks: a failing target leaves the balancer and is readmitted when it recovers", async () => {
@@ -44,14 +23,14 @@ routes:
 `));
   try {
     await until(async () => (await target(g, "api", 1)).health_check.last !== null);
-    assertEquals(await spread(g, 10), Array(10).fill(200));
+    assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 5, "both targets serve while healthy");
 
     health = { status: 500 };
     const ejectMs = await until(async () => !(await target(g, "api", 1)).healthy);
     const t = await target(g, "api", 1);
     assertEquals([t.available, t.health_check.last.status], [false, 500]);
-    assertEquals(await spread(g, 10), Array(10).fill(200));
+    assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 5, "no request reached the unhealthy target");
 
     health = "hang";
@@ -65,7 +44,7 @@ routes:
         readmitMs.toFixed(0)
       } ms`,
     );
-    assertEquals(await spread(g, 10), Array(10).fill(200));
+    assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 10, "back in the rotation");
   } finally {
     await g.close();
@@ -108,14 +87,7 @@ routes:
 Deno.test("health checks: a reload that drops the check stops it; shutdown stops the rest", async () => {
   const up = startFlaky(() => ({ status: 200 }));
   const config = (check: boolean) =>
-    baseConfig(`
-upstreams:
-  api:
-    targets: [ { url: "${up.url}" } ]
-${check ? "    health_check: { interval_s: 0.02 }" : ""}
-routes:
-  - { name: api, match: { path: / }, upstream: api }
-`);
+    baseConfig(oneUpstream(up.url, check ? "    health_check: { interval_s: 0.02 }" : ""));
   const g = await startGateway(config(true));
   try {
     await until(() => Promise.resolve(up.received.length >= 3));
@@ -148,7 +120,7 @@ routes:
     { clock },
   );
   try {
-    const first = await spread(g, 10);
+    const first = await statuses(`${g.url()}/`, 10);
     assertEquals(first.filter((s) => s === 500).length, 3, "three failures, then ejected");
     assertEquals(b.hits(), 3);
     let t = await target(g, "api", 1);
@@ -156,14 +128,14 @@ routes:
     assertEquals(t.outlier.ejected_until, new Date(10_000).toISOString());
 
     clock.advance(10_000);
-    await spread(g, 10);
+    await statuses(`${g.url()}/`, 10);
     assertEquals(b.hits(), 6, "readmitted after 10 s, ejected again after 3 more failures");
     t = await target(g, "api", 1);
     assertEquals(t.outlier.ejected_until, new Date(30_000).toISOString(), "twice as long");
 
     clock.advance(20_000);
     b.handler = () => ({ status: 200 });
-    assertEquals(await spread(g, 10), Array(10).fill(200));
+    assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 11);
   } finally {
     await g.close();

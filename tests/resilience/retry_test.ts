@@ -2,6 +2,7 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { type Behaviour, type Flaky, startFlaky } from "./flaky.ts";
+import { status, statuses, upstreamView } from "./support.ts";
 
 async function withGateway(yaml: string, fn: (g: TestGateway) => Promise<void>): Promise<void> {
   const g = await startGateway(baseConfig(yaml));
@@ -14,12 +15,6 @@ async function withGateway(yaml: string, fn: (g: TestGateway) => Promise<void>):
 
 async function closeAll(...servers: Flaky[]): Promise<void> {
   await Promise.all(servers.map((s) => s.close()));
-}
-
-async function status(url: string, init?: RequestInit): Promise<number> {
-  const res = await fetch(url, init);
-  await res.body?.cancel();
-  return res.status;
 }
 
 const twoTargets = (a: Flaky, b: Flaky, extra: string, route = "") => `
@@ -51,9 +46,7 @@ for (const [kind, behaviour] of sickKinds) {
           `    retries: { attempts: 1, on: [connect_error, reset, 503], backoff_ms: 1, budget_ratio: 1 }`,
         ),
         async (g) => {
-          const got: number[] = [];
-          for (let i = 0; i < 20; i++) got.push(await status(`${g.url()}/item/${i}`));
-          assertEquals(got, Array(20).fill(200));
+          assertEquals(await statuses(`${g.url()}/item`, 20), Array(20).fill(200));
           assertEquals(healthy.hits(), 20);
           if (behaviour !== "dead") {
             assertEquals(sick.hits(), 10, "round robin sent half there first");
@@ -141,14 +134,14 @@ Deno.test("retry: the budget caps extra upstream load under a 100% failure rate"
         `    retries: { attempts: 3, backoff_ms: 0, budget_ratio: 0.2, budget_min_retries: 5 }`,
       ),
       async (g) => {
-        for (let i = 0; i < 100; i++) assertEquals(await status(`${g.url()}/`), 503);
+        assertEquals(await statuses(`${g.url()}/`, 100), Array(100).fill(503));
         const sent = a.hits() + b.hits();
         console.log(`100 requests, 3 retries allowed each, 20% budget: ${sent} upstream requests`);
         assertOk(sent <= 120, `at most 100 + 20% retries, got ${sent} (400 without a budget)`);
         assertOk(sent >= 115, `the budget is used, got ${sent}`);
-        const view = await (await fetch(`${g.admin}/upstreams`)).json();
-        assertEquals(view.upstreams[0].retry_budget.requests, 100);
-        assertOk(view.upstreams[0].retry_budget.exhausted > 0);
+        const budget = (await upstreamView(g, "api")).retry_budget;
+        assertEquals(budget.requests, 100);
+        assertOk(budget.exhausted > 0);
       },
     );
   } finally {

@@ -3,6 +3,7 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { startFlaky } from "./flaky.ts";
+import { statuses, upstreamView } from "./support.ts";
 
 const config = (redisUrl: string, upstreamUrl: string) =>
   baseConfig(`
@@ -24,15 +25,14 @@ Deno.test("shared breaker: when one instance opens a circuit the other opens it 
     const res0 = await fetch(`${b.url()}/`);
     await res0.body?.cancel();
     assertEquals(res0.status, 502, "instance b has a closed circuit");
-    for (let i = 0; i < 3; i++) await (await fetch(`${a.url()}/`)).body?.cancel();
+    await statuses(`${a.url()}/`, 3);
     await assertError(await fetch(`${a.url()}/`), 503, "circuit_open");
     const hitsAfterA = up.hits();
 
     const t0 = performance.now();
     let status = 0;
     while (performance.now() - t0 < 3_000) {
-      const view = await (await fetch(`${b.admin}/upstreams/api`)).json();
-      if (view.targets[0].circuit === "open") {
+      if ((await upstreamView(b, "api")).targets[0].circuit === "open") {
         status = 503;
         break;
       }
@@ -58,7 +58,7 @@ Deno.test("shared breaker: with Redis down each instance keeps its own breaker",
   const up = startFlaky(() => ({ status: 503 }));
   const g = await startGateway(config(redis.url, up.url));
   try {
-    for (let i = 0; i < 3; i++) await (await fetch(`${g.url()}/`)).body?.cancel();
+    await statuses(`${g.url()}/`, 3);
     await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
     assertEquals(up.hits(), 3);
   } finally {
