@@ -96,6 +96,13 @@ async function forward(
   let retries = 0;
   while (true) {
     const guards = target.guards;
+    if (guards !== null && !guards.available(clock.now())) {
+      // It changed while this request waited (its probe slot was taken, its circuit opened).
+      const other = upstream.balancer.pick(key, clock.now(), (tried ??= new Set()).add(target));
+      if (other === null) return noTarget(ctx, upstream, o.fallback);
+      target = other;
+      continue;
+    }
     const probe = guards !== null && guards.admit(clock.now());
     let res: UpstreamResponse | null = null;
     let error: UpstreamError | null = null;

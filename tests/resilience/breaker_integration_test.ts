@@ -97,7 +97,7 @@ Deno.test("breaker: concurrent requests in half-open get exactly the configured 
     { clock },
   );
   try {
-    await (await fetch(`${g.url()}/`)).body?.cancel();
+    assertEquals(await status(`${g.url()}/`), 502);
     failing = false;
     clock.advance(1_000);
     const all = await Promise.all(Array.from({ length: 6 }, () => status(`${g.url()}/`)));
@@ -105,6 +105,44 @@ Deno.test("breaker: concurrent requests in half-open get exactly the configured 
     assertEquals(all, [200, 503, 503, 503, 503, 503], "one probe, the rest refused at once");
     assertEquals(up.hits(), 2);
   } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("breaker: a request that waited for its body does not slip past a taken probe slot", async () => {
+  let failing = true;
+  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs: 100 }));
+  const clock = new ManualClock(0);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }",
+      // A retried POST is read into memory before it is sent.
+      ", retries: { attempts: 1, methods: [POST], on: [connect_error] }",
+    )),
+    { clock },
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(g.url()).port) });
+  try {
+    assertEquals(await status(`${g.url()}/`), 502);
+    failing = false;
+    clock.advance(1_000);
+    // The POST's head arrives now, its body only after a GET took the one probe.
+    const enc = new TextEncoder();
+    await conn.write(enc.encode("POST / HTTP/1.1\r\nhost: gw\r\ncontent-length: 5\r\n\r\n"));
+    await new Promise((r) => setTimeout(r, 50));
+    const probe = status(`${g.url()}/`);
+    await new Promise((r) => setTimeout(r, 20));
+    await conn.write(enc.encode("order"));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    assertEquals(await probe, 200);
+    assertEquals(head.slice(0, 12), "HTTP/1.1 503", head);
+    assertEquals(up.hits(), 2, "the probe alone reached the upstream");
+  } finally {
+    conn.close();
     await g.close();
     await up.close();
   }
