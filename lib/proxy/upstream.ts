@@ -129,15 +129,18 @@ export class Upstream {
    * (`circuit_open`) or some are unhealthy or ejected; and the least wait.
    */
   unavailable(now: number): { code: "circuit_open" | "no_healthy_upstream"; waitMs: number } {
-    let byCircuit = true;
+    let open = 0;
+    let guarded = 0;
     let waitMs = Infinity;
     for (const t of this.targets) {
-      if (t.weight === 0) continue;
-      const b = t.guards?.blocked(now) ?? { byCircuit: false, waitMs: 0 };
-      byCircuit &&= b.byCircuit;
+      if (t.weight === 0 || t.guards === null) continue;
+      const b = t.guards.blocked(now);
+      guarded++;
+      if (b.byCircuit) open++;
       waitMs = Math.min(waitMs, b.waitMs);
     }
-    return { code: byCircuit ? "circuit_open" : "no_healthy_upstream", waitMs };
+    const code = guarded > 0 && open === guarded ? "circuit_open" : "no_healthy_upstream";
+    return { code, waitMs };
   }
 
   async dispose(): Promise<void> {
