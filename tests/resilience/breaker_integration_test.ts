@@ -85,49 +85,55 @@ Deno.test("breaker: half-open lets probes through; success closes, failure reope
   }
 });
 
-Deno.test("breaker: concurrent requests in half-open get exactly the configured probes", async () => {
+/**
+ * A gateway whose only target failed once, opening its circuit (one failure, one probe, 1 s),
+ * and whose clock then moved to half-open. The upstream answers 200 after `delayMs` from now on.
+ */
+async function halfOpen(delayMs: number, route = "") {
   let failing = true;
-  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs: 200 }));
+  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs }));
   const clock = new ManualClock(0);
   const g = await startGateway(
     baseConfig(oneUpstream(
       up.url,
       "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }",
+      route,
     )),
     { clock },
   );
+  assertEquals(await status(`${g.url()}/`), 502);
+  failing = false;
+  clock.advance(1_000);
+  return {
+    g,
+    up,
+    async close() {
+      await g.close();
+      await up.close();
+    },
+  };
+}
+
+Deno.test("breaker: concurrent requests in half-open get exactly the configured probes", async () => {
+  const { g, up, close } = await halfOpen(200);
   try {
-    assertEquals(await status(`${g.url()}/`), 502);
-    failing = false;
-    clock.advance(1_000);
     const all = await Promise.all(Array.from({ length: 6 }, () => status(`${g.url()}/`)));
     all.sort();
     assertEquals(all, [200, 503, 503, 503, 503, 503], "one probe, the rest refused at once");
     assertEquals(up.hits(), 2);
   } finally {
-    await g.close();
-    await up.close();
+    await close();
   }
 });
 
 Deno.test("breaker: a request that waited for its body does not slip past a taken probe slot", async () => {
-  let failing = true;
-  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs: 100 }));
-  const clock = new ManualClock(0);
-  const g = await startGateway(
-    baseConfig(oneUpstream(
-      up.url,
-      "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }",
-      // A retried POST is read into memory before it is sent.
-      ", retries: { attempts: 1, methods: [POST], on: [connect_error] }",
-    )),
-    { clock },
+  // A retried POST is read into memory before it is sent.
+  const { g, up, close } = await halfOpen(
+    100,
+    ", retries: { attempts: 1, methods: [POST], on: [connect_error] }",
   );
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(g.url()).port) });
   try {
-    assertEquals(await status(`${g.url()}/`), 502);
-    failing = false;
-    clock.advance(1_000);
     // The POST's head arrives now, its body only after a GET took the one probe.
     const enc = new TextEncoder();
     await conn.write(enc.encode("POST / HTTP/1.1\r\nhost: gw\r\ncontent-length: 5\r\n\r\n"));
@@ -143,8 +149,7 @@ Deno.test("breaker: a request that waited for its body does not slip past a take
     assertEquals(up.hits(), 2, "the probe alone reached the upstream");
   } finally {
     conn.close();
-    await g.close();
-    await up.close();
+    await close();
   }
 });
 
