@@ -80,8 +80,8 @@ routes:
     const p = (xs: number[]) =>
       `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p95 ${percentile(xs, 0.95).toFixed(2)} ms`;
     console.log(`healthy route before: ${p(before)}; while the other upstream hangs: ${p(during)}`);
-    // Generous: a blocked route would wait on the 10 s hang, not a few milliseconds more.
-    assertOk(percentile(during, 0.5) < 250, `healthy route slowed: ${p(during)}`);
+    // Not a speed test: a blocked route would wait out the 10 s hang; loaded CI machines are slow.
+    assertOk(percentile(during, 0.5) < 2000, `healthy route slowed: ${p(during)}`);
   } finally {
     await g.close();
     await stuck.close();
