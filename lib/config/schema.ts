@@ -4,7 +4,6 @@
  * and `config/gateway.schema.json` is generated from it for editors.
  */
 import { z } from "zod";
-import { httpMethod } from "./common.ts";
 import { adminSchema, listenerSchema, serverSchema } from "../server/schema.ts";
 import { storeSchema } from "../store/schema.ts";
 import { upstreamSchema } from "../proxy/schema.ts";
@@ -19,7 +18,7 @@ import { authProviderSchema, consumerSchema, planSchema } from "../auth/schema.t
 import { quotaSchema, rateLimitsSchema } from "../ratelimit/schema.ts";
 import { aggregateSchema, cacheSchema, corsSchema, transformSchema } from "../transform/schema.ts";
 import { ipRulesSchema, limitsSchema, securitySchema, wafSchema } from "../security/schema.ts";
-import { fallbackSchema, retriesSchema, timeoutSchema } from "../resilience/schema.ts";
+import { fallbackSchema, retryPolicySchema, timeoutSchema } from "../resilience/schema.ts";
 import { observeSchema } from "../observe/schema.ts";
 import { asyncSchema } from "../jobs/schema.ts";
 
@@ -51,14 +50,10 @@ export const routeSchema = z.strictObject({
   ip: ipRulesSchema.optional(),
   waf: wafSchema.optional(),
   timeout: timeoutSchema.optional(),
-  retries: retriesSchema.optional(),
+  retries: retryPolicySchema.optional(),
   fallback: fallbackSchema.optional(),
   aggregate: aggregateSchema.optional(),
   async: asyncSchema.optional(),
-  methods_override: z.array(httpMethod).optional().meta({
-    description:
-      "Methods for which a POST body is retried (opt-in retries of non-idempotent calls)",
-  }),
 }).superRefine((r, ctx) => {
   const targets = (["upstream", "split", "aggregate"] as const).filter((k) => r[k] !== undefined);
   if (targets.length === 0) {

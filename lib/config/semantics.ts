@@ -147,6 +147,14 @@ const storeNeeds: Check = (c) => {
       });
     }
   });
+  for (const [name, u] of Object.entries(c.upstreams)) {
+    if (u.circuit_breaker?.shared && c.store.kind !== "redis") {
+      out.push({
+        path: ["upstreams", name, "circuit_breaker", "shared"],
+        message: "a shared circuit breaker needs store.kind: redis (instances share it there)",
+      });
+    }
+  }
   return out;
 };
 

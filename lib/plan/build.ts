@@ -19,10 +19,10 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
   const c = loaded.config;
   const upstreams = new Map<string, Upstream>();
   const b = new BuildContext(c, deps, loaded.source, dirname(loaded.file), upstreams);
-  b.onDispose(() => upstreams.forEach((u) => u.dispose()));
+  b.onDispose(() => Promise.all([...upstreams.values()].map((u) => u.dispose())).then(() => {}));
   try {
     for (const [name, u] of Object.entries(c.upstreams)) {
-      upstreams.set(name, new Upstream(name, u, deps.pools));
+      upstreams.set(name, new Upstream(name, u, deps, c.store));
     }
     const versions = c.versioning
       ? new VersionNegotiator(c.versioning, c.routes.flatMap((r) => r.match.version ?? []))

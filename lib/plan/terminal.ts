@@ -8,6 +8,8 @@ import { createProxy } from "../proxy/proxy.ts";
 import { createJobSubmit } from "../jobs/submit.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "./build_context.ts";
+import { RetryPolicy } from "../resilience/retry.ts";
+import { compileFallback } from "../resilience/fallback.ts";
 
 export function chooseUpstream(
   route: RouteConfig,
@@ -50,6 +52,8 @@ export function buildTerminal(
         : {}),
       ...(route.timeout?.request_ms !== undefined ? { requestMs: route.timeout.request_ms } : {}),
     },
+    retry: route.retries ? new RetryPolicy(route.retries) : null,
+    fallback: route.fallback ? compileFallback(route.fallback) : null,
     preserveHost: route.preserve_host,
     via: s.via,
     requestIdHeader: s.request_id_header,

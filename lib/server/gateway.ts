@@ -9,6 +9,8 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
 import { RedisConnections } from "../store/redis.ts";
+import { ResilienceRegistry } from "../resilience/registry.ts";
+import { registerResilienceAdmin } from "../resilience/admin.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
@@ -52,6 +54,7 @@ export class Gateway {
     this.deps = deps;
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
+    registerResilienceAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -62,6 +65,7 @@ export class Gateway {
       logger,
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
+      resilience: new ResilienceRegistry(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
@@ -247,6 +251,7 @@ export class Gateway {
     await this.adminListener?.shutdown();
     this.adminListener = null;
     await this.holder.disposeAll();
+    await this.deps.resilience.closeAll();
     this.deps.pools.closeAll();
     this.deps.redis.closeAll();
     this.deps.logger.info("stopped");
