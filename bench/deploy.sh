@@ -6,15 +6,15 @@
 #   - a rate-limited route (memory store), whose decisions with --workers 2 are made
 #     by the main thread.
 #
-#   bench/deploy.sh [seconds] [connections]
+#   bench/deploy.sh [seconds] [connections] [rounds]
 #
 # Compare ratios within one run: absolute numbers drift between runs and machines.
 set -u
-D=${1:-8}; C=${2:-64}
+D=${1:-5}; C=${2:-64}; R=${3:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP_LOGS:-}" ] && cp "$T"/*.log "$KEEP_LOGS"/; rm -rf "$T"; }
 trap cleanup EXIT
 for t in nginx haproxy wrk curl; do command -v $t >/dev/null || { echo "needs $t"; exit 2; }; done
 
@@ -53,11 +53,12 @@ backend plain
 backend proxied
   server g 127.0.0.1:19081 send-proxy-v2
 HAPROXY
-cat > "$T/gateway.yaml" <<YAML
+gateway_yaml() { # plain-port proxied-port admin-port
+cat <<YAML
 listeners:
-  - { name: plain, host: 127.0.0.1, port: 19080 }
-  - { name: proxied, host: 127.0.0.1, port: 19081, proxy_protocol: true }
-admin: { host: 127.0.0.1, port: 19901 }
+  - { name: plain, host: 127.0.0.1, port: $1 }
+  - { name: proxied, host: 127.0.0.1, port: $2, proxy_protocol: true }
+admin: { host: 127.0.0.1, port: $3 }
 security: { trusted_proxies: [127.0.0.1] }
 observe: { access_log: { enabled: false } }
 upstreams: { users: { targets: [ { url: "http://127.0.0.1:19001" } ] } }
@@ -68,36 +69,46 @@ routes:
     upstream: users
     rate_limit: { algorithm: token_bucket, rate: 100000000, per: 1s, burst: 100000000, key: ip }
 YAML
+}
+gateway_yaml 19080 19081 19901 > "$T/w1.yaml"
+gateway_yaml 19180 19181 19902 > "$T/w2.yaml"
 
 nginx -c "$T/nginx.conf" & pids+=($!)
 haproxy -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 & pids+=($!)
-
-run() { # name url
-  local out; out=$(wrk -t1 -c"$C" -d"${D}s" --latency "$2" 2>&1)
-  printf "%-34s %10s req/s  p50 %8s  p99 %8s  %s\n" "$1" \
-    "$(echo "$out" | awk '/Requests\/sec/{print $2}')" \
-    "$(echo "$out" | awk '$1=="50%"{print $2}')" \
-    "$(echo "$out" | awk '$1=="99%"{print $2}')" \
-    "$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ' ')"
-}
-gateway() { # workers
-  deno run -A "$ROOT/main.ts" --config "$T/gateway.yaml" --workers "$1" --log-level warn \
-    >"$T/gateway.log" 2>&1 &
-  GW=$!
-  for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:19901/readyz && return; sleep 0.2; done
-  echo "gateway did not start:"; cat "$T/gateway.log"; exit 1
-}
-stop_gateway() { kill -TERM "$GW"; wait "$GW" 2>/dev/null; }
-
-echo "wrk -t1 -c$C -d${D}s, $(nproc) cores"
-run "nginx upstream (direct)" http://127.0.0.1:19001/42
 for w in 1 2; do
-  gateway $w
-  run "gateway --workers $w" http://127.0.0.1:19080/api/users/42
-  run "gateway --workers $w, rate-limited" http://127.0.0.1:19080/api/limited/42
-  if [ "$w" = 1 ]; then
-    run "haproxy tcp -> gateway" http://127.0.0.1:19200/api/users/42
-    run "haproxy tcp + PROXY v2 -> gateway" http://127.0.0.1:19201/api/users/42
-  fi
-  stop_gateway
+  deno run -A "$ROOT/main.ts" --config "$T/w$w.yaml" --workers $w --log-level warn \
+    >"$T/w$w.log" 2>&1 & pids+=($!)
+done
+for a in 19901 19902; do
+  for _ in $(seq 1 150); do curl -sf -o /dev/null http://127.0.0.1:$a/readyz && break; sleep 0.2; done
+  curl -sf -o /dev/null http://127.0.0.1:$a/readyz || { echo "gateway on admin $a did not start"; cat "$T"/w*.log; exit 1; }
+done
+
+TARGETS=(
+  "nginx upstream (direct)|http://127.0.0.1:19001/42"
+  "gateway --workers 1|http://127.0.0.1:19080/api/users/42"
+  "gateway --workers 2|http://127.0.0.1:19180/api/users/42"
+  "gateway --workers 1, rate-limited|http://127.0.0.1:19080/api/limited/42"
+  "gateway --workers 2, rate-limited|http://127.0.0.1:19180/api/limited/42"
+  "haproxy tcp -> gateway|http://127.0.0.1:19200/api/users/42"
+  "haproxy tcp + PROXY v2 -> gateway|http://127.0.0.1:19201/api/users/42"
+)
+# Interleaved rounds (this machine's throughput drifts); the median round per target is reported.
+declare -A RPS P50 P99
+for r in $(seq 1 "$R"); do
+  for t in "${TARGETS[@]}"; do
+    name=${t%%|*}; url=${t#*|}
+    out=$(wrk -t1 -c"$C" -d"${D}s" --latency "$url" 2>&1)
+    RPS[$name]+="$(echo "$out" | awk '/Requests\/sec/{print $2}') "
+    P50[$name]+="$(echo "$out" | awk '$1=="50%"{print $2}') "
+    P99[$name]+="$(echo "$out" | awk '$1=="99%"{print $2}') "
+    errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ' ')
+    [ -n "$errs" ] && echo "round $r $name: $errs" >&2
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+echo "wrk -t1 -c$C -d${D}s, $R interleaved rounds, median round; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for t in "${TARGETS[@]}"; do
+  name=${t%%|*}
+  printf "%-34s %10s req/s   (rounds: %s)\n" "$name" "$(echo "${RPS[$name]}" | median)" "${RPS[$name]% }"
 done
