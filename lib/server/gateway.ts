@@ -17,6 +17,7 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerAuthAdmin } from "../auth/admin.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -49,6 +50,7 @@ export class Gateway {
     this.deps = deps;
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
+    registerAuthAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
