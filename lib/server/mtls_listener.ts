@@ -7,17 +7,20 @@
  *
  * The handshake completes even without a trusted certificate, so that the
  * refusal is an HTTP 401 in the common error shape naming the reason (as nginx
- * does), not an opaque TLS alert. HTTP/1.1 only: no HTTP/2 on mTLS listeners.
+ * does), not an opaque TLS alert. The verdict is the gateway's own chain check
+ * (client_cert_verifier.ts says why) and is taken once per connection.
+ * HTTP/1.1 only: no HTTP/2 on mTLS listeners.
  */
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { PeerCertificate, TLSSocket } from "node:tls";
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:tls";
 import { Readable } from "node:stream";
 import type { ClientCertificate } from "../core/context.ts";
 import { errorResponse } from "../core/errors.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler, ServeInfo } from "./handler.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
+import { ClientCertVerifier } from "./client_cert_verifier.ts";
 
 /** What the TLS layer said about a connection's client certificate; read once per connection. */
 interface PeerVerdict {
@@ -36,6 +39,7 @@ export async function startMtlsListener(
     Deno.readTextFile(o.resolvePath(tls.key)),
     Deno.readTextFile(o.resolvePath(tls.client_ca!)),
   ]);
+  const verifier = new ClientCertVerifier(ca);
   const verdicts = new WeakMap<TLSSocket, PeerVerdict>();
   let active = 0;
   let closing = false;
@@ -60,7 +64,7 @@ export async function startMtlsListener(
     const socket = req.socket as TLSSocket;
     let verdict = verdicts.get(socket);
     if (!verdict) {
-      verdict = peerVerdict(socket);
+      verdict = peerVerdict(socket, verifier);
       verdicts.set(socket, verdict);
     }
     bridge(req, res, handler, verdict, o.onError);
@@ -92,11 +96,23 @@ export async function startMtlsListener(
   };
 }
 
-function peerVerdict(socket: TLSSocket): PeerVerdict {
-  const pc = socket.getPeerCertificate();
-  if (!pc || Object.keys(pc).length === 0) return { cert: null, error: null };
-  if (!socket.authorized) {
-    return { cert: null, error: String(socket.authorizationError ?? "certificate not trusted") };
+function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdict {
+  const pc = socket.getPeerCertificate(true) as DetailedPeerCertificate;
+  if (!pc || !pc.raw) return { cert: null, error: null };
+  const presented: Uint8Array[] = [];
+  for (
+    let c = pc.issuerCertificate;
+    c && c !== c.issuerCertificate && c.raw;
+    c = c.issuerCertificate
+  ) {
+    presented.push(c.raw);
+    if (presented.length > 8) break;
+  }
+  const ours = verifier.verify(pc.raw, presented, Date.now());
+  if (ours !== null) return { cert: null, error: ours };
+  // Defence in depth: a full handshake must also have satisfied the TLS layer.
+  if (!socket.isSessionReused() && !socket.authorized) {
+    return { cert: null, error: String(socket.authorizationError ?? "CERT_UNTRUSTED") };
   }
   return { cert: describeCertificate(pc), error: null };
 }
