@@ -9,21 +9,26 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { startGateway } from "../helpers/gateway.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
-const read = (name: string) => Deno.readTextFile(new URL(name, FIXTURES));
+async function readFixtures<N extends string>(names: readonly N[]): Promise<Record<N, string>> {
+  const texts = await Promise.all(names.map((n) => Deno.readTextFile(new URL(n, FIXTURES))));
+  return Object.fromEntries(names.map((n, i) => [n, texts[i]])) as Record<N, string>;
+}
 
 Deno.test("mtls provider and listeners: verified client certificates end to end", async (t) => {
-  const [ca, otherCa, serverCrt, serverKey, clientCrt, clientKey, otherCrt, expiredCrt] =
-    await Promise
-      .all([
-        read("ca.crt"),
-        read("other_ca.crt"),
-        read("server.crt"),
-        read("server.key"),
-        read("client.crt"),
-        read("client.key"),
-        read("client_other_ca.crt"),
-        read("client_expired.crt"),
-      ]);
+  const pem = await readFixtures([
+    "ca.crt",
+    "other_ca.crt",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+    "client_other_ca.crt",
+    "client_expired.crt",
+    "client_chain.crt",
+  ]);
+  const ca = pem["ca.crt"];
+  const key = pem["client.key"];
+  const chain = pem["client_chain.crt"];
   const up = startUpstream();
   const tls = (mode: string, clientCa = "ca.crt") =>
     `{ cert: server.crt, key: server.key, client_ca: ${clientCa}, client_cert: ${mode} }`;
@@ -54,17 +59,23 @@ routes:
     {
       files: {
         "ca.crt": ca,
-        "other_ca.crt": otherCa,
-        "server.crt": serverCrt,
-        "server.key": serverKey,
+        "other_ca.crt": pem["other_ca.crt"],
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
       },
     },
   );
   const clients = {
-    good: Deno.createHttpClient({ caCerts: [ca], cert: clientCrt, key: clientKey }),
+    good: Deno.createHttpClient({ caCerts: [ca], cert: pem["client.crt"], key }),
     none: Deno.createHttpClient({ caCerts: [ca] }),
-    otherCa: Deno.createHttpClient({ caCerts: [ca], cert: otherCrt, key: clientKey }),
-    expired: Deno.createHttpClient({ caCerts: [ca], cert: expiredCrt, key: clientKey }),
+    otherCa: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_other_ca.crt"], key }),
+    expired: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_expired.crt"], key }),
+    chain: Deno.createHttpClient({ caCerts: [ca], cert: chain, key }),
+    leafOnly: Deno.createHttpClient({
+      caCerts: [ca],
+      cert: chain.slice(0, chain.indexOf("-----END CERTIFICATE-----") + 25),
+      key,
+    }),
   };
   const call = (client: Deno.HttpClient, listener: string, path: string, init: RequestInit = {}) =>
     fetch(`${g.url(listener)}${path}`, { ...init, client });
@@ -85,6 +96,20 @@ routes:
       assertEquals(cn.headers["x-consumer-id"], "team-a");
       assertEquals(cn.headers["x-user-id"], "team-a");
     });
+
+    await t.step(
+      "a certificate under an intermediate passes when the client sends the chain",
+      async () => {
+        const res = await call(clients.chain, "partners", "/certs");
+        assertEquals((await res.json()).headers["x-consumer-id"], "team-a");
+        const body = await assertError(
+          await call(clients.leafOnly, "partners", "/certs"),
+          401,
+          "invalid_client_certificate",
+        );
+        assertMatch(body.error.message, /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+      },
+    );
 
     await t.step("bodies stream both ways over the mTLS listener", async () => {
       const payload = new Uint8Array(300_000).fill(7);
