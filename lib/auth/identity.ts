@@ -7,6 +7,7 @@ import type { Identity } from "../core/context.ts";
 import type { AuthConsumer } from "./consumers.ts";
 import type { IdentityHeadersConfig } from "./schema.ts";
 import type { Authenticated } from "./provider.ts";
+import { safeHeaderValue } from "../proxy/header_edits.ts";
 
 export const NO_SCOPES: ReadonlySet<string> = new Set();
 
@@ -62,6 +63,9 @@ export class IdentityHeaders {
       if (v !== null) out.push([header, v]);
     }
     out.push(...consumer.headers);
-    return { ok: true, identity, consumer, headers: out };
+    const headers = out.map(([name, value]) =>
+      [name.toLowerCase(), safeHeaderValue(value)] as const
+    );
+    return { ok: true, identity, consumer, headers };
   }
 }

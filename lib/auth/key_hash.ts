@@ -6,13 +6,13 @@
  * caller cannot steer toward a stored key, so no byte-wise comparison of a
  * secret ever happens (the reason string compares of keys are unsafe).
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 const HASHED = /^sha256:([0-9a-fA-F]{64})$/;
 
 /** Lower-case hex SHA-256 of a key as sent by a client. */
 export function keyDigest(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return hash("sha256", key, "hex");
 }
 
 /** The digest a key spec stands for: `sha256:<hex>` as given, anything else hashed. */

@@ -49,7 +49,7 @@ export function createAuthPolicy(o: AuthPolicyOptions): Policy {
       }
     }
     const edits = ctx.upstreamHeaders;
-    for (const [name, value] of a.headers) edits.set(name, value);
+    for (const [name, value] of a.headers) edits.setPrepared(name, value);
     if (!forwardCredentials) { for (const q of providers) q.stripCredentials(ctx); }
     return next(ctx);
   };

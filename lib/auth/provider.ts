@@ -10,7 +10,7 @@ export interface Authenticated {
   readonly ok: true;
   readonly identity: Identity;
   readonly consumer: Consumer;
-  /** Identity headers for the upstream, rendered once per identity. */
+  /** Identity headers for the upstream (lower-case name, safe value), rendered once per identity. */
   readonly headers: readonly (readonly [string, string])[];
 }
 

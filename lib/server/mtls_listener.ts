@@ -74,7 +74,7 @@ export async function startMtlsListener(
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: cfg.host, port: cfg.port }, () => {
+    server.listen({ host: cfg.host, port: cfg.port, reusePort: o.reusePort ?? false }, () => {
       server.off("error", reject);
       resolve();
     });
