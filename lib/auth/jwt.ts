@@ -122,8 +122,9 @@ export class JwtProvider implements AuthProvider {
       return refusal("unsupported_algorithm", alg === "none" ? "alg_none" : "alg_not_allowed");
     }
     if (header.kid !== undefined && typeof header.kid !== "string") return MALFORMED;
-    const generation = this.d.keys.generation;
     const keys = await this.d.keys.keysFor(header.kid, alg);
+    // Read after the lookup: a refetch it caused has changed the generation.
+    const generation = this.d.keys.generation;
     if (keys === "unknown") return refusal("unknown_key");
     if (keys === "unavailable") return refusal("auth_unavailable", "jwks_unavailable");
     let payload: JWTPayload | null = null;
