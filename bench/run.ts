@@ -1,221 +1,223 @@
 /**
- * `deno task bench [seconds] [connections] [rounds]`: the gateway under wrk,
- * one route per policy set, all in one gateway process and one run, against
- * one nginx upstream, so that the ratios between routes mean something on a
- * noisy machine. Rounds interleave the routes; the table shows their mean.
+ * `deno task bench`: the gateway beside its anchors in one run, one table.
  *
- *   plain  routing only
- *   key    API key (header), consumer resolved, identity headers set
- *   jwt    JWT RS256 from a JWKS URL (keys cached), identity headers set
+ * Anchors (from ../shared/bench, or $ANCHORS_DIR): the upstream hit directly,
+ * nginx proxy_pass, HAProxy, a bare Deno `fetch` proxy, and @fastify/http-proxy
+ * on Node when Node is installed. Then the gateway in each configuration of
+ * bench/configs.ts. Every target is loaded with wrk for the same duration and
+ * connection count, in interleaved rounds (this machine's throughput drifts
+ * from minute to minute); the table reports the median round per target and
+ * ratios to the bare Deno proxy and to nginx, and is written to
+ * bench/results/DATE.md.
  *
- * Needs nginx and wrk on PATH. Absolute numbers drift between runs and
- * machines: compare the ratios.
+ *   deno task bench [--seconds 5] [--connections 64] [--rounds 2] [--only routing,jwt]
  */
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BenchTarget, gatewayTargets } from "./configs.ts";
 
-interface Scenario {
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(HERE);
+const ANCHORS = Deno.env.get("ANCHORS_DIR") ?? join(ROOT, "..", "shared", "bench");
+
+const { values: opts } = parseArgs({
+  args: Deno.args,
+  options: {
+    seconds: { type: "string", default: "5" },
+    connections: { type: "string", default: "64" },
+    rounds: { type: "string", default: "2" },
+    only: { type: "string" },
+  },
+});
+const SECONDS = Number(opts.seconds);
+const CONNECTIONS = Number(opts.connections);
+const ROUNDS = Number(opts.rounds);
+
+interface Row {
   name: string;
-  path: string;
-  header?: string;
-  what: string;
-}
-
-interface Sample {
   rps: number;
   p50: number;
   p99: number;
   errors: string;
+  rssMb?: number;
 }
 
-const [seconds = 8, connections = 64, rounds = 2] = Deno.args.map(Number);
-const ROOT = new URL("..", import.meta.url).pathname;
+const children: Deno.ChildProcess[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+function spawn(cmd: string, args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  const child = new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).spawn();
+  children.push(child);
+  return child;
 }
 
-/** wrk's latency (`812.00us`, `1.20ms`, `2.01s`) in milliseconds. */
-function ms(text: string | undefined): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text ?? "");
-  if (!m) return NaN;
-  return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+async function stopAll(): Promise<void> {
+  for (const c of children) {
+    try {
+      c.kill("SIGTERM");
+    } catch {
+      // gone already
+    }
+  }
+  await Promise.all(children.map((c) => c.status));
+  for (const f of cleanups) await f().catch(() => {});
 }
 
-async function wrk(url: string, header: string | undefined, duration: number): Promise<Sample> {
-  const args = ["-t1", `-c${connections}`, `-d${duration}s`, "--latency"];
+async function waitFor(url: string, headers: Record<string, string> = {}): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(url, { headers });
+      await r.body?.cancel();
+      return true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return false;
+}
+
+function have(tool: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** wrk output -> req/s, p50 and p99 in milliseconds. */
+async function wrk(url: string, header?: string): Promise<Omit<Row, "name">> {
+  const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency"];
   if (header) args.push("-H", header);
   const out = new TextDecoder().decode(
-    (await new Deno.Command("wrk", { args: [...args, url] })
-      .output()).stdout,
+    (await new Deno.Command("wrk", { args: [...args, url], stdout: "piped" }).output()).stdout,
   );
-  const field = (re: RegExp) => re.exec(out)?.[1];
-  return {
-    rps: Number(field(/Requests\/sec:\s+([\d.]+)/)),
-    p50: ms(field(/^\s+50%\s+(\S+)/m)),
-    p99: ms(field(/^\s+99%\s+(\S+)/m)),
-    errors: [field(/(Non-2xx or 3xx responses: \d+)/), field(/(Socket errors: .*)/)]
-      .filter(Boolean).join("; "),
+  const ms = (s: string | undefined) => {
+    const m = /^([\d.]+)(us|ms|s)$/.exec(s ?? "");
+    if (!m) return NaN;
+    return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
   };
+  const line = (label: string) => out.split("\n").find((l) => l.trim().startsWith(label));
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    p50: ms(line("50%")?.trim().split(/\s+/)[1]),
+    p99: ms(line("99%")?.trim().split(/\s+/)[1]),
+    errors: out.split("\n").filter((l) => /Non-2xx|Socket errors/.test(l)).map((l) => l.trim())
+      .join("; "),
+  };
+}
+
+async function rssMb(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const s = await Deno.readTextFile(`/proc/${pid}/status`);
+    return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startAnchors(): Promise<BenchTarget[]> {
+  const targets: BenchTarget[] = [];
+  if (!have("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");
+  const anchorsThere = await Deno.stat(join(ANCHORS, "nginx-upstream.conf")).then(() => true)
+    .catch(() => false);
+  if (!anchorsThere) throw new Error(`anchor configs not found in ${ANCHORS} (set ANCHORS_DIR)`);
+  spawn("nginx", ["-c", join(ANCHORS, "nginx-upstream.conf")]);
+  targets.push({ name: "direct", url: "http://127.0.0.1:9001/42" });
+  spawn("nginx", ["-c", join(ANCHORS, "nginx-proxy.conf")]);
+  targets.push({ name: "nginx", url: "http://127.0.0.1:9100/api/users/42" });
+  if (have("haproxy")) {
+    spawn("haproxy", ["-f", join(ANCHORS, "haproxy.cfg")]);
+    targets.push({ name: "haproxy", url: "http://127.0.0.1:9200/api/users/42" });
+  }
+  spawn(Deno.execPath(), ["run", "-A", join(ANCHORS, "bare-proxy.ts")]);
+  targets.push({ name: "deno-bare", url: "http://127.0.0.1:9300/api/users/42" });
+  if (have("node") && have("npm")) {
+    const dir = join(HERE, ".fastify");
+    const installed = await Deno.stat(join(dir, "node_modules", "@fastify", "http-proxy"))
+      .then(() => true).catch(() => false);
+    if (!installed) {
+      await Deno.mkdir(dir, { recursive: true });
+      await new Deno.Command("npm", {
+        args: ["install", "--prefix", dir, "--silent", "fastify@5", "@fastify/http-proxy@11"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+    }
+    spawn("node", [join(HERE, "fastify-proxy.mjs")], { NODE_PATH: join(dir, "node_modules") });
+    targets.push({ name: "fastify-proxy", url: "http://127.0.0.1:9400/api/users/42" });
+  }
+  return targets;
 }
 
 async function main(): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "gw-bench-" });
-  const [upstreamPort, gatewayPort, adminPort] = [freePort(), freePort(), freePort()];
-  const { privateKey, publicKey } = await generateKeyPair("RS256");
-  const jwks = JSON.stringify({
-    keys: [{ ...await exportJWK(publicKey), kid: "bench", alg: "RS256" }],
-  });
-  const token = await new SignJWT({ sub: "bench-user", scope: "read" })
-    .setProtectedHeader({ alg: "RS256", kid: "bench" })
-    .setIssuer("https://idp.bench").setAudience("bench").setExpirationTime("2h")
-    .sign(privateKey);
-  const apiKey = "bench-key-0123456789abcdef";
-
+  const only = opts.only?.split(",");
+  const targets = await startAnchors();
+  const gateways = await gatewayTargets(ROOT, spawn, cleanups);
+  targets.push(...gateways.filter((g) => !only || only.some((o) => g.name.includes(o))));
+  const ready: BenchTarget[] = [];
+  for (const t of targets) {
+    if (await waitFor(t.url, t.headers)) ready.push(t);
+    else console.error(`skipped ${t.name}: ${t.url} did not answer`);
+  }
+  const results = new Map<string, Row[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of ready) {
+      const r = await wrk(t.url, t.header);
+      const row: Row = { name: t.name, ...r, rssMb: await rssMb(t.pid?.()) };
+      results.set(t.name, [...(results.get(t.name) ?? []), row]);
+      console.error(
+        `round ${round + 1}/${ROUNDS} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s`,
+      );
+    }
+  }
+  const rows = ready.map((t) => median(results.get(t.name)!));
+  const table = render(rows);
+  console.log(table);
+  const date = new Date().toISOString().slice(0, 10);
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
+    .split("\n").find((l) => l.startsWith("model name"))?.split(":")[1]?.trim() ?? "unknown CPU";
+  await Deno.mkdir(join(HERE, "results"), { recursive: true });
+  const file = join(HERE, "results", `${date}.md`);
   await Deno.writeTextFile(
-    `${dir}/nginx.conf`,
-    `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:${upstreamPort};
-    keepalive_requests 1000000;
-    location = /jwks { default_type application/json; return 200 '${jwks}'; }
-    location / { default_type application/json; return 200 '{"service":"users","id":42,"name":"Ada"}'; }
-  }
-}
-`,
+    file,
+    `# Benchmark ${date}\n\nMachine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}. ` +
+      `Deno ${Deno.version.deno}. wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved ` +
+      `round(s), median round per target. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
+      table + "\n",
   );
-  await Deno.writeTextFile(
-    `${dir}/gateway.yaml`,
-    `listeners: [ { name: public, host: 127.0.0.1, port: ${gatewayPort} } ]
-admin: { host: 127.0.0.1, port: ${adminPort} }
-upstreams:
-  users: { targets: [ { url: "http://127.0.0.1:${upstreamPort}" } ] }
-auth:
-  keys: { kind: api_key, header: X-API-Key }
-  bearer:
-    kind: jwt
-    jwks_url: "http://127.0.0.1:${upstreamPort}/jwks"
-    issuer: https://idp.bench
-    audience: bench
-    algorithms: [RS256]
-consumers:
-  - { id: bench-app, api_keys: ["${apiKey}"], subjects: [bench-user] }
-routes:
-  - { name: plain, match: { path: /plain }, upstream: users }
-  - { name: key, match: { path: /key }, upstream: users, auth: [keys] }
-  - { name: jwt, match: { path: /jwt }, upstream: users, auth: [bearer] }
-`,
-  );
-
-  const children: Deno.ChildProcess[] = [];
-  const spawn = (cmd: string, args: string[]) => {
-    const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
-    children.push(child);
-    return child;
-  };
-  try {
-    spawn("nginx", ["-c", `${dir}/nginx.conf`]);
-    spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      `${ROOT}main.ts`,
-      "--config",
-      `${dir}/gateway.yaml`,
-      "--log-level",
-      "warn",
-    ]);
-    const base = `http://127.0.0.1:${gatewayPort}`;
-    await waitUntilServing(`${base}/plain`);
-
-    const scenarios: Scenario[] = [
-      { name: "plain", path: "/plain/42", what: "routing only" },
-      { name: "key", path: "/key/42", header: `X-API-Key: ${apiKey}`, what: "API key" },
-      {
-        name: "jwt",
-        path: "/jwt/42",
-        header: `Authorization: Bearer ${token}`,
-        what: "JWT RS256, JWKS cached",
-      },
-    ];
-    for (const s of scenarios) await checkStatus(`${base}${s.path}`, s.header);
-
-    const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.name, []]));
-    for (const s of scenarios) await wrk(`${base}${s.path}`, s.header, 2); // warm-up
-    for (let r = 0; r < rounds; r++) {
-      for (const s of scenarios) {
-        samples.get(s.name)!.push(await wrk(`${base}${s.path}`, s.header, seconds));
-      }
-    }
-    report(scenarios, samples);
-  } finally {
-    for (const c of children) {
-      try {
-        c.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await c.status;
-    }
-    await Deno.remove(dir, { recursive: true });
-  }
+  console.error(`written to ${file}`);
 }
 
-async function waitUntilServing(url: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(url);
-      await res.body?.cancel();
-      if (res.status === 200) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the gateway did not serve ${url} within 10 s`);
+function median(rows: Row[]): Row {
+  const sorted = [...rows].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-async function checkStatus(url: string, header: string | undefined): Promise<void> {
-  const headers: Record<string, string> = {};
-  if (header) headers[header.slice(0, header.indexOf(":"))] = header.slice(header.indexOf(":") + 1);
-  const res = await fetch(url, { headers });
-  await res.body?.cancel();
-  if (res.status !== 200) throw new Error(`${url} answered ${res.status}, expected 200`);
-}
-
-function report(scenarios: Scenario[], samples: Map<string, Sample[]>): void {
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const rows = scenarios.map((s) => {
-    const xs = samples.get(s.name)!;
-    return {
-      s,
-      rps: mean(xs.map((x) => x.rps)),
-      p50: mean(xs.map((x) => x.p50)),
-      p99: mean(xs.map((x) => x.p99)),
-      runs: xs.map((x) => Math.round(x.rps)).join(" / "),
-      errors: [...new Set(xs.map((x) => x.errors).filter(Boolean))].join("; "),
-    };
-  });
-  const plain = rows[0]!.rps;
-  console.log(
-    `\nwrk -t1 -c${connections} -d${seconds}s, ${rounds} interleaved round(s), mean per route\n`,
-  );
-  console.log("| route | policies | req/s | vs plain | p50 ms | p99 ms | rounds req/s | errors |");
-  console.log("|---|---|---:|---:|---:|---:|---|---|");
+function render(rows: Row[]): string {
+  const bare = rows.find((r) => r.name === "deno-bare");
+  const nginx = rows.find((r) => r.name === "nginx");
+  const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : "-");
+  const lines = [
+    "| target | req/s | p50 ms | p99 ms | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | RSS MB | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+  ];
   for (const r of rows) {
-    console.log(
-      `| ${r.s.name} | ${r.s.what} | ${Math.round(r.rps)} | ${(r.rps / plain).toFixed(3)} | ${
-        r.p50.toFixed(2)
-      } | ${r.p99.toFixed(2)} | ${r.runs} | ${r.errors || "-"} |`,
+    lines.push(
+      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
+        ratio(r.rps, bare?.rps)
+      } | ${ratio(r.rps, nginx?.rps)} | ${ratio(r.p99, bare?.p99)} | ${
+        r.rssMb !== undefined ? r.rssMb.toFixed(0) : "-"
+      } | ${r.errors || "-"} |`,
     );
   }
+  return lines.join("\n");
 }
 
-await main();
+try {
+  await main();
+} finally {
+  await stopAll();
+}

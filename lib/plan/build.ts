@@ -60,6 +60,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         tracing: c.observe.tracing.enabled,
         mergeSlashes: c.security.merge_slashes,
         trustedProxies: new CidrSet(c.security.trusted_proxies),
+        clientIpHeader: c.security.client_ip_header,
       },
       handle,
       b.disposers,

@@ -28,7 +28,14 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   requestMs: Infinity,
 };
 
+export type CircuitState = "closed" | "open" | "half_open";
+
 export class UpstreamTarget implements Balanced {
+  /** Set by health checks and outlier ejection; read by the balancer, `/upstreams` and metrics. */
+  healthy = true;
+  /** Set by the circuit breaker; read by `/upstreams` and metrics. */
+  circuit: CircuitState = "closed";
+
   constructor(
     readonly id: string,
     readonly pool: TargetPool,
