@@ -38,6 +38,10 @@ Deno.test("mtls provider and listeners: verified client certificates end to end"
   - { name: partners, host: 127.0.0.1, port: 0, tls: ${tls("required")} }
   - { name: optional, host: 127.0.0.1, port: 0, tls: ${tls("optional")} }
   - { name: other, host: 127.0.0.1, port: 0, tls: ${tls("required", "other_ca.crt")} }
+  - name: modern
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: server.crt, key: server.key, client_ca: ca.crt, min_version: "1.3" }
 admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 5 }
 upstreams:
@@ -187,6 +191,21 @@ routes:
         );
       },
     );
+
+    await t.step("min_version 1.3 is enforced on mTLS listeners", async () => {
+      const port = new URL(g.url("modern")).port;
+      const handshake = async (version: string) => {
+        const out = await new Deno.Command("openssl", {
+          args: ["s_client", "-connect", `127.0.0.1:${port}`, version, "-brief"],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+      };
+      assertMatch(await handshake("-tls1_3"), /Protocol version: TLSv1\.3/);
+      assertMatch(await handshake("-tls1_2"), /alert protocol version/);
+    });
 
     await t.step("a plain listener has no certificate to offer", async () => {
       const res = await fetch(`${g.url("public")}/certs`);
