@@ -35,6 +35,12 @@ export function registerAuthAdmin(gw: Gateway): void {
     }
     return { config, store };
   };
+  const currentWithBody = async (req: Request) => {
+    const c = current();
+    if (c instanceof Response) return c;
+    const body = await readJsonObject(req);
+    return body instanceof Response ? body : { ...c, body };
+  };
 
   gw.admin.add("GET", "/keys", () => {
     const c = current();
@@ -49,11 +55,9 @@ export function registerAuthAdmin(gw: Gateway): void {
   });
 
   gw.admin.add("POST", "/keys", async (req) => {
-    const c = current();
+    const c = await currentWithBody(req);
     if (c instanceof Response) return c;
-    const body = await readJsonObject(req);
-    if (body instanceof Response) return body;
-    const { consumer, key } = body;
+    const { consumer, key } = c.body;
     if (typeof consumer !== "string" || !c.config.consumers.some((x) => x.id === consumer)) {
       return fail("bad_request", `Expected "consumer": the id of a consumer in the config`);
     }
@@ -105,11 +109,9 @@ export function registerAuthAdmin(gw: Gateway): void {
   });
 
   gw.admin.add("POST", "/revocations", async (req) => {
-    const c = current();
+    const c = await currentWithBody(req);
     if (c instanceof Response) return c;
-    const body = await readJsonObject(req);
-    if (body instanceof Response) return body;
-    const { jti, exp } = body;
+    const { jti, exp } = c.body;
     if (typeof jti !== "string" || jti === "") {
       return fail("bad_request", `Expected "jti": the token id to revoke`);
     }
