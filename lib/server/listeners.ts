@@ -1,7 +1,8 @@
 /**
  * Public listeners: plain HTTP, or TLS from PEM files (HTTP/2 and HTTP/1.1 by
- * ALPN), or mTLS (`client_ca`: see mtls_listener.ts). Each listener serves the same handler; shutting one down stops
- * accepting and waits for the requests it is serving.
+ * ALPN), or mTLS (`client_ca`: see mtls_listener.ts). Each listener serves the
+ * same handler; shutting one down stops accepting and waits for the requests
+ * it is serving.
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
