@@ -71,11 +71,13 @@ export class ConsumerTable {
 
   /**
    * The consumer a verified subject (token claim, certificate identity) stands
-   * for: one that lists it in `subjects`, else one with that id, else an
-   * unlisted consumer with that id, no plan and no configured scopes.
+   * for: the one that lists it in `subjects`, else an unlisted consumer with
+   * that id, no plan and no configured scopes. Only an explicit `subjects`
+   * entry confers a consumer's plan, scopes and headers: an identity provider
+   * that lets users choose their `sub` cannot borrow a consumer by its id.
    */
   forSubject(subject: string): AuthConsumer {
-    return this.bySubject.get(subject) ?? this.byId.get(subject) ?? {
+    return this.bySubject.get(subject) ?? {
       id: subject,
       plan: null,
       scopes: NO_SCOPES,

@@ -42,7 +42,7 @@ auth:
   dead: { kind: jwt, jwks_url: "http://127.0.0.1:${closedPort()}/jwks", jwks_timeout_ms: 500 }
 plans: { premium: {} }
 consumers:
-  - { id: mobile-app, plan: premium, subjects: [user-1] }
+  - { id: mobile-app, plan: premium, subjects: [user-1], headers: { X-Tier: premium } }
 routes:
   - { name: idp, match: { path: /idp }, upstream: up, auth: [idp] }
   - { name: shared, match: { path: /shared }, upstream: up, auth: [shared] }
@@ -81,8 +81,14 @@ routes:
           assertEquals(body.headers["x-consumer-id"], "mobile-app");
           assertEquals(body.headers["x-user-id"], "user-1");
           assertEquals(body.headers["x-user-email"], "u1@example.com");
+          assertEquals(body.headers["x-tier"], "premium");
           assertEquals(body.headers.authorization, undefined, "credentials are not forwarded");
         }
+        // A sub equal to a consumer id is not that consumer: only `subjects` maps tokens.
+        const unlisted = await (await call("/idp", await sign(rs1, claims({ sub: "mobile-app" }))))
+          .json();
+        assertEquals(unlisted.headers["x-consumer-id"], "mobile-app");
+        assertEquals(unlisted.headers["x-tier"], undefined);
         const hs = { alg: "HS256", privateKey: new TextEncoder().encode(HS_SECRET) };
         const res = await call("/shared", await sign(hs, claims()));
         assertEquals(res.status, 200);
