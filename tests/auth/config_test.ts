@@ -7,6 +7,7 @@ import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { ConfigError, formatIssue } from "../../lib/config/issues.ts";
+import { parseConfig } from "../../lib/config/load.ts";
 import { publicPem, signingKey } from "./idp.ts";
 
 async function configErrors(body: string, files: Record<string, string> = {}): Promise<string> {
@@ -114,4 +115,10 @@ routes:
     await g.close();
     await up.close();
   }
+});
+
+Deno.test("config/examples/auth.yaml is a valid configuration", async () => {
+  const file = new URL("../../config/examples/auth.yaml", import.meta.url).pathname;
+  const loaded = await parseConfig(await Deno.readTextFile(file), file, () => undefined);
+  assertEquals(Object.keys(loaded.config.auth), ["bearer", "keys", "opaque", "certs"]);
 });
