@@ -6,6 +6,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
+import type { CacheStores } from "../cache/stores.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -13,4 +14,6 @@ export interface RuntimeDeps {
   pools: PoolRegistry;
   /** Shared Redis clients (created on first use by whatever needs the store). */
   redis: RedisConnections;
+  /** Response caches (the memory one and Redis ones in use), kept across reloads. */
+  caches: CacheStores;
 }

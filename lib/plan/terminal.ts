@@ -7,6 +7,7 @@ import { weightedChoice } from "../router/split.ts";
 import { createProxy } from "../proxy/proxy.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "./build_context.ts";
+import { createAggregate } from "../aggregate/aggregate.ts";
 
 export function chooseUpstream(
   route: RouteConfig,
@@ -24,7 +25,8 @@ export function chooseUpstream(
   return sticky ? (ctx) => choice.pick(sticky(ctx)) : () => choice.pick(null);
 }
 
-export function buildTerminal(route: RouteConfig, _index: number, b: BuildContext): Handler {
+export function buildTerminal(route: RouteConfig, index: number, b: BuildContext): Handler {
+  if (route.aggregate) return createAggregate(route, index, b);
   const s = b.config.server;
   return createProxy({
     choose: chooseUpstream(route, b),

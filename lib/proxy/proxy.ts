@@ -87,7 +87,7 @@ export function send(
   });
 }
 
-function forwardOptions(
+export function forwardOptions(
   ctx: RequestContext,
   upstream: Upstream,
   target: UpstreamTarget,

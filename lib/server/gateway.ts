@@ -17,6 +17,8 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerCacheAdmin } from "../cache/admin.ts";
+import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -49,6 +51,7 @@ export class Gateway {
     this.deps = deps;
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
+    registerCacheAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -59,6 +62,7 @@ export class Gateway {
       logger,
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
+      caches: new CacheStores(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
