@@ -19,6 +19,8 @@ export class RedisCache implements CacheStore {
     private readonly config: RedisConfig,
   ) {
     this.prefix = `${config.prefix}cache:`;
+    // Connect at load, so the first requests do not find the client still connecting.
+    connections.get(config);
   }
 
   private get client() {
