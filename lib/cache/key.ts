@@ -1,6 +1,7 @@
 /**
  * Cache keys, compiled per route: public path first (so purges by prefix can
- * scan for it), then the route's namespace, host, query (optionally sorted),
+ * scan for it), then the route's namespace, scheme and host (as a URL would
+ * have them: an answer over TLS may carry HSTS), query (optionally sorted),
  * the configured Vary headers, and on authenticated routes the caller, last,
  * so that no caller's id can be mistaken for another part of the key.
  */
@@ -21,7 +22,8 @@ export type CacheKey = (ctx: RequestContext) => string;
 export function compileCacheKey(o: CacheKeyOptions): CacheKey {
   const { namespace, normalizeQuery, vary, perCaller } = o;
   return (ctx) => {
-    let key = `${ctx.path}\n${namespace}\n${ctx.host}\n`;
+    const scheme = ctx.listener.tls ? "https" : "http";
+    let key = `${ctx.path}\n${namespace}\n${scheme}://${ctx.host}\n`;
     key += normalizeQuery && ctx.query.length > 1 ? sortedQuery(ctx) : ctx.query;
     for (const name of vary) key += `\n${ctx.request.headers.get(name) ?? ""}`;
     if (perCaller) key += `\n${callerOf(ctx)}`;

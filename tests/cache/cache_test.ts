@@ -199,27 +199,14 @@ Deno.test("cache: stale-if-error serves the expired entry when the upstream fail
 
 Deno.test("cache: stale-if-error also covers an upstream that cannot be reached", async () => {
   const { up } = countingUpstream((_p, n) => json({ n }));
-  const clock = new ManualClock(1_700_000_000_000);
-  const g = await startGateway(
-    baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: catalog, match: { path: /api }, upstream: a, cache: { ttl_s: 1, stale_if_error_s: 30 } }
-  - { name: nocache, match: { path: /raw }, upstream: a }
-`),
-    { clock },
-  );
-  try {
+  await withCache(up, "{ ttl_s: 1, stale_if_error_s: 30 }", async (g, clock) => {
     assertEquals((await get(g, "/api/p")).cache, "MISS");
     await up.close();
     clock.advance(5_000);
     const stale = await get(g, "/api/p");
     assertEquals([stale.res.status, stale.cache, stale.body], [200, "STALE", '{"n":1}']);
     await assertError(await fetch(`${g.url()}/raw`), 502, "bad_gateway");
-  } finally {
-    await g.close();
-  }
+  }, "  - { name: nocache, match: { path: /raw }, upstream: a }");
 });
 
 Deno.test("cache: purge by path prefix through the admin API; entries survive a reload", async () => {
