@@ -33,14 +33,58 @@ export function entrySize(key: string, e: CachedResponse): number {
   return n;
 }
 
-/** The stored response for one request; HEAD gets the headers alone. */
+/**
+ * The stored response for one request: HEAD gets the headers alone, and a
+ * request whose validators match (`If-None-Match`, else `If-Modified-Since`)
+ * gets 304 with the fields RFC 9110 §15.4.5 keeps.
+ */
 export function serveEntry(ctx: RequestContext, e: CachedResponse, status: CacheStatus): Response {
   ctx.cacheStatus = status;
+  const age = String(Math.max(0, Math.floor((ctx.now - e.date) / 1000)));
+  const req = ctx.request.headers;
+  if (e.status === 200 && (req.has("if-none-match") || req.has("if-modified-since"))) {
+    if (notModified(req, e)) {
+      const kept = e.headers.filter(([name]) => NOT_MODIFIED_FIELDS.has(name));
+      const headers = new Headers(kept as [string, string][]);
+      headers.set("x-cache", status);
+      headers.set("age", age);
+      return new Response(null, { status: 304, headers });
+    }
+  }
   const headers = new Headers(e.headers as [string, string][]);
   headers.set("x-cache", status);
-  headers.set("age", String(Math.max(0, Math.floor((ctx.now - e.date) / 1000))));
+  headers.set("age", age);
   const empty = ctx.method === "HEAD" || NO_BODY.has(e.status);
   return new Response(empty ? null : e.body, { status: e.status, headers });
+}
+
+const NOT_MODIFIED_FIELDS = new Set([
+  "cache-control",
+  "content-location",
+  "date",
+  "etag",
+  "expires",
+  "last-modified",
+  "vary",
+]);
+
+function field(e: CachedResponse, name: string): string | null {
+  for (const [k, v] of e.headers) if (k === name) return v;
+  return null;
+}
+
+/** Conditional GET evaluation (RFC 9110 §13.1.2, §13.1.3), weak comparison for ETags. */
+function notModified(req: Headers, e: CachedResponse): boolean {
+  const inm = req.get("if-none-match");
+  if (inm !== null) {
+    const etag = field(e, "etag");
+    if (etag === null) return false;
+    const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+    return inm.trim() === "*" || inm.split(",").some((t) => opaque(t) === opaque(etag));
+  }
+  const since = Date.parse(req.get("if-modified-since") ?? "");
+  const modified = Date.parse(field(e, "last-modified") ?? "");
+  return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
 }
 
 const encoder = new TextEncoder();

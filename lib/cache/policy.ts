@@ -76,6 +76,9 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
   ): Promise<Response> => {
     let settle!: (e: CachedResponse | null) => void;
     inflight.set(key, new Promise((r) => (settle = r)));
+    // The entry is filled with a full answer; this client's validators are checked against it.
+    ctx.upstreamHeaders.remove("if-none-match");
+    ctx.upstreamHeaders.remove("if-modified-since");
     try {
       const { res, upstream } = await forward(ctx, next, stale);
       if (!upstream) return res;
@@ -86,7 +89,6 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         : null;
       if (fresh === null) return mark(ctx, res, "MISS");
       let body: Bytes = EMPTY;
-      let out = res;
       if (res.body !== null) {
         let buffered;
         try {
@@ -96,7 +98,6 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         }
         if (buffered.kind === "over") return mark(ctx, withBody(res, buffered.body), "MISS");
         body = buffered.bytes;
-        out = withBody(res, body);
       }
       const headers: [string, string][] = [];
       for (const h of res.headers) if (!NOT_STORED.has(h[0])) headers.push(h);
@@ -111,7 +112,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       };
       o.store.set(key, entry, now);
       settle(entry);
-      return mark(ctx, out, "MISS");
+      return serveEntry(ctx, entry, "MISS");
     } finally {
       settle(null);
       inflight.delete(key);

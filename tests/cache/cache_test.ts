@@ -265,3 +265,27 @@ Deno.test("cache: responses larger than max_body_bytes pass through unstored", a
     assertEquals(count("/api/big"), 2);
   });
 });
+
+Deno.test("cache: validators are answered from the entry; the entry is filled unconditionally", async () => {
+  const { up, count } = countingUpstream((_p, n) =>
+    json({ n }, { etag: '"v1"', "last-modified": "Tue, 01 Jul 2025 12:00:00 GMT" })
+  );
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    // A revalidating browser's first request still fills the cache with the full answer.
+    const first = await get(g, "/api/v", { "if-none-match": '"v1"' });
+    assertEquals([first.res.status, first.cache], [304, "MISS"]);
+    assertEquals(up.received[0]!.headers.get("if-none-match"), null);
+    const full = await get(g, "/api/v");
+    assertEquals([full.res.status, full.cache, full.body], [200, "HIT", '{"n":1}']);
+    const weak = await get(g, "/api/v", { "if-none-match": 'W/"v0", W/"v1"' });
+    assertEquals([weak.res.status, weak.body, weak.res.headers.get("etag")], [304, "", '"v1"']);
+    assertEquals(weak.res.headers.get("content-type"), null);
+    const other = await get(g, "/api/v", { "if-none-match": '"v2"' });
+    assertEquals(other.res.status, 200);
+    const since = await get(g, "/api/v", { "if-modified-since": "Wed, 02 Jul 2025 00:00:00 GMT" });
+    assertEquals(since.res.status, 304);
+    const before = await get(g, "/api/v", { "if-modified-since": "Mon, 30 Jun 2025 00:00:00 GMT" });
+    assertEquals(before.res.status, 200);
+    assertEquals(count("/api/v"), 1);
+  });
+});
