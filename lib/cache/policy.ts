@@ -2,9 +2,9 @@
  * The response cache of a route, for GET and HEAD. A fresh entry answers at
  * once (`X-Cache: HIT`); otherwise one request per key goes upstream while
  * concurrent requests for the same key wait for its result (coalescing), and
- * a storable answer is kept (`MISS`). When the upstream fails (5xx, or the
- * gateway could not reach it) and an entry is within `stale_if_error_s`, it
- * stands in (`STALE`).
+ * a storable answer is kept (`MISS`). When the upstream fails (500, 502, 503,
+ * 504, or the gateway could not reach it) and an entry is within
+ * `stale_if_error_s`, it stands in (`STALE`).
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
@@ -34,6 +34,9 @@ export interface CachePolicyOptions {
   clock: Clock;
 }
 
+/** Upstream answers a stale entry may replace (RFC 5861 §4). */
+const STALE_ON_STATUS = new Set([500, 502, 503, 504]);
+
 /** Headers that describe one delivery, not the stored response. */
 const NOT_STORED = new Set(["age", "x-cache", "content-length"]);
 const EMPTY: Bytes = new Uint8Array(0);
@@ -60,7 +63,9 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       if (stale) return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
       throw e;
     }
-    if (res.status >= 500 && stale) {
+    // A later stage (the resilience fallback) may already have used the stale entry.
+    if (ctx.cacheStatus === "STALE") return { res, upstream: false };
+    if (stale && STALE_ON_STATUS.has(res.status)) {
       await res.body?.cancel().catch(() => {});
       return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
     }
