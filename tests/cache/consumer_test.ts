@@ -75,7 +75,12 @@ consumers:
 upstreams:
   a: { targets: [ { url: "${upstream}" } ] }
 routes:
-  - { name: me, match: { path: /me }, upstream: a, auth: [keys], cache: { ttl_s: 60 } }
+  - name: me
+    match: { path: /me }
+    upstream: a
+    auth: [keys]
+    cache: { ttl_s: 60 }
+    transform: { response: { headers: { set: { X-Served-For: "\${consumer.id}" } } } }
 `);
 
 /** Whether the gateway enforces API keys yet (the auth stage comes from issue 3). */
@@ -100,7 +105,9 @@ Deno.test({
     const g = await startGateway(AUTH_CONFIG(up.url));
     const as = async (key: string) => {
       const res = await fetch(`${g.url()}/me`, { headers: { "x-api-key": key } });
-      return [res.headers.get("x-cache"), (await res.json()).for];
+      const body = await res.json();
+      assertEquals(res.headers.get("x-served-for"), body.for);
+      return [res.headers.get("x-cache"), body.for];
     };
     try {
       assertEquals(await as("key-alice"), ["MISS", "alice"]);
