@@ -13,9 +13,8 @@ import { type ErrorCode, GatewayError } from "../core/errors.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { exchange } from "../proxy/http1/client.ts";
 import { UpstreamError } from "../proxy/http1/errors.ts";
-import { buildHeaderBlock } from "../proxy/forward.ts";
-import { forwardOptions, type ProxyOptions } from "../proxy/proxy.ts";
-import type { Upstream } from "../proxy/upstream.ts";
+import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
+import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
 import { compileTemplate, type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
@@ -26,7 +25,13 @@ interface Call {
   path: Template;
   timeoutMs: number;
   maxBytes: number;
-  proxy: ProxyOptions;
+}
+
+/** How the request head is written for every call (the proxy's conventions). */
+interface HeadOptions {
+  via: string;
+  requestIdHeader: string;
+  tracing: boolean;
 }
 
 type Part =
@@ -61,23 +66,19 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
         );
       }
     }
-    const upstream = b.upstreams.get(c.upstream)!;
     return {
       key: c.key,
-      upstream,
+      upstream: b.upstreams.get(c.upstream)!,
       path: compileTemplate(c.path, encodeURIComponent),
       timeoutMs: c.timeout_ms,
       maxBytes: c.max_body_bytes,
-      proxy: {
-        choose: () => upstream,
-        timeouts: {},
-        preserveHost: undefined,
-        via: s.via,
-        requestIdHeader: s.request_id_header.toLowerCase(),
-        tracing: b.config.observe.tracing.enabled,
-      },
     };
   });
+  const head: HeadOptions = {
+    via: `1.1 ${s.via}`,
+    requestIdHeader: s.request_id_header.toLowerCase(),
+    tracing: b.config.observe.tracing.enabled,
+  };
   const failFast = cfg.on_error === "fail";
   const upstreamNames = [...new Set(cfg.calls.map((c) => c.upstream))].join(",");
 
@@ -90,7 +91,7 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     const started = performance.now();
     const abandon = new AbortController();
     const signal = AbortSignal.any([ctx.request.signal, abandon.signal]);
-    const pending = calls.map((c) => callPart(ctx, c, signal));
+    const pending = calls.map((c) => callPart(ctx, c, head, signal));
     let parts: Part[];
     if (failFast) {
       try {
@@ -142,7 +143,12 @@ function merge(ctx: RequestContext, parts: Part[]): Response {
 }
 
 /** One call under its own deadline; never throws. */
-async function callPart(ctx: RequestContext, c: Call, parent: AbortSignal): Promise<Part> {
+async function callPart(
+  ctx: RequestContext,
+  c: Call,
+  head: HeadOptions,
+  parent: AbortSignal,
+): Promise<Part> {
   const deadline = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<Part>((resolve) => {
@@ -159,7 +165,7 @@ async function callPart(ctx: RequestContext, c: Call, parent: AbortSignal): Prom
   try {
     // The exchange may outlive a deadline that fired while it was connecting; its result is dropped.
     return await Promise.race([
-      fetchPart(ctx, c, AbortSignal.any([parent, deadline.signal])),
+      fetchPart(ctx, c, head, AbortSignal.any([parent, deadline.signal])),
       timedOut,
     ]);
   } finally {
@@ -167,7 +173,12 @@ async function callPart(ctx: RequestContext, c: Call, parent: AbortSignal): Prom
   }
 }
 
-async function fetchPart(ctx: RequestContext, c: Call, signal: AbortSignal): Promise<Part> {
+async function fetchPart(
+  ctx: RequestContext,
+  c: Call,
+  head: HeadOptions,
+  signal: AbortSignal,
+): Promise<Part> {
   const fail = (code: ErrorCode, message: string, status?: number): Part => ({
     ok: false,
     key: c.key,
@@ -183,10 +194,7 @@ async function fetchPart(ctx: RequestContext, c: Call, signal: AbortSignal): Pro
     const res = await exchange(target.pool, {
       method: "GET",
       path: c.path(ctx),
-      headerBlock: buildHeaderBlock(
-        ctx,
-        forwardOptions(ctx, u, target, c.proxy, c.proxy.via, c.proxy.requestIdHeader),
-      ),
+      headerBlock: buildHeaderBlock(ctx, forwardOptions(ctx, u, target, head)),
       body: null,
       bodyLength: null,
     }, {
@@ -221,6 +229,21 @@ async function fetchPart(ctx: RequestContext, c: Call, signal: AbortSignal): Pro
     if (e instanceof GatewayError) return fail(e.code, e.message);
     return fail("bad_gateway", (e as Error)?.message ?? String(e));
   }
+}
+
+function forwardOptions(
+  ctx: RequestContext,
+  u: Upstream,
+  target: UpstreamTarget,
+  head: HeadOptions,
+): ForwardOptions {
+  return {
+    ...head,
+    authority: target.pool.target.authority,
+    preserveHost: u.config.preserve_host,
+    trustedPeer: ctx.peerTrusted,
+    extraBlock: u.extraBlock,
+  };
 }
 
 /** Names of the parameters the route's match path captures. */

@@ -87,7 +87,7 @@ export function send(
   });
 }
 
-export function forwardOptions(
+function forwardOptions(
   ctx: RequestContext,
   upstream: Upstream,
   target: UpstreamTarget,

@@ -90,6 +90,7 @@ Deno.test("aggregate: calls run in parallel with path parameters and query, merg
     assertEquals(seen.get("x-tenant"), "acme");
     assertEquals(seen.get("accept-encoding"), null);
     assertOk(seen.get("x-request-id"));
+    assertEquals(seen.get("via"), "1.1 gateway");
   });
 });
 
