@@ -1,18 +1,21 @@
 /**
  * Transforms and cache under load, beside the routing-only proxy, in one run:
  *
- *   deno run -A bench/transform_cache.ts [seconds=5] [connections=64]
+ *   deno run -A bench/transform_cache.ts [seconds=5] [connections=64] [rounds=3]
  *
  * Starts nginx as the upstream (a small JSON answer), the gateway from main.ts
  * with three routes (routing only; request and response header transforms
  * with templates and the security preset; a cached route), and loads each with
- * wrk in turn. Needs nginx and wrk on PATH. Compare rows within one run:
- * absolute numbers drift between runs and machines.
+ * wrk in turn, the rows interleaved over several rounds (the median round is
+ * shown) so that a noisy neighbour hurts every row alike. Needs nginx and wrk
+ * on PATH. Compare rows within one run: absolute numbers drift between runs
+ * and machines.
  */
 import { closedPort } from "../tests/helpers/upstream.ts";
 
 const seconds = Number(Deno.args[0] ?? 5);
 const connections = Number(Deno.args[1] ?? 64);
+const rounds = Number(Deno.args[2] ?? 3);
 const root = new URL("..", import.meta.url).pathname;
 
 for (const tool of ["nginx", "wrk"]) {
@@ -103,21 +106,28 @@ try {
     ["header transforms", `${base}/headers`],
     ["cache hit", `${base}/cached`],
   ] as const;
-  console.log(`wrk -t1 -c${connections} -d${seconds}s, one row at a time`);
-  const results: Record<string, number> = {};
-  for (const [name, url] of rows) {
-    await wrk(url, 1); // warm-up: pools, JIT, the cache entry
-    const r = await wrk(url, seconds);
-    results[name] = r.rps;
+  console.log(`wrk -t1 -c${connections} -d${seconds}s, ${rounds} interleaved rounds, median shown`);
+  for (const [, url] of rows) await wrk(url, 1); // warm-up: pools, JIT, the cache entry
+  const runs = new Map<string, WrkResult[]>(rows.map(([name]) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, url] of rows) runs.get(name)!.push(await wrk(url, seconds));
+  }
+  const median: Record<string, number> = {};
+  for (const [name] of rows) {
+    const sorted = runs.get(name)!.sort((a, b) => a.rps - b.rps);
+    const m = sorted[Math.floor(sorted.length / 2)]!;
+    median[name] = m.rps;
     console.log(
-      `${name.padEnd(18)} ${r.rps.toFixed(0).padStart(8)} req/s  p50 ${r.p50.padStart(8)}  ` +
-        `p99 ${r.p99.padStart(8)}  ${r.errors}`,
+      `${name.padEnd(18)} ${m.rps.toFixed(0).padStart(8)} req/s  p50 ${m.p50.padStart(8)}  ` +
+        `p99 ${m.p99.padStart(8)}  ${m.errors}  (rounds: ${
+          runs.get(name)!.map((x) => x.rps.toFixed(0)).join(", ")
+        })`,
     );
   }
-  const plain = results["routing only"]!;
+  const plain = median["routing only"]!;
   console.log(
-    `header transforms / routing only: ${(results["header transforms"]! / plain).toFixed(2)}; ` +
-      `cache hit / routing only: ${(results["cache hit"]! / plain).toFixed(2)}`,
+    `header transforms / routing only: ${(median["header transforms"]! / plain).toFixed(2)}; ` +
+      `cache hit / routing only: ${(median["cache hit"]! / plain).toFixed(2)}`,
   );
 } finally {
   for (const c of children) {
@@ -144,7 +154,14 @@ async function until(url: string): Promise<void> {
   throw new Error(`${url} did not come up`);
 }
 
-async function wrk(url: string, secs: number) {
+interface WrkResult {
+  rps: number;
+  p50: string;
+  p99: string;
+  errors: string;
+}
+
+async function wrk(url: string, secs: number): Promise<WrkResult> {
   const out = await new Deno.Command("wrk", {
     args: ["-t1", `-c${connections}`, `-d${secs}s`, "--latency", "-H", "X-Tenant: acme", url],
     stdout: "piped",
