@@ -3,7 +3,7 @@
  * the caller gets a stream that yields what was read and then the rest, so a
  * body too large to buffer can still pass through untouched.
  */
-import type { Bytes } from "../proxy/http1/bytes.ts";
+import { type Bytes, concat } from "../proxy/http1/bytes.ts";
 
 export type Buffered =
   | { kind: "whole"; bytes: Bytes }
@@ -50,17 +50,6 @@ function prepend(head: Bytes[], reader: ReadableStreamDefaultReader<Bytes>): Rea
     },
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
-}
-
-export function concat(chunks: readonly Bytes[], total: number): Bytes {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /** The response with another body (its length recomputed when the body is bytes). */
