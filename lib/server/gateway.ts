@@ -19,6 +19,8 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerCacheAdmin } from "../cache/admin.ts";
+import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -52,6 +54,7 @@ export class Gateway {
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
     registerResilienceAdmin(this);
+    registerCacheAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -63,6 +66,7 @@ export class Gateway {
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
       resilience: new ResilienceRegistry(),
+      caches: new CacheStores(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
