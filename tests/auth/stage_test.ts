@@ -15,6 +15,8 @@ import { PoolRegistry } from "../../lib/proxy/pools.ts";
 import { RedisConnections } from "../../lib/store/redis.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import type { RuntimeDeps } from "../../lib/plan/deps.ts";
+import { ResilienceRegistry } from "../../lib/resilience/registry.ts";
+import { CacheStores } from "../../lib/cache/stores.ts";
 
 async function build(yaml: string) {
   const loaded = await parseConfig(yaml, "/tmp/gateway.yaml", () => undefined);
@@ -23,6 +25,8 @@ async function build(yaml: string) {
     logger: silentLogger,
     pools: new PoolRegistry(),
     redis: new RedisConnections(silentLogger),
+    resilience: new ResilienceRegistry(),
+    caches: new CacheStores(),
   };
   const b = new BuildContext(loaded.config, deps, loaded.source, "/tmp", new Map());
   const chains = [];

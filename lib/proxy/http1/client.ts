@@ -125,6 +125,7 @@ class Exchange implements Watched {
   private ended = false;
   private watching = false;
   private listening = false;
+  private headReceived = false;
   private signal: AbortSignal | null = null;
   private readonly onAbort = () => {
     this.aborted = true;
@@ -199,6 +200,9 @@ class Exchange implements Watched {
       if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
     }
     if (body instanceof ReadableStream) {
+      // Time to first byte counts from the end of the request: an upload may be long.
+      this.firstByteAt = Infinity;
+      this.reschedule();
       this.bodyWritten = false;
       this.writeBody(body, req.bodyLength);
     }
@@ -230,6 +234,10 @@ class Exchange implements Watched {
         throw new ProtocolError("Request body shorter than its Content-Length");
       }
       this.bodyWritten = true;
+      if (!this.headReceived && !this.ended) {
+        this.firstByteAt = performance.now() + this.opts.firstByteTimeoutMs;
+        this.reschedule();
+      }
     })().catch((e) => {
       this.bodyError ??= e;
       chunks.cancel(e);
@@ -238,6 +246,7 @@ class Exchange implements Watched {
   }
 
   gotHead(): void {
+    this.headReceived = true;
     this.firstByteAt = Infinity;
     this.reschedule();
   }
