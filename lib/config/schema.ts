@@ -16,7 +16,9 @@ import {
 } from "../router/schema.ts";
 import { authProviderSchema, consumerSchema, planSchema } from "../auth/schema.ts";
 import { quotaSchema, rateLimitsSchema } from "../ratelimit/schema.ts";
-import { aggregateSchema, cacheSchema, corsSchema, transformSchema } from "../transform/schema.ts";
+import { corsSchema, transformSchema } from "../transform/schema.ts";
+import { cacheSchema } from "../cache/schema.ts";
+import { aggregateSchema } from "../aggregate/schema.ts";
 import { ipRulesSchema, limitsSchema, securitySchema, wafSchema } from "../security/schema.ts";
 import { fallbackSchema, retryPolicySchema, timeoutSchema } from "../resilience/schema.ts";
 import { observeSchema } from "../observe/schema.ts";

@@ -7,6 +7,7 @@ import type { Logger } from "../observe/logger.ts";
 import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
 import type { ResilienceRegistry } from "../resilience/registry.ts";
+import type { CacheStores } from "../cache/stores.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -16,4 +17,6 @@ export interface RuntimeDeps {
   redis: RedisConnections;
   /** Breakers, health checkers, bulkheads and retry budgets, kept across reloads. */
   resilience: ResilienceRegistry;
+  /** Response caches (the memory one and Redis ones in use), kept across reloads. */
+  caches: CacheStores;
 }

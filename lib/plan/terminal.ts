@@ -10,6 +10,7 @@ import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "./build_context.ts";
 import { RetryPolicy } from "../resilience/retry.ts";
 import { compileFallback } from "../resilience/fallback.ts";
+import { createAggregate } from "../aggregate/aggregate.ts";
 
 export function chooseUpstream(
   route: RouteConfig,
@@ -29,9 +30,10 @@ export function chooseUpstream(
 
 export function buildTerminal(
   route: RouteConfig,
-  _index: number,
+  index: number,
   b: BuildContext,
 ): Handler | Promise<Handler> {
+  if (route.aggregate) return createAggregate(route, index, b);
   const s = b.config.server;
   if (route.async) {
     return createJobSubmit(route, b, {

@@ -14,7 +14,8 @@ import type { FallbackConfig } from "./schema.ts";
  * 503, 504 as RFC 5861 says); it returns the stale response (and marks the
  * request `cacheStatus = "STALE"`) or null when the entry is too old.
  */
-export const STALE_IF_ERROR = "cache.stale";
+export { STALE_RESPONSE as STALE_IF_ERROR } from "../cache/policy.ts";
+import { STALE_RESPONSE as STALE_IF_ERROR } from "../cache/policy.ts";
 export type StaleResponse = () => Response | null;
 
 /** Statuses an upstream answer may be replaced by a stale one for (RFC 5861, section 4). */

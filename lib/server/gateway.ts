@@ -20,6 +20,9 @@ import { type RunningListener, startListener } from "./listeners.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerAuthAdmin } from "../auth/admin.ts";
+import { registerCacheAdmin } from "../cache/admin.ts";
+import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -55,6 +58,8 @@ export class Gateway {
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
     registerResilienceAdmin(this);
+    registerCacheAdmin(this);
+    registerAuthAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -66,6 +71,7 @@ export class Gateway {
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
       resilience: new ResilienceRegistry(),
+      caches: new CacheStores(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);

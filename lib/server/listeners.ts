@@ -1,10 +1,12 @@
 /**
  * Public listeners: plain HTTP, or TLS from PEM files (HTTP/2 and HTTP/1.1 by
- * ALPN). Each listener serves the same handler; shutting one down stops
- * accepting and waits for the requests it is serving.
+ * ALPN), or mTLS (`client_ca`: see mtls_listener.ts). Each listener serves the
+ * same handler; shutting one down stops accepting and waits for the requests
+ * it is serving.
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
+import { startMtlsListener } from "./mtls_listener.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -46,6 +48,7 @@ export async function startListener(
       (h) => startListener(inner, h, innerOptions),
     );
   }
+  if (cfg.tls?.client_ca) return startMtlsListener(cfg, handler, o);
   const tls = cfg.tls
     ? {
       cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
