@@ -51,7 +51,7 @@ export class AuthRuntime {
       () =>
         c.kind === "redis"
           ? new RedisCredentialStore(c.redis!, this.deps.redis, now)
-          : new MemoryCredentialStore(now),
+          : this.deps.localCredentials ?? new MemoryCredentialStore(now),
       (s) => s.close(),
     );
     if (store instanceof RedisCredentialStore) await firstLoad(store, c.redis!.connect_timeout_ms);

@@ -14,6 +14,7 @@ import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
+import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
 import { WorkerFailed, WorkerHandle } from "./worker_handle.ts";
 
 export interface ClusterOptions {
@@ -35,9 +36,17 @@ export class Cluster {
   private drainTimeoutMs: number;
   private listenerAddresses: Record<string, string> = {};
   private readonly restarts = new Map<number, number>();
+  /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
+  private readonly credentials = new CredentialOwner(
+    () => Date.now(),
+    (change) => {
+      for (const w of this.live()) w.tell({ type: "credentials", change });
+    },
+  );
 
   private constructor(private readonly o: ClusterOptions, config: GatewayConfig) {
     this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
+    this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
   }
 
   /** Starts every worker and the admin listener; throws `ConfigError` or `WorkerFailed`. */
@@ -108,7 +117,12 @@ export class Cluster {
 
   private spawn(index: number): WorkerHandle {
     return new WorkerHandle(
-      { index, configFile: this.o.configFile, logLevel: this.o.logLevel },
+      {
+        index,
+        configFile: this.o.configFile,
+        logLevel: this.o.logLevel,
+        credentials: this.credentials.snapshot(),
+      },
       this.rpc,
       this.o.logger,
       (w, error) => this.crashed(w, error),

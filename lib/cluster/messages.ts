@@ -4,6 +4,7 @@
  */
 import type { ReloadResult } from "../server/gateway.ts";
 import type { Level } from "../observe/logger.ts";
+import type { CredentialChange, CredentialSnapshot } from "./shared_credentials.ts";
 
 export interface WireRequest {
   method: string;
@@ -23,6 +24,8 @@ export interface StartOptions {
   index: number;
   configFile: string;
   logLevel: Level;
+  /** Keys and revocations as they are now (store.kind: memory); changes follow as messages. */
+  credentials: CredentialSnapshot;
 }
 
 /** Main thread -> worker. */
@@ -31,6 +34,7 @@ export type ToWorker =
   | { type: "reload"; id: number; trigger: string }
   | { type: "admin"; id: number; request: WireRequest }
   | { type: "shutdown" }
+  | { type: "credentials"; change: CredentialChange }
   | { type: "rpc-result"; id: number; ok: true; value: unknown }
   | { type: "rpc-result"; id: number; ok: false; error: string };
 

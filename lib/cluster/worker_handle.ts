@@ -88,6 +88,11 @@ export class WorkerHandle {
     this.pending.clear();
   }
 
+  /** A message that needs no answer. */
+  tell(msg: ToWorker): void {
+    if (!this.dead) this.send(msg);
+  }
+
   private send(msg: ToWorker, transfer: Transferable[] = []): void {
     this.worker.postMessage(msg, transfer);
   }

@@ -16,8 +16,10 @@ import {
   type ToWorker,
 } from "./messages.ts";
 import { workerRpc } from "./rpc.ts";
+import { WorkerCredentialStore } from "./shared_credentials.ts";
 
 let gateway: Gateway | null = null;
+let credentials: WorkerCredentialStore | null = null;
 workerRpc.attach((msg) => send(msg));
 
 function send(msg: FromWorker, transfer: Transferable[] = []): void {
@@ -26,12 +28,14 @@ function send(msg: FromWorker, transfer: Transferable[] = []): void {
 
 async function start(o: StartOptions): Promise<void> {
   const logger = withFields(new JsonLogger(o.logLevel), { worker: o.index });
+  credentials = new WorkerCredentialStore(workerRpc, o.credentials);
   try {
     gateway = await Gateway.start({
       configFile: o.configFile,
       logger,
       reusePort: true,
       adminListener: false,
+      localCredentials: credentials,
     });
     send({ type: "started", addresses: gateway.addresses() });
   } catch (e) {
@@ -66,6 +70,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     case "shutdown":
       await gateway?.shutdown();
       send({ type: "stopped" });
+      return;
+    case "credentials":
+      credentials?.heard(msg.change, Date.now());
       return;
     case "rpc-result":
       workerRpc.settle(msg);

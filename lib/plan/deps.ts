@@ -8,6 +8,7 @@ import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
 import type { ResilienceRegistry } from "../resilience/registry.ts";
 import type { CacheStores } from "../cache/stores.ts";
+import type { CredentialStore } from "../auth/store.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -19,4 +20,9 @@ export interface RuntimeDeps {
   resilience: ResilienceRegistry;
   /** Response caches (the memory one and Redis ones in use), kept across reloads. */
   caches: CacheStores;
+  /**
+   * With `store.kind: memory`, runtime keys and revocations live here instead of
+   * in a store of this isolate's own: how `--workers N` shares them (lib/cluster).
+   */
+  localCredentials?: CredentialStore;
 }

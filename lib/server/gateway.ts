@@ -15,6 +15,7 @@ import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
+import type { CredentialStore } from "../auth/store.ts";
 import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
@@ -34,6 +35,8 @@ export interface GatewayOptions {
   reusePort?: boolean;
   /** Open the admin listener (default true); cluster workers leave it to the main thread. */
   adminListener?: boolean;
+  /** Keys and revocations shared with other workers (`RuntimeDeps.localCredentials`). */
+  localCredentials?: CredentialStore;
 }
 
 export interface ReloadResult {
@@ -72,6 +75,7 @@ export class Gateway {
       redis: new RedisConnections(logger),
       resilience: new ResilienceRegistry(),
       caches: new CacheStores(),
+      ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);

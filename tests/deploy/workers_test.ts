@@ -17,12 +17,16 @@ routes: [ { name: r, match: { path: ${route} }, upstream: echo } ]
 }
 
 /** Statuses of `n` requests, each on a new connection so the kernel spreads them over workers. */
-async function statuses(url: string, n: number): Promise<number[]> {
+async function statuses(
+  url: string,
+  n: number,
+  headers: Record<string, string> = {},
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
     try {
-      const res = await fetch(url, { client });
+      const res = await fetch(url, { client, headers });
       await res.body?.cancel();
       out.push(res.status);
     } finally {
@@ -97,6 +101,53 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
   } finally {
     await gw.stop("SIGKILL");
     await slow.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--workers 2, store memory: a key added or deleted through the admin API holds in every worker", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  const up = startUpstream();
+  const [port, admin] = freePorts(2) as [number, number];
+  const file = `${dir}/gateway.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${admin} }
+server: { drain_timeout_s: 2 }
+auth: { keys: { kind: api_key, header: X-API-Key } }
+consumers: [ { id: team-b } ]
+upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
+`,
+  );
+  const gw = await spawnGateway(FROM_SOURCE, ["--config", file, "--workers", "2"], {
+    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+  });
+  try {
+    const added = await fetch(`http://127.0.0.1:${admin}/keys`, {
+      method: "POST",
+      body: JSON.stringify({ consumer: "team-b" }),
+    });
+    assertEquals(added.status, 201);
+    const { key } = await added.json();
+    const withKey = { "x-api-key": key };
+    assertEquals(
+      await statuses(`http://127.0.0.1:${port}/x`, 12, withKey),
+      new Array(12).fill(200),
+    );
+    const listed = await (await fetch(`http://127.0.0.1:${admin}/keys`)).json();
+    assertEquals(listed.keys.filter((k: { source: string }) => k.source === "store").length, 1);
+
+    const del = await fetch(`http://127.0.0.1:${admin}/keys/${key}`, { method: "DELETE" });
+    assertEquals(del.status, 204);
+    assertEquals(
+      await statuses(`http://127.0.0.1:${port}/x`, 12, withKey),
+      new Array(12).fill(401),
+    );
+  } finally {
+    assertEquals((await gw.stop("SIGTERM")).code, 0);
+    await up.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,0 +1,102 @@
+/**
+ * API keys added at runtime and token revocations under `--workers N` with
+ * `store.kind: memory`. Like the Redis store, each worker reads a local mirror
+ * (requests never wait), and writes go to one owner, here the main thread,
+ * which applies them and tells every worker. A worker that starts, or restarts
+ * after a crash, gets the whole state with its start message.
+ */
+import { type CredentialStore, CredentialView } from "../auth/store.ts";
+import type { RpcService, WorkerRpc } from "./rpc.ts";
+
+export const CREDENTIALS_SERVICE = "credentials";
+
+export type CredentialChange =
+  | { op: "key"; digest: string; consumer: string }
+  | { op: "unkey"; digest: string }
+  | { op: "revoke"; jti: string; exp: number };
+
+export interface CredentialSnapshot {
+  keys: [string, string][];
+  /** jti and the instant (ms) its revocation ends. */
+  revoked: [string, number][];
+}
+
+function apply(view: CredentialView, c: CredentialChange): void {
+  if (c.op === "key") view.keys.set(c.digest, c.consumer);
+  else if (c.op === "unkey") view.keys.delete(c.digest);
+  else view.revoked.set(c.jti, c.exp * 1000);
+}
+
+/** The worker side: a mirror for reads, the main thread for writes. */
+export class WorkerCredentialStore implements CredentialStore {
+  readonly kind = "memory";
+  private readonly view = new CredentialView();
+
+  constructor(private readonly rpc: WorkerRpc, snapshot: CredentialSnapshot) {
+    for (const [digest, consumer] of snapshot.keys) this.view.keys.set(digest, consumer);
+    for (const [jti, until] of snapshot.revoked) this.view.revoked.set(jti, until);
+  }
+
+  /** A change made through any worker, announced by the main thread. */
+  heard(change: CredentialChange, nowMs: number): void {
+    if (change.op === "revoke") this.view.prune(nowMs);
+    apply(this.view, change);
+  }
+
+  keyOwner(digest: string): string | undefined {
+    return this.view.keys.get(digest);
+  }
+  isRevoked(jti: string, nowMs: number): boolean {
+    return this.view.isRevoked(jti, nowMs);
+  }
+  keys(): ReadonlyMap<string, string> {
+    return this.view.keys;
+  }
+  async addKey(digest: string, consumer: string): Promise<void> {
+    await this.rpc.call(CREDENTIALS_SERVICE, "addKey", [digest, consumer]);
+  }
+  async removeKey(digest: string): Promise<boolean> {
+    return await this.rpc.call(CREDENTIALS_SERVICE, "removeKey", [digest]) as boolean;
+  }
+  async revoke(jti: string, expSec: number): Promise<void> {
+    await this.rpc.call(CREDENTIALS_SERVICE, "revoke", [jti, expSec]);
+  }
+  close(): void {
+    // Lives as long as the worker: plans come and go, the mirror stays.
+  }
+}
+
+/** The main-thread side: the one copy that counts, and the announcements. */
+export class CredentialOwner {
+  private readonly view = new CredentialView();
+
+  constructor(
+    private readonly now: () => number,
+    private readonly announce: (change: CredentialChange) => void,
+  ) {}
+
+  snapshot(): CredentialSnapshot {
+    this.view.prune(this.now());
+    return { keys: [...this.view.keys], revoked: [...this.view.revoked] };
+  }
+
+  service(): RpcService {
+    const change = (c: CredentialChange) => {
+      apply(this.view, c);
+      this.announce(c);
+    };
+    return {
+      addKey: (digest: string, consumer: string) => change({ op: "key", digest, consumer }),
+      removeKey: (digest: string) => {
+        if (!this.view.keys.has(digest)) return false;
+        change({ op: "unkey", digest });
+        return true;
+      },
+      revoke: (jti: string, exp: number) => {
+        // Revocations are few and written by operators: pruning on write keeps the set bounded.
+        this.view.prune(this.now());
+        change({ op: "revoke", jti, exp });
+      },
+    };
+  }
+}
