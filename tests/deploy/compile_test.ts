@@ -3,7 +3,7 @@
  * needs a runtime (denort): from DENORT_BIN, or downloaded. Where neither
  * works, the test is reported as ignored with the reason printed, never passed.
  */
-import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { freePorts, ROOT, runCli, serveQuickstart, spawnGateway } from "./process.ts";
 
