@@ -48,7 +48,10 @@ export async function startListener(
       (h) => startListener(inner, h, innerOptions),
     );
   }
-  if (cfg.tls?.client_ca) return startMtlsListener(cfg, handler, o);
+  // Deno.serve can neither request client certificates nor refuse TLS 1.2.
+  if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
+    return startMtlsListener(cfg, handler, o);
+  }
   const tls = cfg.tls
     ? {
       cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),

@@ -28,6 +28,8 @@ interface PeerVerdict {
   error: string | null;
 }
 
+const NO_CERTIFICATE: PeerVerdict = { cert: null, error: null };
+
 export async function startMtlsListener(
   cfg: ListenerConfig,
   handler: ServeHandler,
@@ -37,9 +39,10 @@ export async function startMtlsListener(
   const [cert, key, ca] = await Promise.all([
     Deno.readTextFile(o.resolvePath(tls.cert)),
     Deno.readTextFile(o.resolvePath(tls.key)),
-    Deno.readTextFile(o.resolvePath(tls.client_ca!)),
+    tls.client_ca ? Deno.readTextFile(o.resolvePath(tls.client_ca)) : Promise.resolve(null),
   ]);
-  const verifier = new ClientCertVerifier(ca);
+  // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.
+  const verifier = ca === null ? null : new ClientCertVerifier(ca);
   const verdicts = new WeakMap<TLSSocket, PeerVerdict>();
   let active = 0;
   let closing = false;
@@ -48,8 +51,8 @@ export async function startMtlsListener(
   const server = https.createServer({
     cert,
     key,
-    ca,
-    requestCert: true,
+    ...(ca === null ? {} : { ca }),
+    requestCert: ca !== null,
     rejectUnauthorized: false,
     minVersion: tls.min_version === "1.3" ? "TLSv1.3" : "TLSv1.2",
     ALPNProtocols: ["http/1.1"],
@@ -64,7 +67,7 @@ export async function startMtlsListener(
     const socket = req.socket as TLSSocket;
     let verdict = verdicts.get(socket);
     if (!verdict) {
-      verdict = peerVerdict(socket, verifier);
+      verdict = verifier ? peerVerdict(socket, verifier) : NO_CERTIFICATE;
       verdicts.set(socket, verdict);
     }
     bridge(req, res, handler, verdict, o.onError);
