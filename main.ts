@@ -9,7 +9,7 @@ import { ConfigError, formatIssue } from "./lib/config/issues.ts";
 import { Gateway } from "./lib/server/gateway.ts";
 import { JsonLogger, type Level } from "./lib/observe/logger.ts";
 import { Cluster } from "./lib/cluster/cluster.ts";
-import { WorkerFailed } from "./lib/cluster/worker_handle.ts";
+import { ClusterStartError } from "./lib/cluster/worker_handle.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
@@ -64,7 +64,7 @@ async function run(file: string, level: Level, workersFlag: number | null): Prom
   } catch (e) {
     const errors = e instanceof ConfigError
       ? e.issues.map(formatIssue)
-      : e instanceof WorkerFailed
+      : e instanceof ClusterStartError
       ? e.errors
       : null;
     if (!errors) throw e;

@@ -15,7 +15,7 @@ import { type RunningListener, startListener } from "../server/listeners.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
-import { WorkerFailed, WorkerHandle } from "./worker_handle.ts";
+import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 
 export interface ClusterOptions {
   configFile: string;
@@ -49,12 +49,12 @@ export class Cluster {
     this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
   }
 
-  /** Starts every worker and the admin listener; throws `ConfigError` or `WorkerFailed`. */
+  /** Starts every worker and the admin listener; throws `ConfigError` or `ClusterStartError`. */
   static async start(o: ClusterOptions): Promise<Cluster> {
     const { config } = await loadConfigFile(o.configFile);
     const random = config.listeners.find((l) => l.port === 0);
     if (random) {
-      throw new WorkerFailed([
+      throw new ClusterStartError([
         `--workers ${o.workers} needs fixed listener ports: listener "${random.name}" has port 0, ` +
         `which would give each worker a different random port`,
       ]);
@@ -64,7 +64,13 @@ export class Cluster {
       for (let i = 0; i < o.workers; i++) cluster.workers.push(cluster.spawn(i));
       const addresses = await Promise.all(cluster.workers.map((w) => w.ready()));
       cluster.listenerAddresses = addresses[0]!;
-      await cluster.applyAdmin(config);
+      await cluster.applyAdmin(config).catch((e) => {
+        throw new ClusterStartError([
+          `cannot open the admin listener on ${config.admin?.host}:${config.admin?.port}: ${
+            (e as Error).message
+          }`,
+        ]);
+      });
     } catch (e) {
       cluster.draining = true;
       for (const w of cluster.workers) w.terminate();

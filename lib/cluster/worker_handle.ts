@@ -12,8 +12,9 @@ import {
 
 const ENTRY = new URL("./worker_main.ts", import.meta.url).href;
 
-export class WorkerFailed extends Error {
-  override name = "WorkerFailed";
+/** Why `--workers N` could not start: each line is one problem, as the CLI prints it. */
+export class ClusterStartError extends Error {
+  override name = "ClusterStartError";
   constructor(readonly errors: string[]) {
     super(errors.join("; "));
   }
@@ -120,7 +121,7 @@ export class WorkerHandle {
         this.started.resolve(msg.addresses);
         return;
       case "failed":
-        this.started.reject(new WorkerFailed(msg.errors));
+        this.started.reject(new ClusterStartError(msg.errors));
         return;
       case "stopped":
         this.stopped.resolve();
@@ -142,7 +143,7 @@ export class WorkerHandle {
 
   private die(error: string): void {
     if (this.dead) return;
-    this.started.reject(new WorkerFailed([`worker ${this.options.index} crashed: ${error}`]));
+    this.started.reject(new ClusterStartError([`worker ${this.options.index} crashed: ${error}`]));
     this.terminate();
     this.onCrash(this, error);
   }

@@ -5,7 +5,8 @@
  */
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { freePorts, ROOT, runCli, serveQuickstart, spawnGateway } from "./process.ts";
+import { freePorts, ROOT, runCli, serveQuickstart } from "./process.ts";
+import { spawnGateway } from "../helpers/process.ts";
 
 async function denortProbe(): Promise<{ ok: true } | { ok: false; reason: string }> {
   const bin = Deno.env.get("DENORT_BIN");
@@ -86,18 +87,19 @@ upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: all, match: { path: / }, upstream: echo } ]
 `,
       );
-      const gw = await spawnGateway([bin], ["--config", "gateway.yaml", "--workers", "2"], {
-        readyUrl: `http://127.0.0.1:${admin}/readyz`,
-        cwd: out,
-      });
+      const gw = await spawnGateway(
+        "gateway.yaml",
+        `http://127.0.0.1:${admin}/readyz`,
+        ["--workers", "2"],
+        { command: [bin], cwd: out, timeoutMs: 30_000 },
+      );
       try {
         const res = await fetch(`http://127.0.0.1:${port}/through/the/binary`);
         const body = await res.json();
         assertEquals(res.status, 200);
         assertEquals(body.url, "/through/the/binary");
       } finally {
-        const status = await gw.stop("SIGTERM");
-        assertEquals(status.code, 0, gw.log());
+        assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
       }
     } finally {
       await up.close();

@@ -1,112 +1,17 @@
-/**
- * Gateways as separate processes (the compiled binary or `deno run main.ts`),
- * for tests of the CLI, signals, workers and multi-instance setups.
- */
+/** The gateway CLI as a user runs it: one-shot commands, and the quickstart config. */
 import { parse, stringify } from "yaml";
 import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { spawnGateway } from "../helpers/process.ts";
 import { closedPort } from "../helpers/upstream.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 
-/** How to start the gateway CLI: the compiled binary, or the sources through deno. */
-export type GatewayCommand = string[];
-export const FROM_SOURCE: GatewayCommand = [Deno.execPath(), "run", "-A", `${ROOT}main.ts`];
-
-export interface GatewayProcess {
-  readonly pid: number;
-  /** Everything the process wrote to stderr (its log) so far. */
-  log(): string;
-  /** Sends a signal and waits for the exit, killing it if it takes longer than `timeoutMs`. */
-  stop(signal?: Deno.Signal, timeoutMs?: number): Promise<Deno.CommandStatus>;
-  readonly status: Promise<Deno.CommandStatus>;
-}
-
-export interface SpawnOptions {
-  /** Polled until it answers 200; the process is considered up then. */
-  readyUrl: string;
-  /** Headers for the readiness probe (an admin token). */
-  readyHeaders?: Record<string, string>;
-  timeoutMs?: number;
-  env?: Record<string, string>;
-  cwd?: string;
-}
-
-export async function spawnGateway(
-  command: GatewayCommand,
-  args: string[],
-  o: SpawnOptions,
-): Promise<GatewayProcess> {
-  const child = new Deno.Command(command[0]!, {
-    args: [...command.slice(1), ...args],
-    stdout: "null",
-    stderr: "piped",
-    stdin: "null",
-    ...(o.env ? { env: o.env } : {}),
-    ...(o.cwd ? { cwd: o.cwd } : {}),
-  }).spawn();
-  let log = "";
-  const reading = (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      log += dec.decode(chunk, { stream: true });
-      if (log.length > 1_000_000) log = log.slice(-500_000);
-    }
-  })();
-  const status = child.status.then(async (s) => {
-    await reading;
-    return s;
-  });
-  let exited = false;
-  void status.then(() => (exited = true));
-  const proc: GatewayProcess = {
-    pid: child.pid,
-    log: () => log,
-    status,
-    async stop(signal = "SIGTERM", timeoutMs = 15_000) {
-      if (!exited) {
-        try {
-          child.kill(signal);
-        } catch {
-          // already gone
-        }
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const killed = new Promise<void>((r) => {
-        timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch {
-            // already gone
-          }
-          r();
-        }, timeoutMs);
-      });
-      await Promise.race([status, killed]);
-      clearTimeout(timer);
-      return await status;
-    },
-  };
-  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
-  while (Date.now() < deadline) {
-    if (exited) {
-      throw new Error(`gateway exited before it was ready (${(await status).code}):\n${log}`);
-    }
-    try {
-      const res = await fetch(o.readyUrl, { headers: o.readyHeaders ?? {} });
-      await res.body?.cancel();
-      if (res.status === 200) return proc;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await proc.stop("SIGKILL");
-  throw new Error(`gateway not ready at ${o.readyUrl} within ${o.timeoutMs ?? 30_000} ms:\n${log}`);
-}
+/** `deno run -A main.ts`: the gateway CLI from the sources. */
+export const FROM_SOURCE = [Deno.execPath(), "run", "-A", `${ROOT}main.ts`];
 
 /** Runs the CLI to completion and returns its exit code and output. */
 export async function runCli(
-  command: GatewayCommand,
+  command: string[],
   args: string[],
   cwd = ROOT,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -130,10 +35,11 @@ export function freePorts(n: number): number[] {
 
 /**
  * Runs the quickstart config (config/, copied into `dir`, with its ports moved
- * to free ones) until its admin API is ready, then stops it with SIGTERM.
+ * to free ones) with `command` until its admin API is ready, then stops it with
+ * SIGTERM and expects exit code 0.
  */
 export async function serveQuickstart(
-  command: GatewayCommand,
+  command: string[],
   dir: string,
   args: string[] = [],
 ): Promise<void> {
@@ -148,10 +54,10 @@ export async function serveQuickstart(
   assertOk(config.admin, "the quickstart config has an admin listener");
   const admin = config.admin.port = freePorts(1)[0]!;
   await Deno.writeTextFile(`${copy}/gateway.yaml`, stringify(config));
-  const gw = await spawnGateway(command, ["--config", "gateway.yaml", ...args], {
-    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+  const gw = await spawnGateway("gateway.yaml", `http://127.0.0.1:${admin}/readyz`, args, {
+    command,
     cwd: copy,
+    timeoutMs: 30_000,
   });
-  const status = await gw.stop("SIGTERM");
-  assertEquals(status.code, 0, gw.log());
+  assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
 }

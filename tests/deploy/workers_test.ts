@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { freePorts, FROM_SOURCE, runCli, serveQuickstart, spawnGateway } from "./process.ts";
+import { freePorts, FROM_SOURCE, runCli, serveQuickstart } from "./process.ts";
+import { spawnGateway } from "../helpers/process.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
 
 function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
@@ -46,15 +47,15 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
   const file = `${dir}/gateway.yaml`;
   await Deno.writeTextFile(file, config(port, admin, slow.url, "/old", ", token: s3cret"));
   const auth = { headers: { authorization: "Bearer s3cret" } };
-  const gw = await spawnGateway(FROM_SOURCE, ["--config", file, "--workers", "2"], {
-    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     readyHeaders: auth.headers,
+    timeoutMs: 30_000,
   });
   try {
-    assertMatch(gw.log(), /"msg":"cluster started","workers":2/);
-    const started = [...gw.log().matchAll(/"msg":"gateway started","worker":(\d)/g)].map((m) =>
-      m[1]
-    );
+    assertMatch(gw.log.join("\n"), /"msg":"cluster started","workers":2/);
+    const started = [...gw.log.join("\n").matchAll(/"msg":"gateway started","worker":(\d)/g)].map((
+      m,
+    ) => m[1]);
     assertEquals(started.sort(), ["0", "1"]);
     assertEquals(await statuses(`http://127.0.0.1:${port}/old`, 12), new Array(12).fill(200));
 
@@ -84,7 +85,7 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
     }
     assertEquals(hup, new Array(12).fill(200));
     assertEquals(
-      [...gw.log().matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"SIGHUP"/g)]
+      [...gw.log.join("\n").matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"SIGHUP"/g)]
         .map((m) => m[1]).sort(),
       ["0", "1"],
     );
@@ -96,8 +97,8 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
     const res = await inFlight;
     assertEquals(res.status, 200);
     assertEquals((await res.json()).url, "/hup/slow");
-    assertEquals((await status).code, 0);
-    assertMatch(gw.log(), /"msg":"stopped"}/);
+    assertEquals(await status, 0);
+    assertMatch(gw.log.join("\n"), /"msg":"stopped"}/);
   } finally {
     await gw.stop("SIGKILL");
     await slow.close();
@@ -121,8 +122,8 @@ upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
 `,
   );
-  const gw = await spawnGateway(FROM_SOURCE, ["--config", file, "--workers", "2"], {
-    readyUrl: `http://127.0.0.1:${admin}/readyz`,
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
+    timeoutMs: 30_000,
   });
   try {
     const added = await fetch(`http://127.0.0.1:${admin}/keys`, {
@@ -146,7 +147,7 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
       new Array(12).fill(401),
     );
   } finally {
-    assertEquals((await gw.stop("SIGTERM")).code, 0);
+    assertEquals(await gw.stop("SIGTERM"), 0);
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }

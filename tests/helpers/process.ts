@@ -13,25 +13,35 @@ export interface GatewayProcess {
   readonly log: string[];
 }
 
+export interface SpawnOptions {
+  /** The gateway CLI to run instead of `deno run -A main.ts` (a compiled binary). */
+  command?: string[];
+  cwd?: string;
+  /** Headers of the readiness probe (an admin token). */
+  readyHeaders?: Record<string, string>;
+  /** How long to wait for ready (default 10 s). */
+  timeoutMs?: number;
+}
+
 /** Starts `main.ts run --config FILE` and waits until `readyUrl` answers 200. */
 export async function spawnGateway(
   configFile: string,
   readyUrl: string,
   args: string[] = [],
+  o: SpawnOptions = {},
 ): Promise<GatewayProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...(Deno.env.get("GW_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
-      MAIN,
-      "run",
-      "--config",
-      configFile,
-      ...args,
-    ],
+  const [cmd, ...cmdArgs] = o.command ?? [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...(Deno.env.get("GW_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
+    MAIN,
+  ];
+  const child = new Deno.Command(cmd!, {
+    args: [...cmdArgs, "run", "--config", configFile, ...args],
     stdout: "null",
     stderr: "piped",
+    ...(o.cwd ? { cwd: o.cwd } : {}),
   }).spawn();
   const log: string[] = [];
   void (async () => {
@@ -62,9 +72,10 @@ export async function spawnGateway(
       return (await child.status).code;
     },
   };
-  for (let i = 0; i < 200; i++) {
+  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  while (Date.now() < deadline) {
     try {
-      const r = await fetch(readyUrl);
+      const r = await fetch(readyUrl, { headers: o.readyHeaders ?? {} });
       await r.body?.cancel();
       if (r.status === 200) return gp;
     } catch {
