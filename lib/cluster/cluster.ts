@@ -33,7 +33,7 @@ export class Cluster {
   private adminKey = "";
   private adminToken: string | undefined;
   private draining = false;
-  private drainTimeoutMs: number;
+  private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
   private readonly restarts = new Map<number, number>();
   /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
@@ -44,8 +44,7 @@ export class Cluster {
     },
   );
 
-  private constructor(private readonly o: ClusterOptions, config: GatewayConfig) {
-    this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
+  private constructor(private readonly o: ClusterOptions) {
     this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
   }
 
@@ -59,12 +58,12 @@ export class Cluster {
         `which would give each worker a different random port`,
       ]);
     }
-    const cluster = new Cluster(o, config);
+    const cluster = new Cluster(o);
     try {
       for (let i = 0; i < o.workers; i++) cluster.workers.push(cluster.spawn(i));
       const addresses = await Promise.all(cluster.workers.map((w) => w.ready()));
       cluster.listenerAddresses = addresses[0]!;
-      await cluster.applyAdmin(config).catch((e) => {
+      await cluster.applyConfig(config).catch((e) => {
         throw new ClusterStartError([
           `cannot open the admin listener on ${config.admin?.host}:${config.admin?.port}: ${
             (e as Error).message
@@ -97,7 +96,7 @@ export class Cluster {
     const errors = [...new Set(results.flatMap((r) => r.errors))];
     if (ok) {
       try {
-        await this.applyAdmin((await loadConfigFile(this.o.configFile)).config);
+        await this.applyConfig((await loadConfigFile(this.o.configFile)).config);
       } catch (e) {
         errors.push(`admin listener: ${(e as Error).message}`);
       }
@@ -153,7 +152,9 @@ export class Cluster {
     }, delay);
   }
 
-  private async applyAdmin(config: GatewayConfig): Promise<void> {
+  /** What the main thread takes from the config: the drain deadline and the admin listener. */
+  private async applyConfig(config: GatewayConfig): Promise<void> {
+    this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
     const a = config.admin;
     this.adminToken = a?.token;
     const key = a ? `${a.host}:${a.port}` : "";
