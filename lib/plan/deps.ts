@@ -6,6 +6,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
+import type { LocalLimiterStore } from "../store/limiter_store.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -13,4 +14,6 @@ export interface RuntimeDeps {
   pools: PoolRegistry;
   /** Shared Redis clients (created on first use by whatever needs the store). */
   redis: RedisConnections;
+  /** Rate-limit state of `store.kind: memory`, kept across reloads. */
+  localLimiter: LocalLimiterStore;
 }

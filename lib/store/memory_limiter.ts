@@ -1,0 +1,112 @@
+/**
+ * Limiter state in this isolate's memory, bounded so that a flood of distinct
+ * keys cannot exhaust it:
+ *
+ * - a state is forgotten once it has expired (when the algorithm says it is
+ *   back to empty: bucket full, window over), exactly as a Redis key's TTL;
+ * - at most `maxKeys` keys are held, in two generations: new and recently used
+ *   keys go to the young map; when it holds half the cap it becomes the old map
+ *   and the previous old map (keys not used for a whole generation) is dropped.
+ *   That is least-recently-used eviction at the granularity of a generation,
+ *   with one hash lookup per decision instead of reordering a list.
+ */
+import type { Step } from "../ratelimit/algorithms/index.ts";
+import type { LocalLimiterStore, MemoryStoreOptions, StoredLimit } from "./limiter_store.ts";
+
+interface Entry {
+  state: unknown;
+  /** The state is empty from this instant on (ms). */
+  expiresAt: number;
+}
+
+export const DEFAULT_MAX_KEYS = 100_000;
+
+export class MemoryLimiterStore implements LocalLimiterStore {
+  private young = new Map<string, Entry>();
+  private old = new Map<string, Entry>();
+  private generationSize: number;
+  /** Keys dropped to stay under the cap, for metrics. */
+  evicted = 0;
+
+  constructor(options: MemoryStoreOptions = { maxKeys: DEFAULT_MAX_KEYS }) {
+    this.generationSize = generationSize(options.maxKeys);
+  }
+
+  configure(options: MemoryStoreOptions): void {
+    this.generationSize = generationSize(options.maxKeys);
+    // A smaller cap: drop the least recently inserted keys until both generations fit.
+    for (const map of [this.old, this.young]) {
+      for (const name of map.keys()) {
+        if (map.size <= this.generationSize) break;
+        map.delete(name);
+        this.evicted++;
+      }
+    }
+  }
+
+  /** Keys currently held (live or expired-but-not-yet-dropped). */
+  get size(): number {
+    return this.young.size + this.old.size;
+  }
+
+  decide(limits: readonly StoredLimit[], keys: readonly string[], now: number): Step<unknown>[] {
+    const n = limits.length;
+    const steps = new Array<Step<unknown>>(n);
+    const names = new Array<string>(n);
+    let admit = true;
+    for (let i = 0; i < n; i++) {
+      const limit = limits[i]!;
+      const name = limit.id + "\u0000" + keys[i]!;
+      const entry = this.lookup(name);
+      const state = entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
+      const step = limit.algorithm.step(state, now, limit.cost);
+      if (!step.allowed && !limit.shadow) admit = false;
+      steps[i] = step;
+      names[i] = name;
+    }
+    if (admit) {
+      for (let i = 0; i < n; i++) {
+        const step = steps[i]!;
+        if (step.allowed) this.keep(names[i]!, step.state, now + step.resetMs);
+      }
+    }
+    return steps;
+  }
+
+  private lookup(name: string): Entry | undefined {
+    const entry = this.young.get(name);
+    if (entry !== undefined) return entry;
+    const aging = this.old.get(name);
+    if (aging !== undefined) {
+      // Used again: it moves to the young generation, so it survives the next rotation.
+      this.old.delete(name);
+      this.insert(name, aging);
+    }
+    return aging;
+  }
+
+  private keep(name: string, state: unknown, expiresAt: number): void {
+    const entry = this.young.get(name);
+    if (entry !== undefined) {
+      entry.state = state;
+      entry.expiresAt = expiresAt;
+    } else {
+      this.insert(name, { state, expiresAt });
+    }
+  }
+
+  private insert(name: string, entry: Entry): void {
+    if (this.young.size >= this.generationSize) this.rotate();
+    this.young.set(name, entry);
+  }
+
+  private rotate(): void {
+    this.evicted += this.old.size;
+    this.old = this.young;
+    this.young = new Map();
+  }
+}
+
+function generationSize(maxKeys: number): number {
+  return Math.max(1, Math.floor(maxKeys / 2));
+}
