@@ -5,6 +5,7 @@
  * most restrictive limit on the response.
  */
 import type { RequestContext } from "../core/context.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Handler, Policy } from "../core/pipeline.ts";
 import type { LimiterStore } from "../store/limiter_store.ts";
 import type { Verdict } from "./algorithms/index.ts";
@@ -17,6 +18,8 @@ export interface RateLimitPolicyOptions {
   /** `base` plus the plan's limits, by plan name; null when no plan can apply to the route. */
   byPlan: ReadonlyMap<string, readonly Limit[]> | null;
   store: LimiterStore;
+  /** The clock `ctx.now` was read from: a shaped request is held until `ctx.now + delay` on it. */
+  clock: Clock;
   /** When the store cannot answer: let requests through, or refuse them with 503. */
   onError: "allow" | "deny";
   /** Called when the store failed and the request was let through or refused. */
@@ -24,7 +27,7 @@ export interface RateLimitPolicyOptions {
 }
 
 export function rateLimitPolicy(o: RateLimitPolicyOptions): Policy {
-  const { base, byPlan, store } = o;
+  const { base, byPlan, store, clock } = o;
   const unavailable = (ctx: RequestContext, next: Handler, e: unknown) => {
     o.onStoreError?.(ctx, e);
     if (o.onError === "allow") {
@@ -51,11 +54,11 @@ export function rateLimitPolicy(o: RateLimitPolicyOptions): Policy {
     }
     if (verdicts instanceof Promise) {
       return verdicts.then(
-        (v) => enforce(ctx, next, limits, v),
+        (v) => enforce(ctx, next, limits, v, clock),
         (e) => unavailable(ctx, next, e),
       );
     }
-    return enforce(ctx, next, limits, verdicts);
+    return enforce(ctx, next, limits, verdicts, clock);
   };
 }
 
@@ -64,6 +67,7 @@ function enforce(
   next: Handler,
   limits: readonly Limit[],
   verdicts: readonly Verdict[],
+  clock: Clock,
 ): Response | Promise<Response> {
   let refused = -1;
   let reported = -1;
@@ -89,7 +93,9 @@ function enforce(
     return refuse(ctx, limits[refused]!, verdicts[refused]!);
   }
   ctx.rateLimit = shadowRefused ? "shadow_limited" : "allowed";
-  const res = delayMs > 0 ? holdThenForward(ctx, next, delayMs) : next(ctx);
+  // The slot was computed for `ctx.now`; time spent since (a Redis round trip) counts.
+  const holdMs = delayMs > 0 ? ctx.now + delayMs - clock.now() : 0;
+  const res = holdMs > 0 ? holdThenForward(ctx, next, holdMs) : next(ctx);
   if (reported < 0) return res;
   const limit = limits[reported]!;
   const verdict = verdicts[reported]!;

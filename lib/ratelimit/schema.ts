@@ -92,7 +92,7 @@ export const rateLimitSchema = z.discriminatedUnion("algorithm", [
   z.strictObject({
     algorithm: z.literal("sliding_log"),
     ...windowFields,
-    limit: positiveInt.max(SLIDING_LOG_MAX_LIMIT, {
+    limit: positiveInt.refine((n) => n <= SLIDING_LOG_MAX_LIMIT, {
       error: `expected at most ${SLIDING_LOG_MAX_LIMIT} (a sliding log keeps every request's ` +
         "time; use sliding_window for larger limits)",
     }),

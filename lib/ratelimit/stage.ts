@@ -55,6 +55,7 @@ export const rateLimitStage: Stage = {
         base: own,
         byPlan,
         store,
+        clock: b.deps.clock,
         onError,
         onStoreError: (ctx) =>
           logger.every("ratelimit-store", 10_000, "warn", consequence, {

@@ -65,7 +65,7 @@ local function leaky_bucket(key, cost, rate, per, capacity, shaping)
   local poured = cost * per
   local ok = level + poured <= full
   local delay, retry = 0, 0
-  if ok and shaping then delay = math.ceil(level / rate) end
+  if ok and shaping then delay = math.ceil(at - now + level / rate) end
   if not ok then retry = math.ceil((level + poured - full) / rate) end
   if ok then level = level + poured end
   return ok, math.floor((full - level) / per), math.ceil(level / rate), retry, delay,

@@ -43,8 +43,9 @@ export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
       }
       const poured = cost * perMs;
       const allowed = level + poured <= full;
-      // A shaped request leaves when the water ahead of it has drained.
-      const delayMs = allowed && shaping ? Math.ceil(level / rate) : 0;
+      // A shaped request leaves when the water ahead of it has drained (counted from
+      // the state's time, which a peer with a clock ahead of ours may have set).
+      const delayMs = allowed && shaping ? Math.ceil(at - now + level / rate) : 0;
       const retryAfterMs = allowed ? 0 : Math.ceil((level + poured - full) / rate);
       if (allowed) level += poured;
       return {
