@@ -8,7 +8,8 @@ import type { Handler } from "../core/pipeline.ts";
 import { GatewayError } from "../core/errors.ts";
 import { exchange, type UpstreamResponse } from "./http1/client.ts";
 import { UpstreamError } from "./http1/errors.ts";
-import { buildHeaderBlock } from "./forward.ts";
+import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
+import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
 
 export interface ProxyOptions {
@@ -36,6 +37,14 @@ export function createProxy(o: ProxyOptions): Handler {
       nowMono,
     );
     if (target === null) return ctx.refuse("no_healthy_upstream");
+    if (isWebSocketUpgrade(ctx.request)) {
+      return relayWebSocket(
+        ctx,
+        target,
+        forwardOptions(ctx, upstream, target, o, via, requestIdHeader),
+        o.timeouts.connectMs ?? upstream.timeouts.connectMs,
+      );
+    }
     try {
       const res = await send(ctx, upstream, target, o, via, requestIdHeader);
       return toResponse(res);
@@ -57,15 +66,10 @@ export function send(
   ctx.attempts++;
   const t = upstream.timeouts;
   const started = performance.now();
-  const headerBlock = buildHeaderBlock(ctx, {
-    authority: target.pool.target.authority,
-    preserveHost: o.preserveHost ?? upstream.config.preserve_host,
-    via,
-    requestIdHeader,
-    trustedPeer: ctx.peerTrusted,
-    tracing: o.tracing,
-    extraBlock: upstream.extraBlock,
-  });
+  const headerBlock = buildHeaderBlock(
+    ctx,
+    forwardOptions(ctx, upstream, target, o, via, requestIdHeader),
+  );
   return exchange(target.pool, {
     method: ctx.method,
     path: ctx.upstreamPath,
@@ -81,6 +85,25 @@ export function send(
     ctx.upstreamMs = performance.now() - started;
     return res;
   });
+}
+
+function forwardOptions(
+  ctx: RequestContext,
+  upstream: Upstream,
+  target: UpstreamTarget,
+  o: ProxyOptions,
+  via: string,
+  requestIdHeader: string,
+): ForwardOptions {
+  return {
+    authority: target.pool.target.authority,
+    preserveHost: o.preserveHost ?? upstream.config.preserve_host,
+    via,
+    requestIdHeader,
+    trustedPeer: ctx.peerTrusted,
+    tracing: o.tracing,
+    extraBlock: upstream.extraBlock,
+  };
 }
 
 export function toResponse(res: UpstreamResponse): Response {

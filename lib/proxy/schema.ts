@@ -10,6 +10,7 @@ import {
 
 export const targetSchema = z.strictObject({
   url: httpUrl.refine((s) => {
+    if (!URL.canParse(s)) return true; // reported by httpUrl
     const u = new URL(s);
     return (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
   }, { error: "expected a target URL without a path, query or fragment (scheme, host, port)" }),

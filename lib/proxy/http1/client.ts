@@ -3,7 +3,8 @@
  * its body), read the response head, hand back the body as bytes or a stream.
  * The connection returns to the pool only after both messages ended cleanly.
  */
-import { type Bytes, chunkHeader, CRLF, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import { type Bytes, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import { bodyChunks } from "./body_reader.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import {
   chunkedStream,
@@ -173,27 +174,22 @@ class Exchange {
 
   /** Streams the request body while the response is being awaited (the upstream may answer early). */
   private writeBody(body: ReadableStream<Bytes>, length: number | null): void {
-    const reader = body.getReader();
     const conn = this.conn;
+    const chunks = bodyChunks(body);
     (async () => {
       let sent = 0;
       while (true) {
-        const { done, value } = await reader.read();
+        const chunk = await chunks.next();
         if (conn.closed) throw new Error("Upstream connection closed while sending the body");
-        if (done) break;
-        if (value.length === 0) continue;
+        if (chunk === null) break;
+        if (chunk.length === 0) continue;
         this.bodyStarted = true;
-        sent += value.length;
+        sent += chunk.length;
         if (length === null) {
-          const size = chunkHeader(value.length);
-          const out = new Uint8Array(size.length + value.length + 2);
-          out.set(size);
-          out.set(value, size.length);
-          out.set(CRLF, size.length + value.length);
-          await conn.writeAll(out);
+          await conn.writeAll(chunks.framed(chunk));
         } else {
           if (sent > length) throw new ProtocolError("Request body longer than its Content-Length");
-          await conn.writeAll(value);
+          await conn.writeAll(chunk);
         }
       }
       if (length === null) await conn.writeAll(LAST_CHUNK);
@@ -203,7 +199,7 @@ class Exchange {
       this.bodyWritten = true;
     })().catch((e) => {
       this.bodyError ??= e;
-      reader.cancel(e).catch(() => {});
+      chunks.cancel(e);
       conn.close();
     });
   }

@@ -1,0 +1,121 @@
+/**
+ * WebSocket pass-through: the gateway opens the upstream socket first, so a
+ * refused upstream is an ordinary 502, then upgrades the client with the
+ * subprotocol the upstream chose and relays messages and closes both ways.
+ */
+import type { RequestContext } from "../core/context.ts";
+import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
+import type { UpstreamTarget } from "./upstream.ts";
+
+/** Handshake fields the WebSocket client sets itself. */
+const HANDSHAKE = new Set([
+  "host",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-extensions",
+  "sec-websocket-protocol",
+  "sec-websocket-accept",
+]);
+
+export function isWebSocketUpgrade(req: Request): boolean {
+  return req.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+export async function relayWebSocket(
+  ctx: RequestContext,
+  target: UpstreamTarget,
+  forward: ForwardOptions,
+  connectTimeoutMs: number,
+): Promise<Response> {
+  const req = ctx.request;
+  // Headers become unreadable once the request is upgraded: read them now.
+  const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
+    .split(",").map((p) => p.trim()).filter((p) => p !== "");
+  const headers = forwardedHeaders(buildHeaderBlock(ctx, forward));
+  const t = target.pool.target;
+  const url = `${t.tls ? "wss" : "ws"}://${t.authority}${ctx.upstreamPath}`;
+  ctx.upstreamTarget = target.id;
+  ctx.attempts++;
+
+  const started = performance.now();
+  let upstream: WebSocket;
+  try {
+    upstream = await openUpstream(url, protocols, headers, connectTimeoutMs);
+  } catch (e) {
+    return ctx.refuse((e as Error).name === "TimeoutError" ? "upstream_timeout" : "bad_gateway");
+  }
+  ctx.upstreamMs = performance.now() - started;
+
+  const { socket: client, response } = Deno.upgradeWebSocket(
+    req,
+    upstream.protocol ? { protocol: upstream.protocol } : {},
+  );
+  client.binaryType = "arraybuffer";
+  upstream.binaryType = "arraybuffer";
+  // Upstream messages can arrive before the client side has finished opening.
+  const early: (string | ArrayBuffer)[] = [];
+  client.onopen = () => {
+    for (const m of early) client.send(m);
+    early.length = 0;
+  };
+  upstream.onmessage = (e) => {
+    if (client.readyState === WebSocket.OPEN) client.send(e.data);
+    else if (client.readyState === WebSocket.CONNECTING) early.push(e.data);
+  };
+  client.onmessage = (e) => {
+    if (upstream.readyState === WebSocket.OPEN) upstream.send(e.data);
+  };
+  upstream.onclose = (e) => closeWith(client, e.code, e.reason);
+  client.onclose = (e) => closeWith(upstream, e.code, e.reason);
+  upstream.onerror = () => closeWith(client, 1011, "upstream error");
+  client.onerror = () => closeWith(upstream, 1001, "client gone");
+  return response;
+}
+
+function openUpstream(
+  url: string,
+  protocols: string[],
+  headers: [string, string][],
+  timeoutMs: number,
+): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { protocols, headers });
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new DOMException("WebSocket connect timed out", "TimeoutError"));
+    }, timeoutMs);
+    ws.onopen = () => {
+      clearTimeout(timer);
+      ws.onerror = null;
+      ws.onclose = null;
+      resolve(ws);
+    };
+    ws.onerror = () => {
+      clearTimeout(timer);
+      reject(new Error("WebSocket upstream refused the connection"));
+    };
+  });
+}
+
+/** Codes a peer may not send in a close frame (RFC 6455 §7.4.1) become a plain or error close. */
+function closeWith(ws: WebSocket, code: number, reason: string): void {
+  if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+  const sendable = code === 1000 || (code >= 3000 && code <= 4999) ||
+    (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006);
+  try {
+    ws.close(sendable ? code : code === 1005 ? 1000 : 1011, reason.slice(0, 120));
+  } catch {
+    ws.close();
+  }
+}
+
+function forwardedHeaders(block: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of block.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon);
+    if (!HANDSHAKE.has(name)) out.push([name, line.slice(colon + 1).trim()]);
+  }
+  return out;
+}

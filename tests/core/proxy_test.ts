@@ -1,0 +1,331 @@
+/** The streaming proxy through a real listener: headers, errors, WebSocket, SSE, balancing. */
+import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
+import { closedPort, echo, type Received, startUpstream } from "../helpers/upstream.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { rawRequest } from "../helpers/raw.ts";
+
+async function single(
+  upstreamUrl: string,
+  fn: (g: TestGateway) => Promise<void>,
+  route = "",
+  extra = "",
+): Promise<void> {
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${upstreamUrl}" } ] }
+${extra}
+routes:
+  - { name: all, match: { path: / }, upstream: a ${route} }
+`));
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+  }
+}
+
+Deno.test("proxy: hop-by-hop and Connection-named headers are stripped both ways", async () => {
+  const up = startUpstream(() =>
+    new Response("ok", {
+      headers: {
+        "connection": "x-upstream-private",
+        "x-upstream-private": "secret",
+        "keep-alive": "timeout=5",
+        "x-end-to-end": "kept",
+      },
+    })
+  );
+  try {
+    await single(up.url, async (g) => {
+      const res = await rawRequest(g.url(), [
+        "GET /p HTTP/1.1",
+        "Host: gw.test",
+        "Connection: close, X-Secret-Hop",
+        "X-Secret-Hop: must-not-pass",
+        "Keep-Alive: timeout=10",
+        "TE: trailers",
+        "Proxy-Authorization: Basic abc",
+        "Upgrade-Insecure-Requests: 1",
+        "X-Repeated: one",
+        "X-Repeated: two",
+      ]);
+      assertEquals(res.status, 200);
+      assertEquals(res.headers.get("x-end-to-end"), "kept");
+      assertEquals(res.headers.get("x-upstream-private"), null);
+      assertEquals(res.headers.get("keep-alive"), null);
+      const seen = up.received[0]!.headers;
+      assertEquals(seen.get("x-secret-hop"), null);
+      assertEquals(seen.get("keep-alive"), null);
+      assertEquals(seen.get("te"), null);
+      assertEquals(seen.get("proxy-authorization"), null);
+      assertEquals(seen.get("upgrade-insecure-requests"), "1");
+      assertEquals(seen.get("x-repeated"), "one, two");
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: X-Forwarded-*, Via, request id and traceparent", async () => {
+  const up = startUpstream();
+  try {
+    await single(up.url, async (g) => {
+      // An untrusted peer's forwarded headers are replaced, never extended.
+      const res = await fetch(`${g.url()}/q?a=1&a=2&b=%20`, {
+        headers: {
+          "x-forwarded-for": "6.6.6.6",
+          "x-forwarded-host": "spoofed.example",
+          "via": "1.0 corp-proxy",
+          "x-request-id": "client-chosen-id",
+          "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+          "tracestate": "vendor=1",
+        },
+      });
+      const body = await res.json();
+      assertEquals(body.url, "/q?a=1&a=2&b=%20");
+      const h = body.headers as Record<string, string>;
+      assertEquals(h["x-forwarded-for"], "127.0.0.1");
+      assertEquals(h["x-forwarded-proto"], "http");
+      assertMatch(h["x-forwarded-host"]!, /^127\.0\.0\.1:\d+$/);
+      assertEquals(h["via"], "1.0 corp-proxy, 1.1 gateway");
+      // Request id: a well-formed incoming one is propagated up and back.
+      assertEquals(res.headers.get("x-request-id"), "client-chosen-id");
+      assertEquals(h["x-request-id"], "client-chosen-id");
+      // Trace context continues the caller's trace with a new parent span.
+      assertMatch(h["traceparent"]!, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+      assertOk(!h["traceparent"]!.includes("b7ad6b7169203331"));
+      assertEquals(h["tracestate"], "vendor=1");
+      // Without a traceparent, a new trace starts.
+      const fresh = await (await fetch(`${g.url()}/`)).json();
+      assertMatch(fresh.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: request ids generated when untrusted or malformed; preserve_host", async () => {
+  const up = startUpstream();
+  const g = await startGateway(`
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+server: { trust_request_id: false, request_id_header: X-Correlation-Id }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a, preserve_host: true }
+`);
+  try {
+    const res = await fetch(`${g.url()}/`, { headers: { "x-correlation-id": "abc-123" } });
+    const id = res.headers.get("x-correlation-id")!;
+    assertMatch(id, /^[0-9a-f-]{36}$/);
+    const body = await res.json();
+    assertEquals(body.headers["x-correlation-id"], id);
+    assertEquals(body.headers.host, new URL(g.url()).host);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+  // With the default (trusted), an id with characters outside the safe set is still replaced.
+  await single(up.url, async (g2) => {
+    const bad = await fetch(`${g2.url()}/`, { headers: { "x-request-id": "a b<c>" } });
+    assertOk(bad.headers.get("x-request-id") !== "a b<c>");
+    await bad.body?.cancel();
+  });
+});
+
+Deno.test("proxy: refused upstream is 502, a slow one 504", async () => {
+  await single(`http://127.0.0.1:${closedPort()}`, async (g) => {
+    await assertError(await fetch(`${g.url()}/x`), 502, "bad_gateway");
+  });
+  const slow = startUpstream(async () => {
+    await new Promise((r) => setTimeout(r, 1500));
+    return new Response("late");
+  });
+  try {
+    await single(slow.url, async (g) => {
+      await assertError(await fetch(`${g.url()}/x`), 504, "upstream_timeout");
+    }, ", timeout: { first_byte_ms: 200 }");
+  } finally {
+    await slow.close();
+  }
+});
+
+Deno.test("proxy: a client that goes away aborts the upstream request", async () => {
+  let aborted!: () => void;
+  const upstreamSawAbort = new Promise<void>((r) => (aborted = r));
+  const up = startUpstream((req) => {
+    req.signal.addEventListener("abort", () => aborted());
+    return new Promise<Response>(() => {});
+  });
+  try {
+    await single(up.url, async (g) => {
+      const ac = new AbortController();
+      const pending = fetch(`${g.url()}/hang`, { signal: ac.signal }).catch(() => null);
+      while (up.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+      ac.abort();
+      await pending;
+      const timeout = new Promise<string>((r) => setTimeout(() => r("timeout"), 3000));
+      assertEquals(
+        await Promise.race([upstreamSawAbort.then(() => "aborted"), timeout]),
+        "aborted",
+      );
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "chat" });
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    return response;
+  });
+  try {
+    await single(up.url, async (g) => {
+      const ws = new WebSocket(`${g.url().replace("http", "ws")}/ws`, ["chat", "other"]);
+      const got: string[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        ws.onopen = () => {
+          ws.send("one");
+          ws.send("two");
+        };
+        ws.onmessage = (e) => {
+          got.push(e.data);
+          if (got.length === 2) ws.close(1000);
+        };
+        ws.onclose = () => resolve();
+        ws.onerror = () => reject(new Error("websocket error"));
+      });
+      await done;
+      assertEquals(ws.protocol, "chat");
+      assertEquals(got, ["echo:one", "echo:two"]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: server-sent events stream; the first event arrives before the upstream ends", async () => {
+  let finish!: () => void;
+  const upstreamDone = new Promise<void>((r) => (finish = r));
+  const up = startUpstream(() => {
+    const enc = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(enc.encode("data: first\n\n"));
+        await upstreamDone;
+        c.enqueue(enc.encode("data: last\n\n"));
+        c.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  try {
+    await single(up.url, async (g) => {
+      const res = await fetch(`${g.url()}/events`);
+      assertEquals(res.headers.get("content-type"), "text/event-stream");
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      assertEquals(new TextDecoder().decode(first.value), "data: first\n\n");
+      finish();
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        rest += new TextDecoder().decode(r.value);
+      }
+      assertEquals(rest, "data: last\n\n");
+    });
+  } finally {
+    finish();
+    await up.close();
+  }
+});
+
+Deno.test("proxy: bodies stream both ways with and without a length", async () => {
+  const up = startUpstream(async (req: Request, _r: Received) => {
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    return new Response(bytes.slice().reverse(), { headers: { "x-len": String(bytes.length) } });
+  });
+  try {
+    await single(up.url, async (g) => {
+      const payload = new Uint8Array(300_000).map((_, i) => i % 251);
+      const res = await fetch(`${g.url()}/up`, { method: "POST", body: payload });
+      assertEquals(res.headers.get("x-len"), "300000");
+      const back = new Uint8Array(await res.arrayBuffer());
+      assertEquals(back[0], payload[payload.length - 1]);
+      assertEquals(back.length, payload.length);
+      // A chunked upload (no Content-Length).
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 10; i++) c.enqueue(new Uint8Array(1000).fill(i));
+          c.close();
+        },
+      });
+      const chunked = await fetch(`${g.url()}/up`, { method: "PUT", body: stream });
+      assertEquals(chunked.headers.get("x-len"), "10000");
+      await chunked.body?.cancel();
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("proxy: balancing spreads over targets; hash keeps a key on one target", async () => {
+  const a = startUpstream((_q, r) => Response.json({ who: "a", url: r.url }));
+  const b = startUpstream((_q, r) => Response.json({ who: "b", url: r.url }));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  rr: { targets: [ { url: "${a.url}" }, { url: "${b.url}", weight: 3 } ] }
+  lc: { balance: least_conn, targets: [ { url: "${a.url}" }, { url: "${b.url}" } ] }
+  rnd: { balance: random, targets: [ { url: "${a.url}" }, { url: "${b.url}" } ] }
+  h: { balance: hash, hash_on: "header:X-User", targets: [ { url: "${a.url}" }, { url: "${b.url}" } ] }
+routes:
+  - { name: rr, match: { path: /rr }, upstream: rr }
+  - { name: lc, match: { path: /lc }, upstream: lc }
+  - { name: rnd, match: { path: /rnd }, upstream: rnd }
+  - { name: h, match: { path: /h }, upstream: h }
+`));
+  try {
+    const count = async (path: string, n: number, headers: Record<string, string> = {}) => {
+      const c: Record<string, number> = { a: 0, b: 0 };
+      for (let i = 0; i < n; i++) {
+        c[(await (await fetch(`${g.url()}${path}`, { headers })).json()).who]!++;
+      }
+      return c;
+    };
+    assertEquals(await count("/rr", 8), { a: 2, b: 6 }, "smooth weighted round robin");
+    const lc = await count("/lc", 10);
+    assertOk(lc.a! > 0 && lc.b! > 0);
+    const rnd = await count("/rnd", 60);
+    assertOk(rnd.a! > 5 && rnd.b! > 5);
+    for (const user of ["u1", "u2", "u3", "u4"]) {
+      const c = await count("/h", 5, { "x-user": user });
+      assertOk(c.a === 5 || c.b === 5, `user ${user} split: ${JSON.stringify(c)}`);
+    }
+  } finally {
+    await g.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("proxy: keep-alive connections to the upstream are reused", async () => {
+  const peers = new Set<string>();
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req, info) => {
+      peers.add(`${info.remoteAddr.hostname}:${info.remoteAddr.port}`);
+      return echo(req, { method: req.method, url: "/", headers: req.headers });
+    },
+  );
+  try {
+    await single(`http://127.0.0.1:${server.addr.port}`, async (g) => {
+      for (let i = 0; i < 20; i++) await (await fetch(`${g.url()}/k`)).body?.cancel();
+      assertEquals(peers.size, 1);
+    });
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+});

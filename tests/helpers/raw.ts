@@ -1,0 +1,99 @@
+/**
+ * A raw HTTP/1.1 exchange over TCP, for what fetch will not send: a chosen
+ * Host, malformed framing, odd request targets. One request per connection.
+ */
+
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  body: string;
+  /** The whole response as received. */
+  raw: string;
+}
+
+/** Sends `head` (lines without the final blank line) and `body` to the base URL's host:port. */
+export async function rawRequest(
+  baseUrl: string,
+  head: string[],
+  body = "",
+  timeoutMs = 5000,
+): Promise<RawResponse> {
+  const u = new URL(baseUrl);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const text = head.join("\r\n") + "\r\n\r\n" + body;
+    await conn.write(new TextEncoder().encode(text));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(65536);
+    while (true) {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch {
+        break;
+      }
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+    const raw = new TextDecoder().decode(concat(chunks));
+    return parse(raw);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // already closed by the timer
+    }
+  }
+}
+
+/** A GET with `Connection: close` and the given Host and extra header lines. */
+export function rawGet(baseUrl: string, path: string, host: string, extra: string[] = []) {
+  return rawRequest(baseUrl, [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${host}`,
+    "Connection: close",
+    ...extra,
+  ]);
+}
+
+function parse(raw: string): RawResponse {
+  const end = raw.indexOf("\r\n\r\n");
+  const headText = end < 0 ? raw : raw.slice(0, end);
+  const lines = headText.split("\r\n");
+  const status = Number(lines[0]?.split(" ")[1] ?? 0);
+  const headers = new Headers();
+  for (const l of lines.slice(1)) {
+    const c = l.indexOf(":");
+    if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+  }
+  let body = end < 0 ? "" : raw.slice(end + 4);
+  if (headers.get("transfer-encoding")?.includes("chunked")) body = dechunk(body);
+  return { status, headers, body, raw };
+}
+
+function dechunk(s: string): string {
+  let out = "";
+  let i = 0;
+  while (i < s.length) {
+    const eol = s.indexOf("\r\n", i);
+    if (eol < 0) break;
+    const size = parseInt(s.slice(i, eol), 16);
+    if (!size) break;
+    out += s.slice(eol + 2, eol + 2 + size);
+    i = eol + 2 + size + 2;
+  }
+  return out;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
