@@ -27,7 +27,17 @@ interface GatewayConfig {
   args?: string[];
 }
 
-function configs(): GatewayConfig[] {
+/** A limit on every request that never refuses (one client, one hot key): its cost alone. */
+const EVERY_REQUEST_LIMITED = `
+routes:
+  - name: users
+    match: { path: /api/users }
+    strip_prefix: true
+    upstream: users
+    rate_limit: { algorithm: token_bucket, rate: 1000000000, per: 1s }
+`;
+
+function configs(redisUrl: string): GatewayConfig[] {
   return [
     {
       name: "gateway routing-only",
@@ -36,7 +46,21 @@ routes:
   - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
 `,
     },
+    { name: "gateway rate-limited (memory)", body: EVERY_REQUEST_LIMITED },
+    {
+      name: "gateway rate-limited (redis)",
+      body: `store: { kind: redis, redis: { url: "${redisUrl}" } }${EVERY_REQUEST_LIMITED}`,
+    },
   ];
+}
+
+/** A redis-server for the configurations that use the Redis store. */
+function startRedis(spawn: Spawn): string {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", ""]);
+  return `redis://127.0.0.1:${port}`;
 }
 
 export async function gatewayTargets(
@@ -47,7 +71,7 @@ export async function gatewayTargets(
   const dir = await Deno.makeTempDir({ prefix: "gw-bench-" });
   cleanups.push(() => Deno.remove(dir, { recursive: true }));
   const out: BenchTarget[] = [];
-  for (const [i, c] of configs().entries()) {
+  for (const [i, c] of configs(startRedis(spawn)).entries()) {
     const port = 9500 + i;
     const file = join(dir, `bench-${i}.yaml`);
     await Deno.writeTextFile(

@@ -51,26 +51,45 @@ export class MemoryLimiterStore implements LocalLimiterStore {
 
   decide(limits: readonly StoredLimit[], keys: readonly string[], now: number): Step<unknown>[] {
     const n = limits.length;
+    if (n === 1) return [this.decideOne(limits[0]!, keys[0]!, now)];
     const steps = new Array<Step<unknown>>(n);
     const names = new Array<string>(n);
+    const entries = new Array<Entry | undefined>(n);
     let admit = true;
     for (let i = 0; i < n; i++) {
       const limit = limits[i]!;
       const name = limit.id + "\u0000" + keys[i]!;
       const entry = this.lookup(name);
-      const state = entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
-      const step = limit.algorithm.step(state, now, limit.cost);
+      const step = limit.algorithm.step(stateOf(entry, now), now, limit.cost);
       if (!step.allowed && !limit.shadow) admit = false;
       steps[i] = step;
       names[i] = name;
+      entries[i] = entry;
     }
     if (admit) {
       for (let i = 0; i < n; i++) {
-        const step = steps[i]!;
-        if (step.allowed) this.keep(names[i]!, step.state, now + step.resetMs);
+        if (steps[i]!.allowed) this.keep(names[i]!, entries[i], steps[i]!, now);
       }
     }
     return steps;
+  }
+
+  /** The common case, one limit: no bookkeeping arrays. */
+  private decideOne(limit: StoredLimit, key: string, now: number): Step<unknown> {
+    const name = limit.id + "\u0000" + key;
+    const entry = this.lookup(name);
+    const step = limit.algorithm.step(stateOf(entry, now), now, limit.cost);
+    if (step.allowed) this.keep(name, entry, step, now);
+    return step;
+  }
+
+  private keep(name: string, entry: Entry | undefined, step: Step<unknown>, now: number): void {
+    if (entry !== undefined) {
+      entry.state = step.state;
+      entry.expiresAt = now + step.resetMs;
+    } else {
+      this.insert(name, { state: step.state, expiresAt: now + step.resetMs });
+    }
   }
 
   private lookup(name: string): Entry | undefined {
@@ -85,16 +104,6 @@ export class MemoryLimiterStore implements LocalLimiterStore {
     return aging;
   }
 
-  private keep(name: string, state: unknown, expiresAt: number): void {
-    const entry = this.young.get(name);
-    if (entry !== undefined) {
-      entry.state = state;
-      entry.expiresAt = expiresAt;
-    } else {
-      this.insert(name, { state, expiresAt });
-    }
-  }
-
   private insert(name: string, entry: Entry): void {
     if (this.young.size >= this.generationSize) this.rotate();
     this.young.set(name, entry);
@@ -105,6 +114,10 @@ export class MemoryLimiterStore implements LocalLimiterStore {
     this.old = this.young;
     this.young = new Map();
   }
+}
+
+function stateOf(entry: Entry | undefined, now: number): unknown {
+  return entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
 }
 
 function generationSize(maxKeys: number): number {
