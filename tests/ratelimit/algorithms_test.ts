@@ -6,7 +6,7 @@ import {
   compileAlgorithm,
   windowBounds,
 } from "../../lib/ratelimit/algorithms/index.ts";
-import { random } from "./helpers.ts";
+import { random, SPECS } from "./helpers.ts";
 
 /** Feeds requests at the given instants, keeping state as a store would; returns the admitted ones. */
 function run(alg: Algorithm, times: number[], cost = 1) {
@@ -161,16 +161,6 @@ Deno.test("calendar windows are UTC days and months", () => {
   assertEquals(admitted, [end, end, end, end + 1000]);
   assertEquals(verdicts[3]!.retryAfterMs, 1000);
 });
-
-const SPECS: AlgorithmSpec[] = [
-  { kind: "token_bucket", rate: 7, perMs: 1000, burst: 5 },
-  { kind: "token_bucket", rate: 0.5, perMs: 1000, burst: 2 },
-  { kind: "leaky_bucket", mode: "police", rate: 3, perMs: 1000, capacity: 4 },
-  { kind: "leaky_bucket", mode: "shape", rate: 3, perMs: 1000, capacity: 4 },
-  { kind: "fixed_window", limit: 5, window: { every: 700 } },
-  { kind: "sliding_window", limit: 5, perMs: 700 },
-  { kind: "sliding_log", limit: 5, perMs: 700 },
-];
 
 Deno.test("every algorithm: retry-after is exact and state is empty after reset", () => {
   for (const spec of SPECS) {

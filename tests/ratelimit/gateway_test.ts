@@ -4,6 +4,7 @@ import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { ConfigError } from "../../lib/config/issues.ts";
+import { limitedConfig, routeR } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 2, 10, 12, 0, 0);
 
@@ -14,12 +15,7 @@ async function withGateway(
 ): Promise<void> {
   const up = startUpstream(() => new Response("ok"));
   const clock = new ManualClock(T0);
-  const g = await startGateway(
-    baseConfig(
-      `upstreams:\n  a: { targets: [ { url: "${up.url}" } ] }\n${extra}routes:\n${routes}`,
-    ),
-    { clock },
-  );
+  const g = await startGateway(baseConfig(limitedConfig(up.url, routes, extra)), { clock });
   try {
     await fn(g, up, clock);
   } finally {
@@ -35,11 +31,7 @@ async function get(g: TestGateway, path: string, headers: Record<string, string>
 
 Deno.test("a limited route answers 429 in the common shape with Retry-After and RateLimit headers", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: fixed_window, limit: 3, per: 1m, headers: ietf_and_x }
-`,
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 3, per: 1m, headers: ietf_and_x }`),
     async (g, up) => {
       for (const left of ["2", "1", "0"]) {
         const { status, h } = await get(g, "/r");
@@ -64,13 +56,11 @@ Deno.test("a limited route answers 429 in the common shape with Retry-After and 
 
 Deno.test("several limits on one route all apply, and a refused request consumes from none", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit:
-      - { algorithm: token_bucket, rate: 2, per: 1s, burst: 2 }
-      - { algorithm: fixed_window, limit: 5, per: 1h }
-`,
+    routeR(`
+rate_limit:
+  - { algorithm: token_bucket, rate: 2, per: 1s, burst: 2 }
+  - { algorithm: fixed_window, limit: 5, per: 1h }
+`),
     async (g, up, clock) => {
       const statuses: number[] = [];
       for (let second = 0; second < 4; second++) {
@@ -138,11 +128,7 @@ Deno.test("header keys count clients apart; a request without the header is coun
 
 Deno.test("a monthly quota ends on the calendar boundary in UTC", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    quota: { requests: 2, per: month, key: ip }
-`,
+    routeR(`quota: { requests: 2, per: month, key: ip }`),
     async (g, _up, clock) => {
       clock.set(Date.UTC(2026, 1, 28, 23, 59, 50));
       assertEquals((await get(g, "/r")).status, 200);
@@ -160,12 +146,10 @@ Deno.test("a monthly quota ends on the calendar boundary in UTC", async () => {
 
 Deno.test("a daily quota and a rate limit apply together", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: token_bucket, rate: 1, per: 1s }
-    quota: { requests: 3, per: day, key: ip }
-`,
+    routeR(`
+rate_limit: { algorithm: token_bucket, rate: 1, per: 1s }
+quota: { requests: 3, per: day, key: ip }
+`),
     async (g, _up, clock) => {
       const statuses: string[] = [];
       for (let i = 0; i < 5; i++) {
@@ -190,11 +174,7 @@ Deno.test("a daily quota and a rate limit apply together", async () => {
 
 Deno.test("a shadow limit observes without refusing", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, shadow: true }
-`,
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, shadow: true }`),
     async (g, up) => {
       for (let i = 0; i < 3; i++) {
         const { status, h } = await get(g, "/r");
@@ -208,11 +188,7 @@ Deno.test("a shadow limit observes without refusing", async () => {
 
 Deno.test("headers: none keeps admitted responses clean but not refusals", async () => {
   await withGateway(
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, headers: none }
-`,
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, headers: none }`),
     async (g) => {
       assertEquals((await get(g, "/r")).h.get("ratelimit-limit"), null);
       const refused = await get(g, "/r");
@@ -223,11 +199,7 @@ Deno.test("headers: none keeps admitted responses clean but not refusals", async
 
 Deno.test("counters survive a reload for limits that still exist", async () => {
   const route = (per: string) =>
-    `  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: fixed_window, limit: 2, per: ${per} }
-`;
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 2, per: ${per} }`);
   await withGateway(route("1h"), async (g) => {
     assertEquals((await get(g, "/r")).status, 200);
     const text = await Deno.readTextFile(g.file);

@@ -1,4 +1,5 @@
 /** Shared by the rate-limit tests. */
+import type { AlgorithmSpec } from "../../lib/ratelimit/algorithms/index.ts";
 
 /** A small seeded generator, so that failures reproduce. */
 export function random(seed: number): () => number {
@@ -30,3 +31,26 @@ export function captureLog(): { lines: Record<string, unknown>[]; write: (line: 
   const lines: Record<string, unknown>[] = [];
   return { lines, write: (line) => lines.push(JSON.parse(line)) };
 }
+
+/** Route `r` on `/r` to upstream `a`, with `lines` (YAML, one level in) added to it. */
+export function routeR(lines: string): string {
+  const body = lines.trim().split("\n").map((l) => `    ${l}`).join("\n");
+  return `  - name: r\n    match: { path: /r }\n    upstream: a\n${body}\n`;
+}
+
+/** A config body: an optional store section, upstream `a` at `upstream`, then the routes. */
+export function limitedConfig(upstream: string, routes: string, store = ""): string {
+  return `${store}\nupstreams:\n  a: { targets: [ { url: "${upstream}" } ] }\nroutes:\n${routes}`;
+}
+
+/** Algorithm specs with small numbers, so that sequences hit refusals, boundaries and refills. */
+export const SPECS: AlgorithmSpec[] = [
+  { kind: "token_bucket", rate: 7, perMs: 1000, burst: 5 },
+  { kind: "token_bucket", rate: 0.3, perMs: 1000, burst: 2 },
+  { kind: "leaky_bucket", mode: "police", rate: 3, perMs: 1000, capacity: 4 },
+  { kind: "leaky_bucket", mode: "shape", rate: 3, perMs: 1000, capacity: 4 },
+  { kind: "fixed_window", limit: 5, window: { every: 700 } },
+  { kind: "fixed_window", limit: 5, window: { calendar: "day" } },
+  { kind: "sliding_window", limit: 5, perMs: 700 },
+  { kind: "sliding_log", limit: 5, perMs: 700 },
+];

@@ -8,18 +8,17 @@ import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import type { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
+import { limitedConfig, routeR } from "./helpers.ts";
 
 Deno.test("a flood of distinct keys stays under store.memory.max_keys", async () => {
   const up = startUpstream(() => new Response("ok"));
-  const g = await startGateway(baseConfig(`store: { kind: memory, memory: { max_keys: 500 } }
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: token_bucket, rate: 1, per: 1h, burst: 3, key: "header:X-Client" }
-`));
+  const g = await startGateway(baseConfig(limitedConfig(
+    up.url,
+    routeR(
+      `rate_limit: { algorithm: token_bucket, rate: 1, per: 1h, burst: 3, key: "header:X-Client" }`,
+    ),
+    "store: { kind: memory, memory: { max_keys: 500 } }",
+  )));
   const store = g.gw.deps.localLimiter as MemoryLimiterStore;
   const status = async (client: string) => {
     const res = await fetch(`${g.url()}/r`, { headers: { "x-client": client } });

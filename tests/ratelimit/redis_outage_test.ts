@@ -8,7 +8,7 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startRedis, type TestRedis } from "../helpers/redis.ts";
 import { JsonLogger } from "../../lib/observe/logger.ts";
-import { captureLog, redisCommand } from "./helpers.ts";
+import { captureLog, limitedConfig, redisCommand, routeR } from "./helpers.ts";
 
 async function withRedisGateway(
   onError: "allow" | "deny",
@@ -18,17 +18,11 @@ async function withRedisGateway(
   const up = startUpstream(() => new Response("ok"));
   const log = captureLog();
   const g = await startGateway(
-    baseConfig(`store:
-  kind: redis
-  redis: { url: "${redis.url}", on_error: ${onError}, timeout_ms: 1000 }
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - name: r
-    match: { path: /r }
-    upstream: a
-    rate_limit: { algorithm: fixed_window, limit: 5, per: 1h }
-`),
+    baseConfig(limitedConfig(
+      up.url,
+      routeR("rate_limit: { algorithm: fixed_window, limit: 5, per: 1h }"),
+      `store: { kind: redis, redis: { url: "${redis.url}", on_error: ${onError}, timeout_ms: 1000 } }`,
+    )),
     { logger: new JsonLogger("warn", log.write) },
   );
   try {

@@ -13,7 +13,7 @@ import { RedisLimiterStore, whenReady } from "../../lib/store/redis_limiter.ts";
 import { RedisConnections } from "../../lib/store/redis.ts";
 import { redisSchema } from "../../lib/store/schema.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
-import { random } from "./helpers.ts";
+import { random, SPECS } from "./helpers.ts";
 
 function limit(id: string, spec: AlgorithmSpec, cost = 1, shadow = false): StoredLimit {
   return { id, algorithm: compileAlgorithm(spec), cost, shadow };
@@ -79,17 +79,6 @@ Deno.test("memory store: expired state counts for nothing and a smaller cap trim
   store.configure({ maxKeys: 10 });
   assertOk(store.size <= 10, `size ${store.size}`);
 });
-
-const SPECS: AlgorithmSpec[] = [
-  { kind: "token_bucket", rate: 7, perMs: 1000, burst: 5 },
-  { kind: "token_bucket", rate: 0.3, perMs: 1000, burst: 2 },
-  { kind: "leaky_bucket", mode: "police", rate: 3, perMs: 1000, capacity: 4 },
-  { kind: "leaky_bucket", mode: "shape", rate: 3, perMs: 1000, capacity: 4 },
-  { kind: "fixed_window", limit: 5, window: { every: 700 } },
-  { kind: "fixed_window", limit: 5, window: { calendar: "day" } },
-  { kind: "sliding_window", limit: 5, perMs: 700 },
-  { kind: "sliding_log", limit: 5, perMs: 700 },
-];
 
 async function withRedisStore(
   fn: (store: RedisLimiterStore, ctl: {

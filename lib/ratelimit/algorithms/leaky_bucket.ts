@@ -11,6 +11,7 @@
  *   is the queue plus the request being released.
  */
 import type { Algorithm, Step } from "./algorithm.ts";
+import { wholeRate } from "./whole_rate.ts";
 
 export interface LeakyBucketState {
   /** Water level in units (perMs per request). */
@@ -28,7 +29,8 @@ export interface LeakyBucketParams {
 }
 
 export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
-  const { mode, rate, perMs, capacity } = p;
+  const { mode, capacity } = p;
+  const { rate, perMs } = wholeRate(p.rate, p.perMs, capacity);
   const full = capacity * perMs;
   const shaping = mode === "shape";
   return {

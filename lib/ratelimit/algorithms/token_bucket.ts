@@ -6,6 +6,7 @@
  * `rate` units a millisecond and an integer configuration stays in integers.
  */
 import type { Algorithm, Step } from "./algorithm.ts";
+import { wholeRate } from "./whole_rate.ts";
 
 export interface TokenBucketState {
   /** Tokens × perMs. */
@@ -21,7 +22,8 @@ export interface TokenBucketParams {
 }
 
 export function tokenBucket(p: TokenBucketParams): Algorithm<TokenBucketState> {
-  const { rate, perMs, burst } = p;
+  const { burst } = p;
+  const { rate, perMs } = wholeRate(p.rate, p.perMs, burst);
   const capacity = burst * perMs;
   return {
     spec: { kind: "token_bucket", rate, perMs, burst },
