@@ -2,7 +2,6 @@
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import {
   type Algorithm,
-  type AlgorithmSpec,
   compileAlgorithm,
   windowBounds,
 } from "../../lib/ratelimit/algorithms/index.ts";
