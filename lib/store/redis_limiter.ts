@@ -9,7 +9,7 @@ import type { Redis } from "ioredis";
 import type { RedisConnections } from "./redis.ts";
 import type { RedisConfig } from "./schema.ts";
 import { type LimiterStore, type StoredLimit, StoreUnavailableError } from "./limiter_store.ts";
-import { type AlgorithmSpec, type Verdict, windowBounds } from "../ratelimit/algorithms/index.ts";
+import { type Verdict, windowBounds, type WindowSpec } from "../ratelimit/algorithms/index.ts";
 import { LIMITER_SCRIPT } from "./limiter_lua.ts";
 
 const COMMAND = "gatewayRateLimit";
@@ -19,6 +19,7 @@ type ScriptCaller = (...args: (string | number)[]) => Promise<number[]>;
 export class RedisLimiterStore implements LimiterStore {
   private readonly call: ScriptCaller;
   private readonly keyPrefix: string;
+  private readonly encoded = new WeakMap<StoredLimit, EncodedLimit>();
   private readonly noncePrefix = crypto.randomUUID().slice(0, 8);
   private sequence = 0;
 
@@ -36,39 +37,86 @@ export class RedisLimiterStore implements LimiterStore {
     this.keyPrefix = `${config.prefix}rl:`;
   }
 
-  async decide(
+  decide(
     limits: readonly StoredLimit[],
     keys: readonly string[],
     now: number,
   ): Promise<Verdict[]> {
     const n = limits.length;
     const args: (string | number)[] = [n];
-    for (let i = 0; i < n; i++) args.push(`${this.keyPrefix}${limits[i]!.id}:${keys[i]!}`);
-    args.push(now, `${this.noncePrefix}${(this.sequence++).toString(36)}`);
-    for (const limit of limits) {
-      const [kind, p1, p2, p3] = scriptArgs(limit.algorithm.spec, now);
-      args.push(kind, limit.cost, limit.shadow ? 1 : 0, p1, p2, p3);
+    const encoded = new Array<EncodedLimit>(n);
+    for (let i = 0; i < n; i++) {
+      const e = encoded[i] = this.encodedOf(limits[i]!);
+      args.push(e.keyPrefix + keys[i]!);
     }
-    let reply: number[];
-    try {
-      reply = await this.call(...args);
-    } catch (e) {
+    args.push(now, this.noncePrefix + (this.sequence++).toString(36));
+    for (const e of encoded) {
+      if (e.window === null) args.push(...e.args);
+      else {
+        const [start, end] = windowBounds(e.window, now);
+        args.push(e.args[0]!, e.args[1]!, e.args[2]!, start, end, e.args[3]!);
+      }
+    }
+    return this.call(...args).then((reply) => verdictsOf(reply, n), (e) => {
       this.connections.failed(this.config.url, e);
       throw new StoreUnavailableError("the Redis limiter store did not answer", { cause: e });
-    }
-    const out = new Array<Verdict>(n);
-    for (let i = 0; i < n; i++) {
-      const o = i * 5;
-      out[i] = {
-        allowed: reply[o] === 1,
-        remaining: reply[o + 1]!,
-        resetMs: reply[o + 2]!,
-        retryAfterMs: reply[o + 3]!,
-        delayMs: reply[o + 4]!,
-      };
-    }
-    return out;
+    });
   }
+
+  /** What the script needs of a limit, encoded once (the key prefix and the static arguments). */
+  private encodedOf(limit: StoredLimit): EncodedLimit {
+    let e = this.encoded.get(limit);
+    if (e === undefined) {
+      e = encode(limit, this.keyPrefix);
+      this.encoded.set(limit, e);
+    }
+    return e;
+  }
+}
+
+interface EncodedLimit {
+  keyPrefix: string;
+  /** kind, cost, shadow and the three parameters; for fixed windows, kind, cost, shadow, limit. */
+  args: string[];
+  /** Fixed windows: their bounds depend on `now`. */
+  window: WindowSpec | null;
+}
+
+/** The script's name for the algorithm and its parameters (see limiter_lua.ts). */
+function encode(limit: StoredLimit, keyPrefix: string): EncodedLimit {
+  const spec = limit.algorithm.spec;
+  const head = (kind: string) => [kind, String(limit.cost), limit.shadow ? "1" : "0"];
+  const params = (...p: number[]) => p.map(String);
+  const base = { keyPrefix: `${keyPrefix}${limit.id}:`, window: null };
+  switch (spec.kind) {
+    case "token_bucket":
+      return { ...base, args: [...head("tb"), ...params(spec.rate, spec.perMs, spec.burst)] };
+    case "leaky_bucket": {
+      const kind = spec.mode === "shape" ? "ls" : "lp";
+      return { ...base, args: [...head(kind), ...params(spec.rate, spec.perMs, spec.capacity)] };
+    }
+    case "fixed_window":
+      return { ...base, args: [...head("fw"), String(spec.limit)], window: spec.window };
+    case "sliding_window":
+      return { ...base, args: [...head("sw"), ...params(spec.perMs, spec.limit, 0)] };
+    case "sliding_log":
+      return { ...base, args: [...head("sl"), ...params(spec.perMs, spec.limit, 0)] };
+  }
+}
+
+function verdictsOf(reply: number[], n: number): Verdict[] {
+  const out = new Array<Verdict>(n);
+  for (let i = 0; i < n; i++) {
+    const o = i * 5;
+    out[i] = {
+      allowed: reply[o] === 1,
+      remaining: reply[o + 1]!,
+      resetMs: reply[o + 2]!,
+      retryAfterMs: reply[o + 3]!,
+      delayMs: reply[o + 4]!,
+    };
+  }
+  return out;
 }
 
 /**
@@ -89,22 +137,4 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
     const timer = setTimeout(() => done(false), timeoutMs);
     client.once("ready", onReady);
   });
-}
-
-/** The script's name for the algorithm and its three parameters. */
-function scriptArgs(spec: AlgorithmSpec, now: number): [string, number, number, number] {
-  switch (spec.kind) {
-    case "token_bucket":
-      return ["tb", spec.rate, spec.perMs, spec.burst];
-    case "leaky_bucket":
-      return [spec.mode === "shape" ? "ls" : "lp", spec.rate, spec.perMs, spec.capacity];
-    case "fixed_window": {
-      const [start, end] = windowBounds(spec.window, now);
-      return ["fw", start, end, spec.limit];
-    }
-    case "sliding_window":
-      return ["sw", spec.perMs, spec.limit, 0];
-    case "sliding_log":
-      return ["sl", spec.perMs, spec.limit, 0];
-  }
 }
