@@ -10,6 +10,7 @@ import type { PathRewrite } from "../router/rewrite.ts";
 import type { VersionNegotiator } from "../router/version.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { CidrSet } from "../security/cidr.ts";
+import type { ClientIpHeader } from "../security/client_ip.ts";
 
 export interface CompiledRoute {
   readonly name: string;
@@ -28,6 +29,7 @@ export interface PlanSettings {
   tracing: boolean;
   mergeSlashes: boolean;
   trustedProxies: CidrSet;
+  clientIpHeader: ClientIpHeader;
 }
 
 export class Plan {

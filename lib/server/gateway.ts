@@ -9,6 +9,8 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
 import { RedisConnections } from "../store/redis.ts";
+import { ResilienceRegistry } from "../resilience/registry.ts";
+import { registerResilienceAdmin } from "../resilience/admin.ts";
 import { MemoryLimiterStore } from "../store/memory_limiter.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
@@ -18,6 +20,8 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerCacheAdmin } from "../cache/admin.ts";
+import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -50,6 +54,8 @@ export class Gateway {
     this.deps = deps;
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
+    registerResilienceAdmin(this);
+    registerCacheAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -60,6 +66,8 @@ export class Gateway {
       logger,
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
+      resilience: new ResilienceRegistry(),
+      caches: new CacheStores(),
       localLimiter: new MemoryLimiterStore(),
     };
     const gw = new Gateway(options, deps);
@@ -229,6 +237,7 @@ export class Gateway {
     await this.adminListener?.shutdown();
     this.adminListener = null;
     await this.holder.disposeAll();
+    await this.deps.resilience.closeAll();
     this.deps.pools.closeAll();
     this.deps.redis.closeAll();
     this.deps.logger.info("stopped");

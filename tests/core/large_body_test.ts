@@ -48,6 +48,7 @@ async function measureGrowth(
     `
 listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${admin} }
+security: { max_body_bytes: ${2 * SIZE} }
 upstreams:
   a: { targets: [ { url: "${upstreamUrl}" } ] }
 routes:

@@ -16,6 +16,7 @@ import {
 import { ProtocolError, readResponseHead, type ResponseHead } from "./response_head.ts";
 import type { TargetPool } from "./pool.ts";
 import { UpstreamError } from "./errors.ts";
+import { deadlines, type Watched } from "./deadlines.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -34,8 +35,11 @@ export interface ExchangeOptions {
   firstByteTimeoutMs: number;
   /** The whole exchange, response body included. */
   requestTimeoutMs: number;
-  /** Aborts the exchange (the client went away). */
-  signal?: AbortSignal | null;
+  /**
+   * Aborts the exchange (the client went away). A function is called only for
+   * exchanges that last: reading `Request.signal` has a cost on every response.
+   */
+  signal?: AbortSignal | (() => AbortSignal) | null;
   /** Called once when the exchange is over, after the response body ended or failed. */
   onEnd?: (error: unknown) => void;
 }
@@ -76,8 +80,9 @@ async function attempt(
   opts: ExchangeOptions,
   retryIfStale: boolean,
 ): Promise<UpstreamResponse> {
-  const signal = opts.signal;
-  if (signal?.aborted) throw new UpstreamError("aborted", "The client went away", { sent: false });
+  if (opts.signal instanceof AbortSignal && opts.signal.aborted) {
+    throw new UpstreamError("aborted", "The client went away", { sent: false });
+  }
   const conn = await pool.acquire(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
@@ -104,15 +109,24 @@ async function attempt(
   }
 }
 
-class Exchange {
-  private firstByteTimer: ReturnType<typeof setTimeout> | undefined;
-  private requestTimer: ReturnType<typeof setTimeout> | undefined;
+/** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
+const ABORT_WATCH_AFTER_MS = 50;
+
+class Exchange implements Watched {
+  private firstByteAt = Infinity;
+  private requestAt = Infinity;
+  private abortWatchAt = Infinity;
+  nextCheck = Infinity;
   private timedOut: "first_byte" | "request" | null = null;
   private aborted = false;
   private bodyError: unknown = null;
   private bodyWritten = true;
   bodyStarted = false;
   private ended = false;
+  private watching = false;
+  private listening = false;
+  private headReceived = false;
+  private signal: AbortSignal | null = null;
   private readonly onAbort = () => {
     this.aborted = true;
     this.conn.close();
@@ -126,19 +140,39 @@ class Exchange {
 
   arm(): void {
     const o = this.opts;
-    if (Number.isFinite(o.requestTimeoutMs)) {
-      this.requestTimer = setTimeout(() => {
-        this.timedOut ??= "request";
-        this.conn.close();
-      }, o.requestTimeoutMs);
+    const now = performance.now();
+    this.requestAt = now + o.requestTimeoutMs;
+    this.firstByteAt = now + o.firstByteTimeoutMs;
+    if (o.signal) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;
+    this.reschedule();
+  }
+
+  check(now: number): void {
+    if (now >= this.abortWatchAt) {
+      this.abortWatchAt = Infinity;
+      const given = this.opts.signal!;
+      const signal = this.signal = typeof given === "function" ? given() : given;
+      if (signal.aborted) return this.onAbort();
+      signal.addEventListener("abort", this.onAbort, { once: true });
+      this.listening = true;
     }
-    if (Number.isFinite(o.firstByteTimeoutMs)) {
-      this.firstByteTimer = setTimeout(() => {
-        this.timedOut ??= "first_byte";
-        this.conn.close();
-      }, o.firstByteTimeoutMs);
+    if (now >= this.firstByteAt || now >= this.requestAt) {
+      this.timedOut ??= now >= this.firstByteAt ? "first_byte" : "request";
+      this.firstByteAt = this.requestAt = Infinity;
+      this.conn.close();
     }
-    o.signal?.addEventListener("abort", this.onAbort, { once: true });
+    this.reschedule();
+  }
+
+  private reschedule(): void {
+    this.nextCheck = Math.min(this.firstByteAt, this.requestAt, this.abortWatchAt);
+    if (this.nextCheck !== Infinity && !this.watching) {
+      this.watching = true;
+      deadlines.add(this);
+    } else if (this.nextCheck === Infinity && this.watching) {
+      this.watching = false;
+      deadlines.delete(this);
+    }
   }
 
   async send(req: UpstreamRequest): Promise<ResponseHead | null> {
@@ -166,6 +200,9 @@ class Exchange {
       if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
     }
     if (body instanceof ReadableStream) {
+      // Time to first byte counts from the end of the request: an upload may be long.
+      this.firstByteAt = Infinity;
+      this.reschedule();
       this.bodyWritten = false;
       this.writeBody(body, req.bodyLength);
     }
@@ -197,6 +234,10 @@ class Exchange {
         throw new ProtocolError("Request body shorter than its Content-Length");
       }
       this.bodyWritten = true;
+      if (!this.headReceived && !this.ended) {
+        this.firstByteAt = performance.now() + this.opts.firstByteTimeoutMs;
+        this.reschedule();
+      }
     })().catch((e) => {
       this.bodyError ??= e;
       chunks.cancel(e);
@@ -205,8 +246,9 @@ class Exchange {
   }
 
   gotHead(): void {
-    clearTimeout(this.firstByteTimer);
-    this.firstByteTimer = undefined;
+    this.headReceived = true;
+    this.firstByteAt = Infinity;
+    this.reschedule();
   }
 
   response(head: ResponseHead, method: string, reused: boolean): UpstreamResponse {
@@ -262,9 +304,9 @@ class Exchange {
   }
 
   private disarm(): void {
-    clearTimeout(this.firstByteTimer);
-    clearTimeout(this.requestTimer);
-    this.opts.signal?.removeEventListener("abort", this.onAbort);
+    this.firstByteAt = this.requestAt = this.abortWatchAt = Infinity;
+    this.reschedule();
+    if (this.listening) this.signal!.removeEventListener("abort", this.onAbort);
   }
 
   /** Maps whatever broke the exchange to what the caller must know. */
