@@ -2,8 +2,9 @@
  * Limiter state in this isolate's memory, bounded so that a flood of distinct
  * keys cannot exhaust it:
  *
- * - a state is forgotten once it has expired (when the algorithm says it is
- *   back to empty: bucket full, window over), exactly as a Redis key's TTL;
+ * - a state counts for nothing once it has expired (when the algorithm says it
+ *   is back to empty: bucket full, window over), as a Redis key's TTL would
+ *   drop it; its slot goes with its generation;
  * - at most `maxKeys` keys are held, in two generations: new and recently used
  *   keys go to the young map; when it holds half the cap it becomes the old map
  *   and the previous old map (keys not used for a whole generation) is dropped.
