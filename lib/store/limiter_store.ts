@@ -6,8 +6,9 @@
  * Implementations:
  * - `MemoryLimiterStore`: in this isolate, bounded (cap on keys, idle expiry);
  *   synchronous, so a decision cannot interleave with another.
- * - `RedisLimiterStore`: one Lua script per decision, shared by every gateway
- *   instance that uses the same Redis.
+ * - `RedisLimiterStore`: one atomic Lua script per decision (decisions that
+ *   queue under load share a call), shared by every gateway instance that uses
+ *   the same Redis.
  *
  * Adding a store for Worker isolates of one process needs no change to the
  * algorithms: everything a decision needs is plain data. A worker-side store

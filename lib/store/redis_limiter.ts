@@ -1,6 +1,7 @@
 /**
  * Limiter state in Redis, shared by every gateway instance that points at it.
- * One decision is one EVALSHA of the limiter script (ioredis sends EVAL the first
+ * A decision is one EVALSHA of the limiter script, shared with the decisions
+ * that queued behind a full window of calls in flight (ioredis sends EVAL the first
  * time on a connection and again after NOSCRIPT, for example after a Redis
  * restart or SCRIPT FLUSH). The client is the shared one from `RedisConnections`:
  * short command timeout, no offline queue, reconnecting by itself.
@@ -14,6 +15,23 @@ import { LIMITER_SCRIPT } from "./limiter_lua.ts";
 
 const COMMAND = "gatewayRateLimit";
 
+/**
+ * Script calls in flight at once. Below it a decision is sent at once; above
+ * it decisions queue and the next call carries all of them, so a busy gateway
+ * pays one round trip, one command and one script run for many decisions.
+ */
+const MAX_CALLS_IN_FLIGHT = 4;
+/** Decisions in one call at most (one script run holds Redis for all of them). */
+const MAX_BATCH = 256;
+
+interface Pending {
+  limits: readonly StoredLimit[];
+  keys: readonly string[];
+  now: number;
+  resolve: (v: Verdict[]) => void;
+  reject: (e: unknown) => void;
+}
+
 type ScriptCaller = (...args: (string | number)[]) => Promise<number[]>;
 
 export class RedisLimiterStore implements LimiterStore {
@@ -21,7 +39,9 @@ export class RedisLimiterStore implements LimiterStore {
   private readonly keyPrefix: string;
   private readonly encoded = new WeakMap<StoredLimit, EncodedLimit>();
   private readonly noncePrefix = crypto.randomUUID().slice(0, 8);
-  private sequence = 0;
+  private calls = 0;
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
 
   constructor(
     client: Redis,
@@ -42,24 +62,48 @@ export class RedisLimiterStore implements LimiterStore {
     keys: readonly string[],
     now: number,
   ): Promise<Verdict[]> {
-    const n = limits.length;
-    const args: (string | number)[] = [n];
-    const encoded = new Array<EncodedLimit>(n);
-    for (let i = 0; i < n; i++) {
-      const e = encoded[i] = this.encodedOf(limits[i]!);
-      args.push(e.keyPrefix + keys[i]!);
-    }
-    args.push(now, this.noncePrefix + (this.sequence++).toString(36));
-    for (const e of encoded) {
-      if (e.window === null) args.push(...e.args);
-      else {
-        const [start, end] = windowBounds(e.window, now);
-        args.push(e.args[0]!, e.args[1]!, e.args[2]!, start, end, e.args[3]!);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ limits, keys, now, resolve, reject });
+      if (this.inFlight < MAX_CALLS_IN_FLIGHT) this.send();
+    });
+  }
+
+  /** Sends queued decisions in one script call; when it returns, whatever queued meanwhile. */
+  private send(): void {
+    const batch = this.queue.splice(0, MAX_BATCH);
+    const keys: string[] = [];
+    const argv: (string | number)[] = [
+      batch.length,
+      this.noncePrefix + (this.calls++).toString(36),
+    ];
+    for (const d of batch) {
+      argv.push(d.now, d.limits.length);
+      for (let i = 0; i < d.limits.length; i++) {
+        const e = this.encodedOf(d.limits[i]!);
+        keys.push(e.keyPrefix + d.keys[i]!);
+        if (e.window === null) argv.push(...e.args);
+        else {
+          const [start, end] = windowBounds(e.window, d.now);
+          argv.push(e.args[0]!, e.args[1]!, e.args[2]!, start, end, e.args[3]!);
+        }
       }
     }
-    return this.call(...args).then((reply) => verdictsOf(reply, n), (e) => {
+    this.inFlight++;
+    this.call(keys.length, ...keys, ...argv).then((reply) => {
+      let offset = 0;
+      for (const d of batch) {
+        d.resolve(verdictsOf(reply, offset, d.limits.length));
+        offset += d.limits.length * 5;
+      }
+    }, (e) => {
       this.connections.failed(this.config.url, e);
-      throw new StoreUnavailableError("the Redis limiter store did not answer", { cause: e });
+      const error = new StoreUnavailableError("the Redis limiter store did not answer", {
+        cause: e,
+      });
+      for (const d of batch) d.reject(error);
+    }).finally(() => {
+      this.inFlight--;
+      while (this.queue.length > 0 && this.inFlight < MAX_CALLS_IN_FLIGHT) this.send();
     });
   }
 
@@ -104,10 +148,10 @@ function encode(limit: StoredLimit, keyPrefix: string): EncodedLimit {
   }
 }
 
-function verdictsOf(reply: number[], n: number): Verdict[] {
+function verdictsOf(reply: number[], offset: number, n: number): Verdict[] {
   const out = new Array<Verdict>(n);
   for (let i = 0; i < n; i++) {
-    const o = i * 5;
+    const o = offset + i * 5;
     out[i] = {
       allowed: reply[o] === 1,
       remaining: reply[o + 1]!,

@@ -150,6 +150,23 @@ Deno.test("redis store gives the verdicts of the TypeScript algorithms (same vec
   });
 });
 
+Deno.test("redis store: decisions made at once share script calls and stay exact", async () => {
+  await withRedisStore(async (store, { command }) => {
+    const l = limit("burst", { kind: "token_bucket", rate: 1, perMs: 86_400_000, burst: 100 });
+    const w = limit("window", perSecond(1_000_000));
+    const verdicts = await Promise.all(
+      Array.from({ length: 1000 }, () => store.decide([l, w], ["k", "k"], 5)),
+    );
+    assertEquals(verdicts.filter(([v]) => v!.allowed).length, 100);
+    // The wide limit counted only the 100 admitted requests.
+    assertEquals((await store.decide([w], ["k"], 5))[0]!.remaining, 1_000_000 - 101);
+    const stats = await command("INFO", "commandstats") as string;
+    const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+    assertOk(calls > 1 && calls < 500, `${calls} script calls for 1001 decisions`);
+  });
+});
+
 Deno.test("redis store reloads its script after NOSCRIPT (SCRIPT FLUSH)", async () => {
   await withRedisStore(async (store, { command }) => {
     const l = limit("n", perSecond(2));
