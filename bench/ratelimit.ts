@@ -1,17 +1,19 @@
 /**
  * Rate-limit benchmarks, run by `deno task bench` after the throughput table
- * (or alone: `deno run -A bench/ratelimit.ts [--seconds 1] [--keys 1000000]`):
+ * (or alone: `deno run -A bench/ratelimit.ts [--seconds 1] [--keys 1000000]
+ * [--flood-seconds 30]`; the gateway flood stops at `--keys` or `--flood-seconds`,
+ * whichever comes first: a million keys through HTTP takes minutes here):
  *
  * - decisions per CPU-second of each algorithm against the memory store, in
  *   one process (1,000 client keys, every decision admitted and kept);
  * - the policy's own CPU cost per request (key, decision, RateLimit headers):
  *   steadier than comparing req/s on a shared machine;
  * - decisions per second against a local redis-server from one process, with
- *   256 decisions in flight (one EVALSHA each);
+ *   256 decisions in flight (those that queue share script calls);
  * - 1,000,000 distinct client keys against the memory store (max_keys 100,000):
  *   keys held; then a gateway process (max_keys 20,000) flooded
- *   through HTTP by wrk with a new key on every request, its RSS sampled as the
- *   flood goes on: it levels off once the cap is reached.
+ *   through HTTP by wrk with a new key on every request, its RSS sampled every
+ *   10 s as the flood goes on: it levels off once the cap is reached.
  *
  * Gateway throughput with a limit on every request, beside routing-only, is in
  * the main table (bench/configs.ts).
@@ -220,8 +222,11 @@ interface FloodPhase {
   rssMb: number;
 }
 
-/** A gateway process flooded with distinct `X-Client` keys by wrk, in phases; RSS after each. */
-async function gatewayFlood(phases: number, phaseSeconds: number): Promise<FloodPhase[]> {
+/**
+ * A gateway process flooded with distinct `X-Client` keys by wrk, in 10-second
+ * phases until `keys` were sent or `maxSeconds` passed; its RSS after each.
+ */
+async function gatewayFlood(keys: number, maxSeconds: number): Promise<FloodPhase[]> {
   const dir = await Deno.makeTempDir({ prefix: "gw-rl-bench-" });
   const children: Deno.ChildProcess[] = [];
   try {
@@ -257,8 +262,8 @@ routes:
     await wrk(url, join(dir, "warm.lua"), 0, 2, 100);
     const out: FloodPhase[] = [{ keys: 100, rssMb: await rssMb(gw.pid) }];
     let sent = 0;
-    for (let i = 0; i < phases; i++) {
-      sent += await wrk(url, join(dir, `flood-${i}.lua`), sent, phaseSeconds, null);
+    for (let i = 0; sent < keys && i * 10 < maxSeconds; i++) {
+      sent += await wrk(url, join(dir, `flood-${i}.lua`), sent, 10, null);
       out.push({ keys: sent, rssMb: await rssMb(gw.pid) });
     }
     return out;
@@ -307,7 +312,11 @@ end`,
 
 const count = (n: number) => Math.round(n).toLocaleString("en");
 
-export async function rateLimitBench(seconds = 1, floodKeys = 1_000_000): Promise<string> {
+export async function rateLimitBench(
+  seconds = 1,
+  floodKeys = 1_000_000,
+  floodSeconds = 30,
+): Promise<string> {
   const rows = ["| rate limiting | decisions/s |", "|---|---:|"];
   // Memory rows are per CPU-second of one core; Redis rows are wall time (two processes).
   for (const [name, spec] of ALGORITHMS) {
@@ -333,7 +342,7 @@ export async function rateLimitBench(seconds = 1, floodKeys = 1_000_000): Promis
   });
   const cost = { ietf: policyCost("ietf"), none: policyCost("none") };
   const flood = memoryFlood(floodKeys);
-  const phases = await gatewayFlood(3, 10);
+  const phases = await gatewayFlood(floodKeys, floodSeconds);
   return [
     rows.join("\n"),
     "",
@@ -353,7 +362,13 @@ if (import.meta.main) {
     options: {
       seconds: { type: "string", default: "1" },
       keys: { type: "string", default: "1000000" },
+      "flood-seconds": { type: "string", default: "30" },
     },
   });
-  console.log(await rateLimitBench(Number(values.seconds), Number(values.keys)));
+  const report = await rateLimitBench(
+    Number(values.seconds),
+    Number(values.keys),
+    Number(values["flood-seconds"]),
+  );
+  console.log(report);
 }
