@@ -11,6 +11,7 @@ import type { LimiterStore } from "../store/limiter_store.ts";
 import type { Verdict } from "./algorithms/index.ts";
 import type { Limit } from "./limit.ts";
 import { retryAfterSeconds, setLimitHeaders } from "./headers.ts";
+import { pause } from "../resilience/attempts.ts";
 
 export interface RateLimitPolicyOptions {
   /** Limits of the route (its own or the defaults) and its quota. */
@@ -133,19 +134,6 @@ async function holdThenForward(
   next: Handler,
   delayMs: number,
 ): Promise<Response> {
-  const signal = ctx.request.signal;
-  if (signal.aborted) return ctx.refuse("client_closed_request");
-  const waited = await new Promise<boolean>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, delayMs);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  if (!waited) return ctx.refuse("client_closed_request");
+  if (!await pause(delayMs, ctx.request.signal)) return ctx.refuse("client_closed_request");
   return next(ctx);
 }
