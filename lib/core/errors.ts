@@ -35,6 +35,7 @@ export const ERRORS = {
   route_not_found: { status: 404, message: "No route matches this request" },
   unsupported_version: { status: 404, message: "The requested API version is not supported" },
   job_not_found: { status: 404, message: "No such job" },
+  key_not_found: { status: 404, message: "No such API key" },
   method_not_allowed: { status: 405, message: "The method is not allowed for this route" },
   request_timeout: { status: 408, message: "The request was not received in time" },
   payload_too_large: { status: 413, message: "The request body is too large" },
@@ -54,6 +55,7 @@ export const ERRORS = {
   upstream_overloaded: { status: 503, message: "The upstream is at capacity" },
   no_healthy_upstream: { status: 503, message: "No healthy upstream target is available" },
   store_unavailable: { status: 503, message: "A backing store is unavailable" },
+  auth_unavailable: { status: 503, message: "The identity provider is unavailable" },
   shutting_down: { status: 503, message: "The gateway is shutting down" },
   upstream_timeout: { status: 504, message: "The upstream did not answer in time" },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -20,6 +20,7 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerAuthAdmin } from "../auth/admin.ts";
 import { registerCacheAdmin } from "../cache/admin.ts";
 import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
@@ -56,6 +57,7 @@ export class Gateway {
     registerCoreAdmin(this);
     registerResilienceAdmin(this);
     registerCacheAdmin(this);
+    registerAuthAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */

@@ -3,8 +3,8 @@
  * the gateway's resident memory grows by far less than the body.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { closedPort, startUpstream } from "../helpers/upstream.ts";
-import { spawnGateway } from "../helpers/process.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { spawnProxyGateway } from "../helpers/process.ts";
 
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -39,23 +39,8 @@ async function measureGrowth(
   upstreamUrl: string,
   work: (base: string) => Promise<void>,
 ): Promise<number> {
-  const dir = await Deno.makeTempDir();
-  const port = closedPort();
-  const admin = closedPort();
-  const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `
-listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${admin} }
-security: { max_body_bytes: ${2 * SIZE} }
-upstreams:
-  a: { targets: [ { url: "${upstreamUrl}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`,
-  );
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`);
+  const p = await spawnProxyGateway(upstreamUrl, `security: { max_body_bytes: ${2 * SIZE} }`);
+  const gw = p.gw;
   let peak = 0;
   let sampling = true;
   const sampler = (async () => {
@@ -65,7 +50,7 @@ routes:
     }
   })();
   try {
-    const base = `http://127.0.0.1:${port}`;
+    const base = p.base;
     // Warm up so that the baseline includes compiled code, a pooled connection and
     // the heap V8 keeps for streaming: steady state, not first-use growth.
     await (await fetch(`${base}/warm`, { method: "POST", body: new Uint8Array(WARM) })).text();
@@ -79,8 +64,7 @@ routes:
   } finally {
     sampling = false;
     await sampler;
-    await gw.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
+    await p.close();
   }
 }
 

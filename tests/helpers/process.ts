@@ -75,3 +75,46 @@ export async function spawnGateway(
   await gp.stop("SIGKILL");
   throw new Error(`gateway did not become ready:\n${log.join("\n")}`);
 }
+
+export interface ProxyProcess {
+  readonly gw: GatewayProcess;
+  /** `http://127.0.0.1:PORT` of the public listener. */
+  readonly base: string;
+  /** Kills the process if still running and removes its config. */
+  close(): Promise<void>;
+}
+
+/** A gateway process with one catch-all route to `upstreamUrl`; `extra` adds top-level sections. */
+export async function spawnProxyGateway(upstreamUrl: string, extra = ""): Promise<ProxyProcess> {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const admin = freePort();
+  const file = `${dir}/gateway.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${admin} }
+${extra}
+upstreams:
+  a: { targets: [ { url: "${upstreamUrl}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`,
+  );
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`);
+  return {
+    gw,
+    base: `http://127.0.0.1:${port}`,
+    async close() {
+      await gw.stop("SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}

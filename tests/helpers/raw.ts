@@ -2,6 +2,7 @@
  * A raw HTTP/1.1 exchange over TCP, for what fetch will not send: a chosen
  * Host, malformed framing, odd request targets. One request per connection.
  */
+import { type Bytes, concat } from "../../lib/proxy/http1/bytes.ts";
 
 export interface RawResponse {
   status: number;
@@ -24,7 +25,7 @@ export async function rawRequest(
   try {
     const text = head.join("\r\n") + "\r\n\r\n" + body;
     await conn.write(new TextEncoder().encode(text));
-    const chunks: Uint8Array[] = [];
+    const chunks: Bytes[] = [];
     const buf = new Uint8Array(65536);
     while (true) {
       let n: number | null;
@@ -36,7 +37,7 @@ export async function rawRequest(
       if (n === null) break;
       chunks.push(buf.slice(0, n));
     }
-    const raw = new TextDecoder().decode(concat(chunks));
+    const raw = new TextDecoder().decode(concat(chunks, chunks.reduce((n, c) => n + c.length, 0)));
     return parse(raw);
   } finally {
     clearTimeout(timer);
@@ -83,17 +84,6 @@ function dechunk(s: string): string {
     if (!size) break;
     out += s.slice(eol + 2, eol + 2 + size);
     i = eol + 2 + size + 2;
-  }
-  return out;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
   }
   return out;
 }
