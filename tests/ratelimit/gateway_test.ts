@@ -266,3 +266,17 @@ routes:
     }
   }
 });
+
+Deno.test("config/examples/ratelimit.yaml starts a gateway", async () => {
+  const file = new URL("../../config/examples/ratelimit.yaml", import.meta.url).pathname;
+  const text = (await Deno.readTextFile(file)).replace(/port: \d+/g, "port: 0");
+  const g = await startGateway(text);
+  try {
+    const policies = Object.fromEntries(g.gw.plan.routes.map((r) => [r.name, r.policies]));
+    for (const route of ["users", "search", "legacy", "public-docs"]) {
+      assertOk(policies[route]!.includes("ratelimit"), route);
+    }
+  } finally {
+    await g.close();
+  }
+});
