@@ -28,6 +28,16 @@ interface GatewayConfig {
   args?: string[];
 }
 
+/** A limit on every request that never refuses (one client, one hot key): its cost alone. */
+const EVERY_REQUEST_LIMITED = `
+routes:
+  - name: users
+    match: { path: /api/users }
+    strip_prefix: true
+    upstream: users
+    rate_limit: { algorithm: token_bucket, rate: 1000000000, per: 1s }
+`;
+
 const BENCH_KEY = "bench-key-0123456789abcdef";
 
 /** An RS256 key set in `dir` and a token it verifies, valid for the length of a run. */
@@ -43,7 +53,7 @@ async function jwtMaterial(dir: string): Promise<{ jwksFile: string; token: stri
   return { jwksFile, token };
 }
 
-async function configs(dir: string): Promise<GatewayConfig[]> {
+async function configs(dir: string, redisUrl: string): Promise<GatewayConfig[]> {
   const { jwksFile, token } = await jwtMaterial(dir);
   const consumers = `consumers:
   - { id: bench-app, api_keys: ["${BENCH_KEY}"], subjects: [bench-user], scopes: [read:users] }`;
@@ -54,6 +64,11 @@ async function configs(dir: string): Promise<GatewayConfig[]> {
 routes:
   - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
 `,
+    },
+    { name: "gateway rate-limited (memory)", body: EVERY_REQUEST_LIMITED },
+    {
+      name: "gateway rate-limited (redis)",
+      body: `store: { kind: redis, redis: { url: "${redisUrl}" } }${EVERY_REQUEST_LIMITED}`,
     },
     {
       // Two isolates on one port (SO_REUSEPORT): against routing-only, what a second core buys.
@@ -91,6 +106,15 @@ routes:
   ];
 }
 
+/** A redis-server for the configurations that use the Redis store. */
+function startRedis(spawn: Spawn): string {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", ""]);
+  return `redis://127.0.0.1:${port}`;
+}
+
 export async function gatewayTargets(
   root: string,
   spawn: Spawn,
@@ -99,7 +123,7 @@ export async function gatewayTargets(
   const dir = await Deno.makeTempDir({ prefix: "gw-bench-" });
   cleanups.push(() => Deno.remove(dir, { recursive: true }));
   const out: BenchTarget[] = [];
-  for (const [i, c] of (await configs(dir)).entries()) {
+  for (const [i, c] of (await configs(dir, startRedis(spawn))).entries()) {
     const port = 9500 + i;
     const file = join(dir, `bench-${i}.yaml`);
     await Deno.writeTextFile(

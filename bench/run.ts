@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BenchTarget, gatewayTargets } from "./configs.ts";
+import { rateLimitBench } from "./ratelimit.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -174,7 +175,9 @@ async function main(): Promise<void> {
     }
   }
   const rows = ready.map((t) => median(results.get(t.name)!));
-  const table = render(rows);
+  // Decisions per second and the memory bound (`--only ratelimit` runs them too).
+  const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
+  const table = render(rows) + limiting;
   console.log(table);
   const date = new Date().toISOString().slice(0, 10);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))

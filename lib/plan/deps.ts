@@ -9,6 +9,7 @@ import type { RedisConnections } from "../store/redis.ts";
 import type { ResilienceRegistry } from "../resilience/registry.ts";
 import type { CacheStores } from "../cache/stores.ts";
 import type { CredentialStore } from "../auth/store.ts";
+import type { LocalLimiterStore } from "../store/limiter_store.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -25,4 +26,6 @@ export interface RuntimeDeps {
    * in a store of this isolate's own: how `--workers N` shares them (lib/cluster).
    */
   localCredentials?: CredentialStore;
+  /** Rate-limit state of `store.kind: memory`, kept across reloads. */
+  localLimiter: LocalLimiterStore;
 }

@@ -11,6 +11,7 @@ import { PoolRegistry } from "../proxy/pools.ts";
 import { RedisConnections } from "../store/redis.ts";
 import { ResilienceRegistry } from "../resilience/registry.ts";
 import { registerResilienceAdmin } from "../resilience/admin.ts";
+import { MemoryLimiterStore } from "../store/memory_limiter.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
@@ -76,6 +77,7 @@ export class Gateway {
       resilience: new ResilienceRegistry(),
       caches: new CacheStores(),
       ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
+      localLimiter: new MemoryLimiterStore(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);

@@ -17,6 +17,7 @@ import { ManualClock } from "../../lib/core/clock.ts";
 import type { RuntimeDeps } from "../../lib/plan/deps.ts";
 import { ResilienceRegistry } from "../../lib/resilience/registry.ts";
 import { CacheStores } from "../../lib/cache/stores.ts";
+import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 
 async function build(yaml: string) {
   const loaded = await parseConfig(yaml, "/tmp/gateway.yaml", () => undefined);
@@ -27,6 +28,7 @@ async function build(yaml: string) {
     redis: new RedisConnections(silentLogger),
     resilience: new ResilienceRegistry(),
     caches: new CacheStores(),
+    localLimiter: new MemoryLimiterStore(),
   };
   const b = new BuildContext(loaded.config, deps, loaded.source, "/tmp", new Map());
   const chains = [];

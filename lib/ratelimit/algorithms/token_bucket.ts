@@ -1,0 +1,51 @@
+/**
+ * Token bucket: `burst` tokens at most, refilled at `rate` per `perMs`. A burst
+ * up to the bucket's size passes at once, then the sustained rate applies.
+ *
+ * Tokens are counted in units of 1/perMs token, so that refilling adds exactly
+ * `rate` units a millisecond and an integer configuration stays in integers.
+ */
+import type { Algorithm, Step } from "./algorithm.ts";
+import { wholeRate } from "./whole_rate.ts";
+
+export interface TokenBucketState {
+  /** Tokens × perMs. */
+  readonly units: number;
+  /** When `units` was computed (ms). */
+  readonly at: number;
+}
+
+export interface TokenBucketParams {
+  rate: number;
+  perMs: number;
+  burst: number;
+}
+
+export function tokenBucket(p: TokenBucketParams): Algorithm<TokenBucketState> {
+  const { burst } = p;
+  const { rate, perMs } = wholeRate(p.rate, p.perMs, burst);
+  const capacity = burst * perMs;
+  return {
+    spec: { kind: "token_bucket", rate, perMs, burst },
+    limit: burst,
+    step(state, now, cost): Step<TokenBucketState> {
+      let units = capacity;
+      let at = now;
+      if (state !== undefined) {
+        at = Math.max(now, state.at);
+        units = Math.min(capacity, state.units + Math.max(0, now - state.at) * rate);
+      }
+      const needed = cost * perMs;
+      const allowed = units >= needed;
+      if (allowed) units -= needed;
+      return {
+        allowed,
+        remaining: Math.floor(units / perMs),
+        resetMs: Math.ceil((capacity - units) / rate),
+        retryAfterMs: allowed ? 0 : Math.ceil((needed - units) / rate),
+        delayMs: 0,
+        state: { units, at },
+      };
+    },
+  };
+}

@@ -1,0 +1,197 @@
+/** The algorithms alone, with exact counts at exact instants (no clock, no store). */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
+import {
+  type Algorithm,
+  compileAlgorithm,
+  windowBounds,
+} from "../../lib/ratelimit/algorithms/index.ts";
+import { random, SPECS } from "./helpers.ts";
+
+/** Feeds requests at the given instants, keeping state as a store would; returns the admitted ones. */
+function run(alg: Algorithm, times: number[], cost = 1) {
+  let state: unknown;
+  const admitted: number[] = [];
+  const verdicts = [];
+  for (const t of times) {
+    const s = alg.step(state, t, cost);
+    verdicts.push(s);
+    if (s.allowed) {
+      state = s.state;
+      admitted.push(t);
+    }
+  }
+  return { admitted, verdicts, state };
+}
+
+const at = (t: number, n: number) => Array.from({ length: n }, () => t);
+
+Deno.test("token_bucket lets a burst through at once, then the sustained rate", () => {
+  const alg = compileAlgorithm({ kind: "token_bucket", rate: 10, perMs: 1000, burst: 20 });
+  const burst = run(alg, at(0, 25));
+  assertEquals(burst.admitted.length, 20);
+  assertEquals(burst.verdicts[19]!.remaining, 0);
+  assertEquals(burst.verdicts[20]!.retryAfterMs, 100);
+  // Then 10 seconds of a client asking every 10 ms: exactly one every 100 ms.
+  const times = [...at(0, 25)];
+  for (let t = 10; t <= 10_000; t += 10) times.push(t);
+  const { admitted } = run(alg, times);
+  assertEquals(admitted.length, 20 + 100);
+  assertEquals(admitted.slice(20, 24), [100, 200, 300, 400]);
+});
+
+Deno.test("token_bucket reports remaining, reset and retry exactly", () => {
+  const alg = compileAlgorithm({ kind: "token_bucket", rate: 100, perMs: 60_000, burst: 100 });
+  const { verdicts } = run(alg, at(0, 101));
+  assertEquals(verdicts[0], {
+    allowed: true,
+    remaining: 99,
+    resetMs: 600,
+    retryAfterMs: 0,
+    delayMs: 0,
+    state: { units: 99 * 60_000, at: 0 },
+  });
+  const last = verdicts[100]!;
+  assertEquals([last.allowed, last.remaining, last.resetMs, last.retryAfterMs], [
+    false,
+    0,
+    60_000,
+    600,
+  ]);
+});
+
+Deno.test("token_bucket with a cost takes that many tokens", () => {
+  const alg = compileAlgorithm({ kind: "token_bucket", rate: 1, perMs: 1000, burst: 10 });
+  assertEquals(run(alg, at(0, 5), 3).admitted.length, 3);
+});
+
+Deno.test("fixed_window lets twice the limit through across a boundary", () => {
+  const alg = compileAlgorithm({ kind: "fixed_window", limit: 10, window: { every: 1000 } });
+  const { admitted, verdicts } = run(alg, [...at(999, 15), ...at(1000, 15)]);
+  assertEquals(admitted.length, 20);
+  assertEquals(verdicts[10]!.retryAfterMs, 1);
+  assertEquals(verdicts[15]!.resetMs, 1000);
+});
+
+Deno.test("sliding_window does not let twice the limit through across a boundary", () => {
+  const alg = compileAlgorithm({ kind: "sliding_window", limit: 10, perMs: 1000 });
+  const { admitted, verdicts } = run(alg, [...at(999, 15), ...at(1000, 15)]);
+  assertEquals(admitted.length, 10);
+  // At 1000 the previous window still weighs 10: the next slot frees when 1/10 of it has slid out.
+  assertEquals(verdicts[10]!.retryAfterMs, 101);
+  assertEquals(verdicts[15]!.retryAfterMs, 100);
+  // Half way through the next window, half of the previous one still counts.
+  assertEquals(run(alg, [...at(999, 10), ...at(1500, 10)]).admitted.length, 15);
+});
+
+Deno.test("sliding_window retry-after is the first instant that admits", () => {
+  for (const [limit, prevCount, wait] of [[10, 10, 0], [7, 7, 250], [3, 2, 10]] as const) {
+    const alg = compileAlgorithm({ kind: "sliding_window", limit, perMs: 1000 });
+    const { state } = run(alg, at(500, prevCount));
+    const t0 = 1000 + wait;
+    const refusal = alg.step(state, t0, limit);
+    assertEquals(refusal.allowed, false);
+    const due = t0 + refusal.retryAfterMs;
+    assertEquals(alg.step(state, due - 1, limit).allowed, false, `limit ${limit} at ${due - 1}`);
+    assertEquals(alg.step(state, due, limit).allowed, true, `limit ${limit} at ${due}`);
+  }
+});
+
+Deno.test("sliding_log never admits more than the limit in any window", () => {
+  const alg = compileAlgorithm({ kind: "sliding_log", limit: 10, perMs: 1000 });
+  const times: number[] = [];
+  for (let t = 0; t < 5000; t += 7) times.push(t, t);
+  const { admitted } = run(alg, times);
+  for (const t of admitted) {
+    const inWindow = admitted.filter((u) => u > t - 1000 && u <= t).length;
+    assertOk(inWindow <= 10, `${inWindow} in the window ending at ${t}`);
+  }
+  // Across a boundary it is as strict as any instant.
+  assertEquals(run(alg, [...at(999, 15), ...at(1000, 15), ...at(1998, 5)]).admitted.length, 10);
+  assertEquals(run(alg, [...at(999, 15), ...at(1999, 15)]).admitted.length, 20);
+});
+
+Deno.test("leaky_bucket police refuses what overflows the meter and passes the rest at once", () => {
+  const alg = compileAlgorithm({
+    kind: "leaky_bucket",
+    mode: "police",
+    rate: 10,
+    perMs: 1000,
+    capacity: 5,
+  });
+  const { admitted, verdicts } = run(alg, [...at(0, 8), 50, 100, 150, 200, 300]);
+  assertEquals(admitted, [0, 0, 0, 0, 0, 100, 200, 300]);
+  assertOk(verdicts.every((v) => v.delayMs === 0));
+  assertEquals(verdicts[5]!.retryAfterMs, 100);
+});
+
+Deno.test("leaky_bucket shape spaces requests by 1/rate and refuses what overflows the queue", () => {
+  const alg = compileAlgorithm({
+    kind: "leaky_bucket",
+    mode: "shape",
+    rate: 10,
+    perMs: 1000,
+    capacity: 4, // queue 3 + the one being released
+  });
+  const { admitted, verdicts } = run(alg, at(0, 6));
+  assertEquals(admitted.length, 4);
+  assertEquals(verdicts.map((v) => v.delayMs), [0, 100, 200, 300, 0, 0]);
+  assertEquals(verdicts[4]!.retryAfterMs, 100);
+  // The released times are the arrival plus the delay: exactly one per 100 ms.
+  const { verdicts: later } = run(alg, [0, 0, 0, 150, 150, 420]);
+  const released = [0, 0, 0, 150, 150, 420].map((t, i) => t + later[i]!.delayMs);
+  assertEquals(released, [0, 100, 200, 300, 400, 500]);
+});
+
+Deno.test("calendar windows are UTC days and months", () => {
+  const t = Date.UTC(2028, 1, 29, 23, 59, 59, 999); // a leap day
+  assertEquals(windowBounds({ calendar: "day" }, t), [Date.UTC(2028, 1, 29), Date.UTC(2028, 2, 1)]);
+  assertEquals(windowBounds({ calendar: "month" }, t), [
+    Date.UTC(2028, 1, 1),
+    Date.UTC(2028, 2, 1),
+  ]);
+  const dec = Date.UTC(2027, 11, 31, 12);
+  assertEquals(windowBounds({ calendar: "month" }, dec), [
+    Date.UTC(2027, 11, 1),
+    Date.UTC(2028, 0, 1),
+  ]);
+  const quota = compileAlgorithm({ kind: "fixed_window", limit: 3, window: { calendar: "month" } });
+  const end = Date.UTC(2028, 0, 31, 23, 59, 59);
+  const { admitted, verdicts } = run(quota, [...at(end, 4), end + 1000]);
+  assertEquals(admitted, [end, end, end, end + 1000]);
+  assertEquals(verdicts[3]!.retryAfterMs, 1000);
+});
+
+Deno.test("every algorithm: retry-after is exact and state is empty after reset", () => {
+  for (const spec of SPECS) {
+    const alg = compileAlgorithm(spec);
+    const rnd = random(7);
+    let state: unknown;
+    let t = 1_000_000;
+    let refusals = 0;
+    for (let i = 0; i < 400; i++) {
+      t += Math.floor(rnd() * 120);
+      const cost = 1 + Math.floor(rnd() * 2);
+      const s = alg.step(state, t, cost);
+      const label = `${JSON.stringify(spec)} at ${t} cost ${cost}`;
+      if (!s.allowed) {
+        refusals++;
+        assertOk(s.retryAfterMs > 0, label);
+        assertEquals(alg.step(state, t + s.retryAfterMs, cost).allowed, true, label);
+        assertEquals(alg.step(state, t + s.retryAfterMs - 1, cost).allowed, false, label);
+        continue;
+      }
+      state = s.state;
+      assertOk(s.remaining >= 0 && s.remaining <= alg.limit, label);
+      // Once reset has passed, the kept state counts for nothing (so a store may drop it).
+      const later = t + s.resetMs;
+      const fromState = alg.step(state, later, 1);
+      const fromEmpty = alg.step(undefined, later, 1);
+      assertEquals(
+        [fromState.allowed, fromState.remaining, fromState.delayMs],
+        [fromEmpty.allowed, fromEmpty.remaining, fromEmpty.delayMs],
+        label,
+      );
+    }
+    assertOk(refusals > 40, `${JSON.stringify(spec)}: only ${refusals} refusals`);
+  }
+});

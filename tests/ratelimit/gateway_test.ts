@@ -1,0 +1,282 @@
+/** Rate limits and quotas through a real listener, with a fake clock so that counts are exact. */
+import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
+import { ConfigError } from "../../lib/config/issues.ts";
+import { limitedConfig, routeR } from "./helpers.ts";
+
+const T0 = Date.UTC(2026, 2, 10, 12, 0, 0);
+
+async function withGateway(
+  routes: string,
+  fn: (g: TestGateway, up: TestServer, clock: ManualClock) => Promise<void>,
+  extra = "",
+): Promise<void> {
+  const up = startUpstream(() => new Response("ok"));
+  const clock = new ManualClock(T0);
+  const g = await startGateway(baseConfig(limitedConfig(up.url, routes, extra)), { clock });
+  try {
+    await fn(g, up, clock);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+}
+
+async function get(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${g.url()}${path}`, { headers });
+  return { res, status: res.status, body: await res.text(), h: res.headers };
+}
+
+Deno.test("a limited route answers 429 in the common shape with Retry-After and RateLimit headers", async () => {
+  await withGateway(
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 3, per: 1m, headers: ietf_and_x }`),
+    async (g, up) => {
+      for (const left of ["2", "1", "0"]) {
+        const { status, h } = await get(g, "/r");
+        assertEquals(status, 200);
+        assertEquals(h.get("ratelimit-limit"), "3");
+        assertEquals(h.get("ratelimit-remaining"), left);
+        assertEquals(h.get("ratelimit-reset"), "60");
+        assertEquals(h.get("x-ratelimit-reset"), String(T0 / 1000 + 60));
+      }
+      const res = await fetch(`${g.url()}/r`);
+      const body = await assertError(res, 429, "rate_limited");
+      assertMatch(body.error.message, /3 per 1m/);
+      assertEquals(res.headers.get("retry-after"), "60");
+      assertEquals(res.headers.get("ratelimit-limit"), "3");
+      assertEquals(res.headers.get("ratelimit-remaining"), "0");
+      assertEquals(res.headers.get("ratelimit-reset"), "60");
+      assertEquals(res.headers.get("x-ratelimit-remaining"), "0");
+      assertEquals(up.received.length, 3);
+    },
+  );
+});
+
+Deno.test("several limits on one route all apply, and a refused request consumes from none", async () => {
+  await withGateway(
+    routeR(`
+rate_limit:
+  - { algorithm: token_bucket, rate: 2, per: 1s, burst: 2 }
+  - { algorithm: fixed_window, limit: 5, per: 1h }
+`),
+    async (g, up, clock) => {
+      const statuses: number[] = [];
+      for (let second = 0; second < 4; second++) {
+        for (let i = 0; i < 3; i++) statuses.push((await get(g, "/r")).status);
+        clock.advance(1000);
+      }
+      // 2 a second by the bucket, until the hourly 5 are used up.
+      assertEquals(statuses, [200, 200, 429, 200, 200, 429, 200, 429, 429, 429, 429, 429]);
+      assertEquals(up.received.length, 5);
+      // The response reports the tighter limit.
+      clock.advance(3_600_000);
+      const { h } = await get(g, "/r");
+      assertEquals([h.get("ratelimit-limit"), h.get("ratelimit-remaining")], ["2", "1"]);
+    },
+  );
+});
+
+Deno.test("defaults apply to routes without their own limits and share one set of counters", async () => {
+  await withGateway(
+    `  - { name: one, match: { path: /one }, upstream: a }
+  - { name: two, match: { path: /two }, upstream: a }
+  - name: own
+    match: { path: /own }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 10, per: 1m }
+`,
+    async (g) => {
+      assertEquals((await get(g, "/one")).status, 200);
+      assertEquals((await get(g, "/two")).status, 200);
+      assertEquals((await get(g, "/one")).status, 429);
+      assertEquals((await get(g, "/two")).status, 429);
+      assertEquals((await get(g, "/own")).status, 200);
+    },
+    "defaults:\n  rate_limit: { algorithm: sliding_window, limit: 2, per: 1m }\n",
+  );
+});
+
+Deno.test("header keys count clients apart; a request without the header is counted by IP", async () => {
+  await withGateway(
+    `  - name: r
+    match: { path: /r }
+    upstream: a
+    rate_limit: { algorithm: sliding_log, limit: 1, per: 1m, key: "header:X-Client" }
+  - name: both
+    match: { path: /both }
+    upstream: a
+    rate_limit: { algorithm: sliding_log, limit: 1, per: 1m, key: [ip, "header:X-Client"] }
+`,
+    async (g) => {
+      assertEquals((await get(g, "/r", { "x-client": "a" })).status, 200);
+      assertEquals((await get(g, "/r", { "x-client": "a" })).status, 429);
+      assertEquals((await get(g, "/r", { "x-client": "b" })).status, 200);
+      assertEquals((await get(g, "/r")).status, 200);
+      assertEquals((await get(g, "/r")).status, 429);
+      // A client cannot pose as the IP fallback key, and long values are hashed, not stored.
+      assertEquals((await get(g, "/r", { "x-client": "~ip:127.0.0.1" })).status, 200);
+      assertEquals((await get(g, "/r", { "x-client": "x".repeat(4000) })).status, 200);
+      assertEquals((await get(g, "/r", { "x-client": "x".repeat(4000) })).status, 429);
+      assertEquals((await get(g, "/both", { "x-client": "a" })).status, 200);
+      assertEquals((await get(g, "/both", { "x-client": "a" })).status, 429);
+      assertEquals((await get(g, "/both", { "x-client": "b" })).status, 200);
+    },
+  );
+});
+
+Deno.test("a monthly quota ends on the calendar boundary in UTC", async () => {
+  await withGateway(
+    routeR(`quota: { requests: 2, per: month, key: ip }`),
+    async (g, _up, clock) => {
+      clock.set(Date.UTC(2026, 1, 28, 23, 59, 50));
+      assertEquals((await get(g, "/r")).status, 200);
+      const { h } = await get(g, "/r");
+      assertEquals([h.get("ratelimit-limit"), h.get("ratelimit-remaining")], ["2", "0"]);
+      const res = await fetch(`${g.url()}/r`);
+      const body = await assertError(res, 429, "quota_exceeded");
+      assertMatch(body.error.message, /2 per month/);
+      assertEquals(res.headers.get("retry-after"), "10");
+      clock.set(Date.UTC(2026, 2, 1));
+      assertEquals((await get(g, "/r")).status, 200);
+    },
+  );
+});
+
+Deno.test("a daily quota and a rate limit apply together", async () => {
+  await withGateway(
+    routeR(`
+rate_limit: { algorithm: token_bucket, rate: 1, per: 1s }
+quota: { requests: 3, per: day, key: ip }
+`),
+    async (g, _up, clock) => {
+      const statuses: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const first = await fetch(`${g.url()}/r`);
+        await first.body?.cancel();
+        const second = await fetch(`${g.url()}/r`);
+        const code = second.status === 429 ? (await second.json()).error.code : second.status;
+        statuses.push(`${first.status}/${code}`);
+        clock.advance(1000);
+      }
+      assertEquals(statuses, [
+        "200/rate_limited",
+        "200/rate_limited",
+        // Refused by both: the quota's refusal lasts longer, so it is the one reported.
+        "200/quota_exceeded",
+        "429/quota_exceeded",
+        "429/quota_exceeded",
+      ]);
+    },
+  );
+});
+
+Deno.test("a shadow limit observes without refusing", async () => {
+  await withGateway(
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, shadow: true }`),
+    async (g, up) => {
+      for (let i = 0; i < 3; i++) {
+        const { status, h } = await get(g, "/r");
+        assertEquals(status, 200);
+        assertEquals(h.get("ratelimit-limit"), null);
+      }
+      assertEquals(up.received.length, 3);
+    },
+  );
+});
+
+Deno.test("headers: none keeps admitted responses clean but not refusals", async () => {
+  await withGateway(
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, headers: none }`),
+    async (g) => {
+      assertEquals((await get(g, "/r")).h.get("ratelimit-limit"), null);
+      const refused = await get(g, "/r");
+      assertEquals([refused.status, refused.h.get("ratelimit-limit")], [429, "1"]);
+    },
+  );
+});
+
+Deno.test("counters survive a reload for limits that still exist", async () => {
+  const route = (per: string) =>
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 2, per: ${per} }`);
+  await withGateway(route("1h"), async (g) => {
+    assertEquals((await get(g, "/r")).status, 200);
+    const text = await Deno.readTextFile(g.file);
+    await Deno.writeTextFile(
+      g.file,
+      text + "  - { name: other, match: { path: /o }, upstream: a }\n",
+    );
+    assertEquals((await g.gw.reload()).ok, true);
+    assertEquals((await get(g, "/r")).status, 200);
+    assertEquals((await get(g, "/r")).status, 429);
+    // A different window is a different limit: it starts afresh.
+    await Deno.writeTextFile(g.file, text.replace("per: 1h", "per: 2h"));
+    assertEquals((await g.gw.reload()).ok, true);
+    assertEquals((await get(g, "/r")).status, 200);
+  });
+});
+
+Deno.test("rate-limit config errors name the file, line and key", async () => {
+  const cases: [string, RegExp][] = [
+    [
+      "rate_limit: { algorithm: leaky_bucket, mode: shape, rate: 5, per: 1s, burst: 3 }",
+      /gateway\.yaml:10:\d+: routes\[0\]\.rate_limit\.burst: burst is for mode: police/,
+    ],
+    [
+      "rate_limit: { algorithm: leaky_bucket, rate: 5, per: 1s }",
+      /routes\[0\]\.rate_limit\.mode: expected one of "police", "shape", got nothing/,
+    ],
+    [
+      "rate_limit: { algorithm: sliding_log, limit: 50000, per: 1h }",
+      /routes\[0\]\.rate_limit\.limit: expected at most 10000/,
+    ],
+    [
+      "rate_limit: { algorithm: token_bucket, rate: 5, per: 1s, burst: 2, cost: 3 }",
+      /routes\[0\]\.rate_limit\.cost: expected a cost of at most 2/,
+    ],
+    [
+      "rate_limit: { algorithm: fixed_window, limit: 5, per: 1s, key: consumer }",
+      /gateway\.yaml:10:\d+: routes\[0\]\.rate_limit\[0\]\.key: key consumer needs auth/,
+    ],
+    [
+      "rate_limit: { algorithm: fixed_window, limit: 5, per: 1s, key: [ip, header] }",
+      /routes\[0\]\.rate_limit\.key\[1\]: expected consumer, ip, route or header:NAME/,
+    ],
+    [
+      "quota: { requests: 5, per: week }",
+      /routes\[0\]\.quota\.per: expected one of "day", "month", got the string "week"/,
+    ],
+  ];
+  for (const [line, expected] of cases) {
+    const yaml = baseConfig(`upstreams:
+  a: { targets: [ { url: "http://127.0.0.1:9" } ] }
+routes:
+  - name: r
+    upstream: a
+    ${line}
+`);
+    try {
+      const g = await startGateway(yaml);
+      await g.close();
+      assertOk(false, `accepted: ${line}`);
+    } catch (err) {
+      assertOk(err instanceof ConfigError, String(err));
+      assertMatch(err.message, expected, `${line}\n${err.message}`);
+    }
+  }
+});
+
+Deno.test("config/examples/ratelimit.yaml starts a gateway", async () => {
+  const file = new URL("../../config/examples/ratelimit.yaml", import.meta.url).pathname;
+  const text = (await Deno.readTextFile(file)).replace(/port: \d+/g, "port: 0");
+  const g = await startGateway(text);
+  try {
+    const policies = Object.fromEntries(g.gw.plan.routes.map((r) => [r.name, r.policies]));
+    for (const route of ["users", "search", "legacy", "public-docs"]) {
+      assertOk(policies[route]!.includes("ratelimit"), route);
+    }
+  } finally {
+    await g.close();
+  }
+});

@@ -1,0 +1,56 @@
+/** Shared by the rate-limit tests. */
+import type { AlgorithmSpec } from "../../lib/ratelimit/algorithms/index.ts";
+
+/** A small seeded generator, so that failures reproduce. */
+export function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Sends one inline command to a redis-server and returns its raw reply (for SCRIPT FLUSH, DBSIZE...). */
+export async function redisCommand(port: number, command: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(`${command}\r\n`));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  } finally {
+    conn.close();
+  }
+}
+
+/** Collects log lines (JSON) for assertions on what was logged and how often. */
+export function captureLog(): { lines: Record<string, unknown>[]; write: (line: string) => void } {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, write: (line) => lines.push(JSON.parse(line)) };
+}
+
+/** Route `r` on `/r` to upstream `a`, with `lines` (YAML, one level in) added to it. */
+export function routeR(lines: string): string {
+  const body = lines.trim().split("\n").map((l) => `    ${l}`).join("\n");
+  return `  - name: r\n    match: { path: /r }\n    upstream: a\n${body}\n`;
+}
+
+/** A config body: an optional store section, upstream `a` at `upstream`, then the routes. */
+export function limitedConfig(upstream: string, routes: string, store = ""): string {
+  return `${store}\nupstreams:\n  a: { targets: [ { url: "${upstream}" } ] }\nroutes:\n${routes}`;
+}
+
+/** Algorithm specs with small numbers, so that sequences hit refusals, boundaries and refills. */
+export const SPECS: AlgorithmSpec[] = [
+  { kind: "token_bucket", rate: 7, perMs: 1000, burst: 5 },
+  { kind: "token_bucket", rate: 0.3, perMs: 1000, burst: 2 },
+  { kind: "leaky_bucket", mode: "police", rate: 3, perMs: 1000, capacity: 4 },
+  { kind: "leaky_bucket", mode: "shape", rate: 3, perMs: 1000, capacity: 4 },
+  { kind: "fixed_window", limit: 5, window: { every: 700 } },
+  { kind: "fixed_window", limit: 5, window: { calendar: "day" } },
+  { kind: "sliding_window", limit: 5, perMs: 700 },
+  { kind: "sliding_log", limit: 5, perMs: 700 },
+];

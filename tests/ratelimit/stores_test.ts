@@ -1,0 +1,202 @@
+/**
+ * The stores: atomic decisions over several limits, the memory store's bounds,
+ * and the Redis script giving the same verdicts as the TypeScript algorithms
+ * (same vectors against both, on a real redis-server).
+ */
+import { assertEquals, assertOk, assertRejects } from "../helpers/assert.ts";
+import { startRedis } from "../helpers/redis.ts";
+import { type AlgorithmSpec, compileAlgorithm } from "../../lib/ratelimit/algorithms/index.ts";
+import type { StoredLimit } from "../../lib/store/limiter_store.ts";
+import { StoreUnavailableError } from "../../lib/store/limiter_store.ts";
+import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
+import { RedisLimiterStore, whenReady } from "../../lib/store/redis_limiter.ts";
+import { RedisConnections } from "../../lib/store/redis.ts";
+import { redisSchema } from "../../lib/store/schema.ts";
+import { silentLogger } from "../../lib/observe/logger.ts";
+import { random, SPECS } from "./helpers.ts";
+
+function limit(id: string, spec: AlgorithmSpec, cost = 1, shadow = false): StoredLimit {
+  return { id, algorithm: compileAlgorithm(spec), cost, shadow };
+}
+
+const perSecond = (n: number): AlgorithmSpec => ({
+  kind: "fixed_window",
+  limit: n,
+  window: { every: 1000 },
+});
+
+Deno.test("memory store: a request refused by one limit consumes from none", () => {
+  const store = new MemoryLimiterStore();
+  const wide = limit("wide", perSecond(100));
+  const narrow = limit("narrow", perSecond(2));
+  const both = [wide, narrow];
+  const allowed = [0, 1, 2, 3, 4].map(() =>
+    store.decide(both, ["k", "k"], 10).every((v) => v.allowed)
+  );
+  assertEquals(allowed, [true, true, false, false, false]);
+  // Only the two admitted requests were counted by the wide limit.
+  assertEquals(store.decide([wide], ["k"], 10)[0]!.remaining, 97);
+});
+
+Deno.test("memory store: a shadow limit's refusal neither refuses nor holds back the others", () => {
+  const store = new MemoryLimiterStore();
+  const enforced = limit("enforced", perSecond(10));
+  const shadow = limit("shadow", perSecond(1), 1, true);
+  for (let i = 0; i < 3; i++) store.decide([enforced, shadow], ["k", "k"], 0);
+  const [e, s] = store.decide([enforced, shadow], ["k", "k"], 0);
+  assertEquals([e!.allowed, e!.remaining, s!.allowed], [true, 6, false]);
+});
+
+Deno.test("memory store: keys are namespaced by limit id", () => {
+  const store = new MemoryLimiterStore();
+  const a = limit("a", perSecond(1));
+  const b = limit("b", perSecond(1));
+  assertOk(store.decide([a], ["same"], 0)[0]!.allowed);
+  assertOk(store.decide([b], ["same"], 0)[0]!.allowed);
+  assertEquals(store.decide([a], ["same"], 0)[0]!.allowed, false);
+});
+
+Deno.test("memory store: a flood of distinct keys stays under the cap and spares active keys", () => {
+  const store = new MemoryLimiterStore({ maxKeys: 1000 });
+  const l = limit("l", { kind: "token_bucket", rate: 1, perMs: 3_600_000, burst: 5 });
+  for (let i = 0; i < 3; i++) store.decide([l], ["regular"], i);
+  for (let i = 0; i < 50_000; i++) {
+    store.decide([l], [`flood-${i}`], 10);
+    if (i % 100 === 0) store.decide([l], ["regular"], 10); // 2 tokens left, then refusals
+    assertOk(store.size <= 1000);
+  }
+  assertOk(store.evicted >= 49_000, `evicted ${store.evicted}`);
+  // The regular client kept its (empty) bucket: it was never evicted and reset.
+  assertEquals(store.decide([l], ["regular"], 20)[0]!.allowed, false);
+});
+
+Deno.test("memory store: expired state counts for nothing and a smaller cap trims at once", () => {
+  const store = new MemoryLimiterStore({ maxKeys: 100 });
+  const l = limit("l", perSecond(1));
+  for (let i = 0; i < 100; i++) store.decide([l], [`k${i}`], 500);
+  assertEquals(store.decide([l], ["k1"], 999)[0]!.allowed, false);
+  assertEquals(store.decide([l], ["k1"], 1000)[0]!.allowed, true);
+  store.configure({ maxKeys: 10 });
+  assertOk(store.size <= 10, `size ${store.size}`);
+});
+
+async function withRedisStore(
+  fn: (store: RedisLimiterStore, ctl: {
+    connections: RedisConnections;
+    command: (...args: string[]) => Promise<unknown>;
+    stop(): Promise<void>;
+    start(): Promise<void>;
+  }) => Promise<void>,
+) {
+  const redis = await startRedis();
+  const connections = new RedisConnections(silentLogger);
+  try {
+    const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: 300 });
+    const client = connections.get(config);
+    assertOk(await whenReady(client, 2000));
+    const store = new RedisLimiterStore(client, config, connections);
+    await fn(store, {
+      connections,
+      command: (name, ...args) => client.call(name, ...args),
+      stop: redis.stop,
+      start: redis.start,
+    });
+  } finally {
+    connections.closeAll();
+    await redis.close();
+  }
+}
+
+const strip = (
+  v: {
+    allowed: boolean;
+    remaining: number;
+    resetMs: number;
+    retryAfterMs: number;
+    delayMs: number;
+  },
+) => [v.allowed, v.remaining, v.resetMs, v.retryAfterMs, v.delayMs];
+
+Deno.test("redis store gives the verdicts of the TypeScript algorithms (same vectors)", async () => {
+  await withRedisStore(async (redisStore, { command }) => {
+    const memory = new MemoryLimiterStore();
+    let compared = 0;
+    let refused = 0;
+    for (const [n, spec] of SPECS.entries()) {
+      // Each spec alone, and paired with a tight limit so that atomic refusals happen.
+      const sets = [[limit(`s${n}`, spec)], [limit(`p${n}`, spec), limit(`q${n}`, perSecond(3))]];
+      for (const set of sets) {
+        const rnd = random(n + 1);
+        let t = Date.UTC(2026, 5, 1) - 3000;
+        for (let i = 0; i < 150; i++) {
+          t += Math.floor(rnd() * 150);
+          const key = `c${Math.floor(rnd() * 2)}`;
+          const cost = rnd() < 0.2 ? 2 : 1;
+          const costed = set.map((l) => ({ ...l, cost }));
+          const keys = set.map(() => key);
+          const expected = memory.decide(costed, keys, t).map(strip);
+          const actual = (await redisStore.decide(costed, keys, t)).map(strip);
+          assertEquals(actual, expected, `${set.map((l) => l.id)} at ${t}, ${key}, cost ${cost}`);
+          compared++;
+          if (!expected[0]![0]) refused++;
+        }
+      }
+    }
+    assertOk(refused > 100, `only ${refused} refusals in ${compared} decisions`);
+    // Keys expire by themselves: every key has a TTL.
+    const keys = await command("KEYS", "t:rl:*") as string[];
+    assertOk(keys.length > 0);
+    for (const k of keys) assertOk((await command("PTTL", k) as number) > 0, k);
+  });
+});
+
+Deno.test("redis store: decisions made at once share script calls and stay exact", async () => {
+  await withRedisStore(async (store, { command }) => {
+    const l = limit("burst", { kind: "token_bucket", rate: 1, perMs: 86_400_000, burst: 100 });
+    const w = limit("window", perSecond(1_000_000));
+    const verdicts = await Promise.all(
+      Array.from({ length: 1000 }, () => store.decide([l, w], ["k", "k"], 5)),
+    );
+    assertEquals(verdicts.filter(([v]) => v!.allowed).length, 100);
+    // The wide limit counted only the 100 admitted requests.
+    assertEquals((await store.decide([w], ["k"], 5))[0]!.remaining, 1_000_000 - 101);
+    const stats = await command("INFO", "commandstats") as string;
+    const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+    assertOk(calls > 1 && calls < 500, `${calls} script calls for 1001 decisions`);
+  });
+});
+
+Deno.test("redis store reloads its script after NOSCRIPT (SCRIPT FLUSH)", async () => {
+  await withRedisStore(async (store, { command }) => {
+    const l = limit("n", perSecond(2));
+    assertOk((await store.decide([l], ["k"], 0))[0]!.allowed);
+    await command("SCRIPT", "FLUSH");
+    assertOk((await store.decide([l], ["k"], 0))[0]!.allowed);
+    assertEquals((await store.decide([l], ["k"], 0))[0]!.allowed, false);
+  });
+});
+
+Deno.test("redis store fails fast while Redis is down and recovers when it returns", async () => {
+  await withRedisStore(async (store, { connections, stop, start }) => {
+    const l = limit("d", perSecond(5));
+    assertOk((await store.decide([l], ["k"], 0))[0]!.allowed);
+    await stop();
+    const errors = connections.errors;
+    const t0 = performance.now();
+    await assertRejects(() => store.decide([l], ["k"], 0), StoreUnavailableError);
+    assertOk(performance.now() - t0 < 1000, "a down Redis answers at once, not after retries");
+    assertOk(connections.errors > errors);
+    await start();
+    const back = performance.now();
+    for (;;) {
+      try {
+        await store.decide([l], ["k"], 0);
+        break;
+      } catch {
+        assertOk(performance.now() - back < 5000, "not back within 5 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  });
+});
