@@ -15,6 +15,7 @@ import { type RunningListener, startListener } from "../server/listeners.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
+import { LIMITER_SERVICE, limiterService } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 
 export interface ClusterOptions {
@@ -46,6 +47,7 @@ export class Cluster {
 
   private constructor(private readonly o: ClusterOptions) {
     this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
+    this.rpc.register(LIMITER_SERVICE, limiterService());
   }
 
   /** Starts every worker and the admin listener; throws `ConfigError` or `ClusterStartError`. */

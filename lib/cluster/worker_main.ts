@@ -17,6 +17,7 @@ import {
 } from "./messages.ts";
 import { workerRpc } from "./rpc.ts";
 import { WorkerCredentialStore } from "./shared_credentials.ts";
+import { WorkerLimiterStore } from "./shared_limiter.ts";
 
 let gateway: Gateway | null = null;
 let credentials: WorkerCredentialStore | null = null;
@@ -36,6 +37,7 @@ async function start(o: StartOptions): Promise<void> {
       reusePort: true,
       adminListener: false,
       localCredentials: credentials,
+      localLimiter: new WorkerLimiterStore(workerRpc),
     });
     send({ type: "started", addresses: gateway.addresses() });
   } catch (e) {

@@ -17,6 +17,7 @@ import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { CredentialStore } from "../auth/store.ts";
+import type { LocalLimiterStore } from "../store/limiter_store.ts";
 import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   adminListener?: boolean;
   /** Keys and revocations shared with other workers (`RuntimeDeps.localCredentials`). */
   localCredentials?: CredentialStore;
+  /** Rate-limit state shared with other workers (default: this isolate's own memory store). */
+  localLimiter?: LocalLimiterStore;
 }
 
 export interface ReloadResult {
@@ -77,7 +80,7 @@ export class Gateway {
       resilience: new ResilienceRegistry(),
       caches: new CacheStores(),
       ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
-      localLimiter: new MemoryLimiterStore(),
+      localLimiter: options.localLimiter ?? new MemoryLimiterStore(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);

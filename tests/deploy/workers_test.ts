@@ -153,6 +153,56 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
   }
 });
 
+/** Limits of 100 that do not refill or roll over during a test (as in tests/ratelimit). */
+const LIMITS = [
+  "{ algorithm: token_bucket, rate: 1, per: 1d, burst: 100 }",
+  "{ algorithm: leaky_bucket, mode: police, rate: 1, per: 1d, burst: 100 }",
+  "{ algorithm: sliding_window, limit: 100, per: 1d }",
+  "{ algorithm: sliding_log, limit: 100, per: 1h }",
+  "{ algorithm: fixed_window, limit: 100, per: 1d }",
+];
+
+Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  const up = startUpstream(() => new Response("ok"));
+  const [port, admin] = freePorts(2) as [number, number];
+  const file = `${dir}/gateway.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${admin} }
+server: { drain_timeout_s: 2 }
+observe: { access_log: { enabled: false } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes:
+${
+      LIMITS.map((l, i) =>
+        `  - { name: r${i}, match: { path: /r${i} }, upstream: a, rate_limit: ${l} }`
+      ).join("\n")
+    }
+`,
+  );
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
+    timeoutMs: 30_000,
+  });
+  try {
+    for (const [i, limit] of LIMITS.entries()) {
+      // Each request on its own connection: the kernel spreads them over both workers.
+      const all = await Promise.all(
+        Array.from({ length: 500 }, () => statuses(`http://127.0.0.1:${port}/r${i}`, 1)),
+      );
+      const counts: Record<number, number> = {};
+      for (const [s] of all) counts[s!] = (counts[s!] ?? 0) + 1;
+      assertEquals(counts, { 200: 100, 429: 400 }, limit);
+    }
+    assertEquals(up.received.length, 100 * LIMITS.length);
+  } finally {
+    assertEquals(await gw.stop("SIGTERM"), 0);
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("--workers 2 refuses a listener on port 0 with a clear message", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
   try {
