@@ -80,6 +80,12 @@ routes:
       args: ["--workers", "2"],
     },
     {
+      // Decisions cross to the main thread: against rate-limited (memory), the cost of sharing.
+      name: "gateway rate-limited (memory) --workers 2",
+      body: EVERY_REQUEST_LIMITED,
+      args: ["--workers", "2"],
+    },
+    {
       name: "gateway api-key",
       header: `X-API-Key: ${BENCH_KEY}`,
       body: `

@@ -5,6 +5,7 @@
 import type { ReloadResult } from "../server/gateway.ts";
 import type { Level } from "../observe/logger.ts";
 import type { CredentialChange, CredentialSnapshot } from "./shared_credentials.ts";
+import type { RpcCall, RpcResult } from "./rpc.ts";
 
 export interface WireRequest {
   method: string;
@@ -35,8 +36,7 @@ export type ToWorker =
   | { type: "admin"; id: number; request: WireRequest }
   | { type: "shutdown" }
   | { type: "credentials"; change: CredentialChange }
-  | { type: "rpc-result"; id: number; ok: true; value: unknown }
-  | { type: "rpc-result"; id: number; ok: false; error: string };
+  | { type: "rpc-results"; results: RpcResult[] };
 
 /** Worker -> main thread. */
 export type FromWorker =
@@ -45,7 +45,7 @@ export type FromWorker =
   | { type: "reloaded"; id: number; result: ReloadResult }
   | { type: "admin-response"; id: number; response: WireResponse }
   | { type: "stopped" }
-  | { type: "rpc"; id: number; service: string; method: string; args: unknown[] };
+  | { type: "rpc"; calls: RpcCall[] };
 
 export async function toWire(req: Request): Promise<WireRequest> {
   return {

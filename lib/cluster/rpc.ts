@@ -1,12 +1,27 @@
 /**
  * Calls from worker isolates to services hosted by the main thread (the state
- * that `--workers N` must share, such as the in-memory limiter store). One
- * message each way per call; the main thread runs calls in arrival order.
+ * that `--workers N` must share, such as the in-memory limiter store).
+ *
+ * Calls are batched adaptively: with nothing in flight a call leaves at once;
+ * while batches are in flight, new calls wait and leave together with the next
+ * one. An idle gateway pays one message each way per call, a loaded one a
+ * fraction of that. The main thread runs the calls of a batch in order.
  */
 import type { FromWorker, ToWorker } from "./messages.ts";
 
-type RpcResult = Extract<ToWorker, { type: "rpc-result" }>;
-type RpcCall = Extract<FromWorker, { type: "rpc" }>;
+export interface RpcCall {
+  id: number;
+  service: string;
+  method: string;
+  args: unknown[];
+}
+
+export type RpcResult =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: string };
+
+/** Batches in flight at most; more calls queue for the next batch. */
+const MAX_IN_FLIGHT = 2;
 
 /** The worker side: one per isolate, attached by the worker entry. */
 export class WorkerRpc {
@@ -15,6 +30,8 @@ export class WorkerRpc {
     number,
     { resolve(v: unknown): void; reject(e: Error): void }
   >();
+  private queue: RpcCall[] = [];
+  private inFlight = 0;
   private post: ((msg: FromWorker) => void) | null = null;
 
   attach(post: (msg: FromWorker) => void): void {
@@ -31,16 +48,30 @@ export class WorkerRpc {
     const id = this.nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     this.pending.set(id, { resolve, reject });
-    this.post({ type: "rpc", id, service, method, args });
+    this.queue.push({ id, service, method, args });
+    if (this.inFlight < MAX_IN_FLIGHT) this.flush();
     return promise;
   }
 
-  settle(msg: RpcResult): void {
-    const p = this.pending.get(msg.id);
-    if (!p) return;
-    this.pending.delete(msg.id);
-    if (msg.ok) p.resolve(msg.value);
-    else p.reject(new Error(msg.error));
+  /** The main thread's answers to one batch. */
+  settle(results: RpcResult[]): void {
+    for (const r of results) {
+      const p = this.pending.get(r.id);
+      if (!p) continue;
+      this.pending.delete(r.id);
+      if (r.ok) p.resolve(r.value);
+      else p.reject(new Error(r.error));
+    }
+    this.inFlight--;
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.queue.length === 0 || !this.post) return;
+    const calls = this.queue;
+    this.queue = [];
+    this.inFlight++;
+    this.post({ type: "rpc", calls });
   }
 }
 
@@ -56,27 +87,22 @@ export class RpcHost {
     this.services.set(name, service);
   }
 
-  async handle(call: RpcCall): Promise<RpcResult> {
-    const fn = this.services.get(call.service)?.[call.method] as
-      | ((...args: unknown[]) => unknown)
-      | undefined;
-    if (!fn) {
-      return {
-        type: "rpc-result",
-        id: call.id,
-        ok: false,
-        error: `no ${call.service}.${call.method}`,
-      };
+  /** Runs a batch in order; an async method holds back the calls after it. */
+  async handle(calls: RpcCall[]): Promise<Extract<ToWorker, { type: "rpc-results" }>> {
+    const results: RpcResult[] = new Array(calls.length);
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i]!;
+      const fn = this.services.get(c.service)?.[c.method] as
+        | ((...args: unknown[]) => unknown)
+        | undefined;
+      try {
+        if (!fn) throw new Error(`no ${c.service}.${c.method}`);
+        const v = fn(...c.args);
+        results[i] = { id: c.id, ok: true, value: v instanceof Promise ? await v : v };
+      } catch (e) {
+        results[i] = { id: c.id, ok: false, error: String((e as Error)?.message ?? e) };
+      }
     }
-    try {
-      return { type: "rpc-result", id: call.id, ok: true, value: await fn(...call.args) };
-    } catch (e) {
-      return {
-        type: "rpc-result",
-        id: call.id,
-        ok: false,
-        error: String((e as Error)?.message ?? e),
-      };
-    }
+    return { type: "rpc-results", results };
   }
 }

@@ -127,7 +127,7 @@ export class WorkerHandle {
         this.stopped.resolve();
         return;
       case "rpc":
-        void this.rpc.handle(msg).then((r) => {
+        void this.rpc.handle(msg.calls).then((r) => {
           if (!this.dead) this.send(r);
         });
         return;

@@ -76,8 +76,8 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     case "credentials":
       credentials?.heard(msg.change, Date.now());
       return;
-    case "rpc-result":
-      workerRpc.settle(msg);
+    case "rpc-results":
+      workerRpc.settle(msg.results);
       return;
   }
 };
