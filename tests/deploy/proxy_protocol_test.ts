@@ -95,6 +95,32 @@ Deno.test("proxy_protocol: v1 and v2 headers give the upstream the real client a
   }
 });
 
+Deno.test("proxy_protocol: IP rules and key: ip limits apply to the client in the header", async () => {
+  const up = startUpstream();
+  const g = await startGateway(config(
+    up.url,
+    "127.0.0.1",
+    `  - name: limited
+    match: { path: /limited }
+    upstream: echo
+    ip: { deny: [198.51.100.0/24] }
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, key: ip }
+`,
+  ));
+  const status = (raw: string) => raw.match(/^HTTP\/1\.1 (\d{3})/)?.[1];
+  const from = (hostname: string) =>
+    exchange(g.url(), proxyV1({ hostname, port: 1000 }, LB), [get("/limited")]).then(status);
+  try {
+    assertEquals(await from("203.0.113.1"), "200");
+    assertEquals(await from("203.0.113.1"), "429");
+    assertEquals(await from("203.0.113.2"), "200");
+    assertEquals(await from("198.51.100.7"), "403");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
 Deno.test("proxy_protocol: connections without a valid header, or from untrusted peers, are closed", async () => {
   const up = startUpstream();
   const g = await startGateway(config(up.url, "127.0.0.1"));
