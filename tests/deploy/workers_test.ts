@@ -6,15 +6,26 @@ import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { freePorts, FROM_SOURCE, runCli, serveQuickstart } from "./process.ts";
 import { spawnGateway } from "../helpers/process.ts";
+import { EXACT_LIMITS, exactLimitRoutes } from "../ratelimit/helpers.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
 
-function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
+/** The public listener and the admin listener on fixed ports (workers share them), then `body`. */
+function listeners(port: number, admin: number, body: string, adminExtra = ""): string {
   return `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${admin}${extra} }
+admin: { host: 127.0.0.1, port: ${admin}${adminExtra} }
 server: { drain_timeout_s: 3 }
-upstreams: { echo: { targets: [ { url: "${upstream}" } ] } }
+${body}`;
+}
+
+function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
+  return listeners(
+    port,
+    admin,
+    `upstreams: { echo: { targets: [ { url: "${upstream}" } ] } }
 routes: [ { name: r, match: { path: ${route} }, upstream: echo } ]
-`;
+`,
+    extra,
+  );
 }
 
 /** Statuses of `n` requests, each on a new connection so the kernel spreads them over workers. */
@@ -113,14 +124,15 @@ Deno.test("--workers 2, store memory: a key added or deleted through the admin A
   const file = `${dir}/gateway.yaml`;
   await Deno.writeTextFile(
     file,
-    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${admin} }
-server: { drain_timeout_s: 2 }
-auth: { keys: { kind: api_key, header: X-API-Key } }
+    listeners(
+      port,
+      admin,
+      `auth: { keys: { kind: api_key, header: X-API-Key } }
 consumers: [ { id: team-b } ]
 upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
 `,
+    ),
   );
   const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     timeoutMs: 30_000,
@@ -153,15 +165,6 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
   }
 });
 
-/** Limits of 100 that do not refill or roll over during a test (as in tests/ratelimit). */
-const LIMITS = [
-  "{ algorithm: token_bucket, rate: 1, per: 1d, burst: 100 }",
-  "{ algorithm: leaky_bucket, mode: police, rate: 1, per: 1d, burst: 100 }",
-  "{ algorithm: sliding_window, limit: 100, per: 1d }",
-  "{ algorithm: sliding_log, limit: 100, per: 1h }",
-  "{ algorithm: fixed_window, limit: 100, per: 1d }",
-];
-
 Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
   const up = startUpstream(() => new Response("ok"));
@@ -169,24 +172,13 @@ Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of
   const file = `${dir}/gateway.yaml`;
   await Deno.writeTextFile(
     file,
-    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${admin} }
-server: { drain_timeout_s: 2 }
-observe: { access_log: { enabled: false } }
-upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
-routes:
-${
-      LIMITS.map((l, i) =>
-        `  - { name: r${i}, match: { path: /r${i} }, upstream: a, rate_limit: ${l} }`
-      ).join("\n")
-    }
-`,
+    listeners(port, admin, exactLimitRoutes(up.url)),
   );
   const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     timeoutMs: 30_000,
   });
   try {
-    for (const [i, limit] of LIMITS.entries()) {
+    for (const [i, limit] of EXACT_LIMITS.entries()) {
       // Each request on its own connection: the kernel spreads them over both workers.
       const all = await Promise.all(
         Array.from({ length: 500 }, () => statuses(`http://127.0.0.1:${port}/r${i}`, 1)),
@@ -195,7 +187,7 @@ ${
       for (const [s] of all) counts[s!] = (counts[s!] ?? 0) + 1;
       assertEquals(counts, { 200: 100, 429: 400 }, limit);
     }
-    assertEquals(up.received.length, 100 * LIMITS.length);
+    assertEquals(up.received.length, 100 * EXACT_LIMITS.length);
   } finally {
     assertEquals(await gw.stop("SIGTERM"), 0);
     await up.close();

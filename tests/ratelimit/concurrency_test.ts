@@ -8,27 +8,7 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { closedPort } from "../helpers/upstream.ts";
-
-/** Limits of 100 that do not refill or roll over during a test. */
-const LIMITS = [
-  "{ algorithm: token_bucket, rate: 1, per: 1d, burst: 100 }",
-  "{ algorithm: leaky_bucket, mode: police, rate: 1, per: 1d, burst: 100 }",
-  "{ algorithm: sliding_window, limit: 100, per: 1d }",
-  "{ algorithm: sliding_log, limit: 100, per: 1h }",
-  "{ algorithm: fixed_window, limit: 100, per: 1d }",
-];
-
-function routes(upstream: string): string {
-  return `upstreams:
-  a: { targets: [ { url: "${upstream}" } ] }
-routes:
-${
-    LIMITS.map((l, i) =>
-      `  - { name: r${i}, match: { path: /r${i} }, upstream: a, rate_limit: ${l} }`
-    ).join("\n")
-  }
-`;
-}
+import { EXACT_LIMITS as LIMITS, exactLimitRoutes as routes } from "./helpers.ts";
 
 /** Fires `n` requests at once, spread over the base URLs; counts statuses. */
 async function burst(bases: string[], path: string, n: number): Promise<Map<number, number>> {

@@ -54,3 +54,25 @@ export const SPECS: AlgorithmSpec[] = [
   { kind: "sliding_window", limit: 5, perMs: 700 },
   { kind: "sliding_log", limit: 5, perMs: 700 },
 ];
+
+/** Limits of 100 that do not refill or roll over during a test (the exactness tests). */
+export const EXACT_LIMITS = [
+  "{ algorithm: token_bucket, rate: 1, per: 1d, burst: 100 }",
+  "{ algorithm: leaky_bucket, mode: police, rate: 1, per: 1d, burst: 100 }",
+  "{ algorithm: sliding_window, limit: 100, per: 1d }",
+  "{ algorithm: sliding_log, limit: 100, per: 1h }",
+  "{ algorithm: fixed_window, limit: 100, per: 1d }",
+];
+
+/** One route per limit of EXACT_LIMITS: `/r0` ... `/r4` to `upstream`. */
+export function exactLimitRoutes(upstream: string): string {
+  return `upstreams:
+  a: { targets: [ { url: "${upstream}" } ] }
+routes:
+${
+    EXACT_LIMITS.map((l, i) =>
+      `  - { name: r${i}, match: { path: /r${i} }, upstream: a, rate_limit: ${l} }`
+    ).join("\n")
+  }
+`;
+}
