@@ -86,6 +86,7 @@ export class GatewayError extends Error {
 }
 
 const JSON_HEADERS = { "content-type": "application/json" } as const;
+const encoder = new TextEncoder();
 
 /** Renders the common error shape: `{"error": {"code", "message", "request_id"}}`. */
 export function errorResponse(
@@ -93,15 +94,19 @@ export function errorResponse(
   requestId: string,
   details: ErrorDetails = {},
 ): Response {
-  const body = JSON.stringify({
+  const body = encoder.encode(JSON.stringify({
     error: {
       code,
       message: details.message ?? ERRORS[code].message,
       request_id: requestId,
       ...details.extra,
     },
-  });
-  const headers = details.headers ? { ...JSON_HEADERS, ...details.headers } : { ...JSON_HEADERS };
+  }));
+  const headers: Record<string, string> = details.headers
+    ? { ...JSON_HEADERS, ...details.headers }
+    : { ...JSON_HEADERS };
+  // A declared length lets the access log count the body without reading it.
+  headers["content-length"] = String(body.byteLength);
   return new Response(body, { status: ERRORS[code].status, headers });
 }
 

@@ -10,6 +10,7 @@ import type { PathRewrite } from "../router/rewrite.ts";
 import type { VersionNegotiator } from "../router/version.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { CidrSet } from "../security/cidr.ts";
+import type { RequestObserver } from "../observe/observer.ts";
 
 export interface CompiledRoute {
   readonly name: string;
@@ -28,6 +29,8 @@ export interface PlanSettings {
   tracing: boolean;
   mergeSlashes: boolean;
   trustedProxies: CidrSet;
+  /** Metrics, access log and tracing around every request. */
+  observer: RequestObserver;
 }
 
 export class Plan {

@@ -113,10 +113,12 @@ export function toResponse(res: UpstreamResponse): Response {
   const headers = res.headers;
   let body = res.body;
   if (body instanceof Uint8Array) {
-    // The runtime frames a byte body itself; a stale length would corrupt it.
+    // The runtime frames a byte body itself; a stale length would corrupt it. The
+    // exact one lets the access log count the body without reading it.
     for (let i = headers.length - 1; i >= 0; i--) {
       if (headers[i]![0] === "content-length") headers.splice(i, 1);
     }
+    headers.push(["content-length", String(body.byteLength)]);
   }
   if (NULL_BODY.has(res.status)) {
     if (body instanceof ReadableStream) body.cancel().catch(() => {});

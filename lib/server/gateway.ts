@@ -17,6 +17,10 @@ import { createHandler } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerObserveAdmin } from "./admin_observe.ts";
+import { ConfigWatcher } from "./config_watch.ts";
+import { MetricsRegistry } from "../observe/metrics/registry.ts";
+import { LogSinks, type Output } from "../observe/log_sink.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -24,6 +28,8 @@ export interface GatewayOptions {
   env?: Env;
   clock?: Clock;
   logger?: Logger;
+  /** Standard output, where the access log goes by default; injectable like `logger`. */
+  stdout?: Output;
   /** Share listener ports with other workers (SO_REUSEPORT). */
   reusePort?: boolean;
 }
@@ -42,13 +48,15 @@ export class Gateway {
   private adminListener: RunningListener | null = null;
   private adminKey = "";
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
+  private watcher: ConfigWatcher | null = null;
   draining = false;
-  reloads = { ok: 0, failed: 0 };
+  reloads = { ok: 0, failed: 0, lastOk: true };
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
     this.admin = new AdminApi(undefined);
     registerCoreAdmin(this);
+    registerObserveAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -59,6 +67,8 @@ export class Gateway {
       logger,
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
+      metrics: new MetricsRegistry(),
+      accessLogs: new LogSinks(logger, options.stdout),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
@@ -71,6 +81,7 @@ export class Gateway {
       throw e;
     }
     gw.holder.swap(plan);
+    gw.applyWatch(plan);
     logger.info("gateway started", {
       config: options.configFile,
       config_hash: plan.hash,
@@ -115,20 +126,25 @@ export class Gateway {
     const log = this.deps.logger;
     if (this.draining) return { ok: false, hash: null, errors: ["the gateway is shutting down"] };
     let plan: Plan | null = null;
+    if (trigger !== "watch") await this.watcher?.remember();
     try {
       const loaded = await loadConfigFile(this.options.configFile, this.options.env ?? processEnv);
       if (loaded.hash === this.holder.current?.hash) {
+        this.reloads.lastOk = true;
         return { ok: true, hash: loaded.hash, errors: [] };
       }
       plan = await buildPlan(loaded, this.deps);
       await this.applyListeners(plan);
       this.holder.swap(plan);
+      this.applyWatch(plan);
       this.reloads.ok++;
+      this.reloads.lastOk = true;
       log.info("config reloaded", { trigger, config_hash: plan.hash, routes: plan.routes.length });
       return { ok: true, hash: plan.hash, errors: [] };
     } catch (e) {
       await plan?.dispose();
       this.reloads.failed++;
+      this.reloads.lastOk = false;
       const errors = e instanceof ConfigError
         ? e.issues.map(formatIssue)
         : [String((e as Error)?.message ?? e)];
@@ -139,6 +155,35 @@ export class Gateway {
       });
       return { ok: false, hash: this.holder.current?.hash ?? null, errors };
     }
+  }
+
+  /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
+  private applyWatch(plan: Plan): void {
+    const w = plan.config.server.config_watch;
+    if (this.watcher && (!w.enabled || this.watcher.debounceMs !== w.debounce_ms)) {
+      this.watcher.close();
+      this.watcher = null;
+    }
+    if (w.enabled && !this.watcher && !this.draining) {
+      try {
+        this.watcher = new ConfigWatcher(
+          this.options.configFile,
+          w.debounce_ms,
+          () => void this.reload("watch"),
+          this.deps.logger,
+        );
+      } catch (e) {
+        this.deps.logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
+          file: this.options.configFile,
+          ...errorFields(e),
+        });
+      }
+    }
+  }
+
+  /** Reopens access-log files (after log rotation moved them away). */
+  async reopenLogs(): Promise<void> {
+    await this.deps.accessLogs.reopenAll();
   }
 
   /** Opens listeners the plan adds, closes those it drops; a failure leaves the old set. */
@@ -214,6 +259,8 @@ export class Gateway {
   async shutdown(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.watcher?.close();
+    this.watcher = null;
     const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
     this.deps.logger.info("draining", { deadline_ms: deadlineMs });
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -227,6 +274,7 @@ export class Gateway {
     await this.adminListener?.shutdown();
     this.adminListener = null;
     await this.holder.disposeAll();
+    await this.deps.accessLogs.closeAll();
     this.deps.pools.closeAll();
     this.deps.redis.closeAll();
     this.deps.logger.info("stopped");
