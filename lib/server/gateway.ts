@@ -5,6 +5,7 @@
 import { type Env, loadConfigFile, processEnv } from "../config/load.ts";
 import { ConfigError, formatIssue } from "../config/issues.ts";
 import type { ListenerConfig } from "./schema.ts";
+import type { GatewayConfig } from "../config/schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
@@ -72,12 +73,25 @@ export class Gateway {
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
-    const plan = await buildPlan(loaded, deps);
+    let plan: Plan;
+    try {
+      // The admin API answers (/healthz; /readyz says "starting") while the first plan builds.
+      await gw.applyAdmin(loaded.config).catch((e) => {
+        throw new ConfigError([
+          loaded.source.issue(["admin"], `cannot open the admin listener: ${(e as Error).message}`),
+        ]);
+      });
+      plan = await buildPlan(loaded, deps);
+    } catch (e) {
+      await gw.closeAdmin();
+      throw e;
+    }
     try {
       await gw.applyListeners(plan);
     } catch (e) {
       await plan.dispose();
       await gw.closeListeners();
+      await gw.closeAdmin();
       throw e;
     }
     gw.holder.swap(plan);
@@ -157,6 +171,29 @@ export class Gateway {
     }
   }
 
+  /** Opens, moves or closes the admin listener as `admin:` says. */
+  private async applyAdmin(c: GatewayConfig): Promise<void> {
+    const adminKey = c.admin ? `${c.admin.host}:${c.admin.port}` : "";
+    if (adminKey !== this.adminKey) {
+      await this.closeAdmin();
+      if (c.admin) {
+        this.adminListener = await startListener(
+          { name: "admin", host: c.admin.host, port: c.admin.port, proxy_protocol: false },
+          (req) => Promise.resolve(this.admin.handle(req)),
+          { resolvePath: (p) => p },
+        );
+        this.adminKey = adminKey;
+      }
+    }
+    this.admin.setToken(c.admin?.token);
+  }
+
+  private async closeAdmin(): Promise<void> {
+    await this.adminListener?.shutdown();
+    this.adminListener = null;
+    this.adminKey = "";
+  }
+
   /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
   private applyWatch(plan: Plan): void {
     const w = plan.config.server.config_watch;
@@ -214,21 +251,7 @@ export class Gateway {
         );
         started.push({ name: l.name, key, running });
       }
-      const adminKey = c.admin ? `${c.admin.host}:${c.admin.port}` : "";
-      if (adminKey !== this.adminKey) {
-        await this.adminListener?.shutdown();
-        this.adminListener = null;
-        this.adminKey = "";
-        if (c.admin) {
-          this.adminListener = await startListener(
-            { name: "admin", host: c.admin.host, port: c.admin.port, proxy_protocol: false },
-            (req) => Promise.resolve(this.admin.handle(req)),
-            { resolvePath },
-          );
-          this.adminKey = adminKey;
-        }
-      }
-      this.admin.setToken(c.admin?.token);
+      await this.applyAdmin(c);
     } catch (e) {
       await Promise.all(started.map((s) => s.running.shutdown()));
       throw new ConfigError([{
@@ -271,8 +294,7 @@ export class Gateway {
     ]);
     clearTimeout(timer);
     if (timedOut) this.deps.logger.warn("drain deadline passed with requests still in flight");
-    await this.adminListener?.shutdown();
-    this.adminListener = null;
+    await this.closeAdmin();
     await this.holder.disposeAll();
     await this.deps.accessLogs.closeAll();
     this.deps.pools.closeAll();
