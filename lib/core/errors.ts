@@ -3,6 +3,8 @@
  * to exactly one HTTP status. `errorResponse` is the one place that renders the
  * common JSON error shape.
  */
+import { withBodySize } from "../observe/body_size.ts";
+
 export const ERRORS = {
   bad_request: { status: 400, message: "The request is malformed" },
   invalid_path: { status: 400, message: "The request path is not allowed" },
@@ -55,6 +57,7 @@ export const ERRORS = {
   no_healthy_upstream: { status: 503, message: "No healthy upstream target is available" },
   store_unavailable: { status: 503, message: "A backing store is unavailable" },
   shutting_down: { status: 503, message: "The gateway is shutting down" },
+  not_ready: { status: 503, message: "The gateway has not loaded its config yet" },
   upstream_timeout: { status: 504, message: "The upstream did not answer in time" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -102,12 +105,8 @@ export function errorResponse(
       ...details.extra,
     },
   }));
-  const headers: Record<string, string> = details.headers
-    ? { ...JSON_HEADERS, ...details.headers }
-    : { ...JSON_HEADERS };
-  // A declared length lets the access log count the body without reading it.
-  headers["content-length"] = String(body.byteLength);
-  return new Response(body, { status: ERRORS[code].status, headers });
+  const headers = details.headers ? { ...JSON_HEADERS, ...details.headers } : { ...JSON_HEADERS };
+  return withBodySize(new Response(body, { status: ERRORS[code].status, headers }), body.length);
 }
 
 export function isGatewayError(e: unknown): e is GatewayError {

@@ -11,6 +11,7 @@ import type { RequestContext } from "../core/context.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { AccessLog } from "./access_log.ts";
 import { meterStream, type StreamEnd } from "./body_meter.ts";
+import { bodySizeOf } from "./body_size.ts";
 import { activeSpan, adoptSpan, annotateSpan } from "./otel.ts";
 import { compileQueryRedactor, DEFAULT_REDACTED_QUERY } from "./redact_query.ts";
 import { RequestMetrics } from "./request_metrics.ts";
@@ -48,13 +49,10 @@ export class RequestObserver {
       this.record(ctx, status, 0, false, span);
       return res;
     }
-    const length = res.headers.get("content-length");
-    if (length !== null) {
-      const n = Number(length);
-      if (n <= TIMED_TO_LAST_BYTE) {
-        this.record(ctx, status, n, false, span);
-        return res;
-      }
+    const size = bodySizeOf(res) ?? contentLength(res);
+    if (size !== null && size <= TIMED_TO_LAST_BYTE) {
+      this.record(ctx, status, size, false, span);
+      return res;
     }
     const body = res.body;
     if (body === null) {
@@ -84,6 +82,11 @@ export class RequestObserver {
 }
 
 function noop(): void {}
+
+function contentLength(res: Response): number | null {
+  const v = res.headers.get("content-length");
+  return v !== null && /^\d+$/.test(v) ? Number(v) : null;
+}
 
 /** Builds the plan's observer; opens (or shares) the access log destination. */
 export async function createObserver(b: BuildContext): Promise<RequestObserver> {

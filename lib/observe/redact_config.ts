@@ -6,7 +6,6 @@
  * (shown as its template with defaults dropped, so the variable's name stays
  * visible but neither its value nor its default does).
  */
-import { isMap, isPair, isScalar, isSeq } from "yaml";
 import type { KeyPath } from "../config/issues.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 
@@ -32,21 +31,11 @@ export interface Interpolated {
 /** Finds the scalars of a loaded config whose text used `${VAR}` (before interpolation). */
 export function findInterpolated(source: YamlSource): Interpolated[] {
   const out: Interpolated[] = [];
-  const walk = (node: unknown, path: (string | number)[]): void => {
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        if (!isPair(pair)) continue;
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        walk(pair.value, [...path, key]);
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i]));
-    } else if (isScalar(node) && typeof node.source === "string") {
-      const template = templateOf(node.source);
-      if (template !== null) out.push({ path, template, value: node.value });
-    }
-  };
-  walk(source.doc.contents, []);
+  source.forEachScalar((node, path) => {
+    // `source` keeps the scalar's text as written; `value` is what interpolation made of it.
+    const template = typeof node.source === "string" ? templateOf(node.source) : null;
+    if (template !== null) out.push({ path, template, value: node.value });
+  });
   return out;
 }
 

@@ -11,6 +11,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
+import { withBodySize } from "../observe/body_size.ts";
 
 export interface ProxyOptions {
   /** Chooses the upstream for a request (one, or a weighted split). */
@@ -113,18 +114,17 @@ export function toResponse(res: UpstreamResponse): Response {
   const headers = res.headers;
   let body = res.body;
   if (body instanceof Uint8Array) {
-    // The runtime frames a byte body itself; a stale length would corrupt it. The
-    // exact one lets the access log count the body without reading it.
+    // The runtime frames a byte body itself; a stale length would corrupt it.
     for (let i = headers.length - 1; i >= 0; i--) {
       if (headers[i]![0] === "content-length") headers.splice(i, 1);
     }
-    headers.push(["content-length", String(body.byteLength)]);
   }
   if (NULL_BODY.has(res.status)) {
     if (body instanceof ReadableStream) body.cancel().catch(() => {});
     body = null;
   }
-  return new Response(body, { status: res.status, statusText: res.statusText, headers });
+  const out = new Response(body, { status: res.status, statusText: res.statusText, headers });
+  return body instanceof Uint8Array ? withBodySize(out, body.byteLength) : out;
 }
 
 /** Maps a failed exchange to the client's answer. */

@@ -15,13 +15,17 @@ const CIRCUIT_STATES = ["closed", "open", "half_open"] as const;
 
 export function registerObserveAdmin(gw: Gateway): void {
   registerCollectors(gw);
-  gw.admin.add("GET", "/metrics", () =>
-    new Response(gw.deps.metrics.render(), {
-      headers: { "content-type": CONTENT_TYPE, "cache-control": "no-store" },
-    }));
+  gw.admin.add(
+    "GET",
+    "/metrics",
+    () =>
+      new Response(gw.deps.metrics.render(), {
+        headers: { "content-type": CONTENT_TYPE, "cache-control": "no-store" },
+      }),
+    { whileStarting: true },
+  );
   gw.admin.add("GET", "/config", () => {
-    const plan = gw.holder.current;
-    if (plan === null) return json({ error: "no config loaded" }, 503);
+    const plan = gw.plan;
     return json({
       file: plan.file,
       hash: plan.hash,

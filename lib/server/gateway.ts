@@ -55,7 +55,7 @@ export class Gateway {
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
-    this.admin = new AdminApi(undefined);
+    this.admin = new AdminApi(undefined, () => this.holder.current !== null);
     registerCoreAdmin(this);
     registerObserveAdmin(this);
   }

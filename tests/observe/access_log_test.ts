@@ -94,7 +94,7 @@ Deno.test("access log: credentials in the query are masked, other parameters kep
   try {
     const queries = [
       "?api_key=s3cr3t&page=2",
-      "?TOKEN=abc&q=x&access%5Ftoken=zzz",
+      "?TOKEN=tokenVALUE&q=x&access%5Ftoken=zzz",
       "?session=42&k=provider-query&keep=1",
       "?signature=sig&X-Amz-Credential=cred&flag",
       "?plain=1",
@@ -111,7 +111,8 @@ Deno.test("access log: credentials in the query are masked, other parameters kep
     // The upstream still gets the query as sent: masking is for the log only.
     assertEquals(up.received[0]!.url, "/orders?api_key=s3cr3t&page=2");
     const raw = await Deno.readTextFile(`${g.dir}/access.log`);
-    for (const secret of ["s3cr3t", "abc", "zzz", "provider-query", "cred"]) {
+    // Values chosen so that no request or trace id (hex) can contain them.
+    for (const secret of ["s3cr3t", "tokenVALUE", "zzz", "provider-query", "cred"]) {
       assertEquals(raw.includes(secret), false, `${secret} leaked into the access log`);
     }
   } finally {
@@ -204,6 +205,24 @@ Deno.test("access log: an unwritable path is a config error at start and on relo
     } finally {
       await g.close();
     }
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("observe config: bad values are refused with file, line and key", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    await assertRejects(
+      startGateway(config(up.url, "path: access.log, sample: 1.5")),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /gateway\.yaml:6:\d+: observe\.access_log\.sample: .*1/.test(e.message),
+    );
+    await assertRejects(
+      startGateway(config(up.url, "path: access.log, flush_ms: 0")),
+      (e: unknown) => e instanceof ConfigError && /observe\.access_log\.flush_ms/.test(e.message),
+    );
   } finally {
     await up.close();
   }

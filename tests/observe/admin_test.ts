@@ -114,6 +114,12 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
     assertEquals(await ready.json(), { status: "starting" });
     const health = await fetch(`${admin}/healthz`);
     assertEquals([health.status, await health.json()], [200, { status: "ok" }]);
+    const metrics = await fetch(`${admin}/metrics`);
+    assertEquals(metrics.status, 200);
+    await metrics.body?.cancel();
+    // Endpoints that need a config say so in the common error shape.
+    await assertError(await fetch(`${admin}/config`), 503, "not_ready");
+    await assertError(await fetch(`${admin}/routes`), 503, "not_ready");
 
     reader = await Deno.open(fifo, { read: true });
     const gw = await starting;

@@ -6,7 +6,8 @@
  * attributes, and has the trace id the access log records.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { closedPort, startUpstream } from "../helpers/upstream.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { startGatewayProcess } from "./gateway_process.ts";
 
 interface OtlpSpan {
   traceId: string;
@@ -31,53 +32,28 @@ Deno.test("otel: the gateway's exported span joins the caller's trace and parent
     },
   );
   const up = startUpstream(() => new Response("traced"));
-  const dir = await Deno.makeTempDir({ prefix: "gw-otel-" });
-  const port = closedPort();
-  const adminPort = closedPort();
-  await Deno.writeTextFile(
-    `${dir}/gateway.yaml`,
-    `
+  const gw = await startGatewayProcess((port, adminPort) => `
 listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
 server: { drain_timeout_s: 2 }
 observe: { access_log: { path: access.log } }
 upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
-`,
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("../../main.ts", import.meta.url).pathname,
-      "--config",
-      `${dir}/gateway.yaml`,
-    ],
-    env: {
-      OTEL_DENO: "true",
-      OTEL_DENO_CONSOLE: "ignore",
-      OTEL_SERVICE_NAME: "gateway-test",
-      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.addr as Deno.NetAddr).port}`,
-    },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+`, {
+    OTEL_DENO: "true",
+    OTEL_DENO_CONSOLE: "ignore",
+    OTEL_SERVICE_NAME: "gateway-test",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.addr as Deno.NetAddr).port}`,
+  });
   try {
-    let ready = false;
-    for (let i = 0; i < 300 && !ready; i++) {
-      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null);
-      ready = r?.status === 200;
-      await r?.body?.cancel();
-      if (!ready) await new Promise((res) => setTimeout(res, 50));
-    }
-    assertOk(ready, "the gateway process did not become ready");
-    const res = await fetch(`http://127.0.0.1:${port}/t`, {
+    const res = await fetch(`${gw.url}/t`, {
       headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
     });
     assertEquals(await res.text(), "traced");
-    child.kill("SIGTERM");
-    assertEquals((await child.status).code, 0);
+    // Deno flushes the exporter when the process exits.
+    gw.child.kill("SIGTERM");
+    assertEquals((await gw.child.status).code, 0);
 
     const upstreamParent = up.received[0]!.headers.get("traceparent")!.split("-");
     assertEquals(upstreamParent[1], "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -92,17 +68,11 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
     assertEquals(attrs["gateway.route"], "traced-route");
     assertEquals(attrs["gateway.upstream"], "a");
     assertEquals(attrs["gateway.upstream.target"], up.url);
-    const log = JSON.parse((await Deno.readTextFile(`${dir}/access.log`)).trim());
+    const log = JSON.parse((await Deno.readTextFile(`${gw.dir}/access.log`)).trim());
     assertEquals(log.trace_id, span.traceId);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await child.status;
+    await gw.close();
     await up.close();
     await collector.shutdown();
-    await Deno.remove(dir, { recursive: true });
   }
 });

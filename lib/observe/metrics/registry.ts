@@ -92,10 +92,8 @@ abstract class Family<C> {
   abstract render(out: string[]): void;
 }
 
-export class CounterFamily extends Family<Counter> {
-  protected create(): Counter {
-    return new Counter();
-  }
+/** A family whose children are one number each. */
+abstract class ValueFamily<C extends { value: number }> extends Family<C> {
   render(out: string[]): void {
     for (const c of this.children.values()) {
       out.push(`${seriesName(this.name, c.pairs)} ${formatValue(c.child.value)}\n`);
@@ -103,14 +101,15 @@ export class CounterFamily extends Family<Counter> {
   }
 }
 
-export class GaugeFamily extends Family<Gauge> {
+export class CounterFamily extends ValueFamily<Counter> {
+  protected create(): Counter {
+    return new Counter();
+  }
+}
+
+export class GaugeFamily extends ValueFamily<Gauge> {
   protected create(): Gauge {
     return new Gauge();
-  }
-  render(out: string[]): void {
-    for (const c of this.children.values()) {
-      out.push(`${seriesName(this.name, c.pairs)} ${formatValue(c.child.value)}\n`);
-    }
   }
 }
 
