@@ -189,9 +189,13 @@ export class LogSinks {
     await Promise.all([...this.sinks.values()].map(({ sink }) => sink.flush()));
   }
 
-  /** Reopens file sinks (SIGUSR1 after rotation). */
+  /** Reopens file sinks (SIGUSR1 after rotation); rejects if any could not be reopened. */
   async reopenAll(): Promise<void> {
-    await Promise.all([...this.sinks.values()].map(({ sink }) => sink.reopen()));
+    const results = await Promise.allSettled(
+      [...this.sinks.values()].map(({ sink }) => sink.reopen()),
+    );
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   async closeAll(): Promise<void> {

@@ -218,9 +218,17 @@ export class Gateway {
     }
   }
 
-  /** Reopens access-log files (after log rotation moved them away). */
+  /** Reopens access-log files (after log rotation moved them away); a failure is logged. */
   async reopenLogs(): Promise<void> {
-    await this.deps.accessLogs.reopenAll();
+    try {
+      await this.deps.accessLogs.reopenAll();
+      this.deps.logger.info("access logs reopened");
+    } catch (e) {
+      this.deps.logger.error(
+        "cannot reopen the access log; writing on to the old file",
+        errorFields(e),
+      );
+    }
   }
 
   /** Opens listeners the plan adds, closes those it drops; a failure leaves the old set. */

@@ -1,6 +1,6 @@
 /** The access log through a real listener: fields, redaction, sampling, trace context, rotation. */
 import { assertEquals, assertMatch, assertOk, assertRejects } from "../helpers/assert.ts";
-import { startUpstream } from "../helpers/upstream.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { ConfigError } from "../../lib/config/issues.ts";
@@ -23,6 +23,28 @@ routes:
 ${extra}`;
 }
 
+/** Runs `fn` against a gateway logging as `accessLog` says, in front of an upstream answering `body`. */
+async function withGateway(
+  accessLog: string,
+  fn: (g: TestGateway, up: TestServer) => Promise<void>,
+  opts: { body?: string; clock?: ManualClock } = {},
+): Promise<void> {
+  const up = startUpstream(() => new Response(opts.body ?? "ok"));
+  try {
+    const g = await startGateway(
+      config(up.url, accessLog),
+      opts.clock ? { clock: opts.clock } : {},
+    );
+    try {
+      await fn(g, up);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+}
+
 async function readLog(g: TestGateway, name = "access.log"): Promise<Record<string, unknown>[]> {
   await g.gw.deps.accessLogs.flushAll();
   const text = await Deno.readTextFile(`${g.dir}/${name}`);
@@ -31,11 +53,7 @@ async function readLog(g: TestGateway, name = "access.log"): Promise<Record<stri
 }
 
 Deno.test("access log: every field of a proxied request and of a refusal", async () => {
-  const up = startUpstream(() => new Response("0123456789"));
-  const g = await startGateway(config(up.url, "path: access.log"), {
-    clock: new ManualClock(ARRIVAL),
-  });
-  try {
+  await withGateway("path: access.log", async (g, up) => {
     const res = await fetch(`${g.url()}/orders/7?page=2`, {
       method: "POST",
       body: "abcdef",
@@ -82,16 +100,11 @@ Deno.test("access log: every field of a proxied request and of a refusal", async
     assertEquals(refused!.upstream, null);
     assertEquals(refused!.upstream_latency_ms, null);
     assertMatch(String(refused!.trace_id), /^[0-9a-f]{32}$/);
-  } finally {
-    await g.close();
-    await up.close();
-  }
+  }, { body: "0123456789", clock: new ManualClock(ARRIVAL) });
 });
 
 Deno.test("access log: credentials in the query are masked, other parameters kept", async () => {
-  const up = startUpstream(() => new Response("ok"));
-  const g = await startGateway(config(up.url, "path: access.log, redact_query: [session]"));
-  try {
+  await withGateway("path: access.log, redact_query: [session]", async (g, up) => {
     const queries = [
       "?api_key=s3cr3t&page=2",
       "?TOKEN=tokenVALUE&q=x&access%5Ftoken=zzz",
@@ -115,30 +128,20 @@ Deno.test("access log: credentials in the query are masked, other parameters kep
     for (const secret of ["s3cr3t", "tokenVALUE", "zzz", "provider-query", "cred"]) {
       assertEquals(raw.includes(secret), false, `${secret} leaked into the access log`);
     }
-  } finally {
-    await g.close();
-    await up.close();
-  }
+  });
 });
 
 Deno.test("access log: sample 0 writes refusals and errors only", async () => {
-  const up = startUpstream(() => new Response("ok"));
-  const g = await startGateway(config(up.url, "path: access.log, sample: 0"));
-  try {
+  await withGateway("path: access.log, sample: 0", async (g) => {
     for (let i = 0; i < 5; i++) await (await fetch(`${g.url()}/orders/${i}`)).body?.cancel();
     await (await fetch(`${g.url()}/missing`)).body?.cancel();
     const log = await readLog(g);
     assertEquals(log.map((r) => [r.path, r.status]), [["/missing", 404]]);
-  } finally {
-    await g.close();
-    await up.close();
-  }
+  });
 });
 
 Deno.test("tracing: traceparent continues upstream with the gateway's span; tracestate passes", async () => {
-  const up = startUpstream(() => new Response("ok"));
-  const g = await startGateway(config(up.url, "path: access.log"));
-  try {
+  await withGateway("path: access.log", async (g, up) => {
     await (await fetch(`${g.url()}/orders`, {
       headers: {
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -158,16 +161,11 @@ Deno.test("tracing: traceparent continues upstream with the gateway's span; trac
     assertEquals(started!.get("tracestate"), null);
     const log = await readLog(g);
     assertEquals(log.map((r) => r.trace_id), [tp[1], fresh.split("-")[1]]);
-  } finally {
-    await g.close();
-    await up.close();
-  }
+  });
 });
 
 Deno.test("access log: SIGUSR1-style reopen writes to a fresh file after rotation", async () => {
-  const up = startUpstream(() => new Response("ok"));
-  const g = await startGateway(config(up.url, "path: access.log"));
-  try {
+  await withGateway("path: access.log", async (g) => {
     await (await fetch(`${g.url()}/orders/1`)).body?.cancel();
     await g.gw.deps.accessLogs.flushAll();
     await Deno.rename(`${g.dir}/access.log`, `${g.dir}/access.log.1`);
@@ -176,10 +174,7 @@ Deno.test("access log: SIGUSR1-style reopen writes to a fresh file after rotatio
     await (await fetch(`${g.url()}/orders/3`)).body?.cancel();
     assertEquals((await readLog(g, "access.log.1")).map((r) => r.path), ["/orders/1", "/orders/2"]);
     assertEquals((await readLog(g)).map((r) => r.path), ["/orders/3"]);
-  } finally {
-    await g.close();
-    await up.close();
-  }
+  });
 });
 
 Deno.test("access log: an unwritable path is a config error at start and on reload", async () => {
@@ -224,6 +219,28 @@ Deno.test("observe config: bad values are refused with file, line and key", asyn
       (e: unknown) => e instanceof ConfigError && /observe\.access_log\.flush_ms/.test(e.message),
     );
   } finally {
+    await up.close();
+  }
+});
+
+Deno.test("access log: stdout is the default destination", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const out: string[] = [];
+  const g = await startGateway(
+    `
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`,
+    { stdout: (text) => out.push(text) },
+  );
+  try {
+    await (await fetch(`${g.url()}/hello`)).body?.cancel();
+    await g.gw.deps.accessLogs.flushAll();
+    const lines = out.join("").trimEnd().split("\n").map((l) => JSON.parse(l));
+    assertEquals(lines.map((l) => [l.route, l.path, l.status]), [["r", "/hello", 200]]);
+  } finally {
+    await g.close();
     await up.close();
   }
 });
