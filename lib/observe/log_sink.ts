@@ -69,16 +69,24 @@ export class LogSink {
     this.pending.push(line);
     this.pendingBytes += line.length + 1;
     if (this.pendingBytes >= FLUSH_AT_BYTES) this.kick();
-    else if (this.timer === null && this.writing === null) {
-      this.timer = setTimeout(this.kick, this.flushMs);
-      Deno.unrefTimer(this.timer as unknown as number);
-    }
+    else if (this.writing === null) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(this.kick, this.flushMs);
+    Deno.unrefTimer(this.timer as unknown as number);
   }
 
   /** Writes everything queued so far. */
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     this.kick();
-    return this.writing ?? Promise.resolve();
+    await this.writing;
+    // A line queued just as that write ended is not in it.
+    if (this.pending.length > 0) {
+      this.kick();
+      await this.writing;
+    }
   }
 
   /** Flushes, then closes and reopens a file destination (after log rotation moved it away). */
@@ -114,6 +122,8 @@ export class LogSink {
     if (this.writing === null && this.pending.length > 0) {
       this.writing = this.drain().finally(() => {
         this.writing = null;
+        // Lines queued as the last write finished.
+        if (this.pending.length > 0) this.schedule();
       });
     }
   };
