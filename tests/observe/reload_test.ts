@@ -120,7 +120,7 @@ Deno.test("reload drill: 20 swaps (some broken) under load, zero failures, no mi
   }
   try {
     assertEquals(failures, []);
-    assertOk(seen.A > 20 && seen.B > 20, `both versions served: ${JSON.stringify(seen)}`);
+    assertOk(seen.A > 0 && seen.B > 0, `both versions served: ${JSON.stringify(seen)}`);
     // Some responses were streaming while their plan was swapped out, and still came whole.
     const across = spans.filter(([s, e]) => swaps.some(([from, to]) => s < from && to < e)).length;
     assertOk(across > 0, "no request was in flight across a swap");
@@ -157,7 +157,7 @@ async function letterOf(g: TestGateway): Promise<string | null> {
 Deno.test("config watch: a saved change reloads; broken saves keep the old plan; no-op saves do nothing", async () => {
   const a = letterUpstream("A");
   const b = letterUpstream("B");
-  const watch = "enabled: true, debounce_ms: 100";
+  const watch = "enabled: true, debounce_ms: 200";
   const g = await startGateway(config(a, b, "a", watch));
   try {
     assertEquals(await letterOf(g), "A");
@@ -181,20 +181,20 @@ Deno.test("config watch: a saved change reloads; broken saves keep the old plan;
       await Deno.writeTextFile(g.file, config(a, b, target, watch));
     }
     await until("the burst to be loaded", async () => (await letterOf(g)) === "B");
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 500));
     assertEquals(g.gw.reloads.ok, 3);
 
     // Rewriting the same text, or writing other files in the folder, reloads nothing.
     await Deno.writeTextFile(g.file, config(a, b, "b", watch));
     await Deno.writeTextFile(`${g.dir}/unrelated.txt`, "x");
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 500));
     assertEquals([g.gw.reloads.ok, g.gw.reloads.failed], [3, 1]);
 
     // Turning the watch off in the config stops it.
     await Deno.writeTextFile(g.file, config(a, b, "a", "enabled: false"));
     await until("the watch-off config to be loaded", async () => (await letterOf(g)) === "A");
     await Deno.writeTextFile(g.file, config(a, b, "b", "enabled: false"));
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 500));
     assertEquals(await letterOf(g), "A");
   } finally {
     await g.close();
