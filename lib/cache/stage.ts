@@ -1,7 +1,67 @@
-/** Response cache of a route (issue: transforms/cache). */
+/**
+ * The response cache stage: a route with `cache` gets one cache policy, on the
+ * store it names (default `store.kind`). Entries are namespaced by route name
+ * and a fingerprint of what shapes the route's responses, so a reload keeps
+ * them unless the upstream, rewrite or response transforms change.
+ */
+import type { RouteConfig } from "../config/schema.ts";
 import type { Stage } from "../plan/chain.ts";
+import type { BuildContext } from "../plan/build_context.ts";
+import { cachePolicy } from "./policy.ts";
+import { compileCacheKey, fingerprint } from "./key.ts";
+import type { CacheStore } from "./store.ts";
 
 export const cacheStage: Stage = {
   name: "cache",
-  build: () => [],
+  async build(route, index, b) {
+    const c = route.cache;
+    if (!c) return [];
+    const store = await storeFor(route, index, b);
+    const vary = c.vary.map((h) => h.toLowerCase());
+    const shape = JSON.stringify([
+      route.upstream,
+      route.split,
+      route.strip_prefix,
+      route.rewrite,
+      route.transform?.response,
+      route.aggregate,
+    ]);
+    const authenticated = (route.auth?.length ?? 0) > 0;
+    return [cachePolicy({
+      store,
+      key: compileCacheKey({
+        namespace: `${route.name}~${fingerprint(shape)}`,
+        normalizeQuery: c.normalize_query,
+        vary,
+        perCaller: authenticated,
+      }),
+      rules: { ttlMs: c.ttl_s * 1000, statuses: new Set(c.statuses), vary: new Set(vary) },
+      staleIfErrorMs: c.stale_if_error_s * 1000,
+      maxBodyBytes: c.max_body_bytes,
+      authenticated,
+      clock: b.deps.clock,
+    })];
+  },
 };
+
+async function storeFor(route: RouteConfig, index: number, b: BuildContext): Promise<CacheStore> {
+  const caches = b.deps.caches;
+  if ((route.cache!.store ?? b.config.store.kind) === "memory") {
+    return await b.shared("cache.memory", () => {
+      caches.memory.resize(b.config.store.memory.cache_max_bytes);
+      return caches.memory;
+    });
+  }
+  const redis = b.config.store.redis;
+  if (!redis) {
+    b.fail(
+      ["routes", index, "cache", "store"],
+      "a Redis cache needs a store.redis section (url, prefix)",
+    );
+  }
+  return await b.shared("cache.redis", () => {
+    const cache = caches.acquireRedis(b.deps.redis, redis);
+    b.onDispose(() => caches.releaseRedis(cache));
+    return cache;
+  });
+}

@@ -2,7 +2,8 @@
  * `${VAR}` and `${VAR:-default}` in YAML scalars, resolved against the
  * environment before validation. An unquoted scalar that becomes a number or a
  * boolean is typed as such (`port: ${PORT:-8080}` is a number); a quoted one
- * stays a string. `$${` writes a literal `${`.
+ * stays a string. `$${` writes a literal `${`. `${request_id}` is left alone:
+ * it is a request variable of header templates, not an environment variable.
  */
 import { Scalar } from "yaml";
 import type { ConfigIssue } from "./issues.ts";
@@ -12,6 +13,9 @@ const VAR_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}\\]|\\.)*))?\}/g;
 
 export type Env = (name: string) => string | undefined;
 
+/** `${...}` names that belong to request-time templates (lib/transform/template.ts). */
+const REQUEST_VARIABLES = new Set(["request_id"]);
+
 export function substitute(
   text: string,
   env: Env,
@@ -19,6 +23,7 @@ export function substitute(
   const missing: string[] = [];
   const value = text.replace(VAR_RE, (whole, name?: string, fallback?: string) => {
     if (whole === "$${") return "${";
+    if (REQUEST_VARIABLES.has(name!)) return whole;
     const v = env(name!);
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback.replace(/\\(.)/g, "$1");

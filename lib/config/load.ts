@@ -37,7 +37,9 @@ export async function parseConfig(
     throw new ConfigError([source.issue([], "expected a mapping at the top of the file")]);
   }
   const { config, issues: schemaProblems } = schemaIssues(data, source);
-  issues.push(...schemaProblems);
+  // A missing variable already explains why the value at its key is wrong.
+  const interpolated = new Set(issues.map((i) => `${i.line}:${i.path.join(".")}`));
+  issues.push(...schemaProblems.filter((i) => !interpolated.has(`${i.line}:${i.path.join(".")}`)));
   if (config) {
     for (const s of semanticIssues(config)) {
       issues.push(source.issue(s.path, s.message, s.key ? { key: true } : {}));

@@ -4,7 +4,6 @@
  * and `config/gateway.schema.json` is generated from it for editors.
  */
 import { z } from "zod";
-import { httpMethod, positiveInt } from "./common.ts";
 import { adminSchema, listenerSchema, serverSchema } from "../server/schema.ts";
 import { storeSchema } from "../store/schema.ts";
 import { upstreamSchema } from "../proxy/schema.ts";
@@ -17,17 +16,13 @@ import {
 } from "../router/schema.ts";
 import { authProviderSchema, consumerSchema, planSchema } from "../auth/schema.ts";
 import { quotaSchema, rateLimitsSchema } from "../ratelimit/schema.ts";
-import { aggregateSchema, cacheSchema, corsSchema, transformSchema } from "../transform/schema.ts";
+import { corsSchema, transformSchema } from "../transform/schema.ts";
+import { cacheSchema } from "../cache/schema.ts";
+import { aggregateSchema } from "../aggregate/schema.ts";
 import { ipRulesSchema, limitsSchema, securitySchema, wafSchema } from "../security/schema.ts";
-import { fallbackSchema, retriesSchema, timeoutSchema } from "../resilience/schema.ts";
+import { fallbackSchema, retryPolicySchema, timeoutSchema } from "../resilience/schema.ts";
 import { observeSchema } from "../observe/schema.ts";
-
-const asyncSchema = z.strictObject({
-  stream: z.string().min(1),
-  result_ttl: z.string().regex(/^\d+(ms|s|m|h|d)$/).default("1h"),
-  max_body_bytes: positiveInt.default(1_048_576),
-  maxlen: positiveInt.default(100_000),
-});
+import { asyncSchema } from "../jobs/schema.ts";
 
 export const routeSchema = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, {
@@ -57,14 +52,10 @@ export const routeSchema = z.strictObject({
   ip: ipRulesSchema.optional(),
   waf: wafSchema.optional(),
   timeout: timeoutSchema.optional(),
-  retries: retriesSchema.optional(),
+  retries: retryPolicySchema.optional(),
   fallback: fallbackSchema.optional(),
   aggregate: aggregateSchema.optional(),
   async: asyncSchema.optional(),
-  methods_override: z.array(httpMethod).optional().meta({
-    description:
-      "Methods for which a POST body is retried (opt-in retries of non-idempotent calls)",
-  }),
 }).superRefine((r, ctx) => {
   const targets = (["upstream", "split", "aggregate"] as const).filter((k) => r[k] !== undefined);
   if (targets.length === 0) {

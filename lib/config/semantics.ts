@@ -4,6 +4,7 @@
  */
 import type { GatewayConfig } from "./schema.ts";
 import { didYouMean, type KeyPath } from "./issues.ts";
+import { asyncRouteIssues } from "../jobs/semantics.ts";
 
 export interface SemanticIssue {
   path: KeyPath;
@@ -146,6 +147,14 @@ const storeNeeds: Check = (c) => {
       });
     }
   });
+  for (const [name, u] of Object.entries(c.upstreams)) {
+    if (u.circuit_breaker?.shared && c.store.kind !== "redis") {
+      out.push({
+        path: ["upstreams", name, "circuit_breaker", "shared"],
+        message: "a shared circuit breaker needs store.kind: redis (instances share it there)",
+      });
+    }
+  }
   return out;
 };
 
@@ -156,6 +165,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   consumerReferences,
   authProviders,
   storeNeeds,
+  asyncRouteIssues,
 ];
 
 export function semanticIssues(c: GatewayConfig): SemanticIssue[] {

@@ -11,6 +11,7 @@ import { BuildContext } from "./build_context.ts";
 import { buildChain, GLOBAL_STAGES } from "./chain.ts";
 import { buildTerminal } from "./terminal.ts";
 import { createDispatch } from "./dispatch.ts";
+import { buildJobStatusRoute } from "../jobs/status.ts";
 import { type CompiledRoute, Plan } from "./plan.ts";
 import type { RuntimeDeps } from "./deps.ts";
 import { createObserver } from "../observe/observer.ts";
@@ -19,10 +20,10 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
   const c = loaded.config;
   const upstreams = new Map<string, Upstream>();
   const b = new BuildContext(c, deps, loaded.source, dirname(loaded.file), upstreams);
-  b.onDispose(() => upstreams.forEach((u) => u.dispose()));
+  b.onDispose(() => Promise.all([...upstreams.values()].map((u) => u.dispose())).then(() => {}));
   try {
     for (const [name, u] of Object.entries(c.upstreams)) {
-      upstreams.set(name, new Upstream(name, u, deps.pools));
+      upstreams.set(name, new Upstream(name, u, deps, c.store));
     }
     const versions = c.versioning
       ? new VersionNegotiator(c.versioning, c.routes.flatMap((r) => r.match.version ?? []))
@@ -35,10 +36,12 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         index,
         config: route,
         rewrite: compileRewrite(route.strip_prefix, route.rewrite),
-        policies: [...policies.map((p) => p.name), "upstream"],
-        handler: compose(policies, buildTerminal(route, index, b)),
+        policies: [...policies.map((p) => p.name), route.async ? "job_submit" : "upstream"],
+        handler: compose(policies, await buildTerminal(route, index, b)),
       });
     }
+    const jobStatus = await buildJobStatusRoute(routes.length, b);
+    if (jobStatus) routes.push(jobStatus);
     const table = new RouteTable(
       routes.map((r) => ({ payload: r, match: r.config.match, priority: r.config.priority })),
       versions,
@@ -63,6 +66,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         mergeSlashes: c.security.merge_slashes,
         trustedProxies: new CidrSet(c.security.trusted_proxies),
         observer,
+        clientIpHeader: c.security.client_ip_header,
       },
       handle,
       b.disposers,

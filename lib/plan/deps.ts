@@ -8,6 +8,8 @@ import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
 import type { MetricsRegistry } from "../observe/metrics/registry.ts";
 import type { LogSinks } from "../observe/log_sink.ts";
+import type { ResilienceRegistry } from "../resilience/registry.ts";
+import type { CacheStores } from "../cache/stores.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -19,4 +21,8 @@ export interface RuntimeDeps {
   metrics: MetricsRegistry;
   /** Access-log destinations, shared by the plans that write to them. */
   accessLogs: LogSinks;
+  /** Breakers, health checkers, bulkheads and retry budgets, kept across reloads. */
+  resilience: ResilienceRegistry;
+  /** Response caches (the memory one and Redis ones in use), kept across reloads. */
+  caches: CacheStores;
 }

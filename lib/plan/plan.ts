@@ -11,6 +11,7 @@ import type { VersionNegotiator } from "../router/version.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { CidrSet } from "../security/cidr.ts";
 import type { RequestObserver } from "../observe/observer.ts";
+import type { ClientIpHeader } from "../security/client_ip.ts";
 
 export interface CompiledRoute {
   readonly name: string;
@@ -31,6 +32,7 @@ export interface PlanSettings {
   trustedProxies: CidrSet;
   /** Metrics, access log and tracing around every request. */
   observer: RequestObserver;
+  clientIpHeader: ClientIpHeader;
 }
 
 export class Plan {

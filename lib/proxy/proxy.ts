@@ -1,22 +1,35 @@
 /**
  * The terminal stage of a route: send the request to an upstream target and
- * turn its answer into the client's response. Failures map to 502 (refused,
- * reset, malformed) or 504 (timeout).
+ * turn its answer into the client's response. Around the exchange sit the
+ * resilience policies: the bulkhead, target choice among available targets
+ * (health, ejection, circuit), retries within the budget and the deadline, and
+ * degradation (stale, fallback) when no answer can be had. Failures map to 502
+ * (refused, reset, malformed), 503 (circuit open, no healthy target, bulkhead
+ * full) or 504 (timeout).
  */
 import type { RequestContext } from "../core/context.ts";
 import type { Handler } from "../core/pipeline.ts";
-import { GatewayError } from "../core/errors.ts";
+import { type ErrorCode, GatewayError } from "../core/errors.ts";
 import { exchange, type UpstreamResponse } from "./http1/client.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
 import { withBodySize } from "../observe/body_size.ts";
+import type { RetryPolicy } from "../resilience/retry.ts";
+import { NO_RESPONSE } from "../resilience/guards.ts";
+import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
+import { keepBodyForRetry, pause, replayable } from "../resilience/attempts.ts";
 
 export interface ProxyOptions {
   /** Chooses the upstream for a request (one, or a weighted split). */
   choose: (ctx: RequestContext) => Upstream;
+  /** The route's timeouts; unset ones come from the upstream. */
   timeouts: Partial<Timeouts>;
+  /** The route's retry policy; null uses the upstream's. */
+  retry: RetryPolicy | null;
+  /** The route's static answer when the upstream cannot be used. */
+  fallback: Fallback | null;
   preserveHost: boolean | undefined;
   via: string;
   requestIdHeader: string;
@@ -25,6 +38,7 @@ export interface ProxyOptions {
 
 /** Status codes whose responses never carry a body. */
 const NULL_BODY = new Set([204, 205, 304]);
+const RETRY_SOON = { headers: { "retry-after": "1" } };
 
 export function createProxy(o: ProxyOptions): Handler {
   const requestIdHeader = o.requestIdHeader.toLowerCase();
@@ -32,27 +46,135 @@ export function createProxy(o: ProxyOptions): Handler {
   return async (ctx) => {
     const upstream = o.choose(ctx);
     ctx.upstreamName = upstream.name;
-    const nowMono = performance.now();
-    const target = upstream.balancer.pick(
-      upstream.hashKey ? upstream.hashKey(ctx) : null,
-      nowMono,
-    );
-    if (target === null) return ctx.refuse("no_healthy_upstream");
-    if (isWebSocketUpgrade(ctx.request)) {
-      return relayWebSocket(
-        ctx,
-        target,
-        forwardOptions(ctx, upstream, target, o, via, requestIdHeader),
-        o.timeouts.connectMs ?? upstream.timeouts.connectMs,
-      );
+    const bulkhead = upstream.bulkhead;
+    if (bulkhead === null) return forward(ctx, upstream, o, via, requestIdHeader);
+    if (!bulkhead.tryAcquire() && !(await bulkhead.wait(ctx.request.signal))) {
+      if (ctx.request.signal.aborted) return ctx.refuse("client_closed_request");
+      return degrade(ctx, o.fallback, "upstream_overloaded", RETRY_SOON);
     }
+    // The slot is held until the response head (or the last failure): waiting is what it bounds.
     try {
-      const res = await send(ctx, upstream, target, o, via, requestIdHeader);
-      return toResponse(res);
+      return await forward(ctx, upstream, o, via, requestIdHeader);
+    } finally {
+      bulkhead.release();
+    }
+  };
+}
+
+/** Picks a target and tries it, and others, until an answer, a final failure or the deadline. */
+async function forward(
+  ctx: RequestContext,
+  upstream: Upstream,
+  o: ProxyOptions,
+  via: string,
+  requestIdHeader: string,
+): Promise<Response> {
+  const key = upstream.hashKey === null ? null : upstream.hashKey(ctx);
+  const first = upstream.balancer.pick(key, ctx.now, null);
+  if (first === null) return noTarget(ctx, upstream, o.fallback);
+  if (isWebSocketUpgrade(ctx.request)) {
+    return relayWebSocket(
+      ctx,
+      first,
+      forwardOptions(ctx, upstream, first, o, via, requestIdHeader),
+      o.timeouts.connectMs ?? upstream.timeouts.connectMs,
+    );
+  }
+  const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;
+  const deadline = requestMs === Infinity ? Infinity : performance.now() + requestMs;
+  const policy = o.retry ?? upstream.retry;
+  if (policy !== null && policy.attempts > 0) {
+    upstream.budget.request(ctx.now);
+    try {
+      await keepBodyForRetry(ctx, policy);
     } catch (e) {
       return upstreamFailure(ctx, e);
     }
-  };
+  }
+  const clock = upstream.clock;
+  let target: UpstreamTarget = first;
+  let tried: Set<UpstreamTarget> | null = null;
+  let retries = 0;
+  while (true) {
+    const guards = target.guards;
+    if (guards !== null && !guards.available(clock.now())) {
+      // It changed while this request waited (its probe slot was taken, its circuit opened).
+      const other = upstream.balancer.pick(key, clock.now(), (tried ??= new Set()).add(target));
+      if (other === null) return noTarget(ctx, upstream, o.fallback);
+      target = other;
+      continue;
+    }
+    const probe = guards !== null && guards.admit(clock.now());
+    let res: UpstreamResponse | null = null;
+    let error: UpstreamError | null = null;
+    try {
+      res = checkStatus(
+        await send(
+          ctx,
+          upstream,
+          target,
+          o,
+          via,
+          requestIdHeader,
+          deadline === Infinity ? Infinity : deadline - performance.now(),
+        ),
+      );
+    } catch (e) {
+      if (!(e instanceof UpstreamError) || e.kind === "aborted") {
+        guards?.abandon(probe);
+        return upstreamFailure(ctx, e);
+      }
+      error = e;
+    }
+    const status = res === null ? NO_RESPONSE : res.status;
+    guards?.settle(clock.now(), status, probe);
+    if (res !== null && status < 500) return toResponse(res);
+
+    if (
+      policy !== null && retries < policy.attempts &&
+      (error === null
+        ? policy.retriesStatus(status, ctx.method) && replayable(ctx)
+        : policy.retriesError(error.kind, ctx.method) && (!error.sent || replayable(ctx)))
+    ) {
+      const delay = policy.delayMs(retries + 1);
+      const next: UpstreamTarget | null = performance.now() + delay < deadline
+        ? retryTarget(upstream, key, target, tried ??= new Set(), clock.now())
+        : null;
+      if (next !== null) {
+        retries++;
+        if (res !== null) discard(res);
+        if (delay > 0 && !(await pause(delay, ctx.request.signal))) {
+          return ctx.refuse("client_closed_request");
+        }
+        target = next;
+        continue;
+      }
+    }
+    if (res === null) return degrade(ctx, o.fallback, failureCode(error!));
+    const stale = staleInsteadOf(ctx, status);
+    if (stale === null) return toResponse(res);
+    discard(res);
+    return stale;
+  }
+}
+
+/** Another target for a retry (a different one when the pool has one), if the budget allows. */
+function retryTarget(
+  upstream: Upstream,
+  key: string | null,
+  failed: UpstreamTarget,
+  tried: Set<UpstreamTarget>,
+  now: number,
+): UpstreamTarget | null {
+  tried.add(failed);
+  const next = upstream.balancer.pick(key, now, tried);
+  return next !== null && upstream.budget.tryRetry(now) ? next : null;
+}
+
+function noTarget(ctx: RequestContext, upstream: Upstream, fallback: Fallback | null): Response {
+  const { code, waitMs } = upstream.unavailable(ctx.now);
+  const seconds = Number.isFinite(waitMs) ? Math.max(1, Math.ceil(waitMs / 1000)) : 1;
+  return degrade(ctx, fallback, code, { headers: { "retry-after": String(seconds) } });
 }
 
 export function send(
@@ -62,6 +184,7 @@ export function send(
   o: ProxyOptions,
   via: string,
   requestIdHeader: string,
+  remainingMs: number,
 ): Promise<UpstreamResponse> {
   ctx.upstreamTarget = target.id;
   ctx.attempts++;
@@ -80,8 +203,8 @@ export function send(
   }, {
     connectTimeoutMs: o.timeouts.connectMs ?? t.connectMs,
     firstByteTimeoutMs: o.timeouts.firstByteMs ?? t.firstByteMs,
-    requestTimeoutMs: o.timeouts.requestMs ?? t.requestMs,
-    signal: ctx.request.signal,
+    requestTimeoutMs: remainingMs,
+    signal: () => ctx.request.signal,
   }).then((res) => {
     ctx.upstreamMs = performance.now() - started;
     return res;
@@ -107,10 +230,19 @@ function forwardOptions(
   };
 }
 
+/** Refuses a final status outside 200-599 as a protocol error. */
+function checkStatus(res: UpstreamResponse): UpstreamResponse {
+  if (res.status >= 200 && res.status <= 599) return res;
+  discard(res);
+  throw new UpstreamError("protocol", `Upstream answered with status ${res.status}`);
+}
+
+/** Drops a response that will not be forwarded (its connection cannot be reused mid-body). */
+function discard(res: UpstreamResponse): void {
+  if (res.body instanceof ReadableStream) res.body.cancel().catch(() => {});
+}
+
 export function toResponse(res: UpstreamResponse): Response {
-  if (res.status < 200 || res.status > 599) {
-    throw new UpstreamError("protocol", `Upstream answered with status ${res.status}`);
-  }
   const headers = res.headers;
   let body = res.body;
   if (body instanceof Uint8Array) {
@@ -127,21 +259,24 @@ export function toResponse(res: UpstreamResponse): Response {
   return body instanceof Uint8Array ? withBodySize(out, body.byteLength) : out;
 }
 
-/** Maps a failed exchange to the client's answer. */
+/** Maps a failure that is not the upstream's (the request body, the client) to the answer. */
 export function upstreamFailure(ctx: RequestContext, e: unknown): Response {
   if (e instanceof GatewayError) return ctx.refuse(e.code, e.details);
   if (e instanceof UpstreamError) {
-    switch (e.kind) {
-      case "timeout":
-      case "connect_timeout":
-        return ctx.refuse("upstream_timeout");
-      case "aborted":
-        return ctx.refuse("client_closed_request");
-      case "protocol":
-        return ctx.refuse("upstream_error");
-      default:
-        return ctx.refuse("bad_gateway");
-    }
+    return ctx.refuse(e.kind === "aborted" ? "client_closed_request" : failureCode(e));
   }
   throw e;
+}
+
+/** The gateway's error for an exchange that got no usable answer. */
+function failureCode(e: UpstreamError): ErrorCode {
+  switch (e.kind) {
+    case "timeout":
+    case "connect_timeout":
+      return "upstream_timeout";
+    case "protocol":
+      return "upstream_error";
+    default:
+      return "bad_gateway";
+  }
 }

@@ -10,6 +10,7 @@ import {
 
 export const targetSchema = z.strictObject({
   url: httpUrl.refine((s) => {
+    if (!URL.canParse(s)) return true; // reported by httpUrl
     const u = new URL(s);
     return (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
   }, { error: "expected a target URL without a path, query or fragment (scheme, host, port)" }),
@@ -44,6 +45,9 @@ export const upstreamSchema = z.strictObject({
   headers: z.record(headerName, z.string()).default({}).meta({
     description: "Headers set on every request to this upstream",
   }),
+}).refine((u) => u.queue === 0 || u.max_concurrent !== undefined, {
+  path: ["queue"],
+  error: "queue needs max_concurrent: requests wait there for a bulkhead slot",
 });
 
 export type UpstreamConfig = z.output<typeof upstreamSchema>;

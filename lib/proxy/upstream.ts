@@ -1,10 +1,13 @@
 /**
- * An upstream at run time: its targets with their connection pools, the
- * balancer, and the effective timeouts. Built once per plan.
+ * An upstream at run time: its targets with their connection pools and
+ * resilience guards, the balancer, the effective timeouts, the retry policy and
+ * budget, and the bulkhead. Built once per plan.
  */
 import type { UpstreamConfig } from "./schema.ts";
 import type { TargetPool } from "./http1/pool.ts";
-import type { PoolRegistry } from "./pools.ts";
+import type { StoreConfig } from "../store/schema.ts";
+import type { RuntimeDeps } from "../plan/deps.ts";
+import type { Clock } from "../core/clock.ts";
 import {
   type Balanced,
   type Balancer,
@@ -13,8 +16,15 @@ import {
   random,
   roundRobin,
 } from "../resilience/balance.ts";
+import type { CircuitState } from "../resilience/breaker.ts";
+import { acquireTargetGuards, type TargetGuards } from "../resilience/guards.ts";
+import { Bulkhead } from "../resilience/bulkhead.ts";
+import { budgetParams, RetryBudget, RetryPolicy } from "../resilience/retry.ts";
+import { registryKey } from "../resilience/registry.ts";
 import { compileRequestKey, type RequestKey } from "../core/request_key.ts";
 import { safeHeaderValue } from "./header_edits.ts";
+
+export type { CircuitState };
 
 export interface Timeouts {
   connectMs: number;
@@ -28,25 +38,33 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   requestMs: Infinity,
 };
 
-export type CircuitState = "closed" | "open" | "half_open";
-
 export class UpstreamTarget implements Balanced {
-  /** Set by health checks and outlier ejection; read by the balancer, `/upstreams` and metrics. */
-  healthy = true;
-  /** Set by the circuit breaker; read by `/upstreams` and metrics. */
-  circuit: CircuitState = "closed";
-
   constructor(
     readonly id: string,
     readonly pool: TargetPool,
     readonly weight: number,
+    /** Breaker, ejection and health checks; null when the upstream configures none. */
+    readonly guards: TargetGuards | null,
+    private readonly clock: Clock,
   ) {}
+
   get inFlight(): number {
     return this.pool.active;
   }
-  /** Whether the balancer may send here; health checks and breakers narrow this. */
-  available(_nowMono: number): boolean {
-    return true;
+
+  /** Passing health checks and not ejected; read by the balancer, `/upstreams` and metrics. */
+  get healthy(): boolean {
+    return this.guards === null || this.guards.healthy(this.clock.now());
+  }
+
+  /** Circuit breaker state; read by `/upstreams` and metrics. */
+  get circuit(): CircuitState {
+    return this.guards === null ? "closed" : this.guards.circuit(this.clock.now());
+  }
+
+  /** Whether the balancer may send here: healthy, not ejected, circuit not open. */
+  available(now: number): boolean {
+    return this.guards === null || this.guards.available(now);
   }
 }
 
@@ -57,22 +75,35 @@ export class Upstream {
   readonly hashKey: RequestKey | null;
   /** Static header lines configured on the upstream. */
   readonly extraBlock: string;
+  /** The upstream's retry policy; a route may set its own. */
+  readonly retry: RetryPolicy | null;
+  /** Retries left to this upstream, shared by every route that sends here. */
+  readonly budget: RetryBudget;
+  readonly bulkhead: Bulkhead | null;
+  readonly clock: Clock;
+  private readonly releases: (() => Promise<void>)[] = [];
 
   constructor(
     readonly name: string,
     readonly config: UpstreamConfig,
-    private readonly pools: PoolRegistry,
+    private readonly deps: RuntimeDeps,
+    store: StoreConfig,
   ) {
-    this.targets = config.targets.map((t) =>
-      new UpstreamTarget(
+    this.clock = deps.clock;
+    this.targets = config.targets.map((t) => {
+      const acquired = acquireTargetGuards(deps, store, name, t.url, config);
+      this.releases.push(acquired.release);
+      return new UpstreamTarget(
         t.url,
-        pools.acquire(t.url, {
+        deps.pools.acquire(t.url, {
           maxIdle: config.keepalive.max_idle,
           idleTimeoutMs: config.keepalive.idle_timeout_s * 1000,
         }),
         t.weight,
-      )
-    );
+        acquired.guards,
+        deps.clock,
+      );
+    });
     this.balancer = makeBalancer(config, this.targets);
     this.hashKey = config.balance === "hash" ? compileRequestKey(config.hash_on) : null;
     this.timeouts = {
@@ -82,10 +113,46 @@ export class Upstream {
     };
     this.extraBlock = Object.entries(config.headers)
       .map(([k, v]) => `${k.toLowerCase()}: ${safeHeaderValue(v)}\r\n`).join("");
+    this.retry = config.retries ? new RetryPolicy(config.retries) : null;
+    const budget = budgetParams(config.retries);
+    this.budget = this.shared("budget", budget, () => new RetryBudget(budget));
+    const b = config.max_concurrent === undefined ? null : {
+      maxConcurrent: config.max_concurrent,
+      queue: config.queue,
+      queueTimeoutMs: config.queue_timeout_ms,
+    };
+    this.bulkhead = b === null ? null : this.shared("bulkhead", b, () => new Bulkhead(b));
   }
 
-  dispose(): void {
-    for (const t of this.targets) this.pools.release(t.pool);
+  /**
+   * Why no target can take a request now: every one is held back by its circuit
+   * (`circuit_open`) or some are unhealthy or ejected; and the least wait.
+   */
+  unavailable(now: number): { code: "circuit_open" | "no_healthy_upstream"; waitMs: number } {
+    let open = 0;
+    let guarded = 0;
+    let waitMs = Infinity;
+    for (const t of this.targets) {
+      if (t.weight === 0 || t.guards === null) continue;
+      const b = t.guards.blocked(now);
+      guarded++;
+      if (b.byCircuit) open++;
+      waitMs = Math.min(waitMs, b.waitMs);
+    }
+    const code = guarded > 0 && open === guarded ? "circuit_open" : "no_healthy_upstream";
+    return { code, waitMs };
+  }
+
+  async dispose(): Promise<void> {
+    for (const t of this.targets) this.deps.pools.release(t.pool);
+    for (const release of this.releases) await release();
+  }
+
+  /** An upstream-wide object from the registry, kept across reloads while `settings` hold. */
+  private shared<T>(kind: string, settings: unknown, create: () => T): T {
+    const key = registryKey(kind, this.name, settings);
+    this.releases.push(() => this.deps.resilience.release(key));
+    return this.deps.resilience.acquire(key, create);
   }
 }
 

@@ -40,9 +40,14 @@ export function roundRobin<T extends Balanced>(targets: readonly T[]): Balancer<
   return {
     pick(_key, now, exclude) {
       if (allEqual) {
-        for (let i = 0; i < targets.length; i++) {
-          const t = targets[cursor++ % targets.length]!;
-          if (t.weight > 0 && t.available(now) && !exclude?.has(t)) return t;
+        const n = targets.length;
+        for (let i = 0; i < n; i++) {
+          const t = targets[(cursor + i) % n]!;
+          if (t.weight > 0 && t.available(now) && !exclude?.has(t)) {
+            // A retry does not move the rotation, so first attempts stay evenly spread.
+            if (!exclude) cursor = (cursor + i + 1) % n;
+            return t;
+          }
         }
         return candidates(targets, now, exclude)[0] ?? null;
       }

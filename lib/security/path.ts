@@ -4,18 +4,24 @@
  *
  * - percent-encoded unreserved characters are decoded (`%7E` -> `~`), other
  *   escapes are kept with upper-case hex;
- * - encoded `/` or `\`, a raw `\`, NUL and control characters, malformed
+ * - encoded `/` or `\`, a raw `\` or `#`, NUL and control characters, malformed
  *   escapes, `..;` tricks and paths that climb above the root are refused;
  * - dot segments are removed (RFC 3986 §5.2.4) and `//` merged (configurable);
- * - non-ASCII characters are percent-encoded as UTF-8.
+ * - non-ASCII characters are percent-encoded as UTF-8, and ASCII that may not
+ *   stand raw in a path (space, `"`, `<`, `{`, ...) is percent-encoded.
  */
 
 export type NormalisedPath = { ok: true; path: string } | { ok: false; reason: string };
 
-// Control characters are exactly what this pattern looks for.
-// deno-lint-ignore no-control-regex
-const NEEDS_WORK = /[%.\\\x00-\x1f\x7f-\uffff]|\/\/|;/;
+/** Paths made only of these (and without `//`) are already normal. */
+const PLAIN = /^[A-Za-z0-9\-_~!$&'()*+,=:@/]*$/;
 const HEX = "0123456789ABCDEF";
+
+/** ASCII that may stand raw in a path segment (RFC 3986 pchar, less `%`). */
+function isPathChar(c: number): boolean {
+  return isUnreserved(c) || c === 0x21 || c === 0x24 || (c >= 0x26 && c <= 0x2c) || c === 0x3a ||
+    c === 0x3b || c === 0x3d || c === 0x40 || c === 0x2f;
+}
 
 function isUnreserved(c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
@@ -33,7 +39,7 @@ export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath 
   if (raw.length === 0 || raw.charCodeAt(0) !== 0x2f) {
     return { ok: false, reason: "path must start with /" };
   }
-  if (!NEEDS_WORK.test(raw)) return { ok: true, path: raw };
+  if (PLAIN.test(raw) && !raw.includes("//")) return { ok: true, path: raw };
 
   // 1. Escapes: decode unreserved, refuse dangerous, normalise the rest.
   let decoded = "";
@@ -52,6 +58,9 @@ export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath 
       i += 2;
     } else if (c === 0x5c) {
       return { ok: false, reason: "backslash in path" };
+    } else if (c === 0x23) {
+      // Clients never send a fragment; an upstream would cut the path here, routing did not.
+      return { ok: false, reason: "fragment in request target" };
     } else if (c < 0x20 || c === 0x7f) {
       return { ok: false, reason: "control character in path" };
     } else if (c > 0x7f) {
@@ -60,8 +69,11 @@ export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath 
         decoded += `%${HEX[b >> 4]}${HEX[b & 15]}`;
       }
       i = end - 1;
-    } else {
+    } else if (isPathChar(c)) {
       decoded += raw[i];
+    } else {
+      // Space, quotes, brackets and the like are not allowed raw: escape them for the upstream.
+      decoded += `%${HEX[c >> 4]}${HEX[c & 15]}`;
     }
   }
 

@@ -1,52 +1,134 @@
 import { z } from "zod";
-import { positiveInt } from "../config/common.ts";
+import { headerName, httpMethod, positiveInt } from "../config/common.ts";
 import { isValidCidr } from "./cidr.ts";
+import { linearRegexError } from "./waf/linear_regex.ts";
+import { BUILTIN_CATEGORIES } from "./waf/builtin.ts";
 
 export const cidr = z.string().refine(isValidCidr, {
   error: "expected an IP address or CIDR block such as 10.0.0.0/8 or 2001:db8::/32",
 });
 
 export const ipRulesSchema = z.strictObject({
-  allow: z.array(cidr).optional(),
-  deny: z.array(cidr).optional(),
+  allow: z.array(cidr).optional().meta({
+    description: "When set, only client addresses in these blocks are served",
+  }),
+  deny: z.array(cidr).optional().meta({
+    description: "Client addresses in these blocks are refused (deny wins over allow)",
+  }),
+});
+
+/**
+ * The HTTP server (hyper, inside Deno.serve) refuses a request head over 64 KiB
+ * or with more than 128 fields with a bare 400 before the gateway sees it, so
+ * limits above those could never apply.
+ */
+const HEAD_BYTES_CEILING = 65_536;
+const HEADER_COUNT_CEILING = 128;
+
+const headerBytes = positiveInt.max(HEAD_BYTES_CEILING, {
+  error: `expected at most ${HEAD_BYTES_CEILING}: the HTTP server refuses larger request heads`,
+});
+const headerCount = positiveInt.max(HEADER_COUNT_CEILING, {
+  error: `expected at most ${HEADER_COUNT_CEILING}: the HTTP server refuses more header fields`,
+});
+const uriBytes = positiveInt.max(HEAD_BYTES_CEILING, {
+  error: `expected at most ${HEAD_BYTES_CEILING}: the HTTP server refuses longer request targets`,
 });
 
 export const limitsSchema = z.strictObject({
   max_body_bytes: positiveInt.optional(),
-  max_header_bytes: positiveInt.optional(),
-  max_headers: positiveInt.optional(),
-  max_uri_bytes: positiveInt.optional(),
+  max_header_bytes: headerBytes.optional(),
+  max_headers: headerCount.optional(),
+  max_uri_bytes: uriBytes.optional(),
 });
+
+/** A regular expression run by a linear-time engine (RE2 syntax; no backreferences or lookaround). */
+export const linearRegex = z.string().min(1).superRefine((s, ctx) => {
+  const error = linearRegexError(s);
+  if (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a regular expression in RE2 syntax (matched in linear time): ${error}`,
+    });
+  }
+});
+
+/**
+ * How a rule tests one value. A plain string is a regular expression; the object
+ * forms say exactly what is compared.
+ */
+export const valueMatcherSchema = z.union([
+  linearRegex,
+  z.strictObject({ regex: linearRegex, case_insensitive: z.boolean().default(false) }),
+  z.strictObject({ equals: z.string(), case_insensitive: z.boolean().default(false) }),
+  z.strictObject({ prefix: z.string().min(1), case_insensitive: z.boolean().default(false) }),
+  z.strictObject({ contains: z.string().min(1), case_insensitive: z.boolean().default(false) }),
+  z.strictObject({ present: z.boolean() }),
+]);
 
 export const wafRuleSchema = z.strictObject({
-  id: z.string().min(1),
+  id: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, {
+    error: "expected a rule id of letters, digits and _ . : -",
+  }),
   action: z.enum(["block", "log"]).default("block"),
-  methods: z.array(z.string()).optional(),
-  path: z.string().optional(),
-  query: z.string().optional(),
-  header: z.strictObject({ name: z.string(), contains: z.string() }).optional(),
-  body: z.string().optional(),
+  methods: z.array(httpMethod).min(1).optional(),
+  path: valueMatcherSchema.optional().meta({ description: "The normalised path, percent-decoded" }),
+  query: valueMatcherSchema.optional().meta({
+    description: "The query string without `?`, percent-decoded (`+` as space)",
+  }),
+  headers: z.record(headerName, valueMatcherSchema).optional().meta({
+    description: "Header name -> matcher; every listed header must match",
+  }),
+  body: valueMatcherSchema.optional().meta({
+    description: "The first `body_bytes` of the body as text (form bodies percent-decoded)",
+  }),
+}).superRefine((r, ctx) => {
+  if (!r.methods && !r.path && !r.query && !r.headers && !r.body) {
+    ctx.addIssue({
+      code: "custom",
+      message: "expected at least one condition: methods, path, query, headers or body",
+    });
+  }
 });
 
+const builtinCategory = z.enum(BUILTIN_CATEGORIES);
+
 export const wafSchema = z.strictObject({
-  builtin: z.boolean().default(false),
-  body_bytes: positiveInt.default(8192),
+  builtin: z.union([z.boolean(), z.array(builtinCategory).min(1)]).default(false).meta({
+    description: `The built-in rule set: true for all of ${
+      BUILTIN_CATEGORIES.join(", ")
+    }, or a list of categories`,
+  }),
+  builtin_action: z.enum(["block", "log"]).default("block").meta({
+    description: "What a built-in rule match does (log: observe without refusing)",
+  }),
+  body_bytes: positiveInt.max(1_048_576).default(8192).meta({
+    description: "How much of a request body the rules inspect",
+  }),
   rules: z.array(wafRuleSchema).default([]),
 });
 
 export const securitySchema = z.strictObject({
   trusted_proxies: z.array(cidr).default([]),
+  client_ip_header: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for").meta({
+    description:
+      "Which header trusted proxies put the client address in (X-Forwarded-For or RFC 7239 Forwarded)",
+  }),
   max_body_bytes: positiveInt.default(10_485_760),
-  max_header_bytes: positiveInt.default(16_384),
-  max_headers: positiveInt.default(100),
-  max_uri_bytes: positiveInt.default(8_192),
+  max_header_bytes: headerBytes.default(16_384),
+  max_headers: headerCount.default(100),
+  max_uri_bytes: uriBytes.default(8_192),
   merge_slashes: z.boolean().default(true),
-  header_timeout_ms: positiveInt.default(10_000),
-  body_timeout_ms: positiveInt.default(60_000),
+  body_timeout_ms: positiveInt.default(60_000).meta({
+    description: "Longest wait for the next piece of a request body (408 after)",
+  }),
   ip: ipRulesSchema.optional(),
   waf: wafSchema.optional(),
 });
 
 export type IpRulesConfig = z.output<typeof ipRulesSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
+export type ValueMatcherConfig = z.output<typeof valueMatcherSchema>;
+export type WafRuleConfig = z.output<typeof wafRuleSchema>;
+export type WafConfig = z.output<typeof wafSchema>;
 export type SecurityConfig = z.output<typeof securitySchema>;

@@ -10,6 +10,8 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
 import { RedisConnections } from "../store/redis.ts";
+import { ResilienceRegistry } from "../resilience/registry.ts";
+import { registerResilienceAdmin } from "../resilience/admin.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
@@ -22,6 +24,8 @@ import { registerObserveAdmin } from "./admin_observe.ts";
 import { ConfigWatcher } from "./config_watch.ts";
 import { MetricsRegistry } from "../observe/metrics/registry.ts";
 import { LogSinks, type Output } from "../observe/log_sink.ts";
+import { registerCacheAdmin } from "../cache/admin.ts";
+import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -58,6 +62,8 @@ export class Gateway {
     this.admin = new AdminApi(undefined, () => this.holder.current !== null);
     registerCoreAdmin(this);
     registerObserveAdmin(this);
+    registerResilienceAdmin(this);
+    registerCacheAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */
@@ -70,6 +76,8 @@ export class Gateway {
       redis: new RedisConnections(logger),
       metrics: new MetricsRegistry(),
       accessLogs: new LogSinks(logger, options.stdout),
+      resilience: new ResilienceRegistry(),
+      caches: new CacheStores(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
@@ -305,6 +313,7 @@ export class Gateway {
     await this.closeAdmin();
     await this.holder.disposeAll();
     await this.deps.accessLogs.closeAll();
+    await this.deps.resilience.closeAll();
     this.deps.pools.closeAll();
     this.deps.redis.closeAll();
     this.deps.logger.info("stopped");

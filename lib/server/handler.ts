@@ -5,7 +5,7 @@
  * plan's observer sees every request begin and end (metrics, access log, trace).
  */
 import { type ListenerInfo, RequestContext } from "../core/context.ts";
-import { errorResponse } from "../core/errors.ts";
+import { errorResponse, GatewayError } from "../core/errors.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
 import { clientIpOf } from "../security/client_ip.ts";
@@ -37,7 +37,10 @@ export function createHandler(
 }
 
 export function peerAddress(addr: Deno.Addr): string {
-  return addr.transport === "tcp" || addr.transport === "udp" ? addr.hostname : "127.0.0.1";
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return "127.0.0.1";
+  const h = addr.hostname;
+  // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; one spelling keeps IP keys and logs stable.
+  return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }
 
 async function serve(
@@ -59,7 +62,7 @@ async function serve(
 
   const client = s.trustedProxies.size === 0
     ? { ip: peer, peerTrusted: false }
-    : clientIpOf(peer, headers.get("x-forwarded-for"), s.trustedProxies);
+    : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
   const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
   const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
     ? incomingId
@@ -94,13 +97,17 @@ async function serve(
     try {
       res = await plan.handle(ctx);
     } catch (e) {
-      deps.logger.error("unhandled error while serving a request", {
-        request_id: requestId,
-        route: ctx.route?.name ?? null,
-        ...errorFields(e),
-        stack: e instanceof Error ? e.stack : undefined,
-      });
-      res = ctx.refuse("internal_error");
+      // A policy reading the body can fail with a refusal (a body deadline, a size limit).
+      if (e instanceof GatewayError) res = ctx.refuse(e.code, e.details);
+      else {
+        deps.logger.error("unhandled error while serving a request", {
+          request_id: requestId,
+          route: ctx.route?.name ?? null,
+          ...errorFields(e),
+          stack: e instanceof Error ? e.stack : undefined,
+        });
+        res = ctx.refuse("internal_error");
+      }
     }
   }
   try {

@@ -24,12 +24,15 @@ export const memoryStoreSchema = z.strictObject({
   max_keys: positiveInt.default(100_000).meta({
     description: "Cap on keys held in memory; least recently used keys are evicted past it",
   }),
+  cache_max_bytes: positiveInt.default(67_108_864).meta({
+    description: "Cap on the bytes of cached responses held in memory (least recently used go)",
+  }),
 });
 
 export const storeSchema = z.strictObject({
   kind: z.enum(["memory", "redis"]).default("memory"),
   redis: redisSchema.optional(),
-  memory: memoryStoreSchema.default({ max_keys: 100_000 }),
+  memory: memoryStoreSchema.default(memoryStoreSchema.parse({})),
 }).transform((s, ctx) => {
   if (s.kind === "redis" && !s.redis) {
     // Defaults apply when `kind: redis` is given alone.

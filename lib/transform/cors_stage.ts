@@ -1,7 +1,11 @@
-/** CORS of a route: preflight answered here, response headers added (issue: transforms). */
+/** CORS of a route (its own `cors`, else the top-level one): preflight answered here. */
 import type { Stage } from "../plan/chain.ts";
+import { corsPolicy } from "./cors.ts";
 
 export const corsStage: Stage = {
   name: "cors",
-  build: () => [],
+  build: (route, _index, b) => {
+    const c = route.cors ?? b.config.cors;
+    return c ? [corsPolicy(c)] : [];
+  },
 };

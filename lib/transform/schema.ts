@@ -1,40 +1,83 @@
 import { z } from "zod";
 import { headerName, httpMethod, positiveInt } from "../config/common.ts";
+import { parseTemplate } from "./template.ts";
+import { UNTOUCHABLE_HEADERS } from "./headers.ts";
+import { originProblem } from "./cors.ts";
+
+/** A header the rules may change (not one that frames or routes the message). */
+const editableHeader = headerName.refine((h) => !UNTOUCHABLE_HEADERS.has(h.toLowerCase()), {
+  error: (i) => `${i.input} is managed by the gateway and cannot be transformed`,
+});
+
+/** A header value that may use `${...}` request variables, checked at load. */
+export const templateString = z.string().superRefine((s, ctx) => {
+  try {
+    parseTemplate(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+  }
+});
 
 export const headerRulesSchema = z.strictObject({
-  set: z.record(headerName, z.string()).optional(),
-  add: z.record(headerName, z.string()).optional(),
-  remove: z.array(headerName).optional(),
-  rename: z.record(headerName, headerName).optional(),
+  set: z.record(editableHeader, templateString).optional().meta({
+    description: "Replace (or create) headers; a value that comes out empty removes the header",
+  }),
+  add: z.record(editableHeader, templateString).optional().meta({
+    description: "Append values, keeping those already there",
+  }),
+  remove: z.array(editableHeader).optional(),
+  rename: z.record(editableHeader, editableHeader).optional(),
 });
 
-const fieldPath = z.string().regex(/^[^.\[\]]+(\[\])?(\.[^.\[\]]+(\[\])?)*$/, {
-  error: "expected a dotted field path such as user.id or items[].internal_id",
-});
+const fieldPath = z.string().regex(
+  /^(?:(?:\[\])+\.)?[^.\[\]]+(?:(?:\[\])*\.[^.\[\]]+)*$/,
+  {
+    error:
+      "expected a dotted field path such as user.id, items[].internal_id or [].id (not ending in [])",
+  },
+);
 
 export const jsonRulesSchema = z.strictObject({
   remove: z.array(fieldPath).optional(),
-  rename: z.record(fieldPath, z.string().min(1)).optional(),
-  keep: z.array(fieldPath).optional(),
+  rename: z.record(fieldPath, z.string().min(1)).optional().meta({
+    description: "Field path -> new name of that field (in the same object)",
+  }),
+  keep: z.array(fieldPath).optional().meta({
+    description: "Allowlist: only these fields (and what is under them) stay",
+  }),
 });
 
 const directionSchema = z.strictObject({
   headers: headerRulesSchema.optional(),
   json: jsonRulesSchema.optional(),
-  max_body_bytes: positiveInt.default(1_048_576),
-  on_oversize: z.enum(["pass", "reject"]).default("pass"),
+  max_body_bytes: positiveInt.default(1_048_576).meta({
+    description: "Largest JSON body buffered for the json rules",
+  }),
+  on_oversize: z.enum(["pass", "reject"]).default("pass").meta({
+    description: "A larger body: pass it unmodified (and log), or refuse (413 / 502)",
+  }),
 });
 
 export const transformSchema = z.strictObject({
   request: directionSchema.optional(),
   response: directionSchema.optional(),
-  security_headers: z.boolean().default(false),
+  security_headers: z.boolean().default(false).meta({
+    description: "Add HSTS (on TLS), X-Content-Type-Options, X-Frame-Options, Referrer-Policy; " +
+      "remove Server and X-Powered-By",
+  }),
+});
+
+const corsOrigin = z.string().superRefine((s, ctx) => {
+  const problem = originProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
 export const corsSchema = z.strictObject({
-  origins: z.array(z.string().min(1)).min(1),
+  origins: z.array(corsOrigin).min(1),
   methods: z.array(httpMethod).default(["GET", "HEAD", "POST"]),
-  headers: z.array(headerName).default([]),
+  headers: z.array(z.union([z.literal("*"), headerName])).default([]).meta({
+    description: "Request headers allowed; * allows whatever a preflight asks for",
+  }),
   expose_headers: z.array(headerName).default([]),
   credentials: z.boolean().default(false),
   max_age_s: z.number().int().min(0).default(600),
@@ -48,26 +91,6 @@ export const corsSchema = z.strictObject({
   }
 });
 
-export const cacheSchema = z.strictObject({
-  ttl_s: z.number().positive(),
-  vary: z.array(headerName).default([]),
-  normalize_query: z.boolean().default(true),
-  stale_if_error_s: z.number().min(0).default(0),
-  max_body_bytes: positiveInt.default(1_048_576),
-});
-
-export const aggregateSchema = z.strictObject({
-  calls: z.array(z.strictObject({
-    key: z.string().min(1),
-    upstream: z.string().min(1),
-    path: z.string().startsWith("/"),
-    method: httpMethod.default("GET"),
-    timeout_ms: positiveInt.default(2000),
-  })).min(1),
-  on_error: z.enum(["fail", "partial"]).default("partial"),
-});
-
 export type TransformConfig = z.output<typeof transformSchema>;
+export type TransformDirection = z.output<typeof directionSchema>;
 export type CorsConfig = z.output<typeof corsSchema>;
-export type CacheConfig = z.output<typeof cacheSchema>;
-export type AggregateConfig = z.output<typeof aggregateSchema>;

@@ -43,13 +43,20 @@ Deno.test("metrics: exact counters, histograms and bytes after a known sequence"
         }),
       );
     }
+    if (path === "/health") return new Response("sick", { status: 500 });
     const body = await req.text();
     return new Response(`${req.method} ${path} ${body}`);
   });
+  const downPort = closedPort();
   const g = await startGateway(baseConfig(`
 upstreams:
   a: { targets: [ { url: "${up.url}" } ] }
-  down: { targets: [ { url: "http://127.0.0.1:${closedPort()}" } ] }
+  down:
+    targets: [ { url: "http://127.0.0.1:${downPort}" } ]
+    circuit_breaker: { consecutive_failures: 2, open_s: 600 }
+  sick:
+    targets: [ { url: "${up.url}" } ]
+    health_check: { path: /health, interval_s: 0.05, unhealthy_threshold: 1 }
 routes:
   - { name: users, match: { path: /users, methods: [GET, POST] }, upstream: a }
   - { name: big, match: { path: /big }, upstream: a }
@@ -172,22 +179,24 @@ routes:
     assertEquals(sampleValue(f, "gateway_config_reloads_total", { result: "failure" }), 0);
     assertEquals(sampleValue(f, "gateway_store_errors_total", { store: "redis" }), 0);
 
-    // Target state is read live at scrape time (health checks and breakers set it).
-    const t = g.gw.plan.upstreams.get("a")!.targets[0]!;
-    t.healthy = false;
-    t.circuit = "open";
-    const { families: after } = await scrape(g.admin);
-    assertEquals(
-      sampleValue(after, "gateway_upstream_target_healthy", { upstream: "a", target }),
-      0,
+    // Target state is read live at scrape time: two failures opened the breaker of
+    // `down`, and the failing health check took `sick` out of rotation.
+    const down = `http://127.0.0.1:${downPort}`;
+    const circuit = (state: string) =>
+      sampleValue(f, "gateway_upstream_target_circuit_state", {
+        upstream: "down",
+        target: down,
+        state,
+      });
+    assertEquals([circuit("closed"), circuit("open"), circuit("half_open")], [0, 1, 0]);
+    assertEquals(sampleValue(f, "gateway_upstream_target_healthy", { upstream: "down" }), 1);
+    const after = await scrapeWhen(
+      g.admin,
+      (f) => sampleValue(f, "gateway_upstream_target_healthy", { upstream: "sick" }) === 0,
     );
     assertEquals(
-      sampleValue(after, "gateway_upstream_target_circuit_state", {
-        upstream: "a",
-        target,
-        state: "open",
-      }),
-      1,
+      sampleValue(after, "gateway_upstream_target_healthy", { upstream: "sick", target }),
+      0,
     );
     // Scrapes of the admin listener are not requests of the public one.
     assertEquals(
@@ -291,6 +300,41 @@ routes:
     const report = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 0, report);
     assertEquals(report.trim(), "");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("metrics: cache hits and misses are counted, and so are the bytes a hit serves", async () => {
+  const up = startUpstream(() =>
+    new Response("cacheable body", { headers: { "cache-control": "max-age=60" } })
+  );
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: cached, match: { path: /c }, upstream: a, cache: { ttl_s: 30 } }
+`));
+  try {
+    const statuses: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${g.url()}/c`);
+      assertEquals(await res.text(), "cacheable body");
+      statuses.push(res.headers.get("x-cache"));
+    }
+    assertEquals(statuses, ["MISS", "HIT", "HIT"]);
+    assertEquals(up.received.length, 1);
+    const { families: f } = await scrape(g.admin);
+    const lookups = (result: string) =>
+      sampleValue(f, "gateway_cache_lookups_total", { route: "cached", result });
+    assertEquals([lookups("miss"), lookups("hit")], [1, 2]);
+    assertEquals(sampleValue(f, "gateway_response_bytes_total", { route: "cached" }), 3 * 14);
+    // Only the miss went upstream.
+    assertEquals(
+      sampleValue(f, "gateway_upstream_duration_seconds_count", { route: "cached" }),
+      1,
+    );
   } finally {
     await g.close();
     await up.close();

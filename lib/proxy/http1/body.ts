@@ -3,7 +3,7 @@
  * response costs no stream); anything else streams with back-pressure, reading
  * from the socket only when the consumer pulls.
  */
-import { type Bytes, findLineEnd } from "./bytes.ts";
+import { type Bytes, concat, findLineEnd } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { ProtocolError } from "./response_head.ts";
 
@@ -213,14 +213,7 @@ export function takeBufferedChunked(conn: UpstreamConnection): Bytes | null {
     parts.push(part);
     total += part.length;
   }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concat(parts, total);
 }
 
 export function chunkedStream(

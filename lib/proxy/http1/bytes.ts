@@ -48,3 +48,15 @@ export const LAST_CHUNK = encoder.encode("0\r\n\r\n");
 export function chunkHeader(size: number): Uint8Array {
   return encoder.encode(size.toString(16) + "\r\n");
 }
+
+/** `chunks` joined into one array (`total`: their summed length); a single chunk as is. */
+export function concat(chunks: readonly Bytes[], total: number): Bytes {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}

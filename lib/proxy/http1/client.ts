@@ -3,7 +3,8 @@
  * its body), read the response head, hand back the body as bytes or a stream.
  * The connection returns to the pool only after both messages ended cleanly.
  */
-import { type Bytes, chunkHeader, CRLF, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import { type Bytes, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import { bodyChunks } from "./body_reader.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import {
   chunkedStream,
@@ -15,6 +16,7 @@ import {
 import { ProtocolError, readResponseHead, type ResponseHead } from "./response_head.ts";
 import type { TargetPool } from "./pool.ts";
 import { UpstreamError } from "./errors.ts";
+import { deadlines, type Watched } from "./deadlines.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -33,8 +35,11 @@ export interface ExchangeOptions {
   firstByteTimeoutMs: number;
   /** The whole exchange, response body included. */
   requestTimeoutMs: number;
-  /** Aborts the exchange (the client went away). */
-  signal?: AbortSignal | null;
+  /**
+   * Aborts the exchange (the client went away). A function is called only for
+   * exchanges that last: reading `Request.signal` has a cost on every response.
+   */
+  signal?: AbortSignal | (() => AbortSignal) | null;
   /** Called once when the exchange is over, after the response body ended or failed. */
   onEnd?: (error: unknown) => void;
 }
@@ -75,8 +80,9 @@ async function attempt(
   opts: ExchangeOptions,
   retryIfStale: boolean,
 ): Promise<UpstreamResponse> {
-  const signal = opts.signal;
-  if (signal?.aborted) throw new UpstreamError("aborted", "The client went away", { sent: false });
+  if (opts.signal instanceof AbortSignal && opts.signal.aborted) {
+    throw new UpstreamError("aborted", "The client went away", { sent: false });
+  }
   const conn = await pool.acquire(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
@@ -103,15 +109,24 @@ async function attempt(
   }
 }
 
-class Exchange {
-  private firstByteTimer: ReturnType<typeof setTimeout> | undefined;
-  private requestTimer: ReturnType<typeof setTimeout> | undefined;
+/** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
+const ABORT_WATCH_AFTER_MS = 50;
+
+class Exchange implements Watched {
+  private firstByteAt = Infinity;
+  private requestAt = Infinity;
+  private abortWatchAt = Infinity;
+  nextCheck = Infinity;
   private timedOut: "first_byte" | "request" | null = null;
   private aborted = false;
   private bodyError: unknown = null;
   private bodyWritten = true;
   bodyStarted = false;
   private ended = false;
+  private watching = false;
+  private listening = false;
+  private headReceived = false;
+  private signal: AbortSignal | null = null;
   private readonly onAbort = () => {
     this.aborted = true;
     this.conn.close();
@@ -125,19 +140,39 @@ class Exchange {
 
   arm(): void {
     const o = this.opts;
-    if (Number.isFinite(o.requestTimeoutMs)) {
-      this.requestTimer = setTimeout(() => {
-        this.timedOut ??= "request";
-        this.conn.close();
-      }, o.requestTimeoutMs);
+    const now = performance.now();
+    this.requestAt = now + o.requestTimeoutMs;
+    this.firstByteAt = now + o.firstByteTimeoutMs;
+    if (o.signal) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;
+    this.reschedule();
+  }
+
+  check(now: number): void {
+    if (now >= this.abortWatchAt) {
+      this.abortWatchAt = Infinity;
+      const given = this.opts.signal!;
+      const signal = this.signal = typeof given === "function" ? given() : given;
+      if (signal.aborted) return this.onAbort();
+      signal.addEventListener("abort", this.onAbort, { once: true });
+      this.listening = true;
     }
-    if (Number.isFinite(o.firstByteTimeoutMs)) {
-      this.firstByteTimer = setTimeout(() => {
-        this.timedOut ??= "first_byte";
-        this.conn.close();
-      }, o.firstByteTimeoutMs);
+    if (now >= this.firstByteAt || now >= this.requestAt) {
+      this.timedOut ??= now >= this.firstByteAt ? "first_byte" : "request";
+      this.firstByteAt = this.requestAt = Infinity;
+      this.conn.close();
     }
-    o.signal?.addEventListener("abort", this.onAbort, { once: true });
+    this.reschedule();
+  }
+
+  private reschedule(): void {
+    this.nextCheck = Math.min(this.firstByteAt, this.requestAt, this.abortWatchAt);
+    if (this.nextCheck !== Infinity && !this.watching) {
+      this.watching = true;
+      deadlines.add(this);
+    } else if (this.nextCheck === Infinity && this.watching) {
+      this.watching = false;
+      deadlines.delete(this);
+    }
   }
 
   async send(req: UpstreamRequest): Promise<ResponseHead | null> {
@@ -165,6 +200,9 @@ class Exchange {
       if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
     }
     if (body instanceof ReadableStream) {
+      // Time to first byte counts from the end of the request: an upload may be long.
+      this.firstByteAt = Infinity;
+      this.reschedule();
       this.bodyWritten = false;
       this.writeBody(body, req.bodyLength);
     }
@@ -173,27 +211,22 @@ class Exchange {
 
   /** Streams the request body while the response is being awaited (the upstream may answer early). */
   private writeBody(body: ReadableStream<Bytes>, length: number | null): void {
-    const reader = body.getReader();
     const conn = this.conn;
+    const chunks = bodyChunks(body);
     (async () => {
       let sent = 0;
       while (true) {
-        const { done, value } = await reader.read();
+        const chunk = await chunks.next();
         if (conn.closed) throw new Error("Upstream connection closed while sending the body");
-        if (done) break;
-        if (value.length === 0) continue;
+        if (chunk === null) break;
+        if (chunk.length === 0) continue;
         this.bodyStarted = true;
-        sent += value.length;
+        sent += chunk.length;
         if (length === null) {
-          const size = chunkHeader(value.length);
-          const out = new Uint8Array(size.length + value.length + 2);
-          out.set(size);
-          out.set(value, size.length);
-          out.set(CRLF, size.length + value.length);
-          await conn.writeAll(out);
+          await conn.writeAll(chunks.framed(chunk));
         } else {
           if (sent > length) throw new ProtocolError("Request body longer than its Content-Length");
-          await conn.writeAll(value);
+          await conn.writeAll(chunk);
         }
       }
       if (length === null) await conn.writeAll(LAST_CHUNK);
@@ -201,16 +234,21 @@ class Exchange {
         throw new ProtocolError("Request body shorter than its Content-Length");
       }
       this.bodyWritten = true;
+      if (!this.headReceived && !this.ended) {
+        this.firstByteAt = performance.now() + this.opts.firstByteTimeoutMs;
+        this.reschedule();
+      }
     })().catch((e) => {
       this.bodyError ??= e;
-      reader.cancel(e).catch(() => {});
+      chunks.cancel(e);
       conn.close();
     });
   }
 
   gotHead(): void {
-    clearTimeout(this.firstByteTimer);
-    this.firstByteTimer = undefined;
+    this.headReceived = true;
+    this.firstByteAt = Infinity;
+    this.reschedule();
   }
 
   response(head: ResponseHead, method: string, reused: boolean): UpstreamResponse {
@@ -266,9 +304,9 @@ class Exchange {
   }
 
   private disarm(): void {
-    clearTimeout(this.firstByteTimer);
-    clearTimeout(this.requestTimer);
-    this.opts.signal?.removeEventListener("abort", this.onAbort);
+    this.firstByteAt = this.requestAt = this.abortWatchAt = Infinity;
+    this.reschedule();
+    if (this.listening) this.signal!.removeEventListener("abort", this.onAbort);
   }
 
   /** Maps whatever broke the exchange to what the caller must know. */

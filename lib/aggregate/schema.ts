@@ -1,0 +1,43 @@
+import { z } from "zod";
+import { positiveInt } from "../config/common.ts";
+import { templateString } from "../transform/schema.ts";
+
+const RESERVED_KEY = "errors";
+
+export const aggregateCallSchema = z.strictObject({
+  key: z.string().min(1).refine((k) => k !== RESERVED_KEY, {
+    error: `"${RESERVED_KEY}" is reserved for the failures of a partial answer`,
+  }).meta({ description: "Member of the merged object that holds this call's JSON" }),
+  upstream: z.string().min(1),
+  path: templateString.refine((p) => p.startsWith("/"), {
+    error: "expected a path starting with /",
+  })
+    .meta({
+      description: "Path and query sent (GET); may use ${param.NAME}, ${query.NAME} and other " +
+        "request variables, URL-encoded",
+    }),
+  timeout_ms: positiveInt.default(2000).meta({ description: "Deadline of the whole call" }),
+  max_body_bytes: positiveInt.default(1_048_576),
+});
+
+export const aggregateSchema = z.strictObject({
+  calls: z.array(aggregateCallSchema).min(1),
+  on_error: z.enum(["fail", "partial"]).default("partial").meta({
+    description: "A failed call fails the whole request, or the rest is returned with `errors`",
+  }),
+}).superRefine((a, ctx) => {
+  const seen = new Set<string>();
+  a.calls.forEach((c, i) => {
+    if (seen.has(c.key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["calls", i, "key"],
+        message: `duplicate key "${c.key}"`,
+      });
+    }
+    seen.add(c.key);
+  });
+});
+
+export type AggregateConfig = z.output<typeof aggregateSchema>;
+export type AggregateCallConfig = z.output<typeof aggregateCallSchema>;

@@ -1,0 +1,132 @@
+/**
+ * A stored response and how it travels: served as a Response (with `X-Cache`
+ * and `Age`), and encoded as bytes for Redis (a length-prefixed JSON head,
+ * then the body).
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { Bytes } from "../proxy/http1/bytes.ts";
+import { withBodySize } from "../observe/body_size.ts";
+
+export interface CachedResponse {
+  readonly status: number;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly body: Bytes;
+  /** When the upstream generated it (ms): received minus the upstream's Age. */
+  readonly date: number;
+  readonly freshUntil: number;
+  /** Until when it may stand in for a failing upstream (`stale_if_error_s`). */
+  readonly staleUntil: number;
+  /** Public path of the request, for purges by prefix. */
+  readonly path: string;
+}
+
+export type CacheStatus = "HIT" | "MISS" | "STALE" | "BYPASS";
+
+/** Statuses whose responses have no body. */
+const NO_BODY = new Set([204, 205, 304]);
+
+/** Bookkeeping per entry beyond its bytes (maps, arrays, the entry object). */
+const OVERHEAD = 256;
+
+export function entrySize(key: string, e: CachedResponse): number {
+  let n = OVERHEAD + key.length * 2 + e.body.length + e.path.length * 2;
+  for (const [k, v] of e.headers) n += (k.length + v.length) * 2;
+  return n;
+}
+
+/**
+ * The stored response for one request: HEAD gets the headers alone, and a
+ * request whose validators match (`If-None-Match`, else `If-Modified-Since`)
+ * gets 304 with the fields RFC 9110 §15.4.5 keeps.
+ */
+export function serveEntry(ctx: RequestContext, e: CachedResponse, status: CacheStatus): Response {
+  ctx.cacheStatus = status;
+  const age = String(Math.max(0, Math.floor((ctx.now - e.date) / 1000)));
+  const req = ctx.request.headers;
+  if (e.status === 200 && (req.has("if-none-match") || req.has("if-modified-since"))) {
+    if (notModified(req, e)) {
+      const headers = e.headers.filter(([name]) => NOT_MODIFIED_FIELDS.has(name));
+      headers.push(["x-cache", status], ["age", age]);
+      return new Response(null, { status: 304, headers: headers as [string, string][] });
+    }
+  }
+  // A list, not a Headers object: the runtime builds one from it at half the cost of set().
+  const headers = e.headers.slice();
+  headers.push(["x-cache", status], ["age", age]);
+  const empty = ctx.method === "HEAD" || NO_BODY.has(e.status);
+  const res = new Response(empty ? null : e.body, {
+    status: e.status,
+    headers: headers as [string, string][],
+  });
+  return empty ? res : withBodySize(res, e.body.length);
+}
+
+const NOT_MODIFIED_FIELDS = new Set([
+  "cache-control",
+  "content-location",
+  "date",
+  "etag",
+  "expires",
+  "last-modified",
+  "vary",
+]);
+
+function field(e: CachedResponse, name: string): string | null {
+  for (const [k, v] of e.headers) if (k === name) return v;
+  return null;
+}
+
+/** Conditional GET evaluation (RFC 9110 §13.1.2, §13.1.3), weak comparison for ETags. */
+function notModified(req: Headers, e: CachedResponse): boolean {
+  const inm = req.get("if-none-match");
+  if (inm !== null) {
+    const etag = field(e, "etag");
+    if (etag === null) return false;
+    const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+    return inm.trim() === "*" || inm.split(",").some((t) => opaque(t) === opaque(etag));
+  }
+  const since = Date.parse(req.get("if-modified-since") ?? "");
+  const modified = Date.parse(field(e, "last-modified") ?? "");
+  return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeEntry(e: CachedResponse): Bytes {
+  const head = encoder.encode(JSON.stringify({
+    s: e.status,
+    h: e.headers,
+    d: e.date,
+    f: e.freshUntil,
+    x: e.staleUntil,
+    p: e.path,
+  }));
+  const out = new Uint8Array(4 + head.length + e.body.length);
+  new DataView(out.buffer).setUint32(0, head.length);
+  out.set(head, 4);
+  out.set(e.body, 4 + head.length);
+  return out;
+}
+
+/** The entry, or null for bytes that are not one (a foreign or corrupt value). */
+export function decodeEntry(bytes: Uint8Array): CachedResponse | null {
+  if (bytes.length < 4) return null;
+  const headLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(0);
+  if (4 + headLength > bytes.length) return null;
+  try {
+    const h = JSON.parse(decoder.decode(bytes.subarray(4, 4 + headLength)));
+    if (typeof h.s !== "number" || !Array.isArray(h.h) || typeof h.p !== "string") return null;
+    return {
+      status: h.s,
+      headers: h.h,
+      body: bytes.slice(4 + headLength),
+      date: h.d,
+      freshUntil: h.f,
+      staleUntil: h.x,
+      path: h.p,
+    };
+  } catch {
+    return null;
+  }
+}

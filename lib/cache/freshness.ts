@@ -1,0 +1,74 @@
+/**
+ * Whether a response may be stored by a shared cache, and for how long
+ * (RFC 9111 §3, §4.2): the route's TTL, shortened by `s-maxage`, `max-age` or
+ * `Expires` and by the time the response already spent in caches upstream
+ * (`Age`). Nothing is stored for `no-store`, `private`, `no-cache` (this cache
+ * does not revalidate), `Set-Cookie`, `Vary: *`, or a `Vary` naming a request
+ * header the route does not key on.
+ */
+
+export interface FreshnessRules {
+  ttlMs: number;
+  statuses: ReadonlySet<number>;
+  /** Lower-case request headers the cache key includes. */
+  vary: ReadonlySet<string>;
+}
+
+export interface Freshness {
+  /** How long the response stays fresh from now. */
+  lifetimeMs: number;
+  /** How old it already is (its `Age`). */
+  ageMs: number;
+}
+
+const REFUSED = new Set(["no-store", "private", "no-cache"]);
+
+/** Freshness of a response this cache may store, or null when it must not be stored. */
+export function freshness(
+  headers: Headers,
+  status: number,
+  r: FreshnessRules,
+  now: number,
+): Freshness | null {
+  if (!r.statuses.has(status) || headers.has("set-cookie")) return null;
+  const vary = headers.get("vary");
+  if (vary !== null) {
+    for (const v of vary.split(",")) {
+      const name = v.trim().toLowerCase();
+      if (name !== "" && !r.vary.has(name)) return null; // includes "*"
+    }
+  }
+  let upstreamMs: number | null = null;
+  const cc = headers.get("cache-control");
+  if (cc !== null) {
+    let maxAge: number | null = null;
+    let sMaxAge: number | null = null;
+    for (const part of cc.split(",")) {
+      const eq = part.indexOf("=");
+      const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+      if (REFUSED.has(name)) return null;
+      if (name === "max-age") maxAge = seconds(part.slice(eq + 1));
+      else if (name === "s-maxage") sMaxAge = seconds(part.slice(eq + 1));
+    }
+    const s = sMaxAge ?? maxAge;
+    if (s !== null) upstreamMs = s * 1000;
+  }
+  if (upstreamMs === null) {
+    const expires = headers.get("expires");
+    if (expires !== null) {
+      const at = Date.parse(expires);
+      const date = Date.parse(headers.get("date") ?? "");
+      // An invalid Expires means "already expired" (RFC 9111 §5.3).
+      upstreamMs = Number.isNaN(at) ? 0 : at - (Number.isNaN(date) ? now : date);
+    }
+  }
+  const ageMs = seconds(headers.get("age") ?? "0") * 1000;
+  const lifetimeMs = Math.min(r.ttlMs, upstreamMs ?? Infinity) - ageMs;
+  return lifetimeMs > 0 ? { lifetimeMs, ageMs } : null;
+}
+
+/** Delta-seconds (RFC 9111 §1.2.2); an invalid value counts as 0 (an invalid max-age: stale). */
+function seconds(text: string): number {
+  const t = text.trim().replace(/^"(.*)"$/, "$1");
+  return /^\d+$/.test(t) ? Number(t) : 0;
+}

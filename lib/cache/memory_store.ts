@@ -1,0 +1,82 @@
+/**
+ * The in-process cache: one map for the whole gateway, bounded by bytes and
+ * evicting the least recently used entries past its budget. It lives in the
+ * runtime dependencies, so entries survive reloads.
+ */
+import { type CachedResponse, entrySize } from "./entry.ts";
+import type { CacheStore } from "./store.ts";
+
+interface Slot {
+  entry: CachedResponse;
+  size: number;
+}
+
+export class MemoryCache implements CacheStore {
+  /** Insertion order is recency order: a hit moves its key to the end. */
+  private readonly slots = new Map<string, Slot>();
+  private used = 0;
+
+  constructor(private maxBytes: number) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+  get entries(): number {
+    return this.slots.size;
+  }
+  get capacity(): number {
+    return this.maxBytes;
+  }
+
+  /** Changes the budget (a reload may), evicting at once if it shrank. */
+  resize(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    this.evict();
+  }
+
+  get(key: string, now: number): Promise<CachedResponse | null> {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return Promise.resolve(null);
+    this.slots.delete(key);
+    if (now >= slot.entry.staleUntil) {
+      this.used -= slot.size;
+      return Promise.resolve(null);
+    }
+    this.slots.set(key, slot);
+    return Promise.resolve(slot.entry);
+  }
+
+  set(key: string, entry: CachedResponse): void {
+    const size = entrySize(key, entry);
+    this.remove(key);
+    if (size > this.maxBytes) return;
+    this.slots.set(key, { entry, size });
+    this.used += size;
+    this.evict();
+  }
+
+  purge(pathPrefix: string): Promise<number> {
+    let n = 0;
+    for (const [key, slot] of this.slots) {
+      if (slot.entry.path.startsWith(pathPrefix)) {
+        this.remove(key);
+        n++;
+      }
+    }
+    return Promise.resolve(n);
+  }
+
+  private remove(key: string): void {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return;
+    this.slots.delete(key);
+    this.used -= slot.size;
+  }
+
+  private evict(): void {
+    for (const key of this.slots.keys()) {
+      if (this.used <= this.maxBytes) return;
+      this.remove(key);
+    }
+  }
+}

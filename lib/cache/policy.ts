@@ -1,0 +1,152 @@
+/**
+ * The response cache of a route, for GET and HEAD. A fresh entry answers at
+ * once (`X-Cache: HIT`); otherwise one request per key goes upstream while
+ * concurrent requests for the same key wait for its result (coalescing), and
+ * a storable answer is kept (`MISS`). When the upstream fails (500, 502, 503,
+ * 504, or the gateway could not reach it) and an entry is within
+ * `stale_if_error_s`, it stands in (`STALE`).
+ *
+ * For later stages of the chain (a fallback), a request that has such an entry
+ * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { Handler, NamedPolicy } from "../core/pipeline.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Bytes } from "../proxy/http1/bytes.ts";
+import { upstreamFailure } from "../proxy/proxy.ts";
+import { bufferUpTo, withBody } from "../transform/buffer.ts";
+import { type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
+import { freshness, type FreshnessRules } from "./freshness.ts";
+import type { CacheKey } from "./key.ts";
+import type { CacheStore } from "./store.ts";
+
+/** `ctx.locals` key of `() => Response`: the stale entry for this request, if one may be served. */
+export const STALE_RESPONSE = "cache.stale";
+
+export interface CachePolicyOptions {
+  store: CacheStore;
+  key: CacheKey;
+  rules: FreshnessRules;
+  staleIfErrorMs: number;
+  maxBodyBytes: number;
+  /** Whether the gateway authenticates callers on this route (the key then includes them). */
+  authenticated: boolean;
+  clock: Clock;
+}
+
+/** Upstream answers a stale entry may replace (RFC 5861 §4). */
+const STALE_ON_STATUS = new Set([500, 502, 503, 504]);
+
+/** Headers that describe one delivery, not the stored response. */
+const NOT_STORED = new Set(["age", "x-cache", "content-length"]);
+const EMPTY: Bytes = new Uint8Array(0);
+
+export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
+  const inflight = new Map<string, Promise<CachedResponse | null>>();
+
+  const mark = (ctx: RequestContext, res: Response, status: CacheStatus): Response => {
+    ctx.cacheStatus = status;
+    res.headers.set("x-cache", status);
+    return res;
+  };
+
+  /** One trip upstream; a failure answered by the stale entry when there is one. */
+  const forward = async (
+    ctx: RequestContext,
+    next: Handler,
+    stale: CachedResponse | null,
+  ): Promise<{ res: Response; upstream: boolean }> => {
+    let res: Response;
+    try {
+      res = await next(ctx);
+    } catch (e) {
+      if (stale) return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
+      throw e;
+    }
+    // A later stage (the resilience fallback) may already have used the stale entry.
+    if (ctx.cacheStatus === "STALE") return { res, upstream: false };
+    if (stale && STALE_ON_STATUS.has(res.status)) {
+      await res.body?.cancel().catch(() => {});
+      return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
+    }
+    return { res, upstream: true };
+  };
+
+  /** The first request for a key: fetch, store if allowed, and tell the waiters. */
+  const lead = async (
+    ctx: RequestContext,
+    next: Handler,
+    key: string,
+    stale: CachedResponse | null,
+  ): Promise<Response> => {
+    let settle!: (e: CachedResponse | null) => void;
+    inflight.set(key, new Promise((r) => (settle = r)));
+    // The entry is filled with a full answer; this client's validators are checked against it.
+    ctx.upstreamHeaders.remove("if-none-match");
+    ctx.upstreamHeaders.remove("if-modified-since");
+    try {
+      const { res, upstream } = await forward(ctx, next, stale);
+      if (!upstream) return res;
+      const now = o.clock.now();
+      // A response made by the gateway (an error, a fallback) is never stored.
+      const fresh = ctx.errorCode === null
+        ? freshness(res.headers, res.status, o.rules, now)
+        : null;
+      if (fresh === null) return mark(ctx, res, "MISS");
+      let body: Bytes = EMPTY;
+      if (res.body !== null) {
+        let buffered;
+        try {
+          buffered = await bufferUpTo(res.body, o.maxBodyBytes);
+        } catch (e) {
+          return upstreamFailure(ctx, e);
+        }
+        if (buffered.kind === "over") return mark(ctx, withBody(res, buffered.body), "MISS");
+        body = buffered.bytes;
+      }
+      const headers: [string, string][] = [];
+      for (const h of res.headers) if (!NOT_STORED.has(h[0])) headers.push(h);
+      const entry: CachedResponse = {
+        status: res.status,
+        headers,
+        body,
+        date: now - fresh.ageMs,
+        freshUntil: now + fresh.lifetimeMs,
+        staleUntil: now + fresh.lifetimeMs + o.staleIfErrorMs,
+        path: ctx.path,
+      };
+      o.store.set(key, entry, now);
+      settle(entry);
+      return serveEntry(ctx, entry, "MISS");
+    } finally {
+      settle(null);
+      inflight.delete(key);
+    }
+  };
+
+  return {
+    name: "cache",
+    policy: async (ctx, next) => {
+      const method = ctx.method;
+      if (method !== "GET" && method !== "HEAD") return next(ctx);
+      // Credentials the gateway did not check make the answer someone's own.
+      if (!o.authenticated && ctx.request.headers.has("authorization")) {
+        return mark(ctx, await next(ctx), "BYPASS");
+      }
+      const key = o.key(ctx);
+      const now = ctx.now;
+      const entry = await o.store.get(key, now);
+      if (entry !== null && now < entry.freshUntil) return serveEntry(ctx, entry, "HIT");
+      const stale = entry !== null && o.staleIfErrorMs > 0 ? entry : null;
+      if (stale) ctx.locals.set(STALE_RESPONSE, () => serveEntry(ctx, stale, "STALE"));
+      if (method === "GET") {
+        const pending = inflight.get(key);
+        if (pending === undefined) return lead(ctx, next, key, stale);
+        const shared = await pending;
+        if (shared !== null) return serveEntry(ctx, shared, "HIT");
+      }
+      const { res, upstream } = await forward(ctx, next, stale);
+      return upstream ? mark(ctx, res, "MISS") : res;
+    },
+  };
+}

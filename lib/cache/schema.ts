@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { headerName, positiveInt, statusCode } from "../config/common.ts";
+
+/** Statuses a cache may store without explicit freshness (RFC 9110 §15.1), less 206 and 405/414/501. */
+const HEURISTIC_STATUSES = [200, 203, 204, 300, 301, 308, 404, 410];
+
+export const cacheSchema = z.strictObject({
+  ttl_s: z.number().positive().meta({
+    description: "Freshness of a stored response; the upstream's max-age/s-maxage can shorten it",
+  }),
+  vary: z.array(headerName).default([]).meta({
+    description: "Request headers that select between stored responses (e.g. Accept-Language)",
+  }),
+  normalize_query: z.boolean().default(true).meta({
+    description: "Sort query parameters so that ?a=1&b=2 and ?b=2&a=1 share an entry",
+  }),
+  stale_if_error_s: z.number().min(0).default(0).meta({
+    description: "How long past its TTL a response may be served when the upstream fails",
+  }),
+  max_body_bytes: positiveInt.default(1_048_576).meta({
+    description: "Larger responses are passed through, not stored",
+  }),
+  statuses: z.array(statusCode).min(1).default(HEURISTIC_STATUSES),
+  store: z.enum(["memory", "redis"]).optional().meta({
+    description: "Where entries live; default: store.kind",
+  }),
+});
+
+export type CacheConfig = z.output<typeof cacheSchema>;

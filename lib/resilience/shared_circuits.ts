@@ -1,0 +1,79 @@
+/**
+ * Circuit state shared by every instance through Redis: when one instance opens
+ * a circuit it writes the end of the open period under the target's key (with
+ * that expiry), and every instance polls the keys of its shared breakers, so
+ * all of them open together instead of each paying for its own failures.
+ * While Redis is unreachable each instance keeps its local breakers.
+ */
+import type { Redis, RedisConnections } from "../store/redis.ts";
+import type { Clock } from "../core/clock.ts";
+import type { CircuitBreaker } from "./breaker.ts";
+
+export const SHARED_POLL_MS = 1_000;
+
+export class SharedCircuits {
+  private readonly watched = new Map<string, CircuitBreaker>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private polling: Promise<void> | null = null;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly url: string,
+    private readonly connections: RedisConnections,
+    private readonly clock: Clock,
+    private readonly pollMs = SHARED_POLL_MS,
+  ) {}
+
+  watch(key: string, breaker: CircuitBreaker): void {
+    this.watched.set(key, breaker);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => {
+        this.polling ??= this.poll().finally(() => (this.polling = null));
+      }, this.pollMs);
+    }
+  }
+
+  unwatch(key: string): void {
+    this.watched.delete(key);
+    if (this.watched.size === 0) this.stopTimer();
+  }
+
+  /** Tells the other instances that this one opened the circuit until `until`. */
+  publish(key: string, until: number): void {
+    const ttl = Math.ceil(until - this.clock.now());
+    if (ttl <= 0) return;
+    this.client.set(key, String(until), "PX", ttl).catch((e: unknown) =>
+      this.connections.failed(this.url, e)
+    );
+  }
+
+  /** Reads every shared key once and opens the breakers another instance opened. */
+  async poll(): Promise<void> {
+    const keys = [...this.watched.keys()];
+    if (keys.length === 0) return;
+    let values: (string | null)[];
+    try {
+      values = await this.client.mget(...keys);
+    } catch (e) {
+      this.connections.failed(this.url, e);
+      return;
+    }
+    const now = this.clock.now();
+    keys.forEach((key, i) => {
+      const until = Number(values[i]);
+      if (values[i] !== null && Number.isFinite(until)) {
+        this.watched.get(key)?.openRemotely(until, now);
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopTimer();
+    await this.polling;
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Slow clients: once the request head has arrived, each piece of the body must
+ * follow within `body_timeout_ms` of the previous one, or reading it fails with
+ * 408 `request_timeout` (the upstream connection carrying the partial body is
+ * closed, so no upstream sees a complete request). An idle limit, as nginx's
+ * `client_body_timeout`: a large upload on a slow but steady link is fine.
+ *
+ * The body stays a byte stream, read BYOB straight into the consumer's buffer,
+ * so the proxy's zero-copy upload path is kept. The deadline ends with the
+ * response: an upstream that answers early is not held to it.
+ */
+import { GatewayError } from "../core/errors.ts";
+import type { NamedPolicy } from "../core/pipeline.ts";
+import type { Bytes } from "../proxy/http1/bytes.ts";
+
+interface Deadline {
+  body: ReadableStream<Bytes>;
+  clear(): void;
+}
+
+const CHUNK = 64 * 1024;
+
+export function withDeadline(source: ReadableStream<Bytes>, ms: number): Deadline {
+  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Bytes>;
+  try {
+    reader = source.getReader({ mode: "byob" });
+  } catch {
+    reader = source.getReader(); // not a byte stream (a policy replaced the body)
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let expired = false;
+  const clear = () => clearTimeout(timer);
+  const arm = (controller: ReadableByteStreamController) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      expired = true;
+      const e = new GatewayError("request_timeout", {
+        message: `The request body stalled for more than ${ms} ms`,
+        headers: { connection: "close" },
+      });
+      controller.error(e);
+      reader.cancel(e).catch(() => {});
+    }, ms);
+  };
+  const body = new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: CHUNK,
+    start: arm,
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view!;
+      try {
+        const { done, value } = reader instanceof ReadableStreamBYOBReader
+          ? await reader.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength))
+          : await reader.read();
+        if (expired) return;
+        if (done) {
+          clear();
+          controller.close();
+          if (value) request.respondWithNewView(value);
+          else request.respond(0);
+          return;
+        }
+        arm(controller);
+        if (reader instanceof ReadableStreamBYOBReader) request.respondWithNewView(value!);
+        else controller.enqueue(value!);
+      } catch (e) {
+        clear();
+        if (!expired) controller.error(e);
+      }
+    },
+    cancel(reason) {
+      clear();
+      return reader.cancel(reason);
+    },
+  });
+  return { body: body as ReadableStream<Bytes>, clear };
+}
+
+export function createBodyDeadlinePolicy(ms: number): NamedPolicy {
+  return {
+    name: "body_timeout",
+    policy: async (ctx, next) => {
+      const source = ctx.body;
+      if (!(source instanceof ReadableStream)) return next(ctx);
+      const d = withDeadline(source, ms);
+      ctx.body = d.body;
+      try {
+        return await next(ctx);
+      } finally {
+        d.clear();
+      }
+    },
+  };
+}

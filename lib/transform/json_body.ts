@@ -1,0 +1,134 @@
+/**
+ * JSON body rules as policies. A body is buffered only on routes with rules,
+ * only when it is JSON (other content types and encoded bodies pass
+ * untouched), and only up to the direction's `max_body_bytes`; past that it
+ * passes unmodified with a warning (`on_oversize: pass`) or is refused
+ * (`reject`: 413 for a request, 502 for a response).
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { NamedPolicy } from "../core/pipeline.ts";
+import { GatewayError } from "../core/errors.ts";
+import type { Logger } from "../observe/logger.ts";
+import { upstreamFailure } from "../proxy/proxy.ts";
+import { bufferUpTo, isJsonType, withBody } from "./buffer.ts";
+import type { JsonTransform } from "./json_rules.ts";
+
+export interface JsonBodyOptions {
+  route: string;
+  maxBytes: number;
+  onOversize: "pass" | "reject";
+  logger: Logger;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+function declaredLength(value: string | null): number | null {
+  return value !== null && /^\d+$/.test(value) ? Number(value) : null;
+}
+
+function warnOversize(o: JsonBodyOptions, direction: string): void {
+  o.logger.every(
+    `json-oversize:${o.route}:${direction}`,
+    10_000,
+    "warn",
+    "JSON body larger than the transform buffer passed unmodified",
+    { route: o.route, direction, max_body_bytes: o.maxBytes },
+  );
+}
+
+/** Parses, transforms and re-serialises; null if the bytes are not JSON. */
+function rewrite(bytes: Uint8Array, transform: JsonTransform): Uint8Array<ArrayBuffer> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return null;
+  }
+  return encoder.encode(JSON.stringify(transform(value)));
+}
+
+export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions): NamedPolicy {
+  const tooLarge = `The JSON request body is larger than ${o.maxBytes} bytes`;
+  const oversize = (ctx: RequestContext) => {
+    if (o.onOversize === "reject") return ctx.refuse("payload_too_large", { message: tooLarge });
+    warnOversize(o, "request");
+    return null;
+  };
+  return {
+    name: "request_json",
+    policy: async (ctx, next) => {
+      const headers = ctx.request.headers;
+      if (
+        ctx.body === null || !isJsonType(headers.get("content-type")) ||
+        headers.has("content-encoding")
+      ) return next(ctx);
+      if (ctx.bodyLength !== null && ctx.bodyLength > o.maxBytes) return oversize(ctx) ?? next(ctx);
+      let buffered;
+      try {
+        buffered = await bufferUpTo(ctx.body, o.maxBytes);
+      } catch (e) {
+        if (e instanceof GatewayError) return ctx.refuse(e.code, e.details);
+        if (ctx.request.signal.aborted) return ctx.refuse("client_closed_request");
+        return ctx.refuse("bad_request", { message: "The request body could not be read" });
+      }
+      if (buffered.kind === "over") {
+        ctx.body = buffered.body;
+        return oversize(ctx) ?? next(ctx);
+      }
+      if (buffered.bytes.length === 0) {
+        ctx.body = buffered.bytes;
+        return next(ctx);
+      }
+      const out = rewrite(buffered.bytes, transform);
+      if (out === null) {
+        return ctx.refuse("bad_request", { message: "The request body is not valid JSON" });
+      }
+      ctx.body = out;
+      ctx.bodyLength = out.length;
+      return next(ctx);
+    },
+  };
+}
+
+export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions): NamedPolicy {
+  const tooLarge = `The upstream response is larger than the ${o.maxBytes}-byte transform buffer`;
+  /** `passing` is the response as it would go out untouched. */
+  const oversize = async (ctx: RequestContext, passing: Response) => {
+    if (o.onOversize === "reject") {
+      await passing.body?.cancel().catch(() => {});
+      return ctx.refuse("upstream_error", { message: tooLarge });
+    }
+    warnOversize(o, "response");
+    return passing;
+  };
+  return {
+    name: "response_json",
+    policy: async (ctx, next) => {
+      // Field rules need the body in the clear: ask the upstream for no content coding.
+      ctx.upstreamHeaders.remove("accept-encoding");
+      const res = await next(ctx);
+      const headers = res.headers;
+      if (
+        res.body === null || !isJsonType(headers.get("content-type")) ||
+        headers.has("content-encoding")
+      ) return res;
+      const declared = declaredLength(headers.get("content-length"));
+      if (declared !== null && declared > o.maxBytes) return oversize(ctx, res);
+      let buffered;
+      try {
+        buffered = await bufferUpTo(res.body, o.maxBytes);
+      } catch (e) {
+        return upstreamFailure(ctx, e);
+      }
+      if (buffered.kind === "over") return oversize(ctx, withBody(res, buffered.body));
+      const out = rewrite(buffered.bytes, transform);
+      if (out === null) {
+        o.logger.every(`json-invalid:${o.route}`, 10_000, "warn", "upstream JSON did not parse", {
+          route: o.route,
+        });
+      }
+      return withBody(res, out ?? buffered.bytes);
+    },
+  };
+}

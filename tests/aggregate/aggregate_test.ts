@@ -1,0 +1,171 @@
+/** Aggregation routes through a real listener, fanning out to real upstreams. */
+import { assertEquals, assertError, assertOk, assertRejects } from "../helpers/assert.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+
+interface Services {
+  users: TestServer;
+  orders: TestServer;
+  slow: TestServer;
+}
+
+function startServices(): Services {
+  return {
+    users: startUpstream((_req, r) => Response.json({ user: r.url })),
+    orders: startUpstream((_req, r) =>
+      r.url.startsWith("/missing")
+        ? Response.json({ error: "nope" }, { status: 404 })
+        : r.url.startsWith("/html")
+        ? new Response("<html>", { headers: { "content-type": "text/html" } })
+        : Response.json({ orders: [1, 2], url: r.url })
+    ),
+    slow: startUpstream(async (req, r) => {
+      await new Promise((res) => setTimeout(res, 1_000));
+      if (req.signal.aborted) return new Response(null, { status: 499 });
+      return Response.json({ late: r.url });
+    }),
+  };
+}
+
+async function withAggregation(
+  fn: (g: TestGateway, s: Services) => Promise<void>,
+): Promise<void> {
+  const s = startServices();
+  const g = await startGateway(baseConfig(`
+upstreams:
+  users: { targets: [ { url: "${s.users.url}" } ] }
+  orders: { targets: [ { url: "${s.orders.url}" } ] }
+  slow: { targets: [ { url: "${s.slow.url}" } ] }
+routes:
+  - name: dashboard
+    match: { path: "/dashboard/{id}" }
+    aggregate:
+      calls:
+        - { key: profile, upstream: users, path: "/users/\${param.id}" }
+        - { key: orders, upstream: orders, path: "/orders?user=\${param.id}&page=\${query.page}" }
+  - name: partial
+    match: { path: "/partial/{id}" }
+    aggregate:
+      on_error: partial
+      calls:
+        - { key: profile, upstream: users, path: "/users/\${param.id}" }
+        - { key: recommendations, upstream: slow, path: "/recs/\${param.id}", timeout_ms: 150 }
+        - { key: missing, upstream: orders, path: "/missing" }
+        - { key: html, upstream: orders, path: "/html" }
+  - name: strict
+    match: { path: "/strict/{id}" }
+    aggregate:
+      on_error: fail
+      calls:
+        - { key: profile, upstream: users, path: "/users/\${param.id}" }
+        - { key: recommendations, upstream: slow, path: "/recs/\${param.id}", timeout_ms: 150 }
+  - name: hopeless
+    match: { path: /hopeless }
+    aggregate:
+      calls:
+        - { key: a, upstream: slow, path: /a, timeout_ms: 100 }
+        - { key: b, upstream: slow, path: /b, timeout_ms: 100 }
+`));
+  try {
+    await fn(g, s);
+  } finally {
+    await g.close();
+    await Promise.all([s.users.close(), s.orders.close(), s.slow.close()]);
+  }
+}
+
+Deno.test("aggregate: calls run in parallel with path parameters and query, merged by key", async () => {
+  await withAggregation(async (g, s) => {
+    const res = await fetch(`${g.url()}/dashboard/a%20b?page=2`, {
+      headers: { "accept-encoding": "gzip", "x-tenant": "acme" },
+    });
+    assertEquals(res.status, 200);
+    assertEquals(res.headers.get("content-type"), "application/json");
+    assertEquals(await res.json(), {
+      profile: { user: "/users/a%20b" },
+      orders: { orders: [1, 2], url: "/orders?user=a%20b&page=2" },
+    });
+    const seen = s.orders.received[0]!.headers;
+    // Client headers travel to every part, but not those that would change the answer's shape.
+    assertEquals(seen.get("x-tenant"), "acme");
+    assertEquals(seen.get("accept-encoding"), null);
+    assertOk(seen.get("x-request-id"));
+    assertEquals(seen.get("via"), "1.1 gateway");
+  });
+});
+
+Deno.test("aggregate: a part that times out is reported under errors, the rest is returned", async () => {
+  await withAggregation(async (g) => {
+    const started = performance.now();
+    const res = await fetch(`${g.url()}/partial/7`);
+    const elapsed = performance.now() - started;
+    assertEquals(res.status, 200);
+    const body = await res.json();
+    assertEquals(body.profile, { user: "/users/7" });
+    assertEquals(body.recommendations, undefined);
+    assertEquals(body.errors.recommendations.code, "upstream_timeout");
+    assertEquals(body.errors.missing, {
+      code: "upstream_error",
+      message: "The upstream answered 404",
+      status: 404,
+    });
+    assertEquals(body.errors.html.message, "The answer is not JSON");
+    // The deadline, not the slow upstream, decided when to answer.
+    assertOk(elapsed < 900, `answered after ${elapsed} ms`);
+  });
+});
+
+Deno.test("aggregate: on_error fail answers with the failed part's error as soon as it fails", async () => {
+  await withAggregation(async (g) => {
+    const started = performance.now();
+    const body = await assertError(await fetch(`${g.url()}/strict/7`), 504, "upstream_timeout");
+    assertOk(performance.now() - started < 900);
+    assertEquals(
+      body.error.message,
+      'The aggregated call "recommendations" failed: No complete answer within 150 ms',
+    );
+    assertEquals((body.error as unknown as { part: string }).part, "recommendations");
+  });
+});
+
+Deno.test("aggregate: when every part fails the request fails; only GET and HEAD are served", async () => {
+  await withAggregation(async (g) => {
+    const body = await assertError(await fetch(`${g.url()}/hopeless`), 504, "upstream_timeout");
+    assertEquals(Object.keys((body.error as unknown as { errors: object }).errors), ["a", "b"]);
+    const post = await fetch(`${g.url()}/dashboard/1`, { method: "POST", body: "{}" });
+    assertEquals(post.headers.get("allow"), "GET, HEAD");
+    await assertError(post, 405, "method_not_allowed");
+    const head = await fetch(`${g.url()}/dashboard/1`, { method: "HEAD" });
+    assertEquals([head.status, await head.text()], [200, ""]);
+  });
+});
+
+Deno.test("aggregate: configuration mistakes are positioned errors", async () => {
+  const cases: [string, RegExp][] = [
+    [
+      `{ calls: [ { key: a, upstream: u, path: "/x/\${param.nope}" } ] }`,
+      /routes\[0\]\.aggregate\.calls\[0\]\.path: \$\{param\.nope\} is not a parameter of the route's match path \(it has id\)/,
+    ],
+    [
+      `{ calls: [ { key: a, upstream: u, path: "/x/\${bogus.thing}" } ] }`,
+      /unknown template variable/,
+    ],
+    [`{ calls: [ { key: errors, upstream: u, path: /x } ] }`, /"errors" is reserved/],
+    [
+      `{ calls: [ { key: a, upstream: u, path: /x }, { key: a, upstream: u, path: /y } ] }`,
+      /calls\[1\]\.key: duplicate key "a"/,
+    ],
+    [`{ calls: [ { key: a, upstream: nope, path: /x } ] }`, /unknown upstream "nope"/],
+  ];
+  for (const [aggregate, expected] of cases) {
+    await assertRejects(
+      () =>
+        startGateway(baseConfig(`
+upstreams: { u: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - { name: r, match: { path: "/r/{id}" }, aggregate: ${aggregate} }
+`)),
+      (e: Error) => expected.test(e.message),
+    );
+  }
+});

@@ -1,0 +1,291 @@
+/** The response cache through a real listener and upstream (memory store). */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { rawGet } from "../helpers/raw.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
+
+/** An upstream whose answer to each path is chosen by `answer`; it counts requests per path. */
+function countingUpstream(answer: (path: string, n: number) => Response | Promise<Response>) {
+  const counts = new Map<string, number>();
+  const up = startUpstream((_req, r) => {
+    const path = r.url;
+    const n = (counts.get(path) ?? 0) + 1;
+    counts.set(path, n);
+    return answer(path, n);
+  });
+  return { up, count: (path: string) => counts.get(path) ?? 0 };
+}
+
+const json = (body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), {
+    headers: { "content-type": "application/json", ...headers },
+  });
+
+async function withCache(
+  up: TestServer,
+  cache: string,
+  fn: (g: TestGateway, clock: ManualClock) => Promise<void>,
+  extra = "",
+): Promise<void> {
+  const clock = new ManualClock(1_700_000_000_000);
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: catalog, match: { path: /api }, upstream: a, cache: ${cache} }
+${extra}
+`),
+    { clock },
+  );
+  try {
+    await fn(g, clock);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+}
+
+async function get(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${g.url()}${path}`, { headers });
+  return { res, body: await res.text(), cache: res.headers.get("x-cache") };
+}
+
+Deno.test("cache: a GET is stored, then served with X-Cache and Age until its TTL", async () => {
+  const { up, count } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 30 }", async (g, clock) => {
+    const first = await get(g, "/api/products");
+    assertEquals([first.cache, first.body], ["MISS", '{"n":1}']);
+    clock.advance(12_000);
+    const second = await get(g, "/api/products");
+    assertEquals([second.cache, second.body], ["HIT", '{"n":1}']);
+    assertEquals(second.res.headers.get("age"), "12");
+    assertEquals(second.res.headers.get("content-type"), "application/json");
+    assertOk(second.res.headers.get("x-request-id"));
+    const head = await fetch(`${g.url()}/api/products`, { method: "HEAD" });
+    assertEquals([head.headers.get("x-cache"), await head.text()], ["HIT", ""]);
+    clock.advance(18_000);
+    const expired = await get(g, "/api/products");
+    assertEquals([expired.cache, expired.body], ["MISS", '{"n":2}']);
+    assertEquals(count("/api/products"), 2);
+  });
+});
+
+Deno.test("cache: the key takes the query (sorted), the host and configured Vary headers", async () => {
+  const { up } = countingUpstream((p, n) => json({ p, n }, { vary: "Accept-Language" }));
+  await withCache(up, "{ ttl_s: 60, vary: [Accept-Language] }", async (g) => {
+    assertEquals((await get(g, "/api?b=2&a=1")).cache, "MISS");
+    assertEquals((await get(g, "/api?a=1&b=2")).cache, "HIT");
+    assertEquals((await get(g, "/api?a=1&b=3")).cache, "MISS");
+    assertEquals((await get(g, "/api?a=1&b=2", { "accept-language": "fr" })).cache, "MISS");
+    assertEquals((await get(g, "/api?a=1&b=2", { "accept-language": "fr" })).cache, "HIT");
+    const otherHost = await rawGet(g.url(), "/api?a=1&b=2", "other.test");
+    assertEquals(otherHost.headers.get("x-cache"), "MISS");
+    assertEquals(up.received.length, 4);
+  });
+});
+
+Deno.test("cache: no-store, private, no-cache, Set-Cookie, Vary * and errors are never stored", async () => {
+  const answers: Record<string, Record<string, string>> = {
+    "/api/no-store": { "cache-control": "no-store" },
+    "/api/private": { "cache-control": "private, max-age=60" },
+    "/api/no-cache": { "cache-control": "no-cache" },
+    "/api/cookie": { "set-cookie": "session=abc" },
+    "/api/vary-star": { "vary": "*" },
+    "/api/vary-unlisted": { "vary": "Cookie" },
+    "/api/zero": { "cache-control": "max-age=0" },
+    "/api/expired": { "expires": "Thu, 01 Jan 1970 00:00:00 GMT" },
+  };
+  const { up, count } = countingUpstream((p, n) =>
+    p === "/api/error" ? new Response("boom", { status: 500 }) : json({ n }, answers[p])
+  );
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    for (const path of [...Object.keys(answers), "/api/error"]) {
+      for (let i = 0; i < 2; i++) assertEquals((await get(g, path)).cache, "MISS", path);
+      assertEquals(count(path), 2, path);
+    }
+  });
+});
+
+Deno.test("cache: the upstream's max-age, s-maxage and Age shorten the TTL", async () => {
+  const { up, count } = countingUpstream((p, n) =>
+    json(
+      { n },
+      {
+        "/api/max-age": { "cache-control": "public, max-age=5" },
+        "/api/s-maxage": { "cache-control": "max-age=100, s-maxage=10" },
+        "/api/aged": { "cache-control": "max-age=20", "age": "15" },
+      }[p] ?? {},
+    )
+  );
+  await withCache(up, "{ ttl_s: 60 }", async (g, clock) => {
+    for (const p of ["/api/max-age", "/api/s-maxage", "/api/aged"]) await get(g, p);
+    clock.advance(4_000);
+    assertEquals((await get(g, "/api/max-age")).cache, "HIT");
+    const aged = await get(g, "/api/aged");
+    assertEquals([aged.cache, aged.res.headers.get("age")], ["HIT", "19"]);
+    clock.advance(2_000);
+    assertEquals((await get(g, "/api/max-age")).cache, "MISS");
+    assertEquals((await get(g, "/api/aged")).cache, "MISS");
+    assertEquals((await get(g, "/api/s-maxage")).cache, "HIT");
+    clock.advance(5_000);
+    assertEquals((await get(g, "/api/s-maxage")).cache, "MISS");
+    assertEquals([count("/api/max-age"), count("/api/s-maxage"), count("/api/aged")], [2, 2, 2]);
+  });
+});
+
+Deno.test("cache: 100 concurrent misses for one key cause one upstream request", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const { up, count } = countingUpstream(async (_p, n) => {
+    await gate;
+    return json({ n });
+  });
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const all = Array.from({ length: 100 }, () => get(g, "/api/hot"));
+    // Let every request reach the gateway before the upstream answers.
+    for (let i = 0; i < 100 && count("/api/hot") === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    const results = await Promise.all(all);
+    assertEquals(count("/api/hot"), 1);
+    assertOk(results.every((r) => r.body === '{"n":1}'));
+    assertEquals(results.filter((r) => r.cache === "MISS").length, 1);
+    assertEquals(results.filter((r) => r.cache === "HIT").length, 99);
+  });
+});
+
+Deno.test("cache: only GET and HEAD are cached; credentials the gateway did not check bypass it", async () => {
+  const { up, count } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${g.url()}/api/items`, { method: "POST", body: "{}" });
+      assertEquals(res.headers.get("x-cache"), null);
+      await res.body?.cancel();
+    }
+    assertEquals(count("/api/items"), 2);
+    const mine = await get(g, "/api/me", { authorization: "Bearer alice" });
+    assertEquals(mine.cache, "BYPASS");
+    assertEquals((await get(g, "/api/me", { authorization: "Bearer bob" })).cache, "BYPASS");
+    // Nothing was stored for the anonymous caller either.
+    assertEquals((await get(g, "/api/me")).cache, "MISS");
+    assertEquals(count("/api/me"), 3);
+  });
+});
+
+Deno.test("cache: stale-if-error serves the expired entry when the upstream fails", async () => {
+  let failing = false;
+  const { up, count } = countingUpstream((_p, n) =>
+    failing ? new Response("down", { status: 503 }) : json({ n })
+  );
+  await withCache(up, "{ ttl_s: 10, stale_if_error_s: 60 }", async (g, clock) => {
+    assertEquals((await get(g, "/api/p")).cache, "MISS");
+    failing = true;
+    clock.advance(20_000);
+    const stale = await get(g, "/api/p");
+    assertEquals([stale.res.status, stale.cache, stale.body], [200, "STALE", '{"n":1}']);
+    assertEquals(stale.res.headers.get("age"), "20");
+    clock.advance(60_000);
+    const gone = await get(g, "/api/p");
+    assertEquals([gone.res.status, gone.cache], [503, "MISS"]);
+    failing = false;
+    assertEquals((await get(g, "/api/p")).body, '{"n":4}');
+    assertEquals(count("/api/p"), 4);
+  });
+});
+
+Deno.test("cache: stale-if-error also covers an upstream that cannot be reached", async () => {
+  const { up } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 1, stale_if_error_s: 30 }", async (g, clock) => {
+    assertEquals((await get(g, "/api/p")).cache, "MISS");
+    await up.close();
+    clock.advance(5_000);
+    const stale = await get(g, "/api/p");
+    assertEquals([stale.res.status, stale.cache, stale.body], [200, "STALE", '{"n":1}']);
+    await assertError(await fetch(`${g.url()}/raw`), 502, "bad_gateway");
+  }, "  - { name: nocache, match: { path: /raw }, upstream: a }");
+});
+
+Deno.test("cache: purge by path prefix through the admin API; entries survive a reload", async () => {
+  const { up, count } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    for (const p of ["/api/products/1", "/api/products/2", "/api/orders/1"]) await get(g, p);
+    // A reload that keeps the route keeps its entries.
+    await Deno.writeTextFile(g.file, (await Deno.readTextFile(g.file)) + "\n# touched\n");
+    assertEquals((await g.gw.reload()).ok, true);
+    assertEquals((await get(g, "/api/products/1")).cache, "HIT");
+
+    const purge = await fetch(`${g.admin}/cache/purge`, {
+      method: "POST",
+      body: JSON.stringify({ prefix: "/api/products" }),
+    });
+    assertEquals(purge.status, 200);
+    assertEquals((await purge.json()).purged, 2);
+    assertEquals((await get(g, "/api/products/1")).cache, "MISS");
+    assertEquals((await get(g, "/api/products/2")).cache, "MISS");
+    assertEquals((await get(g, "/api/orders/1")).cache, "HIT");
+    assertEquals(count("/api/orders/1"), 1);
+
+    const stats = await (await fetch(`${g.admin}/cache`)).json();
+    assertEquals(stats.memory.entries, 3);
+    const bad = await fetch(`${g.admin}/cache/purge`, { method: "POST", body: '{"prefix": 3}' });
+    await assertError(bad, 400, "bad_request");
+  });
+});
+
+Deno.test("cache: a reload that changes what shapes the route's responses starts afresh", async () => {
+  const { up } = countingUpstream((_p, n) => json({ n, secret: "s" }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    assertEquals((await get(g, "/api/p")).body, '{"n":1,"secret":"s"}');
+    const text = await Deno.readTextFile(g.file);
+    await Deno.writeTextFile(
+      g.file,
+      text.replace(
+        "cache: { ttl_s: 60 } }",
+        "cache: { ttl_s: 60 }, transform: { response: { json: { remove: [secret] } } } }",
+      ),
+    );
+    assertEquals((await g.gw.reload()).ok, true);
+    const after = await get(g, "/api/p");
+    assertEquals([after.cache, after.body], ["MISS", '{"n":2}']);
+  });
+});
+
+Deno.test("cache: responses larger than max_body_bytes pass through unstored", async () => {
+  const big = "x".repeat(10_000);
+  const { up, count } = countingUpstream(() => new Response(big));
+  await withCache(up, "{ ttl_s: 60, max_body_bytes: 4096 }", async (g) => {
+    for (let i = 0; i < 2; i++) {
+      const r = await get(g, "/api/big");
+      assertEquals([r.cache, r.body.length], ["MISS", 10_000]);
+    }
+    assertEquals(count("/api/big"), 2);
+  });
+});
+
+Deno.test("cache: validators are answered from the entry; the entry is filled unconditionally", async () => {
+  const { up, count } = countingUpstream((_p, n) =>
+    json({ n }, { etag: '"v1"', "last-modified": "Tue, 01 Jul 2025 12:00:00 GMT" })
+  );
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    // A revalidating browser's first request still fills the cache with the full answer.
+    const first = await get(g, "/api/v", { "if-none-match": '"v1"' });
+    assertEquals([first.res.status, first.cache], [304, "MISS"]);
+    assertEquals(up.received[0]!.headers.get("if-none-match"), null);
+    const full = await get(g, "/api/v");
+    assertEquals([full.res.status, full.cache, full.body], [200, "HIT", '{"n":1}']);
+    const weak = await get(g, "/api/v", { "if-none-match": 'W/"v0", W/"v1"' });
+    assertEquals([weak.res.status, weak.body, weak.res.headers.get("etag")], [304, "", '"v1"']);
+    assertEquals(weak.res.headers.get("content-type"), null);
+    const other = await get(g, "/api/v", { "if-none-match": '"v2"' });
+    assertEquals(other.res.status, 200);
+    const since = await get(g, "/api/v", { "if-modified-since": "Wed, 02 Jul 2025 00:00:00 GMT" });
+    assertEquals(since.res.status, 304);
+    const before = await get(g, "/api/v", { "if-modified-since": "Mon, 30 Jun 2025 00:00:00 GMT" });
+    assertEquals(before.res.status, 200);
+    assertEquals(count("/api/v"), 1);
+  });
+});

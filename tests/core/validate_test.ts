@@ -1,0 +1,129 @@
+/** `gateway validate` on broken configs: exit 1, and each error names the line and key. */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+async function validate(
+  yaml: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "gw-validate-" });
+  const file = `${dir}/broken.yaml`;
+  await Deno.writeTextFile(file, yaml);
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "validate", "--config", file],
+      env: { ...env, NO_COLOR: "1" },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+    return { code: r.code, out: out.replaceAll(file, "broken.yaml") };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const OK_TAIL = `
+upstreams:
+  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }
+routes:
+  - { name: users, match: { path: /users }, upstream: users }
+`;
+
+/** Each broken config, and what its error must say: `broken.yaml:LINE:COL: KEY: message`. */
+const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, string> }[] = [
+  {
+    name: "bad YAML",
+    yaml: `listeners:\n  - { name: public, port: 8080\nroutes: []\n`,
+    expect: /^broken\.yaml:3:\d+: .*(flow|collection|expected|Missing)/im,
+  },
+  {
+    name: "wrong type",
+    yaml: `listeners:\n  - { name: public, port: "eighty" }\n${OK_TAIL}`,
+    expect: /^broken\.yaml:2:\d+: listeners\[0\]\.port: expected .*number/m,
+  },
+  {
+    name: "unknown key",
+    yaml: `listeners:\n  - { name: public, prot: 8080 }\n${OK_TAIL}`,
+    expect:
+      /^broken\.yaml:2:\d+: listeners\[0\]\.prot: unknown key "prot" \(did you mean "port"\?\)/m,
+  },
+  {
+    name: "missing env var",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "\${USERS_URL}" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
+    expect: /^broken\.yaml:4:\d+: upstreams\.users\.targets\[0\]\.url: .*USERS_URL/m,
+  },
+  {
+    name: "unknown upstream",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: user }\n`,
+    expect: /^broken\.yaml:6:\d+: routes\[0\]\.upstream: .*"user".*did you mean "users"/m,
+  },
+  {
+    name: "bad regex",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path_regex: "^/users/(" }, upstream: users }\n`,
+    expect: /^broken\.yaml:6:\d+: routes\[0\]\.match\.path_regex: .*regular expression/m,
+  },
+  {
+    name: "duplicate route name",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /a }, upstream: users }\n  - { name: users, match: { path: /b }, upstream: users }\n`,
+    expect: /^broken\.yaml:7:\d+: routes\[1\]\.name: .*duplicate/im,
+  },
+  {
+    name: "port clash",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\n  - { name: other, port: 8080 }\n${OK_TAIL}`,
+    expect: /^broken\.yaml:3:\d+: listeners\[1\]\.port: port 8080 is already used/m,
+  },
+  {
+    name: "invalid duration",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - name: users\n    match: { path: /users }\n    upstream: users\n    rate_limit: { algorithm: fixed_window, limit: 10, per: 5 minutes }\n`,
+    expect: /^broken\.yaml:9:\d+: routes\[0\]\.rate_limit\.per: expected a duration/m,
+  },
+  {
+    name: "bad URL",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "htp:/nowhere" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
+    expect: /^broken\.yaml:4:\d+: upstreams\.users\.targets\[0\]\.url: expected .*URL/m,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`validate: ${c.name} is reported with line and key`, async () => {
+    const r = await validate(c.yaml, c.env);
+    assertEquals(r.code, 1, r.out);
+    assertMatch(r.out, c.expect, r.out);
+  });
+}
+
+Deno.test("validate: a good config exits 0 with a one-line summary", async () => {
+  const r = await validate(`listeners:\n  - { name: public, port: 8080 }\n${OK_TAIL}`);
+  assertEquals(r.code, 0, r.out);
+  assertEquals(r.out.trim(), "broken.yaml: OK (1 listener(s), 1 upstream(s), 1 route(s))");
+});
+
+Deno.test("validate: every error is listed, not just the first", async () => {
+  const r = await validate(
+    `listeners:\n  - { name: public, prot: 8080 }\nupstreams:\n  users: { targets: [ { url: "nope" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: nobody }\n`,
+  );
+  assertEquals(r.code, 1);
+  assertOk(r.out.includes("listeners[0].prot"), r.out);
+  assertOk(r.out.includes("upstreams.users.targets[0].url"), r.out);
+});
+
+Deno.test("cli: version and help", async () => {
+  for (const [args, re] of [[["version"], /^gateway \S+/m], [["--help"], /validate/]] as const) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdout: "piped",
+    }).output();
+    assertEquals(r.code, 0);
+    assertMatch(new TextDecoder().decode(r.stdout), re);
+  }
+});

@@ -1,0 +1,203 @@
+/** Circuit breakers through a real listener against a real failing upstream. */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
+import { startFlaky } from "./flaky.ts";
+import { oneUpstream, status, statuses, upstreamView } from "./support.ts";
+
+Deno.test("breaker: opens after the configured failures, then answers 503 at once without the upstream", async () => {
+  const up = startFlaky(() => ({ status: 500, body: "boom" }));
+  const clock = new ManualClock(1_000_000);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { failure_ratio: 0.5, min_requests: 4, window_s: 10, open_s: 30 }",
+    )),
+    { clock },
+  );
+  try {
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${g.url()}/x`);
+      assertEquals(res.status, 500, "the upstream's own answer passes through");
+      await res.body?.cancel();
+    }
+    assertEquals(up.hits(), 4);
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t0 = performance.now();
+      const res = await fetch(`${g.url()}/x`);
+      times.push(performance.now() - t0);
+      const body = await assertError(res, 503, "circuit_open");
+      assertEquals(res.headers.get("retry-after"), "30");
+      assertOk(body.error.request_id);
+    }
+    assertEquals(up.hits(), 4, "no request reached the upstream while open");
+    times.sort((a, b) => a - b);
+    console.log(
+      `breaker open: 503 in p50 ${times[10]!.toFixed(2)} ms, max ${times[19]!.toFixed(2)} ms`,
+    );
+    const t = (await upstreamView(g, "api")).targets[0];
+    assertEquals([t.circuit, t.available, t.breaker.trips], ["open", false, 1]);
+    clock.advance(10_000);
+    const res = await fetch(`${g.url()}/x`);
+    assertEquals(res.headers.get("retry-after"), "20", "Retry-After counts down");
+    await res.body?.cancel();
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("breaker: half-open lets probes through; success closes, failure reopens", async () => {
+  let failing = true;
+  const up = startFlaky(() => failing ? { status: 503 } : { status: 200, body: "fine" });
+  const clock = new ManualClock(1_000_000);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 3, open_s: 5, half_open_requests: 2 }",
+    )),
+    { clock },
+  );
+  const get = () => status(`${g.url()}/`);
+  try {
+    assertEquals([await get(), await get(), await get()], [503, 503, 503]);
+    assertEquals(await get(), 503);
+    assertEquals(up.hits(), 3, "open after 3 failures in a row");
+
+    clock.advance(5_000);
+    assertEquals(await get(), 503, "a failed probe...");
+    assertEquals(up.hits(), 4);
+    assertEquals(await get(), 503);
+    assertEquals(up.hits(), 4, "...reopens the circuit for another period");
+
+    failing = false;
+    clock.advance(5_000);
+    assertEquals(await get(), 200, "probe 1 passes");
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "half_open");
+    assertEquals(await get(), 200, "probe 2 passes and closes it");
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "closed");
+    for (let i = 0; i < 5; i++) assertEquals(await get(), 200);
+    assertEquals(up.hits(), 11);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+/**
+ * A gateway whose only target failed once, opening its circuit (one failure, one probe, 1 s),
+ * and whose clock then moved to half-open. The upstream answers 200 after `delayMs` from now on.
+ */
+async function halfOpen(delayMs: number, route = "") {
+  let failing = true;
+  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs }));
+  const clock = new ManualClock(0);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 1 }",
+      route,
+    )),
+    { clock },
+  );
+  assertEquals(await status(`${g.url()}/`), 502);
+  failing = false;
+  clock.advance(1_000);
+  return {
+    g,
+    up,
+    async close() {
+      await g.close();
+      await up.close();
+    },
+  };
+}
+
+Deno.test("breaker: concurrent requests in half-open get exactly the configured probes", async () => {
+  const { g, up, close } = await halfOpen(200);
+  try {
+    const all = await Promise.all(Array.from({ length: 6 }, () => status(`${g.url()}/`)));
+    all.sort();
+    assertEquals(all, [200, 503, 503, 503, 503, 503], "one probe, the rest refused at once");
+    assertEquals(up.hits(), 2);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("breaker: a request that waited for its body does not slip past a taken probe slot", async () => {
+  // A retried POST is read into memory before it is sent.
+  const { g, up, close } = await halfOpen(
+    100,
+    ", retries: { attempts: 1, methods: [POST], on: [connect_error] }",
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(g.url()).port) });
+  try {
+    // The POST's head arrives now, its body only after a GET took the one probe.
+    const enc = new TextEncoder();
+    await conn.write(enc.encode("POST / HTTP/1.1\r\nhost: gw\r\ncontent-length: 5\r\n\r\n"));
+    await new Promise((r) => setTimeout(r, 50));
+    const probe = status(`${g.url()}/`);
+    await new Promise((r) => setTimeout(r, 20));
+    await conn.write(enc.encode("order"));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    assertEquals(await probe, 200);
+    assertEquals(head.slice(0, 12), "HTTP/1.1 503", head);
+    assertEquals(up.hits(), 2, "the probe alone reached the upstream");
+  } finally {
+    conn.close();
+    await close();
+  }
+});
+
+Deno.test("breaker: one open target leaves the balancer; the other keeps serving", async () => {
+  const bad = startFlaky(() => "reset");
+  const good = startFlaky(() => ({ status: 200, body: "good" }));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${bad.url}" }, { url: "${good.url}" } ]
+    circuit_breaker: { consecutive_failures: 2, open_s: 60 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`));
+  try {
+    const got = await statuses(`${g.url()}/`, 20);
+    assertEquals(got.filter((s) => s === 502).length, 2, "two resets before it opened");
+    assertEquals(bad.hits(), 2);
+    assertEquals(good.hits(), 18);
+    const view = await upstreamView(g, "api");
+    assertEquals(view.targets.map((t: { circuit: string }) => t.circuit), ["open", "closed"]);
+    assertEquals(view.available_targets, 1);
+  } finally {
+    await g.close();
+    await bad.close();
+    await good.close();
+  }
+});
+
+Deno.test("breaker: an open circuit stays open across a reload that keeps the target", async () => {
+  const up = startFlaky(() => ({ status: 500 }));
+  const config = (route: string) =>
+    baseConfig(
+      oneUpstream(up.url, "    circuit_breaker: { consecutive_failures: 2, open_s: 60 }")
+        .replace("name: api", `name: ${route}`),
+    );
+  const g = await startGateway(config("before"));
+  try {
+    await statuses(`${g.url()}/`, 2);
+    await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
+    await Deno.writeTextFile(g.file, config("after"));
+    const r = await g.gw.reload("test");
+    assertOk(r.ok, r.errors.join("\n"));
+    await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
+    assertEquals(up.hits(), 2);
+    assertEquals(g.gw.plan.routes[0]!.name, "after");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});

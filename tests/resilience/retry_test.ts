@@ -1,0 +1,228 @@
+/** Retries, their budget and timeouts, through the gateway against failing upstreams. */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { type Behaviour, type Flaky, startFlaky } from "./flaky.ts";
+import { status, statuses, upstreamView } from "./support.ts";
+
+async function withGateway(yaml: string, fn: (g: TestGateway) => Promise<void>): Promise<void> {
+  const g = await startGateway(baseConfig(yaml));
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+  }
+}
+
+async function closeAll(...servers: Flaky[]): Promise<void> {
+  await Promise.all(servers.map((s) => s.close()));
+}
+
+const twoTargets = (a: Flaky, b: Flaky, extra: string, route = "") => `
+upstreams:
+  api:
+    targets: [ { url: "${a.url}" }, { url: "${b.url}" } ]
+${extra}
+routes:
+  - { name: api, match: { path: / }, upstream: api ${route} }
+`;
+
+const sickKinds: [string, Behaviour | "dead"][] = [
+  ["503 answers", { status: 503 }],
+  ["connection resets", "reset"],
+  ["a dead process", "dead"],
+];
+
+for (const [kind, behaviour] of sickKinds) {
+  Deno.test(`retry: with one target giving ${kind}, every GET lands on the healthy one`, async () => {
+    const sick = startFlaky(() => (behaviour === "dead" ? { status: 200 } : behaviour));
+    if (behaviour === "dead") await sick.stop();
+    const healthy = startFlaky(() => ({ status: 200, body: "ok" }));
+    try {
+      await withGateway(
+        twoTargets(
+          sick,
+          healthy,
+          // Half the requests fail first: a budget of one retry per request lets all through.
+          `    retries: { attempts: 1, on: [connect_error, reset, 503], backoff_ms: 1, budget_ratio: 1 }`,
+        ),
+        async (g) => {
+          assertEquals(await statuses(`${g.url()}/item`, 20), Array(20).fill(200));
+          assertEquals(healthy.hits(), 20);
+          if (behaviour !== "dead") {
+            assertEquals(sick.hits(), 10, "round robin sent half there first");
+          }
+        },
+      );
+    } finally {
+      await closeAll(sick, healthy);
+    }
+  });
+}
+
+Deno.test("retry: a POST is not resent once the upstream saw it", async () => {
+  const a = startFlaky(() => ({ status: 503 }));
+  const b = startFlaky(() => "reset");
+  try {
+    await withGateway(
+      twoTargets(a, b, `    retries: { attempts: 3, on: [reset, 503], backoff_ms: 1 }`),
+      async (g) => {
+        assertEquals(await status(`${g.url()}/`, { method: "POST", body: "order" }), 503);
+        await assertError(
+          await fetch(`${g.url()}/`, { method: "POST", body: "order" }),
+          502,
+          "bad_gateway",
+        );
+        assertEquals(a.hits() + b.hits(), 2, "one attempt each, no retry");
+        assertEquals(await status(`${g.url()}/`), 503, "a GET is retried (and fails everywhere)");
+        assertEquals(a.hits() + b.hits(), 6);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("retry: a POST the upstream never saw (connection refused) goes to another target", async () => {
+  const dead = startFlaky();
+  await dead.stop();
+  const ok = startFlaky((req) => ({ status: 201, body: req.body }));
+  try {
+    await withGateway(
+      twoTargets(dead, ok, `    retries: { attempts: 1, backoff_ms: 1 }`),
+      async (g) => {
+        for (let i = 0; i < 4; i++) {
+          const res = await fetch(`${g.url()}/orders`, { method: "POST", body: `order-${i}` });
+          assertEquals([res.status, await res.text()], [201, `order-${i}`]);
+        }
+        assertEquals(ok.hits(), 4);
+      },
+    );
+  } finally {
+    await closeAll(dead, ok);
+  }
+});
+
+Deno.test("retry: a route that opts POST in resends the whole body to the next target", async () => {
+  const a = startFlaky(() => ({ status: 503 }));
+  const b = startFlaky((req) => ({ status: 200, body: `got ${req.body.length}` }));
+  const body = "x".repeat(40_000);
+  try {
+    await withGateway(
+      twoTargets(a, b, "", `, retries: { attempts: 1, methods: [POST], on: [503], backoff_ms: 1 }`),
+      async (g) => {
+        for (let i = 0; i < 2; i++) {
+          const res = await fetch(`${g.url()}/`, { method: "POST", body });
+          assertEquals([res.status, await res.text()], [200, "got 40000"]);
+        }
+        assertEquals([a.hits(), b.hits()], [1, 2]);
+        assertEquals(a.received[0]!.body.length, 40_000);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("retry: the budget caps extra upstream load under a 100% failure rate", async () => {
+  const a = startFlaky(() => ({ status: 503 }));
+  const b = startFlaky(() => ({ status: 503 }));
+  try {
+    await withGateway(
+      twoTargets(
+        a,
+        b,
+        `    retries: { attempts: 3, backoff_ms: 0, budget_ratio: 0.2, budget_min_retries: 5 }`,
+      ),
+      async (g) => {
+        assertEquals(await statuses(`${g.url()}/`, 100), Array(100).fill(503));
+        const sent = a.hits() + b.hits();
+        console.log(`100 requests, 3 retries allowed each, 20% budget: ${sent} upstream requests`);
+        assertOk(sent <= 120, `at most 100 + 20% retries, got ${sent} (400 without a budget)`);
+        assertOk(sent >= 115, `the budget is used, got ${sent}`);
+        const budget = (await upstreamView(g, "api")).retry_budget;
+        assertEquals(budget.requests, 100);
+        assertOk(budget.exhausted > 0);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("retry: never after the response started; a broken body reaches the client broken", async () => {
+  const a = startFlaky(() => "truncate");
+  const b = startFlaky(() => ({ status: 200, body: "whole" }));
+  try {
+    await withGateway(
+      twoTargets(
+        a,
+        b,
+        `    retries: { attempts: 2, on: [connect_error, reset, 502], backoff_ms: 1 }`,
+      ),
+      async (g) => {
+        const res = await fetch(`${g.url()}/`);
+        assertEquals(res.status, 200);
+        let failed = false;
+        try {
+          await res.text();
+        } catch {
+          failed = true;
+        }
+        assertOk(failed, "the truncated body is not replaced by another attempt");
+        assertEquals([a.hits(), b.hits()], [1, 0]);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("timeouts: first byte per attempt, the route's request_ms bounds all attempts", async () => {
+  const a = startFlaky(() => "hang");
+  const b = startFlaky(() => "hang");
+  try {
+    await withGateway(
+      twoTargets(
+        a,
+        b,
+        `    timeout: { first_byte_ms: 100 }
+    retries: { attempts: 5, on: [timeout], backoff_ms: 1 }`,
+        `, timeout: { request_ms: 250 }`,
+      ),
+      async (g) => {
+        const t0 = performance.now();
+        await assertError(await fetch(`${g.url()}/`), 504, "upstream_timeout");
+        const ms = performance.now() - t0;
+        console.log(
+          `hanging upstream, first_byte 100 ms, request 250 ms: 504 after ${ms.toFixed(0)} ms`,
+        );
+        const attempts = a.hits() + b.hits();
+        assertOk(attempts >= 2 && attempts <= 3, `the deadline cut retries short: ${attempts}`);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("timeouts: a route's first_byte_ms overrides the upstream's", async () => {
+  const up = startFlaky(() => ({ status: 200, body: "slow", delayMs: 300 }));
+  try {
+    await withGateway(
+      `
+upstreams:
+  api: { targets: [ { url: "${up.url}" } ], timeout: { first_byte_ms: 2000 } }
+routes:
+  - { name: fast, match: { path: /fast }, upstream: api, timeout: { first_byte_ms: 50 } }
+  - { name: patient, match: { path: / }, upstream: api }
+`,
+      async (g) => {
+        await assertError(await fetch(`${g.url()}/fast`), 504, "upstream_timeout");
+        const res = await fetch(`${g.url()}/other`);
+        assertEquals([res.status, await res.text()], [200, "slow"]);
+      },
+    );
+  } finally {
+    await up.close();
+  }
+});

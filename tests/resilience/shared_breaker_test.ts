@@ -1,0 +1,69 @@
+/** Circuit state shared through a real redis-server: instances open together. */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { startRedis } from "../helpers/redis.ts";
+import { startFlaky } from "./flaky.ts";
+import { statuses, upstreamView } from "./support.ts";
+
+const config = (redisUrl: string, upstreamUrl: string) =>
+  baseConfig(`
+store: { kind: redis, redis: { url: "${redisUrl}", prefix: "t:", timeout_ms: 200 } }
+upstreams:
+  api:
+    targets: [ { url: "${upstreamUrl}" } ]
+    circuit_breaker: { consecutive_failures: 3, open_s: 30, shared: true }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`);
+
+Deno.test("shared breaker: when one instance opens a circuit the other opens it too", async () => {
+  const redis = await startRedis();
+  const up = startFlaky(() => ({ status: 502 }));
+  const a = await startGateway(config(redis.url, up.url));
+  const b = await startGateway(config(redis.url, up.url));
+  try {
+    const res0 = await fetch(`${b.url()}/`);
+    await res0.body?.cancel();
+    assertEquals(res0.status, 502, "instance b has a closed circuit");
+    await statuses(`${a.url()}/`, 3);
+    await assertError(await fetch(`${a.url()}/`), 503, "circuit_open");
+    const hitsAfterA = up.hits();
+
+    const t0 = performance.now();
+    let status = 0;
+    while (performance.now() - t0 < 3_000) {
+      if ((await upstreamView(b, "api")).targets[0].circuit === "open") {
+        status = 503;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    console.log(`instance b opened ${(performance.now() - t0).toFixed(0)} ms after instance a`);
+    assertEquals(status, 503, "instance b learned of the open circuit");
+    const res = await fetch(`${b.url()}/`);
+    await assertError(res, 503, "circuit_open");
+    assertOk(Number(res.headers.get("retry-after")) > 25);
+    assertEquals(up.hits(), hitsAfterA, "instance b never paid for the failures itself");
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    await redis.close();
+  }
+});
+
+Deno.test("shared breaker: with Redis down each instance keeps its own breaker", async () => {
+  const redis = await startRedis();
+  await redis.stop();
+  const up = startFlaky(() => ({ status: 503 }));
+  const g = await startGateway(config(redis.url, up.url));
+  try {
+    await statuses(`${g.url()}/`, 3);
+    await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
+    assertEquals(up.hits(), 3);
+  } finally {
+    await g.close();
+    await up.close();
+    await redis.close();
+  }
+});

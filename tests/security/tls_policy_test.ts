@@ -1,0 +1,104 @@
+/**
+ * TLS policy of listeners: TLS 1.2 is the default floor (rustls implements
+ * nothing older), and a 1.3 floor is refused at load where the listener cannot
+ * enforce it. Driven
+ * with `openssl s_client` pinned to one protocol version.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+
+async function selfSigned(dir: string): Promise<void> {
+  const out = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assertOk(out.success, "openssl could not make a certificate");
+}
+
+/** The status line an HTTPS GET gets when the client speaks only `version`, or "" when refused. */
+async function getWith(version: "-tls1_2" | "-tls1_3", port: number): Promise<string> {
+  const child = new Deno.Command("openssl", {
+    args: [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${port}`,
+      version,
+      "-quiet",
+      "-servername",
+      "localhost",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(
+    new TextEncoder().encode("GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+  );
+  await w.close();
+  const timer = setTimeout(() => child.kill(), 5000);
+  const out = await child.output();
+  clearTimeout(timer);
+  return new TextDecoder().decode(out.stdout).split("\r\n")[0] ?? "";
+}
+
+Deno.test("a TLS listener serves TLS 1.3 and, by default, TLS 1.2", async () => {
+  const dir = await Deno.makeTempDir();
+  const up = startUpstream();
+  try {
+    await selfSigned(dir);
+    const g = await startGateway(`
+listeners:
+  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem } }
+upstreams:
+  app: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`);
+    try {
+      const port = Number(new URL(g.url("tls")).port);
+      assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
+      assertMatch(await getWith("-tls1_2", port), /^HTTP\/1\.1 200/);
+      assertEquals(up.received.length, 2);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("min_version 1.3 on a listener that cannot enforce it is a config error", async () => {
+  try {
+    await startGateway(`
+listeners:
+  - { name: tls, port: 0, tls: { cert: c.pem, key: k.pem, min_version: "1.3" } }
+`);
+  } catch (e) {
+    assertMatch(
+      (e as Error).message,
+      /gateway\.yaml:3:\d+: listeners\[0\]\.tls\.min_version: min_version 1\.3 is enforced only/,
+    );
+    return;
+  }
+  assertOk(false, "the config was accepted");
+});

@@ -1,0 +1,171 @@
+/** Header transforms and the security headers preset, through a real listener and upstream. */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+
+Deno.test("transform: request headers are set, added, removed and renamed with templates", async () => {
+  const up = startUpstream();
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: users
+    match: { path: "/users/{id}" }
+    upstream: a
+    transform:
+      request:
+        headers:
+          remove: [Cookie, X-Debug]
+          rename: { X-Old-Name: X-New-Name }
+          set:
+            X-Gateway: edge
+            X-Route: "\${route.name}"
+            X-Request: "\${request_id}"
+            X-Tenant-Path: "\${header.X-Tenant}/\${param.id}?p=\${query.page}"
+            X-Consumer-Id: "\${consumer.id}"
+          add: { X-Tags: "via-gateway" }
+`));
+  try {
+    const res = await fetch(`${g.url()}/users/42?page=2`, {
+      headers: {
+        "Cookie": "session=secret",
+        "X-Debug": "1",
+        "X-Old-Name": "moved",
+        "X-Tenant": "acme",
+        "X-Tags": "client",
+        "X-Request-Id": "abc-123",
+        // An anonymous caller must not be able to supply what the gateway sets.
+        "X-Consumer-Id": "spoofed",
+      },
+    });
+    assertEquals(res.status, 200);
+    const seen = (await res.json()).headers;
+    assertEquals(seen["cookie"], undefined);
+    assertEquals(seen["x-debug"], undefined);
+    assertEquals(seen["x-old-name"], undefined);
+    assertEquals(seen["x-new-name"], "moved");
+    assertEquals(seen["x-gateway"], "edge");
+    assertEquals(seen["x-route"], "users");
+    assertEquals(seen["x-request"], "abc-123");
+    assertEquals(seen["x-tenant-path"], "acme/42?p=2");
+    assertEquals(seen["x-consumer-id"], undefined);
+    assertEquals(seen["x-tags"], "client, via-gateway");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("transform: response headers are edited and the security preset applied", async () => {
+  const up = startUpstream(() =>
+    new Response("{}", {
+      headers: {
+        "content-type": "application/json",
+        "server": "Apache/2.4.1",
+        "x-powered-by": "PHP/5.4",
+        "x-internal-trace": "t-1",
+        "x-legacy": "v",
+        "x-frame-options": "SAMEORIGIN",
+      },
+    })
+  );
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: api
+    match: { path: / }
+    upstream: a
+    transform:
+      security_headers: true
+      response:
+        headers:
+          remove: [X-Internal-Trace]
+          rename: { X-Legacy: X-Modern }
+          set: { X-Served-By: "\${route.name}", Referrer-Policy: same-origin }
+          add: { X-Request-Echo: "\${request_id}" }
+`));
+  try {
+    const res = await fetch(`${g.url()}/x`, { headers: { "X-Request-Id": "r-9" } });
+    await res.body?.cancel();
+    const h = res.headers;
+    assertEquals(h.get("server"), null);
+    assertEquals(h.get("x-powered-by"), null);
+    assertEquals(h.get("x-internal-trace"), null);
+    assertEquals(h.get("x-legacy"), null);
+    assertEquals(h.get("x-modern"), "v");
+    assertEquals(h.get("x-served-by"), "api");
+    assertEquals(h.get("x-request-echo"), "r-9");
+    assertEquals(h.get("x-content-type-options"), "nosniff");
+    // The upstream's own choice stands; explicit rules override the preset.
+    assertEquals(h.get("x-frame-options"), "SAMEORIGIN");
+    assertEquals(h.get("referrer-policy"), "same-origin");
+    // Plain HTTP: no HSTS.
+    assertEquals(h.get("strict-transport-security"), null);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("transform: the security preset adds HSTS on a TLS listener only", async () => {
+  const dir = await Deno.makeTempDir();
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assertOk(made.success, "openssl could not make a test certificate");
+    const g = await startGateway(`
+listeners:
+  - { name: plain, host: 127.0.0.1, port: 0 }
+  - { name: secure, host: 127.0.0.1, port: 0, tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: api, match: { path: / }, upstream: a, transform: { security_headers: true } }
+`);
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${dir}/cert.pem`)] });
+    try {
+      const tls = await fetch(`${g.url("secure")}/`, { client });
+      await tls.body?.cancel();
+      assertEquals(
+        tls.headers.get("strict-transport-security"),
+        "max-age=31536000; includeSubDomains",
+      );
+      const plain = await fetch(`${g.url("plain")}/`);
+      await plain.body?.cancel();
+      assertEquals(plain.headers.get("strict-transport-security"), null);
+      assertEquals(plain.headers.get("x-content-type-options"), "nosniff");
+    } finally {
+      client.close();
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,221 @@
+/** JSON body rules through a real listener and upstream: requests, responses, limits. */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { type Received, startUpstream, type TestServer } from "../helpers/upstream.ts";
+import {
+  baseConfig,
+  startGateway,
+  type StartOptions,
+  type TestGateway,
+} from "../helpers/gateway.ts";
+import type { Logger } from "../../lib/observe/logger.ts";
+
+const ORDER = {
+  id: 7,
+  internal_id: "int-7",
+  customer: { name: "Ada", password_hash: "x" },
+  items: [
+    { sku: "a", internal_id: "i-1", price: 3 },
+    { sku: "b", internal_id: "i-2", price: 4 },
+  ],
+};
+
+/**
+ * An upstream answering `body` with `type` (chunked when the path has
+ * `chunked`), recording the request bodies it got.
+ */
+function jsonUpstream(body: string, type = "application/json") {
+  const bodies: string[] = [];
+  const up = startUpstream(async (req: Request, r: Received) => {
+    bodies.push(await req.text());
+    const bytes = new TextEncoder().encode(body);
+    const chunked = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += 1000) c.enqueue(bytes.slice(i, i + 1000));
+        c.close();
+      },
+    });
+    return new Response(r.url.includes("chunked") ? chunked : body, {
+      headers: { "content-type": type },
+    });
+  });
+  return { up, bodies };
+}
+
+/** Runs `fn` against a gateway with `routes` (YAML list items) in front of `up`, then stops both. */
+async function withRoutes(
+  up: TestServer,
+  routes: string,
+  fn: (g: TestGateway) => Promise<void>,
+  opts: StartOptions = {},
+): Promise<void> {
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+${routes}`),
+    opts,
+  );
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+}
+
+Deno.test("transform: response JSON loses nested and array fields, others untouched", async () => {
+  const { up } = jsonUpstream(JSON.stringify(ORDER), "application/json; charset=utf-8");
+  await withRoutes(
+    up,
+    `
+  - name: orders
+    match: { path: / }
+    upstream: a
+    transform:
+      response:
+        json:
+          remove: [internal_id, customer.password_hash, "items[].internal_id"]
+          rename: { "items[].price": amount }
+`,
+    async (g) => {
+      const res = await fetch(`${g.url()}/orders/7`, { headers: { "accept-encoding": "gzip" } });
+      assertEquals(res.status, 200);
+      assertEquals(await res.json(), {
+        id: 7,
+        customer: { name: "Ada" },
+        items: [{ sku: "a", amount: 3 }, { sku: "b", amount: 4 }],
+      });
+      // The upstream was asked for an uncompressed body it can be edited in.
+      assertEquals(up.received[0]!.headers.get("accept-encoding"), null);
+    },
+  );
+});
+
+Deno.test("transform: request JSON is rewritten before it goes upstream", async () => {
+  const { up, bodies } = jsonUpstream("{}");
+  await withRoutes(
+    up,
+    `
+  - name: signup
+    match: { path: / }
+    upstream: a
+    transform: { request: { json: { keep: [name, "tags[].label"], rename: { name: full_name } } } }
+`,
+    async (g) => {
+      const sent = { name: "Ada", admin: true, tags: [{ label: "x", weight: 1 }] };
+      const res = await fetch(`${g.url()}/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(sent),
+      });
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      assertEquals(JSON.parse(bodies[0]!), { full_name: "Ada", tags: [{ label: "x" }] });
+      assertEquals(up.received[0]!.headers.get("content-length"), String(bodies[0]!.length));
+
+      const text = await fetch(`${g.url()}/signup`, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: '{"admin": true}',
+      });
+      await text.body?.cancel();
+      assertEquals(bodies[1], '{"admin": true}');
+
+      const bad = await fetch(`${g.url()}/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{not json",
+      });
+      const err = await assertError(bad, 400, "bad_request");
+      assertEquals(err.error.message, "The request body is not valid JSON");
+      assertEquals(bodies.length, 2);
+    },
+  );
+});
+
+Deno.test("transform: a response over the buffer limit passes unmodified, or is refused", async () => {
+  const big = JSON.stringify({ secret: "s", filler: "x".repeat(5000) });
+  const { up } = jsonUpstream(big);
+  const logged: string[] = [];
+  const logger: Logger = {
+    log: () => {},
+    debug: () => {},
+    info: () => {},
+    warn: (m) => logged.push(m),
+    error: () => {},
+    every: (_k, _i, _l, m) => (logged.push(m), true),
+  };
+  await withRoutes(
+    up,
+    `
+  - name: pass
+    match: { path: /pass }
+    upstream: a
+    transform: { response: { max_body_bytes: 1024, json: { remove: [secret] } } }
+  - name: reject
+    match: { path: /reject }
+    upstream: a
+    transform: { response: { max_body_bytes: 1024, on_oversize: reject, json: { remove: [secret] } } }
+  - name: fits
+    match: { path: /fits }
+    upstream: a
+    transform: { response: { max_body_bytes: 8192, json: { remove: [secret] } } }
+`,
+    async (g) => {
+      for (const path of ["/pass", "/pass/chunked"]) {
+        const pass = await fetch(`${g.url()}${path}`);
+        assertEquals(await pass.text(), big);
+      }
+      assertOk(logged.some((m) => m.includes("larger than the transform buffer")));
+      await assertError(await fetch(`${g.url()}/reject`), 502, "upstream_error");
+      await assertError(await fetch(`${g.url()}/reject/chunked`), 502, "upstream_error");
+      const fits = await fetch(`${g.url()}/fits/chunked`);
+      assertEquals(await fits.json(), { filler: "x".repeat(5000) });
+    },
+    { logger },
+  );
+});
+
+Deno.test("transform: a request body over the buffer limit passes untouched or gets 413", async () => {
+  const { up, bodies } = jsonUpstream("{}");
+  await withRoutes(
+    up,
+    `
+  - name: pass
+    match: { path: /pass }
+    upstream: a
+    transform: { request: { max_body_bytes: 100, json: { remove: [secret] } } }
+  - name: reject
+    match: { path: /reject }
+    upstream: a
+    transform: { request: { max_body_bytes: 100, on_oversize: reject, json: { remove: [secret] } } }
+`,
+    async (g) => {
+      const body = JSON.stringify({ secret: 1, pad: "p".repeat(200) });
+      // A stream has no Content-Length: the gateway finds out while buffering.
+      const chunked = () =>
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(body.slice(0, 50)));
+            c.enqueue(new TextEncoder().encode(body.slice(50)));
+            c.close();
+          },
+        });
+      const post = (path: string, b: BodyInit) =>
+        fetch(`${g.url()}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: b,
+        });
+      const a = await post("/pass", body);
+      await a.body?.cancel();
+      const b = await post("/pass", chunked());
+      await b.body?.cancel();
+      assertEquals(bodies, [body, body]);
+      await assertError(await post("/reject", body), 413, "payload_too_large");
+      await assertError(await post("/reject", chunked()), 413, "payload_too_large");
+      assertEquals(up.received.length, 2);
+    },
+  );
+});
