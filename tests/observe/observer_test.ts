@@ -4,9 +4,8 @@
  * the access log, consumer labels on and off, and sampling.
  */
 import { assertEquals } from "../helpers/assert.ts";
-import { type Consumer, RequestContext } from "../../lib/core/context.ts";
-import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
-import { parseTraceparent } from "../../lib/observe/trace.ts";
+import type { Consumer, RequestContext } from "../../lib/core/context.ts";
+import { makeContext } from "../transform/request_context.ts";
 import { MetricsRegistry } from "../../lib/observe/metrics/registry.ts";
 import { RequestMetrics } from "../../lib/observe/request_metrics.ts";
 import { RequestObserver } from "../../lib/observe/observer.ts";
@@ -16,23 +15,8 @@ import { compileQueryRedactor } from "../../lib/observe/redact_query.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
 import { parsePromText, samplesOf, sampleValue } from "./prom_text.ts";
 
-function context(path = "/r", init: RequestInit = {}): RequestContext {
-  const req = new Request(`http://gw.test${path}`, init);
-  return new RequestContext(
-    req,
-    req.method,
-    path,
-    "",
-    "gw.test",
-    "127.0.0.1",
-    "127.0.0.1",
-    { name: "public", tls: false },
-    0,
-    performance.now(),
-    crypto.randomUUID(),
-    parseTraceparent(null, null),
-    new HeaderEdits(),
-  );
+function context(path = "/r"): RequestContext {
+  return makeContext(`http://gw.test${path}`);
 }
 
 const teamA: Consumer = { id: "team-a", plan: null, scopes: new Set() };
@@ -187,16 +171,15 @@ Deno.test("observer: sample applies to successes only; refusals and errors are a
 Deno.test("observer: a chunked request body is counted as the upstream reads it", async () => {
   const { registry, observer, sink } = setup(true);
   await sink.open();
-  const ctx = context("/up", {
-    method: "POST",
-    body: new ReadableStream({
-      start(c) {
-        c.enqueue(new Uint8Array(5));
-        c.enqueue(new Uint8Array(7));
-        c.close();
-      },
-    }),
+  const ctx = makeContext("http://gw.test/up", { method: "POST" });
+  ctx.body = new ReadableStream({
+    start(c) {
+      c.enqueue(new Uint8Array(5));
+      c.enqueue(new Uint8Array(7));
+      c.close();
+    },
   });
+  ctx.bodyLength = null;
   ctx.route = { name: "r" };
   observer.begin(ctx);
   const read = await new Response(ctx.body as ReadableStream).arrayBuffer();
