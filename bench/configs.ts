@@ -3,6 +3,7 @@
  * process on its own port, in front of the anchors' upstream (nginx on 9001).
  */
 import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
 export interface BenchTarget {
   name: string;
@@ -27,13 +28,55 @@ interface GatewayConfig {
   args?: string[];
 }
 
-function configs(): GatewayConfig[] {
+const BENCH_KEY = "bench-key-0123456789abcdef";
+
+/** An RS256 key set in `dir` and a token it verifies, valid for the length of a run. */
+async function jwtMaterial(dir: string): Promise<{ jwksFile: string; token: string }> {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const jwksFile = join(dir, "jwks.json");
+  const jwk = { ...await exportJWK(publicKey), kid: "bench", alg: "RS256", use: "sig" };
+  await Deno.writeTextFile(jwksFile, JSON.stringify({ keys: [jwk] }));
+  const token = await new SignJWT({ sub: "bench-user", scope: "read:users" })
+    .setProtectedHeader({ alg: "RS256", kid: "bench" })
+    .setIssuer("https://idp.bench").setAudience("bench").setExpirationTime("6h")
+    .sign(privateKey);
+  return { jwksFile, token };
+}
+
+async function configs(dir: string): Promise<GatewayConfig[]> {
+  const { jwksFile, token } = await jwtMaterial(dir);
+  const consumers = `consumers:
+  - { id: bench-app, api_keys: ["${BENCH_KEY}"], subjects: [bench-user], scopes: [read:users] }`;
   return [
     {
       name: "gateway routing-only",
       body: `
 routes:
   - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
+`,
+    },
+    {
+      name: "gateway api-key",
+      header: `X-API-Key: ${BENCH_KEY}`,
+      body: `
+auth: { keys: { kind: api_key, header: X-API-Key } }
+${consumers}
+routes:
+  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users,
+      auth: [keys], scopes: [read:users] }
+`,
+    },
+    {
+      name: "gateway jwt-rs256",
+      header: `Authorization: Bearer ${token}`,
+      body: `
+auth:
+  bearer: { kind: jwt, jwks_file: "${jwksFile}", issuer: https://idp.bench, audience: bench,
+            algorithms: [RS256] }
+${consumers}
+routes:
+  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users,
+      auth: [bearer], scopes: [read:users] }
 `,
     },
   ];
@@ -47,7 +90,7 @@ export async function gatewayTargets(
   const dir = await Deno.makeTempDir({ prefix: "gw-bench-" });
   cleanups.push(() => Deno.remove(dir, { recursive: true }));
   const out: BenchTarget[] = [];
-  for (const [i, c] of configs().entries()) {
+  for (const [i, c] of (await configs(dir)).entries()) {
     const port = 9500 + i;
     const file = join(dir, `bench-${i}.yaml`);
     await Deno.writeTextFile(
@@ -73,9 +116,14 @@ ${c.body}`,
     out.push({
       name: c.name,
       url: `http://127.0.0.1:${port}${c.path ?? "/api/users/42"}`,
-      ...(c.header ? { header: c.header } : {}),
+      ...(c.header ? { header: c.header, headers: headerRecord(c.header) } : {}),
       pid: () => child.pid,
     });
   }
   return out;
+}
+
+function headerRecord(header: string): Record<string, string> {
+  const colon = header.indexOf(":");
+  return { [header.slice(0, colon)]: header.slice(colon + 1).trim() };
 }

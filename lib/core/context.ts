@@ -48,6 +48,8 @@ export class RequestContext {
   consumer: Consumer | null = null;
   identity: Identity | null = null;
   clientCert: ClientCertificate | null = null;
+  /** Why a client certificate that was presented is not trusted (expired, unknown CA). */
+  clientCertError: string | null = null;
   /** Whether the TCP peer is a trusted proxy (its X-Forwarded-* are believed). */
   peerTrusted = false;
   /** Path and query sent upstream (after rewrites). */

@@ -19,6 +19,7 @@ import { securityStage } from "../security/stage.ts";
 import { globalSecurityStage } from "../security/global_stage.ts";
 import { corsStage } from "../transform/cors_stage.ts";
 import { authStage } from "../auth/stage.ts";
+import { authGlobalStage } from "../auth/global_stage.ts";
 import { rateLimitStage } from "../ratelimit/stage.ts";
 import { cacheStage } from "../cache/stage.ts";
 import { transformStage } from "../transform/stage.ts";
@@ -43,7 +44,7 @@ export interface GlobalStage {
   build(b: BuildContext): Promise<NamedPolicy[]> | NamedPolicy[];
 }
 
-export const GLOBAL_STAGES: readonly GlobalStage[] = [globalSecurityStage];
+export const GLOBAL_STAGES: readonly GlobalStage[] = [globalSecurityStage, authGlobalStage];
 
 export async function buildChain(
   route: RouteConfig,

@@ -33,6 +33,15 @@ export class HeaderEdits {
     this.appended.delete(n);
   }
 
+  /**
+   * `set` for a lower-case name and a value already passed through
+   * `safeHeaderValue`: for values rendered once and sent with many requests.
+   */
+  setPrepared(lowerName: string, safeValue: string): void {
+    this.replaced.set(lowerName, [safeValue]);
+    this.appended.delete(lowerName);
+  }
+
   append(name: string, value: string): void {
     const n = name.toLowerCase();
     const r = this.replaced.get(n);

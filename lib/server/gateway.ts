@@ -24,6 +24,7 @@ import { registerObserveAdmin } from "./admin_observe.ts";
 import { ConfigWatcher } from "./config_watch.ts";
 import { MetricsRegistry } from "../observe/metrics/registry.ts";
 import { LogSinks, type Output } from "../observe/log_sink.ts";
+import { registerAuthAdmin } from "../auth/admin.ts";
 import { registerCacheAdmin } from "../cache/admin.ts";
 import { CacheStores } from "../cache/stores.ts";
 import { dirname } from "node:path";
@@ -64,6 +65,7 @@ export class Gateway {
     registerObserveAdmin(this);
     registerResilienceAdmin(this);
     registerCacheAdmin(this);
+    registerAuthAdmin(this);
   }
 
   /** Loads, compiles and starts serving. Throws `ConfigError` if the config is invalid. */

@@ -4,7 +4,7 @@
  * sure whatever happens the client gets an answer in the common shape. The
  * plan's observer sees every request begin and end (metrics, access log, trace).
  */
-import { type ListenerInfo, RequestContext } from "../core/context.ts";
+import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
@@ -15,7 +15,14 @@ import type { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 
-export type ServeHandler = (req: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
+export interface ServeInfo {
+  remoteAddr: Deno.Addr;
+  /** mTLS listeners: the verified client certificate, or why a presented one was not trusted. */
+  clientCert?: ClientCertificate | null;
+  clientCertError?: string | null;
+}
+
+export type ServeHandler = (req: Request, info: ServeInfo) => Promise<Response>;
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,200}$/;
 
@@ -29,7 +36,7 @@ export function createHandler(
     if (plan === null) return errorResponse("shutting_down", crypto.randomUUID());
     plan.inFlight++;
     try {
-      return await serve(plan, req, peerAddress(info.remoteAddr), listener, deps);
+      return await serve(plan, req, info, listener, deps);
     } finally {
       holder.release(plan);
     }
@@ -46,11 +53,12 @@ export function peerAddress(addr: Deno.Addr): string {
 async function serve(
   plan: Plan,
   req: Request,
-  peer: string,
+  info: ServeInfo,
   listener: ListenerInfo,
   deps: RuntimeDeps,
 ): Promise<Response> {
   const s = plan.settings;
+  const peer = peerAddress(info.remoteAddr);
   const headers = req.headers;
   const url = req.url;
   const authorityStart = url.indexOf("//") + 2;
@@ -83,6 +91,8 @@ async function serve(
     new HeaderEdits(),
   );
   ctx.peerTrusted = client.peerTrusted;
+  if (info.clientCert) ctx.clientCert = info.clientCert;
+  if (info.clientCertError) ctx.clientCertError = info.clientCertError;
   const observer = s.observer;
   observer.begin(ctx);
 

@@ -1,10 +1,12 @@
 /**
  * Public listeners: plain HTTP, or TLS from PEM files (HTTP/2 and HTTP/1.1 by
- * ALPN). Each listener serves the same handler; shutting one down stops
- * accepting and waits for the requests it is serving.
+ * ALPN), or mTLS (`client_ca`: see mtls_listener.ts). Each listener serves the
+ * same handler; shutting one down stops accepting and waits for the requests
+ * it is serving.
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
+import { startMtlsListener } from "./mtls_listener.ts";
 
 export interface RunningListener {
   readonly name: string;
@@ -28,6 +30,10 @@ export async function startListener(
   handler: ServeHandler,
   o: ListenerOptions,
 ): Promise<RunningListener> {
+  // Deno.serve can neither request client certificates nor refuse TLS 1.2.
+  if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
+    return startMtlsListener(cfg, handler, o);
+  }
   const tls = cfg.tls
     ? {
       cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),

@@ -22,15 +22,6 @@ export const listenerSchema = z.strictObject({
     description: "Expect a PROXY protocol v1/v2 header from trusted_proxies",
   }),
 }).superRefine((l, ctx) => {
-  if (l.tls?.min_version === "1.3" && !l.tls.client_ca) {
-    // Deno.serve's TLS (rustls) always offers 1.2 and 1.3 and has no option to narrow it.
-    ctx.addIssue({
-      code: "custom",
-      path: ["tls", "min_version"],
-      message:
-        "min_version 1.3 is enforced only on listeners with client_ca (served by node:https); Deno.serve's TLS cannot refuse 1.2",
-    });
-  }
   if (l.tls?.client_cert && !l.tls.client_ca) {
     ctx.addIssue({
       code: "custom",

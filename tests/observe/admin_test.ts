@@ -30,7 +30,7 @@ auth:
             client_id: gateway, client_secret: "\${INTROSPECT_SECRET}" }
   hs: { kind: jwt, secret: hs-L1TERAL, algorithms: [HS256] }
 consumers:
-  - { id: mobile-app, api_keys: ["\${MOBILE_KEY}", "sha256:abcd"] }
+  - { id: mobile-app, api_keys: ["\${MOBILE_KEY}", "sha256:${"ab".repeat(32)}"] }
 routes:
   - { name: users, match: { path: "/api/\${MISSING:-users}" }, upstream: users }
 `,

@@ -340,3 +340,72 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("metrics: auth failures by provider and reason; requests by consumer, and without it", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const config = (consumerLabel: boolean) =>
+    baseConfig(`
+observe: { metrics: { consumer_label: ${consumerLabel} } }
+auth:
+  keys: { kind: api_key, header: X-API-Key }
+consumers:
+  - { id: mobile-app, api_keys: ["k-mobile"] }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: private, match: { path: /p }, upstream: a, auth: [keys] }
+`);
+  const g = await startGateway(config(true));
+  try {
+    const call = async (key?: string) => {
+      const res = await fetch(`${g.url()}/p`, { headers: key ? { "x-api-key": key } : {} });
+      await res.body?.cancel();
+      return res.status;
+    };
+    assertEquals(await call(), 401);
+    assertEquals(await call("wrong"), 401);
+    assertEquals(await call("wrong-again"), 401);
+    assertEquals(await call("k-mobile"), 200);
+    assertEquals(await call("k-mobile"), 200);
+    let { families: f } = await scrape(g.admin);
+    assertEquals(
+      sampleValue(f, "gateway_auth_failures_total", {
+        provider: "keys",
+        reason: "missing_credentials",
+      }),
+      1,
+    );
+    assertEquals(
+      sampleValue(f, "gateway_auth_failures_total", { provider: "keys", reason: "unknown_key" }),
+      2,
+    );
+    assertEquals(
+      sampleValue(f, "gateway_requests_total", {
+        route: "private",
+        status_class: "2xx",
+        consumer: "mobile-app",
+      }),
+      2,
+    );
+    assertEquals(
+      sampleValue(f, "gateway_errors_total", { route: "private", code: "invalid_api_key" }),
+      2,
+    );
+
+    // With consumer labels off (on reload), new requests are counted without the label.
+    await Deno.writeTextFile(g.file, config(false));
+    assertEquals((await g.gw.reload()).ok, true);
+    assertEquals(await call("k-mobile"), 200);
+    ({ families: f } = await scrape(g.admin));
+    const ok = samplesOf(f, "gateway_requests_total").filter((s) =>
+      s.labels.route === "private" && s.labels.status_class === "2xx"
+    );
+    assertEquals(ok.map((s) => [s.labels.consumer ?? null, s.value]), [
+      ["mobile-app", 2],
+      [null, 1],
+    ]);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});

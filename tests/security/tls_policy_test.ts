@@ -1,8 +1,7 @@
 /**
  * TLS policy of listeners: TLS 1.2 is the default floor (rustls implements
- * nothing older), and a 1.3 floor is refused at load where the listener cannot
- * enforce it. Driven
- * with `openssl s_client` pinned to one protocol version.
+ * nothing older), and a 1.3 floor moves the listener to node:https, which can
+ * enforce it. Driven with `openssl s_client` pinned to one protocol version.
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
@@ -87,18 +86,32 @@ routes:
   }
 });
 
-Deno.test("min_version 1.3 on a listener that cannot enforce it is a config error", async () => {
+Deno.test("min_version 1.3 refuses a TLS 1.2 client and serves TLS 1.3", async () => {
+  const dir = await Deno.makeTempDir();
+  const up = startUpstream();
   try {
-    await startGateway(`
+    await selfSigned(dir);
+    const g = await startGateway(`
 listeners:
-  - { name: tls, port: 0, tls: { cert: c.pem, key: k.pem, min_version: "1.3" } }
+  - name: tls
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem, min_version: "1.3" }
+upstreams:
+  app: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
 `);
-  } catch (e) {
-    assertMatch(
-      (e as Error).message,
-      /gateway\.yaml:3:\d+: listeners\[0\]\.tls\.min_version: min_version 1\.3 is enforced only/,
-    );
-    return;
+    try {
+      const port = Number(new URL(g.url("tls")).port);
+      assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
+      assertEquals(await getWith("-tls1_2", port), "");
+      assertEquals(up.received.length, 1, "the TLS 1.2 client never reached the upstream");
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
   }
-  assertOk(false, "the config was accepted");
 });

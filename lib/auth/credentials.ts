@@ -1,0 +1,86 @@
+/**
+ * Where credentials travel: a header (plain, or `Authorization: Bearer`) and
+ * optionally a query parameter. Reading one, refusing a request whose header
+ * and parameter disagree, and removing it before the request goes upstream.
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { GatewayConfig } from "../config/schema.ts";
+
+/** The credential sent twice with different values: refused with 400. */
+export const CONFLICT = Symbol("conflicting credentials");
+
+export type Extracted = string | null | typeof CONFLICT;
+
+export interface CredentialLocation {
+  /** Header name; `Authorization` means the Bearer scheme (RFC 6750 §2.1). */
+  header: string;
+  query?: string | undefined;
+}
+
+export class CredentialReader {
+  private readonly header: string;
+  private readonly bearer: boolean;
+  private readonly query: string | null;
+  private readonly queryProbe: string | null;
+
+  constructor(loc: CredentialLocation, bearerScheme: boolean) {
+    this.header = loc.header.toLowerCase();
+    this.bearer = bearerScheme && this.header === "authorization";
+    this.query = loc.query ?? null;
+    this.queryProbe = this.query === null ? null : encodeURIComponent(this.query) + "=";
+  }
+
+  read(ctx: RequestContext): Extracted {
+    let fromHeader = ctx.request.headers.get(this.header);
+    if (fromHeader !== null && this.bearer) fromHeader = bearerToken(fromHeader);
+    if (fromHeader === "") fromHeader = null;
+    if (this.queryProbe === null || !ctx.query.includes(this.queryProbe)) return fromHeader;
+    const values = ctx.searchParams.getAll(this.query!).filter((v) => v !== "");
+    if (values.length === 0) return fromHeader;
+    const fromQuery = values[0]!;
+    if (values.some((v) => v !== fromQuery)) return CONFLICT;
+    if (fromHeader !== null && fromHeader !== fromQuery) return CONFLICT;
+    return fromHeader ?? fromQuery;
+  }
+
+  strip(ctx: RequestContext): void {
+    if (ctx.request.headers.has(this.header)) ctx.upstreamHeaders.remove(this.header);
+    if (this.queryProbe !== null && ctx.upstreamPath.includes(this.queryProbe)) {
+      ctx.upstreamPath = withoutParam(ctx.upstreamPath, this.query!);
+    }
+  }
+}
+
+/** The token of `Bearer <token>` (scheme case-insensitive); null for another scheme. */
+export function bearerToken(value: string): string | null {
+  if (value.length < 7 || value.slice(0, 7).toLowerCase() !== "bearer ") return null;
+  return value.slice(7).trim();
+}
+
+/** Removes every `name=...` pair from the query of a path, leaving the others byte for byte. */
+export function withoutParam(pathAndQuery: string, name: string): string {
+  const q = pathAndQuery.indexOf("?");
+  if (q < 0) return pathAndQuery;
+  const kept = pathAndQuery.slice(q + 1).split("&").filter((pair) => {
+    const eq = pair.indexOf("=");
+    const raw = eq < 0 ? pair : pair.slice(0, eq);
+    try {
+      return decodeURIComponent(raw.replaceAll("+", " ")) !== name;
+    } catch {
+      return true;
+    }
+  });
+  return kept.length ? `${pathAndQuery.slice(0, q)}?${kept.join("&")}` : pathAndQuery.slice(0, q);
+}
+
+/**
+ * Query parameters that carry credentials anywhere in a config: the access log
+ * redacts their values (a key in a URL must never reach a log line).
+ */
+export function credentialQueryParams(config: GatewayConfig): string[] {
+  const out = new Set<string>();
+  for (const p of Object.values(config.auth)) {
+    if ("query" in p && p.query) out.add(p.query);
+  }
+  return [...out];
+}

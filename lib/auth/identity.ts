@@ -1,0 +1,71 @@
+/**
+ * Turning what a provider verified into the identity the gateway acts on and
+ * the headers that carry it upstream. Rendered once per identity (a key's
+ * consumer, a verified token), so a request only copies prepared pairs.
+ */
+import type { Identity } from "../core/context.ts";
+import type { AuthConsumer } from "./consumers.ts";
+import type { IdentityHeadersConfig } from "./schema.ts";
+import type { Authenticated } from "./provider.ts";
+import { safeHeaderValue } from "../proxy/header_edits.ts";
+
+export const NO_SCOPES: ReadonlySet<string> = new Set();
+
+/** Scopes of a token: `scope` (space-separated, RFC 8693/9068) or `scp` (string or list). */
+export function scopesOf(claims: Readonly<Record<string, unknown>>, claim?: string): Set<string> {
+  const names = claim ? [claim] : ["scope", "scp"];
+  for (const name of names) {
+    const v = claims[name];
+    if (typeof v === "string") return new Set(v.split(" ").filter((s) => s !== ""));
+    if (Array.isArray(v)) return new Set(v.filter((s): s is string => typeof s === "string"));
+  }
+  return new Set();
+}
+
+/** A claim as a header value: strings as they are, lists comma-joined, objects as JSON. */
+function claimText(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v) && v.every((x) => typeof x !== "object")) return v.join(",");
+  return JSON.stringify(v);
+}
+
+/** The upstream headers one provider writes: identity fields and mapped claims. */
+export class IdentityHeaders {
+  private readonly claims: readonly (readonly [string, string])[];
+
+  constructor(
+    private readonly cfg: IdentityHeadersConfig,
+    claimsToHeaders: Readonly<Record<string, string>> = {},
+  ) {
+    this.claims = Object.entries(claimsToHeaders);
+  }
+
+  /** Every header name it may write (lower-case). */
+  get names(): string[] {
+    const { consumer, subject, scopes } = this.cfg;
+    return [consumer, subject, scopes, ...this.claims.map(([, h]) => h)]
+      .filter((h): h is string => h !== null)
+      .map((h) => h.toLowerCase());
+  }
+
+  authenticated(identity: Identity, consumer: AuthConsumer): Authenticated {
+    const out: (readonly [string, string])[] = [];
+    const { consumer: ch, subject: sh, scopes: scope } = this.cfg;
+    if (ch !== null) out.push([ch, consumer.id]);
+    if (sh !== null && identity.subject !== "") out.push([sh, identity.subject]);
+    if (scope !== null && identity.scopes.size > 0) {
+      out.push([scope, [...identity.scopes].join(" ")]);
+    }
+    for (const [claim, header] of this.claims) {
+      const v = claimText(identity.claims[claim]);
+      if (v !== null) out.push([header, v]);
+    }
+    out.push(...consumer.headers);
+    const headers = out.map(([name, value]) =>
+      [name.toLowerCase(), safeHeaderValue(value)] as const
+    );
+    return { ok: true, identity, consumer, headers };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Credentials that change without a reload: API keys added through the admin
+ * API and revoked token ids (`jti`). Reads are synchronous lookups in a local
+ * view so the request path never waits on the network; writes go to the
+ * backing store. With `store.kind: memory` the view is the store (one
+ * instance); with Redis every instance keeps a mirror (see redis_store.ts).
+ */
+
+export interface CredentialStore {
+  readonly kind: "memory" | "redis";
+  /** Consumer id of a key added at runtime, by digest. */
+  keyOwner(digest: string): string | undefined;
+  /** Whether a token id is revoked (and its token not yet expired) at `nowMs`. */
+  isRevoked(jti: string, nowMs: number): boolean;
+  addKey(digest: string, consumer: string): Promise<void>;
+  /** Whether the key existed. */
+  removeKey(digest: string): Promise<boolean>;
+  /** Keys added at runtime: digest -> consumer id. */
+  keys(): ReadonlyMap<string, string>;
+  /** Revokes `jti` until `expSec` (Unix seconds), when its token expires anyway. */
+  revoke(jti: string, expSec: number): Promise<void>;
+  close(): void;
+}
+
+/** The local view both stores keep: keys, and revocations that forget themselves at expiry. */
+export class CredentialView {
+  readonly keys = new Map<string, string>();
+  /** jti -> expiry (ms). */
+  readonly revoked = new Map<string, number>();
+
+  isRevoked(jti: string, nowMs: number): boolean {
+    const until = this.revoked.get(jti);
+    if (until === undefined) return false;
+    if (nowMs < until) return true;
+    this.revoked.delete(jti);
+    return false;
+  }
+
+  /** Drops revocations of tokens that have expired. */
+  prune(nowMs: number): void {
+    for (const [jti, until] of this.revoked) if (until <= nowMs) this.revoked.delete(jti);
+  }
+}
+
+export class MemoryCredentialStore implements CredentialStore {
+  readonly kind = "memory";
+  private readonly view = new CredentialView();
+
+  constructor(private readonly now: () => number) {}
+
+  keyOwner(digest: string): string | undefined {
+    return this.view.keys.get(digest);
+  }
+  isRevoked(jti: string, nowMs: number): boolean {
+    return this.view.isRevoked(jti, nowMs);
+  }
+  addKey(digest: string, consumer: string): Promise<void> {
+    this.view.keys.set(digest, consumer);
+    return Promise.resolve();
+  }
+  removeKey(digest: string): Promise<boolean> {
+    return Promise.resolve(this.view.keys.delete(digest));
+  }
+  keys(): ReadonlyMap<string, string> {
+    return this.view.keys;
+  }
+  revoke(jti: string, expSec: number): Promise<void> {
+    // Revocations are few and written by operators: pruning on write keeps the set bounded.
+    this.view.prune(this.now());
+    this.view.revoked.set(jti, expSec * 1000);
+    return Promise.resolve();
+  }
+  close(): void {}
+}

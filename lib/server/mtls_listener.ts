@@ -1,0 +1,239 @@
+/**
+ * A TLS listener that asks clients for certificates (mTLS). `Deno.serve` can
+ * neither request nor read a client certificate, so this listener is served by
+ * `node:https`, whose TLS layer verifies the certificate against `client_ca`.
+ * Each request is bridged to the same fetch-style handler as every other
+ * listener, with the verified certificate (or why it is not trusted) beside it.
+ *
+ * The handshake completes even without a trusted certificate, so that the
+ * refusal is an HTTP 401 in the common error shape naming the reason (as nginx
+ * does), not an opaque TLS alert. The verdict is the gateway's own chain check
+ * (client_cert_verifier.ts says why) and is taken once per connection.
+ * HTTP/1.1 only: no HTTP/2 on mTLS listeners.
+ */
+import https from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:tls";
+import { Readable } from "node:stream";
+import type { ClientCertificate } from "../core/context.ts";
+import { errorResponse } from "../core/errors.ts";
+import type { ListenerConfig } from "./schema.ts";
+import type { ServeHandler, ServeInfo } from "./handler.ts";
+import type { ListenerOptions, RunningListener } from "./listeners.ts";
+import { ClientCertVerifier } from "./client_cert_verifier.ts";
+
+/** What the TLS layer said about a connection's client certificate; read once per connection. */
+interface PeerVerdict {
+  cert: ClientCertificate | null;
+  error: string | null;
+}
+
+const NO_CERTIFICATE: PeerVerdict = { cert: null, error: null };
+
+export async function startMtlsListener(
+  cfg: ListenerConfig,
+  handler: ServeHandler,
+  o: ListenerOptions,
+): Promise<RunningListener> {
+  const tls = cfg.tls!;
+  const [cert, key, ca] = await Promise.all([
+    Deno.readTextFile(o.resolvePath(tls.cert)),
+    Deno.readTextFile(o.resolvePath(tls.key)),
+    tls.client_ca ? Deno.readTextFile(o.resolvePath(tls.client_ca)) : Promise.resolve(null),
+  ]);
+  // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.
+  const verifier = ca === null ? null : new ClientCertVerifier(ca);
+  const verdicts = new WeakMap<TLSSocket, PeerVerdict>();
+  let active = 0;
+  let closing = false;
+  let drained: (() => void) | null = null;
+
+  const server = https.createServer({
+    cert,
+    key,
+    ...(ca === null ? {} : { ca }),
+    requestCert: ca !== null,
+    rejectUnauthorized: false,
+    minVersion: tls.min_version === "1.3" ? "TLSv1.3" : "TLSv1.2",
+    ALPNProtocols: ["http/1.1"],
+  }, (req: IncomingMessage, res: ServerResponse) => {
+    active++;
+    res.on("close", () => {
+      if (--active === 0 && closing) {
+        server.closeIdleConnections();
+        drained?.();
+      }
+    });
+    const socket = req.socket as TLSSocket;
+    let verdict = verdicts.get(socket);
+    if (!verdict) {
+      verdict = verifier ? peerVerdict(socket, verifier) : NO_CERTIFICATE;
+      verdicts.set(socket, verdict);
+    }
+    bridge(req, res, handler, verdict, o.onError);
+  });
+  // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
+  server.on("tlsClientError", () => {});
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: cfg.host, port: cfg.port, reusePort: o.reusePort ?? false }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as { address: string; port: number };
+  return {
+    name: cfg.name,
+    hostname: addr.address,
+    port: addr.port,
+    tls: true,
+    async shutdown() {
+      closing = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      if (active > 0) await new Promise<void>((r) => (drained = r));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdict {
+  const pc = socket.getPeerCertificate(true) as DetailedPeerCertificate;
+  if (!pc || !pc.raw) return { cert: null, error: null };
+  const presented: Uint8Array[] = [];
+  for (
+    let c = pc.issuerCertificate;
+    c && c !== c.issuerCertificate && c.raw;
+    c = c.issuerCertificate
+  ) {
+    presented.push(c.raw);
+    if (presented.length > 8) break;
+  }
+  const ours = verifier.verify(pc.raw, presented, Date.now());
+  if (ours !== null) return { cert: null, error: ours };
+  // Defence in depth: a full handshake must also have satisfied the TLS layer.
+  if (!socket.isSessionReused() && !socket.authorized) {
+    return { cert: null, error: String(socket.authorizationError ?? "CERT_UNTRUSTED") };
+  }
+  return { cert: describeCertificate(pc), error: null };
+}
+
+export function describeCertificate(pc: PeerCertificate): ClientCertificate {
+  const cn = pc.subject?.CN as string | string[] | undefined;
+  const sans: ClientCertificate["sans"] = { uris: [], dns: [], emails: [] };
+  // `URI:spiffe://x/y, DNS:a.example, email:a@example`; values with commas come quoted.
+  const re = /(URI|DNS|email):("(?:[^"\\]|\\.)*"|[^,]*)/g;
+  for (const m of (pc.subjectaltname ?? "").matchAll(re)) {
+    const raw = m[2]!.trim();
+    const value = raw.startsWith('"') ? JSON.parse(raw) as string : raw;
+    if (m[1] === "URI") sans.uris.push(value);
+    else if (m[1] === "DNS") sans.dns.push(value);
+    else sans.emails.push(value);
+  }
+  return {
+    subjectCN: (Array.isArray(cn) ? cn[0] : cn) ?? null,
+    sans,
+    fingerprint256: pc.fingerprint256,
+    validTo: pc.valid_to,
+  };
+}
+
+function bridge(
+  req: IncomingMessage,
+  res: ServerResponse,
+  handler: ServeHandler,
+  verdict: PeerVerdict,
+  onError: ((e: unknown) => void) | undefined,
+): void {
+  const ac = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  let request: Request;
+  try {
+    request = toRequest(req, ac.signal);
+  } catch {
+    void write(res, errorResponse("bad_request", crypto.randomUUID()));
+    return;
+  }
+  const socket = req.socket;
+  const info: ServeInfo = {
+    remoteAddr: {
+      transport: "tcp",
+      hostname: unmapV4(socket.remoteAddress ?? "127.0.0.1"),
+      port: socket.remotePort ?? 0,
+    },
+    clientCert: verdict.cert,
+    clientCertError: verdict.error,
+  };
+  handler(request, info)
+    .then((response) => write(res, response))
+    .catch((e) => {
+      onError?.(e);
+      if (!res.headersSent) return write(res, errorResponse("internal_error", crypto.randomUUID()));
+      res.destroy();
+    });
+}
+
+function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const target = req.url ?? "/";
+  let path = target;
+  if (!target.startsWith("/")) {
+    const u = new URL(target);
+    path = u.pathname + u.search;
+  }
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  const host = headers.get("host") ?? "localhost";
+  const hasBody = headers.has("content-length") || headers.has("transfer-encoding");
+  const body = hasBody ? Readable.toWeb(req) as ReadableStream<Uint8Array> : null;
+  return new Request(`https://${host}${path}`, {
+    method: req.method ?? "GET",
+    headers,
+    body,
+    signal,
+    ...(body ? { duplex: "half" } : {}),
+  } as RequestInit);
+}
+
+async function write(res: ServerResponse, response: Response): Promise<void> {
+  const head: Record<string, string | string[]> = {};
+  for (const [name, value] of response.headers) {
+    if (name === "set-cookie") ((head[name] ??= []) as string[]).push(value);
+    else head[name] = value;
+  }
+  res.writeHead(response.status, response.statusText || undefined, head);
+  if (response.body === null) {
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) {
+        await new Promise<void>((r) => {
+          res.once("drain", r);
+          res.once("close", r);
+        });
+      }
+      if (res.destroyed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+    }
+    res.end();
+  } catch {
+    res.destroy();
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** `::ffff:10.0.0.1` -> `10.0.0.1`: node reports IPv4 peers of a dual-stack socket mapped. */
+function unmapV4(ip: string): string {
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
+}

@@ -1,0 +1,214 @@
+/**
+ * mTLS through real TLS listeners: client certificates verified against the
+ * configured CA, the consumer taken from the SAN URI or the subject CN, and
+ * refusals for a missing certificate, one from another CA and an expired one.
+ * The certificates are fixtures (tests/auth/fixtures/make_certs.sh).
+ */
+import { assertEquals, assertError, assertMatch } from "../helpers/assert.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { startGateway } from "../helpers/gateway.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+async function readFixtures<N extends string>(names: readonly N[]): Promise<Record<N, string>> {
+  const texts = await Promise.all(names.map((n) => Deno.readTextFile(new URL(n, FIXTURES))));
+  return Object.fromEntries(names.map((n, i) => [n, texts[i]])) as Record<N, string>;
+}
+
+Deno.test("mtls provider and listeners: verified client certificates end to end", async (t) => {
+  const pem = await readFixtures([
+    "ca.crt",
+    "other_ca.crt",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+    "client_other_ca.crt",
+    "client_expired.crt",
+    "client_chain.crt",
+  ]);
+  const ca = pem["ca.crt"];
+  const key = pem["client.key"];
+  const chain = pem["client_chain.crt"];
+  const up = startUpstream();
+  const tls = (mode: string, clientCa = "ca.crt") =>
+    `{ cert: server.crt, key: server.key, client_ca: ${clientCa}, client_cert: ${mode} }`;
+  const g = await startGateway(
+    `listeners:
+  - { name: public, host: 127.0.0.1, port: 0 }
+  - { name: partners, host: 127.0.0.1, port: 0, tls: ${tls("required")} }
+  - { name: optional, host: 127.0.0.1, port: 0, tls: ${tls("optional")} }
+  - { name: other, host: 127.0.0.1, port: 0, tls: ${tls("required", "other_ca.crt")} }
+  - name: modern
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: server.crt, key: server.key, client_ca: ca.crt, min_version: "1.3" }
+admin: { host: 127.0.0.1, port: 0 }
+server: { drain_timeout_s: 5 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  certs:
+    kind: mtls
+    consumer_from: san_uri
+    san_uri_prefix: "spiffe://example.org/"
+    claims_to_headers: { fingerprint256: X-Client-Cert-Sha256 }
+  cn: { kind: mtls }
+consumers:
+  - { id: team-a, subjects: ["spiffe://example.org/team-a"], scopes: [partner] }
+routes:
+  - { name: certs, match: { path: /certs }, upstream: up, auth: [certs], scopes: [partner] }
+  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
+  - { name: open, match: { path: /open }, upstream: up }
+`,
+    {
+      files: {
+        "ca.crt": ca,
+        "other_ca.crt": pem["other_ca.crt"],
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
+      },
+    },
+  );
+  const clients = {
+    good: Deno.createHttpClient({ caCerts: [ca], cert: pem["client.crt"], key }),
+    none: Deno.createHttpClient({ caCerts: [ca] }),
+    otherCa: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_other_ca.crt"], key }),
+    expired: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_expired.crt"], key }),
+    chain: Deno.createHttpClient({ caCerts: [ca], cert: chain, key }),
+    leafOnly: Deno.createHttpClient({
+      caCerts: [ca],
+      cert: chain.slice(0, chain.indexOf("-----END CERTIFICATE-----") + 25),
+      key,
+    }),
+  };
+  const call = (client: Deno.HttpClient, listener: string, path: string, init: RequestInit = {}) =>
+    fetch(`${g.url(listener)}${path}`, { ...init, client });
+
+  try {
+    await t.step("a certificate from the CA passes, its identity in headers", async () => {
+      const res = await call(clients.good, "partners", "/certs", {
+        headers: { "x-consumer-id": "admin", "x-user-id": "root" },
+      });
+      const body = await res.json();
+      assertEquals(res.status, 200, JSON.stringify(body));
+      assertEquals(body.headers["x-consumer-id"], "team-a");
+      assertEquals(body.headers["x-user-id"], "spiffe://example.org/team-a");
+      assertEquals(body.headers["x-user-scopes"], "partner");
+      assertMatch(body.headers["x-client-cert-sha256"], /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+      assertEquals(body.headers["x-forwarded-proto"], "https");
+      const cn = await (await call(clients.good, "partners", "/cn")).json();
+      assertEquals(cn.headers["x-consumer-id"], "team-a");
+      assertEquals(cn.headers["x-user-id"], "team-a");
+    });
+
+    await t.step(
+      "a certificate under an intermediate passes when the client sends the chain",
+      async () => {
+        const res = await call(clients.chain, "partners", "/certs");
+        assertEquals((await res.json()).headers["x-consumer-id"], "team-a");
+        const body = await assertError(
+          await call(clients.leafOnly, "partners", "/certs"),
+          401,
+          "invalid_client_certificate",
+        );
+        assertMatch(body.error.message, /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+      },
+    );
+
+    await t.step("bodies stream both ways over the mTLS listener", async () => {
+      const payload = new Uint8Array(300_000).fill(7);
+      const res = await call(clients.good, "partners", "/open/upload", {
+        method: "POST",
+        body: payload,
+      });
+      const body = await res.json();
+      assertEquals([res.status, body.method, body.body_bytes], [200, "POST", 300_000]);
+      assertEquals(res.headers.has("x-request-id"), true);
+    });
+
+    await t.step(
+      "client_cert: required refuses a missing, foreign or expired certificate",
+      async () => {
+        const cases: [Deno.HttpClient, RegExp][] = [
+          [clients.none, /requires a client certificate/],
+          [clients.otherCa, /not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER)/],
+          [clients.expired, /not trusted \(CERT_HAS_EXPIRED\)/],
+        ];
+        for (const [client, message] of cases) {
+          for (const path of ["/certs", "/open", "/no-such-route"]) {
+            const res = await call(client, "partners", path);
+            assertEquals(res.headers.get("www-authenticate"), 'Certificate realm="gateway"');
+            const body = await assertError(res, 401, "invalid_client_certificate");
+            assertMatch(body.error.message, message);
+          }
+        }
+        assertEquals(up.received.filter((r) => r.url === "/no-such-route").length, 0);
+      },
+    );
+
+    await t.step("client_cert: optional leaves it to the route", async () => {
+      assertEquals((await (await call(clients.none, "optional", "/open")).json()).url, "/open");
+      await assertError(await call(clients.none, "optional", "/certs"), 401, "missing_credentials");
+      const expired = await assertError(
+        await call(clients.expired, "optional", "/certs"),
+        401,
+        "invalid_client_certificate",
+      );
+      assertMatch(expired.error.message, /CERT_HAS_EXPIRED/);
+      const ok = await call(clients.good, "optional", "/certs");
+      assertEquals((await ok.json()).headers["x-consumer-id"], "team-a");
+    });
+
+    await t.step(
+      "resumed sessions: a refused certificate stays refused, per listener CA",
+      async () => {
+        // `connection: close` makes every request a new connection, which resumes the TLS session.
+        const close = { headers: { connection: "close" } };
+        const refusedTwice = async (client: Deno.HttpClient, listener: string, reason: RegExp) => {
+          for (let i = 0; i < 2; i++) {
+            const res = await call(client, listener, "/open", close);
+            const body = await assertError(res, 401, "invalid_client_certificate");
+            assertMatch(body.error.message, reason);
+          }
+        };
+        await refusedTwice(clients.expired, "partners", /CERT_HAS_EXPIRED/);
+        const good = await call(clients.good, "partners", "/open", close);
+        assertEquals((await drain(good)).status, 200);
+        // The session from a listener that trusts the certificate does not open one that does not.
+        await refusedTwice(clients.good, "other", /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+        const again = await call(clients.good, "partners", "/open", close);
+        assertEquals((await drain(again)).status, 200);
+      },
+    );
+
+    await t.step("min_version 1.3 is enforced on mTLS listeners", async () => {
+      const port = new URL(g.url("modern")).port;
+      const handshake = async (version: string) => {
+        const out = await new Deno.Command("openssl", {
+          args: ["s_client", "-connect", `127.0.0.1:${port}`, version, "-brief"],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+      };
+      assertMatch(await handshake("-tls1_3"), /Protocol version: TLSv1\.3/);
+      assertMatch(await handshake("-tls1_2"), /alert protocol version/);
+    });
+
+    await t.step("a plain listener has no certificate to offer", async () => {
+      const res = await fetch(`${g.url("public")}/certs`);
+      assertEquals(res.headers.get("www-authenticate"), 'Certificate realm="gateway"');
+      await assertError(res, 401, "missing_credentials");
+    });
+  } finally {
+    for (const c of Object.values(clients)) c.close();
+    await g.close();
+    await up.close();
+  }
+});
+
+async function drain(res: Response): Promise<Response> {
+  await res.body?.cancel();
+  return res;
+}
