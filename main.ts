@@ -67,6 +67,7 @@ async function run(file: string, level: "debug" | "info" | "warn" | "error"): Pr
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGHUP", () => void gw.reload("SIGHUP"));
+  Deno.addSignalListener("SIGUSR1", () => void gw.reopenLogs());
   await stopped.promise;
   return 0;
 }
