@@ -341,6 +341,36 @@ routes:
   }
 });
 
+Deno.test("metrics: rate-limit decisions by route, allowed and limited", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: limited
+    match: { path: /l }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 3, per: 1h, key: ip }
+`));
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${g.url()}/l`);
+      await res.body?.cancel();
+      statuses.push(res.status);
+    }
+    assertEquals(statuses, [200, 200, 200, 429, 429]);
+    const { families: f } = await scrape(g.admin);
+    const decisions = (decision: string) =>
+      sampleValue(f, "gateway_ratelimit_decisions_total", { route: "limited", decision });
+    assertEquals([decisions("allowed"), decisions("limited")], [3, 2]);
+    assertEquals(up.received.length, 3);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
 Deno.test("metrics: auth failures by provider and reason; requests by consumer, and without it", async () => {
   const up = startUpstream(() => new Response("ok"));
   const config = (consumerLabel: boolean) =>
