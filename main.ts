@@ -77,6 +77,7 @@ async function run(file: string, level: Level, workersFlag: number | null): Prom
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGHUP", () => void server.reload("SIGHUP"));
+  Deno.addSignalListener("SIGUSR1", () => void server.reopenLogs());
   await stopped.promise;
   return 0;
 }

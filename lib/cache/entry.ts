@@ -5,6 +5,7 @@
  */
 import type { RequestContext } from "../core/context.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
+import { withBodySize } from "../observe/body_size.ts";
 
 export interface CachedResponse {
   readonly status: number;
@@ -53,10 +54,11 @@ export function serveEntry(ctx: RequestContext, e: CachedResponse, status: Cache
   const headers = e.headers.slice();
   headers.push(["x-cache", status], ["age", age]);
   const empty = ctx.method === "HEAD" || NO_BODY.has(e.status);
-  return new Response(empty ? null : e.body, {
+  const res = new Response(empty ? null : e.body, {
     status: e.status,
     headers: headers as [string, string][],
   });
+  return empty ? res : withBodySize(res, e.body.length);
 }
 
 const NOT_MODIFIED_FIELDS = new Set([

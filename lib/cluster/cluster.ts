@@ -7,11 +7,12 @@
 import { dirname } from "node:path";
 import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
-import type { Level, Logger } from "../observe/logger.ts";
+import { errorFields, type Level, type Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
 import { json } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
+import { ConfigWatcher } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
@@ -33,6 +34,7 @@ export class Cluster {
   private admin: RunningListener | null = null;
   private adminKey = "";
   private adminToken: string | undefined;
+  private watcher: ConfigWatcher | null = null;
   private draining = false;
   private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
@@ -104,7 +106,14 @@ export class Cluster {
       }
     }
     if (!ok) this.o.logger.error("cluster reload incomplete", { trigger, errors });
+    if (trigger !== "watch") await this.watcher?.remember();
     return { ok: ok && errors.length === 0, hash: results[0]?.hash ?? null, errors };
+  }
+
+  /** SIGUSR1: every worker reopens its access log files (after logrotate moved them). */
+  reopenLogs(): Promise<void> {
+    for (const w of this.live()) w.tell({ type: "reopen-logs" });
+    return Promise.resolve();
   }
 
   /** Drains every worker (each within the drain deadline), then closes the admin listener. */
@@ -112,6 +121,8 @@ export class Cluster {
     if (this.draining) return;
     this.draining = true;
     this.o.logger.info("draining workers", { workers: this.workers.length });
+    this.watcher?.close();
+    this.watcher = null;
     await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
     await this.admin?.shutdown();
     this.admin = null;
@@ -154,9 +165,13 @@ export class Cluster {
     }, delay);
   }
 
-  /** What the main thread takes from the config: the drain deadline and the admin listener. */
+  /**
+   * What the main thread takes from the config: the drain deadline, the file
+   * watch (one for the cluster: a change reloads every worker) and the admin listener.
+   */
   private async applyConfig(config: GatewayConfig): Promise<void> {
     this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
+    this.applyWatch(config);
     const a = config.admin;
     this.adminToken = a?.token;
     const key = a ? `${a.host}:${a.port}` : "";
@@ -172,6 +187,29 @@ export class Cluster {
       { resolvePath: (p) => (p.startsWith("/") ? p : `${base}/${p}`) },
     );
     this.adminKey = key;
+  }
+
+  private applyWatch(config: GatewayConfig): void {
+    const w = config.server.config_watch;
+    if (this.watcher && (!w.enabled || this.watcher.debounceMs !== w.debounce_ms)) {
+      this.watcher.close();
+      this.watcher = null;
+    }
+    if (w.enabled && !this.watcher && !this.draining) {
+      try {
+        this.watcher = new ConfigWatcher(
+          this.o.configFile,
+          w.debounce_ms,
+          () => void this.reload("watch"),
+          this.o.logger,
+        );
+      } catch (e) {
+        this.o.logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
+          file: this.o.configFile,
+          ...errorFields(e),
+        });
+      }
+    }
   }
 
   private async handleAdmin(req: Request): Promise<Response> {

@@ -35,6 +35,7 @@ export type ToWorker =
   | { type: "reload"; id: number; trigger: string }
   | { type: "admin"; id: number; request: WireRequest }
   | { type: "shutdown" }
+  | { type: "reopen-logs" }
   | { type: "credentials"; change: CredentialChange }
   | { type: "rpc-results"; results: RpcResult[] };
 

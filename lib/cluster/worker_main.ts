@@ -36,6 +36,7 @@ async function start(o: StartOptions): Promise<void> {
       logger,
       reusePort: true,
       adminListener: false,
+      configWatch: false,
       localCredentials: credentials,
       localLimiter: new WorkerLimiterStore(workerRpc),
     });
@@ -72,6 +73,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     case "shutdown":
       await gateway?.shutdown();
       send({ type: "stopped" });
+      return;
+    case "reopen-logs":
+      await gateway?.reopenLogs();
       return;
     case "credentials":
       credentials?.heard(msg.change, Date.now());

@@ -5,8 +5,8 @@
  * stays a string. `$${` writes a literal `${`. `${request_id}` is left alone:
  * it is a request variable of header templates, not an environment variable.
  */
-import { isMap, isPair, isScalar, isSeq, Scalar } from "yaml";
-import type { ConfigIssue, KeyPath } from "./issues.ts";
+import { Scalar } from "yaml";
+import type { ConfigIssue } from "./issues.ts";
 import type { YamlSource } from "./yaml_source.ts";
 
 const VAR_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}\\]|\\.)*))?\}/g;
@@ -37,27 +37,17 @@ export function substitute(
 /** Rewrites every scalar of the document in place; returns the variables that were missing. */
 export function interpolate(src: YamlSource, env: Env): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const walk = (node: unknown, path: KeyPath): void => {
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        if (!isPair(pair)) continue;
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        walk(pair.value, [...path, key]);
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i]));
-    } else if (isScalar(node) && typeof node.value === "string" && node.value.includes("${")) {
-      const { value, missing } = substitute(node.value, env);
-      for (const name of missing) {
-        issues.push(src.issue(
-          path,
-          `environment variable ${name} is not set (set it, or write \${${name}:-default})`,
-        ));
-      }
-      node.value = node.type === Scalar.PLAIN ? retype(value) : value;
+  src.forEachScalar((node, path) => {
+    if (typeof node.value !== "string" || !node.value.includes("${")) return;
+    const { value, missing } = substitute(node.value, env);
+    for (const name of missing) {
+      issues.push(src.issue(
+        path,
+        `environment variable ${name} is not set (set it, or write \${${name}:-default})`,
+      ));
     }
-  };
-  walk(src.doc.contents, []);
+    node.value = node.type === Scalar.PLAIN ? retype(value) : value;
+  });
   return issues;
 }
 

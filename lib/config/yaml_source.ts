@@ -8,6 +8,7 @@ import {
   LineCounter,
   type Node,
   parseDocument,
+  type Scalar,
 } from "yaml";
 import type { ConfigIssue, KeyPath } from "./issues.ts";
 
@@ -70,6 +71,20 @@ export class YamlSource {
 
   issue(path: KeyPath, message: string, opts: { key?: boolean } = {}): ConfigIssue {
     return { file: this.file, ...this.locate(path, opts), path, message };
+  }
+
+  /** Calls `fn` with every scalar value of the document and its key path. */
+  forEachScalar(fn: (node: Scalar, path: KeyPath) => void): void {
+    const walk = (node: unknown, path: KeyPath): void => {
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          if (isPair(pair)) walk(pair.value, [...path, keyText(pair.key)]);
+        }
+      } else if (isSeq(node)) {
+        node.items.forEach((item, i) => walk(item, [...path, i]));
+      } else if (isScalar(node)) fn(node, path);
+    };
+    walk(this.doc.contents, []);
   }
 }
 

@@ -3,6 +3,8 @@
  * to exactly one HTTP status. `errorResponse` is the one place that renders the
  * common JSON error shape.
  */
+import { withBodySize } from "../observe/body_size.ts";
+
 export const ERRORS = {
   bad_request: { status: 400, message: "The request is malformed" },
   invalid_path: { status: 400, message: "The request path is not allowed" },
@@ -57,6 +59,7 @@ export const ERRORS = {
   store_unavailable: { status: 503, message: "A backing store is unavailable" },
   auth_unavailable: { status: 503, message: "The identity provider is unavailable" },
   shutting_down: { status: 503, message: "The gateway is shutting down" },
+  not_ready: { status: 503, message: "The gateway has not loaded its config yet" },
   upstream_timeout: { status: 504, message: "The upstream did not answer in time" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -88,6 +91,7 @@ export class GatewayError extends Error {
 }
 
 const JSON_HEADERS = { "content-type": "application/json" } as const;
+const encoder = new TextEncoder();
 
 /** Renders the common error shape: `{"error": {"code", "message", "request_id"}}`. */
 export function errorResponse(
@@ -95,16 +99,16 @@ export function errorResponse(
   requestId: string,
   details: ErrorDetails = {},
 ): Response {
-  const body = JSON.stringify({
+  const body = encoder.encode(JSON.stringify({
     error: {
       code,
       message: details.message ?? ERRORS[code].message,
       request_id: requestId,
       ...details.extra,
     },
-  });
+  }));
   const headers = details.headers ? { ...JSON_HEADERS, ...details.headers } : { ...JSON_HEADERS };
-  return new Response(body, { status: ERRORS[code].status, headers });
+  return withBodySize(new Response(body, { status: ERRORS[code].status, headers }), body.length);
 }
 
 export function isGatewayError(e: unknown): e is GatewayError {

@@ -14,6 +14,7 @@ import { createDispatch } from "./dispatch.ts";
 import { buildJobStatusRoute } from "../jobs/status.ts";
 import { type CompiledRoute, Plan } from "./plan.ts";
 import type { RuntimeDeps } from "./deps.ts";
+import { createObserver } from "../observe/observer.ts";
 
 export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promise<Plan> {
   const c = loaded.config;
@@ -48,6 +49,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
     const globals = [];
     for (const stage of GLOBAL_STAGES) globals.push(...await stage.build(b));
     const handle = compose(globals, createDispatch(table, versions));
+    const observer = await createObserver(b);
     return new Plan(
       c,
       loaded.hash,
@@ -63,6 +65,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         tracing: c.observe.tracing.enabled,
         mergeSlashes: c.security.merge_slashes,
         trustedProxies: new CidrSet(c.security.trusted_proxies),
+        observer,
         clientIpHeader: c.security.client_ip_header,
       },
       handle,

@@ -6,6 +6,8 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../observe/logger.ts";
 import type { PoolRegistry } from "../proxy/pools.ts";
 import type { RedisConnections } from "../store/redis.ts";
+import type { MetricsRegistry } from "../observe/metrics/registry.ts";
+import type { LogSinks } from "../observe/log_sink.ts";
 import type { ResilienceRegistry } from "../resilience/registry.ts";
 import type { CacheStores } from "../cache/stores.ts";
 import type { CredentialStore } from "../auth/store.ts";
@@ -17,6 +19,10 @@ export interface RuntimeDeps {
   pools: PoolRegistry;
   /** Shared Redis clients (created on first use by whatever needs the store). */
   redis: RedisConnections;
+  /** Prometheus registry; any module may register families on it. */
+  metrics: MetricsRegistry;
+  /** Access-log destinations, shared by the plans that write to them. */
+  accessLogs: LogSinks;
   /** Breakers, health checkers, bulkheads and retry budgets, kept across reloads. */
   resilience: ResilienceRegistry;
   /** Response caches (the memory one and Redis ones in use), kept across reloads. */

@@ -10,6 +10,7 @@ import type { PathRewrite } from "../router/rewrite.ts";
 import type { VersionNegotiator } from "../router/version.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { CidrSet } from "../security/cidr.ts";
+import type { RequestObserver } from "../observe/observer.ts";
 import type { ClientIpHeader } from "../security/client_ip.ts";
 
 export interface CompiledRoute {
@@ -29,6 +30,8 @@ export interface PlanSettings {
   tracing: boolean;
   mergeSlashes: boolean;
   trustedProxies: CidrSet;
+  /** Metrics, access log and tracing around every request. */
+  observer: RequestObserver;
   clientIpHeader: ClientIpHeader;
 }
 

@@ -15,6 +15,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
+import { withBodySize } from "../observe/body_size.ts";
 import type { RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
 import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
@@ -254,7 +255,8 @@ export function toResponse(res: UpstreamResponse): Response {
     if (body instanceof ReadableStream) body.cancel().catch(() => {});
     body = null;
   }
-  return new Response(body, { status: res.status, statusText: res.statusText, headers });
+  const out = new Response(body, { status: res.status, statusText: res.statusText, headers });
+  return body instanceof Uint8Array ? withBodySize(out, body.byteLength) : out;
 }
 
 /** Maps a failure that is not the upstream's (the request body, the client) to the answer. */

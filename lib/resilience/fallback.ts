@@ -6,6 +6,7 @@
 import type { RequestContext } from "../core/context.ts";
 import type { ErrorCode, ErrorDetails } from "../core/errors.ts";
 import type { FallbackConfig } from "./schema.ts";
+import { withBodySize } from "../observe/body_size.ts";
 
 /**
  * Hook for stale-if-error: the cache stage puts a `StaleResponse` under this
@@ -38,7 +39,9 @@ export function compileFallback(c: FallbackConfig): Fallback {
     }
   }
   const status = c.status;
-  return () => new Response(body, { status, headers });
+  if (body === null) return () => new Response(null, { status, headers });
+  const length = body.length;
+  return () => withBodySize(new Response(body, { status, headers }), length);
 }
 
 /**

@@ -13,6 +13,12 @@ interface AdminRoute {
   method: string;
   segments: string[];
   handler: AdminHandler;
+  whileStarting: boolean;
+}
+
+export interface AdminRouteOptions {
+  /** Answer before the first config is loaded (health, readiness, metrics); others get 503. */
+  whileStarting?: boolean;
 }
 
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
@@ -37,15 +43,24 @@ export async function readJsonObject(req: Request): Promise<Record<string, unkno
 
 export class AdminApi {
   private readonly routes: AdminRoute[] = [];
-  constructor(private token: string | undefined) {}
+  constructor(
+    private token: string | undefined,
+    /** Whether a config is loaded; until then only `whileStarting` endpoints answer. */
+    private readonly loaded: () => boolean = () => true,
+  ) {}
 
   setToken(token: string | undefined): void {
     this.token = token;
   }
 
   /** Registers `METHOD /path/{param}`. */
-  add(method: string, path: string, handler: AdminHandler): void {
-    this.routes.push({ method, segments: path.split("/").slice(1), handler });
+  add(method: string, path: string, handler: AdminHandler, o: AdminRouteOptions = {}): void {
+    this.routes.push({
+      method,
+      segments: path.split("/").slice(1),
+      handler,
+      whileStarting: o.whileStarting ?? false,
+    });
   }
 
   readonly handle = async (req: Request): Promise<Response> => {
@@ -65,6 +80,7 @@ export class AdminApi {
         allow.add(r.method);
         continue;
       }
+      if (!r.whileStarting && !this.loaded()) return errorResponse("not_ready", id);
       try {
         return await r.handler(req, params);
       } catch (e) {

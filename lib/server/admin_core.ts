@@ -4,14 +4,14 @@ import { json } from "./admin.ts";
 
 export function registerCoreAdmin(gw: Gateway): void {
   const a = gw.admin;
-  a.add("GET", "/healthz", () => json({ status: "ok" }));
+  a.add("GET", "/healthz", () => json({ status: "ok" }), { whileStarting: true });
   a.add("GET", "/readyz", () => {
     const ready = !gw.draining && gw.holder.current !== null;
     return json(
       { status: ready ? "ready" : gw.draining ? "draining" : "starting" },
       ready ? 200 : 503,
     );
-  });
+  }, { whileStarting: true });
   a.add("POST", "/reload", async () => {
     const r = await gw.reload("admin");
     return json(r, r.ok ? 200 : 422);

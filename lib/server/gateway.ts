@@ -5,6 +5,7 @@
 import { type Env, loadConfigFile, processEnv } from "../config/load.ts";
 import { ConfigError, formatIssue } from "../config/issues.ts";
 import type { ListenerConfig } from "./schema.ts";
+import type { GatewayConfig } from "../config/schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
@@ -23,6 +24,10 @@ import { type RunningListener, startListener } from "./listeners.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
+import { registerObserveAdmin } from "./admin_observe.ts";
+import { ConfigWatcher } from "./config_watch.ts";
+import { MetricsRegistry } from "../observe/metrics/registry.ts";
+import { LogSinks, type Output } from "../observe/log_sink.ts";
 import { registerAuthAdmin } from "../auth/admin.ts";
 import { registerCacheAdmin } from "../cache/admin.ts";
 import { CacheStores } from "../cache/stores.ts";
@@ -33,10 +38,14 @@ export interface GatewayOptions {
   env?: Env;
   clock?: Clock;
   logger?: Logger;
+  /** Standard output, where the access log goes by default; injectable like `logger`. */
+  stdout?: Output;
   /** Share listener ports with other workers (SO_REUSEPORT). */
   reusePort?: boolean;
   /** Open the admin listener (default true); cluster workers leave it to the main thread. */
   adminListener?: boolean;
+  /** Watch the config file as `server.config_watch` says (default true); cluster workers do not. */
+  configWatch?: boolean;
   /** Keys and revocations shared with other workers (`RuntimeDeps.localCredentials`). */
   localCredentials?: CredentialStore;
   /** Rate-limit state shared with other workers (default: this isolate's own memory store). */
@@ -57,13 +66,15 @@ export class Gateway {
   private adminListener: RunningListener | null = null;
   private adminKey = "";
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
+  private watcher: ConfigWatcher | null = null;
   draining = false;
-  reloads = { ok: 0, failed: 0 };
+  reloads = { ok: 0, failed: 0, lastOk: true };
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
-    this.admin = new AdminApi(undefined);
+    this.admin = new AdminApi(undefined, () => this.holder.current !== null);
     registerCoreAdmin(this);
+    registerObserveAdmin(this);
     registerResilienceAdmin(this);
     registerCacheAdmin(this);
     registerAuthAdmin(this);
@@ -77,6 +88,8 @@ export class Gateway {
       logger,
       pools: new PoolRegistry(),
       redis: new RedisConnections(logger),
+      metrics: new MetricsRegistry(),
+      accessLogs: new LogSinks(logger, options.stdout),
       resilience: new ResilienceRegistry(),
       caches: new CacheStores(),
       ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
@@ -84,15 +97,29 @@ export class Gateway {
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
-    const plan = await buildPlan(loaded, deps);
+    let plan: Plan;
+    try {
+      // The admin API answers (/healthz; /readyz says "starting") while the first plan builds.
+      await gw.applyAdmin(loaded.config).catch((e) => {
+        throw new ConfigError([
+          loaded.source.issue(["admin"], `cannot open the admin listener: ${(e as Error).message}`),
+        ]);
+      });
+      plan = await buildPlan(loaded, deps);
+    } catch (e) {
+      await gw.closeAdmin();
+      throw e;
+    }
     try {
       await gw.applyListeners(plan);
     } catch (e) {
       await plan.dispose();
       await gw.closeListeners();
+      await gw.closeAdmin();
       throw e;
     }
     gw.holder.swap(plan);
+    gw.applyWatch(plan);
     logger.info("gateway started", {
       config: options.configFile,
       config_hash: plan.hash,
@@ -137,20 +164,25 @@ export class Gateway {
     const log = this.deps.logger;
     if (this.draining) return { ok: false, hash: null, errors: ["the gateway is shutting down"] };
     let plan: Plan | null = null;
+    if (trigger !== "watch") await this.watcher?.remember();
     try {
       const loaded = await loadConfigFile(this.options.configFile, this.options.env ?? processEnv);
       if (loaded.hash === this.holder.current?.hash) {
+        this.reloads.lastOk = true;
         return { ok: true, hash: loaded.hash, errors: [] };
       }
       plan = await buildPlan(loaded, this.deps);
       await this.applyListeners(plan);
       this.holder.swap(plan);
+      this.applyWatch(plan);
       this.reloads.ok++;
+      this.reloads.lastOk = true;
       log.info("config reloaded", { trigger, config_hash: plan.hash, routes: plan.routes.length });
       return { ok: true, hash: plan.hash, errors: [] };
     } catch (e) {
       await plan?.dispose();
       this.reloads.failed++;
+      this.reloads.lastOk = false;
       const errors = e instanceof ConfigError
         ? e.issues.map(formatIssue)
         : [String((e as Error)?.message ?? e)];
@@ -160,6 +192,68 @@ export class Gateway {
         ...(e instanceof ConfigError ? {} : errorFields(e)),
       });
       return { ok: false, hash: this.holder.current?.hash ?? null, errors };
+    }
+  }
+
+  /** Opens, moves or closes the admin listener as `admin:` says. */
+  private async applyAdmin(c: GatewayConfig): Promise<void> {
+    const admin = this.options.adminListener === false ? undefined : c.admin;
+    const adminKey = admin ? `${admin.host}:${admin.port}` : "";
+    if (adminKey !== this.adminKey) {
+      await this.closeAdmin();
+      if (admin) {
+        this.adminListener = await startListener(
+          { name: "admin", host: admin.host, port: admin.port, proxy_protocol: false },
+          (req) => Promise.resolve(this.admin.handle(req)),
+          { resolvePath: (p) => p },
+        );
+        this.adminKey = adminKey;
+      }
+    }
+    this.admin.setToken(c.admin?.token);
+  }
+
+  private async closeAdmin(): Promise<void> {
+    await this.adminListener?.shutdown();
+    this.adminListener = null;
+    this.adminKey = "";
+  }
+
+  /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
+  private applyWatch(plan: Plan): void {
+    const w = plan.config.server.config_watch;
+    const enabled = w.enabled && this.options.configWatch !== false;
+    if (this.watcher && (!enabled || this.watcher.debounceMs !== w.debounce_ms)) {
+      this.watcher.close();
+      this.watcher = null;
+    }
+    if (enabled && !this.watcher && !this.draining) {
+      try {
+        this.watcher = new ConfigWatcher(
+          this.options.configFile,
+          w.debounce_ms,
+          () => void this.reload("watch"),
+          this.deps.logger,
+        );
+      } catch (e) {
+        this.deps.logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
+          file: this.options.configFile,
+          ...errorFields(e),
+        });
+      }
+    }
+  }
+
+  /** Reopens access-log files (after log rotation moved them away); a failure is logged. */
+  async reopenLogs(): Promise<void> {
+    try {
+      await this.deps.accessLogs.reopenAll();
+      this.deps.logger.info("access logs reopened");
+    } catch (e) {
+      this.deps.logger.error(
+        "cannot reopen the access log; writing on to the old file",
+        errorFields(e),
+      );
     }
   }
 
@@ -192,22 +286,7 @@ export class Gateway {
         );
         started.push({ name: l.name, key, running });
       }
-      const admin = this.options.adminListener === false ? undefined : c.admin;
-      const adminKey = admin ? `${admin.host}:${admin.port}` : "";
-      if (adminKey !== this.adminKey) {
-        await this.adminListener?.shutdown();
-        this.adminListener = null;
-        this.adminKey = "";
-        if (admin) {
-          this.adminListener = await startListener(
-            { name: "admin", host: admin.host, port: admin.port, proxy_protocol: false },
-            (req) => Promise.resolve(this.admin.handle(req)),
-            { resolvePath },
-          );
-          this.adminKey = adminKey;
-        }
-      }
-      this.admin.setToken(c.admin?.token);
+      await this.applyAdmin(c);
     } catch (e) {
       await Promise.all(started.map((s) => s.running.shutdown()));
       throw new ConfigError([{
@@ -253,6 +332,8 @@ export class Gateway {
   async shutdown(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.watcher?.close();
+    this.watcher = null;
     const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
     this.deps.logger.info("draining", { deadline_ms: deadlineMs });
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -263,9 +344,9 @@ export class Gateway {
     ]);
     clearTimeout(timer);
     if (timedOut) this.deps.logger.warn("drain deadline passed with requests still in flight");
-    await this.adminListener?.shutdown();
-    this.adminListener = null;
+    await this.closeAdmin();
     await this.holder.disposeAll();
+    await this.deps.accessLogs.closeAll();
     await this.deps.resilience.closeAll();
     this.deps.pools.closeAll();
     this.deps.redis.closeAll();

@@ -1,7 +1,8 @@
 /**
  * The entry of every request on a public listener: build the context (once:
  * normalised path, client address, request id, trace), run the plan, and make
- * sure whatever happens the client gets an answer in the common shape.
+ * sure whatever happens the client gets an answer in the common shape. The
+ * plan's observer sees every request begin and end (metrics, access log, trace).
  */
 import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
@@ -92,6 +93,8 @@ async function serve(
   ctx.peerTrusted = client.peerTrusted;
   if (info.clientCert) ctx.clientCert = info.clientCert;
   if (info.clientCertError) ctx.clientCertError = info.clientCertError;
+  const observer = s.observer;
+  observer.begin(ctx);
 
   let res: Response;
   if (!norm.ok || query.includes("#")) {
@@ -124,7 +127,7 @@ async function serve(
     res = new Response(res.body, res);
     res.headers.set(s.requestIdHeader, requestId);
   }
-  return res;
+  return observer.end(ctx, res);
 }
 
 /** Lower-case host without port; brackets kept off IPv6 literals. */

@@ -43,6 +43,15 @@ export const adminSchema = z.strictObject({
   }),
 });
 
+export const configWatchSchema = z.strictObject({
+  enabled: z.boolean().default(true).meta({
+    description: "Reload when the config file changes (besides SIGHUP and POST /reload)",
+  }),
+  debounce_ms: z.number().int().min(0).default(300).meta({
+    description: "Quiet time after the last change before reloading (editors write in steps)",
+  }),
+});
+
 export const serverSchema = z.strictObject({
   drain_timeout_s: z.number().positive().default(30).meta({
     description: "On SIGTERM/SIGINT, how long in-flight requests may take to finish",
@@ -57,8 +66,10 @@ export const serverSchema = z.strictObject({
   workers: z.number().int().min(1).optional().meta({
     description: "Worker isolates sharing the listeners (reusePort); default 1",
   }),
+  config_watch: configWatchSchema.default(configWatchSchema.parse({})),
 });
 
 export type ListenerConfig = z.output<typeof listenerSchema>;
 export type AdminConfig = z.output<typeof adminSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
+export type ConfigWatchConfig = z.output<typeof configWatchSchema>;

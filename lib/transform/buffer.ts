@@ -4,6 +4,7 @@
  * body too large to buffer can still pass through untouched.
  */
 import { type Bytes, concat } from "../proxy/http1/bytes.ts";
+import { withBodySize } from "../observe/body_size.ts";
 
 export type Buffered =
   | { kind: "whole"; bytes: Bytes }
@@ -59,8 +60,9 @@ export function withBody(res: Response, body: ReadableStream<Bytes> | Bytes): Re
     statusText: res.statusText,
     headers: res.headers,
   });
-  if (body instanceof Uint8Array) out.headers.delete("content-length");
-  return out;
+  if (!(body instanceof Uint8Array)) return out;
+  out.headers.delete("content-length");
+  return withBodySize(out, body.length);
 }
 
 /** Whether a Content-Type names JSON (`application/json`, `application/problem+json`, ...). */

@@ -18,6 +18,8 @@ import type { RuntimeDeps } from "../../lib/plan/deps.ts";
 import { ResilienceRegistry } from "../../lib/resilience/registry.ts";
 import { CacheStores } from "../../lib/cache/stores.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
+import { MetricsRegistry } from "../../lib/observe/metrics/registry.ts";
+import { LogSinks } from "../../lib/observe/log_sink.ts";
 
 async function build(yaml: string) {
   const loaded = await parseConfig(yaml, "/tmp/gateway.yaml", () => undefined);
@@ -29,6 +31,8 @@ async function build(yaml: string) {
     resilience: new ResilienceRegistry(),
     caches: new CacheStores(),
     localLimiter: new MemoryLimiterStore(),
+    metrics: new MetricsRegistry(),
+    accessLogs: new LogSinks(silentLogger),
   };
   const b = new BuildContext(loaded.config, deps, loaded.source, "/tmp", new Map());
   const chains = [];

@@ -9,14 +9,24 @@ import { spawnGateway } from "../helpers/process.ts";
 import { EXACT_LIMITS, exactLimitRoutes } from "../ratelimit/helpers.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
 
-/** The public listener and the admin listener on fixed ports (workers share them), then `body`. */
-function listeners(port: number, admin: number, body: string, adminExtra = ""): string {
+/**
+ * The public listener and the admin listener on fixed ports (workers share them), then `body`.
+ * The file is watched only when `watch` says so: the other tests reload when they choose to.
+ */
+function listeners(
+  port: number,
+  admin: number,
+  body: string,
+  adminExtra = "",
+  watch = false,
+): string {
   return `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${admin}${adminExtra} }
-server: { drain_timeout_s: 3 }
+server: { drain_timeout_s: 3, config_watch: { enabled: ${watch}, debounce_ms: 50 } }
 ${body}`;
 }
 
+/** One route at `route`. */
 function config(port: number, admin: number, upstream: string, route: string, extra = ""): string {
   return listeners(
     port,
@@ -76,6 +86,13 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
     await denied.body?.cancel();
     const ready = await fetch(`http://127.0.0.1:${admin}/readyz`, auth);
     assertEquals(await ready.json(), { status: "ready" });
+    // /metrics: both workers' samples, labelled, one TYPE line per family.
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`, auth)).text();
+    assertMatch(metrics, /\{worker="0"[,}]/);
+    assertMatch(metrics, /\{worker="1"[,}]/);
+    const types = metrics.split("\n").filter((l) => l.startsWith("# TYPE "));
+    assertOk(types.length > 0);
+    assertEquals(new Set(types).size, types.length);
 
     // POST /reload reaches both workers: every fresh connection sees the new route.
     await Deno.writeTextFile(file, config(port, admin, slow.url, "/new", ", token: s3cret"));
@@ -113,6 +130,46 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
   } finally {
     await gw.stop("SIGKILL");
     await slow.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--workers 2: a change of the watched config file reloads every worker", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  const up = startUpstream();
+  const [port, admin] = freePorts(2) as [number, number];
+  const file = `${dir}/gateway.yaml`;
+  const routeAt = (path: string) =>
+    listeners(
+      port,
+      admin,
+      `upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: ${path} }, upstream: echo } ]
+`,
+      "",
+      true,
+    );
+  await Deno.writeTextFile(file, routeAt("/before"));
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
+    timeoutMs: 30_000,
+  });
+  try {
+    await Deno.writeTextFile(file, routeAt("/after"));
+    let seen: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen = await statuses(`http://127.0.0.1:${port}/after`, 12);
+      if (seen.every((s) => s === 200)) break;
+    }
+    assertEquals(seen, new Array(12).fill(200));
+    assertEquals(
+      [...gw.log.join("\n").matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"watch"/g)]
+        .map((m) => m[1]).sort(),
+      ["0", "1"],
+    );
+  } finally {
+    assertEquals(await gw.stop("SIGTERM"), 0);
+    await up.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -22,6 +22,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   clock?: Clock;
   logger?: Logger;
+  /** Receives the access log's `stdout` output; discarded by default. */
+  stdout?: (text: string) => void;
   /** Extra files written beside the config (relative name → content). */
   files?: Record<string, string | Uint8Array>;
 }
@@ -43,6 +45,12 @@ export async function startGateway(yaml: string, opts: StartOptions = {}): Promi
     configFile: file,
     env: (name) => (opts.env ?? {})[name],
     logger: opts.logger ?? silentLogger,
+    stdout: {
+      write: (p) => {
+        opts.stdout?.(new TextDecoder().decode(p));
+        return Promise.resolve(p.length);
+      },
+    },
     ...(opts.clock ? { clock: opts.clock } : {}),
   };
   let gw: Gateway;

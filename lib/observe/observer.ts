@@ -1,0 +1,134 @@
+/**
+ * What the server does around every request for metrics, the access log and
+ * tracing. Built once per plan from `observe:`; the per-request work is a few
+ * field updates, one map lookup and, for logged requests, the log line.
+ *
+ * A request is recorded when its response ends. A response whose length is
+ * known and small is written in one go, so it is recorded when the handler
+ * returns; a streamed or large body is metered and recorded at its last byte.
+ */
+import type { RequestContext } from "../core/context.ts";
+import type { BuildContext } from "../plan/build_context.ts";
+import { AccessLog } from "./access_log.ts";
+import { meterStream, type StreamEnd } from "./body_meter.ts";
+import { bodySizeOf } from "./body_size.ts";
+import { activeSpan, adoptSpan, annotateSpan } from "./otel.ts";
+import { compileQueryRedactor, DEFAULT_REDACTED_QUERY } from "./redact_query.ts";
+import { RequestMetrics } from "./request_metrics.ts";
+import { findInterpolated, type Interpolated } from "./redact_config.ts";
+import type { Span } from "@opentelemetry/api";
+
+/** Bodies up to this size are timed to the handler's return; larger ones to their last byte. */
+const TIMED_TO_LAST_BYTE = 64 * 1024;
+
+export class RequestObserver {
+  constructor(
+    private readonly metrics: RequestMetrics,
+    private readonly accessLog: AccessLog | null,
+    private readonly consumerLabel: boolean,
+    /** Config values that came from `${VAR}`, masked by the admin API's /config. */
+    readonly interpolated: readonly Interpolated[],
+  ) {}
+
+  /** Called once the request context exists, before the plan runs. */
+  begin(ctx: RequestContext): void {
+    this.metrics.inFlight.value++;
+    if (ctx.bodyLength !== null) ctx.bytesIn = ctx.bodyLength;
+    else if (ctx.body instanceof ReadableStream) {
+      ctx.body = meterStream(ctx.body, noop, (n) => (ctx.bytesIn += n));
+    }
+    const span = activeSpan();
+    if (span !== undefined) adoptSpan(ctx.trace, span);
+  }
+
+  /** Called with the final response; returns it, or the same response with a metered body. */
+  end(ctx: RequestContext, res: Response): Response {
+    const status = res.status;
+    const span = activeSpan();
+    if (status < 200 || status === 204 || status === 304 || ctx.method === "HEAD") {
+      this.record(ctx, status, 0, false, span);
+      return res;
+    }
+    const size = bodySizeOf(res) ?? contentLength(res);
+    if (size !== null && size <= TIMED_TO_LAST_BYTE) {
+      this.record(ctx, status, size, false, span);
+      return res;
+    }
+    const body = res.body;
+    if (body === null) {
+      this.record(ctx, status, 0, false, span);
+      return res;
+    }
+    const metered = meterStream(body, (bytes: number, how: StreamEnd) => {
+      this.record(ctx, status, bytes, how !== "done", span);
+    });
+    return new Response(metered, res);
+  }
+
+  private record(
+    ctx: RequestContext,
+    status: number,
+    bytesOut: number,
+    aborted: boolean,
+    span: Span | undefined,
+  ): void {
+    const ms = performance.now() - ctx.startMono;
+    this.metrics.inFlight.value--;
+    const consumer = this.consumerLabel ? ctx.consumer?.id ?? "" : "";
+    this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);
+    if (this.accessLog?.wants(status)) this.accessLog.write(ctx, status, bytesOut, ms, aborted);
+    if (span !== undefined) annotateSpan(span, ctx, bytesOut);
+  }
+}
+
+function noop(): void {}
+
+function contentLength(res: Response): number | null {
+  const v = res.headers.get("content-length");
+  return v !== null && /^\d+$/.test(v) ? Number(v) : null;
+}
+
+/** Builds the plan's observer; opens (or shares) the access log destination. */
+export async function createObserver(b: BuildContext): Promise<RequestObserver> {
+  const o = b.config.observe;
+  const metrics = new RequestMetrics(b.deps.metrics);
+  let accessLog: AccessLog | null = null;
+  const a = o.access_log;
+  if (a.enabled) {
+    const destination = a.path === "stdout" || a.path === "stderr" ? a.path : b.resolvePath(a.path);
+    let sink;
+    try {
+      sink = await b.deps.accessLogs.acquire(destination, a.flush_ms);
+    } catch (e) {
+      b.fail(
+        ["observe", "access_log", "path"],
+        `cannot open the access log ${destination}: ${(e as Error).message}`,
+      );
+    }
+    b.onDispose(() => b.deps.accessLogs.release(sink));
+    accessLog = new AccessLog({
+      sink,
+      sample: a.sample,
+      redactQuery: compileQueryRedactor([
+        ...DEFAULT_REDACTED_QUERY,
+        ...a.redact_query,
+        ...credentialQueryNames(b),
+      ]),
+    });
+  }
+  return new RequestObserver(
+    metrics,
+    accessLog,
+    o.metrics.consumer_label,
+    findInterpolated(b.source),
+  );
+}
+
+/** Query parameters that auth providers read credentials from (`auth.*.query`). */
+function credentialQueryNames(b: BuildContext): string[] {
+  const out: string[] = [];
+  for (const p of Object.values(b.config.auth)) {
+    if ("query" in p && typeof p.query === "string") out.push(p.query);
+  }
+  return out;
+}

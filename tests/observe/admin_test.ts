@@ -1,0 +1,171 @@
+/** Admin API: /config with secrets masked, the bearer token, and /readyz while starting and draining. */
+import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { closedPort, startUpstream } from "../helpers/upstream.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { Gateway } from "../../lib/server/gateway.ts";
+import { silentLogger } from "../../lib/observe/logger.ts";
+
+const SECRETS = {
+  INTROSPECT_SECRET: "intro-S3CRET",
+  MOBILE_KEY: "mobile-K3Y",
+  UPSTREAM_URL: "http://127.0.0.1:1",
+  REDIS_PASSWORD: "redis-PW",
+};
+
+Deno.test("admin /config: the effective config with every secret masked", async () => {
+  const g = await startGateway(
+    `
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0, token: admin-T0KEN }
+store:
+  kind: redis
+  redis: { url: "redis://:\${REDIS_PASSWORD}@127.0.0.1:6390", prefix: "gw:" }
+upstreams:
+  users:
+    targets: [ { url: "\${UPSTREAM_URL}" } ]
+    headers: { Authorization: "Basic dXNlcjpwYXNz", X-Static: visible }
+  other: { targets: [ { url: "http://u:literal-PASS@127.0.0.1:2" } ] }
+auth:
+  opaque: { kind: oauth2_introspection, url: "http://127.0.0.1:3/introspect",
+            client_id: gateway, client_secret: "\${INTROSPECT_SECRET}" }
+  hs: { kind: jwt, secret: hs-L1TERAL, algorithms: [HS256] }
+consumers:
+  - { id: mobile-app, api_keys: ["\${MOBILE_KEY}", "sha256:${"ab".repeat(32)}"] }
+routes:
+  - { name: users, match: { path: "/api/\${MISSING:-users}" }, upstream: users }
+`,
+    { env: SECRETS },
+  );
+  try {
+    const unauthorised = await fetch(`${g.admin}/config`);
+    await assertError(unauthorised, 401, "missing_credentials");
+
+    const res = await fetch(`${g.admin}/config`, {
+      headers: { authorization: "Bearer admin-T0KEN" },
+    });
+    assertEquals(res.status, 200);
+    const text = await res.text();
+    for (
+      const secret of [
+        ...Object.values(SECRETS),
+        "admin-T0KEN",
+        "hs-L1TERAL",
+        "dXNlcjpwYXNz",
+        "literal-PASS",
+      ]
+    ) {
+      assertEquals(text.includes(secret), false, `${secret} leaked through /config`);
+    }
+    const body = JSON.parse(text);
+    assertEquals(body.hash, g.gw.plan.hash);
+    assertEquals(body.file, g.file);
+    const c = body.config;
+    assertEquals(c.admin.token, "[redacted]");
+    assertEquals(c.auth.opaque.client_secret, "${INTROSPECT_SECRET}");
+    assertEquals(c.auth.opaque.client_id, "gateway");
+    assertEquals(c.auth.hs.secret, "[redacted]");
+    assertEquals(c.consumers[0].api_keys, ["${MOBILE_KEY}", "[redacted]"]);
+    assertEquals(c.upstreams.users.targets[0].url, "${UPSTREAM_URL}");
+    assertEquals(c.upstreams.users.headers, {
+      Authorization: "[redacted]",
+      "X-Static": "visible",
+    });
+    assertEquals(c.upstreams.other.targets[0].url, "http://u:%5Bredacted%5D@127.0.0.1:2/");
+    assertEquals(c.store.redis.url, "redis://:${REDIS_PASSWORD}@127.0.0.1:6390");
+    // A defaulted variable shows its name, not its default.
+    assertEquals(c.routes[0].match.path, "/api/${MISSING}");
+    // Defaults applied by the schema are part of the effective config.
+    assertEquals(c.observe.access_log.sample, 1);
+  } finally {
+    await g.close();
+  }
+});
+
+Deno.test("admin /readyz: starting while the first plan builds, ready after", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-ready-" });
+  const fifo = `${dir}/access.fifo`;
+  const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  assertOk(mk.success, "mkfifo failed");
+  const adminPort = closedPort();
+  const up = startUpstream(() => new Response("ok"));
+  await Deno.writeTextFile(
+    `${dir}/gateway.yaml`,
+    `
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { config_watch: { enabled: false } }
+observe: { access_log: { path: access.fifo } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`,
+  );
+  // Opening a FIFO for writing waits for a reader: the plan build stalls there.
+  const starting = Gateway.start({ configFile: `${dir}/gateway.yaml`, logger: silentLogger });
+  let reader: Deno.FsFile | null = null;
+  try {
+    const admin = `http://127.0.0.1:${adminPort}`;
+    let ready: Response | null = null;
+    for (let i = 0; i < 100 && ready === null; i++) {
+      ready = await fetch(`${admin}/readyz`).catch(() => null);
+      if (ready === null) await new Promise((r) => setTimeout(r, 20));
+    }
+    assertOk(ready, "the admin listener did not open while the plan was building");
+    assertEquals(ready.status, 503);
+    assertEquals(await ready.json(), { status: "starting" });
+    const health = await fetch(`${admin}/healthz`);
+    assertEquals([health.status, await health.json()], [200, { status: "ok" }]);
+    const metrics = await fetch(`${admin}/metrics`);
+    assertEquals(metrics.status, 200);
+    await metrics.body?.cancel();
+    // Endpoints that need a config say so in the common error shape.
+    await assertError(await fetch(`${admin}/config`), 503, "not_ready");
+    await assertError(await fetch(`${admin}/routes`), 503, "not_ready");
+
+    reader = await Deno.open(fifo, { read: true });
+    const gw = await starting;
+    const after = await fetch(`${admin}/readyz`);
+    assertEquals([after.status, await after.json()], [200, { status: "ready" }]);
+    await gw.shutdown();
+  } finally {
+    await starting.then((gw) => gw.shutdown()).catch(() => {});
+    reader?.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("admin /readyz: not ready while draining; in-flight requests still finish", async () => {
+  const release = Promise.withResolvers<void>();
+  const arrived = Promise.withResolvers<void>();
+  const up = startUpstream(async () => {
+    arrived.resolve();
+    await release.promise;
+    return new Response("finished");
+  });
+  const g = await startGateway(`
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0 }
+server: { drain_timeout_s: 5 }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`);
+  try {
+    const before = await fetch(`${g.admin}/readyz`);
+    assertEquals([before.status, await before.json()], [200, { status: "ready" }]);
+    const slow = fetch(`${g.url()}/slow`).then(async (r) => [r.status, await r.text()]);
+    await arrived.promise;
+    const stopping = g.gw.shutdown();
+    const during = await fetch(`${g.admin}/readyz`);
+    assertEquals([during.status, await during.json()], [503, { status: "draining" }]);
+    const health = await fetch(`${g.admin}/healthz`);
+    assertEquals(health.status, 200);
+    await health.body?.cancel();
+    release.resolve();
+    assertEquals(await slow, [200, "finished"]);
+    await stopping;
+  } finally {
+    release.resolve();
+    await g.close();
+    await up.close();
+  }
+});

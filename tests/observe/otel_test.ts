@@ -1,0 +1,78 @@
+/**
+ * OpenTelemetry end to end: the gateway runs as its own process with Deno's
+ * built-in exporter on (`OTEL_DENO=true`) and exports over OTLP/HTTP (JSON) to
+ * a collector stand-in on loopback. The exported server span continues the
+ * caller's trace, is the parent the upstream sees, carries the gateway's
+ * attributes, and has the trace id the access log records.
+ */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { startGatewayProcess } from "./gateway_process.ts";
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes: { key: string; value: Record<string, unknown> }[];
+}
+
+Deno.test("otel: the gateway's exported span joins the caller's trace and parents the upstream", async () => {
+  const spans: OtlpSpan[] = [];
+  const collector = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const body = await req.json();
+      if (new URL(req.url).pathname === "/v1/traces") {
+        for (const rs of body.resourceSpans ?? []) {
+          for (const ss of rs.scopeSpans ?? []) spans.push(...ss.spans);
+        }
+      }
+      return Response.json({});
+    },
+  );
+  const up = startUpstream(() => new Response("traced"));
+  const gw = await startGatewayProcess((port, adminPort) => `
+listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { drain_timeout_s: 2 }
+observe: { access_log: { path: access.log } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
+`, {
+    OTEL_DENO: "true",
+    OTEL_DENO_CONSOLE: "ignore",
+    OTEL_SERVICE_NAME: "gateway-test",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.addr as Deno.NetAddr).port}`,
+  });
+  try {
+    const res = await fetch(`${gw.url}/t`, {
+      headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+    });
+    assertEquals(await res.text(), "traced");
+    // Deno flushes the exporter when the process exits.
+    gw.child.kill("SIGTERM");
+    assertEquals((await gw.child.status).code, 0);
+
+    const upstreamParent = up.received[0]!.headers.get("traceparent")!.split("-");
+    assertEquals(upstreamParent[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+    const span = spans.find((s) => s.spanId === upstreamParent[2]);
+    assertOk(span, `no exported span is the upstream's parent (${spans.length} spans exported)`);
+    assertEquals(span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assertEquals(span.parentSpanId, "00f067aa0ba902b7");
+    assertEquals(span.name, "GET traced-route");
+    const attrs = Object.fromEntries(
+      span.attributes.map((a) => [a.key, Object.values(a.value)[0]]),
+    );
+    assertEquals(attrs["gateway.route"], "traced-route");
+    assertEquals(attrs["gateway.upstream"], "a");
+    assertEquals(attrs["gateway.upstream.target"], up.url);
+    const log = JSON.parse((await Deno.readTextFile(`${gw.dir}/access.log`)).trim());
+    assertEquals(log.trace_id, span.traceId);
+  } finally {
+    await gw.close();
+    await up.close();
+    await collector.shutdown();
+  }
+});
