@@ -7,12 +7,12 @@
 import { dirname } from "node:path";
 import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
-import { errorFields, type Level, type Logger } from "../observe/logger.ts";
+import type { Level, Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
 import { json } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
-import { ConfigWatcher } from "../server/config_watch.ts";
+import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
@@ -191,25 +191,13 @@ export class Cluster {
 
   private applyWatch(config: GatewayConfig): void {
     const w = config.server.config_watch;
-    if (this.watcher && (!w.enabled || this.watcher.debounceMs !== w.debounce_ms)) {
-      this.watcher.close();
-      this.watcher = null;
-    }
-    if (w.enabled && !this.watcher && !this.draining) {
-      try {
-        this.watcher = new ConfigWatcher(
-          this.o.configFile,
-          w.debounce_ms,
-          () => void this.reload("watch"),
-          this.o.logger,
-        );
-      } catch (e) {
-        this.o.logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
-          file: this.o.configFile,
-          ...errorFields(e),
-        });
-      }
-    }
+    this.watcher = rewatch(
+      this.watcher,
+      this.o.configFile,
+      { enabled: w.enabled && !this.draining, debounceMs: w.debounce_ms },
+      () => void this.reload("watch"),
+      this.o.logger,
+    );
   }
 
   private async handleAdmin(req: Request): Promise<Response> {

@@ -83,3 +83,29 @@ export class ConfigWatcher {
     }
   }
 }
+
+/**
+ * The watcher that `enabled` and `debounceMs` ask for: `current` when it fits,
+ * else `current` closed and a new one (or none). A folder that cannot be
+ * watched is logged; reloads then come from SIGHUP and POST /reload only.
+ */
+export function rewatch(
+  current: ConfigWatcher | null,
+  file: string,
+  want: { enabled: boolean; debounceMs: number },
+  onChange: () => void,
+  logger: Logger,
+): ConfigWatcher | null {
+  if (current && want.enabled && current.debounceMs === want.debounceMs) return current;
+  current?.close();
+  if (!want.enabled) return null;
+  try {
+    return new ConfigWatcher(file, want.debounceMs, onChange, logger);
+  } catch (e) {
+    logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
+      file,
+      ...errorFields(e),
+    });
+    return null;
+  }
+}

@@ -25,7 +25,7 @@ import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_prot
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
 import { registerObserveAdmin } from "./admin_observe.ts";
-import { ConfigWatcher } from "./config_watch.ts";
+import { type ConfigWatcher, rewatch } from "./config_watch.ts";
 import { MetricsRegistry } from "../observe/metrics/registry.ts";
 import { LogSinks, type Output } from "../observe/log_sink.ts";
 import { registerAuthAdmin } from "../auth/admin.ts";
@@ -222,26 +222,16 @@ export class Gateway {
   /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
   private applyWatch(plan: Plan): void {
     const w = plan.config.server.config_watch;
-    const enabled = w.enabled && this.options.configWatch !== false;
-    if (this.watcher && (!enabled || this.watcher.debounceMs !== w.debounce_ms)) {
-      this.watcher.close();
-      this.watcher = null;
-    }
-    if (enabled && !this.watcher && !this.draining) {
-      try {
-        this.watcher = new ConfigWatcher(
-          this.options.configFile,
-          w.debounce_ms,
-          () => void this.reload("watch"),
-          this.deps.logger,
-        );
-      } catch (e) {
-        this.deps.logger.error("cannot watch the config file; reload with SIGHUP or POST /reload", {
-          file: this.options.configFile,
-          ...errorFields(e),
-        });
-      }
-    }
+    this.watcher = rewatch(
+      this.watcher,
+      this.options.configFile,
+      {
+        enabled: w.enabled && this.options.configWatch !== false && !this.draining,
+        debounceMs: w.debounce_ms,
+      },
+      () => void this.reload("watch"),
+      this.deps.logger,
+    );
   }
 
   /** Reopens access-log files (after log rotation moved them away); a failure is logged. */
