@@ -34,6 +34,7 @@ export interface ResponseHead {
 // deno-lint-ignore no-control-regex
 const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const DIGITS = /^\d+$/;
 
 /**
  * Reads one response head from the connection, skipping interim 1xx responses
@@ -88,12 +89,7 @@ export function parseHead(text: string): ResponseHead {
     if (INVALID_VALUE.test(value)) throw new ProtocolError("Invalid character in header value");
     switch (name) {
       case "content-length": {
-        // Repeated identical values are tolerated (RFC 9112 §6.3), differing ones are not.
-        const parts = value.split(",").map((p) => p.trim());
-        if (!parts.every((p) => /^\d+$/.test(p) && p === parts[0])) {
-          throw new ProtocolError("Invalid Content-Length");
-        }
-        const n = Number(parts[0]);
+        const n = DIGITS.test(value) ? Number(value) : repeatedContentLength(value);
         if (contentLength !== null && contentLength !== n) {
           throw new ProtocolError("Conflicting Content-Length values");
         }
@@ -127,4 +123,13 @@ export function parseHead(text: string): ResponseHead {
     ? headers.filter(([n]) => !named.includes(n))
     : headers;
   return { status, statusText, headers: filtered, contentLength, chunked, close, upgrade };
+}
+
+/** A Content-Length listing one value several times: tolerated (RFC 9112 §6.3) when all agree. */
+function repeatedContentLength(value: string): number {
+  const parts = value.split(",").map((p) => p.trim());
+  if (!parts.every((p) => DIGITS.test(p) && p === parts[0])) {
+    throw new ProtocolError("Invalid Content-Length");
+  }
+  return Number(parts[0]);
 }
