@@ -1,6 +1,6 @@
 /**
  * The gateway configurations `deno task bench` loads, each a separate gateway
- * process on its own port, in front of the anchors' upstream (nginx on 9001).
+ * process on its own port, in front of the anchors' upstream (nginx).
  */
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -15,9 +15,8 @@ export interface BenchTarget {
   pid?: () => number | undefined;
 }
 
+type RequireFree = (ports: number[], what: string) => void;
 type Spawn = (cmd: string, args: string[], env?: Record<string, string>) => Deno.ChildProcess;
-
-const UPSTREAM = "http://127.0.0.1:9001";
 
 interface GatewayConfig {
   name: string;
@@ -27,16 +26,6 @@ interface GatewayConfig {
   header?: string;
   args?: string[];
 }
-
-/** A limit on every request that never refuses (one client, one hot key): its cost alone. */
-const EVERY_REQUEST_LIMITED = `
-routes:
-  - name: users
-    match: { path: /api/users }
-    strip_prefix: true
-    upstream: users
-    rate_limit: { algorithm: token_bucket, rate: 1000000000, per: 1s }
-`;
 
 const BENCH_KEY = "bench-key-0123456789abcdef";
 
@@ -53,92 +42,100 @@ async function jwtMaterial(dir: string): Promise<{ jwksFile: string; token: stri
   return { jwksFile, token };
 }
 
+/** Limits that never refuse (one client, one hot key): their cost alone. */
+const TOKEN_BUCKET = "{ algorithm: token_bucket, rate: 1000000000, per: 1s }";
+const SLIDING_WINDOW = "{ algorithm: sliding_window, limit: 1000000000, per: 1s }";
+
 async function configs(dir: string, redisUrl: string): Promise<GatewayConfig[]> {
   const { jwksFile, token } = await jwtMaterial(dir);
   const consumers = `consumers:
   - { id: bench-app, api_keys: ["${BENCH_KEY}"], subjects: [bench-user], scopes: [read:users] }`;
+  const routingOnly = `
+routes:
+  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
+`;
+  const jwtFull = `
+auth:
+  bearer: { kind: jwt, jwks_file: "${jwksFile}", issuer: https://idp.bench, audience: bench,
+            algorithms: [RS256] }
+${consumers}
+routes:
+  - name: users
+    match: { path: /api/users }
+    strip_prefix: true
+    upstream: users
+    auth: [bearer]
+    scopes: [read:users]
+    rate_limit: ${SLIDING_WINDOW}
+    transform:
+      request:
+        headers:
+          set: { X-Consumer-Id: "\${consumer.id}", X-Request-Id: "\${request_id}" }
+          remove: [Cookie]
+      response:
+        headers:
+          set: { X-Served-By: gateway }
+          remove: [Server]
+`;
+  const bearer = `Authorization: Bearer ${token}`;
   return [
+    { name: "gateway routing-only", body: routingOnly },
+    { name: "gateway routing-only --workers 1", body: routingOnly, args: ["--workers", "1"] },
+    { name: "gateway routing-only --workers 2", body: routingOnly, args: ["--workers", "2"] },
     {
-      name: "gateway routing-only",
-      body: `
-routes:
-  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
-`,
-    },
-    { name: "gateway rate-limited (memory)", body: EVERY_REQUEST_LIMITED },
-    {
-      name: "gateway rate-limited (redis)",
-      body: `store: { kind: redis, redis: { url: "${redisUrl}" } }${EVERY_REQUEST_LIMITED}`,
-    },
-    {
-      // Two isolates on one port (SO_REUSEPORT): against routing-only, what a second core buys.
-      name: "gateway routing-only --workers 2",
-      body: `
-routes:
-  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users }
-`,
-      args: ["--workers", "2"],
-    },
-    {
-      // Decisions cross to the main thread: against rate-limited (memory), the cost of sharing.
-      name: "gateway rate-limited (memory) --workers 2",
-      body: EVERY_REQUEST_LIMITED,
-      args: ["--workers", "2"],
-    },
-    {
-      name: "gateway api-key",
+      name: "gateway api-key + token bucket",
       header: `X-API-Key: ${BENCH_KEY}`,
       body: `
 auth: { keys: { kind: api_key, header: X-API-Key } }
 ${consumers}
 routes:
   - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users,
-      auth: [keys], scopes: [read:users] }
+      auth: [keys], scopes: [read:users], rate_limit: ${TOKEN_BUCKET} }
 `,
     },
+    { name: "gateway jwt + sliding window + transforms", header: bearer, body: jwtFull },
     {
-      name: "gateway jwt-rs256",
-      header: `Authorization: Bearer ${token}`,
-      body: `
-auth:
-  bearer: { kind: jwt, jwks_file: "${jwksFile}", issuer: https://idp.bench, audience: bench,
-            algorithms: [RS256] }
-${consumers}
-routes:
-  - { name: users, match: { path: /api/users }, strip_prefix: true, upstream: users,
-      auth: [bearer], scopes: [read:users] }
-`,
+      name: "gateway jwt + sliding window + transforms (redis)",
+      header: bearer,
+      body: `store: { kind: redis, redis: { url: "${redisUrl}" } }${jwtFull}`,
     },
   ];
 }
 
+const GATEWAY_PORTS = 19500;
+const ADMIN_PORTS = 19600;
+const REDIS_PORT = 19700;
+
 /** A redis-server for the configurations that use the Redis store. */
-function startRedis(spawn: Spawn): string {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+function startRedis(spawn: Spawn, requireFree: RequireFree): string {
+  const port = REDIS_PORT;
+  requireFree([port], "redis");
   spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", ""]);
   return `redis://127.0.0.1:${port}`;
 }
 
 export async function gatewayTargets(
   root: string,
+  upstream: string,
   spawn: Spawn,
   cleanups: (() => Promise<void>)[],
+  requireFree: RequireFree,
 ): Promise<BenchTarget[]> {
   const dir = await Deno.makeTempDir({ prefix: "gw-bench-" });
   cleanups.push(() => Deno.remove(dir, { recursive: true }));
   const out: BenchTarget[] = [];
-  for (const [i, c] of (await configs(dir, startRedis(spawn))).entries()) {
-    const port = 9500 + i;
+  const all = await configs(dir, startRedis(spawn, requireFree));
+  requireFree(all.flatMap((_, i) => [GATEWAY_PORTS + i, ADMIN_PORTS + i]), "gateway");
+  for (const [i, c] of all.entries()) {
+    const port = GATEWAY_PORTS + i;
     const file = join(dir, `bench-${i}.yaml`);
     await Deno.writeTextFile(
       file,
       `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${9600 + i} }
+admin: { host: 127.0.0.1, port: ${ADMIN_PORTS + i} }
 observe: { access_log: { enabled: false } }
 upstreams:
-  users: { targets: [ { url: "${UPSTREAM}" } ] }
+  users: { targets: [ { url: "${upstream}" } ] }
 ${c.body}`,
     );
     const child = spawn(Deno.execPath(), [

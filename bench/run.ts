@@ -10,7 +10,19 @@
  * ratios to the bare Deno proxy and to nginx, and is written to
  * bench/results/DATE.md.
  *
+ * Ports: a fixed range away from the anchors' own (their configs are copied with
+ * 9001/9100/9200/9300 moved to 19001 (upstream), 19100 (nginx), 19200 (HAProxy),
+ * 19300 (bare Deno), so a stray `anchors.sh` run does not share them), then
+ * 19400 (fastify), 19500+ (gateways), 19600+ (their admin), 19700 (Redis).
+ * Each is checked free before use (nginx listens with reuseport: a second one
+ * would silently split the load): another bench running alongside fails this
+ * one clearly instead of measuring the wrong process.
+ *
  *   deno task bench [--seconds 5] [--connections 64] [--rounds 2] [--only routing,jwt]
+ *                   [--soak 300]
+ *
+ * `--soak SECONDS` then loads the routing-only gateway for that long and reports
+ * its RSS at the start and end of the load (issue 11: no growth over a soak).
  */
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
@@ -29,11 +41,18 @@ const { values: opts } = parseArgs({
     connections: { type: "string", default: "64" },
     rounds: { type: "string", default: "2" },
     only: { type: "string" },
+    soak: { type: "string" },
   },
 });
 const SECONDS = Number(opts.seconds);
 const CONNECTIONS = Number(opts.connections);
 const ROUNDS = Number(opts.rounds);
+const SOAK = opts.soak === undefined ? 0 : Number(opts.soak);
+if (!(SOAK >= 0)) throw new Error(`--soak expects seconds, got ${opts.soak}`);
+const FASTIFY_PORT = 19400;
+/** Anchor port in the shared configs -> the port this bench runs it on. */
+const ANCHOR_PORTS: Record<number, number> = { 9001: 19001, 9100: 19100, 9200: 19200, 9300: 19300 };
+export const UPSTREAM = `http://127.0.0.1:${ANCHOR_PORTS[9001]}`;
 
 interface Row {
   name: string;
@@ -119,22 +138,55 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
   }
 }
 
+/** Throws naming every port in `ports` that something already listens on. */
+export function requireFree(ports: number[], what: string): void {
+  const taken = ports.filter((port) => {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (taken.length > 0) {
+    throw new Error(
+      `${what} port(s) ${taken.join(", ")} already in use (another bench running?): ` +
+        "stop it and run again",
+    );
+  }
+}
+
 async function startAnchors(): Promise<BenchTarget[]> {
   const targets: BenchTarget[] = [];
   if (!have("wrk")) throw new Error("wrk is not installed (apt-get install wrk)");
   const anchorsThere = await Deno.stat(join(ANCHORS, "nginx-upstream.conf")).then(() => true)
     .catch(() => false);
   if (!anchorsThere) throw new Error(`anchor configs not found in ${ANCHORS} (set ANCHORS_DIR)`);
-  spawn("nginx", ["-c", join(ANCHORS, "nginx-upstream.conf")]);
-  targets.push({ name: "direct", url: "http://127.0.0.1:9001/42" });
-  spawn("nginx", ["-c", join(ANCHORS, "nginx-proxy.conf")]);
-  targets.push({ name: "nginx", url: "http://127.0.0.1:9100/api/users/42" });
+  requireFree(Object.values(ANCHOR_PORTS), "anchor");
+  const local = await Deno.makeTempDir({ prefix: "gw-bench-anchors-" });
+  cleanups.push(() => Deno.remove(local, { recursive: true }));
+  const copy = async (file: string) => {
+    let text = await Deno.readTextFile(join(ANCHORS, file));
+    for (const [from, to] of Object.entries(ANCHOR_PORTS)) {
+      text = text.replaceAll(`127.0.0.1:${from}`, `127.0.0.1:${to}`)
+        .replaceAll(`port: ${from}`, `port: ${to}`);
+    }
+    // Their own pid and error files, not those of an anchors.sh run alongside.
+    text = text.replaceAll("/tmp/bench-", join(local, "bench-"));
+    await Deno.writeTextFile(join(local, file), text);
+    return join(local, file);
+  };
+  const url = (port: number, path: string) => `http://127.0.0.1:${ANCHOR_PORTS[port]}${path}`;
+  spawn("nginx", ["-c", await copy("nginx-upstream.conf")]);
+  targets.push({ name: "direct", url: url(9001, "/42") });
+  spawn("nginx", ["-c", await copy("nginx-proxy.conf")]);
+  targets.push({ name: "nginx", url: url(9100, "/api/users/42") });
   if (have("haproxy")) {
-    spawn("haproxy", ["-f", join(ANCHORS, "haproxy.cfg")]);
-    targets.push({ name: "haproxy", url: "http://127.0.0.1:9200/api/users/42" });
+    spawn("haproxy", ["-f", await copy("haproxy.cfg")]);
+    targets.push({ name: "haproxy", url: url(9200, "/api/users/42") });
   }
-  spawn(Deno.execPath(), ["run", "-A", join(ANCHORS, "bare-proxy.ts")]);
-  targets.push({ name: "deno-bare", url: "http://127.0.0.1:9300/api/users/42" });
+  spawn(Deno.execPath(), ["run", "-A", await copy("bare-proxy.ts")]);
+  targets.push({ name: "deno-bare", url: url(9300, "/api/users/42") });
   if (have("node") && have("npm")) {
     const dir = join(HERE, ".fastify");
     const installed = await Deno.stat(join(dir, "node_modules", "@fastify", "http-proxy"))
@@ -147,8 +199,9 @@ async function startAnchors(): Promise<BenchTarget[]> {
         stderr: "null",
       }).output();
     }
-    spawn("node", [join(HERE, "fastify-proxy.mjs")], { NODE_PATH: join(dir, "node_modules") });
-    targets.push({ name: "fastify-proxy", url: "http://127.0.0.1:9400/api/users/42" });
+    requireFree([FASTIFY_PORT], "fastify anchor");
+    spawn("node", [join(HERE, "fastify-proxy.mjs"), dir, String(FASTIFY_PORT), UPSTREAM]);
+    targets.push({ name: "fastify-proxy", url: `http://127.0.0.1:${FASTIFY_PORT}/api/users/42` });
   }
   return targets;
 }
@@ -156,7 +209,7 @@ async function startAnchors(): Promise<BenchTarget[]> {
 async function main(): Promise<void> {
   const only = opts.only?.split(",");
   const targets = await startAnchors();
-  const gateways = await gatewayTargets(ROOT, spawn, cleanups);
+  const gateways = await gatewayTargets(ROOT, UPSTREAM, spawn, cleanups, requireFree);
   targets.push(...gateways.filter((g) => !only || only.some((o) => g.name.includes(o))));
   const ready: BenchTarget[] = [];
   for (const t of targets) {
@@ -177,7 +230,9 @@ async function main(): Promise<void> {
   const rows = ready.map((t) => median(results.get(t.name)!));
   // Decisions per second and the memory bound (`--only ratelimit` runs them too).
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
-  const table = render(rows) + limiting;
+  const routing = ready.find((t) => t.name === "gateway routing-only");
+  const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
+  const table = render(rows) + soak + limiting;
   console.log(table);
   const date = new Date().toISOString().slice(0, 10);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
@@ -192,6 +247,30 @@ async function main(): Promise<void> {
       table + "\n",
   );
   console.error(`written to ${file}`);
+}
+
+/** Loads `t` for --soak seconds, sampling its RSS every second. */
+async function soakRss(t: BenchTarget): Promise<string> {
+  const samples: number[] = [];
+  const timer = setInterval(async () => {
+    const mb = await rssMb(t.pid?.());
+    if (mb !== undefined) samples.push(mb);
+  }, 1000);
+  const args = ["-t1", `-c${CONNECTIONS}`, `-d${SOAK}s`, "--latency"];
+  const out = await new Deno.Command("wrk", { args: [...args, t.url], stdout: "piped" }).output();
+  clearInterval(timer);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "0";
+  // The first sample is after one second of load: start RSS under load, not idle.
+  const mb = (n: number | undefined) => (n === undefined ? "-" : n.toFixed(1));
+  return [
+    `Soak: ${t.name}, wrk -t1 -c${CONNECTIONS} for ${SOAK}s, ${Number(rps).toFixed(0)} req/s.`,
+    "",
+    "| RSS at start MB | RSS at end MB | peak MB | samples |",
+    "|---:|---:|---:|---:|",
+    `| ${mb(samples[0])} | ${mb(samples.at(-1))} | ${
+      mb(samples.length ? Math.max(...samples) : undefined)
+    } | ${samples.length} |`,
+  ].join("\n");
 }
 
 function median(rows: Row[]): Row {
