@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
-import { startUpstream } from "../helpers/upstream.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 
 async function selfSigned(dir: string): Promise<void> {
   const out = await new Deno.Command("openssl", {
@@ -59,34 +59,11 @@ async function getWith(version: "-tls1_2" | "-tls1_3", port: number): Promise<st
   return new TextDecoder().decode(out.stdout).split("\r\n")[0] ?? "";
 }
 
-Deno.test("a TLS listener serves TLS 1.3 and, by default, TLS 1.2", async () => {
-  const dir = await Deno.makeTempDir();
-  const up = startUpstream();
-  try {
-    await selfSigned(dir);
-    const g = await startGateway(`
-listeners:
-  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem } }
-upstreams:
-  app: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: app }
-`);
-    try {
-      const port = Number(new URL(g.url("tls")).port);
-      assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
-      assertMatch(await getWith("-tls1_2", port), /^HTTP\/1\.1 200/);
-      assertEquals(up.received.length, 2);
-    } finally {
-      await g.close();
-    }
-  } finally {
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("min_version 1.3 refuses a TLS 1.2 client and serves TLS 1.3", async () => {
+/** A gateway with one TLS listener (`tlsExtra` adds keys to its tls map) in front of a test upstream. */
+async function withTlsListener(
+  tlsExtra: string,
+  fn: (port: number, up: TestServer) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const up = startUpstream();
   try {
@@ -96,17 +73,14 @@ listeners:
   - name: tls
     host: 127.0.0.1
     port: 0
-    tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem, min_version: "1.3" }
+    tls: { cert: ${dir}/cert.pem, key: ${dir}/key.pem ${tlsExtra} }
 upstreams:
   app: { targets: [ { url: "${up.url}" } ] }
 routes:
   - { name: all, match: { path: / }, upstream: app }
 `);
     try {
-      const port = Number(new URL(g.url("tls")).port);
-      assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
-      assertEquals(await getWith("-tls1_2", port), "");
-      assertEquals(up.received.length, 1, "the TLS 1.2 client never reached the upstream");
+      await fn(Number(new URL(g.url("tls")).port), up);
     } finally {
       await g.close();
     }
@@ -114,4 +88,18 @@ routes:
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
+
+Deno.test("a TLS listener serves TLS 1.3 and, by default, TLS 1.2", () =>
+  withTlsListener("", async (port, up) => {
+    assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
+    assertMatch(await getWith("-tls1_2", port), /^HTTP\/1\.1 200/);
+    assertEquals(up.received.length, 2);
+  }));
+
+Deno.test("min_version 1.3 refuses a TLS 1.2 client and serves TLS 1.3", () =>
+  withTlsListener(', min_version: "1.3"', async (port, up) => {
+    assertMatch(await getWith("-tls1_3", port), /^HTTP\/1\.1 200/);
+    assertEquals(await getWith("-tls1_2", port), "");
+    assertEquals(up.received.length, 1, "the TLS 1.2 client never reached the upstream");
+  }));
