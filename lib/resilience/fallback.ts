@@ -7,16 +7,15 @@ import type { RequestContext } from "../core/context.ts";
 import type { ErrorCode, ErrorDetails } from "../core/errors.ts";
 import type { FallbackConfig } from "./schema.ts";
 import { withBodySize } from "../observe/body_size.ts";
+import { STALE_RESPONSE } from "../cache/policy.ts";
 
 /**
- * Hook for stale-if-error: the cache stage puts a `StaleResponse` under this
- * key in `ctx.locals` when it holds an expired entry that may still be served
+ * Hook for stale-if-error: the cache stage puts a `StaleResponse` under
+ * `STALE_RESPONSE` (lib/cache/policy.ts) in `ctx.locals` when it holds an expired entry that may still be served
  * on error. The proxy calls it when the upstream fails (no answer, or 500, 502,
  * 503, 504 as RFC 5861 says); it returns the stale response (and marks the
  * request `cacheStatus = "STALE"`) or null when the entry is too old.
  */
-export { STALE_RESPONSE as STALE_IF_ERROR } from "../cache/policy.ts";
-import { STALE_RESPONSE as STALE_IF_ERROR } from "../cache/policy.ts";
 export type StaleResponse = () => Response | null;
 
 /** Statuses an upstream answer may be replaced by a stale one for (RFC 5861, section 4). */
@@ -73,6 +72,6 @@ export function staleInsteadOf(ctx: RequestContext, status: number): Response | 
 }
 
 function staleResponse(ctx: RequestContext): Response | null {
-  const stale = ctx.locals.get(STALE_IF_ERROR) as StaleResponse | undefined;
+  const stale = ctx.locals.get(STALE_RESPONSE) as StaleResponse | undefined;
   return stale === undefined ? null : stale();
 }

@@ -6,7 +6,8 @@ import { ConfigError, formatIssue } from "../../lib/config/issues.ts";
 import { RequestContext } from "../../lib/core/context.ts";
 import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
 import { parseTraceparent } from "../../lib/observe/trace.ts";
-import { STALE_IF_ERROR, type StaleResponse } from "../../lib/resilience/fallback.ts";
+import type { StaleResponse } from "../../lib/resilience/fallback.ts";
+import { STALE_RESPONSE } from "../../lib/cache/policy.ts";
 import { startFlaky } from "./flaky.ts";
 import { oneUpstream, upstreamView } from "./support.ts";
 
@@ -95,7 +96,7 @@ Deno.test("stale-if-error: a stale entry offered by the cache stage wins over er
       parseTraceparent(null, null),
       new HeaderEdits(),
     );
-    if (stale) ctx.locals.set(STALE_IF_ERROR, stale);
+    if (stale) ctx.locals.set(STALE_RESPONSE, stale);
     const res = await route.handler(ctx);
     return { status: res.status, body: await res.text(), errorCode: ctx.errorCode };
   };
