@@ -90,7 +90,7 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     ctx.upstreamName = upstreamNames;
     const started = performance.now();
     const abandon = new AbortController();
-    const signal = AbortSignal.any([ctx.request.signal, abandon.signal]);
+    const signal = AbortSignal.any([ctx.signal, abandon.signal]);
     const pending = calls.map((c) => callPart(ctx, c, head, signal));
     let parts: Part[];
     if (failFast) {

@@ -71,6 +71,8 @@ export class RequestContext {
   bytesIn = 0;
   /** Scratch space for a policy to hand data to a later stage of the same chain. */
   readonly locals = new Map<string, unknown>();
+  /** Where the client's abort signal comes from when the server makes it on demand. */
+  signalOf: (() => AbortSignal) | null = null;
 
   constructor(
     readonly request: Request,
@@ -98,6 +100,11 @@ export class RequestContext {
     this.body = request.body;
     const cl = request.headers.get("content-length");
     this.bodyLength = cl !== null && /^\d+$/.test(cl) ? Number(cl) : null;
+  }
+
+  /** Aborts when the client goes away. */
+  get signal(): AbortSignal {
+    return this.signalOf === null ? this.request.signal : this.signalOf();
   }
 
   private searchParamsCache: URLSearchParams | null = null;

@@ -42,6 +42,7 @@ export const ERRORS = {
   request_timeout: { status: 408, message: "The request was not received in time" },
   payload_too_large: { status: 413, message: "The request body is too large" },
   uri_too_long: { status: 414, message: "The request URI is too long" },
+  expectation_failed: { status: 417, message: "The request's expectation cannot be met" },
   idempotency_conflict: {
     status: 422,
     message: "The idempotency key was used with a different request",
@@ -61,6 +62,7 @@ export const ERRORS = {
   shutting_down: { status: 503, message: "The gateway is shutting down" },
   not_ready: { status: 503, message: "The gateway has not loaded its config yet" },
   upstream_timeout: { status: 504, message: "The upstream did not answer in time" },
+  http_version_not_supported: { status: 505, message: "The HTTP version is not supported" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -90,7 +92,7 @@ export class GatewayError extends Error {
   }
 }
 
-const JSON_HEADERS = { "content-type": "application/json" } as const;
+const JSON_TYPE = "application/json";
 const encoder = new TextEncoder();
 
 /** Renders the common error shape: `{"error": {"code", "message", "request_id"}}`. */
@@ -107,8 +109,12 @@ export function errorResponse(
       ...details.extra,
     },
   }));
-  const headers = details.headers ? { ...JSON_HEADERS, ...details.headers } : { ...JSON_HEADERS };
-  return withBodySize(new Response(body, { status: ERRORS[code].status, headers }), body.length);
+  // Headers set after construction: see toResponse in lib/proxy/proxy.ts for why.
+  const res = new Response(body, { status: ERRORS[code].status });
+  const h = res.headers;
+  h.set("content-type", JSON_TYPE);
+  if (details.headers) { for (const name in details.headers) h.set(name, details.headers[name]!); }
+  return withBodySize(res, body.length);
 }
 
 export function isGatewayError(e: unknown): e is GatewayError {

@@ -47,7 +47,7 @@ export async function createJobSubmit(
       body = await readBody(ctx, cfg.max_body_bytes);
     } catch (e) {
       if (e instanceof GatewayError) return ctx.refuse(e.code, e.details);
-      return ctx.refuse(ctx.request.signal.aborted ? "client_closed_request" : "bad_request", {
+      return ctx.refuse(ctx.signal.aborted ? "client_closed_request" : "bad_request", {
         message: "The request body could not be read",
       });
     }

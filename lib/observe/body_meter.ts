@@ -5,8 +5,9 @@
  */
 import type { Bytes } from "../proxy/http1/bytes.ts";
 
-/** How a metered stream ended: read to the end, failed, or cancelled by the reader. */
-export type StreamEnd = "done" | "error" | "cancelled";
+import type { StreamEnd } from "../core/byte_relay.ts";
+
+export type { StreamEnd };
 
 /**
  * Passes `body` through, counting bytes; `onEnd` runs once, when the stream
@@ -15,7 +16,6 @@ export type StreamEnd = "done" | "error" | "cancelled";
 export function meterStream(
   body: ReadableStream<Bytes>,
   onEnd: (bytes: number, end: StreamEnd) => void,
-  onChunk?: (bytes: number) => void,
 ): ReadableStream<Bytes> {
   const reader = body.getReader();
   let bytes = 0;
@@ -41,7 +41,6 @@ export function meterStream(
         return;
       }
       bytes += chunk.value.byteLength;
-      onChunk?.(chunk.value.byteLength);
       controller.enqueue(chunk.value);
     },
     cancel(reason) {

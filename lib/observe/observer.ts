@@ -11,8 +11,9 @@ import type { RequestContext } from "../core/context.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { AccessLog } from "./access_log.ts";
 import { meterStream, type StreamEnd } from "./body_meter.ts";
+import { relayBytes } from "../core/byte_relay.ts";
 import { bodySizeOf } from "./body_size.ts";
-import { activeSpan, adoptSpan, annotateSpan } from "./otel.ts";
+import { activeSpan, adoptSpan, annotateSpan, endSpan } from "./otel.ts";
 import { compileQueryRedactor, DEFAULT_REDACTED_QUERY } from "./redact_query.ts";
 import { RequestMetrics } from "./request_metrics.ts";
 import { findInterpolated, type Interpolated } from "./redact_config.ts";
@@ -35,7 +36,7 @@ export class RequestObserver {
     this.metrics.inFlight.value++;
     if (ctx.bodyLength !== null) ctx.bytesIn = ctx.bodyLength;
     else if (ctx.body instanceof ReadableStream) {
-      ctx.body = meterStream(ctx.body, noop, (n) => (ctx.bytesIn += n));
+      ctx.body = relayBytes(ctx.body, { chunk: (n) => (ctx.bytesIn += n) });
     }
     const span = activeSpan();
     if (span !== undefined) adoptSpan(ctx.trace, span);
@@ -77,11 +78,12 @@ export class RequestObserver {
     const consumer = this.consumerLabel ? ctx.consumer?.id ?? "" : "";
     this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);
     if (this.accessLog?.wants(status)) this.accessLog.write(ctx, status, bytesOut, ms, aborted);
-    if (span !== undefined) annotateSpan(span, ctx, bytesOut);
+    if (span !== undefined) {
+      annotateSpan(span, ctx, bytesOut);
+      endSpan(span, status);
+    }
   }
 }
-
-function noop(): void {}
 
 function contentLength(res: Response): number | null {
   const v = res.headers.get("content-length");

@@ -1,15 +1,29 @@
 /**
- * OpenTelemetry through Deno's built-in exporter (`OTEL_DENO=true`). Deno
- * opens a server span for every request `Deno.serve` handles, continuing the
- * caller's `traceparent`; the gateway adopts that span as its hop, so the
- * trace id in the access log and the parent id sent upstream are the exported
- * span's, and names and annotates it with what the gateway decided.
+ * OpenTelemetry through Deno's built-in exporter (`OTEL_DENO=true`). Every
+ * request gets a server span continuing the caller's `traceparent`: Deno opens
+ * it for requests `Deno.serve` handles (TLS listeners), the gateway's own
+ * HTTP/1.1 server opens it through the same API (`tracedHandler`). The gateway
+ * adopts that span as its hop, so the trace id in the access log and the
+ * parent id sent upstream are the exported span's, and names and annotates it
+ * with what the gateway decided.
  *
  * Without `OTEL_DENO=true` nothing here runs per request.
  */
-import { type Span, trace } from "@opentelemetry/api";
+import {
+  context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
-import type { TraceContext } from "./trace.ts";
+import { parseTraceparent, type TraceContext } from "./trace.ts";
+
+type Handler<I> = (req: Request, info: I) => Promise<Response>;
+
+/** Spans the gateway opened itself, and so must end (Deno ends those it opens). */
+const opened = new WeakSet<Span>();
 
 /** Whether Deno exports telemetry in this process (read once, at start). */
 export const otelEnabled: boolean = (() => {
@@ -55,4 +69,35 @@ export function annotateSpan(span: Span, ctx: RequestContext, bytesOut: number):
   if (ctx.errorCode !== null) span.setAttribute("gateway.error_code", ctx.errorCode);
   if (ctx.rateLimit !== null) span.setAttribute("gateway.rate_limit", ctx.rateLimit);
   if (ctx.cacheStatus !== null) span.setAttribute("gateway.cache", ctx.cacheStatus);
+}
+
+/** Runs `handler` inside a server span of its own, for servers Deno does not instrument. */
+export function tracedHandler<I>(handler: Handler<I>): Handler<I> {
+  if (!otelEnabled) return handler;
+  const tracer = trace.getTracer("gateway");
+  return (req, info) => {
+    const incoming = req.headers.get("traceparent");
+    const t = parseTraceparent(incoming, req.headers.get("tracestate"));
+    const parent = t.parentId === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: t.traceId,
+      spanId: t.parentId,
+      traceFlags: t.flags === "01" ? 1 : 0,
+      isRemote: true,
+    });
+    const span = tracer.startSpan(req.method, {
+      kind: SpanKind.SERVER,
+      attributes: { "http.request.method": req.method, "url.full": req.url },
+    }, parent);
+    opened.add(span);
+    return context.with(trace.setSpan(parent, span), () => handler(req, info));
+  };
+}
+
+/** Ends a span the gateway opened, once the response is done. */
+export function endSpan(span: Span, status: number): void {
+  if (!opened.has(span)) return;
+  opened.delete(span);
+  span.setAttribute("http.response.status_code", status);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
 }

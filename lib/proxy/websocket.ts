@@ -6,6 +6,8 @@
 import type { RequestContext } from "../core/context.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
+import { tunnelUpgrade } from "./upgrade_tunnel.ts";
+import { canTakeSocket } from "../server/http1/upgrade.ts";
 
 /** Handshake fields the WebSocket client sets itself. */
 const HANDSHAKE = new Set([
@@ -28,6 +30,8 @@ export async function relayWebSocket(
   connectTimeoutMs: number,
 ): Promise<Response> {
   const req = ctx.request;
+  // The gateway's own HTTP/1.1 server relays the upgraded connection as bytes.
+  if (canTakeSocket(req)) return tunnelUpgrade(ctx, target, forward, connectTimeoutMs);
   // Headers become unreadable once the request is upgraded: read them now.
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((p) => p.trim()).filter((p) => p !== "");

@@ -134,6 +134,6 @@ async function holdThenForward(
   next: Handler,
   delayMs: number,
 ): Promise<Response> {
-  if (!await pause(delayMs, ctx.request.signal)) return ctx.refuse("client_closed_request");
+  if (!await pause(delayMs, ctx.signal)) return ctx.refuse("client_closed_request");
   return next(ctx);
 }

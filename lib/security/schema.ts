@@ -122,6 +122,10 @@ export const securitySchema = z.strictObject({
   body_timeout_ms: positiveInt.default(60_000).meta({
     description: "Longest wait for the next piece of a request body (408 after)",
   }),
+  header_timeout_ms: positiveInt.default(30_000).meta({
+    description:
+      "Plain HTTP listeners: longest time from the first byte of a request head to its end (408 after)",
+  }),
   ip: ipRulesSchema.optional(),
   waf: wafSchema.optional(),
 });

@@ -272,6 +272,13 @@ export class Gateway {
             ...(this.options.reusePort ? { reusePort: true } : {}),
             onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
             proxyProtocol: this.proxyProtocolOptions(l.name, plan),
+            timeouts: () => {
+              const c = (this.holder.current ?? plan).config;
+              return {
+                headerMs: c.security.header_timeout_ms,
+                idleMs: c.server.keepalive_timeout_s * 1000,
+              };
+            },
           },
         );
         started.push({ name: l.name, key, running });

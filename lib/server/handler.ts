@@ -17,6 +17,14 @@ import type { RuntimeDeps } from "../plan/deps.ts";
 
 export interface ServeInfo {
   remoteAddr: Deno.Addr;
+  /**
+   * The URL as the client sent it, when `Request.url` is not that: a Request
+   * built in JavaScript has its URL parsed (`\` turned into `/`, dot segments
+   * resolved), and the gateway must judge and forward what was sent.
+   */
+  rawUrl?: string;
+  /** The client's abort signal, made on first use (watching a connection has a cost). */
+  signal?: () => AbortSignal;
   /** mTLS listeners: the verified client certificate, or why a presented one was not trusted. */
   clientCert?: ClientCertificate | null;
   clientCertError?: string | null;
@@ -60,7 +68,7 @@ async function serve(
   const s = plan.settings;
   const peer = peerAddress(info.remoteAddr);
   const headers = req.headers;
-  const url = req.url;
+  const url = info.rawUrl ?? req.url;
   const authorityStart = url.indexOf("//") + 2;
   const pathStart = url.indexOf("/", authorityStart);
   const q = url.indexOf("?", pathStart);
@@ -91,6 +99,7 @@ async function serve(
     new HeaderEdits(),
   );
   ctx.peerTrusted = client.peerTrusted;
+  if (info.signal) ctx.signalOf = info.signal;
   if (info.clientCert) ctx.clientCert = info.clientCert;
   if (info.clientCertError) ctx.clientCertError = info.clientCertError;
   const observer = s.observer;

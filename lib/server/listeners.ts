@@ -1,12 +1,15 @@
 /**
- * Public listeners: plain HTTP, or TLS from PEM files (HTTP/2 and HTTP/1.1 by
- * ALPN), or mTLS (`client_ca`: see mtls_listener.ts). Each listener serves the
- * same handler; shutting one down stops accepting and waits for the requests
- * it is serving.
+ * Public listeners: plain HTTP (the gateway's own HTTP/1.1 server, http1/),
+ * or TLS from PEM files (`Deno.serve`: HTTP/2 and HTTP/1.1 by ALPN), or mTLS
+ * and TLS 1.3-only (`node:https`: see mtls_listener.ts). Each listener serves
+ * the same handler; shutting one down stops accepting and waits for the
+ * requests it is serving.
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
+import { type ConnectionTimeouts, Http1Server } from "./http1/server.ts";
+import { tracedHandler } from "../observe/otel.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -29,7 +32,12 @@ export interface ListenerOptions {
   onError?: (e: unknown) => void;
   /** Required when the listener has `proxy_protocol: true`. */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Head and keep-alive timeouts of plain listeners, read per connection. */
+  timeouts?: () => ConnectionTimeouts;
 }
+
+/** For listeners started without a plan (the admin listener). */
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = { headerMs: 30_000, idleMs: 75_000 };
 
 export async function startListener(
   cfg: ListenerConfig,
@@ -52,18 +60,32 @@ export async function startListener(
   if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
     return startMtlsListener(cfg, handler, o);
   }
-  const tls = cfg.tls
-    ? {
-      cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
-      key: await Deno.readTextFile(o.resolvePath(cfg.tls.key)),
-    }
-    : null;
+  if (!cfg.tls) {
+    const server = new Http1Server({
+      hostname: cfg.host,
+      port: cfg.port,
+      reusePort: o.reusePort ?? false,
+      timeouts: o.timeouts ?? (() => DEFAULT_TIMEOUTS),
+      ...(o.onError ? { onError: o.onError } : {}),
+    }, tracedHandler(handler));
+    return {
+      name: cfg.name,
+      hostname: server.addr.hostname,
+      port: server.addr.port,
+      tls: false,
+      shutdown: () => server.shutdown(),
+    };
+  }
+  const tls = {
+    cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
+    key: await Deno.readTextFile(o.resolvePath(cfg.tls.key)),
+  };
   let bound: Deno.NetAddr | null = null;
   const server = Deno.serve({
     hostname: cfg.host,
     port: cfg.port,
     ...(o.reusePort ? { reusePort: true } : {}),
-    ...(tls ?? {}),
+    ...tls,
     onListen(addr) {
       bound = addr as Deno.NetAddr;
     },
@@ -80,7 +102,7 @@ export async function startListener(
     name: cfg.name,
     hostname: addr.hostname,
     port: addr.port,
-    tls: tls !== null,
+    tls: true,
     shutdown: () => server.shutdown(),
   };
 }

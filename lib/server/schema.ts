@@ -63,6 +63,10 @@ export const serverSchema = z.strictObject({
   via: z.string().min(1).default("gateway").meta({
     description: "Pseudonym in the Via header added to forwarded messages",
   }),
+  keepalive_timeout_s: z.number().positive().default(75).meta({
+    description:
+      "Plain HTTP listeners: how long a kept-alive client connection may wait for its next request",
+  }),
   workers: z.number().int().min(1).optional().meta({
     description: "Worker isolates sharing the listeners (reusePort); default 1",
   }),

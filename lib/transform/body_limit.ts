@@ -9,6 +9,7 @@ import type { RequestContext } from "../core/context.ts";
 import type { Handler, NamedPolicy } from "../core/pipeline.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
+import { relayBytes } from "../core/byte_relay.ts";
 
 export function bodyLimitPolicy(maxBytes: number): NamedPolicy {
   const message = `The request body is larger than ${maxBytes} bytes`;
@@ -46,20 +47,11 @@ export function limitStream(
   maxBytes: number,
   message: string,
 ): ReadableStream<Bytes> {
-  const reader = body.getReader();
   let seen = 0;
-  return new ReadableStream<Bytes>({
-    async pull(c) {
-      const { done, value } = await reader.read();
-      if (done) return c.close();
-      seen += value.length;
-      if (seen > maxBytes) {
-        reader.cancel().catch(() => {});
-        c.error(new GatewayError("payload_too_large", { message }));
-        return;
-      }
-      c.enqueue(value);
+  return relayBytes(body, {
+    chunk(n) {
+      seen += n;
+      if (seen > maxBytes) throw new GatewayError("payload_too_large", { message });
     },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
+  });
 }

@@ -69,7 +69,7 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
         buffered = await bufferUpTo(ctx.body, o.maxBytes);
       } catch (e) {
         if (e instanceof GatewayError) return ctx.refuse(e.code, e.details);
-        if (ctx.request.signal.aborted) return ctx.refuse("client_closed_request");
+        if (ctx.signal.aborted) return ctx.refuse("client_closed_request");
         return ctx.refuse("bad_request", { message: "The request body could not be read" });
       }
       if (buffered.kind === "over") {

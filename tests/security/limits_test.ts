@@ -57,7 +57,7 @@ Deno.test("request target, header bytes and header count limits answer 414 and 4
   });
 });
 
-Deno.test("heads over the listener's own ceilings get its bare 400 and never reach the gateway", async () => {
+Deno.test("heads over the listener's own ceilings get 431 and never reach the gateway", async () => {
   await withRig(config, async ({ g, up }) => {
     const hugeHeader = await rawRequest(g.url(), [
       "GET /a HTTP/1.1",
@@ -65,7 +65,8 @@ Deno.test("heads over the listener's own ceilings get its bare 400 and never rea
       "Connection: close",
       `X-Big: ${"v".repeat(70_000)}`,
     ]);
-    assertEquals(hugeHeader.status, 400);
+    assertEquals(hugeHeader.status, 431);
+    assertMatch(hugeHeader.raw, /"code":"headers_too_large"/);
     const many = Array.from({ length: 200 }, (_, i) => `X-H${i}: v`);
     const tooMany = await rawRequest(g.url(), [
       "GET /a HTTP/1.1",
@@ -73,7 +74,15 @@ Deno.test("heads over the listener's own ceilings get its bare 400 and never rea
       "Connection: close",
       ...many,
     ]);
-    assertEquals(tooMany.status, 400);
+    assertEquals(tooMany.status, 431);
+    assertMatch(tooMany.raw, /"code":"headers_too_large"/);
+    const hugeLine = await rawRequest(g.url(), [
+      `GET /a?q=${"x".repeat(70_000)} HTTP/1.1`,
+      "Host: localhost",
+      "Connection: close",
+    ]);
+    assertEquals(hugeLine.status, 414);
+    assertMatch(hugeLine.raw, /"code":"uri_too_long"/);
     assertEquals(up.received.length, 0);
   });
 });

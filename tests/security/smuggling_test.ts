@@ -62,7 +62,7 @@ const FRAMING: [string, string[], string, number][] = [
     "0\r\n\r\n",
     400,
   ],
-  ["bad chunk size", post(["Transfer-Encoding: chunked"]), "0x5\r\nhello\r\n0\r\n\r\n", 0],
+  ["bad chunk size", post(["Transfer-Encoding: chunked"]), "0x5\r\nhello\r\n0\r\n\r\n", 400],
 ];
 
 Deno.test("ambiguous framing is refused by the listener and never reaches the upstream", async () => {

@@ -3,7 +3,7 @@
  * response costs no stream); anything else streams with back-pressure, reading
  * from the socket only when the consumer pulls.
  */
-import { type Bytes, concat, findLineEnd } from "./bytes.ts";
+import { type Bytes, concat, findLineEnd, type ReadBuffer } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { ProtocolError } from "./response_head.ts";
 
@@ -120,15 +120,39 @@ const enum Chunked {
 }
 
 const MAX_CHUNK_LINE = 4096;
+/** What `advance` returns when it stops in front of data bytes. */
+const DATA_NEXT = new Uint8Array(0);
 
 /** Decodes `Transfer-Encoding: chunked` (RFC 9112 §7.1); trailers are read and dropped. */
 export class ChunkedDecoder {
   private state = Chunked.Size;
   private remaining = 0;
-  constructor(private readonly conn: UpstreamConnection) {}
+  constructor(private readonly conn: ReadBuffer) {}
 
   get done(): boolean {
     return this.state === Chunked.Done;
+  }
+
+  /** Data bytes of the current chunk not yet taken (0 between chunks). */
+  get dataLeft(): number {
+    return this.state === Chunked.Data ? this.remaining : 0;
+  }
+
+  /** Records `n` data bytes taken by the caller straight from the connection. */
+  took(n: number): void {
+    this.remaining -= n;
+    if (this.remaining === 0) this.state = Chunked.DataEnd;
+  }
+
+  /**
+   * Moves over framing (size lines, CRLFs, trailers) in the buffer: true when
+   * data bytes come next, false at the end of the body, null when more input
+   * is needed.
+   */
+  framing(): boolean | null {
+    const r = this.advance(true);
+    if (r === null) return null;
+    return r === DATA_NEXT;
   }
 
   /**
@@ -136,6 +160,10 @@ export class ChunkedDecoder {
    * null when more input is needed, or an empty array at the end of the body.
    */
   step(): Bytes | null {
+    return this.advance(false);
+  }
+
+  private advance(stopAtData: boolean): Bytes | null {
     const c = this.conn;
     while (true) {
       switch (this.state) {
@@ -158,6 +186,7 @@ export class ChunkedDecoder {
           break;
         }
         case Chunked.Data: {
+          if (stopAtData) return DATA_NEXT;
           const buffered = c.end - c.start;
           if (buffered === 0) return null;
           const take = Math.min(buffered, this.remaining);
@@ -198,7 +227,7 @@ export class ChunkedDecoder {
 }
 
 /** The whole chunked body if it is already buffered (decoded into one array), else null. */
-export function takeBufferedChunked(conn: UpstreamConnection): Bytes | null {
+export function takeBufferedChunked(conn: ReadBuffer): Bytes | null {
   const savedStart = conn.start;
   const decoder = new ChunkedDecoder(conn);
   const parts: Bytes[] = [];

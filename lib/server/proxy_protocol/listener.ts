@@ -30,7 +30,7 @@ export async function startProxyProtocolListener(
         message: "This port only serves connections relayed by the PROXY protocol listener",
       }));
     }
-    return handler(req, client);
+    return handler(req, { ...info, remoteAddr: client.remoteAddr });
   });
   try {
     front = ProxyProtocolFront.listen({

@@ -1,0 +1,132 @@
+/**
+ * A WebSocket upgrade relayed as bytes: the handshake goes to the upstream on
+ * a connection of its own; once the upstream answers 101, the client's socket
+ * is taken from the HTTP server and both sockets are joined until either side
+ * closes. A refusal by the upstream is forwarded as its status, a failure to
+ * reach it is a 502 or 504 like any other request.
+ */
+import type { RequestContext } from "../core/context.ts";
+import { encodeHead } from "./http1/bytes.ts";
+import type { UpstreamConnection } from "./http1/connection.ts";
+import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
+import { UpstreamError } from "./http1/errors.ts";
+import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
+import type { UpstreamTarget } from "./upstream.ts";
+import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
+
+/** Handshake fields sent as the client sent them (the header block drops hop-by-hop ones). */
+const HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
+const COPY_CHUNK = 32 * 1024;
+
+export async function tunnelUpgrade(
+  ctx: RequestContext,
+  target: UpstreamTarget,
+  forward: ForwardOptions,
+  timeoutMs: number,
+): Promise<Response> {
+  const req = ctx.request;
+  const pool = target.pool;
+  ctx.upstreamTarget = target.id;
+  ctx.attempts++;
+  const started = performance.now();
+  let upstream: UpstreamConnection;
+  try {
+    upstream = await pool.acquire(timeoutMs);
+  } catch (e) {
+    return ctx.refuse(
+      e instanceof UpstreamError && e.kind === "connect_timeout"
+        ? "upstream_timeout"
+        : "bad_gateway",
+    );
+  }
+  let head: ResponseHead | null;
+  try {
+    let block = `${req.method} ${ctx.upstreamPath} HTTP/1.1\r\n${buildHeaderBlock(ctx, forward)}`;
+    for (const name of HANDSHAKE) {
+      const v = req.headers.get(name);
+      if (v !== null) block += `${name}: ${v}\r\n`;
+    }
+    block += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
+    await upstream.writeAll(encodeHead(block));
+    head = await withTimeout(readResponseHead(upstream), timeoutMs);
+  } catch (e) {
+    pool.release(upstream, false);
+    return ctx.refuse((e as Error).name === "TimeoutError" ? "upstream_timeout" : "bad_gateway");
+  }
+  ctx.upstreamMs = performance.now() - started;
+  if (head === null || head.status !== 101 || !head.upgrade) {
+    pool.release(upstream, false);
+    if (head === null) return ctx.refuse("bad_gateway");
+    // The upstream declined the upgrade: its answer (without a body) tells the client why.
+    return new Response(null, {
+      status: head.status < 200 ? 502 : head.status,
+      headers: head.headers,
+    });
+  }
+  const client = takeSocket(req);
+  if (client === null) {
+    pool.release(upstream, false);
+    return ctx.refuse("bad_gateway");
+  }
+  let reply = "HTTP/1.1 101 Switching Protocols\r\n";
+  for (const [name, value] of head.headers) reply += `${name}: ${value}\r\n`;
+  reply += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
+  join(client.socket, client.buffered, upstream, encodeHead(reply)).finally(() =>
+    pool.release(upstream, false)
+  );
+  return switchedProtocols();
+}
+
+async function join(
+  client: Deno.Conn,
+  clientEarly: Uint8Array,
+  upstream: UpstreamConnection,
+  reply: Uint8Array,
+): Promise<void> {
+  const closeBoth = () => {
+    try {
+      client.close();
+    } catch {
+      // Already closed.
+    }
+    upstream.close();
+  };
+  try {
+    await writeAll(client, reply);
+    if (clientEarly.length > 0) await upstream.writeAll(clientEarly);
+    const early = upstream.buf.slice(upstream.start, upstream.end);
+    if (early.length > 0) await writeAll(client, early);
+  } catch {
+    closeBoth();
+    return;
+  }
+  await Promise.race([copy(client, upstream.socket), copy(upstream.socket, client)]);
+  closeBoth();
+}
+
+/** Copies until the source ends or either side fails. */
+async function copy(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(COPY_CHUNK);
+  try {
+    while (true) {
+      const n = await from.read(buf);
+      if (n === null) return;
+      await writeAll(to, buf.subarray(0, n));
+    }
+  } catch {
+    // A reset on either side ends the tunnel.
+  }
+}
+
+async function writeAll(to: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await to.write(data.subarray(off));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DOMException("Upgrade timed out", "TimeoutError")), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

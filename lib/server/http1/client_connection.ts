@@ -1,0 +1,110 @@
+/**
+ * One client connection with its read buffer. The buffer holds the head being
+ * parsed and any bytes that followed it (the start of a body, or the next
+ * pipelined request); body bytes past the buffer are read straight into the
+ * consumer's memory. At most one socket read is pending at any time: a read
+ * started to notice the client leaving is picked up by the next `fill`.
+ */
+import type { ReadBuffer } from "../../proxy/http1/bytes.ts";
+import { MAX_HEAD_BYTES } from "./request_head.ts";
+
+const INITIAL_BUFFER = 16 * 1024;
+
+export class ClientConnection implements ReadBuffer {
+  buf = new Uint8Array(INITIAL_BUFFER);
+  start = 0;
+  end = 0;
+  closed = false;
+  /** Taken over by a protocol upgrade: the HTTP server no longer reads, writes or closes it. */
+  hijacked = false;
+  private pending: Promise<number | null> | null = null;
+
+  constructor(readonly socket: Deno.Conn) {}
+
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /** Reads more bytes into the buffer; returns how many, or 0 at end of stream. */
+  async fill(): Promise<number> {
+    let n: number | null;
+    if (this.pending) {
+      const p = this.pending;
+      this.pending = null;
+      n = await p;
+    } else {
+      this.makeRoom();
+      n = await this.socket.read(this.buf.subarray(this.end));
+    }
+    if (n === null) return 0;
+    this.end += n;
+    return n;
+  }
+
+  /**
+   * Starts a read whose only purpose is to learn that the client closed the
+   * connection (`onEnd`); bytes it gets (a pipelined request) stay buffered.
+   */
+  watchForEnd(onEnd: () => void): void {
+    if (this.pending || this.closed) return;
+    this.makeRoom();
+    const p = this.socket.read(this.buf.subarray(this.end)).catch(() => null);
+    this.pending = p;
+    p.then((n) => {
+      if (n === null) onEnd();
+    });
+  }
+
+  /** Reads directly into `into` when nothing is buffered (a body larger than the buffer). */
+  readInto(into: Uint8Array): Promise<number | null> {
+    if (this.pending) return this.fill().then((n) => n === 0 ? null : this.take(into));
+    return this.socket.read(into);
+  }
+
+  /** Moves up to `into.length` buffered bytes into `into`; returns how many. */
+  take(into: Uint8Array): number {
+    const n = Math.min(into.length, this.end - this.start);
+    into.set(this.buf.subarray(this.start, this.start + n));
+    this.start += n;
+    return n;
+  }
+
+  private makeRoom(): void {
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      return;
+    }
+    if (this.end < this.buf.length) return;
+    if (this.start > 0) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+      return;
+    }
+    // Only a head grows the buffer, and only up to the head ceiling (checked by the caller).
+    const bigger = new Uint8Array(Math.min(this.buf.length * 2, MAX_HEAD_BYTES + 1024));
+    bigger.set(this.buf.subarray(0, this.end));
+    this.buf = bigger;
+  }
+
+  async writeAll(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) off += await this.socket.write(data.subarray(off));
+  }
+
+  /** Hands the socket over; returns the bytes already read past the request head. */
+  hijack(): Uint8Array {
+    this.hijacked = true;
+    return this.buf.slice(this.start, this.end);
+  }
+
+  close(): void {
+    if (this.closed || this.hijacked) return;
+    this.closed = true;
+    try {
+      this.socket.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Parsing of an HTTP/1.1 request head (RFC 9112 §3, §5, §6), strict where a
+ * lenient reading would let two parsers disagree on where a request ends:
+ * framing that is ambiguous (Content-Length with Transfer-Encoding, differing
+ * lengths, a coding other than a lone `chunked`, obs-fold, whitespace before
+ * a colon) is refused, never guessed.
+ */
+import type { ErrorCode } from "../../core/errors.ts";
+
+export interface RequestHead {
+  method: string;
+  /** The request target as sent (origin-form or absolute-form). */
+  target: string;
+  http10: boolean;
+  /** Field lines in order, names lower-cased, values trimmed. */
+  headers: [string, string][];
+  host: string | null;
+  contentLength: number;
+  chunked: boolean;
+  /** Whether the client allows the connection to serve another request. */
+  keepAlive: boolean;
+  expectContinue: boolean;
+  upgrade: boolean;
+}
+
+export interface HeadRefusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Ceilings below every configurable limit: a head past them is refused before any routing. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+export const MAX_FIELDS = 128;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls.
+// deno-lint-ignore no-control-regex
+const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+// deno-lint-ignore no-control-regex
+const INVALID_TARGET = /[\x00-\x20\x7f]/;
+const RAW_BYTE = /[\x80-\xff]/;
+const RAW_BYTES = /[\x80-\xff]/g;
+const DIGITS = /^\d{1,15}$/;
+
+/** Parses a head (the text before the blank line, latin1-decoded); a string answer is a refusal. */
+export function parseRequestHead(text: string): RequestHead | HeadRefusal {
+  let lineEnd = text.indexOf("\r\n");
+  if (lineEnd < 0) lineEnd = text.length;
+  const requestLine = text.slice(0, lineEnd);
+  const sp1 = requestLine.indexOf(" ");
+  const sp2 = requestLine.indexOf(" ", sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || requestLine.indexOf(" ", sp2 + 1) >= 0) {
+    return refuse("bad_request", "Malformed request line");
+  }
+  const method = requestLine.slice(0, sp1);
+  // Raw bytes past ASCII (the head is latin1-decoded: one char per byte) travel percent-encoded.
+  let target = requestLine.slice(sp1 + 1, sp2);
+  if (RAW_BYTE.test(target)) target = target.replace(RAW_BYTES, percentEncode);
+  const version = requestLine.slice(sp2 + 1);
+  if (!TOKEN.test(method)) return refuse("bad_request", "Malformed method");
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
+    return /^HTTP\/\d\.\d$/.test(version)
+      ? refuse("http_version_not_supported", `${version} is not supported on this listener`)
+      : refuse("bad_request", "Malformed HTTP version");
+  }
+  if (target === "" || INVALID_TARGET.test(target)) {
+    return refuse("bad_request", "Malformed request target");
+  }
+  if (target.charCodeAt(0) !== 47 /* / */ && !/^https?:\/\//i.test(target)) {
+    // authority-form (CONNECT) and asterisk-form (OPTIONS *) are not proxied.
+    return refuse("bad_request", "Only origin-form and absolute-form request targets are served");
+  }
+  const http10 = version === "HTTP/1.0";
+
+  const headers: [string, string][] = [];
+  let host: string | null = null;
+  let hosts = 0;
+  let contentLength = -1;
+  let transferEncodings = 0;
+  let chunked = false;
+  let keepAlive = !http10;
+  let expectContinue = false;
+  let upgrade = false;
+  let pos = lineEnd + 2;
+  while (pos < text.length) {
+    let next = text.indexOf("\r\n", pos);
+    if (next < 0) next = text.length;
+    const line = text.slice(pos, next);
+    pos = next + 2;
+    const first = line.charCodeAt(0);
+    if (first === 32 || first === 9) return refuse("bad_request", "Obsolete line folding");
+    const colon = line.indexOf(":");
+    if (colon <= 0) return refuse("bad_request", "Malformed header line");
+    const rawName = line.slice(0, colon);
+    if (!TOKEN.test(rawName)) return refuse("bad_request", "Malformed header name");
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (INVALID_VALUE.test(value)) {
+      return refuse("bad_request", "Invalid character in header value");
+    }
+    if (headers.length === MAX_FIELDS) {
+      return refuse("headers_too_large", `More than ${MAX_FIELDS} header fields`);
+    }
+    const name = rawName.toLowerCase();
+    headers.push([name, value]);
+    switch (name) {
+      case "host":
+        hosts++;
+        host = value;
+        break;
+      case "content-length": {
+        const n = contentLengthOf(value);
+        if (n < 0 || (contentLength >= 0 && n !== contentLength)) {
+          return refuse("bad_request", "Invalid or conflicting Content-Length");
+        }
+        contentLength = n;
+        break;
+      }
+      case "transfer-encoding":
+        transferEncodings++;
+        chunked = value.toLowerCase() === "chunked";
+        if (!chunked) return refuse("bad_request", "Only Transfer-Encoding: chunked is accepted");
+        break;
+      case "connection": {
+        const tokens = value.toLowerCase();
+        if (/(^|[ ,])close($|[ ,])/.test(tokens)) keepAlive = false;
+        else if (http10 && /(^|[ ,])keep-alive($|[ ,])/.test(tokens)) keepAlive = true;
+        if (/(^|[ ,])upgrade($|[ ,])/.test(tokens)) upgrade = true;
+        break;
+      }
+      case "expect":
+        if (value.toLowerCase() !== "100-continue") {
+          return refuse("expectation_failed", `Expectation not supported: ${value.slice(0, 64)}`);
+        }
+        expectContinue = !http10;
+        break;
+    }
+  }
+  if (transferEncodings > 1) return refuse("bad_request", "Transfer-Encoding sent twice");
+  if (chunked && (contentLength >= 0 || http10)) {
+    return refuse(
+      "bad_request",
+      http10 ? "Transfer-Encoding on HTTP/1.0" : "Both Content-Length and Transfer-Encoding",
+    );
+  }
+  if (hosts > 1 || (hosts === 0 && !http10)) {
+    return refuse("bad_request", hosts > 1 ? "Host sent twice" : "Missing Host header");
+  }
+  return {
+    method,
+    target,
+    http10,
+    headers,
+    host,
+    contentLength: contentLength < 0 ? 0 : contentLength,
+    chunked,
+    keepAlive,
+    expectContinue,
+    upgrade: upgrade && headers.some(([n]) => n === "upgrade"),
+  };
+}
+
+/** A Content-Length, or a list repeating one value (RFC 9112 §6.3); -1 when invalid. */
+function contentLengthOf(value: string): number {
+  if (DIGITS.test(value)) return Number(value);
+  const parts = value.split(",").map((p) => p.trim());
+  return parts.every((p) => DIGITS.test(p) && p === parts[0]) ? Number(parts[0]) : -1;
+}
+
+function percentEncode(c: string): string {
+  return `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+}
+
+function refuse(code: ErrorCode, message: string): HeadRefusal {
+  return { code, message };
+}
+
+export function isRefusal(h: RequestHead | HeadRefusal): h is HeadRefusal {
+  return "code" in h;
+}

@@ -1,0 +1,341 @@
+/**
+ * The HTTP/1.1 server behind plain listeners. The gateway parses requests
+ * itself instead of using `Deno.serve` for three things measured or missing
+ * there: request bodies are read only as fast as the upstream takes them (a
+ * 200 MB upload through `Deno.serve` grew the process by up to 155 MB), a
+ * client that is slow to send its head gets 408 (Deno.serve has no hook
+ * before the head is parsed), and malformed framing is refused in the
+ * common JSON error shape by a parser whose rules the README states.
+ *
+ * Connections are served one request at a time (pipelined requests wait in
+ * the buffer). A watched deadline per connection covers the keep-alive idle
+ * time and the head read time; body reads are timed by the security stage.
+ */
+import { errorResponse } from "../../core/errors.ts";
+import { decodeHead, findHeadEnd } from "../../proxy/http1/bytes.ts";
+import { ChunkedDecoder } from "../../proxy/http1/body.ts";
+import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
+import type { ServeHandler } from "../handler.ts";
+import { ClientConnection } from "./client_connection.ts";
+import { type RequestBody, requestBody } from "./request_body.ts";
+import {
+  type HeadRefusal,
+  isRefusal,
+  MAX_HEAD_BYTES,
+  parseRequestHead,
+  type RequestHead,
+} from "./request_head.ts";
+import { writeResponse } from "./response_writer.ts";
+import { registerUpgrade } from "./upgrade.ts";
+
+export interface ConnectionTimeouts {
+  /** From the first byte of a request head to its end (408 after). */
+  headerMs: number;
+  /** A kept-alive connection waiting for its next request (closed after). */
+  idleMs: number;
+}
+
+export interface Http1ServerOptions {
+  hostname: string;
+  port: number;
+  reusePort?: boolean;
+  /** Read for every connection, so a reload's new values apply to new requests. */
+  timeouts(): ConnectionTimeouts;
+  onError?(e: unknown): void;
+}
+
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
+
+export class Http1Server {
+  readonly addr: Deno.NetAddr;
+  private readonly listener: Deno.TcpListener;
+  private readonly connections = new Set<ServedConnection>();
+  private closing = false;
+  private drained: (() => void) | null = null;
+
+  constructor(private readonly o: Http1ServerOptions, private readonly handler: ServeHandler) {
+    this.listener = Deno.listen({
+      hostname: o.hostname,
+      port: o.port,
+      transport: "tcp",
+      ...(o.reusePort ? { reusePort: true } : {}),
+    });
+    this.addr = this.listener.addr;
+    this.accept();
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  private async accept(): Promise<void> {
+    while (true) {
+      let socket: Deno.TcpConn;
+      try {
+        socket = await this.listener.accept();
+      } catch (e) {
+        if (this.closing) return;
+        // Out of file descriptors and the like: keep accepting once the moment passes.
+        this.o.onError?.(e);
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      socket.setNoDelay(true);
+      const c = new ServedConnection(this, new ClientConnection(socket), this.handler);
+      this.connections.add(c);
+      c.serve(this.o.timeouts()).finally(() => {
+        this.connections.delete(c);
+        if (this.connections.size === 0) this.drained?.();
+      });
+    }
+  }
+
+  reportError(e: unknown): void {
+    this.o.onError?.(e);
+  }
+
+  /** Stops accepting, closes idle connections, and resolves when the busy ones are done. */
+  shutdown(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      try {
+        this.listener.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    for (const c of this.connections) c.closeIfIdle();
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drained = resolve;
+    });
+  }
+}
+
+const enum Phase {
+  /** Waiting for the first byte of the next request. */
+  Idle,
+  /** Part of a request head has arrived. */
+  Head,
+  /** A request is being served. */
+  Busy,
+}
+
+/**
+ * Checks the framing of a chunked body's first chunk if it came with the head,
+ * so that a malformed body is refused before the upstream sees any of it.
+ */
+function firstChunkValid(conn: ClientConnection): boolean {
+  const saved = conn.start;
+  try {
+    new ChunkedDecoder(conn).framing();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    conn.start = saved;
+  }
+}
+
+class ServedConnection implements Watched {
+  nextCheck = Infinity;
+  private phase = Phase.Idle;
+  private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0 };
+  private timedOut = false;
+
+  constructor(
+    private readonly server: Http1Server,
+    private readonly conn: ClientConnection,
+    private readonly handler: ServeHandler,
+  ) {}
+
+  async serve(timeouts: ConnectionTimeouts): Promise<void> {
+    this.timeouts = timeouts;
+    // A new connection gets the head timeout, not the longer keep-alive one.
+    this.nextCheck = performance.now() + timeouts.headerMs;
+    deadlines.add(this);
+    try {
+      while (await this.serveOne());
+    } catch (e) {
+      if (!this.conn.closed) this.server.reportError(e);
+    } finally {
+      deadlines.delete(this);
+      this.conn.close();
+    }
+  }
+
+  check(): void {
+    this.nextCheck = Infinity;
+    if (this.phase === Phase.Busy) return;
+    if (this.phase === Phase.Idle) {
+      this.conn.close();
+      return;
+    }
+    this.timedOut = true;
+    const refusal = errorResponse("request_timeout", crypto.randomUUID(), {
+      message: `The request head was not received within ${this.timeouts.headerMs} ms`,
+    });
+    writeResponse(this.conn, refusal, { head: false, http10: false, keepAlive: false })
+      .catch(() => {})
+      .finally(() => this.conn.close());
+  }
+
+  closeIfIdle(): void {
+    if (this.phase === Phase.Idle) this.conn.close();
+  }
+
+  /** Serves one request; resolves to whether the connection stays open for another. */
+  private async serveOne(): Promise<boolean> {
+    const head = await this.readHead();
+    if (head === null) return false;
+    this.phase = Phase.Busy;
+    this.nextCheck = Infinity;
+    if (isRefusal(head)) {
+      await this.refuse(head);
+      return false;
+    }
+
+    const url = this.urlOf(head);
+    if (url === null) {
+      await this.refuse({ code: "bad_request", message: "Invalid Host header" });
+      return false;
+    }
+    if (head.chunked && !firstChunkValid(this.conn)) {
+      await this.refuse({ code: "bad_request", message: "Malformed chunked body" });
+      return false;
+    }
+    const hasBody = head.chunked || head.contentLength > 0;
+    const bodyAllowed = head.method !== "GET" && head.method !== "HEAD";
+    // The client's leaving is watched only once someone asks (a read pending per request costs).
+    let abort: AbortController | null = null;
+    let bodyComplete = !hasBody;
+    const watch = () => {
+      if (!head.upgrade) {
+        this.conn.watchForEnd(() =>
+          abort!.abort(new DOMException("The client went away", "AbortError"))
+        );
+      }
+    };
+    const signal = () => {
+      if (abort === null) {
+        abort = new AbortController();
+        if (bodyComplete) watch();
+      }
+      return abort.signal;
+    };
+    const body: RequestBody | null = hasBody
+      ? requestBody(this.conn, head.contentLength, head.chunked, head.expectContinue, () => {
+        bodyComplete = true;
+        if (abort !== null) watch();
+      })
+      : null;
+    let req: Request;
+    try {
+      req = new Request(
+        url,
+        body !== null && bodyAllowed
+          ? { method: head.method, body: body.stream, duplex: "half" } as RequestInit
+          : { method: head.method },
+      );
+      const h = req.headers;
+      for (const [name, value] of head.headers) h.append(name, value);
+    } catch {
+      await this.refuse({ code: "bad_request", message: "Malformed request target or headers" });
+      return false;
+    }
+    if (head.upgrade) registerUpgrade(req, this.conn);
+
+    let res: Response;
+    try {
+      res = await this.handler(req, {
+        remoteAddr: this.conn.socket.remoteAddr,
+        rawUrl: url,
+        signal,
+      });
+    } catch (e) {
+      this.server.reportError(e);
+      res = errorResponse("internal_error", crypto.randomUUID());
+    }
+    if (this.conn.closed || this.conn.hijacked) return false;
+
+    const bodyDone = body === null || body.complete || body.skipBuffered();
+    const keepAlive = head.keepAlive && bodyDone && !this.server.isClosing &&
+      res.headers.get("connection")?.toLowerCase() !== "close";
+    try {
+      const reusable = await writeResponse(this.conn, res, {
+        head: head.method === "HEAD",
+        http10: head.http10,
+        keepAlive,
+      });
+      if (!reusable || this.server.isClosing) return false;
+    } catch {
+      // The client went away mid-response.
+      return false;
+    }
+    this.phase = Phase.Idle;
+    this.nextCheck = performance.now() + this.timeouts.idleMs;
+    return true;
+  }
+
+  /** The next request head, a refusal, or null when the connection ended or timed out. */
+  private async readHead(): Promise<RequestHead | HeadRefusal | null> {
+    const c = this.conn;
+    // Bytes already searched for the blank line, counted from `start` (fills may move the buffer).
+    let searched = 0;
+    while (true) {
+      // Empty lines before a request line are allowed (RFC 9112 §2.2).
+      while (c.end - c.start >= 2 && c.buf[c.start] === 13 && c.buf[c.start + 1] === 10) {
+        c.start += 2;
+        searched = 0;
+      }
+      if (c.buffered > 0 && this.phase === Phase.Idle) {
+        this.phase = Phase.Head;
+        this.nextCheck = performance.now() + this.timeouts.headerMs;
+      }
+      const idx = findHeadEnd(c.buf, c.start + searched, c.end);
+      if (idx >= 0) {
+        if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
+        const text = decodeHead(c.buf.subarray(c.start, idx));
+        c.start = idx + 4;
+        return parseRequestHead(text);
+      }
+      if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
+      searched = Math.max(0, c.buffered - 3);
+      let n: number;
+      try {
+        n = await c.fill();
+      } catch {
+        return null;
+      }
+      if (n === 0 || this.timedOut) return null;
+    }
+  }
+
+  private tooLarge(): HeadRefusal {
+    const c = this.conn;
+    const lineEnd = c.buf.subarray(c.start, c.end).indexOf(10);
+    return lineEnd < 0 || lineEnd > MAX_HEAD_BYTES
+      ? { code: "uri_too_long", message: `The request line is longer than ${MAX_HEAD_BYTES} bytes` }
+      : {
+        code: "headers_too_large",
+        message: `The request head is larger than ${MAX_HEAD_BYTES} bytes`,
+      };
+  }
+
+  private urlOf(head: RequestHead): string | null {
+    if (head.target.charCodeAt(0) !== 47) return head.target; // absolute-form
+    const a = this.server.addr;
+    const host = head.host ??
+      `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
+    return HOST.test(host) ? `http://${host}${head.target}` : null;
+  }
+
+  private async refuse(r: HeadRefusal): Promise<void> {
+    const res = errorResponse(r.code, crypto.randomUUID(), { message: r.message });
+    try {
+      await writeResponse(this.conn, res, { head: false, http10: false, keepAlive: false });
+    } catch {
+      // The client is gone.
+    }
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Slow and idle clients on a plain listener: a head that does not complete
+ * within `security.header_timeout_ms` gets 408 in the common shape and the
+ * connection is closed; a kept-alive connection with nothing to say is closed
+ * silently after `server.keepalive_timeout_s`. Neither reaches the upstream.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+
+interface Rig {
+  g: TestGateway;
+  up: TestServer;
+  /** Request bodies the upstream read, in arrival order. */
+  bodies: string[];
+}
+
+async function withRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
+  const bodies: string[] = [];
+  const up = startUpstream(async (req) => {
+    bodies.push(await req.text());
+    return new Response("ok");
+  });
+  try {
+    const g = await startGateway(`
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0 }
+security: { header_timeout_ms: 300 }
+server: { drain_timeout_s: 2, keepalive_timeout_s: 0.4 }
+upstreams:
+  app: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`);
+    try {
+      await fn({ g, up, bodies });
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+}
+
+const enc = new TextEncoder();
+
+async function connect(base: string): Promise<Deno.TcpConn> {
+  const u = new URL(base);
+  return await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+}
+
+/** Everything the server sends until it closes (or `limitMs` passes), and when it closed. */
+async function readUntilClose(
+  conn: Deno.Conn,
+  limitMs: number,
+): Promise<{ text: string; ms: number }> {
+  const started = performance.now();
+  const timer = setTimeout(() => conn.close(), limitMs);
+  let text = "";
+  const buf = new Uint8Array(16384);
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } catch {
+    // closed by the timer
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the server
+    }
+  }
+  return { text, ms: performance.now() - started };
+}
+
+Deno.test("a request head that stalls past header_timeout_ms is answered 408 and closed", async () => {
+  await withRig(async ({ g, up }) => {
+    const conn = await connect(g.url());
+    await conn.write(enc.encode("GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Part: "));
+    const { text, ms } = await readUntilClose(conn, 5000);
+    assertMatch(text, /^HTTP\/1\.1 408 /);
+    assertMatch(text, /"code":"request_timeout"/);
+    assertMatch(text, /connection: close/i);
+    assertOk(ms >= 250 && ms < 3000, `answered after ${ms} ms`);
+    assertEquals(up.received.length, 0);
+  });
+});
+
+Deno.test("a head sent one byte at a time is still bounded by header_timeout_ms", async () => {
+  await withRig(async ({ g, up }) => {
+    const conn = await connect(g.url());
+    const head = "GET /drip HTTP/1.1\r\nHost: localhost\r\n" + "X-Pad: y\r\n".repeat(50) + "\r\n";
+    const started = performance.now();
+    const reply = readUntilClose(conn, 5000);
+    try {
+      for (const ch of head) {
+        await conn.write(enc.encode(ch));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } catch {
+      // the server closed the connection under us
+    }
+    const { text } = await reply;
+    assertMatch(text, /^HTTP\/1\.1 408 /);
+    assertOk(performance.now() - started < 3000);
+    assertEquals(up.received.length, 0);
+  });
+});
+
+Deno.test("an idle kept-alive connection is closed after keepalive_timeout_s; a silent new one after header_timeout_ms", async () => {
+  await withRig(async ({ g }) => {
+    const conn = await connect(g.url());
+    await conn.write(enc.encode("GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    const { text, ms } = await readUntilClose(conn, 5000);
+    assertMatch(text, /^HTTP\/1\.1 200 /);
+    assertOk(!/408/.test(text), "an idle connection is closed without an answer");
+    assertOk(ms >= 350 && ms < 3000, `closed after ${ms} ms`);
+
+    const silent = await connect(g.url());
+    const quiet = await readUntilClose(silent, 5000);
+    assertEquals(quiet.text, "", "nothing sent, nothing answered");
+    assertOk(quiet.ms >= 250 && quiet.ms < 3000, `closed after ${quiet.ms} ms`);
+  });
+});
+
+Deno.test("pipelined requests are answered in order on one connection", async () => {
+  await withRig(async ({ g, up, bodies }) => {
+    const conn = await connect(g.url());
+    await conn.write(enc.encode(
+      "GET /one HTTP/1.1\r\nHost: localhost\r\n\r\n" +
+        "POST /two HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc" +
+        "GET /three HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ));
+    const { text } = await readUntilClose(conn, 5000);
+    assertEquals(text.match(/HTTP\/1\.1 200 /g)?.length, 3);
+    assertEquals(up.received.map((r) => r.url), ["/one", "/two", "/three"]);
+    assertEquals(bodies, ["", "abc", ""]);
+  });
+});
+
+Deno.test("Expect: 100-continue gets 100 before the body is read; HTTP/1.0 closes unless kept alive", async () => {
+  await withRig(async ({ g, bodies }) => {
+    const conn = await connect(g.url());
+    await conn.write(enc.encode(
+      "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    ));
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    assertMatch(
+      new TextDecoder().decode(buf.subarray(0, n ?? 0)),
+      /^HTTP\/1\.1 100 Continue\r\n\r\n/,
+    );
+    await conn.write(enc.encode("hello"));
+    const { text } = await readUntilClose(conn, 5000);
+    assertMatch(text, /^HTTP\/1\.1 200 /);
+    assertEquals(bodies, ["hello"]);
+
+    const old = await connect(g.url());
+    await old.write(enc.encode("GET /old HTTP/1.0\r\n\r\n"));
+    const reply = await readUntilClose(old, 5000);
+    assertMatch(reply.text, /^HTTP\/1\.1 200 /);
+    assertMatch(reply.text, /connection: close/i);
+    assertOk(reply.ms < 3000, "HTTP/1.0 without keep-alive is closed after the answer");
+  });
+});
