@@ -64,7 +64,8 @@ export const serverSchema = z.strictObject({
     description: "Pseudonym in the Via header added to forwarded messages",
   }),
   workers: z.number().int().min(1).optional().meta({
-    description: "Worker isolates sharing the listeners (reusePort); default 1",
+    description:
+      "Worker isolates sharing the listeners (reusePort); --workers wins; default one per core",
   }),
   config_watch: configWatchSchema.default(configWatchSchema.parse({})),
 });
