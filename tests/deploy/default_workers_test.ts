@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { spawnGateway } from "../helpers/process.ts";
+import { type GatewayProcess, spawnGateway } from "../helpers/process.ts";
 import { freePorts, FROM_SOURCE, runCli, statuses } from "./process.ts";
 
 const CORES = navigator.hardwareConcurrency;
@@ -35,17 +35,51 @@ function workerLabels(metrics: string): string[] {
 
 const PORT_ZERO = 'listener "public" has port 0, which would give each worker a different ' +
   "random port";
+/** Why the default runs one isolate where a listener has port 0 (on more than one core). */
+const FALLBACK = `one per core would be ${CORES}, but ${PORT_ZERO}; give it a fixed port to use ` +
+  "every core";
 
-Deno.test("no --workers: the process serves with one worker isolate per core", async () => {
+interface Running {
+  gw: GatewayProcess;
+  /** The configured public port (0 when asked for) and the admin port. */
+  port: number;
+  admin: number;
+  file: string;
+  upstream: string;
+}
+
+/**
+ * Starts a gateway process (`args` after `run --config FILE`) with its public
+ * listener on a free port, or on port 0 when `port0`; runs `body`; stops it
+ * with SIGTERM and expects exit 0.
+ */
+async function withGateway(
+  o: { port0?: boolean; args?: string[] },
+  body: (r: Running) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "gw-default-workers-" });
   const up = startUpstream();
-  const [port, admin] = freePorts(2) as [number, number];
+  const [free, admin] = freePorts(2) as [number, number];
+  const port = o.port0 ? 0 : free;
   const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(file, config(port, admin, up.url));
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, [], {
-    timeoutMs: 30_000,
-  });
   try {
+    await Deno.writeTextFile(file, config(port, admin, up.url));
+    const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, o.args ?? [], {
+      timeoutMs: 30_000,
+    });
+    try {
+      await body({ gw, port, admin, file, upstream: up.url });
+    } finally {
+      assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("no --workers: the process serves with one worker isolate per core", async () => {
+  await withGateway({}, async ({ gw, port, admin }) => {
     assertEquals(
       logged(gw.log, "workers").map((l) => [l.level, l.workers, l.why]),
       [["info", CORES, "one per core"]],
@@ -69,32 +103,17 @@ Deno.test("no --workers: the process serves with one worker isolate per core", a
       assertEquals(workerLabels(metrics), []);
       assertEquals(started, ["undefined"]);
     }
-  } finally {
-    assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("no --workers, a listener on port 0: one isolate, and the log says why", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw-default-workers-" });
-  const up = startUpstream();
-  const [admin] = freePorts(1) as [number];
-  const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(file, config(0, admin, up.url));
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, [], {
-    timeoutMs: 30_000,
-  });
-  try {
+  await withGateway({ port0: true }, async ({ gw, admin }) => {
     const [line, ...more] = logged(gw.log, "workers");
     assertEquals(more, []);
     if (CORES > 1) {
       assertEquals(line?.level, "warn");
       assertEquals(line?.workers, 1);
-      assertEquals(
-        line?.why,
-        `one per core would be ${CORES}, but ${PORT_ZERO}; give it a fixed port to use every core`,
-      );
+      assertEquals(line?.why, FALLBACK);
     } else {
       assertEquals([line?.level, line?.workers, line?.why], ["info", 1, "one per core"]);
     }
@@ -109,11 +128,7 @@ Deno.test("no --workers, a listener on port 0: one isolate, and the log says why
     assertEquals(await statuses(`${base}/x`, 4), [200, 200, 200, 200]);
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     assertEquals(workerLabels(metrics), []);
-  } finally {
-    assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("an explicit count above 1 with a port 0 listener is refused; validate says the same", async () => {
@@ -153,10 +168,7 @@ Deno.test("an explicit count above 1 with a port 0 listener is refused; validate
     assertEquals(fallback.code, 0, fallback.stderr);
     assertEquals(
       fallback.stdout.trim().split("\n")[1],
-      CORES > 1
-        ? `workers: 1 (one per core would be ${CORES}, but ${PORT_ZERO}; give it a fixed port ` +
-          "to use every core)"
-        : "workers: 1 (one per core)",
+      `workers: 1 (${CORES > 1 ? FALLBACK : "one per core"})`,
     );
     const one = await runCli(FROM_SOURCE, ["validate", "-c", "server.yaml", "--workers", "1"], dir);
     assertEquals([one.code, one.stdout.trim().split("\n")[1]], [0, "workers: 1 (--workers 1)"]);
@@ -166,16 +178,8 @@ Deno.test("an explicit count above 1 with a port 0 listener is refused; validate
 });
 
 Deno.test("--workers 2: a reload to a port 0 listener is refused and the running config serves on", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw-default-workers-" });
-  const up = startUpstream();
-  const [port, admin] = freePorts(2) as [number, number];
-  const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(file, config(port, admin, up.url));
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
-    timeoutMs: 30_000,
-  });
-  try {
-    await Deno.writeTextFile(file, config(0, admin, up.url));
+  await withGateway({ args: ["--workers", "2"] }, async ({ gw, port, admin, file, upstream }) => {
+    await Deno.writeTextFile(file, config(0, admin, upstream));
     const reload = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
     assertEquals(reload.status, 422);
     assertEquals(await reload.json(), {
@@ -186,9 +190,5 @@ Deno.test("--workers 2: a reload to a port 0 listener is refused and the running
     assertEquals(await statuses(`http://127.0.0.1:${port}/x`, 8), new Array(8).fill(200));
     assertMatch(gw.log.join("\n"), /"msg":"cluster reload incomplete"/);
     assertEquals(logged(gw.log, "config reloaded"), []);
-  } finally {
-    assertEquals(await gw.stop("SIGTERM"), 0, gw.log.join("\n"));
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
