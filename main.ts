@@ -6,10 +6,10 @@ import { parseArgs, USAGE, UsageError } from "./lib/cli/args.ts";
 import { versionText } from "./lib/cli/version.ts";
 import { loadConfigFile } from "./lib/config/load.ts";
 import { ConfigError, formatIssue } from "./lib/config/issues.ts";
-import { Gateway } from "./lib/server/gateway.ts";
 import { JsonLogger, type Level } from "./lib/observe/logger.ts";
-import { Cluster } from "./lib/cluster/cluster.ts";
 import { ClusterStartError } from "./lib/cluster/worker_handle.ts";
+import { workerCount, type WorkersFlag } from "./lib/cluster/worker_count.ts";
+import { serve, type Server } from "./lib/cli/serve.ts";
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
@@ -30,44 +30,39 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(versionText());
       return 0;
     case "validate":
-      return await validate(args.config);
+      return await validate(args.config, args.workers);
     case "run":
       return await run(args.config, args.logLevel, args.workers);
   }
 }
 
-async function validate(file: string): Promise<number> {
+/** Checks the config and how many workers `run` would start on this machine. */
+async function validate(file: string, workersFlag: WorkersFlag): Promise<number> {
   try {
     const { config } = await loadConfigFile(file);
+    const workers = workerCount(workersFlag, config);
     console.log(
       `${file}: OK (${config.listeners.length} listener(s), ${
         Object.keys(config.upstreams).length
-      } upstream(s), ${config.routes.length} route(s))`,
+      } upstream(s), ${config.routes.length} route(s))\nworkers: ${workers.count} (${workers.why})`,
     );
     return 0;
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    for (const issue of e.issues) console.error(formatIssue(issue));
-    console.error(`${file}: ${e.issues.length} error(s)`);
+    const errors = startErrors(e);
+    for (const line of errors) console.error(line);
+    console.error(`${file}: ${errors.length} error(s)`);
     return 1;
   }
 }
 
-async function run(file: string, level: Level, workersFlag: number | null): Promise<number> {
+async function run(file: string, level: Level, workersFlag: WorkersFlag): Promise<number> {
   const logger = new JsonLogger(level);
-  let server: Gateway | Cluster;
+  let server: Server;
   try {
-    const workers = workersFlag ?? (await loadConfigFile(file)).config.server.workers ?? 1;
-    server = workers > 1
-      ? await Cluster.start({ configFile: file, workers, logLevel: level, logger })
-      : await Gateway.start({ configFile: file, logger });
+    server = (await serve({ configFile: file, workers: workersFlag, logLevel: level, logger }))
+      .server;
   } catch (e) {
-    const errors = e instanceof ConfigError
-      ? e.issues.map(formatIssue)
-      : e instanceof ClusterStartError
-      ? e.errors
-      : null;
-    if (!errors) throw e;
+    const errors = startErrors(e);
     for (const line of errors) console.error(line);
     console.error(`${file}: not started, ${errors.length} error(s)`);
     return 1;
@@ -80,6 +75,13 @@ async function run(file: string, level: Level, workersFlag: number | null): Prom
   Deno.addSignalListener("SIGUSR1", () => void server.reopenLogs());
   await stopped.promise;
   return 0;
+}
+
+/** The lines to print for a config or worker-count error; anything else is a bug and rethrown. */
+function startErrors(e: unknown): string[] {
+  if (e instanceof ConfigError) return e.issues.map(formatIssue);
+  if (e instanceof ClusterStartError) return e.errors;
+  throw e;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -82,7 +82,9 @@ http { access_log off; server { listen 127.0.0.1:${upstreamPort}; keepalive_requ
     { name: "API key", path: "/key/42", header: `X-API-Key: ${API_KEY}` },
     { name: "JWT RS256, keys cached", path: "/jwt/42", header: `Authorization: Bearer ${token}` },
   ];
-  console.log(`wrk -t1 -c32 -d${seconds}s per route, one gateway process per route\n`);
+  console.log(
+    `wrk -t1 -c32 -d${seconds}s per route, one gateway process (--workers 1) per route\n`,
+  );
   console.log("| route | req/s (noisy) | busy CPU s | auth CPU s | auth share of CPU |");
   console.log("|---|---:|---:|---:|---:|");
   try {
@@ -115,6 +117,8 @@ routes:
           `${dir}/gateway.yaml`,
           "--log-level",
           "warn",
+          "--workers", // the CPU profile of the one isolate that serves
+          "1",
         ],
         stdout: "null",
         stderr: "null",

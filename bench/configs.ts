@@ -19,13 +19,18 @@ type RequireFree = (ports: number[], what: string) => void;
 type Spawn = (cmd: string, args: string[], env?: Record<string, string>) => Deno.ChildProcess;
 
 interface GatewayConfig {
+  /** What the configuration does; the row name adds the worker count. */
   name: string;
+  /** Isolates (`--workers`, always passed: the default depends on the machine). */
+  workers: number;
   /** Routes and sections after listeners/admin/upstreams. */
   body: string;
   path?: string;
   header?: string;
-  args?: string[];
 }
+
+/** Worker counts of the routing-only rows: one, two, and one per core (the default). */
+const ROUTING_WORKERS = [...new Set([1, 2, navigator.hardwareConcurrency])].sort((a, b) => a - b);
 
 const BENCH_KEY = "bench-key-0123456789abcdef";
 
@@ -79,11 +84,14 @@ routes:
 `;
   const bearer = `Authorization: Bearer ${token}`;
   return [
-    { name: "gateway routing-only", body: routingOnly },
-    { name: "gateway routing-only --workers 1", body: routingOnly, args: ["--workers", "1"] },
-    { name: "gateway routing-only --workers 2", body: routingOnly, args: ["--workers", "2"] },
+    ...ROUTING_WORKERS.map((workers) => ({
+      name: "gateway routing-only",
+      workers,
+      body: routingOnly,
+    })),
     {
       name: "gateway api-key + token bucket",
+      workers: 1,
       header: `X-API-Key: ${BENCH_KEY}`,
       body: `
 auth: { keys: { kind: api_key, header: X-API-Key } }
@@ -93,9 +101,15 @@ routes:
       auth: [keys], scopes: [read:users], rate_limit: ${TOKEN_BUCKET} }
 `,
     },
-    { name: "gateway jwt + sliding window + transforms", header: bearer, body: jwtFull },
+    {
+      name: "gateway jwt + sliding window + transforms",
+      workers: 1,
+      header: bearer,
+      body: jwtFull,
+    },
     {
       name: "gateway jwt + sliding window + transforms (redis)",
+      workers: 1,
       header: bearer,
       body: `store: { kind: redis, redis: { url: "${redisUrl}" } }${jwtFull}`,
     },
@@ -147,10 +161,11 @@ ${c.body}`,
       file,
       "--log-level",
       "warn",
-      ...(c.args ?? []),
+      "--workers",
+      String(c.workers),
     ]);
     out.push({
-      name: c.name,
+      name: `${c.name} --workers ${c.workers}`,
       url: `http://127.0.0.1:${port}${c.path ?? "/api/users/42"}`,
       ...(c.header ? { header: c.header, headers: headerRecord(c.header) } : {}),
       pid: () => child.pid,

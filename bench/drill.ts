@@ -89,7 +89,18 @@ const events: string[] = [];
 try {
   [a, b] = await Promise.all([upstream(portA, "a"), upstream(portB, "b")]);
   gw = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${here}../main.ts`, "--config", configFile, "--log-level", "info"],
+    // One isolate: one breaker and one health checker, whose events the drill times.
+    args: [
+      "run",
+      "-A",
+      `${here}../main.ts`,
+      "--config",
+      configFile,
+      "--log-level",
+      "info",
+      "--workers",
+      "1",
+    ],
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -172,7 +183,7 @@ try {
     ["b restored", restoredAt - t0, 3 * PHASE_MS],
   ];
   console.log(
-    `\nFailure drill: ${CONCURRENCY} concurrent clients, ${
+    `\nFailure drill (gateway --workers 1): ${CONCURRENCY} concurrent clients, ${
       (3 * PHASE_MS / 1000).toFixed(0)
     } s, target b killed (SIGKILL) at ${((killedAt - t0) / 1000).toFixed(2)} s and restarted at ${
       ((restoredAt - t0) / 1000).toFixed(2)

@@ -252,7 +252,17 @@ routes:
 `,
     );
     const gw = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "main.ts"), "--config", file, "--log-level", "warn"],
+      args: [
+        "run",
+        "-A",
+        join(ROOT, "main.ts"),
+        "--config",
+        file,
+        "--log-level",
+        "warn",
+        "--workers", // the RSS of one isolate holding the memory store
+        "1",
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();
@@ -350,7 +360,7 @@ export async function rateLimitBench(
     `RateLimit headers, ${cost.none.toFixed(2)} µs with headers: none.`,
     `Memory store, ${count(floodKeys)} distinct keys, max_keys 100,000: ` +
     `${count(flood.held)} keys held (${count(flood.rate)} new-key decisions per CPU-second).`,
-    `Gateway process, max_keys 20,000, a new X-Client key on every request (wrk): RSS ` +
+    `Gateway process (--workers 1), max_keys 20,000, a new X-Client key on every request (wrk): RSS ` +
     phases.map((p) => `${p.rssMb.toFixed(0)} MB after ${count(p.keys)} keys`).join(", ") +
     ` (the first: warm-up on 100 keys).`,
   ].join("\n");

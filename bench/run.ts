@@ -21,7 +21,7 @@
  *   deno task bench [--seconds 5] [--connections 64] [--rounds 2] [--only routing,jwt]
  *                   [--soak 300]
  *
- * `--soak SECONDS` then loads the routing-only gateway for that long and reports
+ * `--soak SECONDS` then loads the routing-only gateway (one worker) for that long and reports
  * its RSS at the start and end of the load (issue 11: no growth over a soak).
  */
 import { parseArgs } from "node:util";
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   const rows = ready.map((t) => median(results.get(t.name)!));
   // Decisions per second and the memory bound (`--only ratelimit` runs them too).
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
-  const routing = ready.find((t) => t.name === "gateway routing-only");
+  const routing = ready.find((t) => t.name === "gateway routing-only --workers 1");
   const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
   const table = render(rows) + soak + limiting;
   console.log(table);

@@ -95,6 +95,8 @@ try {
     `${dir}/gateway.yaml`,
     "--log-level",
     "warn",
+    "--workers", // one isolate: one response cache, one CPU budget per row
+    "1",
   ]);
   await until(`http://127.0.0.1:${upstreamPort}/`);
   await until(`http://127.0.0.1:${adminPort}/readyz`);
@@ -106,7 +108,10 @@ try {
     ["header transforms", `${base}/headers`],
     ["cache hit", `${base}/cached`],
   ] as const;
-  console.log(`wrk -t1 -c${connections} -d${seconds}s, ${rounds} interleaved rounds, median shown`);
+  console.log(
+    `gateway --workers 1; wrk -t1 -c${connections} -d${seconds}s, ${rounds} interleaved rounds, ` +
+      "median shown",
+  );
   for (const [, url] of rows) await wrk(url, 1); // warm-up: pools, JIT, the cache entry
   const runs = new Map<string, WrkResult[]>(rows.map(([name]) => [name, []]));
   for (let r = 0; r < rounds; r++) {

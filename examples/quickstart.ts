@@ -1,11 +1,13 @@
 /**
  * `deno task start`: small demo services on loopback, and the gateway on
- * config/gateway.yaml in front of them, with curl lines to try. Ctrl-C drains
- * and stops everything.
+ * config/gateway.yaml in front of them, started as `gateway run` starts it (one
+ * worker isolate per core unless `server.workers` says otherwise), with curl
+ * lines to try. Ctrl-C drains and stops everything.
  */
-import { Gateway } from "../lib/server/gateway.ts";
 import { JsonLogger } from "../lib/observe/logger.ts";
 import { ConfigError, formatIssue } from "../lib/config/issues.ts";
+import { ClusterStartError } from "../lib/cluster/worker_handle.ts";
+import { serve, type Server } from "../lib/cli/serve.ts";
 
 const CONFIG = Deno.env.get("GATEWAY_CONFIG") ?? "config/gateway.yaml";
 
@@ -69,11 +71,20 @@ const servers = demos.map((d) =>
   Deno.serve({ hostname: "127.0.0.1", port: d.port, onListen: () => {} }, d.handler)
 );
 
-let gw: Gateway;
+let gw: Server;
+let workers: string;
 try {
-  gw = await Gateway.start({ configFile: CONFIG, logger: new JsonLogger("warn") });
+  const started = await serve({
+    configFile: CONFIG,
+    workers: null,
+    logLevel: "warn",
+    logger: new JsonLogger("warn"),
+  });
+  gw = started.server;
+  workers = `${started.workers.count} worker(s): ${started.workers.why}`;
 } catch (e) {
   if (e instanceof ConfigError) e.issues.forEach((i) => console.error(formatIssue(i)));
+  else if (e instanceof ClusterStartError) e.errors.forEach((line) => console.error(line));
   else console.error(e);
   await Promise.all(servers.map((s) => s.shutdown()));
   Deno.exit(1);
@@ -81,7 +92,8 @@ try {
 
 const base = gw.addresses().public ?? Object.values(gw.addresses())[0];
 const admin = gw.addresses().admin;
-console.log(`Gateway on ${base} (config ${CONFIG}); demo services on 127.0.0.1:3001-3004.
+console.log(
+  `Gateway on ${base} (config ${CONFIG}, ${workers}); demo services on 127.0.0.1:3001-3004.
 Try:
   curl -i ${base}/api/v1/users
   curl -i ${base}/api/v2/users/1
@@ -91,7 +103,8 @@ Try:
   curl -i -X DELETE ${base}/api/v1/users              # 405 with Allow
   curl ${admin}/readyz
   curl ${admin}/routes
-Ctrl-C to stop.`);
+Ctrl-C to stop.`,
+);
 
 const stop = async () => {
   await gw.shutdown();

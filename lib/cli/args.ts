@@ -1,4 +1,5 @@
 /** Command-line parsing: `gateway [run|validate|version|help] [--config FILE] [flags]`. */
+import type { WorkersFlag } from "../cluster/worker_count.ts";
 
 export type Command = "run" | "validate" | "version" | "help";
 
@@ -6,7 +7,7 @@ export interface CliArgs {
   command: Command;
   config: string;
   check: boolean;
-  workers: number | null;
+  workers: WorkersFlag;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -45,11 +46,11 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         break;
       case "--workers": {
         const v = value();
-        const n = v === "auto" ? navigator.hardwareConcurrency : Number(v);
-        if (!Number.isInteger(n) || n < 1) {
+        const n = Number(v);
+        if (v !== "auto" && (!Number.isInteger(n) || n < 1)) {
           throw new UsageError(`--workers expects a whole number >= 1 or "auto", got ${v}`);
         }
-        out.workers = n;
+        out.workers = v === "auto" ? "auto" : n;
         break;
       }
       case "--log-level": {
@@ -86,20 +87,22 @@ export const USAGE = `API gateway
 
 Usage:
   gateway [run] [--config FILE] [--workers N] [--log-level LEVEL]
-  gateway validate [--config FILE]
+  gateway validate [--config FILE] [--workers N]
   gateway version
   gateway help
 
 Commands:
   run        Serve traffic with the given config (the default command).
-  validate   Check the config and exit: 0 with a summary, 1 with every error.
+  validate   Check the config and exit: 0 with a summary and the worker count run
+             would use here, 1 with every error.
   version    Print the gateway version, the Deno version and the git commit.
   help       Print this help.
 
 Flags:
   -c, --config FILE   Config file (default: ${DEFAULT_CONFIG}, or $GATEWAY_CONFIG).
       --check         With run: validate the config and exit, like validate.
-      --workers N     Serve with N isolates sharing the listeners ("auto": one per core).
+      --workers N     Isolates sharing the listeners. Default: server.workers, else one
+                      per core ("auto"). 1: a single isolate, no worker threads.
       --log-level L   debug, info, warn or error (default: info).
   -h, --help          Print this help.
 

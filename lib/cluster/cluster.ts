@@ -18,6 +18,7 @@ import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
 import { LIMITER_SERVICE, limiterService } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
+import { sharedListenerProblem } from "./worker_count.ts";
 
 export interface ClusterOptions {
   configFile: string;
@@ -55,13 +56,8 @@ export class Cluster {
   /** Starts every worker and the admin listener; throws `ConfigError` or `ClusterStartError`. */
   static async start(o: ClusterOptions): Promise<Cluster> {
     const { config } = await loadConfigFile(o.configFile);
-    const random = config.listeners.find((l) => l.port === 0);
-    if (random) {
-      throw new ClusterStartError([
-        `--workers ${o.workers} needs fixed listener ports: listener "${random.name}" has port 0, ` +
-        `which would give each worker a different random port`,
-      ]);
-    }
+    const problem = sharedListenerProblem(config);
+    if (problem) throw new ClusterStartError([`${o.workers} workers need fixed ports: ${problem}`]);
     const cluster = new Cluster(o);
     try {
       for (let i = 0; i < o.workers; i++) cluster.workers.push(cluster.spawn(i));
@@ -95,12 +91,17 @@ export class Cluster {
 
   /** Reloads every worker; the result is ok only if all of them took the new config. */
   async reload(trigger: string): Promise<ReloadResult> {
-    const results = await Promise.all(this.live().map((w) => w.reload(trigger)));
+    // A config that does not load is left to the workers: each reports where it is wrong.
+    const loaded = await loadConfigFile(this.o.configFile).catch(() => null);
+    const problem = loaded && sharedListenerProblem(loaded.config);
+    const results = problem
+      ? [{ ok: false, hash: null, errors: [`the running workers cannot take it: ${problem}`] }]
+      : await Promise.all(this.live().map((w) => w.reload(trigger)));
     const ok = results.length > 0 && results.every((r) => r.ok);
     const errors = [...new Set(results.flatMap((r) => r.errors))];
-    if (ok) {
+    if (ok && loaded) {
       try {
-        await this.applyConfig((await loadConfigFile(this.o.configFile)).config);
+        await this.applyConfig(loaded.config);
       } catch (e) {
         errors.push(`admin listener: ${(e as Error).message}`);
       }

@@ -68,7 +68,8 @@ export const serverSchema = z.strictObject({
       "Plain HTTP listeners: how long a kept-alive client connection may wait for its next request",
   }),
   workers: z.number().int().min(1).optional().meta({
-    description: "Worker isolates sharing the listeners (reusePort); default 1",
+    description:
+      "Worker isolates sharing the listeners (reusePort); --workers wins; default one per core",
   }),
   config_watch: configWatchSchema.default(configWatchSchema.parse({})),
 });

@@ -102,10 +102,14 @@ for (const c of CASES) {
   });
 }
 
-Deno.test("validate: a good config exits 0 with a one-line summary", async () => {
+Deno.test("validate: a good config exits 0 with a summary and the worker count", async () => {
   const r = await validate(`listeners:\n  - { name: public, port: 8080 }\n${OK_TAIL}`);
   assertEquals(r.code, 0, r.out);
-  assertEquals(r.out.trim(), "broken.yaml: OK (1 listener(s), 1 upstream(s), 1 route(s))");
+  assertEquals(
+    r.out.trim(),
+    `broken.yaml: OK (1 listener(s), 1 upstream(s), 1 route(s))
+workers: ${navigator.hardwareConcurrency} (one per core)`,
+  );
 });
 
 Deno.test("validate: every error is listed, not just the first", async () => {

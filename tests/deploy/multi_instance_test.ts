@@ -163,7 +163,9 @@ Deno.test({
       await Promise.all(instances.map(async (inst, i) => {
         const file = `${dir}/gw${i + 1}.yaml`;
         await Deno.writeTextFile(file, gatewayConfig(inst, redis.url, up.url));
-        inst.proc = await spawnGateway(file, `http://127.0.0.1:${inst.admin}/readyz`, [], {
+        // One isolate each: three instances, as three VMs would run them.
+        const one = ["--workers", "1"];
+        inst.proc = await spawnGateway(file, `http://127.0.0.1:${inst.admin}/readyz`, one, {
           timeoutMs: 30_000,
         });
       }));

@@ -26,6 +26,26 @@ export async function runCli(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** Statuses of `n` requests, each on a new connection so the kernel spreads them over workers. */
+export async function statuses(
+  url: string,
+  n: number,
+  headers: Record<string, string> = {},
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    try {
+      const res = await fetch(url, { client, headers });
+      await res.body?.cancel();
+      out.push(res.status);
+    } finally {
+      client.close();
+    }
+  }
+  return out;
+}
+
 /** Distinct free loopback ports. */
 export function freePorts(n: number): number[] {
   const out = new Set<number>();

@@ -95,7 +95,10 @@ export interface ProxyProcess {
   close(): Promise<void>;
 }
 
-/** A gateway process with one catch-all route to `upstreamUrl`; `extra` adds top-level sections. */
+/**
+ * A one-isolate gateway process with one catch-all route to `upstreamUrl`;
+ * `extra` adds top-level sections.
+ */
 export async function spawnProxyGateway(upstreamUrl: string, extra = ""): Promise<ProxyProcess> {
   const dir = await Deno.makeTempDir();
   const port = freePort();
@@ -112,7 +115,8 @@ routes:
   - { name: all, match: { path: / }, upstream: a }
 `,
   );
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`);
+  // One isolate: the tests on this helper measure one (its RSS, its drain).
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "1"]);
   return {
     gw,
     base: `http://127.0.0.1:${port}`,

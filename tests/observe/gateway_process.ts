@@ -27,7 +27,8 @@ export async function startGatewayProcess(
   await Deno.writeTextFile(file, config(port, adminPort));
   const main = new URL("../../main.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "--config", file],
+    // One isolate: signals and exports of one gateway, not of a cluster.
+    args: ["run", "-A", main, "--config", file, "--workers", "1"],
     env,
     stdout: "null",
     stderr: "null",

@@ -44,6 +44,8 @@ interface GatewayProcess {
   child: Deno.ChildProcess;
 }
 
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
 /** A gateway as its own process (`deno run main.ts`), ready when its admin answers. */
 async function spawnGateway(dir: string, name: string, config: string): Promise<GatewayProcess> {
   const port = closedPort();
@@ -57,7 +59,8 @@ observe: { access_log: { enabled: false } }
 ${config}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, "--config", file],
+    // One isolate per process: three processes stand for three instances.
+    args: ["run", "-A", MAIN, "--config", file, "--workers", "1"],
     stdout: "null",
     stderr: "null",
   }).spawn();
