@@ -4,40 +4,26 @@
  * the first bytes of the next response are read by that same pending read.
  */
 
+import { BufferedSocket } from "./buffered_socket.ts";
+
 export type Socket = Deno.TcpConn | Deno.TlsConn;
 
 const INITIAL_BUFFER = 16 * 1024;
 const MAX_HEAD_BUFFER = 1024 * 1024;
 
-export class UpstreamConnection {
-  buf = new Uint8Array(INITIAL_BUFFER);
-  /** Unconsumed bytes are buf[start, end). */
-  start = 0;
-  end = 0;
-  closed = false;
+export class UpstreamConnection extends BufferedSocket {
   /** Requests served; the first one is on a fresh connection. */
   uses = 0;
   idleSince = 0;
-  private pending: Promise<number | null> | null = null;
   onClosedWhileIdle: (() => void) | null = null;
 
-  constructor(readonly socket: Socket, readonly key: string) {}
+  constructor(override readonly socket: Socket, readonly key: string) {
+    super(socket, INITIAL_BUFFER);
+  }
 
-  /** Reads more bytes into the buffer; returns how many, or 0 at end of stream. */
-  async fill(): Promise<number> {
+  protected makeRoom(): void {
     if (this.start === this.end) this.start = this.end = 0;
     if (this.end === this.buf.length) this.grow();
-    let n: number | null;
-    if (this.pending) {
-      const p = this.pending;
-      this.pending = null;
-      n = await p;
-    } else {
-      n = await this.socket.read(this.buf.subarray(this.end));
-    }
-    if (n === null) return 0;
-    this.end += n;
-    return n;
   }
 
   private grow(): void {
@@ -51,12 +37,6 @@ export class UpstreamConnection {
     const bigger = new Uint8Array(this.buf.length * 2);
     bigger.set(this.buf.subarray(0, this.end));
     this.buf = bigger;
-  }
-
-  /** Writes every byte. */
-  async writeAll(data: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < data.length) off += await this.socket.write(data.subarray(off));
   }
 
   /** Parks the connection: starts the read that watches for the upstream closing it. */
@@ -77,15 +57,5 @@ export class UpstreamConnection {
     this.pending = null;
     this.close();
     this.onClosedWhileIdle?.();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.socket.close();
-    } catch {
-      // Already closed by the peer.
-    }
   }
 }

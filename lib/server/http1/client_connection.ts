@@ -2,43 +2,23 @@
  * One client connection with its read buffer. The buffer holds the head being
  * parsed and any bytes that followed it (the start of a body, or the next
  * pipelined request); body bytes past the buffer are read straight into the
- * consumer's memory. At most one socket read is pending at any time: a read
- * started to notice the client leaving is picked up by the next `fill`.
+ * consumer's memory.
  */
-import type { ReadBuffer } from "../../proxy/http1/bytes.ts";
+import { BufferedSocket } from "../../proxy/http1/buffered_socket.ts";
 import { MAX_HEAD_BYTES } from "./request_head.ts";
 
 const INITIAL_BUFFER = 16 * 1024;
 
-export class ClientConnection implements ReadBuffer {
-  buf = new Uint8Array(INITIAL_BUFFER);
-  start = 0;
-  end = 0;
-  closed = false;
+export class ClientConnection extends BufferedSocket {
   /** Taken over by a protocol upgrade: the HTTP server no longer reads, writes or closes it. */
   hijacked = false;
-  private pending: Promise<number | null> | null = null;
 
-  constructor(readonly socket: Deno.Conn) {}
+  constructor(socket: Deno.Conn) {
+    super(socket, INITIAL_BUFFER);
+  }
 
   get buffered(): number {
     return this.end - this.start;
-  }
-
-  /** Reads more bytes into the buffer; returns how many, or 0 at end of stream. */
-  async fill(): Promise<number> {
-    let n: number | null;
-    if (this.pending) {
-      const p = this.pending;
-      this.pending = null;
-      n = await p;
-    } else {
-      this.makeRoom();
-      n = await this.socket.read(this.buf.subarray(this.end));
-    }
-    if (n === null) return 0;
-    this.end += n;
-    return n;
   }
 
   /**
@@ -69,7 +49,7 @@ export class ClientConnection implements ReadBuffer {
     return n;
   }
 
-  private makeRoom(): void {
+  protected makeRoom(): void {
     if (this.start === this.end) {
       this.start = this.end = 0;
       return;
@@ -87,24 +67,13 @@ export class ClientConnection implements ReadBuffer {
     this.buf = bigger;
   }
 
-  async writeAll(data: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < data.length) off += await this.socket.write(data.subarray(off));
-  }
-
   /** Hands the socket over; returns the bytes already read past the request head. */
   hijack(): Uint8Array {
     this.hijacked = true;
     return this.buf.slice(this.start, this.end);
   }
 
-  close(): void {
-    if (this.closed || this.hijacked) return;
-    this.closed = true;
-    try {
-      this.socket.close();
-    } catch {
-      // Already closed.
-    }
+  override close(): void {
+    if (!this.hijacked) super.close();
   }
 }

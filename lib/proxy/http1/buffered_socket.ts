@@ -1,0 +1,55 @@
+/**
+ * A socket with a read buffer, the common part of both ends of an HTTP/1.1
+ * hop (the upstream connection, the client connection). At most one read is
+ * pending at a time: a read started in the background (to notice the peer
+ * closing) is picked up by the next `fill`, so no bytes are lost or reordered.
+ */
+import type { ReadBuffer } from "./bytes.ts";
+
+export abstract class BufferedSocket implements ReadBuffer {
+  buf: Uint8Array;
+  /** Unconsumed bytes are buf[start, end). */
+  start = 0;
+  end = 0;
+  closed = false;
+  protected pending: Promise<number | null> | null = null;
+
+  constructor(readonly socket: Deno.Conn, initialBuffer: number) {
+    this.buf = new Uint8Array(initialBuffer);
+  }
+
+  /** Makes room after `end` for the next read (compacting or growing the buffer). */
+  protected abstract makeRoom(): void;
+
+  /** Reads more bytes into the buffer; returns how many, or 0 at end of stream. */
+  async fill(): Promise<number> {
+    let n: number | null;
+    if (this.pending) {
+      const p = this.pending;
+      this.pending = null;
+      n = await p;
+    } else {
+      this.makeRoom();
+      n = await this.socket.read(this.buf.subarray(this.end));
+    }
+    if (n === null) return 0;
+    this.end += n;
+    return n;
+  }
+
+  /** Writes every byte. */
+  async writeAll(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) off += await this.socket.write(data.subarray(off));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.socket.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+}
