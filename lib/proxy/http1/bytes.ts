@@ -21,6 +21,19 @@ export function encodeHead(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * A head (a byte string: header values cannot hold a char past 255) and an
+ * optional body, in one array for one write. A plain loop: measured at half
+ * the cost of TextEncoder plus a copy for a typical head.
+ */
+export function headWith(text: string, tail?: Uint8Array): Bytes {
+  const n = text.length;
+  const out = new Uint8Array(n + (tail?.length ?? 0));
+  for (let i = 0; i < n; i++) out[i] = text.charCodeAt(i);
+  if (tail) out.set(tail, n);
+  return out;
+}
+
 /** Decodes a header block as latin1 (ASCII fast path). */
 export function decodeHead(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i++) {

@@ -4,7 +4,7 @@
  * the socket's back-pressure (chunked, or up to the close on HTTP/1.0).
  */
 import { bodySizeOf } from "../../observe/body_size.ts";
-import { type Bytes, encodeHead } from "../../proxy/http1/bytes.ts";
+import { type Bytes, headWith } from "../../proxy/http1/bytes.ts";
 import { STATUS_CODES } from "node:http";
 import type { ClientConnection } from "./client_connection.ts";
 
@@ -41,6 +41,7 @@ export async function writeResponse(
   const status = res.status;
   const noBody = o.head || status === 204 || status === 304 || status < 200;
   let declared = bodySizeOf(res) ?? -1;
+  const sized = declared >= 0;
   let dated = false;
   let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? (res.statusText || "Unknown")}\r\n`;
   // forEach, not the iterator: measured 5x cheaper per response.
@@ -56,7 +57,21 @@ export async function writeResponse(
   });
   // An upstream's Date is kept (it says when the representation was generated).
   if (!dated) text += date();
-  const body = res.body;
+
+  if (sized && !noBody) {
+    // Built from bytes: taken whole, never as a stream (res.body would make one; measured at 8 us).
+    const bytes = await res.bytes();
+    const head = `${text}content-length: ${bytes.length}\r\n${
+      connectionLine(o.keepAlive, o.http10)
+    }`;
+    if (bytes.length <= COALESCE_BYTES) await conn.writeAll(headWith(head, bytes));
+    else {
+      await conn.writeAll(headWith(head));
+      await conn.writeAll(bytes);
+    }
+    return o.keepAlive;
+  }
+  const body = sized ? null : res.body;
 
   if (noBody || body === null) {
     body?.cancel().catch(() => {});
@@ -65,7 +80,7 @@ export async function writeResponse(
       if (!o.head) text += "content-length: 0\r\n";
       else if (declared >= 0) text += `content-length: ${declared}\r\n`;
     }
-    await conn.writeAll(encodeHead(text + connectionLine(o.keepAlive, o.http10)));
+    await conn.writeAll(headWith(text + connectionLine(o.keepAlive, o.http10)));
     return o.keepAlive;
   }
 
@@ -76,7 +91,7 @@ export async function writeResponse(
     const chunked = !o.http10;
     if (chunked) text += "transfer-encoding: chunked\r\n";
     const keepAlive = o.keepAlive && chunked;
-    const head = encodeHead(text + connectionLine(keepAlive, o.http10));
+    const head = headWith(text + connectionLine(keepAlive, o.http10));
     let first = await reader.read();
     if (first.done) {
       await conn.writeAll(chunked ? join(head, LAST_CHUNK) : head);
@@ -105,7 +120,7 @@ async function writeSized(
   length: number,
   o: WriteOptions,
 ): Promise<boolean> {
-  const head = encodeHead(
+  const head = headWith(
     `${text}content-length: ${length}\r\n${connectionLine(o.keepAlive, o.http10)}`,
   );
   let written = 0;
