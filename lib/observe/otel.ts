@@ -5,9 +5,10 @@
  * trace id in the access log and the parent id sent upstream are the exported
  * span's, and names and annotates it with what the gateway decided.
  *
- * Without `OTEL_DENO=true` nothing here runs per request.
+ * Without `OTEL_DENO=true` nothing here runs per request, and the OpenTelemetry
+ * API is not even loaded.
  */
-import { type Span, trace } from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
 import type { TraceContext } from "./trace.ts";
 
@@ -20,9 +21,11 @@ export const otelEnabled: boolean = (() => {
   }
 })();
 
+const otelTrace = otelEnabled ? (await import("@opentelemetry/api")).trace : null;
+
 /** The span Deno opened for the request being handled, if telemetry is on. */
 export function activeSpan(): Span | undefined {
-  return otelEnabled ? trace.getActiveSpan() : undefined;
+  return otelTrace?.getActiveSpan();
 }
 
 /** Makes the gateway's trace context that of `span` (same trace, the span as this hop). */
