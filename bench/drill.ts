@@ -7,6 +7,7 @@
  *   deno task drill [--concurrency 16] [--phase-s 4]
  */
 import { parseArgs } from "node:util";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -89,7 +90,16 @@ const events: string[] = [];
 try {
   [a, b] = await Promise.all([upstream(portA, "a"), upstream(portB, "b")]);
   gw = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${here}../main.ts`, "--config", configFile, "--log-level", "info"],
+    args: [
+      "run",
+      "-A",
+      V8_FLAGS_ARG,
+      `${here}../main.ts`,
+      "--config",
+      configFile,
+      "--log-level",
+      "info",
+    ],
     stdout: "null",
     stderr: "piped",
   }).spawn();

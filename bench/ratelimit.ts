@@ -26,6 +26,7 @@ import { MemoryLimiterStore } from "../lib/store/memory_limiter.ts";
 import { RedisLimiterStore, whenReady } from "../lib/store/redis_limiter.ts";
 import type { StoredLimit } from "../lib/store/limiter_store.ts";
 import { loadRedisClient, RedisConnections } from "../lib/store/redis.ts";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 import { redisSchema } from "../lib/store/schema.ts";
 import { type AlgorithmSpec, compileAlgorithm } from "../lib/ratelimit/algorithms/index.ts";
 import { compileRateLimit } from "../lib/ratelimit/limit.ts";
@@ -252,7 +253,16 @@ routes:
 `,
     );
     const gw = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "main.ts"), "--config", file, "--log-level", "warn"],
+      args: [
+        "run",
+        "-A",
+        V8_FLAGS_ARG,
+        join(ROOT, "main.ts"),
+        "--config",
+        file,
+        "--log-level",
+        "warn",
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();

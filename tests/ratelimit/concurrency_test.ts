@@ -8,6 +8,7 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { closedPort } from "../helpers/upstream.ts";
+import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 import { EXACT_LIMITS as LIMITS, exactLimitRoutes as routes } from "./helpers.ts";
 
 /** Fires `n` requests at once, spread over the base URLs; counts statuses. */
@@ -57,7 +58,14 @@ observe: { access_log: { enabled: false } }
 ${config}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, "--config", file],
+    args: [
+      "run",
+      "-A",
+      V8_FLAGS_ARG,
+      new URL("../../main.ts", import.meta.url).pathname,
+      "--config",
+      file,
+    ],
     stdout: "null",
     stderr: "null",
   }).spawn();
