@@ -10,6 +10,7 @@
  * Needs nginx and wrk.
  */
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 const seconds = Number(Deno.args[0] ?? 6);
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -110,6 +111,7 @@ routes:
         args: [
           "run",
           "-A",
+          V8_FLAGS_ARG,
           "--cpu-prof",
           `--cpu-prof-dir=${profDir}`,
           `${ROOT}main.ts`,

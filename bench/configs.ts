@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 export interface BenchTarget {
   name: string;
@@ -155,6 +156,7 @@ ${c.body}`,
     const child = spawn(Deno.execPath(), [
       "run",
       "-A",
+      V8_FLAGS_ARG,
       join(root, "main.ts"),
       "run",
       "--config",

@@ -12,6 +12,8 @@
 set -u
 D=${1:-5}; C=${2:-64}; R=${3:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# The V8 heap settings the gateway ships with (lib/cli/v8_flags.ts).
+V8_FLAGS=$(deno eval "import { V8_FLAGS_ARG } from '$ROOT/lib/cli/v8_flags.ts'; console.log(V8_FLAGS_ARG)")
 T=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP_LOGS:-}" ] && cp "$T"/*.log "$KEEP_LOGS"/; rm -rf "$T"; }
@@ -76,7 +78,7 @@ gateway_yaml 19180 19181 19902 > "$T/w2.yaml"
 nginx -c "$T/nginx.conf" & pids+=($!)
 haproxy -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 & pids+=($!)
 for w in 1 2; do
-  deno run -A "$ROOT/main.ts" --config "$T/w$w.yaml" --workers $w --log-level warn \
+  deno run -A "$V8_FLAGS" "$ROOT/main.ts" --config "$T/w$w.yaml" --workers $w --log-level warn \
     >"$T/w$w.log" 2>&1 & pids+=($!)
 done
 for a in 19901 19902; do

@@ -7,6 +7,7 @@
  *   deno task drill [--concurrency 16] [--phase-s 4]
  */
 import { parseArgs } from "node:util";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -93,6 +94,7 @@ try {
     args: [
       "run",
       "-A",
+      V8_FLAGS_ARG,
       `${here}../main.ts`,
       "--config",
       configFile,

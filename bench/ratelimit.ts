@@ -25,7 +25,8 @@ import { fileURLToPath } from "node:url";
 import { MemoryLimiterStore } from "../lib/store/memory_limiter.ts";
 import { RedisLimiterStore, whenReady } from "../lib/store/redis_limiter.ts";
 import type { StoredLimit } from "../lib/store/limiter_store.ts";
-import { RedisConnections } from "../lib/store/redis.ts";
+import { loadRedisClient, RedisConnections } from "../lib/store/redis.ts";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 import { redisSchema } from "../lib/store/schema.ts";
 import { type AlgorithmSpec, compileAlgorithm } from "../lib/ratelimit/algorithms/index.ts";
 import { compileRateLimit } from "../lib/ratelimit/limit.ts";
@@ -255,6 +256,7 @@ routes:
       args: [
         "run",
         "-A",
+        V8_FLAGS_ARG,
         join(ROOT, "main.ts"),
         "--config",
         file,
@@ -335,6 +337,7 @@ export async function rateLimitBench(
     console.error(`memory ${name}: ${count(rate)}/s`);
   }
   await withRedis(async (url) => {
+    await loadRedisClient();
     const connections = new RedisConnections(silentLogger);
     try {
       const config = redisSchema.parse({ url, timeout_ms: 2000 });

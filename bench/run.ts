@@ -8,7 +8,8 @@
  * connection count, in interleaved rounds (this machine's throughput drifts
  * from minute to minute); the table reports the median round per target and
  * ratios to the bare Deno proxy and to nginx, and is written to
- * bench/results/DATE.md.
+ * bench/results/DATE.md. Gateway rows also give RSS: after start and one
+ * request (idle), and the peak of the reported round (sampled every 250 ms).
  *
  * Ports: a fixed range away from the anchors' own (their configs are copied with
  * 9001/9100/9200/9300 moved to 19001 (upstream), 19100 (nginx), 19200 (HAProxy),
@@ -60,6 +61,8 @@ interface Row {
   p50: number;
   p99: number;
   errors: string;
+  /** Gateway RSS after start and one request, and its peak during the round. */
+  rssIdleMb?: number;
   rssMb?: number;
 }
 
@@ -136,6 +139,23 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Samples the RSS of `pid` every 250 ms until stopped; `stop()` gives the highest. */
+function peakRss(pid: number | undefined): { stop(): Promise<number | undefined> } {
+  let peak: number | undefined;
+  const sample = async () => {
+    const mb = await rssMb(pid);
+    if (mb !== undefined) peak = Math.max(peak ?? 0, mb);
+  };
+  const timer = setInterval(sample, 250);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sample();
+      return peak;
+    },
+  };
 }
 
 /** Throws naming every port in `ports` that something already listens on. */
@@ -216,11 +236,19 @@ async function main(): Promise<void> {
     if (await waitFor(t.url, t.headers)) ready.push(t);
     else console.error(`skipped ${t.name}: ${t.url} did not answer`);
   }
+  const idle = new Map<string, number | undefined>();
+  for (const t of ready) idle.set(t.name, await rssMb(t.pid?.()));
   const results = new Map<string, Row[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of ready) {
+      const peak = peakRss(t.pid?.());
       const r = await wrk(t.url, t.header);
-      const row: Row = { name: t.name, ...r, rssMb: await rssMb(t.pid?.()) };
+      const row: Row = {
+        name: t.name,
+        ...r,
+        rssIdleMb: idle.get(t.name),
+        rssMb: await peak.stop(),
+      };
       results.set(t.name, [...(results.get(t.name) ?? []), row]);
       console.error(
         `round ${round + 1}/${ROUNDS} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s`,
@@ -282,16 +310,17 @@ function render(rows: Row[]): string {
   const bare = rows.find((r) => r.name === "deno-bare");
   const nginx = rows.find((r) => r.name === "nginx");
   const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : "-");
+  const mb = (n: number | undefined) => (n !== undefined ? n.toFixed(0) : "-");
   const lines = [
-    "| target | req/s | p50 ms | p99 ms | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | RSS MB | errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| target | req/s | p50 ms | p99 ms | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | RSS idle MB | RSS load MB | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
     lines.push(
       `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
         ratio(r.rps, bare?.rps)
-      } | ${ratio(r.rps, nginx?.rps)} | ${ratio(r.p99, bare?.p99)} | ${
-        r.rssMb !== undefined ? r.rssMb.toFixed(0) : "-"
+      } | ${ratio(r.rps, nginx?.rps)} | ${ratio(r.p99, bare?.p99)} | ${mb(r.rssIdleMb)} | ${
+        mb(r.rssMb)
       } | ${r.errors || "-"} |`,
     );
   }

@@ -12,6 +12,7 @@
  * and machines.
  */
 import { closedPort } from "../tests/helpers/upstream.ts";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 const seconds = Number(Deno.args[0] ?? 5);
 const connections = Number(Deno.args[1] ?? 64);
@@ -90,6 +91,7 @@ try {
   spawn(Deno.execPath(), [
     "run",
     "-A",
+    V8_FLAGS_ARG,
     `${root}main.ts`,
     "--config",
     `${dir}/gateway.yaml`,

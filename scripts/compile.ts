@@ -7,6 +7,7 @@
  * `DENORT_BIN` names one on disk; both are passed through untouched.
  */
 import { parseArgs } from "node:util";
+import { V8_FLAGS_ARG } from "../lib/cli/v8_flags.ts";
 
 /** Friendly names for the targets we ship, and the Rust triples `deno compile` knows. */
 export const TARGETS: Record<string, string> = {
@@ -92,10 +93,13 @@ async function sha256(file: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function compile(triple: string | null, output: string): Promise<boolean> {
-  const args = [
+/** The `deno compile` command line for one target. */
+export function compileArgs(triple: string | null, output: string): string[] {
+  return [
     "compile",
     ...PERMISSIONS,
+    // Baked into the binary: the heap sizing the gateway is measured with (lib/cli/v8_flags.ts).
+    V8_FLAGS_ARG,
     // SO_REUSEPORT listeners (--workers N) are behind Deno's unstable net flag.
     "--unstable-net",
     "--include",
@@ -105,6 +109,10 @@ async function compile(triple: string | null, output: string): Promise<boolean> 
     output,
     `${ROOT}main.ts`,
   ];
+}
+
+async function compile(triple: string | null, output: string): Promise<boolean> {
+  const args = compileArgs(triple, output);
   const status = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
   return status.success;
 }

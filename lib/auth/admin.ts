@@ -9,7 +9,6 @@
  * Changes go to the credential store: this instance alone with `store.kind:
  * memory`, every instance within a second with Redis.
  */
-import { base64url } from "jose";
 import type { Gateway } from "../server/gateway.ts";
 import { json, readJsonObject } from "../server/admin.ts";
 import { type ErrorCode, errorResponse, isGatewayError } from "../core/errors.ts";
@@ -154,5 +153,8 @@ async function storeFailure(write: () => Promise<unknown>): Promise<Response | n
 
 /** A new key: 32 random bytes, base64url. */
 function newKey(): string {
-  return base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
+  return crypto.getRandomValues(new Uint8Array(32)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
 }

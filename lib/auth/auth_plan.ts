@@ -14,11 +14,8 @@ import type { AuthProvider } from "./provider.ts";
 import type { CredentialStore } from "./store.ts";
 import { authRuntime } from "./runtime.ts";
 import { ApiKeyProvider } from "./api_key.ts";
-import { JwtProvider } from "./jwt.ts";
 import { IntrospectionProvider } from "./introspection.ts";
 import { MtlsProvider } from "./mtls.ts";
-import { type KeySource, RemoteJwks, StaticKeys } from "./jwks.ts";
-import { KeySet } from "./key_set.ts";
 
 export interface AuthPlan {
   readonly consumers: ConsumerTable;
@@ -63,8 +60,9 @@ export function providerOf(b: BuildContext, name: string, plan: AuthPlan): Promi
       case "api_key":
         return new ApiKeyProvider(name, cfg, consumers, store);
       case "jwt": {
-        const keys = await keySourceOf(b, name, cfg);
-        return new JwtProvider(name, cfg, { keys, consumers, store, clock: deps.clock });
+        // jose and the key handling load only with a config that verifies JWTs.
+        const { createJwtProvider } = await import("./jwt_build.ts");
+        return await createJwtProvider(b, name, cfg, consumers, store);
       }
       case "oauth2_introspection":
         return new IntrospectionProvider(name, cfg, {
@@ -76,56 +74,4 @@ export function providerOf(b: BuildContext, name: string, plan: AuthPlan): Promi
         return new MtlsProvider(name, cfg, consumers);
     }
   });
-}
-
-type JwtConfig = Extract<AuthProviderConfig, { kind: "jwt" }>;
-
-/** Loads a JWT provider's keys; a local key that cannot be used stops the build. */
-async function keySourceOf(b: BuildContext, name: string, cfg: JwtConfig): Promise<KeySource> {
-  const at = (key: string) => ["auth", name, key];
-  const algs = cfg.algorithms;
-  if (cfg.jwks_url !== undefined) {
-    const o = {
-      url: cfg.jwks_url,
-      algorithms: algs,
-      timeoutMs: cfg.jwks_timeout_ms,
-      minIntervalMs: cfg.jwks_refresh_min_interval_s * 1000,
-      ttlMs: cfg.jwks_cache_ttl_s * 1000,
-    };
-    const jwks = authRuntime(b.deps).acquire(
-      b,
-      `jwks|${JSON.stringify(o)}`,
-      () => new RemoteJwks(o, b.deps.clock, b.deps.logger),
-    );
-    jwks.prefetch();
-    return jwks;
-  }
-  if (cfg.secret !== undefined) {
-    const set = await KeySet.fromSecret(cfg.secret, algs);
-    if (typeof set === "string") b.fail(at("secret"), set);
-    return new StaticKeys(set);
-  }
-  const [key, file] = cfg.jwks_file !== undefined
-    ? ["jwks_file", cfg.jwks_file]
-    : ["public_key_file", cfg.public_key_file!];
-  let text: string;
-  try {
-    text = await Deno.readTextFile(b.resolvePath(file));
-  } catch (e) {
-    b.fail(at(key), `cannot read ${file}: ${(e as Error).message}`);
-  }
-  let set: KeySet;
-  if (key === "jwks_file") {
-    try {
-      set = (await KeySet.fromJwks(JSON.parse(text), algs)).set;
-    } catch (e) {
-      b.fail(at(key), `${file} is not a JWKS document: ${(e as Error).message}`);
-    }
-  } else {
-    set = await KeySet.fromPem(text, algs);
-  }
-  if (set.size === 0) {
-    b.fail(at(key), `${file} holds no key usable with the algorithms ${algs.join(", ")}`);
-  }
-  return new StaticKeys(set);
 }

@@ -36,7 +36,7 @@ export async function parseConfig(
   if (typeof data !== "object" || Array.isArray(data)) {
     throw new ConfigError([source.issue([], "expected a mapping at the top of the file")]);
   }
-  const { config, issues: schemaProblems } = schemaIssues(data, source);
+  const { config, issues: schemaProblems } = await schemaIssues(data, source);
   // A missing variable already explains why the value at its key is wrong.
   const interpolated = new Set(issues.map((i) => `${i.line}:${i.path.join(".")}`));
   issues.push(...schemaProblems.filter((i) => !interpolated.has(`${i.line}:${i.path.join(".")}`)));

@@ -104,11 +104,12 @@ function expected(i: ZodIssue, input: unknown): string {
 }
 
 /** Every problem the schema finds in `data`, positioned in the YAML source. */
-export function schemaIssues(
+export async function schemaIssues(
   data: unknown,
   src: YamlSource,
-): { config: z.output<typeof configSchema> | null; issues: ConfigIssue[] } {
-  const result = configSchema.safeParse(data);
+): Promise<{ config: z.output<typeof configSchema> | null; issues: ConfigIssue[] }> {
+  // Asynchronous: checking a regular expression loads the RE2 engine on first use.
+  const result = await configSchema.safeParseAsync(data);
   if (result.success) return { config: result.data, issues: [] };
   const out: ConfigIssue[] = [];
   const visit = (i: ZodIssue, base: KeyPath): void => {

@@ -7,16 +7,10 @@
  * parent id sent upstream are the exported span's, and names and annotates it
  * with what the gateway decided.
  *
- * Without `OTEL_DENO=true` nothing here runs per request.
+ * Without `OTEL_DENO=true` nothing here runs per request, and the OpenTelemetry
+ * API is not even loaded.
  */
-import {
-  context,
-  ROOT_CONTEXT,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
 import { parseTraceparent, type TraceContext } from "./trace.ts";
 
@@ -34,9 +28,11 @@ export const otelEnabled: boolean = (() => {
   }
 })();
 
-/** The span Deno opened for the request being handled, if telemetry is on. */
+const otel = otelEnabled ? await import("@opentelemetry/api") : null;
+
+/** The server span of the request being handled, if telemetry is on. */
 export function activeSpan(): Span | undefined {
-  return otelEnabled ? trace.getActiveSpan() : undefined;
+  return otel?.trace.getActiveSpan();
 }
 
 /** Makes the gateway's trace context that of `span` (same trace, the span as this hop). */
@@ -73,7 +69,8 @@ export function annotateSpan(span: Span, ctx: RequestContext, bytesOut: number):
 
 /** Runs `handler` inside a server span of its own, for servers Deno does not instrument. */
 export function tracedHandler<I>(handler: Handler<I>): Handler<I> {
-  if (!otelEnabled) return handler;
+  if (otel === null) return handler;
+  const { context, ROOT_CONTEXT, SpanKind, trace } = otel;
   const tracer = trace.getTracer("gateway");
   return (req, info) => {
     const incoming = req.headers.get("traceparent");
@@ -98,6 +95,6 @@ export function endSpan(span: Span, status: number): void {
   if (!opened.has(span)) return;
   opened.delete(span);
   span.setAttribute("http.response.status_code", status);
-  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  if (status >= 500) span.setStatus({ code: otel!.SpanStatusCode.ERROR });
   span.end();
 }

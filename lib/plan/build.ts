@@ -15,6 +15,7 @@ import { buildJobStatusRoute } from "../jobs/status.ts";
 import { type CompiledRoute, Plan } from "./plan.ts";
 import type { RuntimeDeps } from "./deps.ts";
 import { createObserver } from "../observe/observer.ts";
+import { loadRedisClient } from "../store/redis.ts";
 
 export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promise<Plan> {
   const c = loaded.config;
@@ -22,6 +23,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
   const b = new BuildContext(c, deps, loaded.source, dirname(loaded.file), upstreams);
   b.onDispose(() => Promise.all([...upstreams.values()].map((u) => u.dispose())).then(() => {}));
   try {
+    if (c.store.redis) await loadRedisClient();
     for (const [name, u] of Object.entries(c.upstreams)) {
       upstreams.set(name, new Upstream(name, u, deps, c.store));
     }

@@ -14,7 +14,7 @@ import { hostAgreementPolicy } from "./host_agreement.ts";
 
 export const globalSecurityStage: GlobalStage = {
   name: "security",
-  build: (b) => {
+  build: async (b) => {
     const s = b.config.security;
     const out: NamedPolicy[] = [];
     const ip = createIpPolicy(s.ip);
@@ -23,7 +23,7 @@ export const globalSecurityStage: GlobalStage = {
     out.push(hostAgreementPolicy);
     out.push(createBodyDeadlinePolicy(s.body_timeout_ms));
     if (s.waf) {
-      const filter = createRequestFilter(s.waf, { scope: "global", logger: b.deps.logger });
+      const filter = await createRequestFilter(s.waf, { scope: "global", logger: b.deps.logger });
       if (filter) out.push(filter);
     }
     return out;

@@ -43,8 +43,8 @@ export const limitsSchema = z.strictObject({
 });
 
 /** A regular expression run by a linear-time engine (RE2 syntax; no backreferences or lookaround). */
-export const linearRegex = z.string().min(1).superRefine((s, ctx) => {
-  const error = linearRegexError(s);
+export const linearRegex = z.string().min(1).superRefine(async (s, ctx) => {
+  const error = await linearRegexError(s);
   if (error) {
     ctx.addIssue({
       code: "custom",

@@ -8,14 +8,17 @@ import { createRequestFilter } from "./waf/filter.ts";
 
 export const securityStage: Stage = {
   name: "security",
-  build: (route, _index, b) => {
+  build: async (route, _index, b) => {
     const out: NamedPolicy[] = [];
     const ip = createIpPolicy(route.ip);
     if (ip) out.push(ip);
     const limits = routeHeadLimits(route, b.config);
     if (limits) out.push(createHeadLimitsPolicy(limits));
     if (route.waf) {
-      const filter = createRequestFilter(route.waf, { scope: route.name, logger: b.deps.logger });
+      const filter = await createRequestFilter(route.waf, {
+        scope: route.name,
+        logger: b.deps.logger,
+      });
       if (filter) out.push(filter);
     }
     return out;

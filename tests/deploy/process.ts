@@ -3,11 +3,12 @@ import { parse, stringify } from "yaml";
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { spawnGateway } from "../helpers/process.ts";
 import { closedPort } from "../helpers/upstream.ts";
+import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** `deno run -A main.ts`: the gateway CLI from the sources. */
-export const FROM_SOURCE = [Deno.execPath(), "run", "-A", `${ROOT}main.ts`];
+export const FROM_SOURCE = [Deno.execPath(), "run", "-A", V8_FLAGS_ARG, `${ROOT}main.ts`];
 
 /** Runs the CLI to completion and returns its exit code and output. */
 export async function runCli(

@@ -1,4 +1,5 @@
 /** The gateway as a separate process (`deno run -A main.ts run`), for signals and memory tests. */
+import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -34,6 +35,7 @@ export async function spawnGateway(
     Deno.execPath(),
     "run",
     "-A",
+    V8_FLAGS_ARG,
     ...(Deno.env.get("GW_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
     MAIN,
   ];

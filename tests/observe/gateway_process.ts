@@ -1,5 +1,6 @@
 /** The gateway as its own process (`deno run main.ts`), for what only a process has: signals, OTel export. */
 import { closedPort } from "../helpers/upstream.ts";
+import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 
 export interface GatewayProcess {
   readonly child: Deno.ChildProcess;
@@ -28,7 +29,7 @@ export async function startGatewayProcess(
   const main = new URL("../../main.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     // One isolate: signals and exports of one gateway, not of a cluster.
-    args: ["run", "-A", main, "--config", file, "--workers", "1"],
+    args: ["run", "-A", V8_FLAGS_ARG, main, "--config", file, "--workers", "1"],
     env,
     stdout: "null",
     stderr: "null",

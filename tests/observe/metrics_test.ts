@@ -3,6 +3,7 @@ import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { closedPort, startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { parsePromText, type PromFamily, samplesOf, sampleValue } from "./prom_text.ts";
+import { loadRedisClient } from "../../lib/store/redis.ts";
 
 const BIG = 100_000;
 
@@ -252,6 +253,8 @@ routes:
 `));
   try {
     const url = `redis://127.0.0.1:${closedPort()}`;
+    // The config has no store.redis, so the plan build did not load the client library.
+    await loadRedisClient();
     const client = g.gw.deps.redis.get({
       url,
       prefix: "gw:",

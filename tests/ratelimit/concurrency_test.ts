@@ -8,6 +8,7 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { closedPort } from "../helpers/upstream.ts";
+import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 import { EXACT_LIMITS as LIMITS, exactLimitRoutes as routes } from "./helpers.ts";
 
 /** Fires `n` requests at once, spread over the base URLs; counts statuses. */
@@ -60,7 +61,7 @@ ${config}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
     // One isolate per process: three processes stand for three instances.
-    args: ["run", "-A", MAIN, "--config", file, "--workers", "1"],
+    args: ["run", "-A", V8_FLAGS_ARG, MAIN, "--config", file, "--workers", "1"],
     stdout: "null",
     stderr: "null",
   }).spawn();

@@ -10,7 +10,7 @@ import type { StoredLimit } from "../../lib/store/limiter_store.ts";
 import { StoreUnavailableError } from "../../lib/store/limiter_store.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 import { RedisLimiterStore, whenReady } from "../../lib/store/redis_limiter.ts";
-import { RedisConnections } from "../../lib/store/redis.ts";
+import { loadRedisClient, RedisConnections } from "../../lib/store/redis.ts";
 import { redisSchema } from "../../lib/store/schema.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
 import { random, SPECS } from "./helpers.ts";
@@ -89,6 +89,7 @@ async function withRedisStore(
   }) => Promise<void>,
 ) {
   const redis = await startRedis();
+  await loadRedisClient();
   const connections = new RedisConnections(silentLogger);
   try {
     const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: 300 });

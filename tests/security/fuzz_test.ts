@@ -14,7 +14,7 @@ import type { MatchConfig } from "../../lib/router/schema.ts";
 import { CidrSet, formatIp, parseIp } from "../../lib/security/cidr.ts";
 import { clientIpOf } from "../../lib/security/client_ip.ts";
 import { BUILTIN_RULES } from "../../lib/security/waf/builtin.ts";
-import { compileLinearRegex } from "../../lib/security/waf/linear_regex.ts";
+import { compileLinearRegex, loadLinearRegex } from "../../lib/security/waf/linear_regex.ts";
 import { decodeForInspection } from "../../lib/security/waf/decode.ts";
 import { withRig } from "./_setup.ts";
 
@@ -231,9 +231,10 @@ function generateChain(r: () => number, forwarded: boolean): string {
   return hops.join(r() < 0.5 ? ", " : ",");
 }
 
-Deno.test(`fuzz: ${RUNS} generated forwarded-for header sets through client address resolution`, () => {
+Deno.test(`fuzz: ${RUNS} generated forwarded-for header sets through client address resolution`, async () => {
   const r = rng(0xc0ffee);
   const peers = ["127.0.0.1", "10.0.0.1", "fd00::1", "203.0.113.7", "2001:db8::9"];
+  await loadLinearRegex();
   const builtin = compileLinearRegex(BUILTIN_RULES.map((b) => `(?:${b.pattern})`).join("|"), true);
   for (let i = 0; i < RUNS; i++) {
     const peer = peers[Math.floor(r() * peers.length)]!;

@@ -127,6 +127,17 @@ class Exchange implements Watched {
   private listening = false;
   private headReceived = false;
   private signal: AbortSignal | null = null;
+  private readonly firstByteTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  /*
+   * The caller's callbacks are let go of when the exchange ends. A finished
+   * exchange can stay reachable for a while from garbage that only a full GC
+   * collects, and through a callback the caller's whole request would too:
+   * measured, every request then survived the young-generation GC and was
+   * promoted, growing the heap by tens of MB a second under load.
+   */
+  private signalSource: ExchangeOptions["signal"];
+  private onEnd: ExchangeOptions["onEnd"];
   private readonly onAbort = () => {
     this.aborted = true;
     this.conn.close();
@@ -135,22 +146,26 @@ class Exchange implements Watched {
   constructor(
     private readonly pool: TargetPool,
     private readonly conn: UpstreamConnection,
-    private readonly opts: ExchangeOptions,
-  ) {}
+    opts: ExchangeOptions,
+  ) {
+    this.firstByteTimeoutMs = opts.firstByteTimeoutMs;
+    this.requestTimeoutMs = opts.requestTimeoutMs;
+    this.signalSource = opts.signal;
+    this.onEnd = opts.onEnd;
+  }
 
   arm(): void {
-    const o = this.opts;
     const now = performance.now();
-    this.requestAt = now + o.requestTimeoutMs;
-    this.firstByteAt = now + o.firstByteTimeoutMs;
-    if (o.signal) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;
+    this.requestAt = now + this.requestTimeoutMs;
+    this.firstByteAt = now + this.firstByteTimeoutMs;
+    if (this.signalSource) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;
     this.reschedule();
   }
 
   check(now: number): void {
     if (now >= this.abortWatchAt) {
       this.abortWatchAt = Infinity;
-      const given = this.opts.signal!;
+      const given = this.signalSource!;
       const signal = this.signal = typeof given === "function" ? given() : given;
       if (signal.aborted) return this.onAbort();
       signal.addEventListener("abort", this.onAbort, { once: true });
@@ -235,7 +250,7 @@ class Exchange implements Watched {
       }
       this.bodyWritten = true;
       if (!this.headReceived && !this.ended) {
-        this.firstByteAt = performance.now() + this.opts.firstByteTimeoutMs;
+        this.firstByteAt = performance.now() + this.firstByteTimeoutMs;
         this.reschedule();
       }
     })().catch((e) => {
@@ -294,7 +309,9 @@ class Exchange implements Watched {
     const clean = reusable && this.bodyWritten && this.bodyError === null &&
       this.conn.start === this.conn.end;
     this.pool.release(this.conn, clean);
-    this.opts.onEnd?.(error === null ? null : this.classify(error));
+    const onEnd = this.onEnd;
+    this.onEnd = undefined;
+    onEnd?.(error === null ? null : this.classify(error));
   }
 
   fail(): void {
@@ -307,6 +324,7 @@ class Exchange implements Watched {
     this.firstByteAt = this.requestAt = this.abortWatchAt = Infinity;
     this.reschedule();
     if (this.listening) this.signal!.removeEventListener("abort", this.onAbort);
+    this.signalSource = this.signal = null;
   }
 
   /** Maps whatever broke the exchange to what the caller must know. */
@@ -325,8 +343,8 @@ class Exchange implements Watched {
       return new UpstreamError(
         "timeout",
         this.timedOut === "first_byte"
-          ? `No response head within ${this.opts.firstByteTimeoutMs} ms`
-          : `The exchange took longer than ${this.opts.requestTimeoutMs} ms`,
+          ? `No response head within ${this.firstByteTimeoutMs} ms`
+          : `The exchange took longer than ${this.requestTimeoutMs} ms`,
         { cause: e },
       );
     }

@@ -10,7 +10,7 @@ import type { NamedPolicy } from "../../core/pipeline.ts";
 import type { Logger } from "../../observe/logger.ts";
 import type { WafConfig, WafRuleConfig } from "../schema.ts";
 import { BUILTIN_CATEGORIES, BUILTIN_HEADERS, BUILTIN_RULES, type BuiltinRule } from "./builtin.ts";
-import { compileLinearRegex, type LinearRegex } from "./linear_regex.ts";
+import { compileLinearRegex, type LinearRegex, loadLinearRegex } from "./linear_regex.ts";
 import { compileValueMatcher, type ValueTest } from "./matcher.ts";
 import { decodeForInspection } from "./decode.ts";
 import { peekBody } from "./body_prefix.ts";
@@ -65,7 +65,12 @@ export interface FilterOptions {
 }
 
 /** Compiles the config into a policy, or null when it has nothing to check. */
-export function createRequestFilter(cfg: WafConfig, o: FilterOptions): NamedPolicy | null {
+export async function createRequestFilter(
+  cfg: WafConfig,
+  o: FilterOptions,
+): Promise<NamedPolicy | null> {
+  if (cfg.rules.length === 0 && cfg.builtin === false) return null;
+  await loadLinearRegex();
   const rules = cfg.rules.map(compileRule);
   const builtin = compileBuiltin(cfg);
   if (rules.length === 0 && builtin === null) return null;
