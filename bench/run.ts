@@ -298,7 +298,20 @@ async function soakRss(t: BenchTarget): Promise<string> {
     `| ${mb(samples[0])} | ${mb(samples.at(-1))} | ${
       mb(samples.length ? Math.max(...samples) : undefined)
     } | ${samples.length} |`,
+    "",
+    // Growth shows as a rising band, not as one sample above another.
+    `RSS range by minute of load, MB: ${byMinute(samples).join(", ")}.`,
   ].join("\n");
+}
+
+/** `min-max` of each minute's one-second samples. */
+function byMinute(samples: number[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < samples.length; i += 60) {
+    const minute = samples.slice(i, i + 60);
+    out.push(`${Math.min(...minute).toFixed(0)}-${Math.max(...minute).toFixed(0)}`);
+  }
+  return out;
 }
 
 function median(rows: Row[]): Row {
