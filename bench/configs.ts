@@ -19,7 +19,7 @@ export interface BenchTarget {
 type RequireFree = (ports: number[], what: string) => void;
 type Spawn = (cmd: string, args: string[], env?: Record<string, string>) => Deno.ChildProcess;
 
-interface GatewayConfig {
+export interface GatewayConfig {
   /** What the configuration does; the row name adds the worker count. */
   name: string;
   /** Isolates (`--workers`, always passed: the default depends on the machine). */
@@ -52,7 +52,8 @@ async function jwtMaterial(dir: string): Promise<{ jwksFile: string; token: stri
 const TOKEN_BUCKET = "{ algorithm: token_bucket, rate: 1000000000, per: 1s }";
 const SLIDING_WINDOW = "{ algorithm: sliding_window, limit: 1000000000, per: 1s }";
 
-async function configs(dir: string, redisUrl: string): Promise<GatewayConfig[]> {
+/** The bench's gateway configurations (also loaded by tests/memory/rss_test.ts); key files go in `dir`. */
+export async function configs(dir: string, redisUrl: string): Promise<GatewayConfig[]> {
   const { jwksFile, token } = await jwtMaterial(dir);
   const consumers = `consumers:
   - { id: bench-app, api_keys: ["${BENCH_KEY}"], subjects: [bench-user], scopes: [read:users] }`;
