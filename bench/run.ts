@@ -48,6 +48,7 @@ const { values: opts } = parseArgs({
 const SECONDS = Number(opts.seconds);
 const CONNECTIONS = Number(opts.connections);
 const ROUNDS = Number(opts.rounds);
+const WARM_SECONDS = 2;
 const SOAK = opts.soak === undefined ? 0 : Number(opts.soak);
 if (!(SOAK >= 0)) throw new Error(`--soak expects seconds, got ${opts.soak}`);
 const FASTIFY_PORT = 19400;
@@ -110,8 +111,8 @@ function have(tool: string): boolean {
 }
 
 /** wrk output -> req/s, p50 and p99 in milliseconds. */
-async function wrk(url: string, header?: string): Promise<Omit<Row, "name">> {
-  const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency"];
+async function wrk(url: string, header?: string, seconds = SECONDS): Promise<Omit<Row, "name">> {
+  const args = ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency"];
   if (header) args.push("-H", header);
   const out = new TextDecoder().decode(
     (await new Deno.Command("wrk", { args: [...args, url], stdout: "piped" }).output()).stdout,
@@ -238,6 +239,9 @@ async function main(): Promise<void> {
   }
   const idle = new Map<string, number | undefined>();
   for (const t of ready) idle.set(t.name, await rssMb(t.pid?.()));
+  // Every target is warmed (JIT, pools, heap) before the measured rounds: a cold first round
+  // is a start-up cost, not the steady state the table is about.
+  for (const t of ready) await wrk(t.url, t.header, WARM_SECONDS);
   const results = new Map<string, Row[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of ready) {
