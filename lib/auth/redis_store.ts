@@ -13,7 +13,7 @@ import type { Redis } from "ioredis";
 import type { RedisConfig } from "../store/schema.ts";
 import type { RedisConnections } from "../store/redis.ts";
 import { GatewayError } from "../core/errors.ts";
-import { type CredentialStore, CredentialView } from "./store.ts";
+import { type CredentialView, ViewedCredentialStore } from "./store.ts";
 
 const RESYNC_MS = 30_000;
 
@@ -22,9 +22,8 @@ type Change =
   | { op: "unkey"; digest: string }
   | { op: "revoke"; jti: string; exp: number };
 
-export class RedisCredentialStore implements CredentialStore {
+export class RedisCredentialStore extends ViewedCredentialStore {
   readonly kind = "redis";
-  private readonly view = new CredentialView();
   private readonly client: Redis;
   private readonly sub: Redis;
   private readonly keysKey: string;
@@ -44,6 +43,7 @@ export class RedisCredentialStore implements CredentialStore {
     private readonly conns: RedisConnections,
     private readonly now: () => number,
   ) {
+    super();
     this.keysKey = `${cfg.prefix}auth:keys`;
     this.revokedKey = `${cfg.prefix}auth:revoked`;
     this.channel = `${cfg.prefix}auth:events`;
@@ -60,16 +60,6 @@ export class RedisCredentialStore implements CredentialStore {
       this.sub.subscribe(this.channel).then(() => this.resync(), (e) => conns.failed(cfg.url, e));
     });
     this.timer = setInterval(() => void this.resync(), RESYNC_MS);
-  }
-
-  keyOwner(digest: string): string | undefined {
-    return this.view.keys.get(digest);
-  }
-  isRevoked(jti: string, nowMs: number): boolean {
-    return this.view.isRevoked(jti, nowMs);
-  }
-  keys(): ReadonlyMap<string, string> {
-    return this.view.keys;
   }
 
   addKey(digest: string, consumer: string): Promise<void> {

@@ -42,11 +42,10 @@ export class CredentialView {
   }
 }
 
-export class MemoryCredentialStore implements CredentialStore {
-  readonly kind = "memory";
-  private readonly view = new CredentialView();
-
-  constructor(private readonly now: () => number) {}
+/** The reads every store answers from its local view; writes are each store's own. */
+export abstract class ViewedCredentialStore implements CredentialStore {
+  abstract readonly kind: "memory" | "redis";
+  protected readonly view = new CredentialView();
 
   keyOwner(digest: string): string | undefined {
     return this.view.keys.get(digest);
@@ -54,15 +53,28 @@ export class MemoryCredentialStore implements CredentialStore {
   isRevoked(jti: string, nowMs: number): boolean {
     return this.view.isRevoked(jti, nowMs);
   }
+  keys(): ReadonlyMap<string, string> {
+    return this.view.keys;
+  }
+  abstract addKey(digest: string, consumer: string): Promise<void>;
+  abstract removeKey(digest: string): Promise<boolean>;
+  abstract revoke(jti: string, expSec: number): Promise<void>;
+  abstract close(): void;
+}
+
+export class MemoryCredentialStore extends ViewedCredentialStore {
+  readonly kind = "memory";
+
+  constructor(private readonly now: () => number) {
+    super();
+  }
+
   addKey(digest: string, consumer: string): Promise<void> {
     this.view.keys.set(digest, consumer);
     return Promise.resolve();
   }
   removeKey(digest: string): Promise<boolean> {
     return Promise.resolve(this.view.keys.delete(digest));
-  }
-  keys(): ReadonlyMap<string, string> {
-    return this.view.keys;
   }
   revoke(jti: string, expSec: number): Promise<void> {
     // Revocations are few and written by operators: pruning on write keeps the set bounded.

@@ -5,7 +5,7 @@
  * which applies them and tells every worker. A worker that starts, or restarts
  * after a crash, gets the whole state with its start message.
  */
-import { type CredentialStore, CredentialView } from "../auth/store.ts";
+import { CredentialView, ViewedCredentialStore } from "../auth/store.ts";
 import type { RpcService, WorkerRpc } from "./rpc.ts";
 
 export const CREDENTIALS_SERVICE = "credentials";
@@ -28,11 +28,11 @@ function apply(view: CredentialView, c: CredentialChange): void {
 }
 
 /** The worker side: a mirror for reads, the main thread for writes. */
-export class WorkerCredentialStore implements CredentialStore {
+export class WorkerCredentialStore extends ViewedCredentialStore {
   readonly kind = "memory";
-  private readonly view = new CredentialView();
 
   constructor(private readonly rpc: WorkerRpc, snapshot: CredentialSnapshot) {
+    super();
     for (const [digest, consumer] of snapshot.keys) this.view.keys.set(digest, consumer);
     for (const [jti, until] of snapshot.revoked) this.view.revoked.set(jti, until);
   }
@@ -43,15 +43,6 @@ export class WorkerCredentialStore implements CredentialStore {
     apply(this.view, change);
   }
 
-  keyOwner(digest: string): string | undefined {
-    return this.view.keys.get(digest);
-  }
-  isRevoked(jti: string, nowMs: number): boolean {
-    return this.view.isRevoked(jti, nowMs);
-  }
-  keys(): ReadonlyMap<string, string> {
-    return this.view.keys;
-  }
   async addKey(digest: string, consumer: string): Promise<void> {
     await this.rpc.call(CREDENTIALS_SERVICE, "addKey", [digest, consumer]);
   }

@@ -13,6 +13,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
+import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
 /** Handshake fields sent as the client sent them (the header block drops hop-by-hop ones). */
 const HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
@@ -84,43 +85,23 @@ async function join(
   reply: Uint8Array,
 ): Promise<void> {
   const closeBoth = () => {
-    try {
-      client.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(client);
     upstream.close();
   };
   try {
-    await writeAll(client, reply);
+    await writeAllTo(client, reply);
     if (clientEarly.length > 0) await upstream.writeAll(clientEarly);
     const early = upstream.buf.slice(upstream.start, upstream.end);
-    if (early.length > 0) await writeAll(client, early);
+    if (early.length > 0) await writeAllTo(client, early);
   } catch {
     closeBoth();
     return;
   }
-  await Promise.race([copy(client, upstream.socket), copy(upstream.socket, client)]);
+  await Promise.race([
+    copySocket(client, upstream.socket, COPY_CHUNK),
+    copySocket(upstream.socket, client, COPY_CHUNK),
+  ]);
   closeBoth();
-}
-
-/** Copies until the source ends or either side fails. */
-async function copy(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(COPY_CHUNK);
-  try {
-    while (true) {
-      const n = await from.read(buf);
-      if (n === null) return;
-      await writeAll(to, buf.subarray(0, n));
-    }
-  } catch {
-    // A reset on either side ends the tunnel.
-  }
-}
-
-async function writeAll(to: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await to.write(data.subarray(off));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

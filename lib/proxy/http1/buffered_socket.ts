@@ -5,6 +5,7 @@
  * closing) is picked up by the next `fill`, so no bytes are lost or reordered.
  */
 import type { ReadBuffer } from "./bytes.ts";
+import { closeQuietly, writeAllTo } from "./socket_io.ts";
 
 export abstract class BufferedSocket implements ReadBuffer {
   buf: Uint8Array;
@@ -38,18 +39,13 @@ export abstract class BufferedSocket implements ReadBuffer {
   }
 
   /** Writes every byte. */
-  async writeAll(data: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < data.length) off += await this.socket.write(data.subarray(off));
+  writeAll(data: Uint8Array): Promise<void> {
+    return writeAllTo(this.socket, data);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.socket.close();
-    } catch {
-      // Already closed by the peer.
-    }
+    closeQuietly(this.socket);
   }
 }

@@ -8,6 +8,7 @@
  */
 import type { CidrSet } from "../../security/cidr.ts";
 import { parseProxyHeader, type ProxySource } from "./parse.ts";
+import { closeQuietly, copySocket, writeAllTo } from "../../proxy/http1/socket_io.ts";
 
 export interface ProxyProtocolOptions {
   /** Peers allowed to send the header; read per connection, so a reload applies at once. */
@@ -121,7 +122,7 @@ export class ProxyProtocolFront {
       try {
         conn.setNoDelay(true);
         inner.setNoDelay(true);
-        if (head.rest.length > 0) await writeAll(inner, head.rest);
+        if (head.rest.length > 0) await writeAllTo(inner, head.rest);
         await relay(conn, inner);
       } finally {
         this.clients.delete(port);
@@ -185,39 +186,12 @@ export class ProxyProtocolFront {
  * side ends, the exchange is over and both sockets close.
  */
 async function relay(client: Deno.Conn, server: Deno.Conn): Promise<void> {
-  const upstream = copy(client, server).then((clean) => {
+  const upstream = copySocket(client, server, RELAY_BUFFER).then((clean) => {
     if (clean) return server.closeWrite().catch(() => closeQuietly(server));
     closeQuietly(server);
   });
-  await copy(server, client);
+  await copySocket(server, client, RELAY_BUFFER);
   closeQuietly(client);
   closeQuietly(server);
   await upstream;
-}
-
-/** Resolves true on a clean end of stream, false on an error. */
-async function copy(from: Deno.Conn, to: Deno.Conn): Promise<boolean> {
-  const buf = new Uint8Array(RELAY_BUFFER);
-  try {
-    for (;;) {
-      const n = await from.read(buf);
-      if (n === null) return true;
-      await writeAll(to, buf.subarray(0, n));
-    }
-  } catch {
-    return false;
-  }
-}
-
-async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await to.write(bytes.subarray(off));
-}
-
-function closeQuietly(c: Deno.Conn): void {
-  try {
-    c.close();
-  } catch {
-    // already closed
-  }
 }
