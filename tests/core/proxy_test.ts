@@ -206,6 +206,32 @@ Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
   }
 });
 
+Deno.test("proxy: a WebSocket upgrade the upstream declines gets its status; a dead upstream 502", async () => {
+  const up = startUpstream(() => new Response("no sockets here", { status: 403 }));
+  const handshake = (path: string) => [
+    `GET ${path} HTTP/1.1`,
+    "Host: localhost",
+    "Connection: Upgrade, close", // close: the raw reader stops at the end of the answer
+    "Upgrade: websocket",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+  ];
+  try {
+    await single(up.url, async (g) => {
+      const declined = await rawRequest(g.url(), handshake("/ws"));
+      assertEquals(declined.status, 403);
+      assertEquals(up.received.length, 1);
+    });
+    await single(`http://127.0.0.1:${closedPort()}`, async (g) => {
+      const dead = await rawRequest(g.url(), handshake("/ws"));
+      assertEquals(dead.status, 502);
+      assertMatch(dead.body, /"code":"bad_gateway"/);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: server-sent events stream; the first event arrives before the upstream ends", async () => {
   let finish!: () => void;
   const upstreamDone = new Promise<void>((r) => (finish = r));
