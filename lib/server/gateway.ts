@@ -19,7 +19,7 @@ import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { LocalLimiterStore } from "../store/limiter_store.ts";
-import { createHandler } from "./handler.ts";
+import { createHandler, createRefusalRecorder } from "./handler.ts";
 import { type RunningListener, startListener } from "./listeners.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
@@ -264,10 +264,12 @@ export class Gateway {
           this.listeners.delete(l.name);
           await current.running.shutdown();
         }
+        const info = { name: l.name, tls: !!l.tls };
         const running = await startListener(
           l,
-          createHandler(this.holder, { name: l.name, tls: !!l.tls }, this.deps),
+          createHandler(this.holder, info, this.deps),
           {
+            refused: createRefusalRecorder(this.holder, info, this.deps),
             resolvePath,
             ...(this.options.reusePort ? { reusePort: true } : {}),
             onError: (e) => this.deps.logger.error("listener error", errorFields(e)),

@@ -14,6 +14,7 @@ import { errorFields } from "../observe/logger.ts";
 import type { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
+import type { RefusedRequest } from "./http1/server.ts";
 
 export interface ServeInfo {
   remoteAddr: Deno.Addr;
@@ -50,6 +51,50 @@ export function createHandler(
     }
   };
 }
+
+/**
+ * Answers requests the HTTP/1.1 server refused before the handler (a malformed
+ * or oversized head, a head that came too slowly) through the current plan's
+ * observer, so they are counted and logged like every other refusal.
+ */
+export function createRefusalRecorder(
+  holder: PlanHolder,
+  listener: ListenerInfo,
+  deps: RuntimeDeps,
+): (r: RefusedRequest) => Response {
+  return (r) => {
+    const plan = holder.current;
+    if (plan === null) return errorResponse(r.code, crypto.randomUUID(), { message: r.message });
+    const peer = peerAddress(r.remoteAddr);
+    const target = r.target ?? "";
+    const q = target.indexOf("?");
+    const ctx = new RequestContext(
+      REFUSED_REQUEST,
+      r.method ?? "",
+      // A refused target can be 64 KiB of anything: the log keeps its start.
+      (q < 0 ? target : target.slice(0, q)).slice(0, REFUSED_TARGET_CHARS),
+      q < 0 ? "" : target.slice(q, q + REFUSED_TARGET_CHARS),
+      r.host === null ? "" : hostOf(r.host),
+      peer,
+      peer,
+      listener,
+      deps.clock.now(),
+      r.startMono,
+      crypto.randomUUID(),
+      parseTraceparent(null, null),
+      new HeaderEdits(),
+    );
+    const observer = plan.settings.observer;
+    observer.begin(ctx);
+    const res = ctx.refuse(r.code, { message: r.message });
+    res.headers.set(plan.settings.requestIdHeader, ctx.requestId);
+    return observer.end(ctx, res);
+  };
+}
+
+/** Stands in for the Request a refused head never became (the context needs one). */
+const REFUSED_REQUEST = new Request("http://refused.invalid/");
+const REFUSED_TARGET_CHARS = 256;
 
 export function peerAddress(addr: Deno.Addr): string {
   if (addr.transport !== "tcp" && addr.transport !== "udp") return "127.0.0.1";

@@ -8,7 +8,7 @@
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
-import { type ConnectionTimeouts, Http1Server } from "./http1/server.ts";
+import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
 import {
   type ProxyProtocolOptions,
@@ -34,6 +34,8 @@ export interface ListenerOptions {
   proxyProtocol?: ProxyProtocolOptions;
   /** Head and keep-alive timeouts of plain listeners, read per connection. */
   timeouts?: () => ConnectionTimeouts;
+  /** Answers (and records) requests a plain listener refuses before the handler. */
+  refused?: (r: RefusedRequest) => Response;
 }
 
 /** For listeners started without a plan (the admin listener). */
@@ -53,7 +55,13 @@ export async function startListener(
       handler,
       o.proxyProtocol,
       o.reusePort ?? false,
-      (h) => startListener(inner, h, innerOptions),
+      (h, clientAddr) =>
+        startListener(inner, h, {
+          ...innerOptions,
+          ...(o.refused
+            ? { refused: (r) => o.refused!({ ...r, remoteAddr: clientAddr(r.remoteAddr) }) }
+            : {}),
+        }),
     );
   }
   // Deno.serve can neither request client certificates nor refuse TLS 1.2.
@@ -67,6 +75,7 @@ export async function startListener(
       reusePort: o.reusePort ?? false,
       timeouts: o.timeouts ?? (() => DEFAULT_TIMEOUTS),
       ...(o.onError ? { onError: o.onError } : {}),
+      ...(o.refused ? { refused: o.refused } : {}),
     }, tracedHandler(handler));
     return {
       name: cfg.name,

@@ -26,6 +26,14 @@ export interface RequestHead {
 export interface HeadRefusal {
   code: ErrorCode;
   message: string;
+  /** What could be read of the refused head, for the access log. */
+  seen?: SeenHead;
+}
+
+export interface SeenHead {
+  method: string | null;
+  target: string | null;
+  host: string | null;
 }
 
 /** Ceilings below every configurable limit: a head past them is refused before any routing. */
@@ -168,6 +176,21 @@ function contentLengthOf(value: string): number {
 
 function percentEncode(c: string): string {
   return `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+}
+
+const SEEN_METHOD = /^[A-Z]{1,20}$/;
+const SEEN_HOST = /\r\nhost:[ \t]*([^\r]{0,255})/i;
+
+/** The method, target and host of a refused head, read leniently (they may be what was wrong). */
+export function seenHead(text: string): SeenHead {
+  const lineEnd = text.indexOf("\r\n");
+  const [method, target] = text.slice(0, lineEnd < 0 ? Math.min(text.length, 1024) : lineEnd)
+    .split(" ");
+  return {
+    method: method !== undefined && SEEN_METHOD.test(method) ? method : null,
+    target: target ? target.slice(0, 256) : null,
+    host: SEEN_HOST.exec(text)?.[1]?.trim() ?? null,
+  };
 }
 
 function refuse(code: ErrorCode, message: string): HeadRefusal {

@@ -11,7 +11,7 @@
  * the buffer). A watched deadline per connection covers the keep-alive idle
  * time and the head read time; body reads are timed by the security stage.
  */
-import { errorResponse } from "../../core/errors.ts";
+import { type ErrorCode, errorResponse } from "../../core/errors.ts";
 import { decodeHead, findHeadEnd } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
@@ -24,6 +24,7 @@ import {
   MAX_HEAD_BYTES,
   parseRequestHead,
   type RequestHead,
+  seenHead,
 } from "./request_head.ts";
 import { writeResponse } from "./response_writer.ts";
 import { registerUpgrade } from "./upgrade.ts";
@@ -35,6 +36,19 @@ export interface ConnectionTimeouts {
   idleMs: number;
 }
 
+/** A request refused before it reached the handler (malformed, too large, too slow). */
+export interface RefusedRequest {
+  code: ErrorCode;
+  message: string;
+  remoteAddr: Deno.Addr;
+  /** What was parsed of the head, when it was. */
+  method: string | null;
+  target: string | null;
+  host: string | null;
+  /** Monotonic time (ms) the head started to arrive, for the recorded latency. */
+  startMono: number;
+}
+
 export interface Http1ServerOptions {
   hostname: string;
   port: number;
@@ -42,6 +56,11 @@ export interface Http1ServerOptions {
   /** Read for every connection, so a reload's new values apply to new requests. */
   timeouts(): ConnectionTimeouts;
   onError?(e: unknown): void;
+  /**
+   * The answer to a refused request. The gateway's records it (metrics, access
+   * log) like any other refusal; without it the common JSON shape is sent unrecorded.
+   */
+  refused?(r: RefusedRequest): Response;
 }
 
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
@@ -94,6 +113,17 @@ export class Http1Server {
     this.o.onError?.(e);
   }
 
+  refusal(r: RefusedRequest): Response {
+    if (this.o.refused) {
+      try {
+        return this.o.refused(r);
+      } catch (e) {
+        this.reportError(e);
+      }
+    }
+    return errorResponse(r.code, crypto.randomUUID(), { message: r.message });
+  }
+
   /** Stops accepting, closes idle connections, and resolves when the busy ones are done. */
   shutdown(): Promise<void> {
     if (!this.closing) {
@@ -142,6 +172,8 @@ class ServedConnection implements Watched {
   private phase = Phase.Idle;
   private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0 };
   private timedOut = false;
+  /** When the current head began to arrive (or the connection opened). */
+  private headStarted = 0;
 
   constructor(
     private readonly server: Http1Server,
@@ -152,7 +184,8 @@ class ServedConnection implements Watched {
   async serve(timeouts: ConnectionTimeouts): Promise<void> {
     this.timeouts = timeouts;
     // A new connection gets the head timeout, not the longer keep-alive one.
-    this.nextCheck = performance.now() + timeouts.headerMs;
+    this.headStarted = performance.now();
+    this.nextCheck = this.headStarted + timeouts.headerMs;
     deadlines.add(this);
     try {
       while (await this.serveOne());
@@ -172,9 +205,13 @@ class ServedConnection implements Watched {
       return;
     }
     this.timedOut = true;
-    const refusal = errorResponse("request_timeout", crypto.randomUUID(), {
-      message: `The request head was not received within ${this.timeouts.headerMs} ms`,
-    });
+    const refusal = this.server.refusal(this.refused(
+      {
+        code: "request_timeout",
+        message: `The request head was not received within ${this.timeouts.headerMs} ms`,
+      },
+      null,
+    ));
     writeResponse(this.conn, refusal, { head: false, http10: false, keepAlive: false })
       .catch(() => {})
       .finally(() => this.conn.close());
@@ -191,17 +228,17 @@ class ServedConnection implements Watched {
     this.phase = Phase.Busy;
     this.nextCheck = Infinity;
     if (isRefusal(head)) {
-      await this.refuse(head);
+      await this.refuse(head, null);
       return false;
     }
 
     const url = this.urlOf(head);
     if (url === null) {
-      await this.refuse({ code: "bad_request", message: "Invalid Host header" });
+      await this.refuse({ code: "bad_request", message: "Invalid Host header" }, head);
       return false;
     }
     if (head.chunked && !firstChunkValid(this.conn)) {
-      await this.refuse({ code: "bad_request", message: "Malformed chunked body" });
+      await this.refuse({ code: "bad_request", message: "Malformed chunked body" }, head);
       return false;
     }
     const hasBody = head.chunked || head.contentLength > 0;
@@ -240,7 +277,10 @@ class ServedConnection implements Watched {
       const h = req.headers;
       for (const [name, value] of head.headers) h.append(name, value);
     } catch {
-      await this.refuse({ code: "bad_request", message: "Malformed request target or headers" });
+      await this.refuse(
+        { code: "bad_request", message: "Malformed request target or headers" },
+        head,
+      );
       return false;
     }
     if (head.upgrade) registerUpgrade(req, this.conn);
@@ -290,14 +330,17 @@ class ServedConnection implements Watched {
       }
       if (c.buffered > 0 && this.phase === Phase.Idle) {
         this.phase = Phase.Head;
-        this.nextCheck = performance.now() + this.timeouts.headerMs;
+        this.headStarted = performance.now();
+        this.nextCheck = this.headStarted + this.timeouts.headerMs;
       }
       const idx = findHeadEnd(c.buf, c.start + searched, c.end);
       if (idx >= 0) {
         if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
         const text = decodeHead(c.buf.subarray(c.start, idx));
         c.start = idx + 4;
-        return parseRequestHead(text);
+        const head = parseRequestHead(text);
+        if (isRefusal(head)) head.seen = seenHead(text);
+        return head;
       }
       if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
       searched = Math.max(0, c.buffered - 3);
@@ -330,8 +373,19 @@ class ServedConnection implements Watched {
     return HOST.test(host) ? `http://${host}${head.target}` : null;
   }
 
-  private async refuse(r: HeadRefusal): Promise<void> {
-    const res = errorResponse(r.code, crypto.randomUUID(), { message: r.message });
+  private refused(r: HeadRefusal, head: RequestHead | null): RefusedRequest {
+    return {
+      ...r,
+      remoteAddr: this.conn.socket.remoteAddr,
+      method: head?.method ?? r.seen?.method ?? null,
+      target: head?.target ?? r.seen?.target ?? null,
+      host: head?.host ?? r.seen?.host ?? null,
+      startMono: this.headStarted,
+    };
+  }
+
+  private async refuse(r: HeadRefusal, head: RequestHead | null): Promise<void> {
+    const res = this.server.refusal(this.refused(r, head));
     try {
       await writeResponse(this.conn, res, { head: false, http10: false, keepAlive: false });
     } catch {

@@ -20,7 +20,11 @@ export async function startProxyProtocolListener(
   handler: ServeHandler,
   pp: ProxyProtocolOptions,
   reusePort: boolean,
-  startInner: (handler: ServeHandler) => Promise<RunningListener>,
+  /** `clientAddr` maps an inner connection's peer to the client the front relayed. */
+  startInner: (
+    handler: ServeHandler,
+    clientAddr: (peer: Deno.Addr) => Deno.Addr,
+  ) => Promise<RunningListener>,
 ): Promise<RunningListener> {
   let front: ProxyProtocolFront | null = null;
   const inner = await startInner((req, info) => {
@@ -31,7 +35,7 @@ export async function startProxyProtocolListener(
       }));
     }
     return handler(req, { ...info, remoteAddr: client.remoteAddr });
-  });
+  }, (peer) => front?.clientOf(peer)?.remoteAddr ?? peer);
   try {
     front = ProxyProtocolFront.listen({
       ...pp,

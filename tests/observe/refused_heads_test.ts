@@ -1,0 +1,112 @@
+/**
+ * Requests the listener refuses before the handler — a malformed head, a head
+ * too large, a head that came too slowly — are counted in the metrics and
+ * written to the access log like every other refusal.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+
+const enc = new TextEncoder();
+
+/** Sends `bytes` on a new connection and reads until the gateway closes it. */
+async function exchange(g: TestGateway, bytes: string, limitMs = 5000): Promise<string> {
+  const u = new URL(g.url());
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  const timer = setTimeout(() => conn.close(), limitMs);
+  let text = "";
+  try {
+    await conn.write(enc.encode(bytes));
+    const buf = new Uint8Array(16384);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } catch {
+    // closed by the timer
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the gateway
+    }
+  }
+  return text;
+}
+
+Deno.test("refused heads are counted in the metrics and written to the access log", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    const g = await startGateway(`
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0 }
+security: { header_timeout_ms: 300 }
+server: { drain_timeout_s: 2, config_watch: { enabled: false } }
+observe: { access_log: { path: access.log } }
+upstreams:
+  app: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`);
+    try {
+      const folded = await exchange(
+        g,
+        "GET /folded?x=1 HTTP/1.1\r\nHost: api.example.com\r\nX-A: one\r\n two\r\n\r\n",
+      );
+      assertMatch(folded, /^HTTP\/1\.1 400 /);
+      const id = /x-request-id: ([^\r]+)/i.exec(folded)?.[1];
+      assertOk(id !== undefined, "the refusal carries a request id");
+      assertMatch(folded, new RegExp(`"request_id":"${id}"`));
+
+      const tooLarge = await exchange(
+        g,
+        `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${"y".repeat(70 * 1024)}\r\n\r\n`,
+      );
+      assertMatch(tooLarge, /^HTTP\/1\.1 431 /);
+
+      const slow = await exchange(g, "GET /slow HTTP/1.1\r\nHost: a\r\nX-Part: ");
+      assertMatch(slow, /^HTTP\/1\.1 408 /);
+      assertEquals(up.received.length, 0);
+
+      const metrics = await (await fetch(`${g.admin}/metrics`)).text();
+      for (const code of ["bad_request", "headers_too_large", "request_timeout"]) {
+        assertMatch(
+          metrics,
+          new RegExp(`gateway_errors_total\\{route="unmatched",code="${code}"\\} 1\\b`),
+        );
+      }
+      // The 431 and the 408 are recorded without a method: their heads were never parsed.
+      assertMatch(
+        metrics,
+        /gateway_requests_total\{route="unmatched",method="GET",status_class="4xx"\} 1\b/,
+      );
+      assertMatch(
+        metrics,
+        /gateway_requests_total\{route="unmatched",method="OTHER",status_class="4xx"\} 2\b/,
+      );
+      assertMatch(metrics, /gateway_requests_in_flight 0\b/);
+
+      await g.gw.deps.accessLogs.flushAll();
+      const lines = (await Deno.readTextFile(`${g.dir}/access.log`)).trimEnd().split("\n")
+        .map((l) => JSON.parse(l));
+      assertEquals(lines.map((l) => [l.status, l.error_code]), [
+        [400, "bad_request"],
+        [431, "headers_too_large"],
+        [408, "request_timeout"],
+      ]);
+      assertEquals(lines[0].request_id, id);
+      assertEquals(lines[0].method, "GET");
+      assertEquals(lines[0].path, "/folded?x=1");
+      assertEquals(lines[0].host, "api.example.com");
+      assertEquals(lines[0].client_ip, "127.0.0.1");
+      assertEquals(lines[0].route, null);
+      assertOk(lines[2].latency_ms >= 250, `the slow head took ${lines[2].latency_ms} ms`);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+});
