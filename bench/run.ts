@@ -62,10 +62,19 @@ interface Row {
   p50: number;
   p99: number;
   errors: string;
-  /** Gateway RSS after start and one request, and its peak during the round. */
+  /** Gateway RSS after start and one request, and its peak during its warm-up run under load. */
   rssIdleMb?: number;
   rssMb?: number;
 }
+
+/** A target's req/s and p99 over those of the bare proxy run beside it. */
+interface Ratios {
+  rps: number;
+  p99: number;
+}
+
+/** The reference every ratio is paired with. */
+const BARE = "deno-bare";
 
 const children: Deno.ChildProcess[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -240,23 +249,51 @@ async function main(): Promise<void> {
   const idle = new Map<string, number | undefined>();
   for (const t of ready) idle.set(t.name, await rssMb(t.pid?.()));
   // Every target is warmed (JIT, pools, heap) before the measured rounds: a cold first round
-  // is a start-up cost, not the steady state the table is about.
-  for (const t of ready) await wrk(t.url, t.header, WARM_SECONDS);
+  // is a start-up cost, not the steady state the table is about. The gateways' RSS under load
+  // is sampled here, not in the measured runs: reading /proc/PID/status four times a second
+  // measurably lengthened the sampled process's p99 (and the bare proxy is not sampled).
+  const loadedRss = new Map<string, number | undefined>();
+  for (const t of ready) {
+    const peak = t.pid ? peakRss(t.pid()) : null;
+    await wrk(t.url, t.header, t.pid ? SECONDS : WARM_SECONDS);
+    loadedRss.set(t.name, await peak?.stop());
+  }
+  const bare = ready.find((t) => t.name === BARE);
   const results = new Map<string, Row[]>();
+  const ratios = new Map<string, Ratios[]>();
+  const measure = async (t: BenchTarget, round: number): Promise<Row> => {
+    const r = await wrk(t.url, t.header);
+    const row: Row = {
+      name: t.name,
+      ...r,
+      rssIdleMb: idle.get(t.name),
+      rssMb: loadedRss.get(t.name),
+    };
+    results.set(t.name, [...(results.get(t.name) ?? []), row]);
+    console.error(
+      `round ${round + 1}/${ROUNDS} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s ` +
+        `p99 ${r.p99.toFixed(2)} ms`,
+    );
+    return row;
+  };
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of ready) {
-      const peak = peakRss(t.pid?.());
-      const r = await wrk(t.url, t.header);
-      const row: Row = {
-        name: t.name,
-        ...r,
-        rssIdleMb: idle.get(t.name),
-        rssMb: await peak.stop(),
-      };
-      results.set(t.name, [...(results.get(t.name) ?? []), row]);
-      console.error(
-        `round ${round + 1}/${ROUNDS} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s`,
-      );
+      if (t === bare) continue;
+      if (bare === undefined) {
+        await measure(t, round);
+        continue;
+      }
+      // Each target is measured next to a run of the bare proxy, first or second by turns:
+      // this host's speed drifts by up to 2x within a minute, so a ratio is only honest
+      // between two runs seconds apart.
+      const [a, b] = round % 2 === 0 ? [bare, t] : [t, bare];
+      const first = await measure(a, round);
+      const second = await measure(b, round);
+      const [ref, row] = a === bare ? [first, second] : [second, first];
+      ratios.set(t.name, [...(ratios.get(t.name) ?? []), {
+        rps: row.rps / ref.rps,
+        p99: row.p99 / ref.p99,
+      }]);
     }
   }
   const rows = ready.map((t) => median(results.get(t.name)!));
@@ -264,7 +301,7 @@ async function main(): Promise<void> {
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
   const routing = ready.find((t) => t.name === "gateway routing-only --workers 1");
   const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
-  const table = render(rows) + soak + limiting;
+  const table = render(rows, ratios) + soak + limiting;
   console.log(table);
   const date = new Date().toISOString().slice(0, 10);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
@@ -274,8 +311,10 @@ async function main(): Promise<void> {
   await Deno.writeTextFile(
     file,
     `# Benchmark ${date}\n\nMachine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}. ` +
-      `Deno ${Deno.version.deno}. wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved ` +
-      `round(s), median round per target. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
+      `Deno ${Deno.version.deno}. wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} round(s); ` +
+      `each target measured beside a run of ${BARE} (${BARE} first in odd rounds, second in ` +
+      `even ones). req/s, p50 and p99: median run per target; ratios: median over rounds of ` +
+      `the paired ratio. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
       table + "\n",
   );
   console.error(`written to ${file}`);
@@ -323,20 +362,29 @@ function median(rows: Row[]): Row {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-function render(rows: Row[]): string {
-  const bare = rows.find((r) => r.name === "deno-bare");
-  const nginx = rows.find((r) => r.name === "nginx");
-  const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : "-");
+/** The median of `xs` (the lower middle for an even count, like `median`). */
+function middle(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function render(rows: Row[], ratios: Map<string, Ratios[]>): string {
+  const nginx = ratios.get("nginx");
+  const x = (n: number | undefined) => (n === undefined ? "-" : `${n.toFixed(2)}x`);
   const mb = (n: number | undefined) => (n !== undefined ? n.toFixed(0) : "-");
   const lines = [
     "| target | req/s | p50 ms | p99 ms | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | RSS idle MB | RSS load MB | errors |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
+    const own = r.name === BARE ? [{ rps: 1, p99: 1 }] : ratios.get(r.name);
+    const vsBare = own && middle(own.map((o) => o.rps));
+    // Both ratios are to the bare run paired with each: their quotient cancels the drift too.
+    const vsNginx = own && nginx && middle(own.map((o) => o.rps)) / middle(nginx.map((o) => o.rps));
     lines.push(
       `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
-        ratio(r.rps, bare?.rps)
-      } | ${ratio(r.rps, nginx?.rps)} | ${ratio(r.p99, bare?.p99)} | ${mb(r.rssIdleMb)} | ${
+        x(vsBare)
+      } | ${x(vsNginx)} | ${x(own && middle(own.map((o) => o.p99)))} | ${mb(r.rssIdleMb)} | ${
         mb(r.rssMb)
       } | ${r.errors || "-"} |`,
     );
