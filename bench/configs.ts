@@ -103,12 +103,13 @@ routes:
       auth: [keys], scopes: [read:users], rate_limit: ${TOKEN_BUCKET} }
 `,
     },
-    {
+    // With one isolate, and as deployed by default (one per core).
+    ...[...new Set([1, navigator.hardwareConcurrency])].map((workers) => ({
       name: "gateway jwt + sliding window + transforms",
-      workers: 1,
+      workers,
       header: bearer,
       body: jwtFull,
-    },
+    })),
     {
       name: "gateway jwt + sliding window + transforms (redis)",
       workers: 1,
