@@ -10,6 +10,7 @@ import { encodeHead } from "./http1/bytes.ts";
 import type { UpstreamConnection } from "./http1/connection.ts";
 import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
+import { responseBody } from "./http1/body.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
@@ -18,6 +19,8 @@ import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 /** Handshake fields sent as the client sent them (the header block drops hop-by-hop ones). */
 const HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
 const COPY_CHUNK = 32 * 1024;
+/** Statuses whose responses cannot carry a body (the Response constructor refuses one). */
+const NULL_BODY = new Set([204, 205, 304]);
 
 export async function tunnelUpgrade(
   ctx: RequestContext,
@@ -55,12 +58,17 @@ export async function tunnelUpgrade(
     return ctx.refuse((e as Error).name === "TimeoutError" ? "upstream_timeout" : "bad_gateway");
   }
   ctx.upstreamMs = performance.now() - started;
-  if (head === null || head.status !== 101 || !head.upgrade) {
+  if (head === null || (head.status === 101 && !head.upgrade)) {
+    // No answer, or a 101 that names no protocol.
     pool.release(upstream, false);
-    if (head === null) return ctx.refuse("bad_gateway");
-    // The upstream declined the upgrade: its answer (without a body) tells the client why.
-    return new Response(null, {
-      status: head.status < 200 ? 502 : head.status,
+    return ctx.refuse("bad_gateway");
+  }
+  if (head.status !== 101) {
+    // The upstream declined the upgrade: its answer, body and all, tells the client why.
+    const body = responseBody(upstream, head, req.method, () => pool.release(upstream, false));
+    if (NULL_BODY.has(head.status) && body instanceof ReadableStream) body.cancel().catch(() => {});
+    return new Response(NULL_BODY.has(head.status) ? null : body, {
+      status: head.status,
       headers: head.headers,
     });
   }

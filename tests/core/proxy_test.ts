@@ -206,7 +206,7 @@ Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
   }
 });
 
-Deno.test("proxy: a WebSocket upgrade the upstream declines gets its status; a dead upstream 502", async () => {
+Deno.test("proxy: a WebSocket upgrade the upstream declines gets its answer, body included; a dead upstream 502", async () => {
   const up = startUpstream(() => new Response("no sockets here", { status: 403 }));
   const handshake = (path: string) => [
     `GET ${path} HTTP/1.1`,
@@ -220,6 +220,7 @@ Deno.test("proxy: a WebSocket upgrade the upstream declines gets its status; a d
     await single(up.url, async (g) => {
       const declined = await rawRequest(g.url(), handshake("/ws"));
       assertEquals(declined.status, 403);
+      assertEquals(declined.body, "no sockets here");
       assertEquals(up.received.length, 1);
     });
     await single(`http://127.0.0.1:${closedPort()}`, async (g) => {

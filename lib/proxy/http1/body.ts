@@ -5,12 +5,47 @@
  */
 import { type Bytes, concat, findLineEnd, type ReadBuffer } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
-import { ProtocolError } from "./response_head.ts";
+import { ProtocolError, type ResponseHead } from "./response_head.ts";
 
 const STREAM_CHUNK = 64 * 1024;
 
 /** Called once when the body is done: `reusable` if the connection can serve another request. */
 export type BodyDone = (reusable: boolean, error?: unknown) => void;
+
+/**
+ * A response's body by its framing: the bytes when all of it is buffered
+ * already, a stream otherwise, null when the response has none. `done` runs
+ * once the body has been read (at once when it was buffered or absent).
+ */
+export function responseBody(
+  conn: UpstreamConnection,
+  head: ResponseHead,
+  method: string,
+  done: BodyDone,
+): Bytes | ReadableStream<Bytes> | null {
+  const keep = !head.close;
+  if (method === "HEAD" || head.status === 204 || head.status === 304) {
+    done(keep, null);
+    return null;
+  }
+  if (head.chunked) {
+    const whole = takeBufferedChunked(conn);
+    if (whole) {
+      done(keep, null);
+      return whole;
+    }
+    return chunkedStream(conn, done, keep);
+  }
+  if (head.contentLength !== null) {
+    const whole = takeBufferedBody(conn, head.contentLength);
+    if (whole) {
+      done(keep, null);
+      return whole;
+    }
+    return fixedLengthStream(conn, head.contentLength, done, keep);
+  }
+  return untilCloseStream(conn, (_r, e) => done(false, e));
+}
 
 /** The whole fixed-length body if it is already buffered, else null. */
 export function takeBufferedBody(conn: UpstreamConnection, length: number): Bytes | null {

@@ -6,13 +6,7 @@
 import { type Bytes, encodeHead, LAST_CHUNK } from "./bytes.ts";
 import { bodyChunks } from "./body_reader.ts";
 import type { UpstreamConnection } from "./connection.ts";
-import {
-  chunkedStream,
-  fixedLengthStream,
-  takeBufferedBody,
-  takeBufferedChunked,
-  untilCloseStream,
-} from "./body.ts";
+import { responseBody } from "./body.ts";
 import { ProtocolError, readResponseHead, type ResponseHead } from "./response_head.ts";
 import type { TargetPool } from "./pool.ts";
 import { UpstreamError } from "./errors.ts";
@@ -274,31 +268,7 @@ class Exchange implements Watched {
       reused,
     };
     if (head.status === 101) throw new ProtocolError("Unexpected protocol switch from upstream");
-    const keep = !head.close;
-    if (method === "HEAD" || head.status === 204 || head.status === 304) {
-      this.finish(keep, null);
-      return { ...base, body: null };
-    }
-    if (head.chunked) {
-      const whole = takeBufferedChunked(this.conn);
-      if (whole) {
-        this.finish(keep, null);
-        return { ...base, body: whole };
-      }
-      return { ...base, body: chunkedStream(this.conn, (r, e) => this.finish(r, e), keep) };
-    }
-    if (head.contentLength !== null) {
-      const whole = takeBufferedBody(this.conn, head.contentLength);
-      if (whole) {
-        this.finish(keep, null);
-        return { ...base, body: whole };
-      }
-      return {
-        ...base,
-        body: fixedLengthStream(this.conn, head.contentLength, (r, e) => this.finish(r, e), keep),
-      };
-    }
-    return { ...base, body: untilCloseStream(this.conn, (_r, e) => this.finish(false, e)) };
+    return { ...base, body: responseBody(this.conn, head, method, (r, e) => this.finish(r, e)) };
   }
 
   /** The response ended (body fully read, or failed): give back the connection. */
