@@ -73,6 +73,13 @@ interface Ratios {
   p99: number;
 }
 
+/** One target's run and the bare proxy's run beside it. */
+interface Pair {
+  round: number;
+  target: Row;
+  bare: Row;
+}
+
 /** The reference every ratio is paired with. */
 const BARE = "deno-bare";
 
@@ -261,6 +268,7 @@ async function main(): Promise<void> {
   const bare = ready.find((t) => t.name === BARE);
   const results = new Map<string, Row[]>();
   const ratios = new Map<string, Ratios[]>();
+  const pairs: Pair[] = [];
   const measure = async (t: BenchTarget, round: number): Promise<Row> => {
     const r = await wrk(t.url, t.header);
     const row: Row = {
@@ -294,6 +302,7 @@ async function main(): Promise<void> {
         rps: row.rps / ref.rps,
         p99: row.p99 / ref.p99,
       }]);
+      pairs.push({ round: round + 1, target: row, bare: ref });
     }
   }
   const rows = ready.map((t) => median(results.get(t.name)!));
@@ -315,7 +324,7 @@ async function main(): Promise<void> {
       `each target measured beside a run of ${BARE} (${BARE} first in odd rounds, second in ` +
       `even ones). req/s, p50 and p99: median run per target; ratios: median over rounds of ` +
       `the paired ratio. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
-      table + "\n",
+      table + "\n" + renderPairs(pairs),
   );
   console.error(`written to ${file}`);
 }
@@ -360,6 +369,26 @@ function byMinute(samples: number[]): string[] {
 function median(rows: Row[]): Row {
   const sorted = [...rows].sort((a, b) => a.rps - b.rps);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** Every measured pair, so a reader sees the spread the medians summarise. */
+function renderPairs(pairs: Pair[]): string {
+  if (pairs.length === 0) return "";
+  const lines = [
+    "",
+    "Every pair, in the order run:",
+    "",
+    `| round | target | req/s | p99 ms | ${BARE} req/s | ${BARE} p99 ms | req/s ratio | p99 ratio |`,
+    "|---:|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const { round, target: t, bare: b } of pairs) {
+    lines.push(
+      `| ${round} | ${t.name} | ${t.rps.toFixed(0)} | ${t.p99.toFixed(2)} | ${b.rps.toFixed(0)} | ${
+        b.p99.toFixed(2)
+      } | ${(t.rps / b.rps).toFixed(2)}x | ${(t.p99 / b.p99).toFixed(2)}x |`,
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 /** The median of `xs` (the lower middle for an even count, like `median`). */
