@@ -256,6 +256,9 @@ export function toResponse(res: UpstreamResponse): Response {
     body = null;
   }
   if (!(body instanceof Uint8Array)) {
+    // A streamed body keeps its length (a download's progress; HEAD's answer),
+    // which the listener then frames it by and checks it against.
+    if (res.contentLength !== null) headers.push(["content-length", String(res.contentLength)]);
     return new Response(body, { status: res.status, statusText: res.statusText, headers });
   }
   // Headers added after construction: given to the constructor with a byte body,

@@ -70,22 +70,26 @@ async function measureGrowth(
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
-Deno.test("streaming: a 200 MB download grows the gateway's RSS by under 64 MB", async () => {
-  const up = startUpstream((req) =>
-    req.method === "POST" ? new Response("{}") : new Response(generated(sizeFor(req)), {
-      headers: {
-        "content-length": String(sizeFor(req)),
-        "content-type": "application/octet-stream",
-      },
-    })
-  );
+Deno.test("streaming: 200 MB downloads (sized and chunked) grow the gateway's RSS by under 64 MB", async () => {
+  // `/chunked/...` answers without a length, so the gateway relays a chunked body.
+  const up = startUpstream((req) => {
+    if (req.method === "POST") return new Response("{}");
+    const size = sizeFor(req);
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (!new URL(req.url).pathname.startsWith("/chunked")) headers["content-length"] = String(size);
+    return new Response(generated(size), { headers });
+  });
   try {
-    const growth = await measureGrowth(up.url, async (base) => {
-      const download = await fetch(`${base}/download`);
-      assertEquals(await drain(download.body!), SIZE);
-    });
-    console.log(`download: gateway RSS growth ${mb(growth)}`);
-    assertOk(growth < LIMIT, `RSS grew by ${mb(growth)}`);
+    for (const path of ["/download", "/chunked/download"]) {
+      const growth = await measureGrowth(up.url, async (base) => {
+        const download = await fetch(`${base}${path}`);
+        const sized = download.headers.has("content-length");
+        assertEquals(sized, path === "/download", `${path} framing`);
+        assertEquals(await drain(download.body!), SIZE);
+      });
+      console.log(`download ${path}: gateway RSS growth ${mb(growth)}`);
+      assertOk(growth < LIMIT, `${path}: RSS grew by ${mb(growth)}`);
+    }
   } finally {
     await up.close();
   }

@@ -3,6 +3,7 @@ import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/ass
 import { closedPort, echo, type Received, startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawRequest } from "../helpers/raw.ts";
+import { startFlaky } from "../resilience/flaky.ts";
 
 async function single(
   upstreamUrl: string,
@@ -294,6 +295,53 @@ Deno.test("proxy: bodies stream both ways with and without a length", async () =
     });
   } finally {
     await up.close();
+  }
+});
+
+Deno.test("proxy: a streamed body keeps its length; HEAD carries it; a short body ends the response short", async () => {
+  const SIZE = 1_000_000;
+  const up = startUpstream((req) => {
+    let left = SIZE;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (left === 0) return c.close();
+        const n = Math.min(left, 64 * 1024);
+        c.enqueue(new Uint8Array(n).fill(7));
+        left -= n;
+      },
+    }, { highWaterMark: 0 });
+    return new Response(req.method === "HEAD" ? null : body, {
+      headers: { "content-length": String(SIZE), "content-type": "application/octet-stream" },
+    });
+  });
+  // Promises 100000 bytes, sends 7 and drops the connection.
+  const breaksOff = startFlaky(() => "truncate");
+  try {
+    await single(up.url, async (g) => {
+      const res = await fetch(`${g.url()}/download`);
+      assertEquals(res.headers.get("content-length"), String(SIZE));
+      assertEquals(res.headers.get("transfer-encoding"), null);
+      assertEquals((await res.arrayBuffer()).byteLength, SIZE);
+
+      const head = await rawRequest(g.url(), [
+        "HEAD /download HTTP/1.1",
+        "Host: x",
+        "Connection: close",
+      ]);
+      assertEquals(head.status, 200);
+      assertEquals(head.headers.get("content-length"), String(SIZE));
+      assertEquals(head.body, "");
+    });
+    await single(breaksOff.url, async (g) => {
+      // The client is told the full length, gets less, then the close: it can tell.
+      const short = await rawRequest(g.url(), ["GET /short HTTP/1.1", "Host: x"]);
+      assertEquals(short.status, 200);
+      assertEquals(short.headers.get("content-length"), "100000");
+      assertEquals(short.body, "partial");
+    });
+  } finally {
+    await up.close();
+    await breaksOff.close();
   }
 });
 

@@ -55,30 +55,56 @@ export function takeBufferedBody(conn: UpstreamConnection, length: number): Byte
   return body;
 }
 
+/**
+ * Fills `into` with the next body bytes; returns how many, 0 at the end of
+ * the body. Throws when the upstream breaks off.
+ */
+type FillBody = (into: Bytes) => Promise<number>;
+
+/**
+ * A byte stream over `fill`: a BYOB reader (the response writer) gets the
+ * body read straight into its one reused buffer, so a large download leaves
+ * no garbage per piece; a default reader gets pieces of their exact size.
+ */
 function stream(
-  pull: (c: ReadableStreamDefaultController<Bytes>) => Promise<boolean>,
+  fill: FillBody,
   conn: UpstreamConnection,
   done: BodyDone,
   reusableAtEnd: () => boolean,
 ): ReadableStream<Bytes> {
   let finished = false;
+  let scratch: Bytes | null = null;
   const finish = (reusable: boolean, error?: unknown) => {
     if (finished) return;
     finished = true;
     done(reusable, error);
   };
-  return new ReadableStream<Bytes>({
-    async pull(controller) {
+  return new ReadableStream({
+    type: "bytes",
+    async pull(c) {
+      const request = c.byobRequest;
+      const view = request?.view;
       try {
-        const more = await pull(controller);
-        if (!more) {
-          controller.close();
+        let n: number;
+        if (view) {
+          n = await fill(
+            new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength),
+          );
+          if (n > 0) request!.respond(n);
+        } else {
+          scratch ??= new Uint8Array(STREAM_CHUNK);
+          n = await fill(scratch);
+          if (n > 0) c.enqueue(scratch.slice(0, n));
+        }
+        if (n === 0) {
+          c.close();
+          request?.respond(0);
           finish(reusableAtEnd());
         }
       } catch (e) {
         conn.close();
         finish(false, e);
-        controller.error(e);
+        c.error(e);
       }
     },
     cancel(reason) {
@@ -98,22 +124,12 @@ export function fixedLengthStream(
 ): ReadableStream<Bytes> {
   let remaining = length;
   return stream(
-    async (c) => {
-      if (remaining === 0) return false;
-      const buffered = conn.end - conn.start;
-      if (buffered > 0) {
-        const take = Math.min(buffered, remaining);
-        c.enqueue(conn.buf.slice(conn.start, conn.start + take));
-        conn.start += take;
-        remaining -= take;
-        return true;
-      }
-      const chunk = new Uint8Array(Math.min(remaining, STREAM_CHUNK));
-      const n = await conn.socket.read(chunk);
-      if (n === null) throw new ProtocolError("Upstream closed the connection inside a body");
+    async (into) => {
+      if (remaining === 0) return 0;
+      const n = await conn.readInto(into.subarray(0, Math.min(into.length, remaining)));
+      if (!n) throw new ProtocolError("Upstream closed the connection inside a body");
       remaining -= n;
-      c.enqueue(chunk.subarray(0, n));
-      return true;
+      return n;
     },
     conn,
     done,
@@ -126,24 +142,7 @@ export function untilCloseStream(
   conn: UpstreamConnection,
   done: BodyDone,
 ): ReadableStream<Bytes> {
-  return stream(
-    async (c) => {
-      const buffered = conn.end - conn.start;
-      if (buffered > 0) {
-        c.enqueue(conn.buf.slice(conn.start, conn.end));
-        conn.start = conn.end;
-        return true;
-      }
-      const chunk = new Uint8Array(STREAM_CHUNK);
-      const n = await conn.socket.read(chunk);
-      if (n === null) return false;
-      c.enqueue(chunk.subarray(0, n));
-      return true;
-    },
-    conn,
-    done,
-    () => false,
-  );
+  return stream(async (into) => await conn.readInto(into) ?? 0, conn, done, () => false);
 }
 
 const enum Chunked {
@@ -168,15 +167,24 @@ export class ChunkedDecoder {
     return this.state === Chunked.Done;
   }
 
-  /** Data bytes of the current chunk not yet taken (0 between chunks). */
-  get dataLeft(): number {
-    return this.state === Chunked.Data ? this.remaining : 0;
-  }
-
-  /** Records `n` data bytes taken by the caller straight from the connection. */
-  took(n: number): void {
-    this.remaining -= n;
-    if (this.remaining === 0) this.state = Chunked.DataEnd;
+  /**
+   * Reads the next data bytes into `into`, reading the connection as needed;
+   * returns how many, 0 at the end of the body, null when the connection
+   * ended first.
+   */
+  async readInto(into: Uint8Array): Promise<number | null> {
+    while (true) {
+      const next = this.framing();
+      if (next === false) return 0;
+      if (next === true) {
+        const n = await this.conn.readInto(into.subarray(0, Math.min(into.length, this.remaining)));
+        if (!n) return null;
+        this.remaining -= n;
+        if (this.remaining === 0) this.state = Chunked.DataEnd;
+        return n;
+      }
+      if (await this.conn.fill() === 0) return null;
+    }
   }
 
   /**
@@ -287,22 +295,12 @@ export function chunkedStream(
 ): ReadableStream<Bytes> {
   const decoder = new ChunkedDecoder(conn);
   return stream(
-    async (c) => {
-      while (true) {
-        const part = decoder.step();
-        if (part !== null) {
-          if (decoder.done) return false;
-          if (part.length > 0) {
-            c.enqueue(part);
-            return true;
-          }
-          continue;
-        }
-        const n = await conn.fill();
-        if (n === 0) {
-          throw new ProtocolError("Upstream closed the connection inside a chunked body");
-        }
+    async (into) => {
+      const n = await decoder.readInto(into);
+      if (n === null) {
+        throw new ProtocolError("Upstream closed the connection inside a chunked body");
       }
+      return n;
     },
     conn,
     done,

@@ -38,6 +38,29 @@ export abstract class BufferedSocket implements ReadBuffer {
     return n;
   }
 
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /** Moves up to `into.length` buffered bytes into `into`; returns how many. */
+  take(into: Uint8Array): number {
+    const n = Math.min(into.length, this.end - this.start);
+    into.set(this.buf.subarray(this.start, this.start + n));
+    this.start += n;
+    return n;
+  }
+
+  /**
+   * Reads up to `into.length` bytes into `into`: buffered ones first, then
+   * straight from the socket (a body larger than the buffer is not copied).
+   * Null at the end of the stream.
+   */
+  async readInto(into: Uint8Array): Promise<number | null> {
+    if (this.end > this.start) return this.take(into);
+    if (this.pending) return await this.fill() === 0 ? null : this.take(into);
+    return this.socket.read(into);
+  }
+
   /** Writes every byte. */
   writeAll(data: Uint8Array): Promise<void> {
     return writeAllTo(this.socket, data);

@@ -1,12 +1,17 @@
 /** Byte-level helpers for HTTP/1.1 framing: ASCII fast paths, latin1 for the rest. */
 export type Bytes = Uint8Array<ArrayBuffer>;
 
-/** A connection's read buffer: unconsumed bytes are buf[start, end); `fill` reads more (0 at the end). */
+/**
+ * A connection's read buffer: unconsumed bytes are buf[start, end); `fill`
+ * reads more (0 at the end); `readInto` moves the next bytes into the
+ * caller's memory (null at the end).
+ */
 export interface ReadBuffer {
   buf: Uint8Array;
   start: number;
   end: number;
   fill(): Promise<number>;
+  readInto(into: Uint8Array): Promise<number | null>;
 }
 
 const encoder = new TextEncoder();

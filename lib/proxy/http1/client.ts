@@ -43,6 +43,8 @@ export interface UpstreamResponse {
   statusText: string;
   headers: [string, string][];
   body: Bytes | ReadableStream<Bytes> | null;
+  /** The upstream's Content-Length (framing, so not among `headers`), null when it sent none. */
+  contentLength: number | null;
   /** Whether the request went out on a connection that had served before. */
   reused: boolean;
 }
@@ -265,6 +267,7 @@ class Exchange implements Watched {
       status: head.status,
       statusText: head.statusText,
       headers: head.headers,
+      contentLength: head.contentLength,
       reused,
     };
     if (head.status === 101) throw new ProtocolError("Unexpected protocol switch from upstream");

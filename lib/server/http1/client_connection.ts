@@ -17,10 +17,6 @@ export class ClientConnection extends BufferedSocket {
     super(socket, INITIAL_BUFFER);
   }
 
-  get buffered(): number {
-    return this.end - this.start;
-  }
-
   /**
    * Starts a read whose only purpose is to learn that the client closed the
    * connection (`onEnd`); bytes it gets (a pipelined request) stay buffered.
@@ -33,20 +29,6 @@ export class ClientConnection extends BufferedSocket {
     p.then((n) => {
       if (n === null) onEnd();
     });
-  }
-
-  /** Reads directly into `into` when nothing is buffered (a body larger than the buffer). */
-  readInto(into: Uint8Array): Promise<number | null> {
-    if (this.pending) return this.fill().then((n) => n === 0 ? null : this.take(into));
-    return this.socket.read(into);
-  }
-
-  /** Moves up to `into.length` buffered bytes into `into`; returns how many. */
-  take(into: Uint8Array): number {
-    const n = Math.min(into.length, this.end - this.start);
-    into.set(this.buf.subarray(this.start, this.start + n));
-    this.start += n;
-    return n;
   }
 
   protected makeRoom(): void {

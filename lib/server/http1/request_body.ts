@@ -69,26 +69,17 @@ export function requestBody(
     const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     if (decoder === null) {
       const want = into.subarray(0, Math.min(into.length, remaining));
-      const n = conn.buffered > 0 ? conn.take(want) : await conn.readInto(want);
+      const n = await conn.readInto(want);
       if (n === null || n === 0) throw truncated();
       remaining -= n;
       c.byobRequest!.respond(n);
       if (remaining === 0) finish(c);
       return;
     }
-    while (true) {
-      const next = decoder.framing();
-      if (next === false) return finish(c);
-      if (next === true) {
-        const want = into.subarray(0, Math.min(into.length, decoder.dataLeft));
-        const n = conn.buffered > 0 ? conn.take(want) : await conn.readInto(want);
-        if (n === null || n === 0) throw truncated();
-        decoder.took(n);
-        c.byobRequest!.respond(n);
-        return;
-      }
-      if (await conn.fill() === 0) throw truncated();
-    }
+    const n = await decoder.readInto(into);
+    if (n === null) throw truncated();
+    if (n === 0) return finish(c);
+    c.byobRequest!.respond(n);
   }
 
   return {

@@ -84,38 +84,35 @@ export async function writeResponse(
     return o.keepAlive;
   }
 
-  const reader = body.getReader();
+  const pieces = new BodyPieces(body);
   try {
-    if (declared >= 0) return await writeSized(conn, reader, text, declared, o);
+    if (declared >= 0) return await writeSized(conn, pieces, text, declared, o);
     // Without a length, HTTP/1.0 delimits the body by closing the connection.
     const chunked = !o.http10;
     if (chunked) text += "transfer-encoding: chunked\r\n";
     const keepAlive = o.keepAlive && chunked;
     const head = headWith(text + connectionLine(keepAlive, o.http10));
-    let first = await reader.read();
-    if (first.done) {
+    let piece = await pieces.next();
+    if (piece === null) {
       await conn.writeAll(chunked ? join(head, LAST_CHUNK) : head);
       return keepAlive;
     }
     // The head goes out with the first piece, so an event stream's first event is not held back.
-    await conn.writeAll(join(head, chunked ? frame(first.value) : first.value));
-    while (true) {
-      first = await reader.read();
-      if (first.done) break;
-      if (first.value.length === 0) continue;
-      await conn.writeAll(chunked ? frame(first.value) : first.value);
+    await conn.writeAll(join(head, chunked ? pieces.framed(piece) : piece));
+    while ((piece = await pieces.next()) !== null) {
+      await conn.writeAll(chunked ? pieces.framed(piece) : piece);
     }
     if (chunked) await conn.writeAll(LAST_CHUNK);
     return keepAlive;
   } catch (e) {
-    reader.cancel(e).catch(() => {});
+    pieces.cancel(e);
     throw e;
   }
 }
 
 async function writeSized(
   conn: ClientConnection,
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  pieces: BodyPieces,
   text: string,
   length: number,
   o: WriteOptions,
@@ -125,22 +122,78 @@ async function writeSized(
   );
   let written = 0;
   let pendingHead: Uint8Array | null = head;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    written += value.length;
+  let piece: Uint8Array | null;
+  while ((piece = await pieces.next()) !== null) {
+    written += piece.length;
     if (written > length) throw new Error("Response body longer than its Content-Length");
-    if (pendingHead !== null && value.length <= COALESCE_BYTES) {
-      await conn.writeAll(join(pendingHead, value));
+    if (pendingHead !== null && piece.length <= COALESCE_BYTES) {
+      await conn.writeAll(join(pendingHead, piece));
     } else {
       if (pendingHead !== null) await conn.writeAll(pendingHead);
-      await conn.writeAll(value);
+      await conn.writeAll(piece);
     }
     pendingHead = null;
   }
   if (pendingHead !== null) await conn.writeAll(pendingHead);
   if (written !== length) throw new Error("Response body shorter than its Content-Length");
   return o.keepAlive;
+}
+
+/** Room kept in front of each BYOB piece for its chunk-size line ("10000\r\n" at most). */
+const FRAME_ROOM = 8;
+const PIECE_BYTES = 64 * 1024;
+
+/**
+ * A body's pieces, each valid until the next is asked for. A byte stream is
+ * read BYOB into one buffer used over and over (a 200 MB download through
+ * the writer allocates nothing per piece) with room around each piece to
+ * frame it as a chunk in place; any other stream yields its own pieces.
+ */
+class BodyPieces {
+  private byob: ReadableStreamBYOBReader | null = null;
+  private plain: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  private buffer: ArrayBuffer | null = null;
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    try {
+      this.byob = body.getReader({ mode: "byob" });
+    } catch {
+      this.plain = body.getReader();
+    }
+  }
+
+  /** The next non-empty piece, or null at the end of the body. */
+  async next(): Promise<Uint8Array | null> {
+    if (this.byob === null) {
+      while (true) {
+        const { done, value } = await this.plain!.read();
+        if (done) return null;
+        if (value.length > 0) return value;
+      }
+    }
+    const buffer = this.buffer ?? new ArrayBuffer(FRAME_ROOM + PIECE_BYTES + 2);
+    this.buffer = null;
+    const { done, value } = await this.byob.read(new Uint8Array(buffer, FRAME_ROOM, PIECE_BYTES));
+    if (done) return null;
+    this.buffer = value.buffer as ArrayBuffer;
+    return value;
+  }
+
+  /** `piece` as one chunk of a chunked body: in place for a BYOB piece, else copied. */
+  framed(piece: Uint8Array): Uint8Array {
+    if (piece.buffer !== this.buffer) return frame(piece);
+    const size = piece.length.toString(16);
+    const start = FRAME_ROOM - size.length - 2;
+    const out = new Uint8Array(piece.buffer, start, size.length + 2 + piece.length + 2);
+    writeSizeLine(out, size);
+    out[out.length - 2] = 13;
+    out[out.length - 1] = 10;
+    return out;
+  }
+
+  cancel(reason: unknown): void {
+    (this.byob ?? this.plain)!.cancel(reason).catch(() => {});
+  }
 }
 
 function connectionLine(keepAlive: boolean, http10: boolean): string {
@@ -150,12 +203,16 @@ function connectionLine(keepAlive: boolean, http10: boolean): string {
 
 const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
 
-function frame(chunk: Uint8Array): Uint8Array {
-  const size = chunk.length.toString(16);
-  const out = new Uint8Array(size.length + 2 + chunk.length + 2);
+function writeSizeLine(out: Uint8Array, size: string): void {
   for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
   out[size.length] = 13;
   out[size.length + 1] = 10;
+}
+
+function frame(chunk: Uint8Array): Uint8Array {
+  const size = chunk.length.toString(16);
+  const out = new Uint8Array(size.length + 2 + chunk.length + 2);
+  writeSizeLine(out, size);
   out.set(chunk, size.length + 2);
   out[out.length - 2] = 13;
   out[out.length - 1] = 10;
