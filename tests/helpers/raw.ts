@@ -21,32 +21,40 @@ export async function rawRequest(
 ): Promise<RawResponse> {
   const u = new URL(baseUrl);
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  await conn.write(new TextEncoder().encode(head.join("\r\n") + "\r\n\r\n" + body));
+  return parse((await readUntilClose(conn, timeoutMs)).text);
+}
+
+/**
+ * Everything the peer sends on `conn` until it closes (or `limitMs` passes,
+ * which closes it), and how long that took. Closes `conn`.
+ */
+export async function readUntilClose(
+  conn: Deno.Conn,
+  limitMs: number,
+): Promise<{ text: string; ms: number }> {
+  const started = performance.now();
+  const timer = setTimeout(() => conn.close(), limitMs);
+  const chunks: Bytes[] = [];
+  const buf = new Uint8Array(65536);
   try {
-    const text = head.join("\r\n") + "\r\n\r\n" + body;
-    await conn.write(new TextEncoder().encode(text));
-    const chunks: Bytes[] = [];
-    const buf = new Uint8Array(65536);
     while (true) {
-      let n: number | null;
-      try {
-        n = await conn.read(buf);
-      } catch {
-        break;
-      }
+      const n = await conn.read(buf);
       if (n === null) break;
       chunks.push(buf.slice(0, n));
     }
-    const raw = new TextDecoder().decode(concat(chunks, chunks.reduce((n, c) => n + c.length, 0)));
-    return parse(raw);
+  } catch {
+    // closed by the timer
   } finally {
     clearTimeout(timer);
     try {
       conn.close();
     } catch {
-      // already closed by the timer
+      // already closed
     }
   }
+  const bytes = concat(chunks, chunks.reduce((n, c) => n + c.length, 0));
+  return { text: new TextDecoder().decode(bytes), ms: performance.now() - started };
 }
 
 /** A GET with `Connection: close` and the given Host and extra header lines. */

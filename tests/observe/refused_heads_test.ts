@@ -6,34 +6,14 @@
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-
-const enc = new TextEncoder();
+import { readUntilClose } from "../helpers/raw.ts";
 
 /** Sends `bytes` on a new connection and reads until the gateway closes it. */
 async function exchange(g: TestGateway, bytes: string, limitMs = 5000): Promise<string> {
   const u = new URL(g.url());
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-  const timer = setTimeout(() => conn.close(), limitMs);
-  let text = "";
-  try {
-    await conn.write(enc.encode(bytes));
-    const buf = new Uint8Array(16384);
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-  } catch {
-    // closed by the timer
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // closed by the gateway
-    }
-  }
-  return text;
+  await conn.write(new TextEncoder().encode(bytes));
+  return (await readUntilClose(conn, limitMs)).text;
 }
 
 Deno.test("refused heads are counted in the metrics and written to the access log", async () => {

@@ -7,6 +7,7 @@
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { readUntilClose } from "../helpers/raw.ts";
 
 interface Rig {
   g: TestGateway;
@@ -47,34 +48,6 @@ const enc = new TextEncoder();
 async function connect(base: string): Promise<Deno.TcpConn> {
   const u = new URL(base);
   return await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-}
-
-/** Everything the server sends until it closes (or `limitMs` passes), and when it closed. */
-async function readUntilClose(
-  conn: Deno.Conn,
-  limitMs: number,
-): Promise<{ text: string; ms: number }> {
-  const started = performance.now();
-  const timer = setTimeout(() => conn.close(), limitMs);
-  let text = "";
-  const buf = new Uint8Array(16384);
-  try {
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-  } catch {
-    // closed by the timer
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // closed by the server
-    }
-  }
-  return { text, ms: performance.now() - started };
 }
 
 Deno.test("a request head that stalls past header_timeout_ms is answered 408 and closed", async () => {
