@@ -28,10 +28,18 @@ function sizeFor(req: Request): number {
   return new URL(req.url).pathname === "/warm" ? WARM : SIZE;
 }
 
-async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
+/** Reads `body` to the end; returns its length, and whether every byte is the generated pattern. */
+async function drain(body: ReadableStream<Uint8Array>): Promise<{ n: number; intact: boolean }> {
   let n = 0;
-  for await (const c of body) n += c.length;
-  return n;
+  let intact = true;
+  for await (const c of body) {
+    // generated() repeats 0..255 from offset 0 (its chunk size is a multiple of 256).
+    if (intact && (c[0] !== (n & 0xff) || c[c.length - 1] !== ((n + c.length - 1) & 0xff))) {
+      intact = false;
+    }
+    n += c.length;
+  }
+  return { n, intact };
 }
 
 /** Runs a gateway process in front of `up` and measures its peak RSS growth during `work`. */
@@ -85,7 +93,7 @@ Deno.test("streaming: 200 MB downloads (sized and chunked) grow the gateway's RS
         const download = await fetch(`${base}${path}`);
         const sized = download.headers.has("content-length");
         assertEquals(sized, path === "/download", `${path} framing`);
-        assertEquals(await drain(download.body!), SIZE);
+        assertEquals(await drain(download.body!), { n: SIZE, intact: true });
       });
       console.log(`download ${path}: gateway RSS growth ${mb(growth)}`);
       assertOk(growth < LIMIT, `${path}: RSS grew by ${mb(growth)}`);
@@ -98,7 +106,7 @@ Deno.test("streaming: 200 MB downloads (sized and chunked) grow the gateway's RS
 Deno.test("streaming: 200 MB uploads (chunked and sized) grow the gateway's RSS by under 64 MB", async () => {
   const up = startUpstream(async (req) =>
     req.method === "POST"
-      ? Response.json({ received: await drain(req.body!) })
+      ? Response.json({ received: (await drain(req.body!)).n })
       : new Response(generated(WARM))
   );
   try {

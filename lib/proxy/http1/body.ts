@@ -92,9 +92,11 @@ function stream(
           );
           if (n > 0) request!.respond(n);
         } else {
-          scratch ??= new Uint8Array(STREAM_CHUNK);
+          // Starts at 16 KiB and doubles while reads fill it, as the response writer's buffer does.
+          scratch ??= new Uint8Array(STREAM_CHUNK / 4);
           n = await fill(scratch);
           if (n > 0) c.enqueue(scratch.slice(0, n));
+          if (n === scratch.length && n < STREAM_CHUNK) scratch = new Uint8Array(n * 2);
         }
         if (n === 0) {
           c.close();

@@ -84,7 +84,7 @@ export async function writeResponse(
     return o.keepAlive;
   }
 
-  const pieces = new BodyPieces(body);
+  const pieces = new BodyPieces(body, declared);
   try {
     if (declared >= 0) return await writeSized(conn, pieces, text, declared, o);
     // Without a length, HTTP/1.0 delimits the body by closing the connection.
@@ -141,20 +141,34 @@ async function writeSized(
 
 /** Room kept in front of each BYOB piece for its chunk-size line ("10000\r\n" at most). */
 const FRAME_ROOM = 8;
-const PIECE_BYTES = 64 * 1024;
+/**
+ * A body of unknown length is read into 16 KiB at first, doubling each time
+ * a read fills the buffer: an open event stream waiting for its next event
+ * pins 16 KiB, not 64. A body of known length starts at its size (up to 64).
+ */
+const FIRST_PIECE_BYTES = 16 * 1024;
+const MAX_PIECE_BYTES = 64 * 1024;
 
 /**
  * A body's pieces, each valid until the next is asked for. A byte stream is
  * read BYOB into one buffer used over and over (a 200 MB download through
- * the writer allocates nothing per piece) with room around each piece to
- * frame it as a chunk in place; any other stream yields its own pieces.
+ * the writer allocates a handful of buffers, not one per piece) with room
+ * around each piece to frame it as a chunk in place; any other stream yields
+ * its own pieces.
  */
 class BodyPieces {
   private byob: ReadableStreamBYOBReader | null = null;
   private plain: ReadableStreamDefaultReader<Uint8Array> | null = null;
-  private buffer: ArrayBuffer | null = null;
+  /** The buffer the next BYOB read fills; null when a bigger one is due. */
+  private spare: ArrayBuffer | null = null;
+  /** The buffer holding the piece last returned (framed in place). */
+  private holding: ArrayBuffer | null = null;
+  private pieceBytes: number;
 
-  constructor(body: ReadableStream<Uint8Array>) {
+  constructor(body: ReadableStream<Uint8Array>, length: number) {
+    this.pieceBytes = length < 0
+      ? FIRST_PIECE_BYTES
+      : Math.min(Math.max(length, 1024), MAX_PIECE_BYTES);
     try {
       this.byob = body.getReader({ mode: "byob" });
     } catch {
@@ -171,17 +185,22 @@ class BodyPieces {
         if (value.length > 0) return value;
       }
     }
-    const buffer = this.buffer ?? new ArrayBuffer(FRAME_ROOM + PIECE_BYTES + 2);
-    this.buffer = null;
-    const { done, value } = await this.byob.read(new Uint8Array(buffer, FRAME_ROOM, PIECE_BYTES));
+    const buffer = this.spare ?? new ArrayBuffer(FRAME_ROOM + this.pieceBytes + 2);
+    this.spare = this.holding = null;
+    const { done, value } = await this.byob.read(
+      new Uint8Array(buffer, FRAME_ROOM, this.pieceBytes),
+    );
     if (done) return null;
-    this.buffer = value.buffer as ArrayBuffer;
+    this.holding = value.buffer as ArrayBuffer;
+    // A full read asks for a buffer twice the size next time.
+    if (value.length === this.pieceBytes && this.pieceBytes < MAX_PIECE_BYTES) this.pieceBytes *= 2;
+    else this.spare = this.holding;
     return value;
   }
 
   /** `piece` as one chunk of a chunked body: in place for a BYOB piece, else copied. */
   framed(piece: Uint8Array): Uint8Array {
-    if (piece.buffer !== this.buffer) return frame(piece);
+    if (piece.buffer !== this.holding) return frame(piece);
     const size = piece.length.toString(16);
     const start = FRAME_ROOM - size.length - 2;
     const out = new Uint8Array(piece.buffer, start, size.length + 2 + piece.length + 2);
