@@ -5,11 +5,14 @@
  * nginx proxy_pass, HAProxy, a bare Deno `fetch` proxy, and @fastify/http-proxy
  * on Node when Node is installed. Then the gateway in each configuration of
  * bench/configs.ts. Every target is loaded with wrk for the same duration and
- * connection count, in interleaved rounds (this machine's throughput drifts
- * from minute to minute); the table reports the median round per target and
- * ratios to the bare Deno proxy and to nginx, and is written to
+ * connection count, each run right beside a run of the bare Deno proxy (this
+ * machine's throughput drifts by up to 2x within a minute, so a ratio is only
+ * taken between runs seconds apart); the table reports the median run per
+ * target and, as ratios, the median over rounds of the paired ratios to the
+ * bare proxy and to nginx, and is written with every pair to
  * bench/results/DATE.md. Gateway rows also give RSS: after start and one
- * request (idle), and the peak of the reported round (sampled every 250 ms).
+ * request (idle), and the peak of a warm-up run under load (sampled every
+ * 250 ms).
  *
  * Ports: a fixed range away from the anchors' own (their configs are copied with
  * 9001/9100/9200/9300 moved to 19001 (upstream), 19100 (nginx), 19200 (HAProxy),
@@ -313,7 +316,7 @@ async function main(): Promise<void> {
       pairs.push({ round: round + 1, target: row, bare: ref });
     }
   }
-  const rows = ready.map((t) => median(results.get(t.name)!));
+  const rows = ready.map((t) => median(results.get(t.name)!, (r) => r.rps));
   // Decisions per second and the memory bound (`--only ratelimit` runs them too).
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
   const routing = ready.find((t) => t.name === "gateway routing-only --workers 1");
@@ -374,8 +377,9 @@ function byMinute(samples: number[]): string[] {
   return out;
 }
 
-function median(rows: Row[]): Row {
-  const sorted = [...rows].sort((a, b) => a.rps - b.rps);
+/** The median element by `key` (the lower middle for an even count). */
+function median<T>(xs: T[], key: (x: T) => number): T {
+  const sorted = [...xs].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
@@ -399,12 +403,6 @@ function renderPairs(pairs: Pair[]): string {
   return lines.join("\n") + "\n";
 }
 
-/** The median of `xs` (the lower middle for an even count, like `median`). */
-function middle(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
 function render(rows: Row[], ratios: Map<string, Ratios[]>): string {
   const nginx = ratios.get("nginx");
   const x = (n: number | undefined) => (n === undefined ? "-" : `${n.toFixed(2)}x`);
@@ -415,13 +413,13 @@ function render(rows: Row[], ratios: Map<string, Ratios[]>): string {
   ];
   for (const r of rows) {
     const own = r.name === BARE ? [{ rps: 1, p99: 1 }] : ratios.get(r.name);
-    const vsBare = own && middle(own.map((o) => o.rps));
+    const vsBare = own && median(own, (o) => o.rps).rps;
     // Both ratios are to the bare run paired with each: their quotient cancels the drift too.
-    const vsNginx = own && nginx && middle(own.map((o) => o.rps)) / middle(nginx.map((o) => o.rps));
+    const vsNginx = vsBare && nginx && vsBare / median(nginx, (o) => o.rps).rps;
     lines.push(
       `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
         x(vsBare)
-      } | ${x(vsNginx)} | ${x(own && middle(own.map((o) => o.p99)))} | ${mb(r.rssIdleMb)} | ${
+      } | ${x(vsNginx)} | ${x(own && median(own, (o) => o.p99).p99)} | ${mb(r.rssIdleMb)} | ${
         mb(r.rssMb)
       } | ${r.errors || "-"} |`,
     );

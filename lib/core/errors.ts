@@ -109,7 +109,7 @@ export function errorResponse(
       ...details.extra,
     },
   }));
-  // Headers set after construction: see toResponse in lib/proxy/proxy.ts for why.
+  // Headers set after construction: see toResponse in lib/proxy/response.ts for why.
   const res = new Response(body, { status: ERRORS[code].status });
   const h = res.headers;
   h.set("content-type", JSON_TYPE);

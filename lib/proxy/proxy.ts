@@ -15,7 +15,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
-import { withBodySize } from "../observe/body_size.ts";
+import { toResponse } from "./response.ts";
 import type { RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
 import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
@@ -36,8 +36,6 @@ export interface ProxyOptions {
   tracing: boolean;
 }
 
-/** Status codes whose responses never carry a body. */
-const NULL_BODY = new Set([204, 205, 304]);
 const RETRY_SOON = { headers: { "retry-after": "1" } };
 
 export function createProxy(o: ProxyOptions): Handler {
@@ -240,34 +238,6 @@ function checkStatus(res: UpstreamResponse): UpstreamResponse {
 /** Drops a response that will not be forwarded (its connection cannot be reused mid-body). */
 function discard(res: UpstreamResponse): void {
   if (res.body instanceof ReadableStream) res.body.cancel().catch(() => {});
-}
-
-export function toResponse(res: UpstreamResponse): Response {
-  const headers = res.headers;
-  let body = res.body;
-  if (body instanceof Uint8Array) {
-    // The runtime frames a byte body itself; a stale length would corrupt it.
-    for (let i = headers.length - 1; i >= 0; i--) {
-      if (headers[i]![0] === "content-length") headers.splice(i, 1);
-    }
-  }
-  if (NULL_BODY.has(res.status)) {
-    if (body instanceof ReadableStream) body.cancel().catch(() => {});
-    body = null;
-  }
-  if (!(body instanceof Uint8Array)) {
-    // A streamed body keeps its length (a download's progress; HEAD's answer),
-    // which the listener then frames it by and checks it against.
-    if (res.contentLength !== null) headers.push(["content-length", String(res.contentLength)]);
-    return new Response(body, { status: res.status, statusText: res.statusText, headers });
-  }
-  // Headers added after construction: given to the constructor with a byte body,
-  // the runtime builds a native copy of the response for Deno.serve (measured at
-  // 4-10 us), which the first header edit (the request id) throws away.
-  const out = new Response(body, { status: res.status, statusText: res.statusText });
-  const h = out.headers;
-  for (let i = 0; i < headers.length; i++) h.append(headers[i]![0], headers[i]![1]);
-  return withBodySize(out, body.byteLength);
 }
 
 /** Maps a failure that is not the upstream's (the request body, the client) to the answer. */

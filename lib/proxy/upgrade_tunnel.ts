@@ -11,6 +11,7 @@ import type { UpstreamConnection } from "./http1/connection.ts";
 import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
+import { toResponse } from "./response.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
@@ -19,8 +20,6 @@ import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 /** Handshake fields sent as the client sent them (the header block drops hop-by-hop ones). */
 const HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
 const COPY_CHUNK = 32 * 1024;
-/** Statuses whose responses cannot carry a body (the Response constructor refuses one). */
-const NULL_BODY = new Set([204, 205, 304]);
 
 export async function tunnelUpgrade(
   ctx: RequestContext,
@@ -65,11 +64,13 @@ export async function tunnelUpgrade(
   }
   if (head.status !== 101) {
     // The upstream declined the upgrade: its answer, body and all, tells the client why.
-    const body = responseBody(upstream, head, req.method, () => pool.release(upstream, false));
-    if (NULL_BODY.has(head.status) && body instanceof ReadableStream) body.cancel().catch(() => {});
-    return new Response(NULL_BODY.has(head.status) ? null : body, {
+    return toResponse({
       status: head.status,
+      statusText: head.statusText,
       headers: head.headers,
+      body: responseBody(upstream, head, req.method, () => pool.release(upstream, false)),
+      contentLength: head.contentLength,
+      reused: false,
     });
   }
   const client = takeSocket(req);

@@ -56,7 +56,7 @@ export abstract class BufferedSocket implements ReadBuffer {
    * Null at the end of the stream.
    */
   async readInto(into: Uint8Array): Promise<number | null> {
-    if (this.end > this.start) return this.take(into);
+    if (this.buffered > 0) return this.take(into);
     if (this.pending) return await this.fill() === 0 ? null : this.take(into);
     return this.socket.read(into);
   }

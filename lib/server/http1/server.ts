@@ -151,6 +151,12 @@ const enum Phase {
   Busy,
 }
 
+/** A GET without a body is built with no init: converting one costs 1 us (measured). */
+function newRequest(url: string, method: string, body: ReadableStream<Uint8Array> | null): Request {
+  if (body !== null) return new Request(url, { method, body, duplex: "half" } as RequestInit);
+  return method === "GET" ? new Request(url) : new Request(url, { method });
+}
+
 /**
  * Checks the framing of a chunked body's first chunk if it came with the head,
  * so that a malformed body is refused before the upstream sees any of it.
@@ -268,15 +274,7 @@ class ServedConnection implements Watched {
       : null;
     let req: Request;
     try {
-      // A GET without a body is built with no init: converting one costs 1 us (measured).
-      req = body !== null && bodyAllowed
-        ? new Request(
-          url,
-          { method: head.method, body: body.stream, duplex: "half" } as RequestInit,
-        )
-        : head.method === "GET"
-        ? new Request(url)
-        : new Request(url, { method: head.method });
+      req = newRequest(url, head.method, body !== null && bodyAllowed ? body.stream : null);
       const h = req.headers;
       for (const [name, value] of head.headers) h.append(name, value);
     } catch {
