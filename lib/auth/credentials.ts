@@ -31,7 +31,7 @@ export class CredentialReader {
   }
 
   read(ctx: RequestContext): Extracted {
-    let fromHeader = ctx.request.headers.get(this.header);
+    let fromHeader = ctx.headers.get(this.header);
     if (fromHeader !== null && this.bearer) fromHeader = bearerToken(fromHeader);
     if (fromHeader === "") fromHeader = null;
     if (this.queryProbe === null || !ctx.query.includes(this.queryProbe)) return fromHeader;
@@ -44,7 +44,7 @@ export class CredentialReader {
   }
 
   strip(ctx: RequestContext): void {
-    if (ctx.request.headers.has(this.header)) ctx.upstreamHeaders.remove(this.header);
+    if (ctx.headers.has(this.header)) ctx.upstreamHeaders.remove(this.header);
     if (this.queryProbe !== null && ctx.upstreamPath.includes(this.queryProbe)) {
       ctx.upstreamPath = withoutParam(ctx.upstreamPath, this.query!);
     }

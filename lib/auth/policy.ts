@@ -119,7 +119,7 @@ export function stripIdentityPolicy(stripIdentity: (ctx: RequestContext) => void
 /** Compiles the removal of client-sent identity headers (lower-case names). */
 export function compileIdentityStrip(names: readonly string[]): (ctx: RequestContext) => void {
   return (ctx) => {
-    const incoming = ctx.request.headers;
+    const incoming = ctx.headers;
     for (const name of names) if (incoming.has(name)) ctx.upstreamHeaders.remove(name);
   };
 }

@@ -25,7 +25,7 @@ export function compileCacheKey(o: CacheKeyOptions): CacheKey {
     const scheme = ctx.listener.tls ? "https" : "http";
     let key = `${ctx.path}\n${namespace}\n${scheme}://${ctx.host}\n`;
     key += normalizeQuery && ctx.query.length > 1 ? sortedQuery(ctx) : ctx.query;
-    for (const name of vary) key += `\n${ctx.request.headers.get(name) ?? ""}`;
+    for (const name of vary) key += `\n${ctx.headers.get(name) ?? ""}`;
     if (perCaller) key += `\n${callerOf(ctx)}`;
     return key;
   };

@@ -130,7 +130,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       const method = ctx.method;
       if (method !== "GET" && method !== "HEAD") return next(ctx);
       // Credentials the gateway did not check make the answer someone's own.
-      if (!o.authenticated && ctx.request.headers.has("authorization")) {
+      if (!o.authenticated && ctx.headers.has("authorization")) {
         return mark(ctx, await next(ctx), "BYPASS");
       }
       const key = o.key(ctx);

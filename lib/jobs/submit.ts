@@ -36,7 +36,7 @@ export async function createJobSubmit(
   const ttl = String(cfg.result_ttl);
 
   return async (ctx) => {
-    const idempotencyKey = ctx.request.headers.get("idempotency-key");
+    const idempotencyKey = ctx.headers.get("idempotency-key");
     if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       return ctx.refuse("bad_request", {
         message: "The Idempotency-Key header must be 1 to 255 visible ASCII characters",

@@ -101,7 +101,7 @@ export class AccessLog {
       rate_limit: ctx.rateLimit,
       cache: ctx.cacheStatus,
       error_code: ctx.errorCode,
-      user_agent: ctx.request.headers.get("user-agent"),
+      user_agent: ctx.headers.get("user-agent"),
     };
     if (aborted) r.aborted = true;
     return r;

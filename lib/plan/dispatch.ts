@@ -42,7 +42,7 @@ export function createDispatch(
 /** A CORS preflight is routed by the method it asks about, so the route's CORS policy answers it. */
 function matchView(ctx: RequestContext): RequestContext {
   if (ctx.method !== "OPTIONS") return ctx;
-  const asked = ctx.request.headers.get("access-control-request-method");
-  if (asked === null || !ctx.request.headers.has("origin")) return ctx;
+  const asked = ctx.headers.get("access-control-request-method");
+  if (asked === null || !ctx.headers.has("origin")) return ctx;
   return Object.create(ctx, { method: { value: asked.toUpperCase() } });
 }

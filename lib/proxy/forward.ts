@@ -40,16 +40,20 @@ export interface ForwardOptions {
 }
 
 export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string {
-  const incoming = ctx.request.headers;
+  const incoming = ctx.headers;
   const edits = ctx.upstreamHeaders;
   const connection = incoming.get("connection");
   const named = connection ? connection.toLowerCase().split(",").map((t) => t.trim()) : null;
   const requestIdHeader = o.requestIdHeader;
+  const replaced = edits.replaced;
   let block = "";
-  for (const [name, value] of incoming) {
+  // As received: in order, and a repeated field as repeated lines.
+  const fields = incoming.list;
+  for (let i = 0; i < fields.length; i++) {
+    const [name, value] = fields[i]!;
     if (NOT_COPIED.has(name) || name === requestIdHeader) continue;
     if (named !== null && named.includes(name)) continue;
-    if (edits.replaced.has(name)) continue;
+    if (replaced?.has(name)) continue;
     block += `${name}: ${value}\r\n`;
   }
   const originalHost = incoming.get("host") ?? "";
@@ -72,11 +76,13 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     block += `traceparent: ${formatTraceparent(ctx.trace)}\r\n`;
     if (ctx.trace.state) block += `tracestate: ${ctx.trace.state}\r\n`;
   }
-  if (!edits.empty) {
-    for (const [name, values] of edits.replaced) {
+  if (replaced !== null) {
+    for (const [name, values] of replaced) {
       if (values === null || NOT_COPIED.has(name)) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;
     }
+  }
+  if (edits.appended !== null) {
     for (const [name, values] of edits.appended) {
       if (NOT_COPIED.has(name)) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;

@@ -4,6 +4,8 @@
  * head is written, instead of copying the incoming Headers.
  */
 
+import type { HeaderFields } from "../core/header_fields.ts";
+
 // deno-lint-ignore no-control-regex
 const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f]/g;
 
@@ -18,19 +20,14 @@ export function safeHeaderValue(value: string): string {
 }
 
 export class HeaderEdits {
+  // Created by the first edit: most requests make none.
   /** Lower-case name -> replacement values (null: removed). */
-  readonly replaced = new Map<string, string[] | null>();
+  replaced: Map<string, string[] | null> | null = null;
   /** Lower-case name -> values added after the original ones. */
-  readonly appended = new Map<string, string[]>();
-
-  get empty(): boolean {
-    return this.replaced.size === 0 && this.appended.size === 0;
-  }
+  appended: Map<string, string[]> | null = null;
 
   set(name: string, value: string): void {
-    const n = name.toLowerCase();
-    this.replaced.set(n, [safeHeaderValue(value)]);
-    this.appended.delete(n);
+    this.setPrepared(name.toLowerCase(), safeHeaderValue(value));
   }
 
   /**
@@ -38,42 +35,43 @@ export class HeaderEdits {
    * `safeHeaderValue`: for values rendered once and sent with many requests.
    */
   setPrepared(lowerName: string, safeValue: string): void {
-    this.replaced.set(lowerName, [safeValue]);
-    this.appended.delete(lowerName);
+    (this.replaced ??= new Map()).set(lowerName, [safeValue]);
+    this.appended?.delete(lowerName);
   }
 
   append(name: string, value: string): void {
     const n = name.toLowerCase();
-    const r = this.replaced.get(n);
-    if (r) r.push(safeHeaderValue(value));
-    else if (r === null) this.replaced.set(n, [safeHeaderValue(value)]);
+    const v = safeHeaderValue(value);
+    const r = this.replaced?.get(n);
+    if (r) r.push(v);
+    else if (r === null) this.replaced!.set(n, [v]);
     else {
-      const a = this.appended.get(n);
-      if (a) a.push(safeHeaderValue(value));
-      else this.appended.set(n, [safeHeaderValue(value)]);
+      const a = (this.appended ??= new Map()).get(n);
+      if (a) a.push(v);
+      else this.appended.set(n, [v]);
     }
   }
 
   remove(name: string): void {
     const n = name.toLowerCase();
-    this.replaced.set(n, null);
-    this.appended.delete(n);
+    (this.replaced ??= new Map()).set(n, null);
+    this.appended?.delete(n);
   }
 
   /** The value the upstream will see, given the original headers. */
-  get(name: string, original: Headers): string | null {
+  get(name: string, original: HeaderFields): string | null {
     const n = name.toLowerCase();
-    const r = this.replaced.get(n);
+    const r = this.replaced?.get(n);
     if (r === null) return null;
     if (r) return r.join(", ");
     const o = original.get(n);
-    const a = this.appended.get(n);
+    const a = this.appended?.get(n);
     if (!a) return o;
     return o === null ? a.join(", ") : `${o}, ${a.join(", ")}`;
   }
 
   /** Renames a header, keeping its effective value. */
-  rename(from: string, to: string, original: Headers): void {
+  rename(from: string, to: string, original: HeaderFields): void {
     const v = this.get(from, original);
     this.remove(from);
     if (v !== null) this.set(to, v);

@@ -70,7 +70,7 @@ async function forward(
   const key = upstream.hashKey === null ? null : upstream.hashKey(ctx);
   const first = upstream.balancer.pick(key, ctx.now, null);
   if (first === null) return noTarget(ctx, upstream, o.fallback);
-  if (isWebSocketUpgrade(ctx.request)) {
+  if (isWebSocketUpgrade(ctx)) {
     return relayWebSocket(
       ctx,
       first,

@@ -19,8 +19,8 @@ const HANDSHAKE = new Set([
   "sec-websocket-accept",
 ]);
 
-export function isWebSocketUpgrade(req: Request): boolean {
-  return req.headers.get("upgrade")?.toLowerCase() === "websocket";
+export function isWebSocketUpgrade(ctx: RequestContext): boolean {
+  return ctx.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
 export async function relayWebSocket(

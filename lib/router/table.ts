@@ -95,7 +95,7 @@ function compile<T>(input: RouteInput<T>, order: number): CompiledMatch<T> {
   for (const [name, matcher] of Object.entries(m.headers ?? {})) {
     const lower = name.toLowerCase();
     const test = valueTest(matcher);
-    predicates.push((r) => test(r.request.headers.get(lower)));
+    predicates.push((r) => test(r.headers.get(lower)));
   }
   for (const [name, matcher] of Object.entries(m.query ?? {})) {
     const test = valueTest(matcher);

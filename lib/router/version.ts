@@ -3,12 +3,14 @@
  * (`/v2/...`), a header (`X-API-Version: 2`), the Accept media type
  * (`application/vnd.acme.v2+json`) or a query parameter, first found wins.
  */
+import type { HeaderFields } from "../core/header_fields.ts";
 import type { VersioningConfig } from "./schema.ts";
 
 export interface VersionSource {
   method: string;
   path: string;
-  request: Request;
+  /** The request's header fields (lower-case names). */
+  headers: HeaderFields;
   searchParams: URLSearchParams;
 }
 
@@ -56,10 +58,10 @@ export class VersionNegotiator {
           v = this.fromPath(src.path);
           break;
         case "header":
-          v = src.request.headers.get(this.header);
+          v = src.headers.get(this.header);
           break;
         case "accept": {
-          const accept = src.request.headers.get("accept");
+          const accept = src.headers.get("accept");
           v = accept ? ACCEPT_VERSION.exec(accept)?.[1] : null;
           break;
         }

@@ -6,6 +6,7 @@
  */
 import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
+import { type FieldList, HeaderFields } from "../core/header_fields.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
 import { clientIpOf } from "../security/client_ip.ts";
@@ -24,6 +25,8 @@ export interface ServeInfo {
    * resolved), and the gateway must judge and forward what was sent.
    */
   rawUrl?: string;
+  /** The header fields as parsed (lower-case names), when the gateway's own listener read the head. */
+  fields?: FieldList;
   /** The client's abort signal, made on first use (watching a connection has a cost). */
   signal?: () => AbortSignal;
   /** mTLS listeners: the verified client certificate, or why a presented one was not trusted. */
@@ -112,7 +115,7 @@ async function serve(
 ): Promise<Response> {
   const s = plan.settings;
   const peer = peerAddress(info.remoteAddr);
-  const headers = req.headers;
+  const headers = info.fields ? new HeaderFields(info.fields) : HeaderFields.of(req.headers);
   const url = info.rawUrl ?? req.url;
   const authorityStart = url.indexOf("//") + 2;
   const pathStart = url.indexOf("/", authorityStart);
@@ -142,6 +145,7 @@ async function serve(
     requestId,
     parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
     new HeaderEdits(),
+    headers,
   );
   ctx.peerTrusted = client.peerTrusted;
   if (info.signal) ctx.signalOf = info.signal;

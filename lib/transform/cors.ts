@@ -141,7 +141,7 @@ export function corsPolicy(c: CorsConfig): NamedPolicy {
   return {
     name: "cors",
     policy: async (ctx, next) => {
-      const req = ctx.request.headers;
+      const req = ctx.headers;
       const origin = req.get("origin");
       const asked = ctx.method === "OPTIONS" && origin !== null
         ? req.get("access-control-request-method")

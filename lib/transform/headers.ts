@@ -43,7 +43,7 @@ export function compileRequestHeaders(rules: HeaderRules): ((ctx: RequestContext
   if (!c) return null;
   return (ctx) => {
     const edits = ctx.upstreamHeaders;
-    const original = ctx.request.headers;
+    const original = ctx.headers;
     for (const name of c.remove) edits.remove(name);
     for (const [from, to] of c.rename) edits.rename(from, to, original);
     for (const [name, t] of c.set) {

@@ -33,7 +33,7 @@ const NAMESPACED: Record<string, (name: string) => Getter> = {
   },
   header: (name) => {
     const lower = name.toLowerCase();
-    return (ctx) => ctx.request.headers.get(lower);
+    return (ctx) => ctx.headers.get(lower);
   },
   query: (name) => (ctx) => ctx.searchParams.get(name),
   param: (name) => (ctx) => ctx.params?.[name],

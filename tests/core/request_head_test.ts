@@ -43,6 +43,13 @@ Deno.test("request head: framing, keep-alive and field lines", () => {
   assertEquals(h.keepAlive, true);
   assertEquals(h.expectContinue, true);
   assertEquals(h.headers.filter(([n]) => n === "x-multi").map(([, v]) => v), ["one", "two"]);
+  // Optional whitespace is spaces and tabs: a no-break space (0xA0 in latin1) is part of the value.
+  const ows = parsed(head("GET / HTTP/1.1", "Host: a", "X-Pad:\t \xa0v \xa0\t ", "X-Empty: \t"));
+  assertEquals(ows.headers.slice(1), [["x-pad", "\xa0v \xa0"], ["x-empty", ""]]);
+  assertEquals(
+    refusedWith(head("GET / HTTP/1.1", "Host: a", "No colon here", "X: y:z")),
+    "bad_request",
+  );
 
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: close")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0")).keepAlive, false);

@@ -17,6 +17,7 @@ import { BUILTIN_RULES } from "../../lib/security/waf/builtin.ts";
 import { compileLinearRegex, loadLinearRegex } from "../../lib/security/waf/linear_regex.ts";
 import { decodeForInspection } from "../../lib/security/waf/decode.ts";
 import { withRig } from "./_setup.ts";
+import { HeaderFields } from "../../lib/core/header_fields.ts";
 
 const RUNS = 100_000;
 
@@ -124,7 +125,7 @@ const route = (path: string) => {
     method: "GET",
     path,
     host: "localhost",
-    request: new Request("http://localhost/"),
+    headers: new HeaderFields([]),
     searchParams: new URLSearchParams(),
   };
   return table.match(req);

@@ -41,30 +41,45 @@ export function headWith(text: string, tail?: Uint8Array): Bytes {
 
 /** Decodes a header block as latin1 (ASCII fast path). */
 export function decodeHead(bytes: Uint8Array): string {
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i]! >= 0x80) {
-      let s = "";
-      for (let j = 0; j < bytes.length; j += 8192) {
-        s += String.fromCharCode(...bytes.subarray(j, Math.min(bytes.length, j + 8192)));
-      }
-      return s;
-    }
+  // Each UTF-16 unit decodes from at least one byte, and a lone byte past ASCII
+  // becomes U+FFFD: the same length and no U+FFFD means every byte was ASCII.
+  const ascii = decoder.decode(bytes);
+  if (ascii.length === bytes.length && ascii.indexOf("\uFFFD") < 0) return ascii;
+  let s = "";
+  for (let j = 0; j < bytes.length; j += 8192) {
+    s += String.fromCharCode(...bytes.subarray(j, Math.min(bytes.length, j + 8192)));
   }
-  return decoder.decode(bytes);
+  return s;
 }
+
+// The searches below look at the last byte a match would cover and skip every
+// start that byte rules out (a byte that is neither CR nor LF rules out all):
+// a head holding a bearer token is mostly such bytes, read one in four.
 
 /** Index of the first CRLFCRLF at or after `from`, or -1. */
 export function findHeadEnd(buf: Uint8Array, from: number, end: number): number {
-  for (let i = from; i + 3 < end; i++) {
-    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  let i = from;
+  while (i + 3 < end) {
+    const last = buf[i + 3];
+    if (last === 10) {
+      if (buf[i + 2] === 13 && buf[i + 1] === 10 && buf[i] === 13) return i;
+      i += 2;
+    } else if (last === 13) i += 1;
+    else i += 4;
   }
   return -1;
 }
 
 /** Index of the first CRLF at or after `from`, or -1. */
 export function findLineEnd(buf: Uint8Array, from: number, end: number): number {
-  for (let i = from; i + 1 < end; i++) {
-    if (buf[i] === 13 && buf[i + 1] === 10) return i;
+  let i = from;
+  while (i + 1 < end) {
+    const last = buf[i + 1];
+    if (last === 10) {
+      if (buf[i] === 13) return i;
+      i += 2;
+    } else if (last === 13) i += 1;
+    else i += 2;
   }
   return -1;
 }

@@ -62,8 +62,9 @@ export async function readResponseHead(conn: UpstreamConnection): Promise<Respon
 }
 
 export function parseHead(text: string): ResponseHead {
-  const lines = text.split("\r\n");
-  const statusLine = lines[0]!;
+  let lineEnd = text.indexOf("\r\n");
+  if (lineEnd < 0) lineEnd = text.length;
+  const statusLine = text.slice(0, lineEnd);
   if (!statusLine.startsWith("HTTP/1.")) {
     throw new ProtocolError(`Malformed status line: ${statusLine.slice(0, 64)}`);
   }
@@ -79,13 +80,15 @@ export function parseHead(text: string): ResponseHead {
   let close = http10;
   let upgrade = false;
   let connectionTokens: string[] | null = null;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new ProtocolError("Malformed header line");
-    const name = line.slice(0, colon).toLowerCase();
+  for (let pos = lineEnd + 2; pos < text.length;) {
+    let next = text.indexOf("\r\n", pos);
+    if (next < 0) next = text.length;
+    const colon = text.indexOf(":", pos);
+    if (colon <= pos || colon > next) throw new ProtocolError("Malformed header line");
+    const name = text.slice(pos, colon).toLowerCase();
     if (!TOKEN.test(name)) throw new ProtocolError("Malformed header name");
-    const value = line.slice(colon + 1).trim();
+    const value = text.slice(colon + 1, next).trim();
+    pos = next + 2;
     if (INVALID_VALUE.test(value)) throw new ProtocolError("Invalid character in header value");
     switch (name) {
       case "content-length": {

@@ -2,7 +2,7 @@
 
 /** Writes every byte (a socket write may take only part). */
 export async function writeAllTo(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
+  let off = await to.write(bytes);
   while (off < bytes.length) off += await to.write(bytes.subarray(off));
 }
 

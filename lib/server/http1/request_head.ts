@@ -93,15 +93,19 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   while (pos < text.length) {
     let next = text.indexOf("\r\n", pos);
     if (next < 0) next = text.length;
-    const line = text.slice(pos, next);
-    pos = next + 2;
-    const first = line.charCodeAt(0);
+    const first = text.charCodeAt(pos);
     if (first === 32 || first === 9) return refuse("bad_request", "Obsolete line folding");
-    const colon = line.indexOf(":");
-    if (colon <= 0) return refuse("bad_request", "Malformed header line");
-    const rawName = line.slice(0, colon);
+    const colon = text.indexOf(":", pos);
+    if (colon <= pos || colon > next) return refuse("bad_request", "Malformed header line");
+    const rawName = text.slice(pos, colon);
     if (!TOKEN.test(rawName)) return refuse("bad_request", "Malformed header name");
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    // Optional whitespace is spaces and tabs only (RFC 9110 §5.6.3), not what trim() drops.
+    let from = colon + 1;
+    let to = next;
+    while (from < to && isOws(text.charCodeAt(from))) from++;
+    while (to > from && isOws(text.charCodeAt(to - 1))) to--;
+    const value = text.slice(from, to);
+    pos = next + 2;
     if (INVALID_VALUE.test(value)) {
       return refuse("bad_request", "Invalid character in header value");
     }
@@ -172,6 +176,10 @@ function contentLengthOf(value: string): number {
   if (DIGITS.test(value)) return Number(value);
   const parts = value.split(",").map((p) => p.trim());
   return parts.every((p) => DIGITS.test(p) && p === parts[0]) ? Number(parts[0]) : -1;
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 function percentEncode(c: string): string {

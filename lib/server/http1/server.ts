@@ -291,6 +291,7 @@ class ServedConnection implements Watched {
       res = await this.handler(req, {
         remoteAddr: this.conn.socket.remoteAddr,
         rawUrl: url,
+        fields: head.headers,
         signal,
       });
     } catch (e) {
