@@ -4,6 +4,7 @@
  * then the body).
  */
 import type { RequestContext } from "../core/context.ts";
+import type { HeaderFields } from "../core/header_fields.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
 import { withBodySize } from "../observe/body_size.ts";
 
@@ -42,7 +43,7 @@ export function entrySize(key: string, e: CachedResponse): number {
 export function serveEntry(ctx: RequestContext, e: CachedResponse, status: CacheStatus): Response {
   ctx.cacheStatus = status;
   const age = String(Math.max(0, Math.floor((ctx.now - e.date) / 1000)));
-  const req = ctx.request.headers;
+  const req = ctx.headers;
   if (e.status === 200 && (req.has("if-none-match") || req.has("if-modified-since"))) {
     if (notModified(req, e)) {
       const headers = e.headers.filter(([name]) => NOT_MODIFIED_FIELDS.has(name));
@@ -77,7 +78,7 @@ function field(e: CachedResponse, name: string): string | null {
 }
 
 /** Conditional GET evaluation (RFC 9110 §13.1.2, §13.1.3), weak comparison for ETags. */
-function notModified(req: Headers, e: CachedResponse): boolean {
+function notModified(req: HeaderFields, e: CachedResponse): boolean {
   const inm = req.get("if-none-match");
   if (inm !== null) {
     const etag = field(e, "etag");

@@ -12,7 +12,7 @@ export function compileRequestKey(spec: string): RequestKey {
   if (spec === "route") return (ctx) => ctx.route?.name ?? null;
   if (spec.startsWith("header:")) {
     const name = spec.slice(7).toLowerCase();
-    return (ctx) => ctx.request.headers.get(name);
+    return (ctx) => ctx.headers.get(name);
   }
   throw new Error(`Unknown request key: ${spec}`);
 }

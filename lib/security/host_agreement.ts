@@ -10,7 +10,7 @@ import { hostOf } from "../server/handler.ts";
 export const hostAgreementPolicy: NamedPolicy = {
   name: "host_agreement",
   policy: (ctx, next) => {
-    const header = ctx.request.headers.get("host");
+    const header = ctx.headers.get("host");
     if (header === null || header === ctx.host || hostOf(header) === ctx.host) return next(ctx);
     return ctx.refuse("bad_request", {
       message: "The Host header does not match the host of the request target",

@@ -58,7 +58,7 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
   return {
     name: "request_json",
     policy: async (ctx, next) => {
-      const headers = ctx.request.headers;
+      const headers = ctx.headers;
       if (
         ctx.body === null || !isJsonType(headers.get("content-type")) ||
         headers.has("content-encoding")

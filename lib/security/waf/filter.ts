@@ -54,7 +54,7 @@ class Inspection {
   }
 
   header(name: string): string | null {
-    return this.ctx.request.headers.get(name);
+    return this.ctx.headers.get(name.toLowerCase());
   }
 }
 
@@ -166,7 +166,7 @@ function builtinHit(b: CompiledBuiltin, view: Inspection): string | null {
 
 function bodyText(ctx: RequestContext, prefix: Uint8Array): string {
   const text = utf8.decode(prefix);
-  const type = ctx.request.headers.get("content-type");
+  const type = ctx.headers.get("content-type");
   return type !== null && type.toLowerCase().startsWith("application/x-www-form-urlencoded")
     ? decodeForInspection(text, true)
     : text;

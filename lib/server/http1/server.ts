@@ -18,6 +18,7 @@ import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler } from "../handler.ts";
 import { ClientConnection } from "./client_connection.ts";
 import { type RequestBody, requestBody } from "./request_body.ts";
+import { ParsedRequest } from "./parsed_request.ts";
 import {
   type HeadRefusal,
   isRefusal,
@@ -151,10 +152,18 @@ const enum Phase {
   Busy,
 }
 
-/** A GET without a body is built with no init: converting one costs 1 us (measured). */
-function newRequest(url: string, method: string, body: ReadableStream<Uint8Array> | null): Request {
-  if (body !== null) return new Request(url, { method, body, duplex: "half" } as RequestInit);
-  return method === "GET" ? new Request(url) : new Request(url, { method });
+function newRequest(
+  url: string,
+  head: RequestHead,
+  body: ReadableStream<Uint8Array> | null,
+): Request {
+  const method = head.method;
+  const init = body !== null
+    ? { method, body, duplex: "half" } as RequestInit
+    : method === "GET"
+    ? undefined
+    : { method };
+  return new ParsedRequest(url, init, head.headers);
 }
 
 /**
@@ -274,12 +283,10 @@ class ServedConnection implements Watched {
       : null;
     let req: Request;
     try {
-      req = newRequest(url, head.method, body !== null && bodyAllowed ? body.stream : null);
-      const h = req.headers;
-      for (const [name, value] of head.headers) h.append(name, value);
+      req = newRequest(url, head, body !== null && bodyAllowed ? body.stream : null);
     } catch {
       await this.refuse(
-        { code: "bad_request", message: "Malformed request target or headers" },
+        { code: "bad_request", message: "Malformed request target" },
         head,
       );
       return false;
