@@ -20,19 +20,27 @@ export class HeaderFields {
 
   /** The field's value, repeated fields joined by ", " as `Headers.get` does; `name` lower-case. */
   get(name: string): string | null {
-    const list = this.list;
-    let value: string | null = null;
-    for (let i = 0; i < list.length; i++) {
-      const f = list[i]!;
-      if (f[0] === name) value = value === null ? f[1] : `${value}, ${f[1]}`;
-    }
-    return value;
+    return fieldValue(this.list, name);
   }
 
   /** Whether the field was sent; `name` lower-case. */
   has(name: string): boolean {
-    const list = this.list;
-    for (let i = 0; i < list.length; i++) if (list[i]![0] === name) return true;
-    return false;
+    return fieldIndex(this.list, name) >= 0;
   }
+}
+
+/** A field's value in a list, repeated fields joined by ", "; `lowerName` lower-case. */
+export function fieldValue(list: FieldList, lowerName: string): string | null {
+  let value: string | null = null;
+  for (let i = 0; i < list.length; i++) {
+    const f = list[i]!;
+    if (f[0] === lowerName) value = value === null ? f[1] : `${value}, ${f[1]}`;
+  }
+  return value;
+}
+
+/** Index of a field's first line in a list, or -1; `lowerName` lower-case. */
+export function fieldIndex(list: FieldList, lowerName: string): number {
+  for (let i = 0; i < list.length; i++) if (list[i]![0] === lowerName) return i;
+  return -1;
 }

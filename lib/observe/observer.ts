@@ -8,6 +8,7 @@
  * returns; a streamed or large body is metered and recorded at its last byte.
  */
 import type { RequestContext } from "../core/context.ts";
+import { responseFields } from "../core/response_fields.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { AccessLog } from "./access_log.ts";
 import { meterStream, type StreamEnd } from "./body_meter.ts";
@@ -86,7 +87,7 @@ export class RequestObserver {
 }
 
 function contentLength(res: Response): number | null {
-  const v = res.headers.get("content-length");
+  const v = responseFields(res).get("content-length");
   return v !== null && /^\d+$/.test(v) ? Number(v) : null;
 }
 

@@ -7,8 +7,9 @@
  */
 import type { Verdict } from "./algorithms/index.ts";
 import type { Limit } from "./limit.ts";
+import type { FieldEditor } from "../core/response_fields.ts";
 
-export function setLimitHeaders(h: Headers, limit: Limit, v: Verdict, now: number): void {
+export function setLimitHeaders(h: FieldEditor, limit: Limit, v: Verdict, now: number): void {
   const limitText = String(limit.algorithm.limit);
   const remaining = String(v.remaining);
   h.set("ratelimit-limit", limitText);

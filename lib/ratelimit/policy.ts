@@ -5,6 +5,7 @@
  * most restrictive limit on the response.
  */
 import type { RequestContext } from "../core/context.ts";
+import { responseFields } from "../core/response_fields.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Handler, Policy } from "../core/pipeline.ts";
 import type { LimiterStore } from "../store/limiter_store.ts";
@@ -118,7 +119,7 @@ function refuse(ctx: RequestContext, limit: Limit, v: Verdict): Response {
 
 function withLimitHeaders(res: Response, limit: Limit, v: Verdict, now: number): Response {
   try {
-    setLimitHeaders(res.headers, limit, v, now);
+    setLimitHeaders(responseFields(res), limit, v, now);
     return res;
   } catch {
     // Immutable headers (a response from fetch): copy it to add ours.

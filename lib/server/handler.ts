@@ -6,6 +6,7 @@
  */
 import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
+import { responseFields } from "../core/response_fields.ts";
 import { type FieldList, HeaderFields } from "../core/header_fields.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
@@ -179,7 +180,7 @@ async function serve(
     }
   }
   try {
-    res.headers.set(s.requestIdHeader, requestId);
+    responseFields(res).set(s.requestIdHeader, requestId);
   } catch {
     // Immutable headers (a fetched response): rebuild to add the id.
     res = new Response(res.body, res);

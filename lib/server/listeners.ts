@@ -10,6 +10,7 @@ import type { ServeHandler } from "./handler.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
+import { withHeadersFilled } from "../core/response_fields.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -105,7 +106,7 @@ export async function startListener(
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
-  }, handler);
+  }, (req, info) => handler(req, info).then(withHeadersFilled));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
   return {
     name: cfg.name,

@@ -6,6 +6,7 @@
  * gateway meant to provide (an anonymous caller's `X-Consumer-Id`, say).
  */
 import type { RequestContext } from "../core/context.ts";
+import type { FieldEditor } from "../core/response_fields.ts";
 import { safeHeaderValue } from "../proxy/header_edits.ts";
 import { compileTemplate, type Template } from "./template.ts";
 
@@ -58,7 +59,7 @@ export function compileRequestHeaders(rules: HeaderRules): ((ctx: RequestContext
   };
 }
 
-export type ResponseHeaderEdit = (ctx: RequestContext, headers: Headers) => void;
+export type ResponseHeaderEdit = (ctx: RequestContext, headers: FieldEditor) => void;
 
 /** Edits of the response headers; null when the rules do nothing. */
 export function compileResponseHeaders(rules: HeaderRules): ResponseHeaderEdit | null {

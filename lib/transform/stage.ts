@@ -8,6 +8,7 @@ import type { RouteConfig } from "../config/schema.ts";
 import type { NamedPolicy } from "../core/pipeline.ts";
 import type { Stage } from "../plan/chain.ts";
 import type { BuildContext } from "../plan/build_context.ts";
+import { responseFields } from "../core/response_fields.ts";
 import { bodyLimitPolicy } from "./body_limit.ts";
 import {
   compileRequestHeaders,
@@ -68,7 +69,8 @@ function responseHeadersPolicy(edits: readonly ResponseHeaderEdit[]): NamedPolic
     name: "response_headers",
     policy: async (ctx, next) => {
       const res = await next(ctx);
-      for (const edit of edits) edit(ctx, res.headers);
+      const fields = responseFields(res);
+      for (const edit of edits) edit(ctx, fields);
       return res;
     },
   };

@@ -4,6 +4,7 @@
  * the socket's back-pressure (chunked, or up to the close on HTTP/1.0).
  */
 import { bodySizeOf } from "../../observe/body_size.ts";
+import { unreadFields } from "../../core/response_fields.ts";
 import { type Bytes, headWith } from "../../proxy/http1/bytes.ts";
 import { STATUS_CODES } from "node:http";
 import type { ClientConnection } from "./client_connection.ts";
@@ -44,8 +45,7 @@ export async function writeResponse(
   const sized = declared >= 0;
   let dated = false;
   let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? (res.statusText || "Unknown")}\r\n`;
-  // forEach, not the iterator: measured 5x cheaper per response.
-  res.headers.forEach((value, name) => {
+  const field = (value: string, name: string) => {
     if (FRAMING.has(name)) {
       if (name === "content-length" && declared < 0 && /^\d{1,15}$/.test(value)) {
         declared = Number(value);
@@ -54,7 +54,14 @@ export async function writeResponse(
     }
     if (name === "date") dated = true;
     text += `${name}: ${value}\r\n`;
-  });
+  };
+  const fields = unreadFields(res);
+  if (fields !== null) {
+    for (let i = 0; i < fields.length; i++) {
+      field(fields[i]![1], fields[i]![0]);
+    }
+  } // forEach, not the iterator: measured 5x cheaper per response.
+  else res.headers.forEach(field);
   // An upstream's Date is kept (it says when the representation was generated).
   if (!dated) text += date();
 

@@ -12,6 +12,7 @@
  * time and the head read time; body reads are timed by the security stage.
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
+import { responseFields } from "../../core/response_fields.ts";
 import { decodeHead, findHeadEnd } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
@@ -309,7 +310,7 @@ class ServedConnection implements Watched {
 
     const bodyDone = body === null || body.complete || body.skipBuffered();
     const keepAlive = head.keepAlive && bodyDone && !this.server.isClosing &&
-      res.headers.get("connection")?.toLowerCase() !== "close";
+      responseFields(res).get("connection")?.toLowerCase() !== "close";
     try {
       const reusable = await writeResponse(this.conn, res, {
         head: head.method === "HEAD",
