@@ -4,6 +4,7 @@
  * parses a duration, a URL or a regular expression.
  */
 import { z } from "zod";
+import { TOKEN } from "../core/header_fields.ts";
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -56,9 +57,8 @@ function regexError(input: unknown): string {
   }
 }
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** An HTTP field name (RFC 9110 token). */
-export const headerName = z.string().regex(TOKEN_RE, {
+export const headerName = z.string().regex(TOKEN, {
   error: "expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
 });
 

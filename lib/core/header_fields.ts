@@ -11,6 +11,9 @@
  */
 export type FieldList = readonly (readonly [string, string])[];
 
+/** A field name (RFC 9110 §5.1). */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 export class HeaderFields {
   constructor(readonly list: FieldList) {}
 
@@ -37,6 +40,29 @@ export function fieldValue(list: FieldList, lowerName: string): string | null {
     if (f[0] === lowerName) value = value === null ? f[1] : `${value}, ${f[1]}`;
   }
   return value;
+}
+
+/**
+ * Makes `headers` on `proto` (a Request or Response subclass) an accessor that
+ * fills the runtime's Headers from the object's pending fields on first read.
+ * `take` hands those fields over once (null afterwards). An accessor over the
+ * runtime's own, since TypeScript types `headers` as a plain property.
+ */
+export function fillHeadersOnFirstRead<T extends Request | Response>(
+  proto: T,
+  runtimeHeaders: (this: T) => Headers,
+  take: (o: T) => FieldList | null,
+): void {
+  Object.defineProperty(proto, "headers", {
+    get(this: T): Headers {
+      const headers = runtimeHeaders.call(this);
+      const fields = take(this);
+      if (fields !== null) {
+        for (let i = 0; i < fields.length; i++) headers.append(fields[i]![0], fields[i]![1]);
+      }
+      return headers;
+    },
+  });
 }
 
 /** Index of a field's first line in a list, or -1; `lowerName` lower-case. */

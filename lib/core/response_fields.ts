@@ -9,7 +9,13 @@
  * sorted copy. Any other Response is edited through its Headers, which
  * `responseFields` returns as they are: both answer the same calls alike.
  */
-import { fieldIndex, type FieldList, fieldValue } from "./header_fields.ts";
+import {
+  fieldIndex,
+  type FieldList,
+  fieldValue,
+  fillHeadersOnFirstRead,
+  TOKEN,
+} from "./header_fields.ts";
 
 /** The part of Headers the pipeline edits responses with; names are case-insensitive. */
 export interface FieldEditor {
@@ -20,7 +26,6 @@ export interface FieldEditor {
   delete(name: string): void;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // What Headers refuses in a value: NUL, CR, LF, and chars past latin1.
 const REFUSED_VALUE = /[\0\r\n]|[^\0-\xff]/;
 const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
@@ -71,7 +76,7 @@ function checkedName(name: string): string {
 }
 
 function checkedValue(value: string): string {
-  let v = String(value);
+  let v = value;
   if (
     v.length > 0 &&
     (isEdgeWhitespace(v.charCodeAt(0)) || isEdgeWhitespace(v.charCodeAt(v.length - 1)))
@@ -105,17 +110,10 @@ export class ParsedResponse extends Response {
   }
 
   static {
-    // An accessor over Response's own (TypeScript types `headers` as a plain property).
-    Object.defineProperty(this.prototype, "headers", {
-      get(this: ParsedResponse): Headers {
-        const headers: Headers = responseHeaders.call(this);
-        const fields = this.#fields;
-        if (fields !== null) {
-          this.#fields = null;
-          for (const [name, value] of fields.list) headers.append(name, value);
-        }
-        return headers;
-      },
+    fillHeadersOnFirstRead(this.prototype, responseHeaders, (r: ParsedResponse) => {
+      const fields = r.#fields;
+      r.#fields = null;
+      return fields?.list ?? null;
     });
   }
 }

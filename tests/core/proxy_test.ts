@@ -67,6 +67,32 @@ Deno.test("proxy: hop-by-hop and Connection-named headers are stripped both ways
   }
 });
 
+Deno.test("proxy: a repeated request field reaches the upstream as the lines the client sent", async () => {
+  const up = startFlaky();
+  try {
+    await single(up.url, async (g) => {
+      const res = await rawRequest(g.url(), [
+        "GET /p HTTP/1.1",
+        "Host: gw.test",
+        "Cookie: a=1",
+        "X-Repeated: one",
+        "Cookie: b=2",
+        "X-Repeated: two",
+        "Connection: close",
+      ]);
+      assertEquals(res.status, 200);
+      const lines = up.received[0]!.head.split("\r\n");
+      assertEquals(lines.filter((l) => /^cookie:/i.test(l)), ["cookie: a=1", "cookie: b=2"]);
+      assertEquals(lines.filter((l) => /^x-repeated:/i.test(l)), [
+        "x-repeated: one",
+        "x-repeated: two",
+      ]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: X-Forwarded-*, Via, request id and traceparent", async () => {
   const up = startUpstream();
   try {

@@ -8,6 +8,8 @@ export interface FlakyRequest {
   method: string;
   path: string;
   body: string;
+  /** The request head as received, without the blank line. */
+  head: string;
 }
 
 /** What to do with a request: answer, hang until closed, or drop the connection. */
@@ -120,7 +122,7 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
         }
         const body = dec.decode(buf.subarray(headEnd + 4, headEnd + 4 + length));
         buf = buf.slice(headEnd + 4 + length);
-        const req = { method, path, body };
+        const req = { method, path, body, head };
         received.push(req);
         const b = self.handler(req, received.length);
         if (b === "hang") {

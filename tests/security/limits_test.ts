@@ -53,6 +53,16 @@ Deno.test("request target, header bytes and header count limits answer 414 and 4
     const small = await fetch(`${base}/a`, { headers: headers(10) });
     assertEquals(small.status, 200);
     await small.body?.cancel();
+    // Every field line counts, a repeated one too: 10 lines over /tight's 8, though only 3 names.
+    const host = new URL(base).host;
+    const repeated = await rawRequest(base, [
+      "GET /tight HTTP/1.1",
+      `Host: ${host}`,
+      ...Array.from({ length: 8 }, (_, i) => `X-Dup: ${i}`),
+      "Connection: close",
+    ]);
+    assertEquals(repeated.status, 431);
+    assertEquals(JSON.parse(repeated.body).error.code, "headers_too_large");
     assertEquals(up.received.map((r) => r.url.slice(0, 8)), ["/search?", "/a"]);
   });
 });

@@ -1,6 +1,7 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
 import { decodeHead, findHeadEnd } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
+import { TOKEN } from "../../core/header_fields.ts";
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -33,7 +34,6 @@ export interface ResponseHead {
 
 // deno-lint-ignore no-control-regex
 const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d+$/;
 
 /**

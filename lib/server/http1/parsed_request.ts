@@ -8,7 +8,7 @@
  * The parser admits nothing Headers would refuse (token names; latin1 values
  * without CR, LF or NUL), so the late fill cannot throw.
  */
-import type { FieldList } from "../../core/header_fields.ts";
+import { type FieldList, fillHeadersOnFirstRead } from "../../core/header_fields.ts";
 
 const requestHeaders = Object.getOwnPropertyDescriptor(Request.prototype, "headers")!.get!;
 
@@ -23,17 +23,10 @@ export class ParsedRequest extends Request {
   }
 
   static {
-    // An accessor over Request's own (TypeScript types `headers` as a plain property).
-    Object.defineProperty(this.prototype, "headers", {
-      get(this: ParsedRequest): Headers {
-        const headers: Headers = requestHeaders.call(this);
-        const fields = this.#fields;
-        if (fields !== null) {
-          this.#fields = null;
-          for (let i = 0; i < fields.length; i++) headers.append(fields[i]![0], fields[i]![1]);
-        }
-        return headers;
-      },
+    fillHeadersOnFirstRead(this.prototype, requestHeaders, (r: ParsedRequest) => {
+      const fields = r.#fields;
+      r.#fields = null;
+      return fields;
     });
   }
 }

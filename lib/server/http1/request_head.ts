@@ -6,6 +6,7 @@
  * a colon) is refused, never guessed.
  */
 import type { ErrorCode } from "../../core/errors.ts";
+import { TOKEN } from "../../core/header_fields.ts";
 
 export interface RequestHead {
   method: string;
@@ -40,7 +41,6 @@ export interface SeenHead {
 export const MAX_HEAD_BYTES = 64 * 1024;
 export const MAX_FIELDS = 128;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls.
 // deno-lint-ignore no-control-regex
 const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;

@@ -57,11 +57,11 @@ export async function writeResponse(
   };
   const fields = unreadFields(res);
   if (fields !== null) {
-    for (let i = 0; i < fields.length; i++) {
-      field(fields[i]![1], fields[i]![0]);
-    }
-  } // forEach, not the iterator: measured 5x cheaper per response.
-  else res.headers.forEach(field);
+    for (let i = 0; i < fields.length; i++) field(fields[i]![1], fields[i]![0]);
+  } else {
+    // forEach, not the iterator: measured 5x cheaper per response.
+    res.headers.forEach(field);
+  }
   // An upstream's Date is kept (it says when the representation was generated).
   if (!dated) text += date();
 

@@ -159,11 +159,9 @@ function newRequest(
   body: ReadableStream<Uint8Array> | null,
 ): Request {
   const method = head.method;
-  const init = body !== null
-    ? { method, body, duplex: "half" } as RequestInit
-    : method === "GET"
-    ? undefined
-    : { method };
+  let init: RequestInit | undefined;
+  if (body !== null) init = { method, body, duplex: "half" } as RequestInit;
+  else if (method !== "GET") init = { method };
   return new ParsedRequest(url, init, head.headers);
 }
 
