@@ -16,7 +16,7 @@ import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
-import { LIMITER_SERVICE, limiterService } from "./shared_limiter.ts";
+import { LIMITER_SERVICE, SharedLimiterHost } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 import { sharedListenerProblem } from "./worker_count.ts";
 
@@ -48,9 +48,14 @@ export class Cluster {
     },
   );
 
+  /** Rate-limit states of `store.kind: memory`: a table every worker maps, and the rest. */
+  private readonly limiter = new SharedLimiterHost((buffer) => {
+    for (const w of this.live()) w.tell({ type: "limiter-table", buffer });
+  });
+
   private constructor(private readonly o: ClusterOptions) {
     this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
-    this.rpc.register(LIMITER_SERVICE, limiterService());
+    this.rpc.register(LIMITER_SERVICE, this.limiter.service());
   }
 
   /** Starts every worker and the admin listener; throws `ConfigError` or `ClusterStartError`. */
@@ -141,6 +146,7 @@ export class Cluster {
         configFile: this.o.configFile,
         logLevel: this.o.logLevel,
         credentials: this.credentials.snapshot(),
+        limiterTable: this.limiter.table.buffer,
       },
       this.rpc,
       this.o.logger,
@@ -154,6 +160,11 @@ export class Cluster {
     const n = this.restarts.get(index) ?? 0;
     const delay = RESTART_BACKOFF_MS[Math.min(n, RESTART_BACKOFF_MS.length - 1)]!;
     this.restarts.set(index, n + 1);
+    if (this.limiter.releaseIfHeldBy(index + 1)) {
+      this.o.logger.warn("freed the rate-limit table's lock the crashed worker held", {
+        worker: index,
+      });
+    }
     this.o.logger.error("worker crashed; restarting", { worker: index, error, in_ms: delay });
     setTimeout(() => {
       if (this.draining) return;

@@ -27,6 +27,8 @@ export interface StartOptions {
   logLevel: Level;
   /** Keys and revocations as they are now (store.kind: memory); changes follow as messages. */
   credentials: CredentialSnapshot;
+  /** The rate-limit table every worker shares (`limiter_table.ts`). */
+  limiterTable: SharedArrayBuffer;
 }
 
 /** Main thread -> worker. */
@@ -37,7 +39,8 @@ export type ToWorker =
   | { type: "shutdown" }
   | { type: "reopen-logs" }
   | { type: "credentials"; change: CredentialChange }
-  | { type: "rpc-results"; results: RpcResult[] };
+  | { type: "rpc-results"; results: RpcResult[] }
+  | { type: "limiter-table"; buffer: SharedArrayBuffer };
 
 /** Worker -> main thread. */
 export type FromWorker =

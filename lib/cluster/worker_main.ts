@@ -18,9 +18,11 @@ import {
 import { workerRpc } from "./rpc.ts";
 import { WorkerCredentialStore } from "./shared_credentials.ts";
 import { WorkerLimiterStore } from "./shared_limiter.ts";
+import { LimiterTable } from "./limiter_table.ts";
 
 let gateway: Gateway | null = null;
 let credentials: WorkerCredentialStore | null = null;
+let limiter: WorkerLimiterStore | null = null;
 workerRpc.attach((msg) => send(msg));
 
 function send(msg: FromWorker, transfer: Transferable[] = []): void {
@@ -30,6 +32,7 @@ function send(msg: FromWorker, transfer: Transferable[] = []): void {
 async function start(o: StartOptions): Promise<void> {
   const logger = withFields(new JsonLogger(o.logLevel), { worker: o.index });
   credentials = new WorkerCredentialStore(workerRpc, o.credentials);
+  limiter = new WorkerLimiterStore(workerRpc, new LimiterTable(o.limiterTable), o.index + 1);
   try {
     gateway = await Gateway.start({
       configFile: o.configFile,
@@ -38,7 +41,7 @@ async function start(o: StartOptions): Promise<void> {
       adminListener: false,
       configWatch: false,
       localCredentials: credentials,
-      localLimiter: new WorkerLimiterStore(workerRpc),
+      localLimiter: limiter,
     });
     send({ type: "started", addresses: gateway.addresses() });
   } catch (e) {
@@ -82,6 +85,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       return;
     case "rpc-results":
       workerRpc.settle(msg.results);
+      return;
+    case "limiter-table":
+      limiter?.useTable(new LimiterTable(msg.buffer));
       return;
   }
 };

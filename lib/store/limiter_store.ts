@@ -9,15 +9,10 @@
  * - `RedisLimiterStore`: one atomic Lua script per decision (decisions that
  *   queue under load share a call), shared by every gateway instance that uses
  *   the same Redis.
- *
- * Adding a store for Worker isolates of one process needs no change to the
- * algorithms: everything a decision needs is plain data. A worker-side store
- * posts `{ limits: [{ id, spec: algorithm.spec, cost, shadow }], keys, now }`
- * to the main thread, which rebuilds each algorithm once per id with
- * `compileAlgorithm(spec)`, answers from its own `MemoryLimiterStore` and posts
- * the verdicts back (the interface is async-capable for exactly this). A
- * SharedArrayBuffer store would instead keep fixed-size states in a shared
- * table guarded by `Atomics`, calling the same `step` functions.
+ * - Under `--workers N`, `WorkerLimiterStore` (lib/cluster/shared_limiter.ts):
+ *   fixed-size states in a `SharedArrayBuffer` table every worker decides in
+ *   under one lock, calling the same `step` functions; the rest (`sliding_log`,
+ *   long keys) in the main thread, which decides such a request whole.
  */
 import type { Algorithm, Verdict } from "../ratelimit/algorithms/index.ts";
 

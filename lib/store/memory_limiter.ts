@@ -13,6 +13,7 @@
  */
 import type { Step } from "../ratelimit/algorithms/index.ts";
 import type { LocalLimiterStore, MemoryStoreOptions, StoredLimit } from "./limiter_store.ts";
+import { decideAtomically, type StateHome } from "./state_home.ts";
 
 interface Entry {
   state: unknown;
@@ -22,9 +23,11 @@ interface Entry {
 
 export const DEFAULT_MAX_KEYS = 100_000;
 
-export class MemoryLimiterStore implements LocalLimiterStore {
+export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
   private young = new Map<string, Entry>();
   private old = new Map<string, Entry>();
+  private lastName: string | undefined;
+  private lastEntry: Entry | undefined;
   private generationSize: number;
   /** Keys dropped to stay under the cap, for metrics. */
   evicted = 0;
@@ -51,40 +54,21 @@ export class MemoryLimiterStore implements LocalLimiterStore {
   }
 
   decide(limits: readonly StoredLimit[], keys: readonly string[], now: number): Step<unknown>[] {
-    const n = limits.length;
-    if (n === 1) return [this.decideOne(limits[0]!, keys[0]!, now)];
-    const steps = new Array<Step<unknown>>(n);
-    const names = new Array<string>(n);
-    const entries = new Array<Entry | undefined>(n);
-    let admit = true;
-    for (let i = 0; i < n; i++) {
-      const limit = limits[i]!;
-      const name = limit.id + "\u0000" + keys[i]!;
-      const entry = this.lookup(name);
-      const step = limit.algorithm.step(stateOf(entry, now), now, limit.cost);
-      if (!step.allowed && !limit.shadow) admit = false;
-      steps[i] = step;
-      names[i] = name;
-      entries[i] = entry;
-    }
-    if (admit) {
-      for (let i = 0; i < n; i++) {
-        if (steps[i]!.allowed) this.keep(names[i]!, entries[i], steps[i]!, now);
-      }
-    }
-    return steps;
+    return decideAtomically(this, limits, keys, now);
   }
 
-  /** The common case, one limit: no bookkeeping arrays. */
-  private decideOne(limit: StoredLimit, key: string, now: number): Step<unknown> {
-    const name = limit.id + "\u0000" + key;
+  read(name: string, _limit: StoredLimit, now: number): unknown {
     const entry = this.lookup(name);
-    const step = limit.algorithm.step(stateOf(entry, now), now, limit.cost);
-    if (step.allowed) this.keep(name, entry, step, now);
-    return step;
+    this.lastName = name;
+    this.lastEntry = entry;
+    return entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
   }
 
-  private keep(name: string, entry: Entry | undefined, step: Step<unknown>, now: number): void {
+  keep(name: string, _limit: StoredLimit, step: Step<unknown>, now: number): void {
+    // The entry `read` just found, unless another name was read since (several limits).
+    const entry = name === this.lastName ? this.lastEntry : this.lookup(name);
+    this.lastName = undefined;
+    this.lastEntry = undefined;
     if (entry !== undefined) {
       entry.state = step.state;
       entry.expiresAt = now + step.resetMs;
@@ -115,10 +99,6 @@ export class MemoryLimiterStore implements LocalLimiterStore {
     this.old = this.young;
     this.young = new Map();
   }
-}
-
-function stateOf(entry: Entry | undefined, now: number): unknown {
-  return entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
 }
 
 function generationSize(maxKeys: number): number {

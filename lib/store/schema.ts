@@ -22,7 +22,8 @@ export const redisSchema = z.strictObject({
 
 export const memoryStoreSchema = z.strictObject({
   max_keys: positiveInt.default(100_000).meta({
-    description: "Cap on keys held in memory; least recently used keys are evicted past it",
+    description: "Cap on rate-limit keys held in memory; past it the least recently used go " +
+      "(with --workers N, the state nearest to expiring)",
   }),
   cache_max_bytes: positiveInt.default(67_108_864).meta({
     description: "Cap on the bytes of cached responses held in memory (least recently used go)",

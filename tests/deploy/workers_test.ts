@@ -202,29 +202,45 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
   }
 });
 
-Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100", async () => {
+Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100, whichever home holds its state", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
   const up = startUpstream(() => new Response("ok"));
   const [port, admin] = freePorts(2) as [number, number];
   const file = `${dir}/gateway.yaml`;
   await Deno.writeTextFile(
     file,
-    listeners(port, admin, exactLimitRoutes(up.url)),
+    listeners(
+      port,
+      admin,
+      exactLimitRoutes(up.url) +
+        // Two limits, one kept in the shared table and one (the log) in the main thread.
+        `  - { name: mixed, match: { path: /mixed }, upstream: a,` +
+        ` rate_limit: [ ${EXACT_LIMITS[0]}, ${EXACT_LIMITS[3]} ] }\n` +
+        // A key too long for a table slot: its state is the main thread's.
+        `  - { name: long, match: { path: /long }, upstream: a, rate_limit:` +
+        ` { algorithm: fixed_window, limit: 100, per: 1d, key: "header:x-tenant" } }\n`,
+    ),
   );
   const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     timeoutMs: 30_000,
   });
+  const tenant = { "x-tenant": "t".repeat(120) };
   try {
-    for (const [i, limit] of EXACT_LIMITS.entries()) {
+    const cases: [string, string, Record<string, string>][] = [
+      ...EXACT_LIMITS.map((l, i): [string, string, Record<string, string>] => [l, `/r${i}`, {}]),
+      ["token bucket and sliding log together", "/mixed", {}],
+      ["a 120-character key", "/long", tenant],
+    ];
+    for (const [what, path, headers] of cases) {
       // Each request on its own connection: the kernel spreads them over both workers.
       const all = await Promise.all(
-        Array.from({ length: 500 }, () => statuses(`http://127.0.0.1:${port}/r${i}`, 1)),
+        Array.from({ length: 500 }, () => statuses(`http://127.0.0.1:${port}${path}`, 1, headers)),
       );
       const counts: Record<number, number> = {};
       for (const [s] of all) counts[s!] = (counts[s!] ?? 0) + 1;
-      assertEquals(counts, { 200: 100, 429: 400 }, limit);
+      assertEquals(counts, { 200: 100, 429: 400 }, what);
     }
-    assertEquals(up.received.length, 100 * EXACT_LIMITS.length);
+    assertEquals(up.received.length, 100 * cases.length);
   } finally {
     assertEquals(await gw.stop("SIGTERM"), 0);
     await up.close();

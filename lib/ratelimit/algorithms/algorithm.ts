@@ -53,4 +53,15 @@ export interface Algorithm<S = unknown> {
   readonly limit: number;
   /** The verdict for a request of `cost` at `now` given the stored state (undefined: none). */
   step(state: S | undefined, now: number, cost: number): Step<S>;
+  /** How a state fits in a few numbers, for stores with fixed-size slots; absent if it does not. */
+  readonly packed?: PackedState<S>;
 }
+
+/** A state as `size` numbers (at most `MAX_PACKED_SIZE`), for a shared-memory table. */
+export interface PackedState<S> {
+  readonly size: number;
+  write(state: S, into: Float64Array, at: number): void;
+  read(from: Float64Array, at: number): S;
+}
+
+export const MAX_PACKED_SIZE = 3;

@@ -4,7 +4,7 @@
  * or are calendar days and months in UTC (quotas). Cheap and exact, but a client
  * can pass up to twice the limit across a boundary; `sliding_window` cannot.
  */
-import type { Algorithm, Step, WindowSpec } from "./algorithm.ts";
+import type { Algorithm, PackedState, Step, WindowSpec } from "./algorithm.ts";
 
 export interface FixedWindowState {
   /** Start of the window `count` belongs to (ms). */
@@ -38,6 +38,7 @@ export function fixedWindow(limit: number, window: WindowSpec): Algorithm<FixedW
   return {
     spec: { kind: "fixed_window", limit, window },
     limit,
+    packed: PACKED,
     step(state, now, cost): Step<FixedWindowState> {
       let [start, end] = windowBounds(window, now);
       // A window ahead of our clock was opened by a peer whose clock runs ahead: join it.
@@ -58,3 +59,12 @@ export function fixedWindow(limit: number, window: WindowSpec): Algorithm<FixedW
     },
   };
 }
+
+const PACKED: PackedState<FixedWindowState> = {
+  size: 2,
+  write(s, into, at) {
+    into[at] = s.start;
+    into[at + 1] = s.count;
+  },
+  read: (from, at) => ({ start: from[at]!, count: from[at + 1]! }),
+};

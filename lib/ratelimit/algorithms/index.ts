@@ -6,7 +6,15 @@ import { fixedWindow } from "./fixed_window.ts";
 import { slidingWindow } from "./sliding_window.ts";
 import { slidingLog } from "./sliding_log.ts";
 
-export type { Algorithm, AlgorithmSpec, Step, Verdict, WindowSpec } from "./algorithm.ts";
+export type {
+  Algorithm,
+  AlgorithmSpec,
+  PackedState,
+  Step,
+  Verdict,
+  WindowSpec,
+} from "./algorithm.ts";
+export { MAX_PACKED_SIZE } from "./algorithm.ts";
 export { windowBounds } from "./fixed_window.ts";
 
 export function compileAlgorithm(spec: AlgorithmSpec): Algorithm {

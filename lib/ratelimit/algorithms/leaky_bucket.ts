@@ -10,7 +10,7 @@
  *   however they arrive; only what overflows the queue is refused. `capacity`
  *   is the queue plus the request being released.
  */
-import type { Algorithm, Step } from "./algorithm.ts";
+import type { Algorithm, PackedState, Step } from "./algorithm.ts";
 import { wholeRate } from "./whole_rate.ts";
 
 export interface LeakyBucketState {
@@ -36,6 +36,7 @@ export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
   return {
     spec: { kind: "leaky_bucket", mode, rate, perMs, capacity },
     limit: capacity,
+    packed: PACKED,
     step(state, now, cost): Step<LeakyBucketState> {
       let level = 0;
       let at = now;
@@ -61,3 +62,12 @@ export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
     },
   };
 }
+
+const PACKED: PackedState<LeakyBucketState> = {
+  size: 2,
+  write(s, into, at) {
+    into[at] = s.level;
+    into[at + 1] = s.at;
+  },
+  read: (from, at) => ({ level: from[at]!, at: from[at + 1]! }),
+};

@@ -8,7 +8,7 @@
  * The test `prev × (perMs − elapsed) / perMs + curr + cost ≤ limit` is done
  * multiplied through by perMs, so it stays in whole numbers.
  */
-import type { Algorithm, Step } from "./algorithm.ts";
+import type { Algorithm, PackedState, Step } from "./algorithm.ts";
 
 export interface SlidingWindowState {
   /** Start of the current window (ms). */
@@ -21,6 +21,7 @@ export function slidingWindow(limit: number, perMs: number): Algorithm<SlidingWi
   return {
     spec: { kind: "sliding_window", limit, perMs },
     limit,
+    packed: PACKED,
     step(state, now, cost): Step<SlidingWindowState> {
       let start = now - (now % perMs);
       let prev = 0;
@@ -62,3 +63,13 @@ export function slidingWindow(limit: number, perMs: number): Algorithm<SlidingWi
     },
   };
 }
+
+const PACKED: PackedState<SlidingWindowState> = {
+  size: 3,
+  write(s, into, at) {
+    into[at] = s.start;
+    into[at + 1] = s.prev;
+    into[at + 2] = s.curr;
+  },
+  read: (from, at) => ({ start: from[at]!, prev: from[at + 1]!, curr: from[at + 2]! }),
+};

@@ -5,7 +5,7 @@
  * Tokens are counted in units of 1/perMs token, so that refilling adds exactly
  * `rate` units a millisecond and an integer configuration stays in integers.
  */
-import type { Algorithm, Step } from "./algorithm.ts";
+import type { Algorithm, PackedState, Step } from "./algorithm.ts";
 import { wholeRate } from "./whole_rate.ts";
 
 export interface TokenBucketState {
@@ -28,6 +28,7 @@ export function tokenBucket(p: TokenBucketParams): Algorithm<TokenBucketState> {
   return {
     spec: { kind: "token_bucket", rate, perMs, burst },
     limit: burst,
+    packed: PACKED,
     step(state, now, cost): Step<TokenBucketState> {
       let units = capacity;
       let at = now;
@@ -49,3 +50,12 @@ export function tokenBucket(p: TokenBucketParams): Algorithm<TokenBucketState> {
     },
   };
 }
+
+const PACKED: PackedState<TokenBucketState> = {
+  size: 2,
+  write(s, into, at) {
+    into[at] = s.units;
+    into[at + 1] = s.at;
+  },
+  read: (from, at) => ({ units: from[at]!, at: from[at + 1]! }),
+};
