@@ -32,6 +32,8 @@ const OWNER = 1;
 /** Set when the main thread has replaced this table (a new size); holders then ask it instead. */
 const MOVED = 2;
 const SLOT_COUNT = 3;
+/** The hash seed, random per table (see `hashName`). */
+const SEED = 4;
 const HEADER_WORDS = 16;
 const HEADER_BYTES = HEADER_WORDS * 4;
 
@@ -59,6 +61,7 @@ export class LimiterTable implements StateHome {
   private readonly f64: Float64Array;
   private readonly bytes: Uint8Array;
   private readonly mask: number;
+  private readonly seed: number;
   private lastName: string | undefined;
   private lastSlot = -1;
 
@@ -66,7 +69,9 @@ export class LimiterTable implements StateHome {
   static create(maxKeys: number): LimiterTable {
     const slots = slotCountFor(maxKeys);
     const buffer = new SharedArrayBuffer(HEADER_BYTES + slots * SLOT_BYTES);
-    new Int32Array(buffer)[SLOT_COUNT] = slots;
+    const header = new Int32Array(buffer);
+    header[SLOT_COUNT] = slots;
+    header[SEED] = crypto.getRandomValues(new Int32Array(1))[0]!;
     return new LimiterTable(buffer);
   }
 
@@ -76,13 +81,14 @@ export class LimiterTable implements StateHome {
     this.words = new Int32Array(buffer);
     this.slots = this.words[SLOT_COUNT]!;
     this.mask = this.slots - 1;
+    this.seed = this.words[SEED]!;
     this.f64 = new Float64Array(buffer, HEADER_BYTES);
     this.bytes = new Uint8Array(buffer, HEADER_BYTES);
   }
 
   /** Whether the states of `limit` under `name` (`stateName`) can live here. */
   static holds(limit: StoredLimit, name: string): boolean {
-    return limit.algorithm.packed !== undefined && hashName(name) !== NOT_LATIN1;
+    return limit.algorithm.packed !== undefined && fits(name);
   }
 
   /** Takes the lock for `owner`; false if it stayed held past the wait bound. */
@@ -129,7 +135,7 @@ export class LimiterTable implements StateHome {
   // The two StateHome methods run under the lock, with `LimiterTable.holds` true.
 
   read(name: string, limit: StoredLimit, now: number): unknown {
-    const slot = this.find(name, hashName(name));
+    const slot = this.find(name, hashName(name, this.seed));
     this.lastName = name;
     this.lastSlot = slot;
     if (slot < 0 || this.f64[slot * SLOT_F64]! <= now) return undefined;
@@ -137,10 +143,9 @@ export class LimiterTable implements StateHome {
   }
 
   keep(name: string, limit: StoredLimit, step: Step<unknown>, now: number): void {
-    const hash = hashName(name);
-    let slot = name === this.lastName ? this.lastSlot : this.find(name, hash);
+    let slot = name === this.lastName ? this.lastSlot : this.find(name, hashName(name, this.seed));
     this.lastName = undefined;
-    if (slot < 0) slot = this.claim(name, hash, now);
+    if (slot < 0) slot = this.claim(name, hashName(name, this.seed), now);
     const at = slot * SLOT_F64;
     this.f64[at] = now + step.resetMs;
     (limit.algorithm.packed as PackedState<unknown>).write(step.state, this.f64, at + 1);
@@ -161,7 +166,7 @@ export class LimiterTable implements StateHome {
 
   /** Puts a state copied from another table (under the lock). */
   put(name: string, expiresAt: number, state: Float64Array, now: number): void {
-    const hash = hashName(name);
+    const hash = hashName(name, this.seed);
     let slot = this.find(name, hash);
     if (slot < 0) slot = this.claim(name, hash, now);
     this.f64[slot * SLOT_F64] = expiresAt;
@@ -212,17 +217,28 @@ export class LimiterTable implements StateHome {
   }
 }
 
-const NOT_LATIN1 = -1;
+/** Whether a slot can hold `name`: at most MAX_NAME characters, each one byte. */
+function fits(name: string): boolean {
+  if (name.length > MAX_NAME) return false;
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0xff) return false;
+  return true;
+}
 
-/** FNV-1a over the name's characters, as a non-negative int32; NOT_LATIN1 if it cannot be held. */
-function hashName(name: string): number {
-  if (name.length > MAX_NAME) return NOT_LATIN1;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c > 0xff) return NOT_LATIN1;
-    h = Math.imul(h ^ c, 0x01000193);
-  }
+/**
+ * FNV-1a from the table's random seed, then murmur3's finalizer so that the
+ * low bits (the slot) depend on all of them, as a non-negative int32. Keys come
+ * from clients: with a known hash, names crafted to share one probe window
+ * could push a chosen state out; without the seed, that takes a flood of the
+ * whole table, as it does for the single-isolate store.
+ */
+function hashName(name: string, seed: number): number {
+  let h = seed ^ 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 1;
 }
 
