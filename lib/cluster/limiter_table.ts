@@ -143,9 +143,10 @@ export class LimiterTable implements StateHome {
   }
 
   keep(name: string, limit: StoredLimit, step: Step<unknown>, now: number): void {
-    let slot = name === this.lastName ? this.lastSlot : this.find(name, hashName(name, this.seed));
+    const slot = name === this.lastName && this.lastSlot >= 0
+      ? this.lastSlot
+      : this.slotOf(name, now);
     this.lastName = undefined;
-    if (slot < 0) slot = this.claim(name, hashName(name, this.seed), now);
     const at = slot * SLOT_F64;
     this.f64[at] = now + step.resetMs;
     (limit.algorithm.packed as PackedState<unknown>).write(step.state, this.f64, at + 1);
@@ -166,11 +167,16 @@ export class LimiterTable implements StateHome {
 
   /** Puts a state copied from another table (under the lock). */
   put(name: string, expiresAt: number, state: Float64Array, now: number): void {
-    const hash = hashName(name, this.seed);
-    let slot = this.find(name, hash);
-    if (slot < 0) slot = this.claim(name, hash, now);
+    const slot = this.slotOf(name, now);
     this.f64[slot * SLOT_F64] = expiresAt;
     this.f64.set(state, slot * SLOT_F64 + 1);
+  }
+
+  /** The slot holding `name`, or the one it is given. */
+  private slotOf(name: string, now: number): number {
+    const hash = hashName(name, this.seed);
+    const slot = this.find(name, hash);
+    return slot >= 0 ? slot : this.claim(name, hash, now);
   }
 
   private find(name: string, hash: number): number {

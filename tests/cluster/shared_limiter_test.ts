@@ -4,9 +4,8 @@
  * worker isolates deciding the same keys at once.
  */
 import { assertEquals, assertOk, assertThrows } from "../helpers/assert.ts";
-import { type AlgorithmSpec, compileAlgorithm } from "../../lib/ratelimit/algorithms/index.ts";
-import { type StoredLimit, StoreUnavailableError } from "../../lib/store/limiter_store.ts";
-import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
+import type { AlgorithmSpec } from "../../lib/ratelimit/algorithms/index.ts";
+import { StoreUnavailableError } from "../../lib/store/limiter_store.ts";
 import { decideAtomically } from "../../lib/store/state_home.ts";
 import { LimiterTable, MAX_NAME } from "../../lib/cluster/limiter_table.ts";
 import { RpcHost, WorkerRpc } from "../../lib/cluster/rpc.ts";
@@ -15,12 +14,8 @@ import {
   SharedLimiterHost,
   WorkerLimiterStore,
 } from "../../lib/cluster/shared_limiter.ts";
-import { random, SPECS } from "../ratelimit/helpers.ts";
+import { assertMemoryStoreVerdicts, storedLimit as limit } from "../ratelimit/helpers.ts";
 import type { TableWorkerTask } from "./table_worker.ts";
-
-function limit(id: string, spec: AlgorithmSpec, cost = 1, shadow = false): StoredLimit {
-  return { id, algorithm: compileAlgorithm(spec), cost, shadow };
-}
 
 const perDay = (n: number): AlgorithmSpec => ({
   kind: "fixed_window",
@@ -45,37 +40,13 @@ function cluster(maxKeys?: number, clock?: () => number) {
   return { host, worker, tables, messages: () => messages };
 }
 
-const strip = (
-  v: { allowed: boolean; remaining: number; resetMs: number; retryAfterMs: number },
-) => [
-  v.allowed,
-  v.remaining,
-  v.resetMs,
-  v.retryAfterMs,
-];
-
 Deno.test("a worker's shared store gives the memory store's verdicts, alone and beside a tight limit", async () => {
   const { worker, messages } = cluster();
-  const memory = new MemoryLimiterStore();
-  let refused = 0;
-  for (const [n, spec] of SPECS.entries()) {
-    const sets = [[limit(`s${n}`, spec)], [limit(`p${n}`, spec), limit(`q${n}`, perDay(40))]];
-    for (const set of sets) {
-      const rnd = random(n + 7);
-      let t = Date.UTC(2026, 5, 1) - 3000;
-      for (let i = 0; i < 150; i++) {
-        t += Math.floor(rnd() * 150);
-        const key = `c${Math.floor(rnd() * 3)}`;
-        const cost = rnd() < 0.2 ? 2 : 1;
-        const costed = set.map((l) => ({ ...l, cost }));
-        const keys = set.map(() => key);
-        const expected = memory.decide(costed, keys, t).map(strip);
-        const actual = (await worker.decide(costed, keys, t)).map(strip);
-        assertEquals(actual, expected, `${set.map((l) => l.id)} at ${t}, ${key}, cost ${cost}`);
-        if (!expected[0]![0]) refused++;
-      }
-    }
-  }
+  const { refused } = await assertMemoryStoreVerdicts(worker, {
+    tight: perDay(40),
+    keys: 3,
+    seed: 7,
+  });
   assertOk(refused > 100, `only ${refused} refusals`);
   // Only decisions with a sliding log (the one algorithm without a packed state) crossed over.
   assertEquals(messages(), 2 * 150);

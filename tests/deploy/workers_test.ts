@@ -202,25 +202,19 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
   }
 });
 
-Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100, whichever home holds its state", async () => {
+Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of 100 admit exactly 100, whichever home holds its state, across a reload that resizes the table", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
   const up = startUpstream(() => new Response("ok"));
   const [port, admin] = freePorts(2) as [number, number];
   const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(
-    file,
-    listeners(
-      port,
-      admin,
-      exactLimitRoutes(up.url) +
-        // Two limits, one kept in the shared table and one (the log) in the main thread.
-        `  - { name: mixed, match: { path: /mixed }, upstream: a,` +
-        ` rate_limit: [ ${EXACT_LIMITS[0]}, ${EXACT_LIMITS[3]} ] }\n` +
-        // A key too long for a table slot: its state is the main thread's.
-        `  - { name: long, match: { path: /long }, upstream: a, rate_limit:` +
-        ` { algorithm: fixed_window, limit: 100, per: 1d, key: "header:x-tenant" } }\n`,
-    ),
-  );
+  const routes = exactLimitRoutes(up.url) +
+    // Two limits, one kept in the shared table and one (the log) in the main thread.
+    `  - { name: mixed, match: { path: /mixed }, upstream: a,` +
+    ` rate_limit: [ ${EXACT_LIMITS[0]}, ${EXACT_LIMITS[3]} ] }\n` +
+    // A key too long for a table slot: its state is the main thread's.
+    `  - { name: long, match: { path: /long }, upstream: a, rate_limit:` +
+    ` { algorithm: fixed_window, limit: 100, per: 1d, key: "header:x-tenant" } }\n`;
+  await Deno.writeTextFile(file, listeners(port, admin, routes));
   const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     timeoutMs: 30_000,
   });
@@ -239,6 +233,21 @@ Deno.test("--workers 2, store memory: 500 concurrent requests against a limit of
       const counts: Record<number, number> = {};
       for (const [s] of all) counts[s!] = (counts[s!] ?? 0) + 1;
       assertEquals(counts, { 200: 100, 429: 400 }, what);
+    }
+    assertEquals(up.received.length, 100 * cases.length);
+
+    // Another max_keys gives the workers a new table: the counts come with it.
+    await Deno.writeTextFile(
+      file,
+      listeners(port, admin, `store: { memory: { max_keys: 5000 } }\n${routes}`),
+    );
+    const reload = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
+    assertEquals([reload.status, (await reload.json()).ok], [200, true]);
+    for (const [what, path, headers] of cases) {
+      const after = await Promise.all(
+        Array.from({ length: 20 }, () => statuses(`http://127.0.0.1:${port}${path}`, 1, headers)),
+      );
+      assertEquals(after.flat(), new Array(20).fill(429), `${what}, after the reload`);
     }
     assertEquals(up.received.length, 100 * cases.length);
   } finally {

@@ -1,5 +1,12 @@
 /** Shared by the rate-limit tests. */
-import type { AlgorithmSpec } from "../../lib/ratelimit/algorithms/index.ts";
+import {
+  type AlgorithmSpec,
+  compileAlgorithm,
+  type Verdict,
+} from "../../lib/ratelimit/algorithms/index.ts";
+import type { LimiterStore, StoredLimit } from "../../lib/store/limiter_store.ts";
+import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
+import { assertEquals } from "../helpers/assert.ts";
 
 /** A small seeded generator, so that failures reproduce. */
 export function random(seed: number): () => number {
@@ -75,4 +82,55 @@ ${
     ).join("\n")
   }
 `;
+}
+
+export function storedLimit(
+  id: string,
+  spec: AlgorithmSpec,
+  cost = 1,
+  shadow = false,
+): StoredLimit {
+  return { id, algorithm: compileAlgorithm(spec), cost, shadow };
+}
+
+const verdictFields = (
+  v: Verdict,
+) => [v.allowed, v.remaining, v.resetMs, v.retryAfterMs, v.delayMs];
+
+/**
+ * Decides seeded vectors (150 per set; `keys` keys, costs 1 and 2) with `store`
+ * and with a fresh memory store, and asserts the same verdicts: every spec of
+ * SPECS alone, and beside `tight` so that atomic refusals happen. Limit ids get
+ * `prefix`, so stores that outlive one call keep their states apart.
+ */
+export async function assertMemoryStoreVerdicts(
+  store: LimiterStore,
+  o: { tight: AlgorithmSpec; keys: number; seed: number },
+): Promise<{ compared: number; refused: number }> {
+  const memory = new MemoryLimiterStore();
+  let compared = 0;
+  let refused = 0;
+  for (const [n, spec] of SPECS.entries()) {
+    const sets = [
+      [storedLimit(`s${n}`, spec)],
+      [storedLimit(`p${n}`, spec), storedLimit(`q${n}`, o.tight)],
+    ];
+    for (const set of sets) {
+      const rnd = random(n + o.seed);
+      let t = Date.UTC(2026, 5, 1) - 3000;
+      for (let i = 0; i < 150; i++) {
+        t += Math.floor(rnd() * 150);
+        const key = `c${Math.floor(rnd() * o.keys)}`;
+        const cost = rnd() < 0.2 ? 2 : 1;
+        const costed = set.map((l) => ({ ...l, cost }));
+        const keys = set.map(() => key);
+        const expected = memory.decide(costed, keys, t).map(verdictFields);
+        const actual = (await store.decide(costed, keys, t)).map(verdictFields);
+        assertEquals(actual, expected, `${set.map((l) => l.id)} at ${t}, ${key}, cost ${cost}`);
+        compared++;
+        if (!expected[0]![0]) refused++;
+      }
+    }
+  }
+  return { compared, refused };
 }

@@ -5,19 +5,14 @@
  */
 import { assertEquals, assertOk, assertRejects } from "../helpers/assert.ts";
 import { startRedis } from "../helpers/redis.ts";
-import { type AlgorithmSpec, compileAlgorithm } from "../../lib/ratelimit/algorithms/index.ts";
-import type { StoredLimit } from "../../lib/store/limiter_store.ts";
+import type { AlgorithmSpec } from "../../lib/ratelimit/algorithms/index.ts";
 import { StoreUnavailableError } from "../../lib/store/limiter_store.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 import { RedisLimiterStore, whenReady } from "../../lib/store/redis_limiter.ts";
 import { loadRedisClient, RedisConnections } from "../../lib/store/redis.ts";
 import { redisSchema } from "../../lib/store/schema.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
-import { random, SPECS } from "./helpers.ts";
-
-function limit(id: string, spec: AlgorithmSpec, cost = 1, shadow = false): StoredLimit {
-  return { id, algorithm: compileAlgorithm(spec), cost, shadow };
-}
+import { assertMemoryStoreVerdicts, storedLimit as limit } from "./helpers.ts";
 
 const perSecond = (n: number): AlgorithmSpec => ({
   kind: "fixed_window",
@@ -108,41 +103,13 @@ async function withRedisStore(
   }
 }
 
-const strip = (
-  v: {
-    allowed: boolean;
-    remaining: number;
-    resetMs: number;
-    retryAfterMs: number;
-    delayMs: number;
-  },
-) => [v.allowed, v.remaining, v.resetMs, v.retryAfterMs, v.delayMs];
-
 Deno.test("redis store gives the verdicts of the TypeScript algorithms (same vectors)", async () => {
   await withRedisStore(async (redisStore, { command }) => {
-    const memory = new MemoryLimiterStore();
-    let compared = 0;
-    let refused = 0;
-    for (const [n, spec] of SPECS.entries()) {
-      // Each spec alone, and paired with a tight limit so that atomic refusals happen.
-      const sets = [[limit(`s${n}`, spec)], [limit(`p${n}`, spec), limit(`q${n}`, perSecond(3))]];
-      for (const set of sets) {
-        const rnd = random(n + 1);
-        let t = Date.UTC(2026, 5, 1) - 3000;
-        for (let i = 0; i < 150; i++) {
-          t += Math.floor(rnd() * 150);
-          const key = `c${Math.floor(rnd() * 2)}`;
-          const cost = rnd() < 0.2 ? 2 : 1;
-          const costed = set.map((l) => ({ ...l, cost }));
-          const keys = set.map(() => key);
-          const expected = memory.decide(costed, keys, t).map(strip);
-          const actual = (await redisStore.decide(costed, keys, t)).map(strip);
-          assertEquals(actual, expected, `${set.map((l) => l.id)} at ${t}, ${key}, cost ${cost}`);
-          compared++;
-          if (!expected[0]![0]) refused++;
-        }
-      }
-    }
+    const { compared, refused } = await assertMemoryStoreVerdicts(redisStore, {
+      tight: perSecond(3),
+      keys: 2,
+      seed: 1,
+    });
     assertOk(refused > 100, `only ${refused} refusals in ${compared} decisions`);
     // Keys expire by themselves: no key lacks a TTL (PTTL -1). A short window's key may expire
     // between KEYS and PTTL on a slow run (-2): that one had its TTL.
