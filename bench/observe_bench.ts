@@ -4,6 +4,7 @@
  * request does; the differences between cases are the observer's share.
  */
 import { RequestContext } from "../lib/core/context.ts";
+import { incomingOf } from "../lib/server/incoming.ts";
 import { HeaderEdits } from "../lib/proxy/header_edits.ts";
 import { parseTraceparent } from "../lib/observe/trace.ts";
 import { MetricsRegistry } from "../lib/observe/metrics/registry.ts";
@@ -23,7 +24,7 @@ const route = { name: "users" };
 
 function proxied(): { ctx: RequestContext; res: Response } {
   const ctx = new RequestContext(
-    request,
+    incomingOf(request),
     "GET",
     "/api/users/42",
     "?page=2",

@@ -33,6 +33,7 @@ import { compileRateLimit } from "../lib/ratelimit/limit.ts";
 import { rateLimitPolicy } from "../lib/ratelimit/policy.ts";
 import { rateLimitSchema } from "../lib/ratelimit/schema.ts";
 import { RequestContext } from "../lib/core/context.ts";
+import { incomingOf } from "../lib/server/incoming.ts";
 import { systemClock } from "../lib/core/clock.ts";
 import { parseTraceparent } from "../lib/observe/trace.ts";
 import { HeaderEdits } from "../lib/proxy/header_edits.ts";
@@ -115,7 +116,7 @@ function policyCost(headers: "ietf" | "none"): number {
     onError: "allow",
   });
   const ctx = new RequestContext(
-    new Request("http://bench/api/users/42"),
+    incomingOf(new Request("http://bench/api/users/42")),
     "GET",
     "/api/users/42",
     "",

@@ -195,7 +195,7 @@ export class Cluster {
     const base = dirname(this.o.configFile);
     this.admin = await startListener(
       { name: "admin", host: a.host, port: a.port, proxy_protocol: false },
-      (req) => this.handleAdmin(req),
+      (req) => this.handleAdmin(req.request()),
       { resolvePath: (p) => (p.startsWith("/") ? p : `${base}/${p}`) },
     );
     this.adminKey = key;

@@ -6,8 +6,9 @@
 import { type ErrorCode, type ErrorDetails, errorResponse } from "./errors.ts";
 import type { TraceContext } from "../observe/trace.ts";
 import type { HeaderEdits } from "../proxy/header_edits.ts";
-import { HeaderFields } from "./header_fields.ts";
+import type { HeaderFields } from "./header_fields.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
+import type { IncomingRequest } from "../server/incoming.ts";
 
 export interface ListenerInfo {
   readonly name: string;
@@ -77,7 +78,7 @@ export class RequestContext {
   readonly headers: HeaderFields;
 
   constructor(
-    readonly request: Request,
+    readonly incoming: IncomingRequest,
     readonly method: string,
     /** Normalised path used for routing. */
     public path: string,
@@ -97,13 +98,17 @@ export class RequestContext {
     readonly requestId: string,
     readonly trace: TraceContext,
     readonly upstreamHeaders: HeaderEdits,
-    headers?: HeaderFields,
   ) {
-    this.headers = headers ?? HeaderFields.of(request.headers);
+    this.headers = incoming.headers;
     this.upstreamPath = path + query;
-    this.body = request.body;
+    this.body = incoming.body;
     const cl = this.headers.get("content-length");
     this.bodyLength = cl !== null && /^\d+$/.test(cl) ? Number(cl) : null;
+  }
+
+  /** The web Request (built on first use by the gateway's own HTTP/1.1 server). */
+  get request(): Request {
+    return this.incoming.request();
   }
 
   /** Aborts when the client goes away. */

@@ -13,8 +13,9 @@
 import type { Span } from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
 import { parseTraceparent, type TraceContext } from "./trace.ts";
+import type { IncomingRequest } from "../server/incoming.ts";
 
-type Handler<I> = (req: Request, info: I) => Promise<Response>;
+type Handler<I> = (req: IncomingRequest, info: I) => Promise<Response>;
 
 /** Spans the gateway opened itself, and so must end (Deno ends those it opens). */
 const opened = new WeakSet<Span>();

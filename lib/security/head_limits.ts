@@ -23,7 +23,7 @@ export function targetLength(url: string): number {
 
 /** The refusal a head over the limits gets, or null. */
 export function checkHead(ctx: RequestContext, l: HeadLimits): Response | null {
-  if (targetLength(ctx.request.url) > l.maxUriBytes) return ctx.refuse("uri_too_long");
+  if (targetLength(ctx.incoming.url) > l.maxUriBytes) return ctx.refuse("uri_too_long");
   const fields = ctx.headers.list;
   if (fields.length > l.maxHeaders) {
     return ctx.refuse("headers_too_large", {

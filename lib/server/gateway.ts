@@ -204,7 +204,7 @@ export class Gateway {
       if (admin) {
         this.adminListener = await startListener(
           { name: "admin", host: admin.host, port: admin.port, proxy_protocol: false },
-          (req) => Promise.resolve(this.admin.handle(req)),
+          (req) => Promise.resolve(this.admin.handle(req.request())),
           { resolvePath: (p) => p },
         );
         this.adminKey = adminKey;

@@ -7,7 +7,6 @@
 import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
 import { responseFields } from "../core/response_fields.ts";
-import { type FieldList, HeaderFields } from "../core/header_fields.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
 import { clientIpOf } from "../security/client_ip.ts";
@@ -17,17 +16,10 @@ import type { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { RefusedRequest } from "./http1/server.ts";
+import { incomingOf, type IncomingRequest } from "./incoming.ts";
 
 export interface ServeInfo {
   remoteAddr: Deno.Addr;
-  /**
-   * The URL as the client sent it, when `Request.url` is not that: a Request
-   * built in JavaScript has its URL parsed (`\` turned into `/`, dot segments
-   * resolved), and the gateway must judge and forward what was sent.
-   */
-  rawUrl?: string;
-  /** The header fields as parsed (lower-case names), when the gateway's own listener read the head. */
-  fields?: FieldList;
   /** The client's abort signal, made on first use (watching a connection has a cost). */
   signal?: () => AbortSignal;
   /** mTLS listeners: the verified client certificate, or why a presented one was not trusted. */
@@ -35,7 +27,7 @@ export interface ServeInfo {
   clientCertError?: string | null;
 }
 
-export type ServeHandler = (req: Request, info: ServeInfo) => Promise<Response>;
+export type ServeHandler = (req: IncomingRequest, info: ServeInfo) => Promise<Response>;
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,200}$/;
 
@@ -96,8 +88,8 @@ export function createRefusalRecorder(
   };
 }
 
-/** Stands in for the Request a refused head never became (the context needs one). */
-const REFUSED_REQUEST = new Request("http://refused.invalid/");
+/** Stands in for the request a refused head never became (the context needs one). */
+const REFUSED_REQUEST = incomingOf(new Request("http://refused.invalid/"));
 const REFUSED_TARGET_CHARS = 256;
 
 export function peerAddress(addr: Deno.Addr): string {
@@ -109,15 +101,15 @@ export function peerAddress(addr: Deno.Addr): string {
 
 async function serve(
   plan: Plan,
-  req: Request,
+  req: IncomingRequest,
   info: ServeInfo,
   listener: ListenerInfo,
   deps: RuntimeDeps,
 ): Promise<Response> {
   const s = plan.settings;
   const peer = peerAddress(info.remoteAddr);
-  const headers = info.fields ? new HeaderFields(info.fields) : HeaderFields.of(req.headers);
-  const url = info.rawUrl ?? req.url;
+  const headers = req.headers;
+  const url = req.url;
   const authorityStart = url.indexOf("//") + 2;
   const pathStart = url.indexOf("/", authorityStart);
   const q = url.indexOf("?", pathStart);
@@ -146,7 +138,6 @@ async function serve(
     requestId,
     parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
     new HeaderEdits(),
-    headers,
   );
   ctx.peerTrusted = client.peerTrusted;
   if (info.signal) ctx.signalOf = info.signal;

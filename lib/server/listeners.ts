@@ -7,6 +7,7 @@
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
+import { incomingOf } from "./incoming.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
@@ -106,7 +107,7 @@ export async function startListener(
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
-  }, (req, info) => handler(req, info).then(withHeadersFilled));
+  }, (req, info) => handler(incomingOf(req), info).then(withHeadersFilled));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
   return {
     name: cfg.name,

@@ -19,6 +19,7 @@ import type { ClientCertificate } from "../core/context.ts";
 import { errorResponse } from "../core/errors.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler, ServeInfo } from "./handler.ts";
+import { incomingOf } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
 
@@ -168,7 +169,7 @@ function bridge(
     clientCert: verdict.cert,
     clientCertError: verdict.error,
   };
-  handler(request, info)
+  handler(incomingOf(request), info)
     .then((response) => write(res, response))
     .catch((e) => {
       onError?.(e);

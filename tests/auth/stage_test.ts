@@ -8,6 +8,7 @@ import { parseConfig } from "../../lib/config/load.ts";
 import { BuildContext } from "../../lib/plan/build_context.ts";
 import { authStage } from "../../lib/auth/stage.ts";
 import { RequestContext } from "../../lib/core/context.ts";
+import { incomingOf } from "../../lib/server/incoming.ts";
 import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
 import { parseTraceparent } from "../../lib/observe/trace.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
@@ -43,7 +44,7 @@ async function build(yaml: string) {
 function context(headers: Record<string, string>): RequestContext {
   const req = new Request("http://gw.test/a", { headers });
   return new RequestContext(
-    req,
+    incomingOf(req),
     "GET",
     "/a",
     "",

@@ -4,6 +4,7 @@ import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { parseConfig } from "../../lib/config/load.ts";
 import { ConfigError, formatIssue } from "../../lib/config/issues.ts";
 import { RequestContext } from "../../lib/core/context.ts";
+import { incomingOf } from "../../lib/server/incoming.ts";
 import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
 import { parseTraceparent } from "../../lib/observe/trace.ts";
 import type { StaleResponse } from "../../lib/resilience/fallback.ts";
@@ -82,7 +83,7 @@ Deno.test("stale-if-error: a stale entry offered by the cache stage wins over er
   const route = g.gw.plan.routes[0]!;
   const call = async (stale: StaleResponse | null) => {
     const ctx = new RequestContext(
-      new Request(`${g.url()}/item`),
+      incomingOf(new Request(`${g.url()}/item`)),
       "GET",
       "/item",
       "",

@@ -1,5 +1,6 @@
 /** A RequestContext built by hand, for tests of compiled templates and keys. */
 import { type Consumer, type Identity, RequestContext } from "../../lib/core/context.ts";
+import { incomingOf } from "../../lib/server/incoming.ts";
 import { HeaderEdits } from "../../lib/proxy/header_edits.ts";
 
 export interface ContextOptions {
@@ -17,7 +18,7 @@ export interface ContextOptions {
 export function makeContext(url: string, o: ContextOptions = {}): RequestContext {
   const u = new URL(url);
   const ctx = new RequestContext(
-    new Request(url, { method: o.method ?? "GET", headers: o.headers ?? {} }),
+    incomingOf(new Request(url, { method: o.method ?? "GET", headers: o.headers ?? {} })),
     o.method ?? "GET",
     u.pathname,
     u.search,

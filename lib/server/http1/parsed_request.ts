@@ -1,14 +1,16 @@
 /**
- * The Request the HTTP/1.1 server hands the pipeline. Its Headers are filled
- * from the parsed fields on first read: the pipeline reads those fields
- * directly (`ctx.headers`), and filling Headers checks every byte of every
- * value again (a bearer token is a kilobyte), so a request whose
- * `headers` nothing reads never pays for them.
+ * What the HTTP/1.1 server hands the pipeline: the parsed parts of a request,
+ * and a web Request built from them only when asked for (see incoming.ts).
+ * That Request's Headers are filled from the parsed fields on first read too:
+ * filling Headers checks every byte of every value again (a bearer token is
+ * a kilobyte).
  *
  * The parser admits nothing Headers would refuse (token names; latin1 values
- * without CR, LF or NUL), so the late fill cannot throw.
+ * without CR, LF or NUL), and the server checks up front what the Request
+ * constructor would refuse (`unservedMethod`, the URL), so a late build cannot throw.
  */
-import { type FieldList, fillHeadersOnFirstRead } from "../../core/header_fields.ts";
+import { type FieldList, fillHeadersOnFirstRead, HeaderFields } from "../../core/header_fields.ts";
+import type { IncomingRequest } from "../incoming.ts";
 
 const requestHeaders = Object.getOwnPropertyDescriptor(Request.prototype, "headers")!.get!;
 
@@ -29,4 +31,41 @@ export class ParsedRequest extends Request {
       return fields;
     });
   }
+}
+
+export class ParsedIncoming implements IncomingRequest {
+  readonly headers: HeaderFields;
+  #request: Request | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    private readonly fields: FieldList,
+    readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+  ) {
+    this.headers = new HeaderFields(fields);
+  }
+
+  request(): Request {
+    if (this.#request !== null) return this.#request;
+    const method = this.method;
+    let init: RequestInit | undefined;
+    if (this.body !== null) init = { method, body: this.body, duplex: "half" } as RequestInit;
+    else if (method !== "GET") init = { method };
+    return this.#request = new ParsedRequest(this.url, init, this.fields);
+  }
+}
+
+// The Fetch standard upper-cases these six whatever case they came in, and refuses the other three.
+const NORMALISED_METHOD = /^(?:delete|get|head|options|post|put)$/i;
+const FORBIDDEN_METHOD = /^(?:connect|trace|track)$/i;
+
+/** The method as a Request would carry it. */
+export function fetchMethod(method: string): string {
+  return method === "GET" || !NORMALISED_METHOD.test(method) ? method : method.toUpperCase();
+}
+
+/** Whether the gateway refuses to serve `method` (the Fetch standard forbids it). */
+export function unservedMethod(method: string): boolean {
+  return FORBIDDEN_METHOD.test(method);
 }

@@ -19,7 +19,7 @@ import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler } from "../handler.ts";
 import { ClientConnection } from "./client_connection.ts";
 import { type RequestBody, requestBody } from "./request_body.ts";
-import { ParsedRequest } from "./parsed_request.ts";
+import { fetchMethod, ParsedIncoming, unservedMethod } from "./parsed_request.ts";
 import {
   type HeadRefusal,
   isRefusal,
@@ -153,18 +153,6 @@ const enum Phase {
   Busy,
 }
 
-function newRequest(
-  url: string,
-  head: RequestHead,
-  body: ReadableStream<Uint8Array> | null,
-): Request {
-  const method = head.method;
-  let init: RequestInit | undefined;
-  if (body !== null) init = { method, body, duplex: "half" } as RequestInit;
-  else if (method !== "GET") init = { method };
-  return new ParsedRequest(url, init, head.headers);
-}
-
 /**
  * Checks the framing of a chunked body's first chunk if it came with the head,
  * so that a malformed body is refused before the upstream sees any of it.
@@ -188,6 +176,8 @@ class ServedConnection implements Watched {
   private timedOut = false;
   /** When the current head began to arrive (or the connection opened). */
   private headStarted = 0;
+  /** The last Host on this connection whose URLs parse (null: none sent, the listener's address). */
+  private parsedHost: string | null = null;
 
   constructor(
     private readonly server: Http1Server,
@@ -246,9 +236,21 @@ class ServedConnection implements Watched {
       return false;
     }
 
+    const method = fetchMethod(head.method);
+    if (unservedMethod(method)) {
+      await this.refuse(
+        { code: "bad_request", message: `${method} requests are not served` },
+        head,
+      );
+      return false;
+    }
     const url = this.urlOf(head);
     if (url === null) {
       await this.refuse({ code: "bad_request", message: "Invalid Host header" }, head);
+      return false;
+    }
+    if (!this.urlParses(url, head)) {
+      await this.refuse({ code: "bad_request", message: "Malformed request target" }, head);
       return false;
     }
     if (head.chunked && !firstChunkValid(this.conn)) {
@@ -256,7 +258,7 @@ class ServedConnection implements Watched {
       return false;
     }
     const hasBody = head.chunked || head.contentLength > 0;
-    const bodyAllowed = head.method !== "GET" && head.method !== "HEAD";
+    const bodyAllowed = method !== "GET" && method !== "HEAD";
     // The client's leaving is watched only once someone asks (a read pending per request costs).
     let abort: AbortController | null = null;
     let bodyComplete = !hasBody;
@@ -280,26 +282,17 @@ class ServedConnection implements Watched {
         if (abort !== null) watch();
       })
       : null;
-    let req: Request;
-    try {
-      req = newRequest(url, head, body !== null && bodyAllowed ? body.stream : null);
-    } catch {
-      await this.refuse(
-        { code: "bad_request", message: "Malformed request target" },
-        head,
-      );
-      return false;
-    }
-    if (head.upgrade) registerUpgrade(req, this.conn);
+    const req = new ParsedIncoming(
+      method,
+      url,
+      head.headers,
+      body !== null && bodyAllowed ? body.stream : null,
+    );
+    if (head.upgrade) registerUpgrade(req.request(), this.conn);
 
     let res: Response;
     try {
-      res = await this.handler(req, {
-        remoteAddr: this.conn.socket.remoteAddr,
-        rawUrl: url,
-        fields: head.headers,
-        signal,
-      });
+      res = await this.handler(req, { remoteAddr: this.conn.socket.remoteAddr, signal });
     } catch (e) {
       this.server.reportError(e);
       res = errorResponse("internal_error", crypto.randomUUID());
@@ -311,7 +304,7 @@ class ServedConnection implements Watched {
       responseFields(res).get("connection")?.toLowerCase() !== "close";
     try {
       const reusable = await writeResponse(this.conn, res, {
-        head: head.method === "HEAD",
+        head: method === "HEAD",
         http10: head.http10,
         keepAlive,
       });
@@ -379,6 +372,23 @@ class ServedConnection implements Watched {
     const host = head.host ??
       `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
     return HOST.test(host) ? `http://${host}${head.target}` : null;
+  }
+
+  /**
+   * Whether the URL parser takes `url`, as the Request constructor would. An
+   * origin-form target always parses after a host that does, and a connection
+   * repeats its Host: that is checked once.
+   */
+  private urlParses(url: string, head: RequestHead): boolean {
+    if (head.target.charCodeAt(0) !== 47) {
+      // Absolute-form; the Fetch standard also refuses credentials in a URL.
+      const u = URL.parse(url);
+      return u !== null && u.username === "" && u.password === "";
+    }
+    if (head.host === this.parsedHost) return true;
+    if (!URL.canParse(url)) return false;
+    this.parsedHost = head.host;
+    return true;
   }
 
   private refused(r: HeadRefusal, head: RequestHead | null): RefusedRequest {
