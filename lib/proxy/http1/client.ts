@@ -113,13 +113,13 @@ class Exchange implements Watched {
   private requestAt = Infinity;
   private abortWatchAt = Infinity;
   nextCheck = Infinity;
+  wheelSlot = -1;
   private timedOut: "first_byte" | "request" | null = null;
   private aborted = false;
   private bodyError: unknown = null;
   private bodyWritten = true;
   bodyStarted = false;
   private ended = false;
-  private watching = false;
   private listening = false;
   private headReceived = false;
   private signal: AbortSignal | null = null;
@@ -177,13 +177,8 @@ class Exchange implements Watched {
 
   private reschedule(): void {
     this.nextCheck = Math.min(this.firstByteAt, this.requestAt, this.abortWatchAt);
-    if (this.nextCheck !== Infinity && !this.watching) {
-      this.watching = true;
-      deadlines.add(this);
-    } else if (this.nextCheck === Infinity && this.watching) {
-      this.watching = false;
-      deadlines.delete(this);
-    }
+    if (this.nextCheck !== Infinity) deadlines.add(this);
+    else deadlines.delete(this);
   }
 
   async send(req: UpstreamRequest): Promise<ResponseHead | null> {

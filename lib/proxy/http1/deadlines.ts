@@ -13,14 +13,25 @@ export interface Watched {
   nextCheck: number;
   /** Called at or after `nextCheck`; updates `nextCheck` (Infinity to stop being called). */
   check(now: number): void;
+  /** Where the wheel keeps the item; -1 when it is not watched. Only the wheel writes it. */
+  wheelSlot: number;
 }
 
-class DeadlineWheel {
-  private readonly items = new Set<Watched>();
+/**
+ * The items sit in an array and each knows its slot, so adding and removing
+ * one per request allocates nothing: a Set rebuilt its table every few dozen
+ * requests, and those tables were promoted to the old generation under load.
+ */
+export class DeadlineWheel {
+  private readonly items: Watched[] = [];
+  /** Scratch list of a tick's due items (checks add and remove items). */
+  private readonly due: Watched[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
 
   add(w: Watched): void {
-    this.items.add(w);
+    if (w.wheelSlot >= 0) return;
+    w.wheelSlot = this.items.length;
+    this.items.push(w);
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
       // Watching exchanges must not keep the process alive by itself.
@@ -29,17 +40,39 @@ class DeadlineWheel {
   }
 
   delete(w: Watched): void {
-    this.items.delete(w);
-    if (this.items.size === 0 && this.timer !== undefined) {
+    const slot = w.wheelSlot;
+    if (slot < 0) return;
+    w.wheelSlot = -1;
+    const last = this.items.pop()!;
+    if (last !== w) {
+      this.items[slot] = last;
+      last.wheelSlot = slot;
+    }
+    if (this.items.length === 0 && this.timer !== undefined) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
   }
 
-  private tick(): void {
-    const now = performance.now();
-    for (const w of this.items) {
-      if (w.nextCheck <= now) w.check(now);
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Checks the items due at `now` (exported for tests, which pass their own clock). */
+  tick(now = performance.now()): void {
+    const items = this.items;
+    const due = this.due;
+    for (let i = 0; i < items.length; i++) {
+      if (items[i]!.nextCheck <= now) due.push(items[i]!);
+    }
+    try {
+      for (let i = 0; i < due.length; i++) {
+        const w = due[i]!;
+        // An earlier check may have removed it, or moved its deadline.
+        if (w.wheelSlot >= 0 && w.nextCheck <= now) w.check(now);
+      }
+    } finally {
+      due.length = 0;
     }
   }
 }

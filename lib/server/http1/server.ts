@@ -171,6 +171,7 @@ function firstChunkValid(conn: ClientConnection): boolean {
 
 class ServedConnection implements Watched {
   nextCheck = Infinity;
+  wheelSlot = -1;
   private phase = Phase.Idle;
   private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0 };
   private timedOut = false;
