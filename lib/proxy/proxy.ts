@@ -41,22 +41,34 @@ const RETRY_SOON = { headers: { "retry-after": "1" } };
 export function createProxy(o: ProxyOptions): Handler {
   const requestIdHeader = o.requestIdHeader.toLowerCase();
   const via = `1.1 ${o.via}`;
-  return async (ctx) => {
+  // Not async: without a bulkhead the exchange's own promise is the answer, no wrapper around it.
+  return (ctx) => {
     const upstream = o.choose(ctx);
     ctx.upstreamName = upstream.name;
     const bulkhead = upstream.bulkhead;
     if (bulkhead === null) return forward(ctx, upstream, o, via, requestIdHeader);
-    if (!bulkhead.tryAcquire() && !(await bulkhead.wait(ctx.signal))) {
-      if (ctx.signal.aborted) return ctx.refuse("client_closed_request");
-      return degrade(ctx, o.fallback, "upstream_overloaded", RETRY_SOON);
-    }
-    // The slot is held until the response head (or the last failure): waiting is what it bounds.
-    try {
-      return await forward(ctx, upstream, o, via, requestIdHeader);
-    } finally {
-      bulkhead.release();
-    }
+    return forwardInBulkhead(ctx, upstream, bulkhead, o, via, requestIdHeader);
   };
+}
+
+async function forwardInBulkhead(
+  ctx: RequestContext,
+  upstream: Upstream,
+  bulkhead: NonNullable<Upstream["bulkhead"]>,
+  o: ProxyOptions,
+  via: string,
+  requestIdHeader: string,
+): Promise<Response> {
+  if (!bulkhead.tryAcquire() && !(await bulkhead.wait(ctx.signal))) {
+    if (ctx.signal.aborted) return ctx.refuse("client_closed_request");
+    return degrade(ctx, o.fallback, "upstream_overloaded", RETRY_SOON);
+  }
+  // The slot is held until the response head (or the last failure): waiting is what it bounds.
+  try {
+    return await forward(ctx, upstream, o, via, requestIdHeader);
+  } finally {
+    bulkhead.release();
+  }
 }
 
 /** Picks a target and tries it, and others, until an answer, a final failure or the deadline. */
@@ -105,6 +117,7 @@ async function forward(
     const probe = guards !== null && guards.admit(clock.now());
     let res: UpstreamResponse | null = null;
     let error: UpstreamError | null = null;
+    const started = performance.now();
     try {
       res = checkStatus(
         await send(
@@ -114,9 +127,10 @@ async function forward(
           o,
           via,
           requestIdHeader,
-          deadline === Infinity ? Infinity : deadline - performance.now(),
+          deadline === Infinity ? Infinity : deadline - started,
         ),
       );
+      ctx.upstreamMs = performance.now() - started;
     } catch (e) {
       if (!(e instanceof UpstreamError) || e.kind === "aborted") {
         guards?.abandon(probe);
@@ -175,7 +189,7 @@ function noTarget(ctx: RequestContext, upstream: Upstream, fallback: Fallback | 
   return degrade(ctx, fallback, code, { headers: { "retry-after": String(seconds) } });
 }
 
-export function send(
+function send(
   ctx: RequestContext,
   upstream: Upstream,
   target: UpstreamTarget,
@@ -187,7 +201,6 @@ export function send(
   ctx.upstreamTarget = target.id;
   ctx.attempts++;
   const t = upstream.timeouts;
-  const started = performance.now();
   const headerBlock = buildHeaderBlock(
     ctx,
     forwardOptions(ctx, upstream, target, o, via, requestIdHeader),
@@ -203,9 +216,6 @@ export function send(
     firstByteTimeoutMs: o.timeouts.firstByteMs ?? t.firstByteMs,
     requestTimeoutMs: remainingMs,
     signal: () => ctx.signal,
-  }).then((res) => {
-    ctx.upstreamMs = performance.now() - started;
-    return res;
   });
 }
 

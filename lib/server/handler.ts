@@ -36,15 +36,11 @@ export function createHandler(
   listener: ListenerInfo,
   deps: RuntimeDeps,
 ): ServeHandler {
-  return async (req, info) => {
+  return (req, info) => {
     const plan = holder.current;
-    if (plan === null) return errorResponse("shutting_down", crypto.randomUUID());
+    if (plan === null) return Promise.resolve(errorResponse("shutting_down", crypto.randomUUID()));
     plan.inFlight++;
-    try {
-      return await serve(plan, req, info, listener, deps);
-    } finally {
-      holder.release(plan);
-    }
+    return serve(holder, plan, req, info, listener, deps);
   };
 }
 
@@ -99,85 +95,91 @@ export function peerAddress(addr: Deno.Addr): string {
   return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
 }
 
+/** Serves one request on `plan`, whose in-flight count it releases when done. */
 async function serve(
+  holder: PlanHolder,
   plan: Plan,
   req: IncomingRequest,
   info: ServeInfo,
   listener: ListenerInfo,
   deps: RuntimeDeps,
 ): Promise<Response> {
-  const s = plan.settings;
-  const peer = peerAddress(info.remoteAddr);
-  const headers = req.headers;
-  const url = req.url;
-  const authorityStart = url.indexOf("//") + 2;
-  const pathStart = url.indexOf("/", authorityStart);
-  const q = url.indexOf("?", pathStart);
-  const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
-  const query = q < 0 ? "" : url.slice(q);
-  const norm = normalisePath(rawPath, s.mergeSlashes);
+  try {
+    const s = plan.settings;
+    const peer = peerAddress(info.remoteAddr);
+    const headers = req.headers;
+    const url = req.url;
+    const authorityStart = url.indexOf("//") + 2;
+    const pathStart = url.indexOf("/", authorityStart);
+    const q = url.indexOf("?", pathStart);
+    const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
+    const query = q < 0 ? "" : url.slice(q);
+    const norm = normalisePath(rawPath, s.mergeSlashes);
 
-  const client = s.trustedProxies.size === 0
-    ? { ip: peer, peerTrusted: false }
-    : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
-  const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
-  const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
-    ? incomingId
-    : crypto.randomUUID();
-  const ctx = new RequestContext(
-    req,
-    req.method,
-    norm.ok ? norm.path : rawPath,
-    query,
-    hostOf(url.slice(authorityStart, pathStart)),
-    peer,
-    client.ip,
-    listener,
-    deps.clock.now(),
-    performance.now(),
-    requestId,
-    parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
-    new HeaderEdits(),
-  );
-  ctx.peerTrusted = client.peerTrusted;
-  if (info.signal) ctx.signalOf = info.signal;
-  if (info.clientCert) ctx.clientCert = info.clientCert;
-  if (info.clientCertError) ctx.clientCertError = info.clientCertError;
-  const observer = s.observer;
-  observer.begin(ctx);
+    const client = s.trustedProxies.size === 0
+      ? { ip: peer, peerTrusted: false }
+      : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
+    const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
+    const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
+      ? incomingId
+      : crypto.randomUUID();
+    const ctx = new RequestContext(
+      req,
+      req.method,
+      norm.ok ? norm.path : rawPath,
+      query,
+      hostOf(url.slice(authorityStart, pathStart)),
+      peer,
+      client.ip,
+      listener,
+      deps.clock.now(),
+      performance.now(),
+      requestId,
+      parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
+      new HeaderEdits(),
+    );
+    ctx.peerTrusted = client.peerTrusted;
+    if (info.signal) ctx.signalOf = info.signal;
+    if (info.clientCert) ctx.clientCert = info.clientCert;
+    if (info.clientCertError) ctx.clientCertError = info.clientCertError;
+    const observer = s.observer;
+    observer.begin(ctx);
 
-  let res: Response;
-  if (!norm.ok || query.includes("#")) {
-    res = ctx.refuse("invalid_path", {
-      message: `The request path is not allowed: ${
-        norm.ok ? "fragment in request target" : norm.reason
-      }`,
-    });
-  } else {
-    try {
-      res = await plan.handle(ctx);
-    } catch (e) {
-      // A policy reading the body can fail with a refusal (a body deadline, a size limit).
-      if (e instanceof GatewayError) res = ctx.refuse(e.code, e.details);
-      else {
-        deps.logger.error("unhandled error while serving a request", {
-          request_id: requestId,
-          route: ctx.route?.name ?? null,
-          ...errorFields(e),
-          stack: e instanceof Error ? e.stack : undefined,
-        });
-        res = ctx.refuse("internal_error");
+    let res: Response;
+    if (!norm.ok || query.includes("#")) {
+      res = ctx.refuse("invalid_path", {
+        message: `The request path is not allowed: ${
+          norm.ok ? "fragment in request target" : norm.reason
+        }`,
+      });
+    } else {
+      try {
+        res = await plan.handle(ctx);
+      } catch (e) {
+        // A policy reading the body can fail with a refusal (a body deadline, a size limit).
+        if (e instanceof GatewayError) res = ctx.refuse(e.code, e.details);
+        else {
+          deps.logger.error("unhandled error while serving a request", {
+            request_id: requestId,
+            route: ctx.route?.name ?? null,
+            ...errorFields(e),
+            stack: e instanceof Error ? e.stack : undefined,
+          });
+          res = ctx.refuse("internal_error");
+        }
       }
     }
+    try {
+      responseFields(res).set(s.requestIdHeader, requestId);
+    } catch {
+      // Immutable headers (a fetched response): rebuild to add the id.
+      res = new Response(res.body, res);
+      res.headers.set(s.requestIdHeader, requestId);
+    }
+    return observer.end(ctx, res);
+  } finally {
+    holder.release(plan);
   }
-  try {
-    responseFields(res).set(s.requestIdHeader, requestId);
-  } catch {
-    // Immutable headers (a fetched response): rebuild to add the id.
-    res = new Response(res.body, res);
-    res.headers.set(s.requestIdHeader, requestId);
-  }
-  return observer.end(ctx, res);
 }
 
 /** Lower-case host without port; brackets kept off IPv6 literals. */
