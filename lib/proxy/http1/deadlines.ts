@@ -19,8 +19,8 @@ export interface Watched {
 
 /**
  * The items sit in an array and each knows its slot, so adding and removing
- * one per request allocates nothing: a Set rebuilt its table every few dozen
- * requests, and those tables were promoted to the old generation under load.
+ * one per request allocates nothing (a Set rebuilt its table every few dozen
+ * requests, and some of those tables lived long enough to be promoted).
  */
 export class DeadlineWheel {
   private readonly items: Watched[] = [];
