@@ -13,7 +13,7 @@ import { clientIpOf } from "../security/client_ip.ts";
 import { parseTraceparent } from "../observe/trace.ts";
 import { errorFields } from "../observe/logger.ts";
 import type { PlanHolder } from "../plan/holder.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { Plan, PlanSettings } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { RefusedRequest } from "./http1/server.ts";
 import { incomingOf, type IncomingRequest } from "./incoming.ts";
@@ -106,51 +106,14 @@ async function serve(
 ): Promise<Response> {
   try {
     const s = plan.settings;
-    const peer = peerAddress(info.remoteAddr);
-    const headers = req.headers;
-    const url = req.url;
-    const authorityStart = url.indexOf("//") + 2;
-    const pathStart = url.indexOf("/", authorityStart);
-    const q = url.indexOf("?", pathStart);
-    const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
-    const query = q < 0 ? "" : url.slice(q);
-    const norm = normalisePath(rawPath, s.mergeSlashes);
-
-    const client = s.trustedProxies.size === 0
-      ? { ip: peer, peerTrusted: false }
-      : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
-    const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
-    const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
-      ? incomingId
-      : crypto.randomUUID();
-    const ctx = new RequestContext(
-      req,
-      req.method,
-      norm.ok ? norm.path : rawPath,
-      query,
-      hostOf(url.slice(authorityStart, pathStart)),
-      peer,
-      client.ip,
-      listener,
-      deps.clock.now(),
-      performance.now(),
-      requestId,
-      parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
-      new HeaderEdits(),
-    );
-    ctx.peerTrusted = client.peerTrusted;
-    if (info.signal) ctx.signalOf = info.signal;
-    if (info.clientCert) ctx.clientCert = info.clientCert;
-    if (info.clientCertError) ctx.clientCertError = info.clientCertError;
+    const { ctx, pathProblem } = newContext(s, req, info, listener, deps);
     const observer = s.observer;
     observer.begin(ctx);
 
     let res: Response;
-    if (!norm.ok || query.includes("#")) {
+    if (pathProblem !== null) {
       res = ctx.refuse("invalid_path", {
-        message: `The request path is not allowed: ${
-          norm.ok ? "fragment in request target" : norm.reason
-        }`,
+        message: `The request path is not allowed: ${pathProblem}`,
       });
     } else {
       try {
@@ -160,7 +123,7 @@ async function serve(
         if (e instanceof GatewayError) res = ctx.refuse(e.code, e.details);
         else {
           deps.logger.error("unhandled error while serving a request", {
-            request_id: requestId,
+            request_id: ctx.requestId,
             route: ctx.route?.name ?? null,
             ...errorFields(e),
             stack: e instanceof Error ? e.stack : undefined,
@@ -170,16 +133,68 @@ async function serve(
       }
     }
     try {
-      responseFields(res).set(s.requestIdHeader, requestId);
+      responseFields(res).set(s.requestIdHeader, ctx.requestId);
     } catch {
       // Immutable headers (a fetched response): rebuild to add the id.
       res = new Response(res.body, res);
-      res.headers.set(s.requestIdHeader, requestId);
+      res.headers.set(s.requestIdHeader, ctx.requestId);
     }
     return observer.end(ctx, res);
   } finally {
     holder.release(plan);
   }
+}
+
+/** The request's context (path normalised, client address, request id, trace), and why its path is refused. */
+function newContext(
+  s: PlanSettings,
+  req: IncomingRequest,
+  info: ServeInfo,
+  listener: ListenerInfo,
+  deps: RuntimeDeps,
+): { ctx: RequestContext; pathProblem: string | null } {
+  const peer = peerAddress(info.remoteAddr);
+  const headers = req.headers;
+  const url = req.url;
+  const authorityStart = url.indexOf("//") + 2;
+  const pathStart = url.indexOf("/", authorityStart);
+  const q = url.indexOf("?", pathStart);
+  const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
+  const query = q < 0 ? "" : url.slice(q);
+  const norm = normalisePath(rawPath, s.mergeSlashes);
+
+  const client = s.trustedProxies.size === 0
+    ? { ip: peer, peerTrusted: false }
+    : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
+  const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;
+  const requestId = incomingId !== null && REQUEST_ID.test(incomingId)
+    ? incomingId
+    : crypto.randomUUID();
+  const ctx = new RequestContext(
+    req,
+    req.method,
+    norm.ok ? norm.path : rawPath,
+    query,
+    hostOf(url.slice(authorityStart, pathStart)),
+    peer,
+    client.ip,
+    listener,
+    deps.clock.now(),
+    performance.now(),
+    requestId,
+    parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
+    new HeaderEdits(),
+  );
+  ctx.peerTrusted = client.peerTrusted;
+  if (info.signal) ctx.signalOf = info.signal;
+  if (info.clientCert) ctx.clientCert = info.clientCert;
+  if (info.clientCertError) ctx.clientCertError = info.clientCertError;
+  const pathProblem = !norm.ok
+    ? norm.reason
+    : query.includes("#")
+    ? "fragment in request target"
+    : null;
+  return { ctx, pathProblem };
 }
 
 /** Lower-case host without port; brackets kept off IPv6 literals. */

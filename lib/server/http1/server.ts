@@ -238,24 +238,9 @@ class ServedConnection implements Watched {
     }
 
     const method = fetchMethod(head.method);
-    if (unservedMethod(method)) {
-      await this.refuse(
-        { code: "bad_request", message: `${method} requests are not served` },
-        head,
-      );
-      return false;
-    }
-    const url = this.urlOf(head);
-    if (url === null) {
-      await this.refuse({ code: "bad_request", message: "Invalid Host header" }, head);
-      return false;
-    }
-    if (!this.urlParses(url, head)) {
-      await this.refuse({ code: "bad_request", message: "Malformed request target" }, head);
-      return false;
-    }
-    if (head.chunked && !firstChunkValid(this.conn)) {
-      await this.refuse({ code: "bad_request", message: "Malformed chunked body" }, head);
+    const url = this.urlToServe(head, method);
+    if (typeof url !== "string") {
+      await this.refuse(url, head);
       return false;
     }
     const hasBody = head.chunked || head.contentLength > 0;
@@ -373,6 +358,22 @@ class ServedConnection implements Watched {
     const host = head.host ??
       `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
     return HOST.test(host) ? `http://${host}${head.target}` : null;
+  }
+
+  /** The URL a parsed head is served at, or why it cannot be: what a Request would refuse, bad framing. */
+  private urlToServe(head: RequestHead, method: string): string | HeadRefusal {
+    if (unservedMethod(method)) {
+      return { code: "bad_request", message: `${method} requests are not served` };
+    }
+    const url = this.urlOf(head);
+    if (url === null) return { code: "bad_request", message: "Invalid Host header" };
+    if (!this.urlParses(url, head)) {
+      return { code: "bad_request", message: "Malformed request target" };
+    }
+    if (head.chunked && !firstChunkValid(this.conn)) {
+      return { code: "bad_request", message: "Malformed chunked body" };
+    }
+    return url;
   }
 
   /**
