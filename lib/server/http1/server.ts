@@ -383,7 +383,7 @@ class ServedConnection implements Watched {
    */
   private urlParses(url: string, head: RequestHead): boolean {
     if (head.target.charCodeAt(0) !== 47) {
-      // Absolute-form; the Fetch standard also refuses credentials in a URL.
+      // Absolute-form; userinfo in an http(s) URI is an error (RFC 9110 §4.2.4).
       const u = URL.parse(url);
       return u !== null && u.username === "" && u.password === "";
     }
