@@ -84,12 +84,12 @@ export function createBodyDeadlinePolicy(ms: number): NamedPolicy {
     // Not async: a request without a streamed body costs one check, no extra promise.
     policy: (ctx, next) => {
       const source = ctx.body;
-      return source instanceof ReadableStream ? watched(ctx, next, source, ms) : next(ctx);
+      return source instanceof ReadableStream ? nextWithDeadline(ctx, next, source, ms) : next(ctx);
     },
   };
 }
 
-async function watched(
+async function nextWithDeadline(
   ctx: RequestContext,
   next: Handler,
   source: ReadableStream<Bytes>,

@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { rawRequest, readUntilClose } from "../helpers/raw.ts";
-import { withRig } from "../security/_setup.ts";
+import { withRig } from "./_setup.ts";
 
 const config = (u: string) => `
 upstreams:
