@@ -15,6 +15,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, withBody } from "../transform/buffer.ts";
+import { bodyOf } from "../core/parsed_response.ts";
 import { type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
 import { freshness, type FreshnessRules } from "./freshness.ts";
 import type { CacheKey } from "./key.ts";
@@ -94,10 +95,11 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         : null;
       if (fresh === null) return mark(ctx, res, "MISS");
       let body: Bytes = EMPTY;
-      if (res.body !== null) {
+      const given = bodyOf(res);
+      if (given !== null) {
         let buffered;
         try {
-          buffered = await bufferUpTo(res.body, o.maxBodyBytes);
+          buffered = await bufferUpTo(given, o.maxBodyBytes);
         } catch (e) {
           return upstreamFailure(ctx, e);
         }

@@ -8,7 +8,7 @@
  * returns; a streamed or large body is metered and recorded at its last byte.
  */
 import type { RequestContext } from "../core/context.ts";
-import { responseFields } from "../core/response_fields.ts";
+import { responseFields } from "../core/parsed_response.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { AccessLog } from "./access_log.ts";
 import { meterStream, type StreamEnd } from "./body_meter.ts";

@@ -4,7 +4,7 @@
  */
 import type { UpstreamResponse } from "./http1/client.ts";
 import { withBodySize } from "../observe/body_size.ts";
-import { ParsedResponse } from "../core/response_fields.ts";
+import { ParsedResponse } from "../core/parsed_response.ts";
 
 /** Status codes whose responses never carry a body (the Response constructor refuses one). */
 const NULL_BODY = new Set([204, 205, 304]);
@@ -19,6 +19,9 @@ export function toResponse(res: UpstreamResponse): Response {
   // is framed by the listener from its size, a streamed one by the upstream's length.
   const headers = res.headers;
   const init = { status: res.status, statusText: res.statusText };
+  if (typeof body === "string") {
+    return withBodySize(new ParsedResponse(body, init, headers), body.length);
+  }
   if (!(body instanceof Uint8Array)) {
     // A streamed body keeps its length (a download's progress; HEAD's answer),
     // which the listener then frames it by and checks it against.

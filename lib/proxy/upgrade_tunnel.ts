@@ -6,7 +6,7 @@
  * reach it is a 502 or 504 like any other request.
  */
 import type { RequestContext } from "../core/context.ts";
-import { encodeHead } from "./http1/bytes.ts";
+import { headWith } from "./http1/bytes.ts";
 import type { UpstreamConnection } from "./http1/connection.ts";
 import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
@@ -50,7 +50,7 @@ export async function tunnelUpgrade(
       if (v !== null) block += `${name}: ${v}\r\n`;
     }
     block += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
-    await upstream.writeAll(encodeHead(block));
+    await upstream.writeHead(block);
     head = await withTimeout(readResponseHead(upstream), timeoutMs);
   } catch (e) {
     pool.release(upstream, false);
@@ -81,7 +81,7 @@ export async function tunnelUpgrade(
   let reply = "HTTP/1.1 101 Switching Protocols\r\n";
   for (const [name, value] of head.headers) reply += `${name}: ${value}\r\n`;
   reply += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
-  join(client.socket, client.buffered, upstream, encodeHead(reply)).finally(() =>
+  join(client.socket, client.buffered, upstream, headWith(reply)).finally(() =>
     pool.release(upstream, false)
   );
   return switchedProtocols();

@@ -5,7 +5,7 @@
  * most restrictive limit on the response.
  */
 import type { RequestContext } from "../core/context.ts";
-import { responseFields } from "../core/response_fields.ts";
+import { responseFields } from "../core/parsed_response.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Handler, Policy } from "../core/pipeline.ts";
 import type { LimiterStore } from "../store/limiter_store.ts";

@@ -6,7 +6,7 @@
  */
 import { type ClientCertificate, type ListenerInfo, RequestContext } from "../core/context.ts";
 import { errorResponse, GatewayError } from "../core/errors.ts";
-import { responseFields } from "../core/response_fields.ts";
+import { responseFields } from "../core/parsed_response.ts";
 import { HeaderEdits } from "../proxy/header_edits.ts";
 import { normalisePath } from "../security/path.ts";
 import { clientIpOf } from "../security/client_ip.ts";

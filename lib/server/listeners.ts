@@ -11,7 +11,7 @@ import { incomingOf } from "./incoming.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
-import { withHeadersFilled } from "../core/response_fields.ts";
+import { forRuntime } from "../core/parsed_response.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -107,7 +107,7 @@ export async function startListener(
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
-  }, (req, info) => handler(incomingOf(req), info).then(withHeadersFilled));
+  }, (req, info) => handler(incomingOf(req), info).then(forRuntime));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
   return {
     name: cfg.name,

@@ -3,7 +3,7 @@
  * the caller gets a stream that yields what was read and then the rest, so a
  * body too large to buffer can still pass through untouched.
  */
-import { type Bytes, concat } from "../proxy/http1/bytes.ts";
+import { type Bytes, type ByteString, concat, headWith } from "../proxy/http1/bytes.ts";
 import { withBodySize } from "../observe/body_size.ts";
 
 export type Buffered =
@@ -12,10 +12,11 @@ export type Buffered =
 
 /** Reads `body` whole if it is at most `limit` bytes; errors of the stream are thrown. */
 export async function bufferUpTo(
-  body: ReadableStream<Bytes> | Bytes | null,
+  given: ReadableStream<Bytes> | Bytes | ByteString | null,
   limit: number,
 ): Promise<Buffered> {
-  if (body === null) return { kind: "whole", bytes: new Uint8Array(0) };
+  if (given === null) return { kind: "whole", bytes: new Uint8Array(0) };
+  const body = typeof given === "string" ? headWith(given) : given;
   if (body instanceof Uint8Array) {
     return body.length <= limit ? { kind: "whole", bytes: body } : { kind: "over", body };
   }

@@ -11,6 +11,7 @@ import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../observe/logger.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, isJsonType, withBody } from "./buffer.ts";
+import { bodyOf } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
 
 export interface JsonBodyOptions {
@@ -109,15 +110,14 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
       ctx.upstreamHeaders.remove("accept-encoding");
       const res = await next(ctx);
       const headers = res.headers;
-      if (
-        res.body === null || !isJsonType(headers.get("content-type")) ||
-        headers.has("content-encoding")
-      ) return res;
+      if (!isJsonType(headers.get("content-type")) || headers.has("content-encoding")) return res;
+      const body = bodyOf(res);
+      if (body === null) return res;
       const declared = declaredLength(headers.get("content-length"));
       if (declared !== null && declared > o.maxBytes) return oversize(ctx, res);
       let buffered;
       try {
-        buffered = await bufferUpTo(res.body, o.maxBytes);
+        buffered = await bufferUpTo(body, o.maxBytes);
       } catch (e) {
         return upstreamFailure(ctx, e);
       }

@@ -8,7 +8,7 @@ import type { RouteConfig } from "../config/schema.ts";
 import type { NamedPolicy } from "../core/pipeline.ts";
 import type { Stage } from "../plan/chain.ts";
 import type { BuildContext } from "../plan/build_context.ts";
-import { responseFields } from "../core/response_fields.ts";
+import { responseFields } from "../core/parsed_response.ts";
 import { bodyLimitPolicy } from "./body_limit.ts";
 import {
   compileRequestHeaders,

@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { ParsedResponse, responseFields, unreadFields } from "../../lib/core/response_fields.ts";
+import { ParsedResponse, responseFields, unreadFields } from "../../lib/core/parsed_response.ts";
 
 type Op = [string, string, string?];
 

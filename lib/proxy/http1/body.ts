@@ -3,11 +3,24 @@
  * response costs no stream); anything else streams with back-pressure, reading
  * from the socket only when the consumer pulls.
  */
-import { type Bytes, concat, findLineEnd, type ReadBuffer } from "./bytes.ts";
+import {
+  type Bytes,
+  type ByteString,
+  concat,
+  decodeHead,
+  findLineEnd,
+  type ReadBuffer,
+} from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { ProtocolError, type ResponseHead } from "./response_head.ts";
 
 const STREAM_CHUNK = 64 * 1024;
+/**
+ * A fixed-length body read whole up to this size is kept as a byte string
+ * (see ParsedResponse); a bigger one as bytes, whose copy then costs more
+ * than the ArrayBuffer does.
+ */
+const HELD_BODY_BYTES = 2048;
 
 /** Called once when the body is done: `reusable` if the connection can serve another request. */
 export type BodyDone = (reusable: boolean, error?: unknown) => void;
@@ -22,7 +35,7 @@ export function responseBody(
   head: ResponseHead,
   method: string,
   done: BodyDone,
-): Bytes | ReadableStream<Bytes> | null {
+): Bytes | ByteString | ReadableStream<Bytes> | null {
   const keep = !head.close;
   if (method === "HEAD" || head.status === 204 || head.status === 304) {
     done(keep, null);
@@ -48,11 +61,16 @@ export function responseBody(
 }
 
 /** The whole fixed-length body if it is already buffered, else null. */
-export function takeBufferedBody(conn: UpstreamConnection, length: number): Bytes | null {
-  if (conn.end - conn.start < length) return null;
-  const body = conn.buf.slice(conn.start, conn.start + length);
+export function takeBufferedBody(
+  conn: UpstreamConnection,
+  length: number,
+): Bytes | ByteString | null {
+  const start = conn.start;
+  if (conn.end - start < length) return null;
   conn.start += length;
-  return body;
+  return length <= HELD_BODY_BYTES
+    ? decodeHead(conn.buf.subarray(start, start + length))
+    : conn.buf.slice(start, start + length);
 }
 
 /**

@@ -4,8 +4,11 @@
  * pending at a time: a read started in the background (to notice the peer
  * closing) is picked up by the next `fill`, so no bytes are lost or reordered.
  */
-import type { ReadBuffer } from "./bytes.ts";
+import { type Bytes, fillHead, type ReadBuffer } from "./bytes.ts";
 import { closeQuietly, writeAllTo } from "./socket_io.ts";
+
+/** Heads (with a small body) up to this size are written from a buffer the connection keeps. */
+const HEAD_BUFFER_BYTES = 4096;
 
 export abstract class BufferedSocket implements ReadBuffer {
   buf: Uint8Array;
@@ -14,6 +17,9 @@ export abstract class BufferedSocket implements ReadBuffer {
   end = 0;
   closed = false;
   protected pending: Promise<number | null> | null = null;
+  private headBuffer: Bytes | null = null;
+  /** A head is being written from `headBuffer` (a failed write leaves it set: the socket is done). */
+  private writingHead = false;
 
   constructor(readonly socket: Deno.Conn, initialBuffer: number) {
     this.buf = new Uint8Array(initialBuffer);
@@ -64,6 +70,33 @@ export abstract class BufferedSocket implements ReadBuffer {
   /** Writes every byte. */
   writeAll(data: Uint8Array): Promise<void> {
     return writeAllTo(this.socket, data);
+  }
+
+  /**
+   * Writes a head (a byte string) and the bytes after it in one write. Heads
+   * up to HEAD_BUFFER_BYTES are encoded into a buffer the connection keeps:
+   * a fresh array per message costs an off-heap backing store (a runtime
+   * call, several mallocs, a finaliser for the GC; ~1.5 us in Deno). One
+   * buffer per connection, not a shared pool: a write's promise settles only
+   * after every handler the same tick woke has run (measured: with a pool of
+   * eight, three writes in four still needed a new buffer).
+   */
+  async writeHead(text: string, tail?: Uint8Array): Promise<void> {
+    const size = text.length + (tail?.length ?? 0);
+    const reuse = size <= HEAD_BUFFER_BYTES && !this.writingHead;
+    let out: Bytes;
+    if (reuse) {
+      if (this.headBuffer === null || this.headBuffer.length < size) {
+        this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
+      }
+      out = this.headBuffer.subarray(0, size);
+      this.writingHead = true;
+    } else out = new Uint8Array(size);
+    fillHead(out, text, tail);
+    // writeAllTo's loop, inline: one promise fewer per message.
+    let off = await this.socket.write(out);
+    while (off < size) off += await this.socket.write(out.subarray(off));
+    if (reuse) this.writingHead = false;
   }
 
   close(): void {

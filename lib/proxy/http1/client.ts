@@ -3,7 +3,7 @@
  * its body), read the response head, hand back the body as bytes or a stream.
  * The connection returns to the pool only after both messages ended cleanly.
  */
-import { type Bytes, encodeHead, LAST_CHUNK } from "./bytes.ts";
+import { type Bytes, type ByteString, LAST_CHUNK } from "./bytes.ts";
 import { bodyChunks } from "./body_reader.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { responseBody } from "./body.ts";
@@ -42,7 +42,8 @@ export interface UpstreamResponse {
   status: number;
   statusText: string;
   headers: [string, string][];
-  body: Bytes | ReadableStream<Bytes> | null;
+  /** A small body read whole is a byte string (see ParsedResponse). */
+  body: Bytes | ByteString | ReadableStream<Bytes> | null;
   /** The upstream's Content-Length (framing, so not among `headers`), null when it sent none. */
   contentLength: number | null;
   /** Whether the request went out on a connection that had served before. */
@@ -193,16 +194,11 @@ class Exchange implements Watched {
         ? `content-length: ${req.bodyLength}\r\n`
         : "transfer-encoding: chunked\r\n";
     }
-    const head = encodeHead(
-      `${req.method} ${req.path} HTTP/1.1\r\n${req.headerBlock}${framing}\r\n`,
-    );
+    const head = `${req.method} ${req.path} HTTP/1.1\r\n${req.headerBlock}${framing}\r\n`;
     if (body instanceof Uint8Array && body.length > 0 && body.length <= SMALL_BODY) {
-      const both = new Uint8Array(head.length + body.length);
-      both.set(head);
-      both.set(body, head.length);
-      await this.conn.writeAll(both);
+      await this.conn.writeHead(head, body);
     } else {
-      await this.conn.writeAll(head);
+      await this.conn.writeHead(head);
       if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
     }
     if (body instanceof ReadableStream) {

@@ -4,8 +4,7 @@
  * the socket's back-pressure (chunked, or up to the close on HTTP/1.0).
  */
 import { bodySizeOf } from "../../observe/body_size.ts";
-import { unreadFields } from "../../core/response_fields.ts";
-import { type Bytes, headWith } from "../../proxy/http1/bytes.ts";
+import { ParsedResponse, unreadFields } from "../../core/parsed_response.ts";
 import { STATUS_CODES } from "node:http";
 import type { ClientConnection } from "./client_connection.ts";
 
@@ -66,14 +65,21 @@ export async function writeResponse(
   if (!dated) text += date();
 
   if (sized && !noBody) {
+    const held = ParsedResponse.held(res);
+    if (held !== null) {
+      // The listener is the body's last reader: the held bytes go out as they are.
+      const length = `content-length: ${held.length}\r\n`;
+      await conn.writeHead(text + length + connectionLine(o.keepAlive, o.http10) + held);
+      return o.keepAlive;
+    }
     // Built from bytes: taken whole, never as a stream (res.body would make one; measured at 8 us).
     const bytes = await res.bytes();
     const head = `${text}content-length: ${bytes.length}\r\n${
       connectionLine(o.keepAlive, o.http10)
     }`;
-    if (bytes.length <= COALESCE_BYTES) await conn.writeAll(headWith(head, bytes));
+    if (bytes.length <= COALESCE_BYTES) await conn.writeHead(head, bytes);
     else {
-      await conn.writeAll(headWith(head));
+      await conn.writeHead(head);
       await conn.writeAll(bytes);
     }
     return o.keepAlive;
@@ -87,7 +93,7 @@ export async function writeResponse(
       if (!o.head) text += "content-length: 0\r\n";
       else if (declared >= 0) text += `content-length: ${declared}\r\n`;
     }
-    await conn.writeAll(headWith(text + connectionLine(o.keepAlive, o.http10)));
+    await conn.writeHead(text + connectionLine(o.keepAlive, o.http10));
     return o.keepAlive;
   }
 
@@ -98,14 +104,14 @@ export async function writeResponse(
     const chunked = !o.http10;
     if (chunked) text += "transfer-encoding: chunked\r\n";
     const keepAlive = o.keepAlive && chunked;
-    const head = headWith(text + connectionLine(keepAlive, o.http10));
+    const head = text + connectionLine(keepAlive, o.http10);
     let piece = await pieces.next();
     if (piece === null) {
-      await conn.writeAll(chunked ? join(head, LAST_CHUNK) : head);
+      await conn.writeHead(head, chunked ? LAST_CHUNK : undefined);
       return keepAlive;
     }
     // The head goes out with the first piece, so an event stream's first event is not held back.
-    await conn.writeAll(join(head, chunked ? pieces.framed(piece) : piece));
+    await conn.writeHead(head, chunked ? pieces.framed(piece) : piece);
     while ((piece = await pieces.next()) !== null) {
       await conn.writeAll(chunked ? pieces.framed(piece) : piece);
     }
@@ -124,24 +130,22 @@ async function writeSized(
   length: number,
   o: WriteOptions,
 ): Promise<boolean> {
-  const head = headWith(
-    `${text}content-length: ${length}\r\n${connectionLine(o.keepAlive, o.http10)}`,
-  );
+  const head = `${text}content-length: ${length}\r\n${connectionLine(o.keepAlive, o.http10)}`;
   let written = 0;
-  let pendingHead: Uint8Array | null = head;
+  let pendingHead: string | null = head;
   let piece: Uint8Array | null;
   while ((piece = await pieces.next()) !== null) {
     written += piece.length;
     if (written > length) throw new Error("Response body longer than its Content-Length");
     if (pendingHead !== null && piece.length <= COALESCE_BYTES) {
-      await conn.writeAll(join(pendingHead, piece));
+      await conn.writeHead(pendingHead, piece);
     } else {
-      if (pendingHead !== null) await conn.writeAll(pendingHead);
+      if (pendingHead !== null) await conn.writeHead(pendingHead);
       await conn.writeAll(piece);
     }
     pendingHead = null;
   }
-  if (pendingHead !== null) await conn.writeAll(pendingHead);
+  if (pendingHead !== null) await conn.writeHead(pendingHead);
   if (written !== length) throw new Error("Response body shorter than its Content-Length");
   return o.keepAlive;
 }
@@ -242,12 +246,5 @@ function frame(chunk: Uint8Array): Uint8Array {
   out.set(chunk, size.length + 2);
   out[out.length - 2] = 13;
   out[out.length - 1] = 10;
-  return out;
-}
-
-function join(a: Uint8Array, b: Uint8Array): Bytes {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
   return out;
 }

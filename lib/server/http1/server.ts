@@ -12,7 +12,7 @@
  * time and the head read time; body reads are timed by the security stage.
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
-import { responseFields } from "../../core/response_fields.ts";
+import { responseFields } from "../../core/parsed_response.ts";
 import { decodeHead, findHeadEnd } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
