@@ -430,3 +430,67 @@ Deno.test("proxy: keep-alive connections to the upstream are reused", async () =
     await server.finished;
   }
 });
+
+/**
+ * An upstream that answers once on a connection, then reads the next request
+ * and closes without answering: a keep-alive race the gateway cannot see coming.
+ */
+function startClosingAfterOne(): { url: string; connections: () => number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let connections = 0;
+  const serveConn = async (conn: Deno.Conn, n: number) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (let served = 0;; served++) {
+        let head = "";
+        while (!head.includes("\r\n\r\n")) {
+          const got = await conn.read(buf);
+          if (got === null) return;
+          head += new TextDecoder().decode(buf.subarray(0, got));
+        }
+        if (served === 1) return; // read the second request, answer nothing
+        const body = `c${n}`;
+        await conn.write(
+          new TextEncoder().encode(
+            `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+          ),
+        );
+      }
+    } finally {
+      conn.close();
+    }
+  };
+  (async () => {
+    for await (const conn of listener) serveConn(conn, ++connections).catch(() => {});
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    connections: () => connections,
+    close: () => listener.close(),
+  };
+}
+
+Deno.test("proxy: a reused connection that dies unanswered is retried once on a fresh one, if replayable", async () => {
+  const up = startClosingAfterOne();
+  try {
+    await single(up.url, async (g) => {
+      const first = await fetch(`${g.url()}/a`);
+      assertEquals([first.status, await first.text()], [200, "c1"]);
+      const second = await fetch(`${g.url()}/b`);
+      assertEquals([second.status, await second.text()], [200, "c2"], "a GET goes again, fresh");
+      assertEquals(up.connections(), 2);
+      // A streamed body cannot be sent twice: the failure is the answer.
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode("once"));
+          c.close();
+        },
+      });
+      const post = await fetch(`${g.url()}/c`, { method: "POST", body });
+      await assertError(post, 502, "bad_gateway");
+      assertEquals(up.connections(), 2);
+    });
+  } finally {
+    up.close();
+  }
+});

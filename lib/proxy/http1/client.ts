@@ -53,22 +53,15 @@ export interface UpstreamResponse {
 const SMALL_BODY = 16 * 1024;
 
 /** Sends one request to the pool's target. Throws `UpstreamError`, or the body's own error. */
-export async function exchange(
+export function exchange(
   pool: TargetPool,
   req: UpstreamRequest,
   opts: ExchangeOptions,
 ): Promise<UpstreamResponse> {
-  const replayable = !(req.body instanceof ReadableStream);
-  try {
-    return await attempt(pool, req, opts, replayable);
-  } catch (e) {
-    // A parked connection can die in the instant it is reused; a replayable request
-    // that got no answer at all is sent once more on a fresh connection.
-    if (e instanceof StaleConnection) return await attempt(pool, req, opts, false);
-    throw e;
-  }
+  return attempt(pool, req, opts, !(req.body instanceof ReadableStream));
 }
 
+/** Thrown inside `attempt` when a reused connection turned out dead before any answer. */
 class StaleConnection extends Error {}
 
 async function attempt(
@@ -80,12 +73,14 @@ async function attempt(
   if (opts.signal instanceof AbortSignal && opts.signal.aborted) {
     throw new UpstreamError("aborted", "The client went away", { sent: false });
   }
-  const conn = await pool.acquire(opts.connectTimeoutMs);
+  // Taken without an await when one is parked: the common case costs no promise.
+  const conn = pool.takeIdle() ?? await pool.acquire(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
   try {
     x.arm();
-    const head = await x.send(req);
+    await x.write(req);
+    const head = await readResponseHead(conn);
     if (head === null) {
       if (reused && retryIfStale && !x.bodyStarted) throw new StaleConnection();
       throw new UpstreamError("reset", "The upstream closed the connection without answering");
@@ -94,13 +89,15 @@ async function attempt(
     return x.response(head, req.method, reused);
   } catch (e) {
     x.fail();
-    if (e instanceof StaleConnection) throw e;
-    const err = x.classify(e);
+    const err = e instanceof StaleConnection ? e : x.classify(e);
+    // A parked connection can die in the instant it is reused; a replayable request
+    // that got no answer at all is sent once more on a fresh connection.
     if (
-      reused && retryIfStale && !x.bodyStarted && err instanceof UpstreamError &&
-      err.kind === "reset"
+      err instanceof StaleConnection ||
+      (reused && retryIfStale && !x.bodyStarted && err instanceof UpstreamError &&
+        err.kind === "reset")
     ) {
-      throw new StaleConnection();
+      return await attempt(pool, req, opts, false);
     }
     throw err;
   }
@@ -182,7 +179,12 @@ class Exchange implements Watched {
     else deadlines.delete(this);
   }
 
-  async send(req: UpstreamRequest): Promise<ResponseHead | null> {
+  /**
+   * Writes the request head and a small body; a streamed body goes on in the
+   * background while the response is read. Not async for a request without
+   * a streamed body: the write's own promise is the answer.
+   */
+  write(req: UpstreamRequest): Promise<void> {
     const body = req.body;
     let framing = "";
     if (body instanceof Uint8Array) {
@@ -195,20 +197,23 @@ class Exchange implements Watched {
         : "transfer-encoding: chunked\r\n";
     }
     const head = `${req.method} ${req.path} HTTP/1.1\r\n${req.headerBlock}${framing}\r\n`;
-    if (body instanceof Uint8Array && body.length > 0 && body.length <= SMALL_BODY) {
-      await this.conn.writeHead(head, body);
-    } else {
-      await this.conn.writeHead(head);
-      if (body instanceof Uint8Array && body.length > 0) await this.conn.writeAll(body);
-    }
-    if (body instanceof ReadableStream) {
-      // Time to first byte counts from the end of the request: an upload may be long.
-      this.firstByteAt = Infinity;
-      this.reschedule();
-      this.bodyWritten = false;
-      this.writeBody(body, req.bodyLength);
-    }
-    return await readResponseHead(this.conn);
+    if (body instanceof ReadableStream) return this.writeStreaming(head, body, req.bodyLength);
+    if (body === null || body.length === 0) return this.conn.writeHead(head);
+    if (body.length <= SMALL_BODY) return this.conn.writeHead(head, body);
+    return this.conn.writeHead(head).then(() => this.conn.writeAll(body));
+  }
+
+  private async writeStreaming(
+    head: string,
+    body: ReadableStream<Bytes>,
+    length: number | null,
+  ): Promise<void> {
+    await this.conn.writeHead(head);
+    // Time to first byte counts from the end of the request: an upload may be long.
+    this.firstByteAt = Infinity;
+    this.reschedule();
+    this.bodyWritten = false;
+    this.writeBody(body, length);
   }
 
   /** Streams the request body while the response is being awaited (the upstream may answer early). */

@@ -46,8 +46,8 @@ export class TargetPool {
     return this.idle.length;
   }
 
-  /** A parked connection if one is alive, else a new one. */
-  async acquire(connectTimeoutMs: number): Promise<UpstreamConnection> {
+  /** A parked connection that is still open, lent out; null when there is none. */
+  takeIdle(): UpstreamConnection | null {
     while (this.idle.length > 0) {
       const conn = this.idle.pop()!;
       if (conn.closed) continue;
@@ -55,6 +55,13 @@ export class TargetPool {
       this.active++;
       return conn;
     }
+    return null;
+  }
+
+  /** A parked connection if one is alive, else a new one. */
+  async acquire(connectTimeoutMs: number): Promise<UpstreamConnection> {
+    const idle = this.takeIdle();
+    if (idle !== null) return idle;
     const conn = await this.connect(connectTimeoutMs);
     this.active++;
     return conn;
