@@ -60,6 +60,16 @@ Deno.test("a clone of a held body has its own copy, and the parsed fields", asyn
   assertEquals(await res.bytes(), BYTES);
 });
 
+Deno.test("a clone of a response with bytes or a stream keeps the parsed fields too", async () => {
+  for (const body of [BYTES, new Response(BYTES).body!]) {
+    const res = new ParsedResponse(body, { status: 201 }, [["x-upstream", "a"]]);
+    const copy = res.clone();
+    assertEquals(copy.headers.get("x-upstream"), "a");
+    assertEquals([copy.status, await copy.bytes()], [201, BYTES]);
+    assertEquals(await res.bytes(), BYTES);
+  }
+});
+
 Deno.test("bodyOf gives a held body as bytes and leaves the response unread", async () => {
   const res = held(BYTES);
   assertEquals(bodyOf(res), BYTES);
