@@ -1,5 +1,5 @@
 import { assertEquals } from "../helpers/assert.ts";
-import { decodeHead, findHeadEnd, findLineEnd } from "../../lib/proxy/http1/bytes.ts";
+import { findHeadEnd, findLineEnd, toByteString } from "../../lib/proxy/http1/bytes.ts";
 
 // The helpers jump between line feeds; these say byte by byte what they must find.
 function headEndByBytes(buf: Uint8Array, from: number, end: number): number {
@@ -46,7 +46,7 @@ Deno.test("findHeadEnd finds the blank line after a long bearer token", () => {
   assertEquals(findHeadEnd(buf, 0, buf.length), head.length - 4);
 });
 
-Deno.test("decodeHead reads every byte as one latin1 char", () => {
+Deno.test("toByteString reads every byte as one latin1 char", () => {
   const cases = [
     [],
     [65, 66, 13, 10],
@@ -57,7 +57,7 @@ Deno.test("decodeHead reads every byte as one latin1 char", () => {
     [0xf0, 0x9f, 0x98, 0x80], // one UTF-8 char as a surrogate pair
   ];
   for (const bytes of cases) {
-    assertEquals(decodeHead(Uint8Array.from(bytes)), String.fromCharCode(...bytes), `${bytes}`);
+    assertEquals(toByteString(Uint8Array.from(bytes)), String.fromCharCode(...bytes), `${bytes}`);
   }
   const next = random(11);
   for (let n = 0; n < 2000; n++) {
@@ -65,6 +65,6 @@ Deno.test("decodeHead reads every byte as one latin1 char", () => {
       { length: Math.floor(next() * 12) },
       () => Math.floor(next() * 256),
     );
-    assertEquals(decodeHead(bytes), String.fromCharCode(...bytes), `${[...bytes]}`);
+    assertEquals(toByteString(bytes), String.fromCharCode(...bytes), `${[...bytes]}`);
   }
 });

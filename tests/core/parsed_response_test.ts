@@ -7,7 +7,7 @@ import { assertEquals, assertOk, assertRejects, assertThrows } from "../helpers/
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { bodyOf, forRuntime, ParsedResponse } from "../../lib/core/parsed_response.ts";
-import { decodeHead } from "../../lib/proxy/http1/bytes.ts";
+import { toByteString } from "../../lib/proxy/http1/bytes.ts";
 
 /** Every byte value, then UTF-8 text past ASCII: what a latin1 slip would garble. */
 const BYTES = new Uint8Array([
@@ -17,7 +17,7 @@ const BYTES = new Uint8Array([
 const JSON_BYTES = new TextEncoder().encode('{"name":"Zoë","city":"Kraków"}');
 
 function held(bytes: Uint8Array, type = "application/octet-stream"): ParsedResponse {
-  return new ParsedResponse(decodeHead(bytes), { status: 200, statusText: "OK" }, [
+  return new ParsedResponse(toByteString(bytes), { status: 200, statusText: "OK" }, [
     ["content-type", type],
     ["x-upstream", "a"],
   ]);

@@ -7,9 +7,9 @@ import {
   type Bytes,
   type ByteString,
   concat,
-  decodeHead,
   findLineEnd,
   type ReadBuffer,
+  toByteString,
 } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { ProtocolError, type ResponseHead } from "./response_head.ts";
@@ -17,8 +17,9 @@ import { ProtocolError, type ResponseHead } from "./response_head.ts";
 const STREAM_CHUNK = 64 * 1024;
 /**
  * A fixed-length body read whole up to this size is kept as a byte string
- * (see ParsedResponse); a bigger one as bytes, whose copy then costs more
- * than the ArrayBuffer does.
+ * (see ParsedResponse). A bigger one is kept as bytes: its copy then costs
+ * more than the ArrayBuffer does, and bytes past ASCII take a slow path
+ * into a string.
  */
 const HELD_BODY_BYTES = 2048;
 
@@ -69,7 +70,7 @@ export function takeBufferedBody(
   if (conn.end - start < length) return null;
   conn.start += length;
   return length <= HELD_BODY_BYTES
-    ? decodeHead(conn.buf.subarray(start, start + length))
+    ? toByteString(conn.buf.subarray(start, start + length))
     : conn.buf.slice(start, start + length);
 }
 

@@ -44,7 +44,7 @@ export function fillHead(out: Bytes, text: ByteString, tail: Uint8Array | undefi
 }
 
 /** Decodes bytes (a header block, a small body) as a byte string (ASCII fast path). */
-export function decodeHead(bytes: Uint8Array): ByteString {
+export function toByteString(bytes: Uint8Array): ByteString {
   // Each UTF-16 unit decodes from at least one byte, and a lone byte past ASCII
   // becomes U+FFFD: the same length and no U+FFFD means every byte was ASCII.
   const ascii = decoder.decode(bytes);

@@ -1,5 +1,5 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { decodeHead, findHeadEnd } from "./bytes.ts";
+import { findHeadEnd, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { TOKEN } from "../../core/header_fields.ts";
 
@@ -53,7 +53,7 @@ export async function readResponseHead(conn: UpstreamConnection): Promise<Respon
       }
       idx = findHeadEnd(conn.buf, scanFrom, conn.end);
     }
-    const text = decodeHead(conn.buf.subarray(conn.start, idx));
+    const text = toByteString(conn.buf.subarray(conn.start, idx));
     conn.start = idx + 4;
     const head = parseHead(text);
     if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;

@@ -13,7 +13,7 @@
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
 import { responseFields } from "../../core/parsed_response.ts";
-import { decodeHead, findHeadEnd } from "../../proxy/http1/bytes.ts";
+import { findHeadEnd, toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler } from "../handler.ts";
@@ -323,7 +323,7 @@ class ServedConnection implements Watched {
       const idx = findHeadEnd(c.buf, c.start + searched, c.end);
       if (idx >= 0) {
         if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
-        const text = decodeHead(c.buf.subarray(c.start, idx));
+        const text = toByteString(c.buf.subarray(c.start, idx));
         c.start = idx + 4;
         const head = parseRequestHead(text);
         if (isRefusal(head)) head.seen = seenHead(text);
