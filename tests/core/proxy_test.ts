@@ -4,6 +4,9 @@ import { closedPort, echo, type Received, startUpstream } from "../helpers/upstr
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawRequest } from "../helpers/raw.ts";
 import { startFlaky } from "../resilience/flaky.ts";
+import { exchange } from "../../lib/proxy/http1/client.ts";
+import { UpstreamError } from "../../lib/proxy/http1/errors.ts";
+import { parseTarget, TargetPool } from "../../lib/proxy/http1/pool.ts";
 
 async function single(
   upstreamUrl: string,
@@ -492,5 +495,34 @@ Deno.test("proxy: a reused connection that dies unanswered is retried once on a 
     });
   } finally {
     up.close();
+  }
+});
+
+Deno.test("upstream client: a request the upstream may have acted on is not sent twice", async () => {
+  const opts = { connectTimeoutMs: 2000, firstByteTimeoutMs: 2000, requestTimeoutMs: 5000 };
+  for (const [method, resent] of [["PUT", true], ["POST", false]] as const) {
+    const up = startClosingAfterOne();
+    const pool = new TargetPool(parseTarget(up.url), { maxIdle: 4, idleTimeoutMs: 60_000 });
+    const req = {
+      method,
+      path: "/",
+      headerBlock: "host: upstream\r\n",
+      body: new TextEncoder().encode("x"),
+      bodyLength: 1,
+    };
+    try {
+      assertEquals((await exchange(pool, req, opts)).body, "c1");
+      if (resent) {
+        assertEquals((await exchange(pool, req, opts)).body, "c2", `${method} goes again, fresh`);
+        assertEquals(up.connections(), 2);
+      } else {
+        const failed = await exchange(pool, req, opts).then(() => null, (e) => e);
+        assertOk(failed instanceof UpstreamError && failed.kind === "reset", String(failed));
+        assertEquals(up.connections(), 1, `${method} is not sent again`);
+      }
+    } finally {
+      pool.close();
+      up.close();
+    }
   }
 });

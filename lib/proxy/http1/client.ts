@@ -64,6 +64,9 @@ export function exchange(
 /** Thrown inside `attempt` when a reused connection turned out dead before any answer. */
 class StaleConnection extends Error {}
 
+/** Methods a request may be sent again with after the upstream may have seen it (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 async function attempt(
   pool: TargetPool,
   req: UpstreamRequest,
@@ -77,12 +80,18 @@ async function attempt(
   const conn = pool.takeIdle() ?? await pool.acquire(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
+  // A parked connection can die in the instant it is reused. A request that got no
+  // answer at all is sent once more on a fresh connection if it can be replayed and
+  // the upstream cannot have acted on it: an idempotent method, or a request that
+  // never got out whole.
+  let written = false;
   try {
     x.arm();
     await x.write(req);
+    written = true;
     const head = await readResponseHead(conn);
     if (head === null) {
-      if (reused && retryIfStale && !x.bodyStarted) throw new StaleConnection();
+      if (mayResend(reused, retryIfStale, x, written, req.method)) throw new StaleConnection();
       throw new UpstreamError("reset", "The upstream closed the connection without answering");
     }
     x.gotHead();
@@ -90,17 +99,25 @@ async function attempt(
   } catch (e) {
     x.fail();
     const err = e instanceof StaleConnection ? e : x.classify(e);
-    // A parked connection can die in the instant it is reused; a replayable request
-    // that got no answer at all is sent once more on a fresh connection.
     if (
       err instanceof StaleConnection ||
-      (reused && retryIfStale && !x.bodyStarted && err instanceof UpstreamError &&
-        err.kind === "reset")
+      (err instanceof UpstreamError && err.kind === "reset" &&
+        mayResend(reused, retryIfStale, x, written, req.method))
     ) {
       return await attempt(pool, req, opts, false);
     }
     throw err;
   }
+}
+
+function mayResend(
+  reused: boolean,
+  replayable: boolean,
+  x: Exchange,
+  written: boolean,
+  method: string,
+): boolean {
+  return reused && replayable && !x.bodyStarted && (!written || IDEMPOTENT.has(method));
 }
 
 /** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
