@@ -6,9 +6,7 @@
 import type { RetriesConfig, RetryPolicyConfig } from "./schema.ts";
 import { RollingCounts } from "./window.ts";
 import type { UpstreamErrorKind } from "../proxy/http1/errors.ts";
-
-/** Methods that may be sent twice with the same effect (RFC 9110, 9.2.2). */
-const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"];
+import { IDEMPOTENT_METHODS } from "../proxy/http1/client.ts";
 
 export class RetryPolicy {
   readonly attempts: number;
@@ -22,7 +20,7 @@ export class RetryPolicy {
   constructor(c: RetryPolicyConfig, private readonly backoff = backoffFn(c)) {
     this.attempts = c.attempts;
     this.bufferBodyBytes = c.buffer_body_bytes;
-    this.methods = new Set(c.methods ?? IDEMPOTENT);
+    this.methods = new Set(c.methods ?? IDEMPOTENT_METHODS);
     this.statuses = new Set(c.on.filter((x): x is number => typeof x === "number"));
     this.onConnect = c.on.includes("connect_error");
     this.onTimeout = c.on.includes("timeout");

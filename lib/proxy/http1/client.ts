@@ -64,8 +64,15 @@ export function exchange(
 /** Thrown inside `attempt` when a reused connection turned out dead before any answer. */
 class StaleConnection extends Error {}
 
-/** Methods a request may be sent again with after the upstream may have seen it (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+/** Methods that may be sent twice with the same effect (RFC 9110 §9.2.2). */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "TRACE",
+  "PUT",
+  "DELETE",
+]);
 
 async function attempt(
   pool: TargetPool,
@@ -117,7 +124,7 @@ function mayResend(
   written: boolean,
   method: string,
 ): boolean {
-  return reused && replayable && !x.bodyStarted && (!written || IDEMPOTENT.has(method));
+  return reused && replayable && !x.bodyStarted && (!written || IDEMPOTENT_METHODS.has(method));
 }
 
 /** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
