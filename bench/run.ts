@@ -10,7 +10,8 @@
  * taken between runs seconds apart); the table reports the median run per
  * target and, as ratios, the median over rounds of the paired ratios to the
  * bare proxy and to nginx, and is written with every pair to
- * bench/results/DATE.md. Gateway rows also give RSS: after start and one
+ * bench/results/DATE.md. The routing-only rows are also paired with
+ * @fastify/http-proxy directly, in a second table. Gateway rows also give RSS: after start and one
  * request (idle), and the peak of a warm-up run under load (sampled every
  * 250 ms).
  *
@@ -77,15 +78,22 @@ interface Ratios {
   p99: number;
 }
 
-/** One target's run and the bare proxy's run beside it. */
+/** One target's run and the reference's run beside it. */
 interface Pair {
   round: number;
   target: Row;
-  bare: Row;
+  ref: Row;
 }
 
 /** The reference every ratio is paired with. */
 const BARE = "deno-bare";
+/**
+ * Issue 11 also asks for 2.5x this anchor. Taken as the quotient of two ratios
+ * to the bare proxy, that figure carries the noise of both; so the routing-only
+ * rows (the same job @fastify/http-proxy is given) are also paired with it directly.
+ */
+const FASTIFY = "fastify-proxy";
+const PAIRED_WITH_FASTIFY = "gateway routing-only";
 
 const children: Deno.ChildProcess[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -242,7 +250,7 @@ async function startAnchors(): Promise<BenchTarget[]> {
     }
     requireFree([FASTIFY_PORT], "fastify anchor");
     spawn("node", [join(HERE, "fastify-proxy.mjs"), dir, String(FASTIFY_PORT), UPSTREAM]);
-    targets.push({ name: "fastify-proxy", url: `http://127.0.0.1:${FASTIFY_PORT}/api/users/42` });
+    targets.push({ name: FASTIFY, url: `http://127.0.0.1:${FASTIFY_PORT}/api/users/42` });
   }
   return targets;
 }
@@ -293,6 +301,23 @@ async function main(): Promise<void> {
     );
     return row;
   };
+  const fastify = ready.find((t) => t.name === FASTIFY);
+  const vsFastify = new Map<string, Ratios[]>();
+  const fastifyPairs: Pair[] = [];
+  /** Runs `t` and `ref` seconds apart, `ref` first in odd rounds, second in even ones. */
+  const pair = async (t: BenchTarget, ref: BenchTarget, round: number): Promise<Pair> => {
+    // The reference gets the same request, credentials included: a 700-byte bearer token is
+    // bytes every proxy parses, checks and forwards.
+    const [a, b] = round % 2 === 0 ? [ref, t] : [t, ref];
+    const first = await measure(a, round, t.header);
+    const second = await measure(b, round, t.header);
+    const [refRow, row] = a === ref ? [first, second] : [second, first];
+    return { round: round + 1, target: row, ref: refRow };
+  };
+  const ratioOf = (p: Pair): Ratios => ({
+    rps: p.target.rps / p.ref.rps,
+    p99: p.target.p99 / p.ref.p99,
+  });
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of ready) {
       if (t === bare) continue;
@@ -303,17 +328,14 @@ async function main(): Promise<void> {
       // Each target is measured next to a run of the bare proxy, first or second by turns:
       // this host's speed drifts by up to 2x within a minute, so a ratio is only honest
       // between two runs seconds apart.
-      // The bare run gets the same request, credentials included: a 700-byte bearer token is
-      // bytes every proxy parses, checks and forwards.
-      const [a, b] = round % 2 === 0 ? [bare, t] : [t, bare];
-      const first = await measure(a, round, t.header);
-      const second = await measure(b, round, t.header);
-      const [ref, row] = a === bare ? [first, second] : [second, first];
-      ratios.set(t.name, [...(ratios.get(t.name) ?? []), {
-        rps: row.rps / ref.rps,
-        p99: row.p99 / ref.p99,
-      }]);
-      pairs.push({ round: round + 1, target: row, bare: ref });
+      const p = await pair(t, bare, round);
+      ratios.set(t.name, [...(ratios.get(t.name) ?? []), ratioOf(p)]);
+      pairs.push(p);
+      if (fastify !== undefined && t.name.startsWith(PAIRED_WITH_FASTIFY)) {
+        const f = await pair(t, fastify, round);
+        vsFastify.set(t.name, [...(vsFastify.get(t.name) ?? []), ratioOf(f)]);
+        fastifyPairs.push(f);
+      }
     }
   }
   const rows = ready.map((t) => median(results.get(t.name)!, (r) => r.rps));
@@ -321,7 +343,7 @@ async function main(): Promise<void> {
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
   const routing = ready.find((t) => t.name === "gateway routing-only --workers 1");
   const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
-  const table = render(rows, ratios) + soak + limiting;
+  const table = render(rows, ratios) + renderVsFastify(vsFastify) + soak + limiting;
   console.log(table);
   const date = new Date().toISOString().slice(0, 10);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
@@ -333,9 +355,10 @@ async function main(): Promise<void> {
     `# Benchmark ${date}\n\nMachine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}. ` +
       `Deno ${Deno.version.deno}. wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} round(s); ` +
       `each target measured beside a run of ${BARE} with the same request (${BARE} first in odd rounds, second in ` +
-      `even ones), each run after ${PRE_RUN_SECONDS} s of unmeasured load. req/s, p50 and p99: median run per target; ratios: median over rounds of ` +
+      `even ones), the routing-only rows beside a run of ${FASTIFY} too, each run after ${PRE_RUN_SECONDS} s of unmeasured load. ` +
+      `req/s, p50 and p99: median run per target; ratios: median over rounds of ` +
       `the paired ratio. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
-      table + "\n" + renderPairs(pairs),
+      table + "\n" + renderPairs(pairs, BARE) + renderPairs(fastifyPairs, FASTIFY),
   );
   console.error(`written to ${file}`);
 }
@@ -384,16 +407,16 @@ function median<T>(xs: T[], key: (x: T) => number): T {
 }
 
 /** Every measured pair, so a reader sees the spread the medians summarise. */
-function renderPairs(pairs: Pair[]): string {
+function renderPairs(pairs: Pair[], ref: string): string {
   if (pairs.length === 0) return "";
   const lines = [
     "",
-    "Every pair, in the order run:",
+    `Every pair with ${ref}, in the order run:`,
     "",
-    `| round | target | req/s | p99 ms | ${BARE} req/s | ${BARE} p99 ms | req/s ratio | p99 ratio |`,
+    `| round | target | req/s | p99 ms | ${ref} req/s | ${ref} p99 ms | req/s ratio | p99 ratio |`,
     "|---:|---|---:|---:|---:|---:|---:|---:|",
   ];
-  for (const { round, target: t, bare: b } of pairs) {
+  for (const { round, target: t, ref: b } of pairs) {
     lines.push(
       `| ${round} | ${t.name} | ${t.rps.toFixed(0)} | ${t.p99.toFixed(2)} | ${b.rps.toFixed(0)} | ${
         b.p99.toFixed(2)
@@ -401,6 +424,26 @@ function renderPairs(pairs: Pair[]): string {
     );
   }
   return lines.join("\n") + "\n";
+}
+
+/** The routing-only rows against @fastify/http-proxy run beside them: median and range over rounds. */
+function renderVsFastify(vsFastify: Map<string, Ratios[]>): string {
+  if (vsFastify.size === 0) return "";
+  const lines = [
+    "",
+    "",
+    `| target | req/s vs ${FASTIFY}, paired | rounds | p99 vs ${FASTIFY}, paired |`,
+    "|---|---:|---:|---:|",
+  ];
+  for (const [name, rs] of vsFastify) {
+    const rps = rs.map((r) => r.rps);
+    lines.push(
+      `| ${name} | ${median(rs, (r) => r.rps).rps.toFixed(2)}x | ${Math.min(...rps).toFixed(2)}-${
+        Math.max(...rps).toFixed(2)
+      }x | ${median(rs, (r) => r.p99).p99.toFixed(2)}x |`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function render(rows: Row[], ratios: Map<string, Ratios[]>): string {
