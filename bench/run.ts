@@ -11,9 +11,9 @@
  * target and, as ratios, the median over rounds of the paired ratios to the
  * bare proxy and to nginx, and is written with every pair to
  * bench/results/DATE.md. The routing-only rows are also paired with
- * @fastify/http-proxy directly, in a second table. Gateway rows also give RSS: after start and one
- * request (idle), and the peak of a warm-up run under load (sampled every
- * 250 ms).
+ * @fastify/http-proxy directly, in a second table. Gateway rows also give
+ * RSS: after start and one request (idle), and the peak of a warm-up run
+ * under load (sampled every 250 ms).
  *
  * Ports: a fixed range away from the anchors' own (their configs are copied with
  * 9001/9100/9200/9300 moved to 19001 (upstream), 19100 (nginx), 19200 (HAProxy),
