@@ -14,6 +14,23 @@ export type FieldList = readonly (readonly [string, string])[];
 /** A field name (RFC 9110 §5.1). */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * Field lines as a parser accepts them, each after a CRLF: a token, a colon,
+ * and a value of visible ASCII, obs-text, spaces and tabs (no obs-fold).
+ */
+// deno-lint-ignore no-control-regex
+const FIELD_LINES = /(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*)*$/y;
+
+/**
+ * Whether every field line of a head (a byte string) is well formed, checked
+ * in one pass from `lineEnd`, the CRLF ending its first line. Parsers check
+ * line by line only a head that fails, to say what is wrong with it.
+ */
+export function fieldLinesValid(head: string, lineEnd: number): boolean {
+  FIELD_LINES.lastIndex = lineEnd;
+  return FIELD_LINES.test(head);
+}
+
 export class HeaderFields {
   constructor(readonly list: FieldList) {}
 

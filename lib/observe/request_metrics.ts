@@ -48,6 +48,14 @@ interface Series {
 export class RequestMetrics {
   readonly inFlight: Gauge;
   private readonly series = new Map<string, Series>();
+  private last: {
+    route: string;
+    method: string;
+    statusClass: string;
+    consumer: string;
+    upstream: string | null;
+    series: Series;
+  } | null = null;
   private readonly requests: CounterFamily;
   private readonly duration: HistogramFamily;
   private readonly upstreamDuration: HistogramFamily;
@@ -124,20 +132,8 @@ export class RequestMetrics {
     const method = METHODS.has(ctx.method) ? ctx.method : "OTHER";
     const statusClass = STATUS_CLASSES[(status / 100) | 0] ?? "5xx";
     const upstream = ctx.upstreamMs >= 0 ? ctx.upstreamName : null;
-    const key = `${route}\u0000${method}\u0000${statusClass}\u0000${consumer}\u0000${
-      upstream ?? ""
-    }`;
-    let s = this.series.get(key);
-    if (s === undefined) {
-      s = {
-        requests: this.requests.labels(route, method, statusClass, consumer),
-        duration: this.duration.labels(route, method, statusClass),
-        bytesIn: this.bytesIn.labels(route),
-        bytesOut: this.bytesOut.labels(route),
-        upstream: upstream === null ? null : this.upstreamDuration.labels(route, upstream),
-      };
-      this.series.set(key, s);
-    }
+    const s = this.sameAsLast(route, method, statusClass, consumer, upstream) ??
+      this.seriesOf(route, method, statusClass, consumer, upstream);
     s.requests.value++;
     s.duration.observe(seconds);
     s.bytesIn.value += ctx.bytesIn;
@@ -149,5 +145,45 @@ export class RequestMetrics {
       this.authFailures.labels(ctx.authFailure.provider, ctx.authFailure.reason).value++;
     }
     if (ctx.cacheStatus !== null) this.cache.labels(route, ctx.cacheStatus.toLowerCase()).value++;
+  }
+
+  /** The last request's series if this one has the same labels (traffic comes in runs of a kind). */
+  private sameAsLast(
+    route: string,
+    method: string,
+    statusClass: string,
+    consumer: string,
+    upstream: string | null,
+  ): Series | null {
+    const l = this.last;
+    return l !== null && l.route === route && l.method === method &&
+        l.statusClass === statusClass && l.consumer === consumer && l.upstream === upstream
+      ? l.series
+      : null;
+  }
+
+  private seriesOf(
+    route: string,
+    method: string,
+    statusClass: string,
+    consumer: string,
+    upstream: string | null,
+  ): Series {
+    const key = `${route}\u0000${method}\u0000${statusClass}\u0000${consumer}\u0000${
+      upstream ?? ""
+    }`;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      series = {
+        requests: this.requests.labels(route, method, statusClass, consumer),
+        duration: this.duration.labels(route, method, statusClass),
+        bytesIn: this.bytesIn.labels(route),
+        bytesOut: this.bytesOut.labels(route),
+        upstream: upstream === null ? null : this.upstreamDuration.labels(route, upstream),
+      };
+      this.series.set(key, series);
+    }
+    this.last = { route, method, statusClass, consumer, upstream, series };
+    return series;
   }
 }

@@ -16,7 +16,9 @@ const ZERO_SPAN = "0".repeat(16);
 
 const pool = new Uint8Array(4096);
 let poolOffset = pool.length;
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const HEX_DIGITS = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
+/** Char codes of an id being made, one array per length (a string in one piece, not 2n joined). */
+const charCodes: number[][] = [];
 
 /** Random lower-case hex of `bytes` bytes, drawn from a pooled CSPRNG buffer. */
 export function randomHex(bytes: number): string {
@@ -24,9 +26,13 @@ export function randomHex(bytes: number): string {
     crypto.getRandomValues(pool);
     poolOffset = 0;
   }
-  let s = "";
-  for (let i = 0; i < bytes; i++) s += HEX[pool[poolOffset++]!];
-  return s;
+  const codes = charCodes[bytes] ??= new Array<number>(2 * bytes);
+  for (let i = 0; i < bytes; i++) {
+    const b = pool[poolOffset++]!;
+    codes[2 * i] = HEX_DIGITS[b >> 4]!;
+    codes[2 * i + 1] = HEX_DIGITS[b & 15]!;
+  }
+  return String.fromCharCode.apply(null, codes);
 }
 
 export function parseTraceparent(header: string | null, state: string | null): TraceContext {

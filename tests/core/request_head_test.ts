@@ -115,3 +115,18 @@ Deno.test("request head: ambiguous or malformed heads are refused with a code", 
   ];
   for (const [text, code] of cases) assertEquals(refusedWith(text), code, JSON.stringify(text));
 });
+
+Deno.test("request head: a bad field line is refused with what is wrong with it", () => {
+  const message = (text: string) => {
+    const h = parseRequestHead(text);
+    return isRefusal(h) ? h.message : "accepted";
+  };
+  const start = "GET / HTTP/1.1\r\nHost: a\r\nX-Ok: 1\r\n";
+  assertEquals(message(`${start}Bad Name: x`), "Malformed header name");
+  assertEquals(message(`${start}X-Bell: a\x07b`), "Invalid character in header value");
+  assertEquals(message(`${start}X-Nul: \x00`), "Invalid character in header value");
+  assertEquals(message(`${start}X-Cr: a\rb`), "Invalid character in header value");
+  assertEquals(message(`${start} folded`), "Obsolete line folding");
+  assertEquals(message(`${start}: no name`), "Malformed header line");
+  assertEquals(message(`${start}X-Obs-Text: caf\xe9\tok`), "accepted");
+});

@@ -24,3 +24,43 @@ Deno.test("response head: a malformed or conflicting Content-Length is a protoco
     assertThrows(() => parseHead(head(fields)), ProtocolError, fields);
   }
 });
+
+Deno.test("response head: malformed field lines are protocol errors, each with its reason", () => {
+  const cases: [string, string][] = [
+    ["no colon here", "Malformed header line"],
+    [": empty name", "Malformed header line"],
+    ["bad name: x", "Malformed header name"],
+    ["x-a: ok\r\nx-b: bell\x07", "Invalid character in header value"],
+    ["x-a: nul\x00", "Invalid character in header value"],
+  ];
+  for (const [fields, reason] of cases) {
+    assertThrows(() => parseHead(head(fields)), ProtocolError, reason);
+  }
+});
+
+Deno.test("response head: values lose surrounding spaces and tabs only, names are lower-cased", () => {
+  const h = parseHead(head("X-Pad: \t a b \t\r\nX-Latin: \xa0x\xa0\r\nX-Empty:"));
+  assertEquals(h.headers, [["x-pad", "a b"], ["x-latin", "\xa0x\xa0"], ["x-empty", ""]]);
+});
+
+Deno.test("response head: the status is three digits", () => {
+  assertEquals(parseHead("HTTP/1.1 204\r\nx: 1").status, 204);
+  assertEquals(parseHead("HTTP/1.0 404 Not Found").statusText, "Not Found");
+  for (const line of ["HTTP/1.1 1e2 OK", "HTTP/1.1 20", "HTTP/1.1 099 X", "HTTP/2 200 OK"]) {
+    assertThrows(() => parseHead(line), ProtocolError, "Malformed status line");
+  }
+});
+
+Deno.test("response head: fields named by Connection are dropped, over repeated Connection fields", () => {
+  const h = parseHead(
+    head(
+      "Connection: x-hop-a\r\nX-Hop-A: 1\r\nX-Hop-B: 2\r\nConnection: keep-alive, x-hop-b\r\nX-End: 3",
+    ),
+  );
+  assertEquals(h.headers, [["x-end", "3"]]);
+  assertEquals(h.close, false);
+  assertEquals(parseHead(head("Connection: Close")).close, true);
+  assertEquals(parseHead("HTTP/1.0 200 OK\r\nConnection: Keep-Alive").close, false);
+  assertEquals(parseHead("HTTP/1.0 200 OK").close, true);
+  assertEquals(parseHead(head("Connection: Upgrade\r\nUpgrade: websocket")).upgrade, true);
+});

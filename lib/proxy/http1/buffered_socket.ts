@@ -4,7 +4,7 @@
  * pending at a time: a read started in the background (to notice the peer
  * closing) is picked up by the next `fill`, so no bytes are lost or reordered.
  */
-import { type Bytes, fillHead, type ReadBuffer } from "./bytes.ts";
+import { type Bytes, fillHead, findHeadEnd, type ReadBuffer } from "./bytes.ts";
 import { closeQuietly, writeAllTo } from "./socket_io.ts";
 
 /** Heads (with a small body) up to this size are written from a buffer the connection keeps. */
@@ -17,6 +17,8 @@ export abstract class BufferedSocket implements ReadBuffer {
   end = 0;
   closed = false;
   protected pending: Promise<number | null> | null = null;
+  /** Bytes from `start` already searched for the end of a head. */
+  protected headSearched = 0;
   private headBuffer: Bytes | null = null;
   /** A head is being written from `headBuffer` (a failed write leaves it set: the socket is done). */
   private writingHead = false;
@@ -30,18 +32,46 @@ export abstract class BufferedSocket implements ReadBuffer {
 
   /** Reads more bytes into the buffer; returns how many, or 0 at end of stream. */
   async fill(): Promise<number> {
-    let n: number | null;
-    if (this.pending) {
-      const p = this.pending;
+    return this.filled(await this.readMore());
+  }
+
+  /**
+   * `fill` in two halves for the hot paths: `filled(await readMore())` is one
+   * async layer fewer per read than `await fill()` (a promise and a resumption).
+   * The read is the pending one if there is one, else a new one after `end`.
+   */
+  readMore(): Promise<number | null> {
+    const p = this.pending;
+    if (p !== null) {
       this.pending = null;
-      n = await p;
-    } else {
-      this.makeRoom();
-      n = await this.socket.read(this.buf.subarray(this.end));
+      return p;
     }
+    this.makeRoom();
+    return this.socket.read(this.buf.subarray(this.end));
+  }
+
+  /** Accounts for what `readMore` read; returns how many bytes, 0 at end of stream. */
+  filled(n: number | null): number {
     if (n === null) return 0;
     this.end += n;
     return n;
+  }
+
+  /**
+   * Index of the CRLFCRLF ending the head that starts at `start`, or -1. The
+   * search resumes where the last one gave up (fills may move the buffer, so
+   * that is kept relative to `start`).
+   */
+  findHeadEnd(): number {
+    const idx = findHeadEnd(this.buf, this.start + this.headSearched, this.end);
+    this.headSearched = idx < 0 ? Math.max(0, this.end - this.start - 3) : 0;
+    return idx;
+  }
+
+  /** Consumes the buffer up to `offset` (a head just parsed). */
+  consume(offset: number): void {
+    this.start = offset;
+    this.headSearched = 0;
   }
 
   get buffered(): number {
@@ -81,22 +111,33 @@ export abstract class BufferedSocket implements ReadBuffer {
    * after every handler the same tick woke has run (measured: with a pool of
    * eight, three writes in four still needed a new buffer).
    */
-  async writeHead(text: string, tail?: Uint8Array): Promise<void> {
+  writeHead(text: string, tail?: Uint8Array): Promise<void> {
     const size = text.length + (tail?.length ?? 0);
-    const reuse = size <= HEAD_BUFFER_BYTES && !this.writingHead;
-    let out: Bytes;
-    if (reuse) {
-      if (this.headBuffer === null || this.headBuffer.length < size) {
-        this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
-      }
-      out = this.headBuffer.subarray(0, size);
-      this.writingHead = true;
-    } else out = new Uint8Array(size);
-    fillHead(out, text, tail);
-    // writeAllTo's loop, inline: one promise fewer per message.
-    let off = await this.socket.write(out);
-    while (off < size) off += await this.socket.write(out.subarray(off));
-    if (reuse) this.writingHead = false;
+    if (size > HEAD_BUFFER_BYTES || this.writingHead) {
+      return writeAllTo(this.socket, fillHead(new Uint8Array(size), text, tail));
+    }
+    if (this.headBuffer === null || this.headBuffer.length < size) {
+      this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
+    }
+    const out = fillHead(this.headBuffer.subarray(0, size), text, tail);
+    this.writingHead = true;
+    this.headSize = size;
+    // Not async: a head taken whole by one write (nearly all) settles with no async layer of its own.
+    return this.socket.write(out).then(this.headWritten);
+  }
+
+  /** Length of the head being written from `headBuffer`. */
+  private headSize = 0;
+
+  private readonly headWritten = (n: number): Promise<void> | undefined => {
+    if (n < this.headSize) return this.writeRestOfHead(n);
+    this.writingHead = false;
+  };
+
+  private async writeRestOfHead(off: number): Promise<void> {
+    const out = this.headBuffer!.subarray(0, this.headSize);
+    while (off < out.length) off += await this.socket.write(out.subarray(off));
+    this.writingHead = false;
   }
 
   close(): void {

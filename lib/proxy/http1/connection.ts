@@ -42,15 +42,29 @@ export class UpstreamConnection extends BufferedSocket {
   /** Parks the connection: starts the read that watches for the upstream closing it. */
   park(now: number): void {
     this.idleSince = now;
-    this.start = this.end = 0;
+    this.start = this.end = this.headSearched = 0;
     const p = this.socket.read(this.buf);
-    this.pending = p;
-    p.then((n) => {
-      // Any byte or EOF while idle means the connection can no longer be used.
-      if (this.pending === p && (n === null || n > 0)) this.kill();
-    }, () => {
-      if (this.pending === p) this.kill();
-    });
+    this.pending = this.parkedRead = p;
+    p.then(this.parkedReadDone, this.parkedReadFailed);
+  }
+
+  /** The read a park started; `pending` no longer holds it once an exchange has taken it. */
+  private parkedRead: Promise<number | null> | null = null;
+
+  // Once per connection, not per park. They run before the reaction of whoever took the
+  // read (registered first), so an idle connection is one whose read is still pending here.
+  private readonly parkedReadDone = (n: number | null) => {
+    // Any byte or EOF while idle means the connection can no longer be used.
+    if (this.stillParked() && (n === null || n > 0)) this.kill();
+  };
+  private readonly parkedReadFailed = () => {
+    if (this.stillParked()) this.kill();
+  };
+
+  private stillParked(): boolean {
+    const parked = this.pending !== null && this.pending === this.parkedRead;
+    this.parkedRead = null;
+    return parked;
   }
 
   private kill(): void {

@@ -1,7 +1,7 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { findHeadEnd, toByteString } from "./bytes.ts";
+import { toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
-import { TOKEN } from "../../core/header_fields.ts";
+import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -32,8 +32,6 @@ export interface ResponseHead {
   upgrade: boolean;
 }
 
-// deno-lint-ignore no-control-regex
-const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^\d+$/;
 
 /**
@@ -41,55 +39,68 @@ const DIGITS = /^\d+$/;
  * (other than 101). Returns null when the connection ended before any byte.
  */
 export async function readResponseHead(conn: UpstreamConnection): Promise<ResponseHead | null> {
-  while (true) {
-    let scanFrom = conn.start;
-    let idx = findHeadEnd(conn.buf, scanFrom, conn.end);
-    while (idx < 0) {
-      scanFrom = Math.max(conn.start, conn.end - 3);
-      const n = await conn.fill();
-      if (n === 0) {
-        if (conn.end === conn.start) return null;
-        throw new ProtocolError("Upstream closed the connection inside a response head");
-      }
-      idx = findHeadEnd(conn.buf, scanFrom, conn.end);
-    }
-    const text = toByteString(conn.buf.subarray(conn.start, idx));
-    conn.start = idx + 4;
-    const head = parseHead(text);
-    if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
-    return head;
+  let head: ResponseHead | null | undefined = takeResponseHead(conn);
+  while (head === undefined) {
+    head = conn.filled(await conn.readMore()) === 0
+      ? endedBeforeHead(conn)
+      : takeResponseHead(conn);
   }
+  return head;
+}
+
+/**
+ * The final response head in the connection's buffer, taken out of it (interim
+ * 1xx heads other than 101 are skipped); undefined when one has not all
+ * arrived. The exchange's hot path reads with this and awaits the socket
+ * itself: one async layer fewer than `readResponseHead`.
+ */
+export function takeResponseHead(conn: UpstreamConnection): ResponseHead | undefined {
+  while (true) {
+    const idx = conn.findHeadEnd();
+    if (idx < 0) return undefined;
+    const text = toByteString(conn.buf.subarray(conn.start, idx));
+    conn.consume(idx + 4);
+    const head = parseHead(text);
+    if (head.status < 100 || head.status >= 200 || head.status === 101) return head;
+  }
+}
+
+/** What a connection that ended while a head was awaited means: null if nothing came, else an error. */
+export function endedBeforeHead(conn: UpstreamConnection): null {
+  if (conn.end === conn.start) return null;
+  throw new ProtocolError("Upstream closed the connection inside a response head");
 }
 
 export function parseHead(text: string): ResponseHead {
   let lineEnd = text.indexOf("\r\n");
   if (lineEnd < 0) lineEnd = text.length;
-  const statusLine = text.slice(0, lineEnd);
-  if (!statusLine.startsWith("HTTP/1.")) {
-    throw new ProtocolError(`Malformed status line: ${statusLine.slice(0, 64)}`);
+  if (!text.startsWith("HTTP/1.")) {
+    throw new ProtocolError(`Malformed status line: ${text.slice(0, Math.min(lineEnd, 64))}`);
   }
-  const http10 = statusLine.charCodeAt(7) === 48; // "HTTP/1.0"
-  const status = Number(statusLine.slice(9, 12));
-  if (!(status >= 100 && status <= 999) || statusLine.charCodeAt(8) !== 32) {
-    throw new ProtocolError(`Malformed status line: ${statusLine.slice(0, 64)}`);
+  const http10 = text.charCodeAt(7) === 48; // "HTTP/1.0"
+  const status = statusCode(text);
+  if (status < 100 || text.charCodeAt(8) !== 32 || lineEnd < 12) {
+    throw new ProtocolError(`Malformed status line: ${text.slice(0, Math.min(lineEnd, 64))}`);
   }
-  const statusText = statusLine.slice(13);
+  const statusText = lineEnd > 13 ? text.slice(13, lineEnd) : "";
   const headers: [string, string][] = [];
   let contentLength: number | null = null;
   let chunked = false;
   let close = http10;
   let upgrade = false;
   let connectionTokens: string[] | null = null;
+  if (!fieldLinesValid(text, lineEnd)) throw malformedField(text, lineEnd);
   for (let pos = lineEnd + 2; pos < text.length;) {
     let next = text.indexOf("\r\n", pos);
     if (next < 0) next = text.length;
     const colon = text.indexOf(":", pos);
-    if (colon <= pos || colon > next) throw new ProtocolError("Malformed header line");
     const name = text.slice(pos, colon).toLowerCase();
-    if (!TOKEN.test(name)) throw new ProtocolError("Malformed header name");
-    const value = text.slice(colon + 1, next).trim();
+    let from = colon + 1;
+    let to = next;
+    while (from < to && isOws(text.charCodeAt(from))) from++;
+    while (to > from && isOws(text.charCodeAt(to - 1))) to--;
+    const value = text.slice(from, to);
     pos = next + 2;
-    if (INVALID_VALUE.test(value)) throw new ProtocolError("Invalid character in header value");
     switch (name) {
       case "content-length": {
         const n = DIGITS.test(value) ? Number(value) : repeatedContentLength(value);
@@ -106,10 +117,22 @@ export function parseHead(text: string): ResponseHead {
         break;
       }
       case "connection": {
-        connectionTokens = value.toLowerCase().split(",").map((t) => t.trim());
-        if (connectionTokens.includes("close")) close = true;
-        else if (http10 && connectionTokens.includes("keep-alive")) close = false;
-        if (connectionTokens.includes("upgrade")) upgrade = true;
+        const lower = value.toLowerCase();
+        // The two common values, without splitting.
+        if (lower === "keep-alive") {
+          if (http10) close = false;
+          break;
+        }
+        if (lower === "close") {
+          close = true;
+          break;
+        }
+        const tokens = lower.split(",").map((t) => t.trim());
+        if (tokens.includes("close")) close = true;
+        else if (http10 && tokens.includes("keep-alive")) close = false;
+        if (tokens.includes("upgrade")) upgrade = true;
+        // Repeated Connection fields add up: each names fields of this hop only.
+        (connectionTokens ??= []).push(...tokens);
         break;
       }
       default:
@@ -126,6 +149,31 @@ export function parseHead(text: string): ResponseHead {
     ? headers.filter(([n]) => !named.includes(n))
     : headers;
   return { status, statusText, headers: filtered, contentLength, chunked, close, upgrade };
+}
+
+/** Why the field lines failed `fieldLinesValid`, line by line (only on the error path). */
+function malformedField(text: string, lineEnd: number): ProtocolError {
+  for (const line of text.slice(lineEnd + 2).split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) return new ProtocolError("Malformed header line");
+    if (!TOKEN.test(line.slice(0, colon))) return new ProtocolError("Malformed header name");
+  }
+  return new ProtocolError("Invalid character in header value");
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** The three digits at 9-11 as a number, or -1. */
+function statusCode(text: string): number {
+  let n = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (!(d >= 0 && d <= 9)) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /** A Content-Length listing one value several times: tolerated (RFC 9112 §6.3) when all agree. */

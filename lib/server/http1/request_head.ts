@@ -6,7 +6,7 @@
  * a colon) is refused, never guessed.
  */
 import type { ErrorCode } from "../../core/errors.ts";
-import { TOKEN } from "../../core/header_fields.ts";
+import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 
 export interface RequestHead {
   method: string;
@@ -89,6 +89,8 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   let keepAlive = !http10;
   let expectContinue = false;
   let upgrade = false;
+  // One pass over every field line; only a head that fails it is checked line by line (for the reason).
+  const checked = fieldLinesValid(text, lineEnd);
   let pos = lineEnd + 2;
   while (pos < text.length) {
     let next = text.indexOf("\r\n", pos);
@@ -98,7 +100,7 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     const colon = text.indexOf(":", pos);
     if (colon <= pos || colon > next) return refuse("bad_request", "Malformed header line");
     const rawName = text.slice(pos, colon);
-    if (!TOKEN.test(rawName)) return refuse("bad_request", "Malformed header name");
+    if (!checked && !TOKEN.test(rawName)) return refuse("bad_request", "Malformed header name");
     // Optional whitespace is spaces and tabs only (RFC 9110 §5.6.3), not what trim() drops.
     let from = colon + 1;
     let to = next;
@@ -106,7 +108,7 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     while (to > from && isOws(text.charCodeAt(to - 1))) to--;
     const value = text.slice(from, to);
     pos = next + 2;
-    if (INVALID_VALUE.test(value)) {
+    if (!checked && INVALID_VALUE.test(value)) {
       return refuse("bad_request", "Invalid character in header value");
     }
     if (headers.length === MAX_FIELDS) {

@@ -33,7 +33,7 @@ export interface WriteOptions {
 }
 
 /** Writes `res`; resolves to whether the connection can carry another request. */
-export async function writeResponse(
+export function writeResponse(
   conn: ClientConnection,
   res: Response,
   o: WriteOptions,
@@ -63,26 +63,16 @@ export async function writeResponse(
   }
   // An upstream's Date is kept (it says when the representation was generated).
   if (!dated) text += date();
+  // Not async where one write does: the common answers settle with no async layer of their own.
+  const settled = o.keepAlive ? KEEP_ALIVE : CLOSE;
 
   if (sized && !noBody) {
     const held = ParsedResponse.held(res);
-    if (held !== null) {
-      // The listener is the body's last reader: the held bytes go out as they are.
-      const length = `content-length: ${held.length}\r\n`;
-      await conn.writeHead(text + length + connectionLine(o.keepAlive, o.http10) + held);
-      return o.keepAlive;
-    }
-    // Built from bytes: taken whole, never as a stream (res.body would make one; measured at 8 us).
-    const bytes = await res.bytes();
-    const head = `${text}content-length: ${bytes.length}\r\n${
-      connectionLine(o.keepAlive, o.http10)
-    }`;
-    if (bytes.length <= COALESCE_BYTES) await conn.writeHead(head, bytes);
-    else {
-      await conn.writeHead(head);
-      await conn.writeAll(bytes);
-    }
-    return o.keepAlive;
+    if (held === null) return writeBytes(conn, res, text, o);
+    // The listener is the body's last reader: the held bytes go out as they are.
+    const length = `content-length: ${held.length}\r\n`;
+    return conn.writeHead(text + length + connectionLine(o.keepAlive, o.http10) + held)
+      .then(settled);
   }
   const body = sized ? null : res.body;
 
@@ -93,10 +83,38 @@ export async function writeResponse(
       if (!o.head) text += "content-length: 0\r\n";
       else if (declared >= 0) text += `content-length: ${declared}\r\n`;
     }
-    await conn.writeHead(text + connectionLine(o.keepAlive, o.http10));
-    return o.keepAlive;
+    return conn.writeHead(text + connectionLine(o.keepAlive, o.http10)).then(settled);
   }
+  return writeStreamed(conn, body, text, declared, o);
+}
 
+const KEEP_ALIVE = () => true;
+const CLOSE = () => false;
+
+/** A body built from bytes: taken whole, never as a stream (res.body would make one; measured at 8 us). */
+async function writeBytes(
+  conn: ClientConnection,
+  res: Response,
+  text: string,
+  o: WriteOptions,
+): Promise<boolean> {
+  const bytes = await res.bytes();
+  const head = `${text}content-length: ${bytes.length}\r\n${connectionLine(o.keepAlive, o.http10)}`;
+  if (bytes.length <= COALESCE_BYTES) await conn.writeHead(head, bytes);
+  else {
+    await conn.writeHead(head);
+    await conn.writeAll(bytes);
+  }
+  return o.keepAlive;
+}
+
+async function writeStreamed(
+  conn: ClientConnection,
+  body: ReadableStream<Uint8Array>,
+  text: string,
+  declared: number,
+  o: WriteOptions,
+): Promise<boolean> {
   const pieces = new BodyPieces(body, declared);
   try {
     if (declared >= 0) return await writeSized(conn, pieces, text, declared, o);

@@ -13,7 +13,7 @@
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
 import { responseFields } from "../../core/parsed_response.ts";
-import { findHeadEnd, toByteString } from "../../proxy/http1/bytes.ts";
+import { toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler } from "../handler.ts";
@@ -228,8 +228,18 @@ class ServedConnection implements Watched {
 
   /** Serves one request; resolves to whether the connection stays open for another. */
   private async serveOne(): Promise<boolean> {
-    const head = await this.readHead();
-    if (head === null) return false;
+    const c = this.conn;
+    let head = this.headInBuffer();
+    while (head === undefined) {
+      let n: number;
+      try {
+        n = c.filled(await c.readMore());
+      } catch {
+        return false;
+      }
+      if (n === 0 || this.timedOut) return false;
+      head = this.headInBuffer();
+    }
     this.phase = Phase.Busy;
     this.nextCheck = Infinity;
     if (isRefusal(head)) {
@@ -304,41 +314,33 @@ class ServedConnection implements Watched {
     return true;
   }
 
-  /** The next request head, a refusal, or null when the connection ended or timed out. */
-  private async readHead(): Promise<RequestHead | HeadRefusal | null> {
+  /**
+   * The next request head if all of it is buffered (taken out of the buffer),
+   * or why it is refused; undefined when more must be read. Not async: the
+   * caller awaits the socket itself, one async layer fewer per request.
+   */
+  private headInBuffer(): RequestHead | HeadRefusal | undefined {
     const c = this.conn;
-    // Bytes already searched for the blank line, counted from `start` (fills may move the buffer).
-    let searched = 0;
-    while (true) {
-      // Empty lines before a request line are allowed (RFC 9112 §2.2).
-      while (c.end - c.start >= 2 && c.buf[c.start] === 13 && c.buf[c.start + 1] === 10) {
-        c.start += 2;
-        searched = 0;
-      }
-      if (c.buffered > 0 && this.phase === Phase.Idle) {
-        this.phase = Phase.Head;
-        this.headStarted = performance.now();
-        this.nextCheck = this.headStarted + this.timeouts.headerMs;
-      }
-      const idx = findHeadEnd(c.buf, c.start + searched, c.end);
-      if (idx >= 0) {
-        if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
-        const text = toByteString(c.buf.subarray(c.start, idx));
-        c.start = idx + 4;
-        const head = parseRequestHead(text);
-        if (isRefusal(head)) head.seen = seenHead(text);
-        return head;
-      }
-      if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
-      searched = Math.max(0, c.buffered - 3);
-      let n: number;
-      try {
-        n = await c.fill();
-      } catch {
-        return null;
-      }
-      if (n === 0 || this.timedOut) return null;
+    // Empty lines before a request line are allowed (RFC 9112 §2.2).
+    while (c.end - c.start >= 2 && c.buf[c.start] === 13 && c.buf[c.start + 1] === 10) {
+      c.consume(c.start + 2);
     }
+    if (c.buffered > 0 && this.phase === Phase.Idle) {
+      this.phase = Phase.Head;
+      this.headStarted = performance.now();
+      this.nextCheck = this.headStarted + this.timeouts.headerMs;
+    }
+    const idx = c.findHeadEnd();
+    if (idx >= 0) {
+      if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
+      const text = toByteString(c.buf.subarray(c.start, idx));
+      c.consume(idx + 4);
+      const head = parseRequestHead(text);
+      if (isRefusal(head)) head.seen = seenHead(text);
+      return head;
+    }
+    if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
+    return undefined;
   }
 
   private tooLarge(): HeadRefusal {
