@@ -527,3 +527,73 @@ routes:
     }
   }
 });
+
+/** An upstream that answers each request with the raw head its path names, and a body "ok". */
+function startRawHeads(heads: Record<string, string>): { url: string; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serveConn = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      let pending = "";
+      for (;;) {
+        const got = await conn.read(buf);
+        if (got === null) return;
+        pending += new TextDecoder().decode(buf.subarray(0, got));
+        const end = pending.indexOf("\r\n\r\n");
+        if (end < 0) continue;
+        const path = pending.slice(0, end).split(" ")[1] ?? "";
+        pending = pending.slice(end + 4);
+        const bytes = Uint8Array.from(
+          `${heads[path] ?? "HTTP/1.1 404 Not Found"}\r\ncontent-length: 2\r\n\r\nok`,
+          (c) => c.charCodeAt(0),
+        );
+        await conn.write(bytes);
+      }
+    } finally {
+      conn.close();
+    }
+  };
+  (async () => {
+    for await (const conn of listener) serveConn(conn).catch(() => {});
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    close: () => listener.close(),
+  };
+}
+
+Deno.test("proxy: an upstream's malformed response head is 502 upstream_error; odd but valid ones pass as read", async () => {
+  const up = startRawHeads({
+    "/version": "HTTP/2 200 OK",
+    "/status": "HTTP/1.1 1e2 OK",
+    "/short-status": "HTTP/1.1 20 OK",
+    "/no-colon": "HTTP/1.1 200 OK\r\nno colon here",
+    "/bad-name": "HTTP/1.1 200 OK\r\nbad name: x",
+    "/control": "HTTP/1.1 200 OK\r\nx-bell: a\x07b",
+    "/padded": "HTTP/1.1 200 OK\r\nx-pad: \t a b \t\r\nx-latin: \xa0x\xa0",
+    "/connection":
+      "HTTP/1.1 200 OK\r\nConnection: x-hop-a\r\nX-Hop-A: 1\r\nX-Hop-B: 2\r\nConnection: keep-alive, x-hop-b\r\nX-End: 3",
+  });
+  try {
+    await single(up.url, async (g) => {
+      for (const path of ["/version", "/status", "/short-status", "/no-colon", "/bad-name"]) {
+        await assertError(await fetch(`${g.url()}${path}`), 502, "upstream_error");
+      }
+      await assertError(await fetch(`${g.url()}/control`), 502, "upstream_error");
+
+      const padded = await fetch(`${g.url()}/padded`);
+      assertEquals([padded.status, await padded.text()], [200, "ok"]);
+      assertEquals(padded.headers.get("x-pad"), "a b", "spaces and tabs go, inner ones stay");
+      // Fetch reads field bytes as latin1: 0xA0 is a value byte, not whitespace to trim.
+      assertEquals(padded.headers.get("x-latin"), "\xa0x\xa0");
+
+      const conn = await fetch(`${g.url()}/connection`);
+      assertEquals([conn.status, await conn.text()], [200, "ok"]);
+      assertEquals(conn.headers.get("x-end"), "3");
+      assertEquals(conn.headers.get("x-hop-a"), null, "named by the first Connection line");
+      assertEquals(conn.headers.get("x-hop-b"), null, "named by the second Connection line");
+    });
+  } finally {
+    up.close();
+  }
+});
