@@ -6,9 +6,10 @@
 import type { RequestContext } from "../core/context.ts";
 import { formatTraceparent } from "../observe/trace.ts";
 import { HOP_BY_HOP } from "./http1/response_head.ts";
+import { NameSet } from "../core/name_set.ts";
 
 /** Fields never copied from the client: framing, hop-by-hop, and those rebuilt below. */
-const NOT_COPIED = new Set([
+const NOT_COPIED = new NameSet([
   ...HOP_BY_HOP,
   "host",
   "content-length",

@@ -91,7 +91,9 @@ async function forward(
     );
   }
   const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;
-  const deadline = requestMs === Infinity ? Infinity : performance.now() + requestMs;
+  // One clock read for the deadline and the first attempt's start (each read is a runtime call).
+  let firstStart = performance.now();
+  const deadline = requestMs === Infinity ? Infinity : firstStart + requestMs;
   const policy = o.retry ?? upstream.retry;
   if (policy !== null && policy.attempts > 0) {
     upstream.budget.request(ctx.now);
@@ -100,6 +102,7 @@ async function forward(
     } catch (e) {
       return upstreamFailure(ctx, e);
     }
+    firstStart = -1;
   }
   const clock = upstream.clock;
   let target: UpstreamTarget = first;
@@ -117,7 +120,8 @@ async function forward(
     const probe = guards !== null && guards.admit(clock.now());
     let res: UpstreamResponse | null = null;
     let error: UpstreamError | null = null;
-    const started = performance.now();
+    const started = firstStart >= 0 ? firstStart : performance.now();
+    firstStart = -1;
     try {
       res = checkStatus(
         await send(
@@ -128,6 +132,7 @@ async function forward(
           via,
           requestIdHeader,
           deadline === Infinity ? Infinity : deadline - started,
+          started,
         ),
       );
       ctx.upstreamMs = performance.now() - started;
@@ -197,6 +202,7 @@ function send(
   via: string,
   requestIdHeader: string,
   remainingMs: number,
+  startedAt: number,
 ): Promise<UpstreamResponse> {
   ctx.upstreamTarget = target.id;
   ctx.attempts++;
@@ -215,6 +221,7 @@ function send(
     connectTimeoutMs: o.timeouts.connectMs ?? t.connectMs,
     firstByteTimeoutMs: o.timeouts.firstByteMs ?? t.firstByteMs,
     requestTimeoutMs: remainingMs,
+    startedAt,
     signal: () => ctx.signal,
   });
 }

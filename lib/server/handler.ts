@@ -155,12 +155,10 @@ function newContext(
 ): { ctx: RequestContext; pathProblem: string | null } {
   const peer = peerAddress(info.remoteAddr);
   const headers = req.headers;
-  const url = req.url;
-  const authorityStart = url.indexOf("//") + 2;
-  const pathStart = url.indexOf("/", authorityStart);
-  const q = url.indexOf("?", pathStart);
-  const rawPath = q < 0 ? url.slice(pathStart) : url.slice(pathStart, q);
-  const query = q < 0 ? "" : url.slice(q);
+  const target = req.target;
+  const q = target.indexOf("?");
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? "" : target.slice(q);
   const norm = normalisePath(rawPath, s.mergeSlashes);
 
   const client = s.trustedProxies.size === 0
@@ -175,7 +173,7 @@ function newContext(
     req.method,
     norm.ok ? norm.path : rawPath,
     query,
-    hostOf(url.slice(authorityStart, pathStart)),
+    hostOf(req.authority),
     peer,
     client.ip,
     listener,

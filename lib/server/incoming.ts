@@ -13,6 +13,9 @@ export interface IncomingRequest {
   readonly method: string;
   /** The absolute URL as the client sent it: not yet through the URL parser, which resolves `..`. */
   readonly url: string;
+  /** The URL's authority (`host[:port]`), and its path and query (`/p?q`): the parts the pipeline reads. */
+  readonly authority: string;
+  readonly target: string;
   readonly headers: HeaderFields;
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** The web Request, built on the first call. */
@@ -21,11 +24,33 @@ export interface IncomingRequest {
 
 /** A Request the runtime parsed, as an IncomingRequest. */
 export function incomingOf(req: Request): IncomingRequest {
+  const { authority, target } = splitAbsolute(req.url);
   return {
     method: req.method,
     url: req.url,
+    authority,
+    target,
     headers: HeaderFields.of(req.headers),
     body: req.body,
     request: () => req,
+  };
+}
+
+/**
+ * The authority and the origin-form target of an absolute URL, as written:
+ * `http://a:1/p?q` is `a:1` and `/p?q`; an empty path is `/` (RFC 9110 §4.2.3).
+ */
+export function splitAbsolute(url: string): { authority: string; target: string } {
+  const authorityStart = url.indexOf("//") + 2;
+  let end = authorityStart;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 47 || c === 63) break; // "/" or "?"
+    end++;
+  }
+  const rest = url.slice(end);
+  return {
+    authority: url.slice(authorityStart, end),
+    target: rest.charCodeAt(0) === 47 ? rest : `/${rest}`,
   };
 }

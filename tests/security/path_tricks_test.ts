@@ -98,8 +98,12 @@ routes:
     assertEquals(spoof.status, 400);
     const same = await rawGet(g.url(), "http://internal.example/x", "Internal.Example:80");
     assertEquals(same.status, 200);
+    // An empty path is "/" (RFC 9110 §4.2.3); the query stays.
+    const bare = await rawGet(g.url(), "http://internal.example?q=1", "internal.example");
+    assertEquals(bare.status, 200);
     assertEquals(up.received.map((r) => [r.url, r.headers.get("x-forwarded-host")]), [
       ["/x", "Internal.Example:80"],
+      ["/?q=1", "internal.example"],
     ]);
   });
 });

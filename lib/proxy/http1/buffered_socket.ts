@@ -47,7 +47,8 @@ export abstract class BufferedSocket implements ReadBuffer {
       return p;
     }
     this.makeRoom();
-    return this.socket.read(this.buf.subarray(this.end));
+    // An emptied buffer (the common case) is read into whole: no view to allocate.
+    return this.socket.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
   }
 
   /** Accounts for what `readMore` read; returns how many bytes, 0 at end of stream. */

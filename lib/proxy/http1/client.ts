@@ -34,6 +34,8 @@ export interface ExchangeOptions {
   firstByteTimeoutMs: number;
   /** The whole exchange, response body included. */
   requestTimeoutMs: number;
+  /** When the caller began the exchange (performance.now), if it read the clock already. */
+  startedAt?: number;
   /**
    * Aborts the exchange (the client went away). A function is called only for
    * exchanges that last: reading `Request.signal` has a cost on every response.
@@ -98,7 +100,7 @@ async function attempt(
   // never got out whole.
   let written = false;
   try {
-    x.arm();
+    x.arm(opts.startedAt ?? performance.now());
     await x.write(req);
     written = true;
     // readResponseHead's loop, inline: one async layer fewer per exchange.
@@ -181,8 +183,7 @@ class Exchange implements Watched {
     this.onEnd = opts.onEnd;
   }
 
-  arm(): void {
-    const now = performance.now();
+  arm(now: number): void {
     this.requestAt = now + this.requestTimeoutMs;
     this.firstByteAt = now + this.firstByteTimeoutMs;
     if (this.signalSource) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;

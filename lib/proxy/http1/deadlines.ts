@@ -27,13 +27,25 @@ export class DeadlineWheel {
   /** Scratch list of a tick's due items (checks add and remove items). */
   private readonly due: Watched[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** performance.now() at the last tick (or when the timer started). */
+  private lastTick = 0;
+
+  /**
+   * The monotonic time as of the last tick while the wheel runs (at most a tick
+   * behind), else read now. For deadlines the wheel checks, which are only that
+   * precise anyway: a clock read is a runtime call, and a request made several.
+   */
+  coarseNow(): number {
+    return this.timer === undefined ? performance.now() : this.lastTick;
+  }
 
   add(w: Watched): void {
     if (w.wheelSlot >= 0) return;
     w.wheelSlot = this.items.length;
     this.items.push(w);
     if (this.timer === undefined) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.lastTick = performance.now();
+      this.timer = setInterval(() => this.tick(this.lastTick = performance.now()), TICK_MS);
       // Watching exchanges must not keep the process alive by itself.
       Deno.unrefTimer(this.timer as unknown as number);
     }

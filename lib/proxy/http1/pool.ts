@@ -4,6 +4,7 @@
  */
 import { type Socket, UpstreamConnection } from "./connection.ts";
 import { UpstreamError } from "./errors.ts";
+import { deadlines } from "./deadlines.ts";
 
 export interface Target {
   /** `http://10.0.1.22:3001` as configured. */
@@ -79,7 +80,8 @@ export class TargetPool {
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
     };
-    conn.park(performance.now());
+    // Idle for a timeout of seconds: a tick-old clock is close enough.
+    conn.park(deadlines.coarseNow());
     this.idle.push(conn);
   }
 

@@ -2,13 +2,14 @@
 import { toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
+import { NameSet } from "../../core/name_set.ts";
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
 /** Fields that belong to one connection and are never forwarded (RFC 9110 §7.6.1). */
-export const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP = new NameSet([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -10,7 +10,7 @@
  * constructor would refuse (`unservedMethod`, the URL), so a late build cannot throw.
  */
 import { type FieldList, fillHeadersOnFirstRead, HeaderFields } from "../../core/header_fields.ts";
-import type { IncomingRequest } from "../incoming.ts";
+import { type IncomingRequest, splitAbsolute } from "../incoming.ts";
 
 const requestHeaders = Object.getOwnPropertyDescriptor(Request.prototype, "headers")!.get!;
 
@@ -35,15 +35,36 @@ export class ParsedRequest extends Request {
 
 export class ParsedIncoming implements IncomingRequest {
   readonly headers: HeaderFields;
+  readonly authority: string;
+  readonly target: string;
+  /** The absolute URL: the request target in absolute form, else made on first read. */
+  #url: string | null;
   #request: Request | null = null;
 
+  /**
+   * `target` is the request target as sent; in origin form (`/p?q`) it is at
+   * `authority` (the Host field, or the listener's address).
+   */
   constructor(
     readonly method: string,
-    readonly url: string,
+    authority: string,
+    target: string,
     private readonly fields: FieldList,
     readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
   ) {
     this.headers = new HeaderFields(fields);
+    if (target.charCodeAt(0) === 47) {
+      this.authority = authority;
+      this.target = target;
+      this.#url = null;
+    } else {
+      ({ authority: this.authority, target: this.target } = splitAbsolute(target));
+      this.#url = target;
+    }
+  }
+
+  get url(): string {
+    return this.#url ??= `http://${this.authority}${this.target}`;
   }
 
   request(): Request {

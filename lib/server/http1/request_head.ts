@@ -50,6 +50,19 @@ const RAW_BYTE = /[\x80-\xff]/;
 const RAW_BYTES = /[\x80-\xff]/g;
 const DIGITS = /^\d{1,15}$/;
 
+const COMMON_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
+
+/**
+ * A common method as the program's own string, else null: a parsed one is a
+ * fresh string, which every Set or Map lookup on the way would hash again.
+ */
+function commonMethod(method: string): string | null {
+  for (let i = 0; i < COMMON_METHODS.length; i++) {
+    if (COMMON_METHODS[i] === method) return COMMON_METHODS[i]!;
+  }
+  return null;
+}
+
 /** Parses a head (the text before the blank line, latin1-decoded); a string answer is a refusal. */
 export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   let lineEnd = text.indexOf("\r\n");
@@ -60,12 +73,16 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   if (sp1 <= 0 || sp2 < 0 || requestLine.indexOf(" ", sp2 + 1) >= 0) {
     return refuse("bad_request", "Malformed request line");
   }
-  const method = requestLine.slice(0, sp1);
+  const sent = requestLine.slice(0, sp1);
+  const common = commonMethod(sent);
+  const method = common ?? sent;
   // Raw bytes past ASCII (the head is latin1-decoded: one char per byte) travel percent-encoded.
   let target = requestLine.slice(sp1 + 1, sp2);
   if (RAW_BYTE.test(target)) target = target.replace(RAW_BYTES, percentEncode);
   const version = requestLine.slice(sp2 + 1);
-  if (!TOKEN.test(method)) return refuse("bad_request", "Malformed method");
+  if (common === null && !TOKEN.test(method)) {
+    return refuse("bad_request", "Malformed method");
+  }
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
     return /^HTTP\/\d\.\d$/.test(version)
       ? refuse("http_version_not_supported", `${version} is not supported on this listener`)

@@ -7,9 +7,10 @@ import { bodySizeOf } from "../../observe/body_size.ts";
 import { ParsedResponse, unreadFields } from "../../core/parsed_response.ts";
 import { STATUS_CODES } from "node:http";
 import type { ClientConnection } from "./client_connection.ts";
+import { NameSet } from "../../core/name_set.ts";
 
 /** Fields this writer owns: a handler's values for them would frame the body wrongly. */
-const FRAMING = new Set(["connection", "keep-alive", "transfer-encoding", "content-length"]);
+const FRAMING = new NameSet(["connection", "keep-alive", "transfer-encoding", "content-length"]);
 const COALESCE_BYTES = 16 * 1024;
 
 let dateSecond = -1;

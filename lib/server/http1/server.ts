@@ -175,7 +175,7 @@ class ServedConnection implements Watched {
   private phase = Phase.Idle;
   private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0 };
   private timedOut = false;
-  /** When the current head began to arrive (or the connection opened). */
+  /** When the current head began to arrive (or the connection opened); -1 when it came whole. */
   private headStarted = 0;
   /** The last Host on this connection whose URLs parse (null: none sent, the listener's address). */
   private parsedHost: string | null = null;
@@ -248,9 +248,9 @@ class ServedConnection implements Watched {
     }
 
     const method = fetchMethod(head.method);
-    const url = this.urlToServe(head, method);
-    if (typeof url !== "string") {
-      await this.refuse(url, head);
+    const authority = this.authorityToServe(head, method);
+    if (typeof authority !== "string") {
+      await this.refuse(authority, head);
       return false;
     }
     const hasBody = head.chunked || head.contentLength > 0;
@@ -280,7 +280,8 @@ class ServedConnection implements Watched {
       : null;
     const req = new ParsedIncoming(
       method,
-      url,
+      authority,
+      head.target,
       head.headers,
       body !== null && bodyAllowed ? body.stream : null,
     );
@@ -310,7 +311,7 @@ class ServedConnection implements Watched {
       return false;
     }
     this.phase = Phase.Idle;
-    this.nextCheck = performance.now() + this.timeouts.idleMs;
+    this.nextCheck = deadlines.coarseNow() + this.timeouts.idleMs;
     return true;
   }
 
@@ -325,19 +326,21 @@ class ServedConnection implements Watched {
     while (c.end - c.start >= 2 && c.buf[c.start] === 13 && c.buf[c.start + 1] === 10) {
       c.consume(c.start + 2);
     }
-    if (c.buffered > 0 && this.phase === Phase.Idle) {
-      this.phase = Phase.Head;
-      this.headStarted = performance.now();
-      this.nextCheck = this.headStarted + this.timeouts.headerMs;
-    }
     const idx = c.findHeadEnd();
     if (idx >= 0) {
+      // A head that came whole in one read never needed its deadline (nor a clock read).
+      if (this.phase === Phase.Idle) this.headStarted = -1;
       if (idx - c.start > MAX_HEAD_BYTES) return this.tooLarge();
       const text = toByteString(c.buf.subarray(c.start, idx));
       c.consume(idx + 4);
       const head = parseRequestHead(text);
       if (isRefusal(head)) head.seen = seenHead(text);
       return head;
+    }
+    if (c.buffered > 0 && this.phase === Phase.Idle) {
+      this.phase = Phase.Head;
+      this.headStarted = performance.now();
+      this.nextCheck = this.headStarted + this.timeouts.headerMs;
     }
     if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
     return undefined;
@@ -354,45 +357,48 @@ class ServedConnection implements Watched {
       };
   }
 
-  private urlOf(head: RequestHead): string | null {
-    if (head.target.charCodeAt(0) !== 47) return head.target; // absolute-form
+  /** The authority an origin-form target is at: the Host field, else the listener's address. */
+  private authorityOf(head: RequestHead): string {
+    if (head.host !== null) return head.host;
     const a = this.server.addr;
-    const host = head.host ??
-      `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
-    return HOST.test(host) ? `http://${host}${head.target}` : null;
-  }
-
-  /** The URL a parsed head is served at, or why it cannot be: what a Request would refuse, bad framing. */
-  private urlToServe(head: RequestHead, method: string): string | HeadRefusal {
-    if (unservedMethod(method)) {
-      return { code: "bad_request", message: `${method} requests are not served` };
-    }
-    const url = this.urlOf(head);
-    if (url === null) return { code: "bad_request", message: "Invalid Host header" };
-    if (!this.urlParses(url, head)) {
-      return { code: "bad_request", message: "Malformed request target" };
-    }
-    if (head.chunked && !firstChunkValid(this.conn)) {
-      return { code: "bad_request", message: "Malformed chunked body" };
-    }
-    return url;
+    return `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
   }
 
   /**
-   * Whether the URL parser takes `url`, as the Request constructor would. An
-   * origin-form target always parses after a host that does, and a connection
-   * repeats its Host: that is checked once.
+   * The authority a parsed head is served at, or why it cannot be: what a
+   * Request would refuse (its URL), bad framing.
    */
-  private urlParses(url: string, head: RequestHead): boolean {
+  private authorityToServe(head: RequestHead, method: string): string | HeadRefusal {
+    if (unservedMethod(method)) {
+      return { code: "bad_request", message: `${method} requests are not served` };
+    }
+    const authority = this.authorityOf(head);
+    const refusal = this.urlRefusal(authority, head);
+    if (refusal !== null) return refusal;
+    if (head.chunked && !firstChunkValid(this.conn)) {
+      return { code: "bad_request", message: "Malformed chunked body" };
+    }
+    return authority;
+  }
+
+  /**
+   * Why the URL parser would refuse the request's URL, as the Request
+   * constructor would; null when it takes it. An origin-form target always
+   * parses after a host that does, and a connection repeats its Host: that is
+   * checked once.
+   */
+  private urlRefusal(authority: string, head: RequestHead): HeadRefusal | null {
+    const malformed = { code: "bad_request", message: "Malformed request target" } as const;
     if (head.target.charCodeAt(0) !== 47) {
       // Absolute-form; userinfo in an http(s) URI is an error (RFC 9110 §4.2.4).
-      const u = URL.parse(url);
-      return u !== null && u.username === "" && u.password === "";
+      const u = URL.parse(head.target);
+      return u !== null && u.username === "" && u.password === "" ? null : malformed;
     }
-    if (head.host === this.parsedHost) return true;
-    if (!URL.canParse(url)) return false;
+    if (head.host === this.parsedHost) return null;
+    if (!HOST.test(authority)) return { code: "bad_request", message: "Invalid Host header" };
+    if (!URL.canParse(`http://${authority}${head.target}`)) return malformed;
     this.parsedHost = head.host;
-    return true;
+    return null;
   }
 
   private refused(r: HeadRefusal, head: RequestHead | null): RefusedRequest {
@@ -402,7 +408,7 @@ class ServedConnection implements Watched {
       method: head?.method ?? r.seen?.method ?? null,
       target: head?.target ?? r.seen?.target ?? null,
       host: head?.host ?? r.seen?.host ?? null,
-      startMono: this.headStarted,
+      startMono: this.headStarted >= 0 ? this.headStarted : performance.now(),
     };
   }
 
