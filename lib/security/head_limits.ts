@@ -16,14 +16,10 @@ export interface HeadLimits {
   maxHeaders: number;
 }
 
-/** Length of the request target (path and query) as the client sent it. */
-export function targetLength(url: string): number {
-  return url.length - url.indexOf("/", url.indexOf("//") + 2);
-}
-
 /** The refusal a head over the limits gets, or null. */
 export function checkHead(ctx: RequestContext, l: HeadLimits): Response | null {
-  if (targetLength(ctx.incoming.url) > l.maxUriBytes) return ctx.refuse("uri_too_long");
+  // The target (path and query) as the client sent it.
+  if (ctx.incoming.target.length > l.maxUriBytes) return ctx.refuse("uri_too_long");
   const fields = ctx.headers.list;
   if (fields.length > l.maxHeaders) {
     return ctx.refuse("headers_too_large", {
