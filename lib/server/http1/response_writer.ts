@@ -45,22 +45,18 @@ export function writeResponse(
   const sized = declared >= 0;
   let dated = false;
   let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? (res.statusText || "Unknown")}\r\n`;
-  const field = (value: string, name: string) => {
+  // One loop with no closure: locals a closure writes to live on the heap, read and written there.
+  const fields = unreadFields(res) ?? fieldsOf(res.headers);
+  for (let i = 0; i < fields.length; i++) {
+    const [name, value] = fields[i]!;
     if (FRAMING.has(name)) {
       if (name === "content-length" && declared < 0 && /^\d{1,15}$/.test(value)) {
         declared = Number(value);
       }
-      return;
+      continue;
     }
     if (name === "date") dated = true;
     text += `${name}: ${value}\r\n`;
-  };
-  const fields = unreadFields(res);
-  if (fields !== null) {
-    for (let i = 0; i < fields.length; i++) field(fields[i]![1], fields[i]![0]);
-  } else {
-    // forEach, not the iterator: measured 5x cheaper per response.
-    res.headers.forEach(field);
   }
   // An upstream's Date is kept (it says when the representation was generated).
   if (!dated) text += date();
@@ -87,6 +83,13 @@ export function writeResponse(
     return conn.writeHead(text + connectionLine(o.keepAlive, o.http10)).then(settled);
   }
   return writeStreamed(conn, body, text, declared, o);
+}
+
+/** The fields of a Response built by the gateway (forEach, not the iterator: measured 5x cheaper). */
+function fieldsOf(headers: Headers): [string, string][] {
+  const list: [string, string][] = [];
+  headers.forEach((value, name) => list.push([name, value]));
+  return list;
 }
 
 const KEEP_ALIVE = () => true;
