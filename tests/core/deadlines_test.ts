@@ -56,3 +56,24 @@ Deno.test("deadline wheel: a check can remove or add items in the same tick", ()
   for (const it of [killer, victim, bystander, late]) wheel.delete(it);
   assertEquals(wheel.size, 0);
 });
+
+Deno.test("deadline wheel: its clock is the last tick's while it runs, read fresh when it does not", () => {
+  const wheel = new DeadlineWheel();
+  const before = performance.now();
+  const idle = wheel.coarseNow();
+  assertEquals(before <= idle && idle <= performance.now(), true, "idle: a fresh read");
+
+  const item = new Item("i", Infinity);
+  const startedBefore = performance.now();
+  wheel.add(item); // starts the timer: its clock is set now
+  const first = wheel.coarseNow();
+  assertEquals(startedBefore <= first && first <= performance.now(), true);
+  for (let spin = performance.now(); performance.now() - spin < 2;) {
+    // A moment passes without a tick (the timer cannot run inside this test).
+  }
+  assertEquals(wheel.coarseNow(), first, "running: the time of the last tick, not of the call");
+
+  wheel.delete(item); // the last item stops the timer
+  const after = wheel.coarseNow();
+  assertEquals(after > first, true, "stopped: a fresh read again");
+});
