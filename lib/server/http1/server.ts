@@ -66,6 +66,15 @@ export interface Http1ServerOptions {
 }
 
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
+// Shared by every request they refuse (refused() copies them), so frozen.
+const MALFORMED_TARGET: HeadRefusal = Object.freeze({
+  code: "bad_request",
+  message: "Malformed request target",
+});
+const INVALID_HOST: HeadRefusal = Object.freeze({
+  code: "bad_request",
+  message: "Invalid Host header",
+});
 
 export class Http1Server {
   readonly addr: Deno.NetAddr;
@@ -388,15 +397,14 @@ class ServedConnection implements Watched {
    * checked once.
    */
   private urlRefusal(authority: string, head: RequestHead): HeadRefusal | null {
-    const malformed = { code: "bad_request", message: "Malformed request target" } as const;
     if (head.target.charCodeAt(0) !== 47) {
       // Absolute-form; userinfo in an http(s) URI is an error (RFC 9110 §4.2.4).
       const u = URL.parse(head.target);
-      return u !== null && u.username === "" && u.password === "" ? null : malformed;
+      return u !== null && u.username === "" && u.password === "" ? null : MALFORMED_TARGET;
     }
     if (head.host === this.parsedHost) return null;
-    if (!HOST.test(authority)) return { code: "bad_request", message: "Invalid Host header" };
-    if (!URL.canParse(`http://${authority}${head.target}`)) return malformed;
+    if (!HOST.test(authority)) return INVALID_HOST;
+    if (!URL.canParse(`http://${authority}${head.target}`)) return MALFORMED_TARGET;
     this.parsedHost = head.host;
     return null;
   }
