@@ -45,7 +45,12 @@ routes:
     match: { path: /limited }
     upstream: echo
     auth: [keys]
-    rate_limit: { algorithm: sliding_window, limit: 100, per: 1m, key: consumer }
+    # An hour, not a minute: a sliding window that a run straddles lets the previous
+    # window's weight decay, one more request per 1/limit of the window after the
+    # boundary (0.6 s for 100 per minute, enough to fail this test on a slow run;
+    # 36 s for 100 per hour, longer than the run). What is tested is that three
+    # instances admit no more together than one would, not the window's edge.
+    rate_limit: { algorithm: sliding_window, limit: 100, per: 1h, key: consumer }
   - { name: open, match: { path: /open }, upstream: echo, auth: [keys] }
 `;
 }
@@ -171,7 +176,7 @@ Deno.test({
       }));
       haproxy = await startHaproxy(dir, front, stats, instances.map((i) => i.proxied));
 
-      // 600 requests spread by the balancer, a limit of 100 per minute per key.
+      // 600 requests spread by the balancer, a limit of 100 per hour per key.
       const counts = await load(`http://127.0.0.1:${front}/limited`, KEY_A, 600, 12);
       assertEquals(counts, { 200: 100, 429: 500 });
       const sessions = await haproxy.sessions();

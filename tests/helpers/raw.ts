@@ -22,7 +22,7 @@ export async function rawRequest(
   const u = new URL(baseUrl);
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
   await conn.write(new TextEncoder().encode(head.join("\r\n") + "\r\n\r\n" + body));
-  return parse((await readUntilClose(conn, timeoutMs)).text);
+  return parseResponse((await readUntilClose(conn, timeoutMs)).text);
 }
 
 /**
@@ -67,7 +67,8 @@ export function rawGet(baseUrl: string, path: string, host: string, extra: strin
   ]);
 }
 
-function parse(raw: string): RawResponse {
+/** A response as received (head and body text). */
+export function parseResponse(raw: string): RawResponse {
   const end = raw.indexOf("\r\n\r\n");
   const headText = end < 0 ? raw : raw.slice(0, end);
   const lines = headText.split("\r\n");

@@ -160,7 +160,14 @@ const enum Phase {
   Head,
   /** A request is being served. */
   Busy,
+  /** Answered and half-closed; what the client still sends is read and dropped. */
+  Lingering,
 }
+
+/** After an answer to a request whose body was not all read: how long the client may go on sending, */
+const LINGER_MS = 30_000;
+/** and how long it may pause (nginx's lingering_time and lingering_timeout). */
+const LINGER_IDLE_MS = 5_000;
 
 /**
  * Checks the framing of a chunked body's first chunk if it came with the head,
@@ -188,6 +195,8 @@ class ServedConnection implements Watched {
   private headStarted = 0;
   /** The last Host on this connection whose URLs parse (null: none sent, the listener's address). */
   private parsedHost: string | null = null;
+  /** The last answer left bytes of its request unread: linger before closing. */
+  private unreadRequest = false;
 
   constructor(
     private readonly server: Http1Server,
@@ -203,6 +212,7 @@ class ServedConnection implements Watched {
     deadlines.add(this);
     try {
       while (await this.serveOne());
+      if (this.unreadRequest) await this.linger();
     } catch (e) {
       if (!this.conn.closed) this.server.reportError(e);
     } finally {
@@ -214,7 +224,7 @@ class ServedConnection implements Watched {
   check(): void {
     this.nextCheck = Infinity;
     if (this.phase === Phase.Busy) return;
-    if (this.phase === Phase.Idle) {
+    if (this.phase === Phase.Idle || this.phase === Phase.Lingering) {
       this.conn.close();
       return;
     }
@@ -232,7 +242,33 @@ class ServedConnection implements Watched {
   }
 
   closeIfIdle(): void {
-    if (this.phase === Phase.Idle) this.conn.close();
+    if (this.phase === Phase.Idle || this.phase === Phase.Lingering) this.conn.close();
+  }
+
+  /**
+   * Closes a connection whose client may still be sending the request the
+   * gateway answered without reading all of it (a refusal, an upstream that
+   * answered early). Closing a socket with unread bytes makes the kernel reset
+   * the connection, and a client still writing then fails with EPIPE or
+   * ECONNRESET, often before it has read the answer (RFC 9112 §9.6). So the
+   * gateway half-closes (the answer ends with a FIN) and reads and drops what
+   * comes until the client closes too, within LINGER_MS and while bytes keep
+   * coming. Not while the server shuts down: the drain does not wait for it.
+   */
+  private async linger(): Promise<void> {
+    const c = this.conn;
+    if (c.closed || c.hijacked || this.server.isClosing) return;
+    this.phase = Phase.Lingering;
+    const end = deadlines.coarseNow() + LINGER_MS;
+    try {
+      await c.socket.closeWrite();
+      do {
+        this.nextCheck = Math.min(end, deadlines.coarseNow() + LINGER_IDLE_MS);
+        c.start = c.end;
+      } while (c.filled(await c.readMore()) > 0);
+    } catch {
+      // Reset by the client, or closed at the deadline.
+    }
   }
 
   /** Serves one request; resolves to whether the connection stays open for another. */
@@ -252,6 +288,7 @@ class ServedConnection implements Watched {
     this.phase = Phase.Busy;
     this.nextCheck = Infinity;
     if (isRefusal(head)) {
+      this.unreadRequest = true;
       await this.refuse(head, null);
       return false;
     }
@@ -259,6 +296,7 @@ class ServedConnection implements Watched {
     const method = fetchMethod(head.method);
     const authority = this.authorityToServe(head, method);
     if (typeof authority !== "string") {
+      this.unreadRequest = true;
       await this.refuse(authority, head);
       return false;
     }
@@ -314,7 +352,10 @@ class ServedConnection implements Watched {
         http10: head.http10,
         keepAlive,
       });
-      if (!reusable || this.server.isClosing) return false;
+      if (!reusable || this.server.isClosing) {
+        this.unreadRequest = !bodyDone;
+        return false;
+      }
     } catch {
       // The client went away mid-response.
       return false;

@@ -1,0 +1,135 @@
+/**
+ * A request answered before its body was read (a refusal, an upstream that
+ * answered early) ends its connection, and the client may still be sending.
+ * The gateway half-closes and drops what comes instead of closing outright:
+ * closed with unread bytes, the socket is reset, and a client that writes its
+ * whole request before reading fails on the write without seeing the answer.
+ */
+import { assertEquals } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { parseResponse, readUntilClose } from "../helpers/raw.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
+
+const KEY = "key-0123456789abcdef";
+const BODY = 16 * 1024 * 1024;
+
+/**
+ * Sends `head` and a body of `bodyBytes`, then reads the answer: a client that
+ * does not watch for an early one. Returns the write error, if a write failed,
+ * and the answer.
+ */
+async function writeThenRead(base: string, head: string[], bodyBytes: number) {
+  const u = new URL(base);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  let writeError: string | null = null;
+  try {
+    const lines = [...head, `Content-Length: ${bodyBytes}`, "", ""].join("\r\n");
+    await writeAllTo(conn, new TextEncoder().encode(lines));
+    const chunk = new Uint8Array(64 * 1024);
+    for (let sent = 0; sent < bodyBytes; sent += chunk.length) await writeAllTo(conn, chunk);
+  } catch (e) {
+    writeError = (e as Error).message;
+  }
+  const { text } = await readUntilClose(conn, 15_000);
+  return { writeError, res: parseResponse(text) };
+}
+
+async function withGateway(fn: (base: string) => Promise<void>) {
+  // Answers POSTs at once, without reading their bodies.
+  const up = startUpstream((req) =>
+    req.method === "POST" ? Response.json({ early: true }) : new Response("ok")
+  );
+  const gw = await startGateway(baseConfig(`
+auth:
+  keys: { kind: api_key, header: X-API-Key }
+consumers:
+  - { id: a, api_keys: ["${KEY}"] }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: locked, match: { path: /locked }, upstream: up, auth: [keys] }
+  - { name: small, match: { path: /small }, upstream: up, limits: { max_body_bytes: 1024 } }
+  - { name: early, match: { path: /early }, upstream: up, limits: { max_body_bytes: ${2 * BODY} } }
+`));
+  try {
+    await fn(gw.url());
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+}
+
+Deno.test("lingering close: a client writing a 16 MiB body it was refused for still reads the refusal", async () => {
+  await withGateway(async (base) => {
+    const tooLarge = await writeThenRead(base, ["POST /small HTTP/1.1", "Host: a"], BODY);
+    assertEquals(tooLarge.writeError, null);
+    assertEquals(tooLarge.res.status, 413);
+    assertEquals(JSON.parse(tooLarge.res.body).error.code, "payload_too_large");
+    assertEquals(tooLarge.res.headers.get("connection"), "close");
+
+    const noKey = await writeThenRead(base, ["POST /locked HTTP/1.1", "Host: a"], BODY);
+    assertEquals(noKey.writeError, null);
+    assertEquals(noKey.res.status, 401);
+
+    // Refused at the head (not a Host the URL parser takes): whatever follows is dropped too.
+    const badHost = await writeThenRead(base, ["POST /early HTTP/1.1", "Host: a b"], BODY);
+    assertEquals(badHost.writeError, null);
+    assertEquals(badHost.res.status, 400);
+  });
+});
+
+Deno.test("lingering close: an upstream's early answer reaches a client still sending its body", async () => {
+  await withGateway(async (base) => {
+    for (let i = 0; i < 3; i++) {
+      const r = await writeThenRead(base, ["POST /early HTTP/1.1", "Host: a"], BODY);
+      assertEquals(r.writeError, null);
+      assertEquals(r.res.status, 200);
+      assertEquals(JSON.parse(r.res.body), { early: true });
+    }
+  });
+});
+
+Deno.test("lingering close: the gateway reads on after its answer, and closes once the client pauses", async () => {
+  await withGateway(async (base) => {
+    const u = new URL(base);
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    try {
+      // 1 MiB of a declared 16: the gateway answers 413 and half-closes.
+      const head = `POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: ${BODY}\r\n\r\n`;
+      await writeAllTo(conn, new TextEncoder().encode(head));
+      await writeAllTo(conn, new Uint8Array(1024 * 1024));
+      const res = parseResponse(await readToEnd(conn));
+      assertEquals(res.status, 413);
+      // Still reading what the client sends: writes go through.
+      assertEquals(await writesFail(conn), false);
+      // 5 s without a byte ends the linger: the socket is closed, and writes are reset.
+      await new Promise((r) => setTimeout(r, 6_500));
+      assertEquals(await writesFail(conn), true);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+/** What the peer sends until it half-closes (or closes). */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const chunks: string[] = [];
+  const buf = new Uint8Array(65536);
+  const dec = new TextDecoder();
+  for (let n; (n = await conn.read(buf)) !== null;) chunks.push(dec.decode(buf.subarray(0, n)));
+  return chunks.join("");
+}
+
+/** Whether a few one-byte writes, 50 ms apart, fail (the peer's socket is closed and resets). */
+async function writesFail(conn: Deno.Conn): Promise<boolean> {
+  try {
+    for (let i = 0; i < 3; i++) {
+      await conn.write(new Uint8Array(1));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  } catch {
+    return true;
+  }
+}
