@@ -17,6 +17,8 @@ import type { Bytes } from "../proxy/http1/bytes.ts";
 interface Deadline {
   body: ReadableStream<Bytes>;
   clear(): void;
+  /** Gives the source back (unlocked, unread) when nothing has taken the body. */
+  releaseUnread(): void;
 }
 
 const CHUNK = 64 * 1024;
@@ -75,7 +77,18 @@ export function withDeadline(source: ReadableStream<Bytes>, ms: number): Deadlin
       return reader.cancel(reason);
     },
   });
-  return { body: body as ReadableStream<Bytes>, clear };
+  return {
+    body: body as ReadableStream<Bytes>,
+    clear,
+    releaseUnread() {
+      if (body.locked) return;
+      try {
+        reader.releaseLock();
+      } catch {
+        // A read of the source still pending: the body is not unread.
+      }
+    },
+  };
 }
 
 export function createBodyDeadlinePolicy(ms: number): NamedPolicy {
@@ -101,5 +114,7 @@ async function nextWithDeadline(
     return await next(ctx);
   } finally {
     d.clear();
+    // Answered without the body (a refusal): the listener may drop what the client still sends.
+    d.releaseUnread();
   }
 }

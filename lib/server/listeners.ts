@@ -8,6 +8,7 @@
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
 import { incomingOf } from "./incoming.ts";
+import { dropUnreadBody } from "./lingering.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
@@ -107,7 +108,11 @@ export async function startListener(
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
-  }, (req, info) => handler(incomingOf(req), info).then(forRuntime));
+  }, (req, info) =>
+    handler(incomingOf(req), info).then((res) => {
+      dropUnreadBody(req.body);
+      return forRuntime(res);
+    }));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
   return {
     name: cfg.name,

@@ -133,3 +133,80 @@ async function writesFail(conn: Deno.Conn): Promise<boolean> {
     return true;
   }
 }
+
+/** A certificate for `localhost` that rustls takes as a server's (not a CA). */
+async function localhostCert(dir: string): Promise<{ cert: string; key: string }> {
+  const out = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-addext",
+      "subjectAltName=DNS:localhost",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assertEquals(out.success, true, "openssl could not make a certificate");
+  return { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
+}
+
+Deno.test("lingering close: behind a TLS listener a refused upload is read and dropped, and the client reads the refusal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-linger-tls-" });
+  const up = startUpstream();
+  try {
+    const { cert, key } = await localhostCert(dir);
+    const gw = await startGateway(`listeners:
+  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key} } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: small, match: { path: /small }, upstream: up, limits: { max_body_bytes: 1024 } }
+`);
+    try {
+      const conn = await Deno.connectTls({
+        hostname: "localhost",
+        port: Number(new URL(gw.url("tls")).port),
+        caCerts: [await Deno.readTextFile(cert)],
+      });
+      let writeError: string | null = null;
+      // Without the drop, the runtime's server reads nothing more and these writes stall.
+      const stalled = setTimeout(() => {
+        writeError = "stalled";
+        conn.close();
+      }, 10_000);
+      try {
+        const head = `POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${BODY}\r\n\r\n`;
+        await writeAllTo(conn, new TextEncoder().encode(head));
+        const chunk = new Uint8Array(64 * 1024);
+        for (let sent = 0; sent < BODY; sent += chunk.length) await writeAllTo(conn, chunk);
+      } catch (e) {
+        writeError ??= (e as Error).message;
+      }
+      clearTimeout(stalled);
+      assertEquals(writeError, null);
+      const { text } = await readUntilClose(conn, 15_000);
+      assertEquals(parseResponse(text).status, 413);
+    } finally {
+      await gw.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

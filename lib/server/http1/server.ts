@@ -29,6 +29,7 @@ import {
   seenHead,
 } from "./request_head.ts";
 import { writeResponse } from "./response_writer.ts";
+import { LINGER_IDLE_MS, LINGER_MS } from "../lingering.ts";
 import { registerUpgrade } from "./upgrade.ts";
 
 export interface ConnectionTimeouts {
@@ -164,11 +165,6 @@ const enum Phase {
   Lingering,
 }
 
-/** After an answer to a request whose body was not all read: how long the client may go on sending, */
-const LINGER_MS = 30_000;
-/** and how long it may pause (nginx's lingering_time and lingering_timeout). */
-const LINGER_IDLE_MS = 5_000;
-
 /**
  * Checks the framing of a chunked body's first chunk if it came with the head,
  * so that a malformed body is refused before the upstream sees any of it.
@@ -247,13 +243,10 @@ class ServedConnection implements Watched {
 
   /**
    * Closes a connection whose client may still be sending the request the
-   * gateway answered without reading all of it (a refusal, an upstream that
-   * answered early). Closing a socket with unread bytes makes the kernel reset
-   * the connection, and a client still writing then fails with EPIPE or
-   * ECONNRESET, often before it has read the answer (RFC 9112 §9.6). So the
-   * gateway half-closes (the answer ends with a FIN) and reads and drops what
-   * comes until the client closes too, within LINGER_MS and while bytes keep
-   * coming. Not while the server shuts down: the drain does not wait for it.
+   * gateway answered without reading all of it (see lingering.ts): half-closes
+   * (the answer ends with a FIN), then reads and drops what comes until the
+   * client closes too. Not while the server shuts down: the drain does not
+   * wait for it.
    */
   private async linger(): Promise<void> {
     const c = this.conn;
