@@ -9,6 +9,7 @@ import { assertEquals } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { parseResponse, readUntilClose } from "../helpers/raw.ts";
 import { startUpstream } from "../helpers/upstream.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
 import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
 const KEY = "key-0123456789abcdef";
@@ -134,42 +135,11 @@ async function writesFail(conn: Deno.Conn): Promise<boolean> {
   }
 }
 
-/** A certificate for `localhost` that rustls takes as a server's (not a CA). */
-async function localhostCert(dir: string): Promise<{ cert: string; key: string }> {
-  const out = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-addext",
-      "subjectAltName=DNS:localhost",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assertEquals(out.success, true, "openssl could not make a certificate");
-  return { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
-}
-
 Deno.test("lingering close: behind a TLS listener a refused upload is read and dropped, and the client reads the refusal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-linger-tls-" });
   const up = startUpstream();
   try {
-    const { cert, key } = await localhostCert(dir);
+    const { cert, key } = await selfSignedCert(dir);
     const gw = await startGateway(`listeners:
   - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key} } }
 admin: { host: 127.0.0.1, port: 0 }

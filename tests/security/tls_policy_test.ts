@@ -3,34 +3,10 @@
  * nothing older), and a 1.3 floor moves the listener to node:https, which can
  * enforce it. Driven with `openssl s_client` pinned to one protocol version.
  */
-import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
-
-async function selfSigned(dir: string): Promise<void> {
-  const out = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assertOk(out.success, "openssl could not make a certificate");
-}
+import { selfSignedCert } from "../helpers/tls.ts";
 
 /** The status line an HTTPS GET gets when the client speaks only `version`, or "" when refused. */
 async function getWith(version: "-tls1_2" | "-tls1_3", port: number): Promise<string> {
@@ -67,7 +43,7 @@ async function withTlsListener(
   const dir = await Deno.makeTempDir();
   const up = startUpstream();
   try {
-    await selfSigned(dir);
+    await selfSignedCert(dir);
     const g = await startGateway(`
 listeners:
   - name: tls

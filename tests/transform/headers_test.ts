@@ -1,7 +1,8 @@
 /** Header transforms and the security headers preset, through a real listener and upstream. */
-import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { assertEquals } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
 
 Deno.test("transform: request headers are set, added, removed and renamed with templates", async () => {
   const up = startUpstream();
@@ -112,32 +113,7 @@ Deno.test("transform: the security preset adds HSTS on a TLS listener only", asy
   const dir = await Deno.makeTempDir();
   const up = startUpstream(() => new Response("ok"));
   try {
-    const made = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    assertOk(made.success, "openssl could not make a test certificate");
+    await selfSignedCert(dir);
     const g = await startGateway(`
 listeners:
   - { name: plain, host: 127.0.0.1, port: 0 }
