@@ -177,30 +177,77 @@ Deno.test("proxy: refused upstream is 502, a slow one 504", async () => {
   }
 });
 
-Deno.test("proxy: a client that goes away aborts the upstream request", async () => {
-  let aborted!: () => void;
-  const upstreamSawAbort = new Promise<void>((r) => (aborted = r));
-  const up = startUpstream((req) => {
-    req.signal.addEventListener("abort", () => aborted());
-    return new Promise<Response>(() => {});
+/** A body that takes 300 ms to arrive: the gateway asks for the client's signal before its end. */
+function slowBody(): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  let sent = 0;
+  return new ReadableStream({
+    async pull(c) {
+      if (sent++ === 0) return c.enqueue(enc.encode("part one, "));
+      await new Promise((r) => setTimeout(r, 300));
+      c.enqueue(enc.encode("part two"));
+      c.close();
+    },
   });
-  try {
-    await single(up.url, async (g) => {
-      const ac = new AbortController();
-      const pending = fetch(`${g.url()}/hang`, { signal: ac.signal }).catch(() => null);
-      while (up.received.length === 0) await new Promise((r) => setTimeout(r, 10));
-      ac.abort();
-      await pending;
-      const timeout = new Promise<string>((r) => setTimeout(() => r("timeout"), 3000));
-      assertEquals(
-        await Promise.race([upstreamSawAbort.then(() => "aborted"), timeout]),
-        "aborted",
-      );
-    });
-  } finally {
-    await up.close();
-  }
-});
+}
+
+/**
+ * An upstream that never answers, on raw TCP: what it has read so far, and
+ * whether the gateway closed the connection (Deno.serve's request signal does
+ * not fire once a POST's body has been read).
+ */
+function startSilentUpstream() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let text = "";
+  let closed!: () => void;
+  const gatewayClosed = new Promise<void>((r) => (closed = r));
+  (async () => {
+    const conn = await listener.accept();
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (let n; (n = await conn.read(buf)) !== null;) {
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      closed();
+    } finally {
+      conn.close();
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    received: () => text,
+    gatewayClosed,
+    close: () => listener.close(),
+  };
+}
+
+// With a body, the client is watched once the body has all been read.
+for (const withBody of [false, true]) {
+  const name = withBody ? "POST with a slow body" : "GET";
+  Deno.test(`proxy: a client that goes away aborts the upstream request (${name})`, async () => {
+    const up = startSilentUpstream();
+    try {
+      await single(up.url, async (g) => {
+        const ac = new AbortController();
+        const init: RequestInit = withBody
+          ? { signal: ac.signal, method: "POST", body: slowBody(), duplex: "half" } as RequestInit
+          : { signal: ac.signal };
+        const pending = fetch(`${g.url()}/hang`, init).catch(() => null);
+        const sent = withBody ? "part two" : "\r\n\r\n";
+        while (!up.received().includes(sent)) await new Promise((r) => setTimeout(r, 10));
+        ac.abort();
+        await pending;
+        const timeout = new Promise<string>((r) => setTimeout(() => r("timeout"), 3000));
+        assertEquals(
+          await Promise.race([up.gatewayClosed.then(() => "aborted"), timeout]),
+          "aborted",
+        );
+      });
+    } finally {
+      up.close();
+    }
+  });
+}
 
 Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
   const up = startUpstream((req) => {

@@ -20,6 +20,8 @@ export abstract class BufferedSocket implements ReadBuffer {
   /** Bytes from `start` already searched for the end of a head. */
   protected headSearched = 0;
   private headBuffer: Bytes | null = null;
+  /** The last view of `headBuffer` written from. */
+  private headView: Bytes | null = null;
   /** A head is being written from `headBuffer` (a failed write leaves it set: the socket is done). */
   private writingHead = false;
 
@@ -119,8 +121,13 @@ export abstract class BufferedSocket implements ReadBuffer {
     }
     if (this.headBuffer === null || this.headBuffer.length < size) {
       this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
+      this.headView = null;
     }
-    const out = fillHead(this.headBuffer.subarray(0, size), text, tail);
+    // Messages on one connection tend to repeat their head's size: the view is kept for it.
+    if (this.headView === null || this.headView.length !== size) {
+      this.headView = this.headBuffer.subarray(0, size);
+    }
+    const out = fillHead(this.headView, text, tail);
     this.writingHead = true;
     this.headSize = size;
     // Not async: a head taken whole by one write (nearly all) settles with no async layer of its own.
@@ -136,7 +143,7 @@ export abstract class BufferedSocket implements ReadBuffer {
   };
 
   private async writeRestOfHead(off: number): Promise<void> {
-    const out = this.headBuffer!.subarray(0, this.headSize);
+    const out = this.headView!;
     while (off < out.length) off += await this.socket.write(out.subarray(off));
     this.writingHead = false;
   }

@@ -16,7 +16,7 @@ import { responseFields } from "../../core/parsed_response.ts";
 import { toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
-import type { ServeHandler } from "../handler.ts";
+import type { ServeHandler, ServeInfo } from "../handler.ts";
 import { ClientConnection } from "./client_connection.ts";
 import { type RequestBody, requestBody } from "./request_body.ts";
 import { fetchMethod, ParsedIncoming, unservedMethod } from "./parsed_request.ts";
@@ -193,12 +193,45 @@ class ServedConnection implements Watched {
   private parsedHost: string | null = null;
   /** The last answer left bytes of its request unread: linger before closing. */
   private unreadRequest = false;
+  /*
+   * The request being served (one at a time): whether its body has all been
+   * read, whether it is an upgrade, and its abort controller, made on first use
+   * (watching the connection has a cost). Fields, not closures over a
+   * request's locals: the handlers below are made once per connection.
+   */
+  private bodyComplete = true;
+  private upgrading = false;
+  private abort: AbortController | null = null;
+  private readonly info: ServeInfo;
 
   constructor(
     private readonly server: Http1Server,
     private readonly conn: ClientConnection,
     private readonly handler: ServeHandler,
-  ) {}
+  ) {
+    this.info = { remoteAddr: conn.socket.remoteAddr, signal: () => this.signal() };
+  }
+
+  private signal(): AbortSignal {
+    if (this.abort === null) {
+      this.abort = new AbortController();
+      if (this.bodyComplete) this.watchClient();
+    }
+    return this.abort.signal;
+  }
+
+  private watchClient(): void {
+    if (!this.upgrading) this.conn.watchForEnd(this.clientWentAway);
+  }
+
+  private readonly clientWentAway = (): void => {
+    this.abort?.abort(new DOMException("The client went away", "AbortError"));
+  };
+
+  private readonly bodyRead = (): void => {
+    this.bodyComplete = true;
+    if (this.abort !== null) this.watchClient();
+  };
 
   async serve(timeouts: ConnectionTimeouts): Promise<void> {
     this.timeouts = timeouts;
@@ -296,27 +329,11 @@ class ServedConnection implements Watched {
     const hasBody = head.chunked || head.contentLength > 0;
     const bodyAllowed = method !== "GET" && method !== "HEAD";
     // The client's leaving is watched only once someone asks (a read pending per request costs).
-    let abort: AbortController | null = null;
-    let bodyComplete = !hasBody;
-    const watch = () => {
-      if (!head.upgrade) {
-        this.conn.watchForEnd(() =>
-          abort!.abort(new DOMException("The client went away", "AbortError"))
-        );
-      }
-    };
-    const signal = () => {
-      if (abort === null) {
-        abort = new AbortController();
-        if (bodyComplete) watch();
-      }
-      return abort.signal;
-    };
+    this.abort = null;
+    this.bodyComplete = !hasBody;
+    this.upgrading = head.upgrade;
     const body: RequestBody | null = hasBody
-      ? requestBody(this.conn, head.contentLength, head.chunked, head.expectContinue, () => {
-        bodyComplete = true;
-        if (abort !== null) watch();
-      })
+      ? requestBody(this.conn, head.contentLength, head.chunked, head.expectContinue, this.bodyRead)
       : null;
     const req = new ParsedIncoming(
       method,
@@ -329,7 +346,7 @@ class ServedConnection implements Watched {
 
     let res: Response;
     try {
-      res = await this.handler(req, { remoteAddr: this.conn.socket.remoteAddr, signal });
+      res = await this.handler(req, this.info);
     } catch (e) {
       this.server.reportError(e);
       res = errorResponse("internal_error", crypto.randomUUID());
