@@ -6,7 +6,8 @@
  * whole request before reading fails on the write without seeing the answer.
  */
 import { assertEquals } from "../helpers/assert.ts";
-import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { proxyV1 } from "../deploy/proxy_bytes.ts";
 import { parseResponse, readUntilClose } from "../helpers/raw.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
@@ -18,13 +19,19 @@ const BODY = 16 * 1024 * 1024;
 /**
  * Sends `head` and a body of `bodyBytes`, then reads the answer: a client that
  * does not watch for an early one. Returns the write error, if a write failed,
- * and the answer.
+ * and the answer. `prefix` goes first (a PROXY protocol header).
  */
-async function writeThenRead(base: string, head: string[], bodyBytes: number) {
+async function writeThenRead(
+  base: string,
+  head: string[],
+  bodyBytes: number,
+  prefix?: Uint8Array,
+) {
   const u = new URL(base);
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
   let writeError: string | null = null;
   try {
+    if (prefix) await writeAllTo(conn, prefix);
     const lines = [...head, `Content-Length: ${bodyBytes}`, "", ""].join("\r\n");
     await writeAllTo(conn, new TextEncoder().encode(lines));
     const chunk = new Uint8Array(64 * 1024);
@@ -36,12 +43,17 @@ async function writeThenRead(base: string, head: string[], bodyBytes: number) {
   return { writeError, res: parseResponse(text) };
 }
 
-async function withGateway(fn: (base: string) => Promise<void>) {
+/** `fn` gets the base URL of a plain listener and of one behind the PROXY protocol. */
+async function withGateway(fn: (base: string, proxied: string) => Promise<void>) {
   // Answers POSTs at once, without reading their bodies.
   const up = startUpstream((req) =>
     req.method === "POST" ? Response.json({ early: true }) : new Response("ok")
   );
-  const gw = await startGateway(baseConfig(`
+  const gw = await startGateway(`listeners:
+  - { name: public, host: 127.0.0.1, port: 0 }
+  - { name: proxied, host: 127.0.0.1, port: 0, proxy_protocol: true }
+admin: { host: 127.0.0.1, port: 0 }
+security: { trusted_proxies: [127.0.0.1] }
 auth:
   keys: { kind: api_key, header: X-API-Key }
 consumers:
@@ -52,9 +64,9 @@ routes:
   - { name: locked, match: { path: /locked }, upstream: up, auth: [keys] }
   - { name: small, match: { path: /small }, upstream: up, limits: { max_body_bytes: 1024 } }
   - { name: early, match: { path: /early }, upstream: up, limits: { max_body_bytes: ${2 * BODY} } }
-`));
+`);
   try {
-    await fn(gw.url());
+    await fn(gw.url("public"), gw.url("proxied"));
   } finally {
     await gw.close();
     await up.close();
@@ -62,7 +74,7 @@ routes:
 }
 
 Deno.test("lingering close: a client writing a 16 MiB body it was refused for still reads the refusal", async () => {
-  await withGateway(async (base) => {
+  await withGateway(async (base, proxied) => {
     const tooLarge = await writeThenRead(base, ["POST /small HTTP/1.1", "Host: a"], BODY);
     assertEquals(tooLarge.writeError, null);
     assertEquals(tooLarge.res.status, 413);
@@ -72,6 +84,16 @@ Deno.test("lingering close: a client writing a 16 MiB body it was refused for st
     const noKey = await writeThenRead(base, ["POST /locked HTTP/1.1", "Host: a"], BODY);
     assertEquals(noKey.writeError, null);
     assertEquals(noKey.res.status, 401);
+
+    // Through the PROXY protocol front, which relays the half-close both ways.
+    const relayed = await writeThenRead(
+      proxied,
+      ["POST /small HTTP/1.1", "Host: a"],
+      BODY,
+      proxyV1({ hostname: "203.0.113.7", port: 40001 }, { hostname: "10.0.0.1", port: 80 }),
+    );
+    assertEquals(relayed.writeError, null);
+    assertEquals(relayed.res.status, 413);
 
     // Refused at the head (not a Host the URL parser takes): whatever follows is dropped too.
     const badHost = await writeThenRead(base, ["POST /early HTTP/1.1", "Host: a b"], BODY);

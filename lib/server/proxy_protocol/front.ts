@@ -9,6 +9,7 @@
 import type { CidrSet } from "../../security/cidr.ts";
 import { parseProxyHeader, type ProxySource } from "./parse.ts";
 import { closeQuietly, copySocket, writeAllTo } from "../../proxy/http1/socket_io.ts";
+import { LINGER_MS } from "../lingering.ts";
 
 export interface ProxyProtocolOptions {
   /** Peers allowed to send the header; read per connection, so a reload applies at once. */
@@ -182,15 +183,29 @@ export class ProxyProtocolFront {
 }
 
 /**
- * Copies both ways. The client may half-close after its request; once the server
- * side ends, the exchange is over and both sockets close.
+ * Copies both ways, and passes a half-close on either way. The client may
+ * half-close after its request; the server half-closes after an answer given
+ * before the request's body was read, then reads and drops what the client
+ * still sends (lingering.ts), so the client must be able to go on sending.
+ * Once both ways have ended (or one failed, or LINGER_MS passed after the
+ * server's end), both sockets close.
  */
 async function relay(client: Deno.Conn, server: Deno.Conn): Promise<void> {
   const upstream = copySocket(client, server, RELAY_BUFFER).then((clean) => {
     if (clean) return server.closeWrite().catch(() => closeQuietly(server));
     closeQuietly(server);
   });
-  await copySocket(server, client, RELAY_BUFFER);
+  if (await copySocket(server, client, RELAY_BUFFER)) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await client.closeWrite();
+      await Promise.race([upstream, new Promise((r) => timer = setTimeout(r, LINGER_MS))]);
+    } catch {
+      // The client is gone.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
   closeQuietly(client);
   closeQuietly(server);
   await upstream;
