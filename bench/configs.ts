@@ -146,15 +146,7 @@ export async function gatewayTargets(
   for (const [i, c] of all.entries()) {
     const port = GATEWAY_PORTS + i;
     const file = join(dir, `bench-${i}.yaml`);
-    await Deno.writeTextFile(
-      file,
-      `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
-admin: { host: 127.0.0.1, port: ${ADMIN_PORTS + i} }
-observe: { access_log: { enabled: false } }
-upstreams:
-  users: { targets: [ { url: "${upstream}" } ] }
-${c.body}`,
-    );
+    await Deno.writeTextFile(file, gatewayYaml(port, ADMIN_PORTS + i, upstream, c.body));
     const child = spawn(Deno.execPath(), [
       "run",
       "-A",
@@ -176,6 +168,21 @@ ${c.body}`,
     });
   }
   return out;
+}
+
+/** A bench gateway's whole config: one listener and the admin, no access log, `body` after. */
+export function gatewayYaml(
+  port: number,
+  adminPort: number,
+  upstream: string,
+  body: string,
+): string {
+  return `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+observe: { access_log: { enabled: false } }
+upstreams:
+  users: { targets: [ { url: "${upstream}" } ] }
+${body}`;
 }
 
 function headerRecord(header: string): Record<string, string> {
