@@ -193,8 +193,8 @@ function slowBody(): ReadableStream<Uint8Array> {
 
 /**
  * An upstream that never answers, on raw TCP: what it has read so far, and
- * whether the gateway closed the connection (Deno.serve's request signal does
- * not fire once a POST's body has been read).
+ * whether the gateway closed the connection (a Deno.serve upstream, once it had
+ * read a POST's body, did not report the gateway's abort).
  */
 function startSilentUpstream() {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
