@@ -5,7 +5,8 @@
  */
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { freePorts, ROOT, runCli, serveQuickstart } from "./process.ts";
+import { ROOT, runCli, serveQuickstart } from "./process.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { spawnGateway } from "../helpers/process.ts";
 
 async function denortProbe(): Promise<{ ok: true } | { ok: false; reason: string }> {

@@ -7,7 +7,8 @@
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { type GatewayProcess, spawnGateway } from "../helpers/process.ts";
-import { freePorts, FROM_SOURCE, runCli, statuses } from "./process.ts";
+import { FROM_SOURCE, runCli, statuses } from "./process.ts";
+import { freePorts } from "../helpers/ports.ts";
 
 const CORES = navigator.hardwareConcurrency;
 

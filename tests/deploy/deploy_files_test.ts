@@ -1,6 +1,6 @@
 /** The files in deploy/ are checked by the tools that will read them. */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
-import { closedPort } from "../helpers/upstream.ts";
+import { freePort } from "../helpers/ports.ts";
 import { ROOT } from "./process.ts";
 
 const DEPLOY = `${ROOT}deploy`;
@@ -69,7 +69,7 @@ Deno.test("deploy/haproxy.cfg is valid for haproxy -c", async () => {
 });
 
 Deno.test("deploy/redis.conf starts redis-server with persistence off and volatile-ttl", async () => {
-  const port = closedPort();
+  const port = freePort();
   const child = new Deno.Command("redis-server", {
     args: [`${DEPLOY}/redis.conf`, "--port", String(port), "--bind", "127.0.0.1"],
     stdout: "null",

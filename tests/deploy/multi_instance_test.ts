@@ -6,7 +6,7 @@
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { startRedis } from "../helpers/redis.ts";
-import { freePorts } from "./process.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { type GatewayProcess, spawnGateway } from "../helpers/process.ts";
 
 const KEY_A = "key-a-0123456789";

@@ -2,7 +2,7 @@
 import { parse, stringify } from "yaml";
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { spawnGateway } from "../helpers/process.ts";
-import { closedPort } from "../helpers/upstream.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -45,13 +45,6 @@ export async function statuses(
     }
   }
   return out;
-}
-
-/** Distinct free loopback ports. */
-export function freePorts(n: number): number[] {
-  const out = new Set<number>();
-  while (out.size < n) out.add(closedPort());
-  return [...out];
 }
 
 /**

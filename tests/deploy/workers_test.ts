@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { freePorts, FROM_SOURCE, serveQuickstart, statuses } from "./process.ts";
+import { FROM_SOURCE, serveQuickstart, statuses } from "./process.ts";
+import { freePorts } from "../helpers/ports.ts";
 import { spawnGateway } from "../helpers/process.ts";
 import { EXACT_LIMITS, exactLimitRoutes } from "../ratelimit/helpers.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";

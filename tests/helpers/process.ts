@@ -1,5 +1,6 @@
 /** The gateway as a separate process (`deno run -A main.ts run`), for signals and memory tests. */
 import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
+import { freePort } from "./ports.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -127,11 +128,4 @@ routes:
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }

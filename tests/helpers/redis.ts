@@ -1,5 +1,5 @@
 /** A real redis-server on a free loopback port, for tests that need the shared store. */
-import { closedPort } from "./upstream.ts";
+import { freePort } from "./ports.ts";
 
 export interface TestRedis {
   readonly port: number;
@@ -11,7 +11,7 @@ export interface TestRedis {
 }
 
 export async function startRedis(): Promise<TestRedis> {
-  const port = closedPort();
+  const port = freePort();
   let child: Deno.ChildProcess | null = null;
   const start = async () => {
     child = new Deno.Command("redis-server", {

@@ -2,6 +2,7 @@
  * Real HTTP servers on loopback for tests: an upstream that records what it
  * received, started on a free port and stopped by the test that started it.
  */
+import { freePort } from "./ports.ts";
 
 export interface Received {
   method: string;
@@ -58,10 +59,7 @@ export async function echo(req: Request, r: Received): Promise<Response> {
   });
 }
 
-/** A TCP port nobody listens on (bound then released). */
+/** A TCP port nobody listens on. */
 export function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  return freePort();
 }

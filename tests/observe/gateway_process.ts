@@ -1,5 +1,5 @@
 /** The gateway as its own process (`deno run main.ts`), for what only a process has: signals, OTel export. */
-import { closedPort } from "../helpers/upstream.ts";
+import { freePort } from "../helpers/ports.ts";
 import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 
 export interface GatewayProcess {
@@ -23,8 +23,8 @@ export async function startGatewayProcess(
 ): Promise<GatewayProcess> {
   const dir = await Deno.makeTempDir({ prefix: "gw-proc-" });
   const file = `${dir}/gateway.yaml`;
-  const port = closedPort();
-  const adminPort = closedPort();
+  const port = freePort();
+  const adminPort = freePort();
   await Deno.writeTextFile(file, config(port, adminPort));
   const main = new URL("../../main.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {

@@ -7,7 +7,7 @@ import { assertEquals } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
-import { closedPort } from "../helpers/upstream.ts";
+import { freePort } from "../helpers/ports.ts";
 import { V8_FLAGS_ARG } from "../../lib/cli/v8_flags.ts";
 import { EXACT_LIMITS as LIMITS, exactLimitRoutes as routes } from "./helpers.ts";
 
@@ -49,8 +49,8 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** A gateway as its own process (`deno run main.ts`), ready when its admin answers. */
 async function spawnGateway(dir: string, name: string, config: string): Promise<GatewayProcess> {
-  const port = closedPort();
-  const admin = closedPort();
+  const port = freePort();
+  const admin = freePort();
   const file = `${dir}/${name}.yaml`;
   await Deno.writeTextFile(
     file,
