@@ -32,3 +32,37 @@ export function dropUnreadBody(body: ReadableStream<Uint8Array> | null): void {
     }
   })().catch(() => {}).finally(() => clearTimeout(timer));
 }
+
+/** The part of a `node:net` socket a linger needs. */
+interface NodeSocket {
+  destroySoon(): void;
+  end(): void;
+  destroy(): void;
+  on(event: "data", fn: () => void): void;
+  once(event: "close", fn: () => void): void;
+}
+
+/**
+ * Listeners served by `node:https`: node ends a connection it answered with
+ * `Connection: close` by `destroySoon()`, which closes the socket as soon as
+ * the answer is flushed, unread bytes or not. Called for a request whose body
+ * had not all arrived by the answer: on this socket, that close becomes a
+ * linger instead (half-close, then node's parser goes on reading and dropping
+ * the body until the client closes, within the limits above). A shutdown
+ * does not wait for it: to node the connection is idle, and `server.close()`
+ * closes idle connections.
+ */
+export function lingerOnNodeClose(socket: NodeSocket): void {
+  socket.destroySoon = () => {
+    const end = performance.now() + LINGER_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopIn = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => socket.destroy(), ms);
+    };
+    stopIn(LINGER_IDLE_MS);
+    socket.on("data", () => stopIn(Math.min(LINGER_IDLE_MS, end - performance.now())));
+    socket.once("close", () => clearTimeout(timer));
+    socket.end();
+  };
+}

@@ -22,6 +22,7 @@ import type { ServeHandler, ServeInfo } from "./handler.ts";
 import { incomingOf } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
+import { lingerOnNodeClose } from "./lingering.ts";
 
 /** What the TLS layer said about a connection's client certificate; read once per connection. */
 interface PeerVerdict {
@@ -170,7 +171,11 @@ function bridge(
     clientCertError: verdict.error,
   };
   handler(incomingOf(request), info)
-    .then((response) => write(res, response))
+    .then((response) => {
+      // Answered before the body was all in: the client may still be sending it.
+      if (!req.complete) lingerOnNodeClose(socket);
+      return write(res, response);
+    })
     .catch((e) => {
       onError?.(e);
       if (!res.headersSent) return write(res, errorResponse("internal_error", crypto.randomUUID()));

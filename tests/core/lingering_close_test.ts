@@ -142,26 +142,34 @@ Deno.test("lingering close: an upstream's early answer reaches a client still se
   });
 });
 
+/**
+ * Sends 1 MiB of a declared 16 on `conn` (the gateway answers 413 and
+ * half-closes), checks the gateway still reads what follows, then pauses past
+ * the linger's idle limit and checks the gateway has closed.
+ */
+async function lingersUntilPause(conn: Deno.Conn): Promise<void> {
+  try {
+    const head = `POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${BODY}\r\n\r\n`;
+    await writeAllTo(conn, new TextEncoder().encode(head));
+    await writeAllTo(conn, new Uint8Array(1024 * 1024));
+    const res = parseResponse(await readToEnd(conn));
+    assertEquals(res.status, 413);
+    // Still reading what the client sends: writes go through.
+    assertEquals(await writesFail(conn), false);
+    // 5 s without a byte ends the linger: the socket is closed, and writes are reset.
+    await new Promise((r) => setTimeout(r, 6_500));
+    assertEquals(await writesFail(conn), true);
+  } finally {
+    conn.close();
+  }
+}
+
 Deno.test("lingering close: the gateway reads on after its answer, and closes once the client pauses", async () => {
-  await withGateway(async (base) => {
-    const u = new URL(base);
-    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-    try {
-      // 1 MiB of a declared 16: the gateway answers 413 and half-closes.
-      const head = `POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: ${BODY}\r\n\r\n`;
-      await writeAllTo(conn, new TextEncoder().encode(head));
-      await writeAllTo(conn, new Uint8Array(1024 * 1024));
-      const res = parseResponse(await readToEnd(conn));
-      assertEquals(res.status, 413);
-      // Still reading what the client sends: writes go through.
-      assertEquals(await writesFail(conn), false);
-      // 5 s without a byte ends the linger: the socket is closed, and writes are reset.
-      await new Promise((r) => setTimeout(r, 6_500));
-      assertEquals(await writesFail(conn), true);
-    } finally {
-      conn.close();
-    }
-  });
+  await withGateway(async (base) => await lingersUntilPause(await connectTo(base)));
+});
+
+Deno.test("lingering close: on a node:https listener too, it reads on, and closes once the client pauses", async () => {
+  await withTlsGateway("1.3", async (gw) => await lingersUntilPause(await gw.connect()));
 });
 
 /** What the peer sends until it half-closes (or closes). */
@@ -186,36 +194,124 @@ async function writesFail(conn: Deno.Conn): Promise<boolean> {
   }
 }
 
-Deno.test("lingering close: behind a TLS listener a refused upload is read and dropped, and the client reads the refusal", async () => {
+interface TlsGateway {
+  /** Connects to the TLS listener. */
+  connect(): Promise<Deno.Conn>;
+  /** The gateway's plain listener, beside it. */
+  plain: string;
+  /** Stops the gateway (the helper stops it too, if the test did not). */
+  close(): Promise<void>;
+}
+
+/**
+ * `fn` gets a gateway with a plain listener and a TLS one, on `Deno.serve` or,
+ * with `min_version: "1.3"`, on `node:https` (as mTLS listeners are).
+ */
+async function withTlsGateway(minVersion: "1.2" | "1.3", fn: (gw: TlsGateway) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "gw-linger-tls-" });
   const up = startUpstream();
   try {
     const { cert, key } = await selfSignedCert(dir);
     const gw = await startGateway(`listeners:
-  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key} } }
+  - { name: plain, host: 127.0.0.1, port: 0 }
+  - name: tls
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: ${cert}, key: ${key}, min_version: "${minVersion}" }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams:
   up: { targets: [ { url: "${up.url}" } ] }
 routes:
   - { name: small, match: { path: /small }, upstream: up, limits: { max_body_bytes: 1024 } }
 `);
+    const caCerts = [await Deno.readTextFile(cert)];
+    const port = Number(new URL(gw.url("tls")).port);
+    let closed: Promise<void> | null = null;
+    const close = () => closed ??= gw.close();
     try {
-      const conn = await Deno.connectTls({
-        hostname: "localhost",
-        port: Number(new URL(gw.url("tls")).port),
-        caCerts: [await Deno.readTextFile(cert)],
+      await fn({
+        connect: () => Deno.connectTls({ hostname: "localhost", port, caCerts }),
+        plain: gw.url("plain"),
+        close,
       });
-      // Without the drop, the runtime's server reads nothing more and the writes stall.
-      const r = await writeThenRead(conn, ["POST /small HTTP/1.1", "Host: localhost"], BODY);
-      assertEquals(r.writeError, null);
-      assertEquals(r.res.status, 413);
-      // Once the body is in, the connection ends (without the drop it was left open).
-      assertEquals(r.closedByServer, true);
     } finally {
-      await gw.close();
+      await close();
     }
   } finally {
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * A client writing 16 MiB it was refused for, on a TLS listener: the refusal,
+ * the whole body taken, then the connection's end. Failed without the drop on
+ * `Deno.serve` (the writes stalled, or the connection stayed open) and without
+ * the linger on `node:https` (the writes were reset).
+ */
+async function refusedUploadOverTls(gw: TlsGateway) {
+  const r = await writeThenRead(
+    await gw.connect(),
+    ["POST /small HTTP/1.1", "Host: localhost"],
+    BODY,
+  );
+  assertEquals(r.writeError, null);
+  assertEquals(r.res.status, 413);
+  assertEquals(r.res.headers.get("connection"), "close");
+  assertEquals(r.closedByServer, true);
+}
+
+Deno.test("lingering close: behind a TLS listener a refused upload is read and dropped, and the client reads the refusal", async () => {
+  await withTlsGateway("1.2", refusedUploadOverTls);
 });
+
+Deno.test("lingering close: behind a node:https listener (TLS 1.3 floor, as mTLS) too", async () => {
+  await withTlsGateway("1.3", refusedUploadOverTls);
+});
+
+Deno.test("lingering close: a shutdown does not wait for a client still sending (plain and node:https listeners)", async () => {
+  await withTlsGateway("1.3", async (gw) => {
+    const conns = [await connectTo(gw.plain), await gw.connect()];
+    // Each client is refused, and goes on sending a byte every 100 ms: lingering.
+    let stop = false;
+    const trickles = conns.map(async (conn) => {
+      const head = `POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${BODY}\r\n\r\n`;
+      await writeAllTo(conn, new TextEncoder().encode(head));
+      await writeAllTo(conn, new Uint8Array(64 * 1024));
+      assertEquals(parseResponse(await readToEnd(conn)).status, 413);
+      try {
+        while (!stop) {
+          await conn.write(new Uint8Array(1));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return "still open";
+      } catch {
+        return "closed by the gateway";
+      } finally {
+        conn.close();
+      }
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // The gateway stops at once (not after the 30 s linger), and the clients see their sockets closed.
+    const closing = gw.close();
+    const stopped = await within(3_000, closing.then(() => "stopped"));
+    const ended = await within(3_000, Promise.all(trickles));
+    stop = true;
+    await closing;
+    assertEquals(stopped, "stopped");
+    assertEquals(ended, ["closed by the gateway", "closed by the gateway"]);
+  });
+});
+
+/** What `p` resolves to, or "timed out" after `ms`. */
+async function within<T>(ms: number, p: Promise<T>): Promise<T | "timed out"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
