@@ -49,8 +49,8 @@ interface NodeSocket {
  * had not all arrived by the answer: on this socket, that close becomes a
  * linger instead (half-close, then node's parser goes on reading and dropping
  * the body until the client closes, within the limits above). A shutdown
- * does not wait for it: to node the connection is idle, and `server.close()`
- * closes idle connections.
+ * does not wait for it: the listener closes every connection once its own
+ * requests are answered.
  */
 export function lingerOnNodeClose(socket: NodeSocket): void {
   socket.destroySoon = () => {

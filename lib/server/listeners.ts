@@ -111,7 +111,7 @@ export async function startListener(
   }, (req, info) =>
     handler(incomingOf(req), info).then((res) => {
       dropUnreadBody(req.body);
-      return withoutConnectionField(forRuntime(res));
+      return forRuntime(res);
     }));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
   return {
@@ -121,19 +121,4 @@ export async function startListener(
     tls: true,
     shutdown: () => server.shutdown(),
   };
-}
-
-/**
- * The runtime's server owns its connection's `Connection` field: it closes a
- * connection whose request body was not read by the answer, and says so
- * itself. Handed the gateway's own `connection: close` (its refusals' way of
- * saying so to the plain listener), it sent the field twice.
- */
-function withoutConnectionField(res: Response): Response {
-  try {
-    res.headers.delete("connection");
-  } catch {
-    // Immutable headers (a fetched or redirect response): nothing of the gateway's own.
-  }
-  return res;
 }

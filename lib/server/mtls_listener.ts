@@ -46,6 +46,8 @@ export async function startMtlsListener(
   // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.
   const verifier = ca === null ? null : new ClientCertVerifier(ca);
   const verdicts = new WeakMap<TLSSocket, PeerVerdict>();
+  /** Per connection, when the response to its latest request is over. */
+  const turns = new WeakMap<TLSSocket, Promise<void>>();
   let active = 0;
   let closing = false;
   let drained: (() => void) | null = null;
@@ -59,21 +61,42 @@ export async function startMtlsListener(
     minVersion: tls.min_version === "1.3" ? "TLSv1.3" : "TLSv1.2",
     ALPNProtocols: ["http/1.1"],
   }, (req: IncomingMessage, res: ServerResponse) => {
-    active++;
-    res.on("close", () => {
-      if (--active === 0 && closing) {
-        server.closeIdleConnections();
-        drained?.();
-      }
-    });
+    // Node hands on a pipelined request at once. They are served in turn instead,
+    // and none after an answer that closes the connection (RFC 9112 §9.3.2, §9.6):
+    // its response would never be written, nor its in-flight count released.
     const socket = req.socket as TLSSocket;
+    const previous = turns.get(socket);
+    turns.set(
+      socket,
+      previous === undefined ? serve(req, res) : previous.then(() => serve(req, res)),
+    );
+  });
+
+  /** Serves one request; resolves when its response is over. */
+  function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const socket = req.socket as TLSSocket;
+    if (socket.writableEnded || socket.destroyed) {
+      req.resume();
+      return Promise.resolve();
+    }
+    active++;
+    const over = new Promise<void>((resolve) =>
+      res.on("close", () => {
+        if (--active === 0 && closing) {
+          server.closeIdleConnections();
+          drained?.();
+        }
+        resolve();
+      })
+    );
     let verdict = verdicts.get(socket);
     if (!verdict) {
       verdict = verifier ? peerVerdict(socket, verifier) : NO_CERTIFICATE;
       verdicts.set(socket, verdict);
     }
     bridge(req, res, handler, verdict, o.onError);
-  });
+    return over;
+  }
   // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
   server.on("tlsClientError", () => {});
 
