@@ -15,10 +15,8 @@ import { toResponse } from "./response.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
-import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
+import { type ByteSocket, closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
-/** Handshake fields sent as the client sent them (the header block drops hop-by-hop ones). */
-const HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
 const COPY_CHUNK = 32 * 1024;
 
 export async function tunnelUpgrade(
@@ -44,12 +42,10 @@ export async function tunnelUpgrade(
   }
   let head: ResponseHead | null;
   try {
-    let block = `${req.method} ${ctx.upstreamPath} HTTP/1.1\r\n${buildHeaderBlock(ctx, forward)}`;
-    for (const name of HANDSHAKE) {
-      const v = req.headers.get(name);
-      if (v !== null) block += `${name}: ${v}\r\n`;
-    }
-    block += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
+    // The handshake's own fields (Sec-WebSocket-*) are end-to-end: the header block has them.
+    const block =
+      `${req.method} ${ctx.upstreamPath} HTTP/1.1\r\n${buildHeaderBlock(ctx, forward)}` +
+      `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
     await upstream.writeHead(block);
     head = await withTimeout(readResponseHead(upstream), timeoutMs);
   } catch (e) {
@@ -88,7 +84,7 @@ export async function tunnelUpgrade(
 }
 
 async function join(
-  client: Deno.Conn,
+  client: ByteSocket,
   clientEarly: Uint8Array,
   upstream: UpstreamConnection,
   reply: Uint8Array,

@@ -274,6 +274,30 @@ Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
       await done;
       assertEquals(ws.protocol, "chat");
       assertEquals(got, ["echo:one", "echo:two"]);
+
+      // The upstream got the client's key once: its accept is the one for that key (RFC
+      // 6455 §1.3's example), which a browser checks (Deno's client does not).
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: Number(new URL(g.url()).port),
+      });
+      const handshake = [
+        "GET /ws HTTP/1.1",
+        "Host: localhost",
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: chat",
+        "",
+        "",
+      ];
+      await conn.write(new TextEncoder().encode(handshake.join("\r\n")));
+      const buf = new Uint8Array(4096);
+      const head = new TextDecoder().decode(buf.subarray(0, (await conn.read(buf)) ?? 0));
+      conn.close();
+      assertMatch(head, /^HTTP\/1\.1 101 /);
+      assertMatch(head, /\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/i);
     });
   } finally {
     await up.close();

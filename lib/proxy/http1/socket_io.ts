@@ -1,15 +1,22 @@
 /** Plain socket plumbing shared by the relays (PROXY protocol front, upgrade tunnel) and the HTTP ends. */
 
+/** What the relays need of a socket: a `Deno.Conn`, or a node socket adapted to it. */
+export interface ByteSocket {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 /** Writes every byte (a socket write may take only part). */
-export async function writeAllTo(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAllTo(to: ByteSocket, bytes: Uint8Array): Promise<void> {
   let off = await to.write(bytes);
   while (off < bytes.length) off += await to.write(bytes.subarray(off));
 }
 
 /** Copies `from` into `to` until `from` ends; true on a clean end, false when either side failed. */
 export async function copySocket(
-  from: Deno.Conn,
-  to: Deno.Conn,
+  from: ByteSocket,
+  to: ByteSocket,
   bufferBytes: number,
 ): Promise<boolean> {
   const buf = new Uint8Array(bufferBytes);
@@ -24,7 +31,7 @@ export async function copySocket(
   }
 }
 
-export function closeQuietly(c: Deno.Conn): void {
+export function closeQuietly(c: ByteSocket): void {
   try {
     c.close();
   } catch {
