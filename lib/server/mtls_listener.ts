@@ -14,7 +14,7 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:tls";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import type { ClientCertificate } from "../core/context.ts";
 import { errorResponse } from "../core/errors.ts";
 import type { ListenerConfig } from "./schema.ts";
@@ -23,6 +23,8 @@ import { incomingOf } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
+import { byteSocketOf, writeAndClose } from "./node_socket.ts";
+import { registerSocketTaker } from "./http1/upgrade.ts";
 
 /** What the TLS layer said about a connection's client certificate; read once per connection. */
 interface PeerVerdict {
@@ -46,6 +48,8 @@ export async function startMtlsListener(
   // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.
   const verifier = ca === null ? null : new ClientCertVerifier(ca);
   const verdicts = new WeakMap<TLSSocket, PeerVerdict>();
+  /** Sockets node handed over for an upgrade: out of its HTTP server's hands. */
+  const upgraded = new Set<Duplex>();
   /** Per connection, when the response to its latest request is over. */
   const turns = new WeakMap<TLSSocket, Promise<void>>();
   let active = 0;
@@ -89,14 +93,26 @@ export async function startMtlsListener(
         resolve();
       })
     );
+    bridge(req, res, handler, verdictOf(socket), o.onError);
+    return over;
+  }
+
+  /** What the TLS layer said of the connection's client certificate, read once per connection. */
+  function verdictOf(socket: TLSSocket): PeerVerdict {
     let verdict = verdicts.get(socket);
     if (!verdict) {
       verdict = verifier ? peerVerdict(socket, verifier) : NO_CERTIFICATE;
       verdicts.set(socket, verdict);
     }
-    bridge(req, res, handler, verdict, o.onError);
-    return over;
+    return verdict;
   }
+
+  // A WebSocket upgrade: node hands over the raw socket, which the proxy joins to the upstream's.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+    bridgeUpgrade(req, socket, head, handler, verdictOf(socket as TLSSocket), o.onError);
+  });
   // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
   server.on("tlsClientError", () => {});
 
@@ -119,7 +135,9 @@ export async function startMtlsListener(
       server.closeIdleConnections();
       if (active > 0) await new Promise<void>((r) => (drained = r));
       server.closeAllConnections();
-      await closed;
+      // Relays of upgraded connections (WebSockets) go on until either side closes, as on
+      // plain listeners: the listener's close does not wait for them.
+      if (upgraded.size === 0) await closed;
     },
   };
 }
@@ -184,16 +202,7 @@ function bridge(
     return;
   }
   const socket = req.socket;
-  const info: ServeInfo = {
-    remoteAddr: {
-      transport: "tcp",
-      hostname: unmapV4(socket.remoteAddress ?? "127.0.0.1"),
-      port: socket.remotePort ?? 0,
-    },
-    clientCert: verdict.cert,
-    clientCertError: verdict.error,
-  };
-  handler(incomingOf(request), info)
+  handler(incomingOf(request), infoOf(req, verdict))
     .then((response) => {
       // Answered before the body was all in: the client may still be sending it.
       if (!req.complete) lingerOnNodeClose(socket);
@@ -204,6 +213,56 @@ function bridge(
       if (!res.headersSent) return write(res, errorResponse("internal_error", crypto.randomUUID()));
       res.destroy();
     });
+}
+
+function bridgeUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Uint8Array,
+  handler: ServeHandler,
+  verdict: PeerVerdict,
+  onError: ((e: unknown) => void) | undefined,
+): void {
+  let request: Request;
+  try {
+    // Node leaves what follows the head on the socket, for the upgraded protocol: a body
+    // would never reach the request.
+    if (Number(req.headers["content-length"] ?? 0) !== 0 || req.headers["transfer-encoding"]) {
+      throw new Error("An upgrade request with a body");
+    }
+    request = toRequest(req, new AbortController().signal);
+  } catch {
+    void writeAndClose(socket, errorResponse("bad_request", crypto.randomUUID()));
+    return;
+  }
+  let taken = false;
+  registerSocketTaker(request, () => {
+    if (socket.destroyed) return null;
+    taken = true;
+    return { socket: byteSocketOf(socket), buffered: head };
+  });
+  handler(incomingOf(request), infoOf(req, verdict))
+    .then((response) => {
+      // Switched: the tunnel owns the socket and has answered on it.
+      if (!taken) return writeAndClose(socket, response);
+    })
+    .catch((e) => {
+      onError?.(e);
+      socket.destroy();
+    });
+}
+
+function infoOf(req: IncomingMessage, verdict: PeerVerdict): ServeInfo {
+  const socket = req.socket;
+  return {
+    remoteAddr: {
+      transport: "tcp",
+      hostname: unmapV4(socket.remoteAddress ?? "127.0.0.1"),
+      port: socket.remotePort ?? 0,
+    },
+    clientCert: verdict.cert,
+    clientCertError: verdict.error,
+  };
 }
 
 function toRequest(req: IncomingMessage, signal: AbortSignal): Request {

@@ -5,7 +5,7 @@
  * closed with unread bytes, the socket is reset, and a client that writes its
  * whole request before reading fails on the write without seeing the answer.
  */
-import { assertEquals } from "../helpers/assert.ts";
+import { assertEquals, within } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { proxyV1 } from "../deploy/proxy_bytes.ts";
 import { parseResponse, readUntilClose } from "../helpers/raw.ts";
@@ -306,19 +306,6 @@ Deno.test("lingering close: a shutdown does not wait for a client still sending 
     assertEquals(ended, ["closed by the gateway", "closed by the gateway"]);
   });
 });
-
-/** What `p` resolves to, or "timed out" after `ms`. */
-async function within<T>(ms: number, p: Promise<T>): Promise<T | "timed out"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Sends, in one write, a POST refused for its declared size with all its body,

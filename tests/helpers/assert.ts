@@ -27,3 +27,16 @@ export async function assertError(
   assert.equal(typeof body.error.request_id, "string");
   return body;
 }
+
+/** What `p` resolves to, or "timed out" after `ms`: for asserting that something ends in time. */
+export async function within<T>(ms: number, p: Promise<T>): Promise<T | "timed out"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

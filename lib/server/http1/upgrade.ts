@@ -1,34 +1,42 @@
 /**
- * Protocol upgrades (WebSocket) on the gateway's own HTTP/1.1 server: the
+ * Protocol upgrades (WebSocket) on listeners that can hand their socket over:
+ * the gateway's own HTTP/1.1 server, and `node:https` (mTLS) listeners. The
  * proxy takes the client's socket and relays bytes both ways once the
- * upstream has switched protocols, so frames, extensions and close codes
- * pass through untouched.
+ * upstream has switched protocols, so frames, extensions and close codes pass
+ * through untouched.
  */
+import type { ByteSocket } from "../../proxy/http1/socket_io.ts";
 import type { ClientConnection } from "./client_connection.ts";
 
-const upgradable = new WeakMap<Request, ClientConnection>();
+/** Per upgrade request, how to take its socket (null once taken or gone). */
+const takers = new WeakMap<Request, () => TakenSocket | null>();
 
 export interface TakenSocket {
-  socket: Deno.Conn;
+  socket: ByteSocket;
   /** Bytes the client sent after its request head (the first frames). */
   buffered: Uint8Array;
 }
 
 export function registerUpgrade(req: Request, conn: ClientConnection): void {
-  upgradable.set(req, conn);
+  takers.set(req, () => conn.hijacked ? null : { socket: conn.socket, buffered: conn.hijack() });
+}
+
+/** For a listener of another kind: `take` hands over the socket `req` arrived on. */
+export function registerSocketTaker(req: Request, take: () => TakenSocket | null): void {
+  takers.set(req, take);
 }
 
 /** Whether `req` arrived on a connection that can be taken over. */
 export function canTakeSocket(req: Request): boolean {
-  return upgradable.has(req);
+  return takers.has(req);
 }
 
 /** Takes the connection away from the HTTP server; it writes nothing more on it. */
 export function takeSocket(req: Request): TakenSocket | null {
-  const conn = upgradable.get(req);
-  if (conn === undefined || conn.hijacked) return null;
-  upgradable.delete(req);
-  return { socket: conn.socket, buffered: conn.hijack() };
+  const take = takers.get(req);
+  if (take === undefined) return null;
+  takers.delete(req);
+  return take();
 }
 
 /**

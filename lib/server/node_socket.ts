@@ -1,0 +1,99 @@
+/**
+ * A `node:net` socket seen as the relays see a `Deno.Conn` (read, write,
+ * close), for a WebSocket upgrade on a `node:https` listener: node hands such
+ * a request over with its raw socket, which the upgrade tunnel then joins to
+ * the upstream's.
+ */
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
+import type { ByteSocket } from "../proxy/http1/socket_io.ts";
+import { LINGER_IDLE_MS } from "./lingering.ts";
+
+export function byteSocketOf(socket: Duplex): ByteSocket {
+  const chunks: Uint8Array[] = [];
+  let ended = false;
+  let failed: Error | null = null;
+  let wake: (() => void) | null = null;
+  const wakeReader = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  // One chunk at a time: the socket is paused until the relay has taken what it gave.
+  socket.on("data", (chunk: Uint8Array) => {
+    chunks.push(chunk);
+    socket.pause();
+    wakeReader();
+  });
+  socket.on("end", () => {
+    ended = true;
+    wakeReader();
+  });
+  socket.on("error", (e: Error) => {
+    failed = e;
+    wakeReader();
+  });
+  socket.on("close", () => {
+    ended = true;
+    wakeReader();
+  });
+  socket.pause();
+
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      while (chunks.length === 0) {
+        if (failed !== null) throw failed;
+        if (ended) return null;
+        const woken = new Promise<void>((r) => wake = r);
+        socket.resume();
+        await woken;
+      }
+      const chunk = chunks[0]!;
+      const n = Math.min(p.length, chunk.length);
+      p.set(chunk.subarray(0, n));
+      if (n === chunk.length) chunks.shift();
+      else chunks[0] = chunk.subarray(n);
+      return n;
+    },
+    write: (p: Uint8Array) => writeTo(socket, p).then(() => p.length),
+    close(): void {
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * Writes `res` on a raw socket that nothing else will use (an upgrade the
+ * gateway refused, or the upstream declined), closing it after the body.
+ */
+export async function writeAndClose(socket: Duplex, res: Response): Promise<void> {
+  let head = `HTTP/1.1 ${res.status} ${res.statusText || STATUS_CODES[res.status] || ""}\r\n`;
+  for (const [name, value] of res.headers) {
+    if (name !== "connection" && name !== "transfer-encoding" && name !== "content-length") {
+      head += `${name}: ${value}\r\n`;
+    }
+  }
+  // The body runs to the close (RFC 9112 §6.3): no framing to get wrong.
+  head += "connection: close\r\n\r\n";
+  // Whatever the client still sends is dropped; its end is what the close waits for.
+  socket.resume();
+  try {
+    await writeTo(socket, new TextEncoder().encode(head));
+    if (res.body !== null) {
+      for await (const chunk of res.body) await writeTo(socket, chunk);
+    }
+    // Closed once the client has read to the end and closed too, or has paused too long.
+    const timer = setTimeout(() => socket.destroy(), LINGER_IDLE_MS);
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("end", () => socket.destroy());
+    socket.end();
+  } catch {
+    socket.destroy();
+  }
+}
+
+/** Settles once node has handed the bytes on: until then it holds the caller's buffer. */
+function writeTo(socket: Duplex, bytes: Uint8Array): Promise<void> {
+  if (socket.destroyed) return Promise.reject(new Error("The client's socket is closed"));
+  return new Promise((resolve, reject) => socket.write(bytes, (e) => e ? reject(e) : resolve()));
+}
