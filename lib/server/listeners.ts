@@ -35,7 +35,7 @@ export interface ListenerOptions {
   onError?: (e: unknown) => void;
   /** Required when the listener has `proxy_protocol: true`. */
   proxyProtocol?: ProxyProtocolOptions;
-  /** Head and keep-alive timeouts of plain listeners, read per connection. */
+  /** Head and keep-alive timeouts of plain and `node:https` listeners, read per connection. */
   timeouts?: () => ConnectionTimeouts;
   /** Answers (and records) requests a plain listener refuses before the handler. */
   refused?: (r: RefusedRequest) => Response;
@@ -69,7 +69,7 @@ export async function startListener(
   }
   // Deno.serve can neither request client certificates nor refuse TLS 1.2.
   if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
-    return startMtlsListener(cfg, handler, o);
+    return startMtlsListener(cfg, handler, o, o.timeouts ?? (() => DEFAULT_TIMEOUTS));
   }
   if (!cfg.tls) {
     const server = new Http1Server({

@@ -16,7 +16,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:tls";
 import { type Duplex, Readable } from "node:stream";
 import type { ClientCertificate } from "../core/context.ts";
-import { errorResponse } from "../core/errors.ts";
+import { type ErrorCode, errorResponse } from "../core/errors.ts";
+import { MAX_HEAD_BYTES } from "./http1/request_head.ts";
+import type { ConnectionTimeouts, RefusedRequest } from "./http1/server.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler, ServeInfo } from "./handler.ts";
 import { incomingOf } from "./incoming.ts";
@@ -38,6 +40,7 @@ export async function startMtlsListener(
   cfg: ListenerConfig,
   handler: ServeHandler,
   o: ListenerOptions,
+  timeouts: () => ConnectionTimeouts,
 ): Promise<RunningListener> {
   const tls = cfg.tls!;
   const [cert, key, ca] = await Promise.all([
@@ -63,6 +66,14 @@ export async function startMtlsListener(
     requestCert: ca !== null,
     rejectUnauthorized: false,
     minVersion: tls.min_version === "1.3" ? "TLSv1.3" : "TLSv1.2",
+    // The same bounds on a request head as plain listeners (node's default is 16 KiB)...
+    maxHeaderSize: MAX_HEAD_BYTES,
+    ...nodeTimeouts(timeouts()),
+    // ...and on its time, checked every second (node's default is every 30 s).
+    connectionsCheckingInterval: 1_000,
+    // A body's pace is the body timeout's business (a policy); node's whole-request
+    // limit (300 s) would cut a long upload that keeps going.
+    requestTimeout: 0,
     ALPNProtocols: ["http/1.1"],
   }, (req: IncomingMessage, res: ServerResponse) => {
     // Node hands on a pipelined request at once. They are served in turn instead,
@@ -113,8 +124,36 @@ export async function startMtlsListener(
     socket.once("close", () => upgraded.delete(socket));
     bridgeUpgrade(req, socket, head, handler, verdictOf(socket as TLSSocket), o.onError);
   });
+  // Read for every connection, as plain listeners do, so that a reload's values apply.
+  server.on("connection", () => Object.assign(server, nodeTimeouts(timeouts())));
   // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
   server.on("tlsClientError", () => {});
+  // A head node's parser refuses: answered in the common error shape, and recorded, as
+  // plain listeners answer theirs (node's own answer is a bare status line).
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const refusal = headRefusal(err);
+    if (refusal === null || socket.destroyed || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tcp = socket as TLSSocket;
+    const r: RefusedRequest = {
+      ...refusal,
+      remoteAddr: {
+        transport: "tcp",
+        hostname: unmapV4(tcp.remoteAddress ?? "127.0.0.1"),
+        port: tcp.remotePort ?? 0,
+      },
+      method: null,
+      target: null,
+      host: null,
+      startMono: performance.now(),
+    };
+    void writeAndClose(
+      socket,
+      o.refused ? o.refused(r) : errorResponse(r.code, crypto.randomUUID(), { message: r.message }),
+    );
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -140,6 +179,32 @@ export async function startMtlsListener(
       if (upgraded.size === 0) await closed;
     },
   };
+}
+
+/** The head timeout and the keep-alive idle timeout, in node's terms. */
+function nodeTimeouts(t: ConnectionTimeouts): { headersTimeout: number; keepAliveTimeout: number } {
+  return { headersTimeout: t.headerMs, keepAliveTimeout: t.idleMs };
+}
+
+/** What a parse error of node's means to the client; null when there is no one to tell. */
+function headRefusal(err: NodeJS.ErrnoException): { code: ErrorCode; message: string } | null {
+  switch (err.code) {
+    case "ECONNRESET":
+    case "EPIPE":
+      return null;
+    case "HPE_HEADER_OVERFLOW":
+      return {
+        code: "headers_too_large",
+        message: `The request head is larger than ${MAX_HEAD_BYTES} bytes`,
+      };
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { code: "request_timeout", message: "The request was not received in time" };
+    default:
+      return {
+        code: "bad_request",
+        message: `The request is malformed (${err.code ?? "parse error"})`,
+      };
+  }
 }
 
 function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdict {

@@ -73,6 +73,7 @@ export async function writeAndClose(socket: Duplex, res: Response): Promise<void
       head += `${name}: ${value}\r\n`;
     }
   }
+  if (!res.headers.has("date")) head += `date: ${new Date().toUTCString()}\r\n`;
   // The body runs to the close (RFC 9112 §6.3): no framing to get wrong.
   head += "connection: close\r\n\r\n";
   // Whatever the client still sends is dropped; its end is what the close waits for.

@@ -17,8 +17,11 @@ const HS_SECRET = "a-shared-secret-of-at-least-32-bytes!!";
 Deno.test("redis credential store: keys and revocations reach every instance within a second", async (t) => {
   const redis = await startRedis();
   const up = startUpstream();
+  // A starting instance waits for its first load at most connect_timeout_ms (1 s by
+  // default): generous here, where the suite's other tests share two cores (seen: a first
+  // load over 1 s, and a new instance serving before it).
   const config = baseConfig(`
-store: { kind: redis, redis: { url: "${redis.url}", prefix: "authtest:" } }
+store: { kind: redis, redis: { url: "${redis.url}", prefix: "authtest:", connect_timeout_ms: 10000 } }
 upstreams:
   up: { targets: [ { url: "${up.url}" } ] }
 auth:

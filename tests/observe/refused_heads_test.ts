@@ -7,6 +7,8 @@ import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { readUntilClose } from "../helpers/raw.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
+import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
 /** Sends `bytes` on a new connection and reads until the gateway closes it. */
 async function exchange(g: TestGateway, bytes: string, limitMs = 5000): Promise<string> {
@@ -16,20 +18,38 @@ async function exchange(g: TestGateway, bytes: string, limitMs = 5000): Promise<
   return (await readUntilClose(conn, limitMs)).text;
 }
 
-Deno.test("refused heads are counted in the metrics and written to the access log", async () => {
-  const up = startUpstream(() => new Response("ok"));
-  try {
-    const g = await startGateway(`
-listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+/** One listener, a 300 ms head timeout, an access log file, and a catch-all route. */
+function refusingConfig(listener: string, upstream: string): string {
+  return `
+listeners: [ ${listener} ]
 admin: { host: 127.0.0.1, port: 0 }
 security: { header_timeout_ms: 300 }
 server: { drain_timeout_s: 2, config_watch: { enabled: false } }
 observe: { access_log: { path: access.log } }
 upstreams:
-  app: { targets: [ { url: "${up.url}" } ] }
+  app: { targets: [ { url: "${upstream}" } ] }
 routes:
   - { name: all, match: { path: / }, upstream: app }
-`);
+`;
+}
+
+/** Each code counted once in `gateway_errors_total`, for requests no route was chosen for. */
+async function assertCountedOnce(g: TestGateway, codes: string[]): Promise<void> {
+  const metrics = await (await fetch(`${g.admin}/metrics`)).text();
+  for (const code of codes) {
+    assertMatch(
+      metrics,
+      new RegExp(`gateway_errors_total\\{route="unmatched",code="${code}"\\} 1\\b`),
+    );
+  }
+}
+
+Deno.test("refused heads are counted in the metrics and written to the access log", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    const g = await startGateway(
+      refusingConfig("{ name: public, host: 127.0.0.1, port: 0 }", up.url),
+    );
     try {
       const folded = await exchange(
         g,
@@ -50,13 +70,8 @@ routes:
       assertMatch(slow, /^HTTP\/1\.1 408 /);
       assertEquals(up.received.length, 0);
 
+      await assertCountedOnce(g, ["bad_request", "headers_too_large", "request_timeout"]);
       const metrics = await (await fetch(`${g.admin}/metrics`)).text();
-      for (const code of ["bad_request", "headers_too_large", "request_timeout"]) {
-        assertMatch(
-          metrics,
-          new RegExp(`gateway_errors_total\\{route="unmatched",code="${code}"\\} 1\\b`),
-        );
-      }
       // The 431 and the 408 are recorded without a method: their heads were never parsed.
       assertMatch(
         metrics,
@@ -88,5 +103,62 @@ routes:
     }
   } finally {
     await up.close();
+  }
+});
+
+Deno.test("on a node:https listener (mTLS, a TLS 1.3 floor) too: the common error shape, counted and logged", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const dir = await Deno.makeTempDir({ prefix: "gw-refused-tls13-" });
+  try {
+    const { cert, key } = await selfSignedCert(dir);
+    const g = await startGateway(refusingConfig(
+      `{ name: public, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, min_version: "1.3" } }`,
+      up.url,
+    ));
+    const caCerts = [await Deno.readTextFile(cert)];
+    const port = Number(new URL(g.url()).port);
+    const exchangeTls = async (bytes: string) => {
+      const conn = await Deno.connectTls({ hostname: "localhost", port, caCerts });
+      await writeAllTo(conn, new TextEncoder().encode(bytes));
+      return (await readUntilClose(conn, 5000)).text;
+    };
+    try {
+      const bad = await exchangeTls("GET /x HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n");
+      assertMatch(bad, /^HTTP\/1\.1 400 /);
+      assertMatch(
+        bad,
+        /\r\n\r\n\{"error":\{"code":"bad_request","message":"The request is malformed/,
+      );
+      const tooLarge = await exchangeTls(
+        `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${"y".repeat(70 * 1024)}\r\n\r\n`,
+      );
+      assertMatch(tooLarge, /^HTTP\/1\.1 431 /);
+      assertMatch(tooLarge, /"code":"headers_too_large"/);
+      // The head timeout applies here too (node's default is a minute, checked every 30 s).
+      const started = performance.now();
+      const slow = await exchangeTls("GET /slow HTTP/1.1\r\nHost: a\r\nX-Part: ");
+      assertMatch(slow, /^HTTP\/1\.1 408 /);
+      assertMatch(slow, /"code":"request_timeout"/);
+      assertOk(
+        performance.now() - started < 2_500,
+        "the 300 ms head timeout, checked every second",
+      );
+      assertEquals(up.received.length, 0);
+
+      await assertCountedOnce(g, ["bad_request", "headers_too_large", "request_timeout"]);
+      await g.gw.deps.accessLogs.flushAll();
+      const lines = (await Deno.readTextFile(`${g.dir}/access.log`)).trimEnd().split("\n")
+        .map((l) => JSON.parse(l));
+      assertEquals(lines.map((l) => [l.status, l.error_code, l.client_ip]), [
+        [400, "bad_request", "127.0.0.1"],
+        [431, "headers_too_large", "127.0.0.1"],
+        [408, "request_timeout", "127.0.0.1"],
+      ]);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
