@@ -110,7 +110,8 @@ export async function startListener(
     },
   }, (req, info) =>
     handler(incomingOf(req), info).then((res) => {
-      dropUnreadBody(req.body);
+      // An upgraded request (a WebSocket) has no body left, and reading it would throw.
+      if (res.status !== 101) dropUnreadBody(req.body);
       return forRuntime(res);
     }));
   const addr = (bound ?? server.addr) as Deno.NetAddr;
