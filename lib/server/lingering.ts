@@ -13,24 +13,32 @@ export const LINGER_MS = 30_000;
 export const LINGER_IDLE_MS = 5_000;
 
 /**
+ * Calls `expire` once a linger is over: `LINGER_IDLE_MS` after the last
+ * `touch()` (or the start), and `LINGER_MS` after the start at the latest.
+ * `stop()` when it ended otherwise.
+ */
+export function lingerLimits(expire: () => void): { touch(): void; stop(): void } {
+  const end = performance.now() + LINGER_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const touch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(expire, Math.min(LINGER_IDLE_MS, end - performance.now()));
+  };
+  touch();
+  return { touch, stop: () => clearTimeout(timer) };
+}
+
+/**
  * Reads and drops a request body nothing took (the runtime's server keeps the
  * connection open while it is unread), within the linger limits.
  */
 export function dropUnreadBody(body: ReadableStream<Uint8Array> | null): void {
   if (body === null || body.locked) return;
   const reader = body.getReader();
-  const end = performance.now() + LINGER_MS;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stopIn = (ms: number) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => reader.cancel().catch(() => {}), ms);
-  };
+  const limits = lingerLimits(() => reader.cancel().catch(() => {}));
   (async () => {
-    while (true) {
-      stopIn(Math.min(LINGER_IDLE_MS, end - performance.now()));
-      if ((await reader.read()).done) break;
-    }
-  })().catch(() => {}).finally(() => clearTimeout(timer));
+    while (!(await reader.read()).done) limits.touch();
+  })().catch(() => {}).finally(limits.stop);
 }
 
 /** The part of a `node:net` socket a linger needs. */
@@ -54,15 +62,9 @@ interface NodeSocket {
  */
 export function lingerOnNodeClose(socket: NodeSocket): void {
   socket.destroySoon = () => {
-    const end = performance.now() + LINGER_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopIn = (ms: number) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => socket.destroy(), ms);
-    };
-    stopIn(LINGER_IDLE_MS);
-    socket.on("data", () => stopIn(Math.min(LINGER_IDLE_MS, end - performance.now())));
-    socket.once("close", () => clearTimeout(timer));
+    const limits = lingerLimits(() => socket.destroy());
+    socket.on("data", limits.touch);
+    socket.once("close", limits.stop);
     socket.end();
   };
 }

@@ -136,14 +136,9 @@ export async function startMtlsListener(
       socket.destroy();
       return;
     }
-    const tcp = socket as TLSSocket;
     const r: RefusedRequest = {
       ...refusal,
-      remoteAddr: {
-        transport: "tcp",
-        hostname: unmapV4(tcp.remoteAddress ?? "127.0.0.1"),
-        port: tcp.remotePort ?? 0,
-      },
+      remoteAddr: remoteAddrOf(socket as TLSSocket),
       method: null,
       target: null,
       host: null,
@@ -318,15 +313,18 @@ function bridgeUpgrade(
 }
 
 function infoOf(req: IncomingMessage, verdict: PeerVerdict): ServeInfo {
-  const socket = req.socket;
   return {
-    remoteAddr: {
-      transport: "tcp",
-      hostname: unmapV4(socket.remoteAddress ?? "127.0.0.1"),
-      port: socket.remotePort ?? 0,
-    },
+    remoteAddr: remoteAddrOf(req.socket),
     clientCert: verdict.cert,
     clientCertError: verdict.error,
+  };
+}
+
+function remoteAddrOf(socket: IncomingMessage["socket"]): Deno.NetAddr {
+  return {
+    transport: "tcp",
+    hostname: unmapV4(socket.remoteAddress ?? "127.0.0.1"),
+    port: socket.remotePort ?? 0,
   };
 }
 

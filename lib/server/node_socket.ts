@@ -7,7 +7,7 @@
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ByteSocket } from "../proxy/http1/socket_io.ts";
-import { LINGER_IDLE_MS } from "./lingering.ts";
+import { lingerLimits } from "./lingering.ts";
 
 export function byteSocketOf(socket: Duplex): ByteSocket {
   const chunks: Uint8Array[] = [];
@@ -83,9 +83,10 @@ export async function writeAndClose(socket: Duplex, res: Response): Promise<void
     if (res.body !== null) {
       for await (const chunk of res.body) await writeTo(socket, chunk);
     }
-    // Closed once the client has read to the end and closed too, or has paused too long.
-    const timer = setTimeout(() => socket.destroy(), LINGER_IDLE_MS);
-    socket.once("close", () => clearTimeout(timer));
+    // Closed once the client has read to the end and closed too, within the linger's limits.
+    const limits = lingerLimits(() => socket.destroy());
+    socket.on("data", limits.touch);
+    socket.once("close", limits.stop);
     socket.once("end", () => socket.destroy());
     socket.end();
   } catch {

@@ -3,6 +3,8 @@ import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/ass
 import { closedPort, echo, type Received, startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawRequest } from "../helpers/raw.ts";
+import { assertEchoes } from "../helpers/websocket.ts";
+import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
 import { startFlaky } from "../resilience/flaky.ts";
 
 async function single(
@@ -281,23 +283,11 @@ Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
         hostname: "127.0.0.1",
         port: Number(new URL(g.url()).port),
       });
-      const handshake = [
-        "GET /ws HTTP/1.1",
-        "Host: localhost",
-        "Connection: Upgrade",
-        "Upgrade: websocket",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-        "Sec-WebSocket-Protocol: chat",
-        "",
-        "",
-      ];
-      await conn.write(new TextEncoder().encode(handshake.join("\r\n")));
-      const buf = new Uint8Array(4096);
-      const head = new TextDecoder().decode(buf.subarray(0, (await conn.read(buf)) ?? 0));
-      conn.close();
-      assertMatch(head, /^HTTP\/1\.1 101 /);
-      assertMatch(head, /\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/i);
+      try {
+        await assertEchoes(conn, ["Sec-WebSocket-Protocol: chat"]);
+      } finally {
+        closeQuietly(conn);
+      }
     });
   } finally {
     await up.close();

@@ -2,8 +2,11 @@
 import { assertEquals, assertMatch, within } from "./assert.ts";
 import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
-/** An upgrade request with RFC 6455's example key (its accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=). */
-export const HANDSHAKE = (path: string) =>
+/**
+ * An upgrade request with RFC 6455's example key (its accept:
+ * s3pPLMBiTxaQ9kYGzzhZRbK+xOo=), and `extra` field lines.
+ */
+export const HANDSHAKE = (path: string, extra: string[] = []) =>
   [
     `GET ${path} HTTP/1.1`,
     "Host: localhost",
@@ -11,6 +14,7 @@ export const HANDSHAKE = (path: string) =>
     "Upgrade: websocket",
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
     "Sec-WebSocket-Version: 13",
+    ...extra,
     "",
     "",
   ].join("\r\n");
@@ -71,12 +75,13 @@ async function exchangeFrames(conn: Deno.Conn, send: Uint8Array[], count: number
 }
 
 /**
- * Opens a WebSocket on `conn` to `path` of an upstream that answers each text
- * message with `echo:` and the message: checks the switch, the accept for the
- * client's key, and two messages both ways.
+ * Opens a WebSocket on `conn` to `/ws` (with `extra` field lines in the
+ * handshake) of an upstream that answers each text message with `echo:` and
+ * the message: checks the switch, the accept for the client's key, and two
+ * messages both ways.
  */
-export async function assertEchoes(conn: Deno.Conn, path = "/ws"): Promise<void> {
-  await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE(path)));
+export async function assertEchoes(conn: Deno.Conn, extra: string[] = []): Promise<void> {
+  await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws", extra)));
   const { head, messages } = await switchAndRead(conn, [clientFrame("one"), clientFrame("two")], 2);
   assertMatch(head, /^HTTP\/1\.1 101 /);
   assertMatch(head, /\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=(\r\n|$)/i);
