@@ -1,9 +1,9 @@
 /**
- * Public listeners: plain HTTP (the gateway's own HTTP/1.1 server, http1/),
- * or TLS from PEM files (`Deno.serve`: HTTP/2 and HTTP/1.1 by ALPN), or mTLS
- * and TLS 1.3-only (`node:https`: see mtls_listener.ts). Each listener serves
- * the same handler; shutting one down stops accepting and waits for the
- * requests it is serving.
+ * Public listeners: plain HTTP and TLS from PEM files (the gateway's own
+ * HTTP/1.1 server, http1/), TLS with `http2: true` (`Deno.serve`: HTTP/2 and
+ * HTTP/1.1 by ALPN), or mTLS and TLS 1.3-only (`node:https`: see
+ * mtls_listener.ts). Each listener serves the same handler; shutting one down
+ * stops accepting and waits for the requests it is serving.
  */
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
@@ -71,11 +71,18 @@ export async function startListener(
   if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
     return startMtlsListener(cfg, handler, o, o.timeouts ?? (() => DEFAULT_TIMEOUTS));
   }
-  if (!cfg.tls) {
+  const tls = cfg.tls
+    ? {
+      cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
+      key: await Deno.readTextFile(o.resolvePath(cfg.tls.key)),
+    }
+    : null;
+  if (tls === null || !cfg.tls?.http2) {
     const server = new Http1Server({
       hostname: cfg.host,
       port: cfg.port,
       reusePort: o.reusePort ?? false,
+      ...(tls ? { tls } : {}),
       timeouts: o.timeouts ?? (() => DEFAULT_TIMEOUTS),
       ...(o.onError ? { onError: o.onError } : {}),
       ...(o.refused ? { refused: o.refused } : {}),
@@ -84,14 +91,10 @@ export async function startListener(
       name: cfg.name,
       hostname: server.addr.hostname,
       port: server.addr.port,
-      tls: false,
+      tls: tls !== null,
       shutdown: () => server.shutdown(),
     };
   }
-  const tls = {
-    cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
-    key: await Deno.readTextFile(o.resolvePath(cfg.tls.key)),
-  };
   let bound: Deno.NetAddr | null = null;
   const server = Deno.serve({
     hostname: cfg.host,

@@ -11,6 +11,10 @@ export const tlsSchema = z.strictObject({
     description: "Whether a client certificate is required; needs client_ca",
   }),
   min_version: z.enum(["1.2", "1.3"]).default("1.2"),
+  http2: z.boolean().default(false).meta({
+    description:
+      "Offer HTTP/2 by ALPN (served by the runtime's server, which lacks the upload back-pressure and the head timeout); not with client_ca or min_version 1.3",
+  }),
 });
 
 export const listenerSchema = z.strictObject({
@@ -31,6 +35,14 @@ export const listenerSchema = z.strictObject({
       code: "custom",
       path: ["tls", "client_ca"],
       message: "client_cert needs client_ca: the CA that client certificates must chain to",
+    });
+  }
+  if (l.tls?.http2 && (l.tls.client_ca || l.tls.min_version === "1.3")) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", "http2"],
+      message:
+        "HTTP/2 is not offered with client_ca or min_version 1.3: those listeners serve HTTP/1.1 only",
     });
   }
 });

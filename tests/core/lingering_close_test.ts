@@ -169,7 +169,11 @@ Deno.test("lingering close: the gateway reads on after its answer, and closes on
 });
 
 Deno.test("lingering close: on a node:https listener too, it reads on, and closes once the client pauses", async () => {
-  await withTlsGateway("1.3", async (gw) => await lingersUntilPause(await gw.connect()));
+  await withTlsGateway("node", async (gw) => await lingersUntilPause(await gw.connect()));
+});
+
+Deno.test("lingering close: on a TLS listener too, it reads on, and closes once the client pauses", async () => {
+  await withTlsGateway("own", async (gw) => await lingersUntilPause(await gw.connect()));
 });
 
 /** What the peer sends until it half-closes (or closes). */
@@ -205,11 +209,17 @@ interface TlsGateway {
   upstreamSaw(): string[];
 }
 
-/**
- * `fn` gets a gateway with a plain listener and a TLS one, on `Deno.serve` or,
- * with `min_version: "1.3"`, on `node:https` (as mTLS listeners are).
- */
-async function withTlsGateway(minVersion: "1.2" | "1.3", fn: (gw: TlsGateway) => Promise<void>) {
+/** What serves a TLS listener: the gateway's own server, `Deno.serve` (`http2: true`), `node:https`. */
+type TlsServer = "own" | "deno-serve" | "node";
+const TLS_SETTINGS: Record<TlsServer, string> = {
+  own: "",
+  "deno-serve": ", http2: true",
+  // A TLS 1.3 floor puts the listener on node:https, as mTLS does.
+  node: `, min_version: "1.3"`,
+};
+
+/** `fn` gets a gateway with a plain listener and a TLS one served by `server`. */
+async function withTlsGateway(server: TlsServer, fn: (gw: TlsGateway) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "gw-linger-tls-" });
   const up = startUpstream();
   try {
@@ -219,7 +229,7 @@ async function withTlsGateway(minVersion: "1.2" | "1.3", fn: (gw: TlsGateway) =>
   - name: tls
     host: 127.0.0.1
     port: 0
-    tls: { cert: ${cert}, key: ${key}, min_version: "${minVersion}" }
+    tls: { cert: ${cert}, key: ${key}${TLS_SETTINGS[server]} }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams:
   up: { targets: [ { url: "${up.url}" } ] }
@@ -266,15 +276,23 @@ async function refusedUploadOverTls(gw: TlsGateway) {
 }
 
 Deno.test("lingering close: behind a TLS listener a refused upload is read and dropped, and the client reads the refusal", async () => {
-  await withTlsGateway("1.2", refusedUploadOverTls);
+  await withTlsGateway("own", refusedUploadOverTls);
+});
+
+Deno.test("lingering close: behind a TLS listener with HTTP/2 (Deno.serve) too", async () => {
+  await withTlsGateway("deno-serve", refusedUploadOverTls);
 });
 
 Deno.test("lingering close: behind a node:https listener (TLS 1.3 floor, as mTLS) too", async () => {
-  await withTlsGateway("1.3", refusedUploadOverTls);
+  await withTlsGateway("node", refusedUploadOverTls);
 });
 
-Deno.test("lingering close: a shutdown does not wait for a client still sending (plain and node:https listeners)", async () => {
-  await withTlsGateway("1.3", async (gw) => {
+Deno.test("lingering close: a shutdown does not wait for a client still sending (plain, TLS and node:https listeners)", async () => {
+  for (const server of ["own", "node"] as const) await shutdownWhileLingering(server);
+});
+
+async function shutdownWhileLingering(server: TlsServer) {
+  await withTlsGateway(server, async (gw) => {
     const conns = [await connectTo(gw.plain), await gw.connect()];
     // Each client is refused, and goes on sending a byte every 100 ms: lingering.
     let stop = false;
@@ -305,7 +323,7 @@ Deno.test("lingering close: a shutdown does not wait for a client still sending 
     assertEquals(stopped, "stopped");
     assertEquals(ended, ["closed by the gateway", "closed by the gateway"]);
   });
-});
+}
 
 /**
  * Sends, in one write, a POST refused for its declared size with all its body,
@@ -324,22 +342,24 @@ async function pipelinedAfterRefusal(conn: Deno.Conn, pipelined: string[]): Prom
   }
 }
 
-// Not on Deno.serve (TLS listeners): it goes on serving a connection whose answer said
-// `close` (README, "Known limits").
-Deno.test("lingering close: nothing pipelined after the refusal is served (plain and node:https listeners)", async () => {
-  await withTlsGateway("1.3", async (gw) => {
-    for (const conn of [await connectTo(gw.plain), await gw.connect()]) {
-      const answered = await pipelinedAfterRefusal(conn, ["/small?one", "/small?two"]);
-      assertEquals(answered.match(/^HTTP\/1\.1 \d+/gm), ["HTTP/1.1 413"]);
-    }
-    // Nothing was left in flight: the gateway stops at once.
-    assertEquals(await within(3_000, gw.close().then(() => "stopped")), "stopped");
-    assertEquals(gw.upstreamSaw(), []);
-  });
+// Not on Deno.serve (TLS listeners with HTTP/2): it goes on serving a connection whose answer
+// said `close` (README, "Known limits").
+Deno.test("lingering close: nothing pipelined after the refusal is served (plain, TLS and node:https listeners)", async () => {
+  for (const server of ["own", "node"] as const) {
+    await withTlsGateway(server, async (gw) => {
+      for (const conn of [await connectTo(gw.plain), await gw.connect()]) {
+        const answered = await pipelinedAfterRefusal(conn, ["/small?one", "/small?two"]);
+        assertEquals(answered.match(/^HTTP\/1\.1 \d+/gm), ["HTTP/1.1 413"]);
+      }
+      // Nothing was left in flight: the gateway stops at once.
+      assertEquals(await within(3_000, gw.close().then(() => "stopped")), "stopped");
+      assertEquals(gw.upstreamSaw(), []);
+    });
+  }
 });
 
 Deno.test("pipelined requests on a node:https listener are answered in order", async () => {
-  await withTlsGateway("1.3", async (gw) => {
+  await withTlsGateway("node", async (gw) => {
     const conn = await gw.connect();
     const paths = ["/small?1", "/small?2", "/small?3"];
     const wire = paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: localhost\r\n\r\n`).join("");

@@ -103,6 +103,10 @@ Deno.test("small bodies reach clients byte for byte through plain and TLS listen
     host: 127.0.0.1
     port: 0
     tls: { cert: "${fixtures}server.crt", key: "${fixtures}server.key" }
+  - name: h2
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: "${fixtures}server.crt", key: "${fixtures}server.key", http2: true }
 ${baseConfig("").split("\n").slice(2).join("\n")}
 upstreams:
   a: { targets: [ { url: "${up.url}" } ] }
@@ -111,7 +115,8 @@ routes:
 `);
   const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${fixtures}ca.crt`)] });
   try {
-    for (const listener of ["plain", "secure"]) {
+    // The TLS listener with HTTP/2 is Deno.serve's, which gets its responses through forRuntime.
+    for (const listener of ["plain", "secure", "h2"]) {
       for (const n of sizes) {
         const res = await fetch(`${g.url(listener)}/${n}`, { client });
         const got = await res.bytes();

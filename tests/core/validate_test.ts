@@ -87,6 +87,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
     expect: /^broken\.yaml:9:\d+: routes\[0\]\.rate_limit\.per: expected a duration/m,
   },
   {
+    name: "HTTP/2 on an mTLS listener",
+    yaml:
+      `listeners:\n  - name: partners\n    port: 8443\n    tls: { cert: s.crt, key: s.key, client_ca: ca.crt, http2: true }\n${OK_TAIL}`,
+    expect:
+      /^broken\.yaml:4:\d+: listeners\[0\]\.tls\.http2: HTTP\/2 is not offered with client_ca/m,
+  },
+  {
     name: "bad URL",
     yaml:
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "htp:/nowhere" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,

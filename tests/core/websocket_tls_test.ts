@@ -1,7 +1,8 @@
 /**
- * WebSocket upgrades on a TLS listener served by `Deno.serve` (relayed
- * message by message through the runtime's WebSocket): the accept for the
- * client's key, messages both ways, and the listener serving on afterwards.
+ * WebSocket upgrades on TLS listeners, served by the gateway's own server (a
+ * byte tunnel) and with `http2: true` by `Deno.serve` (relayed message by
+ * message through the runtime's WebSocket): the accept for the client's key,
+ * messages both ways, and the listener serving on afterwards.
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
@@ -10,7 +11,12 @@ import { selfSignedCert } from "../helpers/tls.ts";
 import { assertEchoes } from "../helpers/websocket.ts";
 import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
 
-Deno.test("TLS listener (Deno.serve): a WebSocket is relayed, and the listener serves on", async () => {
+for (const [server, setting] of [["own server", ""], ["Deno.serve", ", http2: true"]]) {
+  Deno.test(`TLS listener (${server}): a WebSocket is relayed, and the listener serves on`, () =>
+    relaysAndServesOn(setting!));
+}
+
+async function relaysAndServesOn(setting: string) {
   const up = startUpstream((req) => {
     if (req.headers.get("upgrade") !== "websocket") return new Response("plain");
     const { socket, response } = Deno.upgradeWebSocket(req);
@@ -21,7 +27,7 @@ Deno.test("TLS listener (Deno.serve): a WebSocket is relayed, and the listener s
   try {
     const { cert, key } = await selfSignedCert(dir);
     const g = await startGateway(`listeners:
-  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key} } }
+  - { name: tls, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}${setting} } }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams:
   up: { targets: [ { url: "${up.url}" } ] }
@@ -60,4 +66,4 @@ routes:
     await up.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}

@@ -56,6 +56,8 @@ export interface Http1ServerOptions {
   hostname: string;
   port: number;
   reusePort?: boolean;
+  /** PEM certificate chain and key: HTTP/1.1 over TLS (ALPN `http/1.1`). */
+  tls?: { cert: string; key: string };
   /** Read for every connection, so a reload's new values apply to new requests. */
   timeouts(): ConnectionTimeouts;
   onError?(e: unknown): void;
@@ -79,19 +81,24 @@ const INVALID_HOST: HeadRefusal = Object.freeze({
 
 export class Http1Server {
   readonly addr: Deno.NetAddr;
-  private readonly listener: Deno.TcpListener;
+  private readonly listener: Deno.Listener;
   private readonly connections = new Set<ServedConnection>();
   private closing = false;
   private drained: (() => void) | null = null;
 
   constructor(private readonly o: Http1ServerOptions, private readonly handler: ServeHandler) {
-    this.listener = Deno.listen({
+    const at = {
       hostname: o.hostname,
       port: o.port,
-      transport: "tcp",
+      transport: "tcp" as const,
       ...(o.reusePort ? { reusePort: true } : {}),
-    });
-    this.addr = this.listener.addr;
+    };
+    // A TLS connection is accepted before its handshake, which its first read runs: the
+    // head deadline then covers a client that never starts one.
+    this.listener = o.tls
+      ? Deno.listenTls({ ...at, ...o.tls, alpnProtocols: ["http/1.1"] })
+      : Deno.listen(at);
+    this.addr = this.listener.addr as Deno.NetAddr;
     this.accept();
   }
 
@@ -101,7 +108,7 @@ export class Http1Server {
 
   private async accept(): Promise<void> {
     while (true) {
-      let socket: Deno.TcpConn;
+      let socket: Deno.Conn;
       try {
         socket = await this.listener.accept();
       } catch (e) {
@@ -111,7 +118,8 @@ export class Http1Server {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      socket.setNoDelay(true);
+      // The runtime offers no way to turn Nagle off on a TLS connection (see response_writer.ts).
+      if ("setNoDelay" in socket) (socket as Deno.TcpConn).setNoDelay(true);
       const c = new ServedConnection(this, new ClientConnection(socket), this.handler);
       this.connections.add(c);
       c.serve(this.o.timeouts()).finally(() => {
