@@ -5,6 +5,7 @@
  * A failed call either fails the whole request (`on_error: fail`, answered as
  * soon as it fails, the other calls abandoned) or leaves its key out and is
  * described under `errors` (`partial`); when every call fails, the request fails.
+ * The merged answer's caching fields are the most restrictive of its parts'.
  */
 import type { RouteConfig } from "../config/schema.ts";
 import type { RequestContext } from "../core/context.ts";
@@ -18,6 +19,7 @@ import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
 import { compileTemplate, type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
+import { MergedCaching } from "./caching.ts";
 
 interface Call {
   key: string;
@@ -35,7 +37,7 @@ interface HeadOptions {
 }
 
 type Part =
-  | { ok: true; key: string; value: unknown }
+  | { ok: true; key: string; value: unknown; headers: [string, string][] }
   | { ok: false; key: string; code: ErrorCode; message: string; status?: number };
 
 /** Request headers that would make a part's answer something other than plain JSON. */
@@ -49,6 +51,7 @@ const NOT_FOR_PARTS = [
   "if-unmodified-since",
   "content-type",
 ];
+const NOT_FOR_PARTS_SET: ReadonlySet<string> = new Set(NOT_FOR_PARTS);
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -116,11 +119,15 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
 function merge(ctx: RequestContext, parts: Part[]): Response {
   const out: Record<string, unknown> = {};
   const errors: Record<string, unknown> = {};
+  const caching = new MergedCaching(NOT_FOR_PARTS_SET);
   let failures = 0;
   for (const p of parts) {
-    if (p.ok) out[p.key] = p.value;
-    else {
+    if (p.ok) {
+      out[p.key] = p.value;
+      caching.add(p.headers, ctx.now);
+    } else {
       failures++;
+      caching.addFailure();
       errors[p.key] = {
         code: p.code,
         message: p.message,
@@ -136,10 +143,8 @@ function merge(ctx: RequestContext, parts: Part[]): Response {
     });
   }
   if (failures) out.errors = errors;
-  return new Response(ctx.method === "HEAD" ? null : JSON.stringify(out), {
-    status: 200,
-    headers: { "content-type": "application/json" },
-  });
+  const headers: [string, string][] = [["content-type", "application/json"], ...caching.fields()];
+  return new Response(ctx.method === "HEAD" ? null : JSON.stringify(out), { status: 200, headers });
 }
 
 /** One call under its own deadline; never throws. */
@@ -213,7 +218,8 @@ async function fetchPart(
       return fail("upstream_error", `The answer is larger than ${c.maxBytes} bytes`);
     }
     try {
-      return { ok: true, key: c.key, value: JSON.parse(decoder.decode(body.bytes)) };
+      const value = JSON.parse(decoder.decode(body.bytes));
+      return { ok: true, key: c.key, value, headers: res.headers };
     } catch {
       return fail("upstream_error", "The answer is not JSON");
     }

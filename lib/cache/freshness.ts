@@ -47,8 +47,8 @@ export function freshness(
       const eq = part.indexOf("=");
       const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
       if (REFUSED.has(name)) return null;
-      if (name === "max-age") maxAge = seconds(part.slice(eq + 1));
-      else if (name === "s-maxage") sMaxAge = seconds(part.slice(eq + 1));
+      if (name === "max-age") maxAge = deltaSeconds(part.slice(eq + 1));
+      else if (name === "s-maxage") sMaxAge = deltaSeconds(part.slice(eq + 1));
     }
     const s = sMaxAge ?? maxAge;
     if (s !== null) upstreamMs = s * 1000;
@@ -62,13 +62,13 @@ export function freshness(
       upstreamMs = Number.isNaN(at) ? 0 : at - (Number.isNaN(date) ? now : date);
     }
   }
-  const ageMs = seconds(headers.get("age") ?? "0") * 1000;
+  const ageMs = deltaSeconds(headers.get("age") ?? "0") * 1000;
   const lifetimeMs = Math.min(r.ttlMs, upstreamMs ?? Infinity) - ageMs;
   return lifetimeMs > 0 ? { lifetimeMs, ageMs } : null;
 }
 
 /** Delta-seconds (RFC 9111 §1.2.2); an invalid value counts as 0 (an invalid max-age: stale). */
-function seconds(text: string): number {
+export function deltaSeconds(text: string): number {
   const t = text.trim().replace(/^"(.*)"$/, "$1");
   return /^\d+$/.test(t) ? Number(t) : 0;
 }
