@@ -24,18 +24,31 @@ export function compileCacheKey(o: CacheKeyOptions): CacheKey {
   return (ctx) => {
     const scheme = ctx.listener.tls ? "https" : "http";
     let key = `${ctx.path}\n${namespace}\n${scheme}://${ctx.host}\n`;
-    key += normalizeQuery && ctx.query.length > 1 ? sortedQuery(ctx) : ctx.query;
+    key += normalizeQuery && ctx.query.length > 1 ? sortedQuery(ctx.query) : ctx.query;
     for (const name of vary) key += `\n${ctx.headers.get(name) ?? ""}`;
     if (perCaller) key += `\n${callerOf(ctx)}`;
     return key;
   };
 }
 
-function sortedQuery(ctx: RequestContext): string {
-  const params = [...ctx.searchParams];
-  // Stable: repeated names keep their order (?a=2&a=1 is not ?a=1&a=2).
-  params.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return `?${new URLSearchParams(params)}`;
+/**
+ * The query's pairs sorted by name, as sent: decoding would make distinct
+ * queries one (every invalid escape decodes to U+FFFD). The sort is stable,
+ * so repeated names keep their order (?a=2&a=1 is not ?a=1&a=2).
+ */
+function sortedQuery(query: string): string {
+  return `?${query.slice(1).split("&").sort(byName).join("&")}`;
+}
+
+function byName(a: string, b: string): number {
+  const x = nameOf(a);
+  const y = nameOf(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function nameOf(pair: string): string {
+  const eq = pair.indexOf("=");
+  return eq < 0 ? pair : pair.slice(0, eq);
 }
 
 /** The consumer, else the provider and subject; "-" for a caller nobody identified. */

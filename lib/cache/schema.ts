@@ -12,7 +12,8 @@ export const cacheSchema = z.strictObject({
     description: "Request headers that select between stored responses (e.g. Accept-Language)",
   }),
   normalize_query: z.boolean().default(true).meta({
-    description: "Sort query parameters so that ?a=1&b=2 and ?b=2&a=1 share an entry",
+    description: "Sort query parameters by name (as sent, repeated names in their order) so that " +
+      "?a=1&b=2 and ?b=2&a=1 share an entry",
   }),
   stale_if_error_s: z.number().min(0).default(0).meta({
     description: "How long past its TTL a response may be served when the upstream fails",

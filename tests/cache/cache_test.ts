@@ -86,6 +86,24 @@ Deno.test("cache: the key takes the query (sorted), the host and configured Vary
   });
 });
 
+Deno.test("cache: the sorted query is compared as sent, never decoded", async () => {
+  const { up } = countingUpstream((p, n) => json({ p, n }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const ff = await get(g, "/api?x=1&id=%ff");
+    assertEquals([ff.cache, JSON.parse(ff.body).p], ["MISS", "/api?x=1&id=%ff"]);
+    // Both invalid escapes decode to U+FFFD; they are still two queries.
+    const fe = await get(g, "/api?x=1&id=%fe");
+    assertEquals([fe.cache, JSON.parse(fe.body).p], ["MISS", "/api?x=1&id=%fe"]);
+    assertEquals((await get(g, "/api?id=%ff&x=1")).cache, "HIT");
+    assertEquals((await get(g, "/api?q=a+b")).cache, "MISS");
+    assertEquals((await get(g, "/api?q=a%20b")).cache, "MISS");
+    // Repeated names keep their order; other names sort around them.
+    assertEquals((await get(g, "/api?b=1&a=2&a=1")).cache, "MISS");
+    assertEquals((await get(g, "/api?a=2&b=1&a=1")).cache, "HIT");
+    assertEquals((await get(g, "/api?a=1&a=2&b=1")).cache, "MISS");
+  });
+});
+
 Deno.test("cache: no-store, private, no-cache, Set-Cookie, Vary * and errors are never stored", async () => {
   const answers: Record<string, Record<string, string>> = {
     "/api/no-store": { "cache-control": "no-store" },
