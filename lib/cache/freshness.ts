@@ -4,7 +4,8 @@
  * `Expires` and by the time the response already spent in caches upstream
  * (`Age`). Nothing is stored for `no-store`, `private`, `no-cache` (this cache
  * does not revalidate), `Set-Cookie`, `Vary: *`, or a `Vary` naming a request
- * header the route does not key on.
+ * header the route does not key on. A response that must be revalidated
+ * once stale is not kept past its freshness.
  */
 
 export interface FreshnessRules {
@@ -19,9 +20,16 @@ export interface Freshness {
   lifetimeMs: number;
   /** How old it already is (its `Age`). */
   ageMs: number;
+  /**
+   * Whether it may be served stale (`stale_if_error_s`): not after
+   * `must-revalidate`, `proxy-revalidate` or `s-maxage` (RFC 9111 §4.2.4, §5.2.2).
+   */
+  staleAllowed: boolean;
 }
 
 const REFUSED = new Set(["no-store", "private", "no-cache"]);
+/** Directives that forbid a shared cache to serve the response once stale. */
+const NO_STALE = new Set(["must-revalidate", "proxy-revalidate", "s-maxage"]);
 
 /** Freshness of a response this cache may store, or null when it must not be stored. */
 export function freshness(
@@ -39,6 +47,7 @@ export function freshness(
     }
   }
   let upstreamMs: number | null = null;
+  let staleAllowed = true;
   const cc = headers.get("cache-control");
   if (cc !== null) {
     let maxAge: number | null = null;
@@ -47,6 +56,7 @@ export function freshness(
       const eq = part.indexOf("=");
       const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
       if (REFUSED.has(name)) return null;
+      if (NO_STALE.has(name)) staleAllowed = false;
       if (name === "max-age") maxAge = deltaSeconds(part.slice(eq + 1));
       else if (name === "s-maxage") sMaxAge = deltaSeconds(part.slice(eq + 1));
     }
@@ -64,7 +74,7 @@ export function freshness(
   }
   const ageMs = deltaSeconds(headers.get("age") ?? "0") * 1000;
   const lifetimeMs = Math.min(r.ttlMs, upstreamMs ?? Infinity) - ageMs;
-  return lifetimeMs > 0 ? { lifetimeMs, ageMs } : null;
+  return lifetimeMs > 0 ? { lifetimeMs, ageMs, staleAllowed } : null;
 }
 
 /** Delta-seconds (RFC 9111 §1.2.2); an invalid value counts as 0 (an invalid max-age: stale). */

@@ -114,7 +114,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         body,
         date: now - fresh.ageMs,
         freshUntil: now + fresh.lifetimeMs,
-        staleUntil: now + fresh.lifetimeMs + o.staleIfErrorMs,
+        staleUntil: now + fresh.lifetimeMs + (fresh.staleAllowed ? o.staleIfErrorMs : 0),
         path: ctx.path,
       };
       o.store.set(key, entry, now);

@@ -16,7 +16,8 @@ export const cacheSchema = z.strictObject({
       "?a=1&b=2 and ?b=2&a=1 share an entry",
   }),
   stale_if_error_s: z.number().min(0).default(0).meta({
-    description: "How long past its TTL a response may be served when the upstream fails",
+    description: "How long past its TTL a response may be served when the upstream fails " +
+      "(not one marked must-revalidate, proxy-revalidate or s-maxage)",
   }),
   max_body_bytes: positiveInt.default(1_048_576).meta({
     description: "Larger responses are passed through, not stored",

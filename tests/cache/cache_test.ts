@@ -215,6 +215,33 @@ Deno.test("cache: stale-if-error serves the expired entry when the upstream fail
   });
 });
 
+Deno.test("cache: stale-if-error never serves what the upstream said to revalidate", async () => {
+  let failing = false;
+  const { up } = countingUpstream((p, n) =>
+    failing ? new Response("down", { status: 503 }) : json(
+      { n },
+      {
+        "/api/plain": { "cache-control": "max-age=1" },
+        "/api/must": { "cache-control": "max-age=1, must-revalidate" },
+        "/api/proxy": { "cache-control": "max-age=1, proxy-revalidate" },
+        "/api/shared": { "cache-control": "s-maxage=1" },
+      }[p],
+    )
+  );
+  await withCache(up, "{ ttl_s: 60, stale_if_error_s: 300 }", async (g, clock) => {
+    const paths = ["/api/plain", "/api/must", "/api/proxy", "/api/shared"];
+    for (const p of paths) assertEquals((await get(g, p)).cache, "MISS", p);
+    failing = true;
+    clock.advance(2_000);
+    const plain = await get(g, "/api/plain");
+    assertEquals([plain.res.status, plain.cache], [200, "STALE"]);
+    for (const p of paths.slice(1)) {
+      const r = await get(g, p);
+      assertEquals([r.res.status, r.cache, r.body], [503, "MISS", "down"], p);
+    }
+  });
+});
+
 Deno.test("cache: stale-if-error also covers an upstream that cannot be reached", async () => {
   const { up } = countingUpstream((_p, n) => json({ n }));
   await withCache(up, "{ ttl_s: 1, stale_if_error_s: 30 }", async (g, clock) => {

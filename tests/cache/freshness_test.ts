@@ -37,3 +37,17 @@ for (const [name, status, headers, lifetime] of cases) {
     assertEquals(f === null ? null : f.lifetimeMs, lifetime);
   });
 }
+
+const staleCases: [string, string, boolean][] = [
+  ["max-age alone", "max-age=10", true],
+  ["must-revalidate", "max-age=10, must-revalidate", false],
+  ["proxy-revalidate", "max-age=10, Proxy-Revalidate", false],
+  ["s-maxage", "s-maxage=10", false],
+];
+
+for (const [name, cacheControl, allowed] of staleCases) {
+  Deno.test(`freshness(): may be served stale: ${name}`, () => {
+    const f = freshness(new Headers({ "cache-control": cacheControl }), 200, rules, NOW);
+    assertEquals(f?.staleAllowed, allowed);
+  });
+}
