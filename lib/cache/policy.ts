@@ -4,7 +4,7 @@
  * concurrent requests for the same key wait for its result (coalescing), and
  * a storable answer is kept (`MISS`). When the upstream fails (500, 502, 503,
  * 504, or the gateway could not reach it) and an entry is within
- * `stale_if_error_s`, it stands in (`STALE`).
+ * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it.
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
@@ -131,8 +131,9 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
     policy: async (ctx, next) => {
       const method = ctx.method;
       if (method !== "GET" && method !== "HEAD") return next(ctx);
-      // Credentials the gateway did not check make the answer someone's own.
-      if (!o.authenticated && ctx.headers.has("authorization")) {
+      // Credentials the gateway did not check make the answer someone's own; entries are
+      // whole answers, and a range of one is not served from them.
+      if (ctx.headers.has("range") || (!o.authenticated && ctx.headers.has("authorization"))) {
         return mark(ctx, await next(ctx), "BYPASS");
       }
       const key = o.key(ctx);

@@ -3,6 +3,7 @@ import { headerName, positiveInt, statusCode } from "../config/common.ts";
 
 /** Statuses a cache may store without explicit freshness (RFC 9110 §15.1), less 206 and 405/414/501. */
 const HEURISTIC_STATUSES = [200, 203, 204, 300, 301, 308, 404, 410];
+const PARTIAL_CONTENT = 206;
 
 export const cacheSchema = z.strictObject({
   ttl_s: z.number().positive().meta({
@@ -22,7 +23,10 @@ export const cacheSchema = z.strictObject({
   max_body_bytes: positiveInt.default(1_048_576).meta({
     description: "Larger responses are passed through, not stored",
   }),
-  statuses: z.array(statusCode).min(1).default(HEURISTIC_STATUSES),
+  statuses: z.array(statusCode.refine((s) => s !== PARTIAL_CONTENT, {
+    error: "206 cannot be cached: a partial answer would be served to requests for the whole " +
+      "(requests with Range bypass the cache)",
+  })).min(1).default(HEURISTIC_STATUSES),
   store: z.enum(["memory", "redis"]).optional().meta({
     description: "Where entries live; default: store.kind",
   }),

@@ -1,5 +1,5 @@
 /** The response cache through a real listener and upstream (memory store). */
-import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { assertEquals, assertError, assertOk, assertRejects } from "../helpers/assert.ts";
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawGet } from "../helpers/raw.ts";
@@ -192,6 +192,33 @@ Deno.test("cache: only GET and HEAD are cached; credentials the gateway did not 
     assertEquals((await get(g, "/api/me")).cache, "MISS");
     assertEquals(count("/api/me"), 3);
   });
+});
+
+Deno.test("cache: a request with Range bypasses the cache; 206 is not a cacheable status", async () => {
+  const ranged = startUpstream((req) =>
+    req.headers.has("range")
+      ? new Response("hell", { status: 206, headers: { "content-range": "bytes 0-3/7" } })
+      : new Response("hello 1")
+  );
+  await withCache(ranged, "{ ttl_s: 60 }", async (g) => {
+    const part = await get(g, "/api/file", { range: "bytes=0-3" });
+    assertEquals([part.res.status, part.cache, part.body], [206, "BYPASS", "hell"]);
+    const whole = await get(g, "/api/file");
+    assertEquals([whole.res.status, whole.cache, whole.body], [200, "MISS", "hello 1"]);
+    const again = await get(g, "/api/file", { range: "bytes=0-3" });
+    assertEquals([again.res.status, again.cache, again.body], [206, "BYPASS", "hell"]);
+    assertEquals((await get(g, "/api/file")).cache, "HIT");
+    assertEquals(ranged.received.length, 3);
+  });
+  await assertRejects(
+    () =>
+      startGateway(baseConfig(`
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - { name: r, match: { path: /r }, upstream: a, cache: { ttl_s: 60, statuses: [200, 206] } }
+`)),
+    (e: Error) => /routes\[0\]\.cache\.statuses\[1\]: 206 cannot be cached/.test(e.message),
+  );
 });
 
 Deno.test("cache: stale-if-error serves the expired entry when the upstream fails", async () => {
