@@ -36,9 +36,10 @@ export function entrySize(key: string, e: CachedResponse): number {
 }
 
 /**
- * The stored response for one request: HEAD gets the headers alone, and a
- * request whose validators match (`If-None-Match`, else `If-Modified-Since`)
- * gets 304 with the fields RFC 9110 §15.4.5 keeps.
+ * The stored response for one request: HEAD gets the headers alone (with the
+ * body's Content-Length), and a request whose validators match
+ * (`If-None-Match`, else `If-Modified-Since`) gets 304 with the fields
+ * RFC 9110 §15.4.5 keeps.
  */
 export function serveEntry(ctx: RequestContext, e: CachedResponse, status: CacheStatus): Response {
   ctx.cacheStatus = status;
@@ -54,7 +55,10 @@ export function serveEntry(ctx: RequestContext, e: CachedResponse, status: Cache
   // A list, not a Headers object: the runtime builds one from it at half the cost of set().
   const headers = e.headers.slice();
   headers.push(["x-cache", status], ["age", age]);
-  const empty = ctx.method === "HEAD" || NO_BODY.has(e.status);
+  const noBody = NO_BODY.has(e.status);
+  // HEAD gets the fields a GET would (RFC 9110 §9.3.2), its length among them.
+  if (ctx.method === "HEAD" && !noBody) headers.push(["content-length", String(e.body.length)]);
+  const empty = ctx.method === "HEAD" || noBody;
   const res = new Response(empty ? null : e.body, {
     status: e.status,
     headers: headers as [string, string][],

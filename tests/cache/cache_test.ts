@@ -65,6 +65,8 @@ Deno.test("cache: a GET is stored, then served with X-Cache and Age until its TT
     assertOk(second.res.headers.get("x-request-id"));
     const head = await fetch(`${g.url()}/api/products`, { method: "HEAD" });
     assertEquals([head.headers.get("x-cache"), await head.text()], ["HIT", ""]);
+    // The same fields as the GET, the body's length among them.
+    assertEquals(head.headers.get("content-length"), "7");
     clock.advance(18_000);
     const expired = await get(g, "/api/products");
     assertEquals([expired.cache, expired.body], ["MISS", '{"n":2}']);
