@@ -66,6 +66,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         via: c.server.via,
         tracing: c.observe.tracing.enabled,
         mergeSlashes: c.security.merge_slashes,
+        allowPathParameters: c.security.allow_path_parameters,
         trustedProxies: new CidrSet(c.security.trusted_proxies),
         observer,
         clientIpHeader: c.security.client_ip_header,

@@ -29,6 +29,7 @@ export interface PlanSettings {
   via: string;
   tracing: boolean;
   mergeSlashes: boolean;
+  allowPathParameters: boolean;
   trustedProxies: CidrSet;
   /** Metrics, access log and tracing around every request. */
   observer: RequestObserver;

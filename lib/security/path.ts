@@ -5,7 +5,8 @@
  * - percent-encoded unreserved characters are decoded (`%7E` -> `~`), other
  *   escapes are kept with upper-case hex;
  * - encoded `/` or `\`, a raw `\` or `#`, NUL and control characters, malformed
- *   escapes, `..;` tricks and paths that climb above the root are refused;
+ *   escapes, `..;` tricks, segments with `;parameters` (unless allowed) and
+ *   paths that climb above the root are refused;
  * - dot segments are removed (RFC 3986 §5.2.4) and `//` merged (configurable);
  * - non-ASCII characters are percent-encoded as UTF-8, and ASCII that may not
  *   stand raw in a path (space, `"`, `<`, `{`, ...) is percent-encoded.
@@ -35,7 +36,11 @@ function hexValue(c: number): number {
   return -1;
 }
 
-export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath {
+export function normalisePath(
+  raw: string,
+  mergeSlashes = true,
+  allowParameters = false,
+): NormalisedPath {
   if (raw.length === 0 || raw.charCodeAt(0) !== 0x2f) {
     return { ok: false, reason: "path must start with /" };
   }
@@ -85,6 +90,10 @@ export function normalisePath(raw: string, mergeSlashes = true): NormalisedPath 
     const seg = input[i]!;
     if (/^\.\.?;/.test(seg)) {
       return { ok: false, reason: "dot segment with parameters" };
+    }
+    // Servlet containers drop a segment's ;parameters: /admin;x is their /admin, not our route's.
+    if (!allowParameters && seg.includes(";")) {
+      return { ok: false, reason: "path segment with ;parameters" };
     }
     if (seg === ".") {
       if (i === last) out.push("");

@@ -119,6 +119,10 @@ export const securitySchema = z.strictObject({
   max_headers: headerCount.default(100),
   max_uri_bytes: uriBytes.default(8_192),
   merge_slashes: z.boolean().default(true),
+  allow_path_parameters: z.boolean().default(false).meta({
+    description:
+      "Serve paths whose segments carry ;parameters (refused by default: servlet containers drop them, so routes would not match what the upstream serves)",
+  }),
   body_timeout_ms: positiveInt.default(60_000).meta({
     description: "Longest wait for the next piece of a request body (408 after)",
   }),

@@ -159,7 +159,7 @@ function newContext(
   const q = target.indexOf("?");
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? "" : target.slice(q);
-  const norm = normalisePath(rawPath, s.mergeSlashes);
+  const norm = normalisePath(rawPath, s.mergeSlashes, s.allowPathParameters);
 
   const client = s.trustedProxies.size === 0
     ? { ip: peer, peerTrusted: false }

@@ -17,8 +17,6 @@ const ACCEPTED: [string, string][] = [
   ["/a%3cb", "/a%3Cb"],
   ["/a//b", "/a/b"],
   ["//a///b//", "/a/b/"],
-  ["/a;b", "/a;b"],
-  ["/a/b;c/d", "/a/b;c/d"],
   ["/caf\u00e9", "/caf%C3%A9"],
   ["/\uff0e\uff0e/admin", "/%EF%BC%8E%EF%BC%8E/admin"],
   ["/a\uff0fb", "/a%EF%BC%8Fb"],
@@ -53,6 +51,9 @@ const REFUSED: [string, string][] = [
   ["/a/..;/b", "dot segment with parameters"],
   ["/a/.;/b", "dot segment with parameters"],
   ["/a/%2e%2e;x/b", "dot segment with parameters"],
+  ["/a;b", "path segment with ;parameters"],
+  ["/api/admin;jsessionid=1/x", "path segment with ;parameters"],
+  ["/a/b;", "path segment with ;parameters"],
 ];
 
 Deno.test("normalisePath() accepts and normalises", () => {
@@ -65,6 +66,15 @@ Deno.test("normalisePath() refuses what could confuse routing or the upstream", 
   for (const [raw, reason] of REFUSED) {
     assertEquals(normalisePath(raw), { ok: false, reason }, JSON.stringify(raw));
   }
+});
+
+Deno.test("normalisePath() keeps ;parameters when they are allowed, and still refuses ..;", () => {
+  assertEquals(normalisePath("/a;b", true, true), { ok: true, path: "/a;b" });
+  assertEquals(normalisePath("/a/b;c/d", true, true), { ok: true, path: "/a/b;c/d" });
+  assertEquals(normalisePath("/a/..;/b", true, true), {
+    ok: false,
+    reason: "dot segment with parameters",
+  });
 });
 
 Deno.test("normalisePath() keeps // when merging is off", () => {

@@ -29,6 +29,8 @@ const CASES: [string, number, string | null][] = [
   ["/public/..\\admin", 400, null], // raw backslash
   ["/public/..;/admin", 400, null], // Tomcat-style path parameter on a dot segment
   ["/public/.;/x", 400, null],
+  ["/admin;x=1", 400, null], // a servlet container serves it as /admin
+  ["/public/a;jsessionid=1/b", 400, null],
   ["/public/%00", 400, null],
   ["/public/%0d%0aX-Injected:%201", 400, null], // CRLF injection attempt
   ["/public/%zz", 400, null], // invalid percent-encoding
@@ -82,6 +84,22 @@ routes:
     assertEquals((await rawGet(g.url(), "/public//a", "localhost")).status, 200);
     assertEquals((await rawGet(g.url(), "//public/a", "localhost")).status, 404);
     assertEquals(up.received.map((r) => r.url), ["/public//a"]);
+  });
+});
+
+Deno.test("allow_path_parameters: true routes and forwards ;parameters as sent", async () => {
+  const body = (u: string) => `
+security: { allow_path_parameters: true }
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - { name: public, match: { path: /public }, upstream: app }
+`;
+  await withRig(body, async ({ g, up }) => {
+    assertEquals((await rawGet(g.url(), "/public/a;v=1/b", "localhost")).status, 200);
+    assertEquals((await rawGet(g.url(), "/public;v=1", "localhost")).status, 404);
+    assertEquals((await rawGet(g.url(), "/public/..;/x", "localhost")).status, 400);
+    assertEquals(up.received.map((r) => r.url), ["/public/a;v=1/b"]);
   });
 });
 
