@@ -19,8 +19,25 @@ const HANDSHAKE = new Set([
   "sec-websocket-accept",
 ]);
 
+/**
+ * An Upgrade the Connection field does not name is ignored (RFC 9110 §7.8):
+ * the request is then an ordinary GET, its Upgrade dropped as hop-by-hop.
+ * The gateway's own parsers (plain and `node:https` listeners) decided that
+ * already and registered the socket; `Deno.serve` (TLS) leaves it to us.
+ */
 export function isWebSocketUpgrade(ctx: RequestContext): boolean {
-  return ctx.headers.get("upgrade")?.toLowerCase() === "websocket";
+  if (ctx.headers.get("upgrade")?.toLowerCase() !== "websocket") return false;
+  if (canTakeSocket(ctx.request)) return true;
+  return ctx.listener.tls && namesUpgrade(ctx.headers.get("connection"));
+}
+
+/** Whether a Connection value lists the `upgrade` option (tokens around optional whitespace). */
+function namesUpgrade(connection: string | null): boolean {
+  if (connection === null) return false;
+  for (const option of connection.split(",")) {
+    if (option.trim().toLowerCase() === "upgrade") return true;
+  }
+  return false;
 }
 
 export async function relayWebSocket(
@@ -50,10 +67,15 @@ export async function relayWebSocket(
   }
   ctx.upstreamMs = performance.now() - started;
 
-  const { socket: client, response } = Deno.upgradeWebSocket(
-    req,
-    upstream.protocol ? { protocol: upstream.protocol } : {},
-  );
+  let upgraded: Deno.WebSocketUpgrade;
+  try {
+    upgraded = Deno.upgradeWebSocket(req, upstream.protocol ? { protocol: upstream.protocol } : {});
+  } catch {
+    // A handshake the runtime refuses (no key, say): the upstream socket must not outlive it.
+    upstream.close();
+    return ctx.refuse("bad_request");
+  }
+  const { socket: client, response } = upgraded;
   client.binaryType = "arraybuffer";
   upstream.binaryType = "arraybuffer";
   // Upstream messages can arrive before the client side has finished opening.

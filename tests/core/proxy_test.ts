@@ -321,6 +321,35 @@ Deno.test("proxy: a WebSocket upgrade the upstream declines gets its answer, bod
   }
 });
 
+Deno.test("proxy: an Upgrade the Connection field does not name is a plain GET, and no WebSocket is opened upstream", async () => {
+  let upgrades = 0;
+  const up = startUpstream((req) => {
+    if (req.headers.get("upgrade") === null) return new Response("plain");
+    upgrades++;
+    return Deno.upgradeWebSocket(req).response;
+  });
+  try {
+    await single(up.url, async (g) => {
+      // Before, the gateway opened a WebSocket upstream, failed the client's side with a
+      // 500 and left the upstream one open.
+      const res = await rawRequest(g.url(), [
+        "GET /ws HTTP/1.1",
+        "Host: localhost",
+        "Connection: close",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+      ]);
+      assertEquals([res.status, res.body], [200, "plain"]);
+      assertEquals(upgrades, 0);
+      assertEquals(up.received.length, 1);
+      assertEquals(up.received[0]!.headers.get("upgrade"), null);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: server-sent events stream; the first event arrives before the upstream ends", async () => {
   let finish!: () => void;
   const upstreamDone = new Promise<void>((r) => (finish = r));
