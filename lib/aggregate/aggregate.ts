@@ -249,6 +249,7 @@ function forwardOptions(
     preserveHost: u.config.preserve_host,
     trustedPeer: ctx.peerTrusted,
     extraBlock: u.extraBlock,
+    extraNames: u.extraNames,
   };
 }
 

@@ -63,6 +63,7 @@ export function capturedHeaders(ctx: RequestContext, o: CaptureOptions): [string
     preserveHost: false,
     trustedPeer: ctx.peerTrusted,
     extraBlock: "",
+    extraNames: null,
   });
   const out: [string, string][] = [];
   for (const line of block.split("\r\n")) {

@@ -38,6 +38,8 @@ export interface ForwardOptions {
   tracing: boolean;
   /** Static `name: value\r\n` lines configured on the upstream. */
   extraBlock: string;
+  /** The names in `extraBlock` (null when none): the client's own copies are not forwarded. */
+  extraNames: NameSet | null;
 }
 
 export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string {
@@ -47,6 +49,7 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   const named = connection ? connection.toLowerCase().split(",").map((t) => t.trim()) : null;
   const requestIdHeader = o.requestIdHeader;
   const replaced = edits.replaced;
+  const extraNames = o.extraNames;
   let block = "";
   // As received: in order, and a repeated field as repeated lines.
   const fields = incoming.list;
@@ -55,6 +58,7 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     if (NOT_COPIED.has(name) || name === requestIdHeader) continue;
     if (named !== null && named.includes(name)) continue;
     if (replaced?.has(name)) continue;
+    if (extraNames !== null && extraNames.has(name)) continue;
     block += `${name}: ${value}\r\n`;
   }
   const originalHost = incoming.get("host") ?? "";

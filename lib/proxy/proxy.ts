@@ -242,6 +242,7 @@ function forwardOptions(
     trustedPeer: ctx.peerTrusted,
     tracing: o.tracing,
     extraBlock: upstream.extraBlock,
+    extraNames: upstream.extraNames,
   };
 }
 

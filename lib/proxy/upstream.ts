@@ -23,6 +23,7 @@ import { budgetParams, RetryBudget, RetryPolicy } from "../resilience/retry.ts";
 import { registryKey } from "../resilience/registry.ts";
 import { compileRequestKey, type RequestKey } from "../core/request_key.ts";
 import { safeHeaderValue } from "./header_edits.ts";
+import { NameSet } from "../core/name_set.ts";
 
 export type { CircuitState };
 
@@ -75,6 +76,8 @@ export class Upstream {
   readonly hashKey: RequestKey | null;
   /** Static header lines configured on the upstream. */
   readonly extraBlock: string;
+  /** Their lower-case names, or null when there are none. */
+  readonly extraNames: NameSet | null;
   /** The upstream's retry policy; a route may set its own. */
   readonly retry: RetryPolicy | null;
   /** Retries left to this upstream, shared by every route that sends here. */
@@ -113,6 +116,8 @@ export class Upstream {
     };
     this.extraBlock = Object.entries(config.headers)
       .map(([k, v]) => `${k.toLowerCase()}: ${safeHeaderValue(v)}\r\n`).join("");
+    const names = Object.keys(config.headers).map((k) => k.toLowerCase());
+    this.extraNames = names.length === 0 ? null : new NameSet(names);
     this.retry = config.retries ? new RetryPolicy(config.retries) : null;
     const budget = budgetParams(config.retries);
     this.budget = this.shared("budget", budget, () => new RetryBudget(budget));

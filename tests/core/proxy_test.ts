@@ -251,6 +251,37 @@ for (const withBody of [false, true]) {
   });
 }
 
+Deno.test("proxy: an upstream's static headers replace the client's copies", async () => {
+  const up = startUpstream();
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a:
+    targets: [ { url: "${up.url}" } ]
+    headers: { X-Upstream-Secret: real-secret, X-Gateway-Verified: "yes" }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  try {
+    const res = await fetch(`${g.url()}/p`, {
+      headers: {
+        "x-gateway-verified": "no-but-trust-me",
+        "X-Upstream-Secret": "guess",
+        "x-other": "kept",
+      },
+    });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    // The client's lines went first: a reader of the first value, or of the joined ones, trusted them.
+    const seen = up.received[0]!.headers;
+    assertEquals(seen.get("x-gateway-verified"), "yes");
+    assertEquals(seen.get("x-upstream-secret"), "real-secret");
+    assertEquals(seen.get("x-other"), "kept");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
 Deno.test("proxy: WebSocket upgrade relays messages both ways", async () => {
   const up = startUpstream((req) => {
     const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "chat" });
