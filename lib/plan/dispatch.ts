@@ -1,6 +1,6 @@
 /** Routing a request to its route's chain, or refusing it with 404, 405 or an unknown version. */
 import type { Handler } from "../core/pipeline.ts";
-import type { RouteTable } from "../router/table.ts";
+import type { RouteResult, RouteTable } from "../router/table.ts";
 import type { VersionNegotiator } from "../router/version.ts";
 import type { CompiledRoute } from "./plan.ts";
 import type { RequestContext } from "../core/context.ts";
@@ -10,7 +10,7 @@ export function createDispatch(
   versions: VersionNegotiator | null,
 ): Handler {
   return (ctx) => {
-    const result = table.match(matchView(ctx));
+    const result = routeOf(table, ctx);
     switch (result.kind) {
       case "found": {
         const route = result.route;
@@ -39,10 +39,24 @@ export function createDispatch(
   };
 }
 
-/** A CORS preflight is routed by the method it asks about, so the route's CORS policy answers it. */
-function matchView(ctx: RequestContext): RequestContext {
-  if (ctx.method !== "OPTIONS") return ctx;
-  const asked = ctx.headers.get("access-control-request-method");
-  if (asked === null || !ctx.headers.has("origin")) return ctx;
-  return Object.create(ctx, { method: { value: asked.toUpperCase() } });
+/**
+ * A CORS preflight is routed by the method it asks about, so the route's CORS
+ * policy answers it; only a route with such a policy: elsewhere an OPTIONS
+ * shaped like one is an OPTIONS, held to the route's methods.
+ */
+function routeOf(
+  table: RouteTable<CompiledRoute>,
+  ctx: RequestContext,
+): RouteResult<CompiledRoute> {
+  const asked = preflightMethod(ctx);
+  if (asked !== null) {
+    const result = table.match(Object.create(ctx, { method: { value: asked } }));
+    if (result.kind === "found" && result.route.policies.includes("cors")) return result;
+  }
+  return table.match(ctx);
+}
+
+function preflightMethod(ctx: RequestContext): string | null {
+  if (ctx.method !== "OPTIONS" || !ctx.headers.has("origin")) return null;
+  return ctx.headers.get("access-control-request-method")?.toUpperCase() ?? null;
 }

@@ -174,6 +174,32 @@ Deno.test("cors: origin * answers * (no credentials) and reflects asked headers;
   });
 });
 
+Deno.test("cors: an OPTIONS shaped like a preflight is held to the methods of a route without CORS", async () => {
+  const up = startUpstream();
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: items
+    match: { path: /api/items, methods: [GET] }
+    upstream: a
+`));
+  try {
+    // It was routed as the GET it asked about, and forwarded upstream as an OPTIONS.
+    const shaped = await preflight(g, "/api/items", "http://evil", "GET");
+    await shaped.body?.cancel();
+    assertEquals(shaped.status, 405);
+    assertEquals(shaped.headers.get("allow"), "GET, HEAD");
+    const plain = await fetch(`${g.url()}/api/items`, { method: "OPTIONS" });
+    await plain.body?.cancel();
+    assertEquals(plain.status, 405);
+    assertEquals(up.received.length, 0);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
 Deno.test("cors: unsafe origin lists are configuration errors", async () => {
   const cases: [string, RegExp][] = [
     [`{ origins: ["null"] }`, /routes\[0\]\.cors\.origins\[0\]: the null origin/],
