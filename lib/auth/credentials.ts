@@ -34,7 +34,7 @@ export class CredentialReader {
     let fromHeader = ctx.headers.get(this.header);
     if (fromHeader !== null && this.bearer) fromHeader = bearerToken(fromHeader);
     if (fromHeader === "") fromHeader = null;
-    if (this.queryProbe === null || !ctx.query.includes(this.queryProbe)) return fromHeader;
+    if (this.queryProbe === null || !mayCarry(ctx.query, this.queryProbe)) return fromHeader;
     const values = ctx.searchParams.getAll(this.query!).filter((v) => v !== "");
     if (values.length === 0) return fromHeader;
     const fromQuery = values[0]!;
@@ -45,10 +45,28 @@ export class CredentialReader {
 
   strip(ctx: RequestContext): void {
     if (ctx.headers.has(this.header)) ctx.upstreamHeaders.remove(this.header);
-    if (this.queryProbe !== null && ctx.upstreamPath.includes(this.queryProbe)) {
+    if (this.queryProbe !== null && mayCarry(ctx.upstreamPath, this.queryProbe)) {
       ctx.upstreamPath = withoutParam(ctx.upstreamPath, this.query!);
     }
   }
+}
+
+/**
+ * Whether a query (or a path and query) may hold the parameter `probe`
+ * (`name=`) names: the plain spelling, or any name with a percent-escape
+ * (`api%5Fkey` is `api_key` to every decoder), compared decoded by the caller.
+ */
+function mayCarry(query: string, probe: string): boolean {
+  return query.includes(probe) || hasEscapedName(query);
+}
+
+/** Whether a `%` stands in a parameter name (no `=` between it and its pair's start); `query` has its `?`. */
+function hasEscapedName(query: string): boolean {
+  const start = query.indexOf("?");
+  for (let i = query.indexOf("%", start + 1); i >= 0; i = query.indexOf("%", i + 1)) {
+    if (query.lastIndexOf("=", i) < Math.max(query.lastIndexOf("&", i), start)) return true;
+  }
+  return false;
 }
 
 /** The token of `Bearer <token>` (scheme case-insensitive); null for another scheme. */

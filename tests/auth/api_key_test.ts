@@ -76,6 +76,15 @@ Deno.test("api_key provider: keys in headers and queries, scopes, stripping, adm
       await assertError(res, 400, "ambiguous_credentials");
       const twice = await call(`/keys?api_key=${TEAM_A_KEY}&api_key=${TEAM_B_KEY}`);
       await assertError(twice.res, 400, "ambiguous_credentials");
+      // A percent-escaped name is the same parameter to every decoder: it was looked for
+      // only as spelled, so it went upstream beside the header's key, or was not read at all.
+      const escaped = await call(`/keys?api%5Fkey=${TEAM_B_KEY}&x=1`, { "x-api-key": TEAM_A_KEY });
+      assertEquals(escaped.res.status, 400);
+      await assertError(escaped.res, 400, "ambiguous_credentials");
+      const alone = await call(`/keys/items?x=a%20b&api%5Fkey=${TEAM_A_KEY}&y=1`);
+      assertEquals(alone.res.status, 200);
+      assertEquals(alone.body.headers["x-consumer-id"], "team-a");
+      assertEquals(alone.body.url, "/keys/items?x=a%20b&y=1");
     });
 
     await t.step(
