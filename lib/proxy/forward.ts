@@ -25,6 +25,16 @@ const NOT_COPIED = new NameSet([
   "tracestate",
 ]);
 
+/**
+ * `Proxy` and every `Proxy-*` field: meant for proxies, never for an origin
+ * (`Proxy` becomes HTTP_PROXY in a CGI environment: httpoxy). The first
+ * character settles nearly every name.
+ */
+function isProxyField(name: string): boolean {
+  return name.charCodeAt(0) === 112 && name.startsWith("proxy") &&
+    (name.length === 5 || name.charCodeAt(5) === 45);
+}
+
 export interface ForwardOptions {
   /** Host header value for the target (`host[:port]`). */
   authority: string;
@@ -55,7 +65,7 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   const fields = incoming.list;
   for (let i = 0; i < fields.length; i++) {
     const [name, value] = fields[i]!;
-    if (NOT_COPIED.has(name) || name === requestIdHeader) continue;
+    if (NOT_COPIED.has(name) || name === requestIdHeader || isProxyField(name)) continue;
     if (named !== null && named.includes(name)) continue;
     if (replaced?.has(name)) continue;
     if (extraNames !== null && extraNames.has(name)) continue;

@@ -48,6 +48,9 @@ Deno.test("proxy: hop-by-hop and Connection-named headers are stripped both ways
         "Keep-Alive: timeout=10",
         "TE: trailers",
         "Proxy-Authorization: Basic abc",
+        "Proxy: http://evil.test:8080",
+        "Proxy-Tenant: other",
+        "Proxyish: kept",
         "Upgrade-Insecure-Requests: 1",
         "X-Repeated: one",
         "X-Repeated: two",
@@ -61,6 +64,10 @@ Deno.test("proxy: hop-by-hop and Connection-named headers are stripped both ways
       assertEquals(seen.get("keep-alive"), null);
       assertEquals(seen.get("te"), null);
       assertEquals(seen.get("proxy-authorization"), null);
+      // Only three Proxy- names were removed: httpoxy's `Proxy` reached the upstream.
+      assertEquals(seen.get("proxy"), null);
+      assertEquals(seen.get("proxy-tenant"), null);
+      assertEquals(seen.get("proxyish"), "kept");
       assertEquals(seen.get("upgrade-insecure-requests"), "1");
       assertEquals(seen.get("x-repeated"), "one, two");
     });
