@@ -71,15 +71,18 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     if (extraNames !== null && extraNames.has(name)) continue;
     block += `${name}: ${value}\r\n`;
   }
-  const originalHost = incoming.get("host") ?? "";
-  block += `host: ${o.preserveHost && originalHost ? originalHost : o.authority}\r\n`;
+  // The authority the request was routed by: an absolute-form target's, not the Host it overrides.
+  const routedAuthority = incoming.get("host") === null ? "" : ctx.incoming.authority;
+  block += `host: ${o.preserveHost && routedAuthority ? routedAuthority : o.authority}\r\n`;
 
   const priorFor = o.trustedPeer ? incoming.get("x-forwarded-for") : null;
   block += `x-forwarded-for: ${priorFor ? `${priorFor}, ${ctx.peerIp}` : ctx.peerIp}\r\n`;
   const priorProto = o.trustedPeer ? incoming.get("x-forwarded-proto") : null;
   block += `x-forwarded-proto: ${priorProto ?? (ctx.listener.tls ? "https" : "http")}\r\n`;
   const priorHost = o.trustedPeer ? incoming.get("x-forwarded-host") : null;
-  if (priorHost ?? originalHost) block += `x-forwarded-host: ${priorHost ?? originalHost}\r\n`;
+  if (priorHost ?? routedAuthority) {
+    block += `x-forwarded-host: ${priorHost ?? routedAuthority}\r\n`;
+  }
   if (o.trustedPeer) {
     const fwd = incoming.get("forwarded");
     if (fwd) block += `forwarded: ${fwd}\r\n`;

@@ -195,15 +195,15 @@ function newContext(
   return { ctx, pathProblem };
 }
 
-/** Lower-case host without port; brackets kept off IPv6 literals. */
+/**
+ * Lower-case host without port; brackets kept off IPv6 literals. `authority`
+ * has no userinfo: listeners refuse one (see validAuthority).
+ */
 export function hostOf(authority: string): string {
-  let h = authority;
-  const at = h.lastIndexOf("@");
-  if (at >= 0) h = h.slice(at + 1);
-  if (h.startsWith("[")) {
-    const end = h.indexOf("]");
-    return (end > 0 ? h.slice(1, end) : h).toLowerCase();
+  if (authority.startsWith("[")) {
+    const end = authority.indexOf("]");
+    return (end > 0 ? authority.slice(1, end) : authority).toLowerCase();
   }
-  const colon = h.indexOf(":");
-  return (colon >= 0 ? h.slice(0, colon) : h).toLowerCase();
+  const colon = authority.indexOf(":");
+  return (colon >= 0 ? authority.slice(0, colon) : authority).toLowerCase();
 }

@@ -36,6 +36,17 @@ export function incomingOf(req: Request): IncomingRequest {
   };
 }
 
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
+
+/**
+ * Whether `authority` is `host[:port]` as RFC 9110 §7.2 allows it in Host and
+ * in an absolute-form target, and no more: no userinfo, and none of `\`, `#`,
+ * `%`, which a URL parser reads as another host than the router would.
+ */
+export function validAuthority(authority: string): boolean {
+  return AUTHORITY.test(authority);
+}
+
 /**
  * The authority and the origin-form target of an absolute URL, as written:
  * `http://a:1/p?q` is `a:1` and `/p?q`; an empty path is `/` (RFC 9110 §4.2.3).

@@ -119,8 +119,9 @@ routes:
     // An empty path is "/" (RFC 9110 §4.2.3); the query stays.
     const bare = await rawGet(g.url(), "http://internal.example?q=1", "internal.example");
     assertEquals(bare.status, 200);
+    // The target's authority is the request's, not the Host it overrides (RFC 9112 §3.2.2).
     assertEquals(up.received.map((r) => [r.url, r.headers.get("x-forwarded-host")]), [
-      ["/x", "Internal.Example:80"],
+      ["/x", "internal.example"],
       ["/?q=1", "internal.example"],
     ]);
   });

@@ -17,6 +17,7 @@ import { toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler, ServeInfo } from "../handler.ts";
+import { splitAbsolute, validAuthority } from "../incoming.ts";
 import { ClientConnection } from "./client_connection.ts";
 import { type RequestBody, requestBody } from "./request_body.ts";
 import { fetchMethod, ParsedIncoming, unservedMethod } from "./parsed_request.ts";
@@ -68,7 +69,6 @@ export interface Http1ServerOptions {
   refused?(r: RefusedRequest): Response;
 }
 
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
 // Shared by every request they refuse (refused() copies them), so frozen.
 const MALFORMED_TARGET: HeadRefusal = Object.freeze({
   code: "bad_request",
@@ -425,8 +425,13 @@ class ServedConnection implements Watched {
       };
   }
 
-  /** The authority an origin-form target is at: the Host field, else the listener's address. */
+  /**
+   * The authority a request is at: an absolute-form target's own (RFC 9112
+   * §3.2.2: the Host field is then ignored), else the Host field, else the
+   * listener's address.
+   */
   private authorityOf(head: RequestHead): string {
+    if (head.target.charCodeAt(0) !== 47) return splitAbsolute(head.target).authority;
     if (head.host !== null) return head.host;
     const a = this.server.addr;
     return `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
@@ -456,16 +461,23 @@ class ServedConnection implements Watched {
    * checked once.
    */
   private urlRefusal(authority: string, head: RequestHead): HeadRefusal | null {
-    if (head.target.charCodeAt(0) !== 47) {
-      // Absolute-form; userinfo in an http(s) URI is an error (RFC 9110 §4.2.4).
-      const u = URL.parse(head.target);
-      return u !== null && u.username === "" && u.password === "" ? null : MALFORMED_TARGET;
-    }
+    if (head.target.charCodeAt(0) !== 47) return this.absoluteFormRefusal(authority, head);
     if (head.host === this.parsedHost) return null;
-    if (!HOST.test(authority)) return INVALID_HOST;
+    if (!validAuthority(authority)) return INVALID_HOST;
     if (!URL.canParse(`http://${authority}${head.target}`)) return MALFORMED_TARGET;
     this.parsedHost = head.host;
     return null;
+  }
+
+  /**
+   * An absolute-form target's authority is held to Host's syntax (so userinfo,
+   * an error in an http URI by RFC 9110 §4.2.4, is refused too), and the Host
+   * field it overrides must still be well formed.
+   */
+  private absoluteFormRefusal(authority: string, head: RequestHead): HeadRefusal | null {
+    const host = head.host;
+    if (host !== null && host !== this.parsedHost && !validAuthority(host)) return INVALID_HOST;
+    return validAuthority(authority) && URL.canParse(head.target) ? null : MALFORMED_TARGET;
   }
 
   private refused(r: HeadRefusal, head: RequestHead | null): RefusedRequest {
