@@ -54,7 +54,8 @@ export interface RouteInput<T> {
 function compileHost(hosts: string[]): { test: Predicate; rank: number; length: number } {
   const exact = new Set<string>();
   const suffixes: string[] = [];
-  for (const h of hosts.map((h) => h.toLowerCase().replace(/:\d+$/, ""))) {
+  // As requests' hosts are compared (hostOf): no port, no trailing dot.
+  for (const h of hosts.map((h) => h.toLowerCase().replace(/:\d+$/, "").replace(/\.$/, ""))) {
     if (h.startsWith("*.")) suffixes.push(h.slice(1));
     else exact.add(h);
   }

@@ -196,8 +196,8 @@ function newContext(
 }
 
 /**
- * Lower-case host without port; brackets kept off IPv6 literals. `authority`
- * has no userinfo: listeners refuse one (see validAuthority).
+ * Lower-case host without port or one trailing dot; brackets kept off IPv6
+ * literals. `authority` has no userinfo: listeners refuse one (see validAuthority).
  */
 export function hostOf(authority: string): string {
   if (authority.startsWith("[")) {
@@ -205,5 +205,8 @@ export function hostOf(authority: string): string {
     return (end > 0 ? authority.slice(1, end) : authority).toLowerCase();
   }
   const colon = authority.indexOf(":");
-  return (colon >= 0 ? authority.slice(0, colon) : authority).toLowerCase();
+  let end = colon >= 0 ? colon : authority.length;
+  // `admin.example.com.` is the same name fully qualified, and upstreams (nginx) serve it as such.
+  if (end > 1 && authority.charCodeAt(end - 1) === 46) end--;
+  return authority.slice(0, end).toLowerCase();
 }

@@ -21,6 +21,8 @@ upstreams:
   plain: { targets: [ { url: "${u}" } ] }
 routes:
   - { name: admin-site, match: { path: /, host: [admin.example.com] }, upstream: vhosts, auth: [keys] }
+  - { name: fqdn-site, match: { path: /, host: [fqdn.example.] }, upstream: vhosts, auth: [keys] }
+  - { name: tenant-sites, match: { path: /, host: ["*.tenants.example"] }, upstream: vhosts, auth: [keys] }
   - { name: plain-site, match: { path: /plain }, upstream: plain }
   - { name: public-site, match: { path: / }, upstream: vhosts }
 `;
@@ -109,4 +111,29 @@ Deno.test("on a TLS listener (the runtime parses the head) an ambiguous Host is 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a host with a trailing dot is the same host: routed to its exact or wildcard route", async () => {
+  await withRig(vhosts, async ({ g, up }) => {
+    const cases: [string, string][] = [
+      ["/x", "admin.example.com."],
+      ["/x", "ADMIN.example.com.:8080"],
+      ["http://admin.example.com./x", "admin.example.com"],
+      ["/x", "eu.tenants.example."],
+      ["/x", "fqdn.example"], // configured with its dot
+    ];
+    for (const [target, host] of cases) {
+      const res = await rawRequest(g.url(), get(target, host));
+      assertEquals(res.status, 401, `${target} / Host: ${host}: ${res.raw}`);
+      assertEquals(JSON.parse(res.body).error.code, "missing_credentials");
+    }
+    assertEquals(up.received.length, 0);
+    const keyed = await rawRequest(g.url(), [
+      ...get("/x", "admin.example.com."),
+      "X-API-Key: secret-alice",
+    ]);
+    assertEquals(keyed.status, 200, keyed.raw);
+    // Only one dot: "admin.example.com.." is another name (and no route's).
+    assertEquals((await rawRequest(g.url(), get("/x", "admin.example.com.."))).status, 200);
+  });
 });
