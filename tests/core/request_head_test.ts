@@ -54,6 +54,9 @@ Deno.test("request head: framing, keep-alive and field lines", () => {
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: close")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0", "Connection: Keep-Alive")).keepAlive, true);
+  // A tab is list whitespace as a space is.
+  assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: x,\tclose")).keepAlive, false);
+  assertEquals(parsed(head("GET / HTTP/1.0", "Connection: x,\tkeep-alive")).keepAlive, true);
   assertEquals(
     parsed(head("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: Chunked")).chunked,
     true,
@@ -63,6 +66,13 @@ Deno.test("request head: framing, keep-alive and field lines", () => {
     head("GET /ws HTTP/1.1", "Host: a", "Connection: Upgrade", "Upgrade: websocket"),
   );
   assertEquals(upgrade.upgrade, true);
+  const tabbed = head(
+    "GET /ws HTTP/1.1",
+    "Host: a",
+    "Connection: x,\tupgrade",
+    "Upgrade: websocket",
+  );
+  assertEquals(parsed(tabbed).upgrade, true);
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: upgrade")).upgrade, false);
 });
 

@@ -152,10 +152,11 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
         if (!chunked) return refuse("bad_request", "Only Transfer-Encoding: chunked is accepted");
         break;
       case "connection": {
+        // List items are separated by a comma and optional spaces or tabs (RFC 9110 §5.6.1).
         const tokens = value.toLowerCase();
-        if (/(^|[ ,])close($|[ ,])/.test(tokens)) keepAlive = false;
-        else if (http10 && /(^|[ ,])keep-alive($|[ ,])/.test(tokens)) keepAlive = true;
-        if (/(^|[ ,])upgrade($|[ ,])/.test(tokens)) upgrade = true;
+        if (/(^|[ \t,])close($|[ \t,])/.test(tokens)) keepAlive = false;
+        else if (http10 && /(^|[ \t,])keep-alive($|[ \t,])/.test(tokens)) keepAlive = true;
+        if (/(^|[ \t,])upgrade($|[ \t,])/.test(tokens)) upgrade = true;
         break;
       }
       case "expect":

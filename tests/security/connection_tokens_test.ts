@@ -1,0 +1,34 @@
+/**
+ * `Connection` is a list whose items are separated by a comma and optional
+ * whitespace, spaces or tabs (RFC 9110 §5.6.1): `close` after a tab ends the
+ * connection as after a space.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { parseResponse, readUntilClose } from "../helpers/raw.ts";
+import { withRig } from "./_setup.ts";
+
+const config = (u: string) => `
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`;
+
+Deno.test("Connection: close after a tab closes the connection after the answer", async () => {
+  await withRig(config, async ({ g, up }) => {
+    const u = new URL(g.url());
+    for (const separator of [", ", ",\t", "\t,\t"]) {
+      const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+      await conn.write(new TextEncoder().encode(
+        `GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive${separator}close\r\n\r\n`,
+      ));
+      // Kept open, the read would last until the 5 s limit closes it.
+      const { text, ms } = await readUntilClose(conn, 5000);
+      const res = parseResponse(text);
+      assertEquals(res.status, 200, JSON.stringify(separator));
+      assertMatch(res.headers.get("connection") ?? "", /close/i);
+      assertOk(ms < 2000, `${JSON.stringify(separator)}: closed after ${ms} ms`);
+    }
+    assertEquals(up.received.length, 3);
+  });
+});
