@@ -69,6 +69,8 @@ export interface Http1ServerOptions {
   refused?(r: RefusedRequest): Response;
 }
 
+/** The CRLF CRLF that ends a head. */
+const HEAD_END_BYTES = 4;
 // Shared by every request they refuse (refused() copies them), so frozen.
 const MALFORMED_TARGET: HeadRefusal = Object.freeze({
   code: "bad_request",
@@ -410,7 +412,8 @@ class ServedConnection implements Watched {
       this.headStarted = performance.now();
       this.nextCheck = this.headStarted + this.timeouts.headerMs;
     }
-    if (c.buffered > MAX_HEAD_BYTES) return this.tooLarge();
+    // A head of MAX_HEAD_BYTES is served: its blank line (4 bytes) may still be arriving.
+    if (c.buffered >= MAX_HEAD_BYTES + HEAD_END_BYTES) return this.tooLarge();
     return undefined;
   }
 
