@@ -22,6 +22,8 @@ export function createDispatch(
         }
         return route.handler(ctx);
       }
+      case "repeated":
+        return ctx.refuse("bad_request", { message: `Repeated ${result.field}` });
       case "method_not_allowed":
         return ctx.refuse("method_not_allowed", { headers: { allow: result.allow } });
       case "unsupported_version":

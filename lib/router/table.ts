@@ -26,7 +26,8 @@ export type RouteResult<T> =
   }
   | { kind: "not_found" }
   | { kind: "method_not_allowed"; allow: string }
-  | { kind: "unsupported_version"; requested: string };
+  | { kind: "unsupported_version"; requested: string }
+  | { kind: "repeated"; field: string };
 
 type Predicate = (r: RouteRequest) => boolean;
 
@@ -42,6 +43,8 @@ interface CompiledMatch<T> {
   allow: string[];
   versions: ReadonlySet<string> | null;
   predicates: Predicate[];
+  /** Fields and query parameters matched by value, which a request must not repeat (null: none). */
+  singleValued: SingleValued | null;
   constraints: number;
 }
 
@@ -73,6 +76,41 @@ function compileHost(hosts: string[]): { test: Predicate; rank: number; length: 
 }
 
 type ValueMatcher = string | { regex: string } | { present: boolean };
+
+/**
+ * Names a route matches by value. Repeated, a field or parameter has one value
+ * for the route (the joined field, the first parameter) and another for an
+ * upstream that reads the first field or the last parameter: such a request is
+ * refused rather than routed on one reading.
+ */
+interface SingleValued {
+  /** Lower-case field names, and as configured (for the refusal). */
+  headers: [string, string][];
+  query: string[];
+}
+
+function singleValuedOf(m: MatchConfig): SingleValued | null {
+  const byValue = ([, v]: [string, ValueMatcher]) => typeof v === "string" || "regex" in v;
+  const headers = Object.entries(m.headers ?? {}).filter(byValue)
+    .map(([name]): [string, string] => [name.toLowerCase(), name]);
+  const query = Object.entries(m.query ?? {}).filter(byValue).map(([name]) => name);
+  return headers.length + query.length > 0 ? { headers, query } : null;
+}
+
+/** What `r` repeats of the names in `s` (`X-Role field`, `query parameter role`), or null. */
+function repeatedIn(s: SingleValued, r: RouteRequest): string | null {
+  const list = r.headers.list;
+  for (const [lower, name] of s.headers) {
+    let seen = 0;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i]![0] === lower && ++seen > 1) return `${name} field`;
+    }
+  }
+  for (const name of s.query) {
+    if (r.searchParams.getAll(name).length > 1) return `query parameter ${name}`;
+  }
+  return null;
+}
 
 function valueTest(m: ValueMatcher): (v: string | null) => boolean {
   if (typeof m === "string") return (v) => v === m;
@@ -117,6 +155,7 @@ function compile<T>(input: RouteInput<T>, order: number): CompiledMatch<T> {
     allow: methods ? [...methods] : [],
     versions: m.version ? new Set(m.version) : null,
     predicates,
+    singleValued: singleValuedOf(m),
     constraints: predicates.length + (methods ? 1 : 0) + (m.version ? 1 : 0),
   };
 }
@@ -167,6 +206,10 @@ export class RouteTable<T> {
       const pm = c.path.match(path);
       if (pm === null) continue;
       if (c.host !== null && !c.host(req)) continue;
+      if (c.singleValued !== null) {
+        const repeated = repeatedIn(c.singleValued, req);
+        if (repeated !== null) return { kind: "repeated", field: repeated };
+      }
       let ok = true;
       for (let j = 0; j < c.predicates.length; j++) {
         if (!c.predicates[j]!(req)) {
