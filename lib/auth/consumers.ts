@@ -1,9 +1,14 @@
 /**
  * Consumers (applications or teams) and their plans, compiled once per plan:
  * lookups by id, by token subject or certificate identity, and by key digest.
+ * A subject no consumer lists stands for an unlisted consumer whose id is
+ * `<provider>:<subject>`; ids of that form are reserved at load, so such a
+ * caller never shares an id (and with it cache entries, rate-limit counters,
+ * X-Consumer-Id) with a configured consumer or another provider's subject.
  */
 import type { Consumer } from "../core/context.ts";
 import type { GatewayConfig } from "../config/schema.ts";
+import type { AuthProviderConfig } from "./schema.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { malformedHashSpec, specDigest } from "./key_hash.ts";
 import { NO_SCOPES } from "./identity.ts";
@@ -53,6 +58,7 @@ export class ConsumerTable {
       });
     });
     this.headerNames = [...headerNames];
+    refuseReservedIds(config, b);
   }
 
   get(id: string): AuthConsumer | undefined {
@@ -70,19 +76,58 @@ export class ConsumerTable {
   }
 
   /**
-   * The consumer a verified subject (token claim, certificate identity) stands
-   * for: the one that lists it in `subjects`, else an unlisted consumer with
-   * that id, no plan and no configured scopes. Only an explicit `subjects`
-   * entry confers a consumer's plan, scopes and headers: an identity provider
-   * that lets users choose their `sub` cannot borrow a consumer by its id.
+   * The consumer a subject (token claim, certificate identity) verified by
+   * `provider` stands for: the one that lists it in `subjects`, else an
+   * unlisted consumer `<provider>:<subject>` with no plan and no configured
+   * scopes. Only an explicit `subjects` entry confers a consumer: an identity
+   * provider that lets users choose their `sub` cannot borrow one by its id.
    */
-  forSubject(subject: string): AuthConsumer {
+  forSubject(provider: string, subject: string): AuthConsumer {
     return this.bySubject.get(subject) ?? {
-      id: subject,
+      id: unlistedId(provider, subject),
       plan: null,
       scopes: NO_SCOPES,
       headers: [],
       configured: false,
     };
+  }
+}
+
+function unlistedId(provider: string, subject: string): string {
+  return `${provider}:${subject}`;
+}
+
+/** Providers whose callers may be subjects no consumer lists (an API key always names one). */
+function subjectProviders(config: GatewayConfig): string[] {
+  return Object.entries(config.auth)
+    .filter(([, p]: [string, AuthProviderConfig]) => p.kind !== "api_key")
+    .map(([name]) => name);
+}
+
+/**
+ * Stops the load when a consumer id, or another provider's unlisted ids, could
+ * equal an unlisted consumer's id: `<provider>:` starts only the latter.
+ */
+function refuseReservedIds(config: GatewayConfig, b: BuildContext): void {
+  const providers = subjectProviders(config);
+  const reserving = (id: string, except?: string) =>
+    providers.find((p) => p !== except && id.startsWith(unlistedId(p, "")));
+  config.consumers.forEach((c, i) => {
+    const p = reserving(c.id);
+    if (p !== undefined) {
+      b.fail(
+        ["consumers", i, "id"],
+        `ids starting with "${p}:" are reserved for subjects of provider "${p}" that no consumer lists`,
+      );
+    }
+  });
+  for (const name of providers) {
+    const p = reserving(unlistedId(name, ""), name);
+    if (p !== undefined) {
+      b.fail(
+        ["auth", name],
+        `a provider name must not start with "${p}:": unlisted subjects of both could share an id`,
+      );
+    }
   }
 }

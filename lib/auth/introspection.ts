@@ -144,7 +144,7 @@ export class IntrospectionProvider implements AuthProvider {
       subject: typeof a.sub === "string" ? a.sub : subject,
       scopes: scopesOf(a),
       claims: a,
-    }, this.d.consumers.forSubject(subject));
+    }, this.d.consumers.forSubject(this.name, subject));
     return { result, ttlMs };
   }
 }

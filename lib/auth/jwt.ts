@@ -150,7 +150,7 @@ export class JwtProvider implements AuthProvider {
       subject: typeof payload.sub === "string" ? payload.sub : subject,
       scopes: scopesOf(payload, this.cfg.scopes_claim),
       claims: payload,
-    }, this.d.consumers.forSubject(subject));
+    }, this.d.consumers.forSubject(this.name, subject));
     const t: VerifiedToken = {
       result,
       generation,

@@ -56,7 +56,7 @@ export class MtlsProvider implements AuthProvider {
     if (hit) return hit;
     const subject = this.identityOf(cert);
     if (subject === null) return NO_IDENTITY;
-    const consumer = this.consumers.forSubject(subject);
+    const consumer = this.consumers.forSubject(this.name, subject);
     const result = this.headers.authenticated({
       provider: this.name,
       subject,

@@ -7,7 +7,9 @@ import type { RequestContext } from "./context.ts";
 export type RequestKey = (ctx: RequestContext) => string | null;
 
 export function compileRequestKey(spec: string): RequestKey {
-  if (spec === "consumer") return (ctx) => ctx.consumer?.id ?? ctx.identity?.subject ?? null;
+  // Auth sets a consumer with every identity (an unlisted subject's id is
+  // namespaced by provider): a bare subject could equal a consumer's id.
+  if (spec === "consumer") return (ctx) => ctx.consumer?.id ?? null;
   if (spec === "ip") return (ctx) => ctx.clientIp;
   if (spec === "route") return (ctx) => ctx.route?.name ?? null;
   if (spec.startsWith("header:")) {

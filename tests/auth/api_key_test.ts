@@ -131,7 +131,8 @@ Deno.test("api_key provider: keys in headers and queries, scopes, stripping, adm
           },
         );
         const viaToken = await call("/either", { authorization: `Bearer ${token}` });
-        assertEquals(viaToken.body.headers["x-consumer-id"], "team-b");
+        // Its sub lists no consumer: an unlisted caller, namespaced by provider.
+        assertEquals(viaToken.body.headers["x-consumer-id"], "bearer:team-b");
         assertEquals(viaToken.body.headers.authorization, undefined);
         const viaKey = await call("/either", {
           "x-api-key": TEAM_A_KEY,

@@ -87,7 +87,7 @@ routes:
         // A sub equal to a consumer id is not that consumer: only `subjects` maps tokens.
         const unlisted = await (await call("/idp", await sign(rs1, claims({ sub: "mobile-app" }))))
           .json();
-        assertEquals(unlisted.headers["x-consumer-id"], "mobile-app");
+        assertEquals(unlisted.headers["x-consumer-id"], "idp:mobile-app");
         assertEquals(unlisted.headers["x-tier"], undefined);
         const hs = { alg: "HS256", privateKey: new TextEncoder().encode(HS_SECRET) };
         const res = await call("/shared", await sign(hs, claims()));

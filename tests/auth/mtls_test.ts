@@ -97,7 +97,8 @@ routes:
       assertMatch(body.headers["x-client-cert-sha256"], /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
       assertEquals(body.headers["x-forwarded-proto"], "https");
       const cn = await (await call(clients.good, "partners", "/cn")).json();
-      assertEquals(cn.headers["x-consumer-id"], "team-a");
+      // The CN lists no consumer (only the SAN does): an unlisted caller of provider cn.
+      assertEquals(cn.headers["x-consumer-id"], "cn:team-a");
       assertEquals(cn.headers["x-user-id"], "team-a");
     });
 
