@@ -72,3 +72,14 @@ export function isJsonType(contentType: string | null): boolean {
 }
 
 const JSON_TYPE = /^\s*application\/(?:[a-z0-9!#$&^_.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Whether a Content-Type value holds more than one media type: repeated
+ * fields, joined by ", ", leave a comma outside any quoted parameter value.
+ * Recipients disagree on which of them counts (RFC 9110 §8.3 allows one).
+ */
+export function isRepeatedType(contentType: string): boolean {
+  return !ONE_MEDIA_TYPE.test(contentType);
+}
+
+const ONE_MEDIA_TYPE = /^(?:[^,"]|"(?:[^"\\]|\\.)*(?:"|$))*$/;

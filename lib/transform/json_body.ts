@@ -10,7 +10,7 @@ import type { NamedPolicy } from "../core/pipeline.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../observe/logger.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
-import { bufferUpTo, isJsonType, withBody } from "./buffer.ts";
+import { bufferUpTo, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
 import { bodyOf } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
 
@@ -22,6 +22,7 @@ export interface JsonBodyOptions {
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+const TWO_TYPES = "The request has more than one Content-Type";
 const encoder = new TextEncoder();
 
 function declaredLength(value: string | null): number | null {
@@ -60,10 +61,13 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
     name: "request_json",
     policy: async (ctx, next) => {
       const headers = ctx.headers;
-      if (
-        ctx.body === null || !isJsonType(headers.get("content-type")) ||
-        headers.has("content-encoding")
-      ) return next(ctx);
+      if (ctx.body === null) return next(ctx);
+      const type = headers.get("content-type");
+      // The upstream may read the first of two types as JSON while the rules skip the body.
+      if (type !== null && isRepeatedType(type)) {
+        return ctx.refuse("bad_request", { message: TWO_TYPES });
+      }
+      if (!isJsonType(type) || headers.has("content-encoding")) return next(ctx);
       if (ctx.bodyLength !== null && ctx.bodyLength > o.maxBytes) return oversize(ctx) ?? next(ctx);
       let buffered;
       try {

@@ -8,6 +8,7 @@ import {
   type TestGateway,
 } from "../helpers/gateway.ts";
 import type { Logger } from "../../lib/observe/logger.ts";
+import { rawRequest } from "../helpers/raw.ts";
 
 const ORDER = {
   id: 7,
@@ -216,6 +217,45 @@ Deno.test("transform: a request body over the buffer limit passes untouched or g
       await assertError(await post("/reject", body), 413, "payload_too_large");
       await assertError(await post("/reject", chunked()), 413, "payload_too_large");
       assertEquals(up.received.length, 2);
+    },
+  );
+});
+
+Deno.test("transform: a request body with two Content-Types is refused, not passed unedited", async () => {
+  const { up, bodies } = jsonUpstream("{}");
+  await withRoutes(
+    up,
+    `
+  - name: r
+    match: { path: / }
+    upstream: a
+    transform: { request: { json: { remove: [is_admin] } } }
+`,
+    async (g) => {
+      const body = '{"is_admin":true}';
+      const twoLines = await rawRequest(g.url(), [
+        "POST /r HTTP/1.1",
+        "Host: api.test",
+        "Connection: close",
+        "Content-Type: application/json",
+        "Content-Type: text/plain",
+        `Content-Length: ${body.length}`,
+      ], body);
+      assertEquals(twoLines.status, 400);
+      assertEquals(JSON.parse(twoLines.body).error.code, "bad_request");
+      assertEquals(
+        JSON.parse(twoLines.body).error.message,
+        "The request has more than one Content-Type",
+      );
+      const post = (type: string) =>
+        fetch(`${g.url()}/r`, { method: "POST", headers: { "content-type": type }, body });
+      await assertError(await post("text/plain, application/json"), 400, "bad_request");
+      assertEquals(up.received.length, 0);
+      // A comma inside a quoted parameter value is one media type.
+      const quoted = await post('application/json; profile="a,b"');
+      assertEquals(quoted.status, 200);
+      await quoted.body?.cancel();
+      assertEquals(bodies, ["{}"]);
     },
   );
 });
