@@ -110,8 +110,12 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
   return {
     name: "response_json",
     policy: async (ctx, next) => {
-      // Field rules need the body in the clear: ask the upstream for no content coding.
-      ctx.upstreamHeaders.remove("accept-encoding");
+      const upstream = ctx.upstreamHeaders;
+      // Field rules need the body in the clear: ask the upstream for no content coding,
+      // and for all of it: a rewritten part would no longer match its Content-Range.
+      upstream.remove("accept-encoding");
+      upstream.remove("range");
+      upstream.remove("if-range");
       const res = await next(ctx);
       const headers = res.headers;
       if (!isJsonType(headers.get("content-type")) || headers.has("content-encoding")) return res;

@@ -259,3 +259,40 @@ Deno.test("transform: a request body with two Content-Types is refused, not pass
     },
   );
 });
+
+/** An upstream serving `body` as JSON, honouring a `Range: bytes=a-b` with a 206. */
+function rangeUpstream(body: string) {
+  return startUpstream((req) => {
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "");
+    if (range === null) return Response.json(JSON.parse(body));
+    const [from, to] = [Number(range[1]), Number(range[2])];
+    return new Response(body.slice(from, to + 1), {
+      status: 206,
+      headers: {
+        "content-type": "application/json",
+        "content-range": `bytes ${from}-${to}/${body.length}`,
+      },
+    });
+  });
+}
+
+const RULES_ROUTE = `
+  - name: r
+    match: { path: / }
+    upstream: a
+    transform: { response: { json: { remove: [secret] } } }
+`;
+
+Deno.test("transform: response rules ask the upstream for the whole body, not a range", async () => {
+  const body = JSON.stringify({ secret: "s".repeat(20), id: 7 });
+  const up = rangeUpstream(body);
+  await withRoutes(up, RULES_ROUTE, async (g) => {
+    const res = await fetch(`${g.url()}/r`, {
+      headers: { range: "bytes=0-13", "if-range": '"v1"' },
+    });
+    assertEquals([res.status, res.headers.get("content-range")], [200, null]);
+    assertEquals(await res.json(), { id: 7 });
+    assertEquals(up.received[0]!.headers.get("range"), null);
+    assertEquals(up.received[0]!.headers.get("if-range"), null);
+  });
+});
