@@ -11,7 +11,7 @@ import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../observe/logger.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
-import { bodyOf } from "../core/parsed_response.ts";
+import { bodyOf, responseFields } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
 
 export interface JsonBodyOptions {
@@ -37,6 +37,12 @@ function warnOversize(o: JsonBodyOptions, direction: string): void {
     "JSON body larger than the transform buffer passed unmodified",
     { route: o.route, direction, max_body_bytes: o.maxBytes },
   );
+}
+
+/** A HEAD answer whose GET body the rules would rewrite: the upstream's length is not its length. */
+function withoutLength(res: Response): Response {
+  responseFields(res).delete("content-length");
+  return res;
 }
 
 /** Parses, transforms and re-serialises; null if the bytes are not JSON. */
@@ -119,6 +125,7 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
       const res = await next(ctx);
       const headers = res.headers;
       if (!isJsonType(headers.get("content-type")) || headers.has("content-encoding")) return res;
+      if (ctx.method === "HEAD") return withoutLength(res);
       const body = bodyOf(res);
       if (body === null) return res;
       const declared = declaredLength(headers.get("content-length"));

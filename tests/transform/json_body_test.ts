@@ -296,3 +296,15 @@ Deno.test("transform: response rules ask the upstream for the whole body, not a 
     assertEquals(up.received[0]!.headers.get("if-range"), null);
   });
 });
+
+Deno.test("transform: a HEAD on a route with response rules carries no upstream length", async () => {
+  const body = JSON.stringify({ secret: "s".repeat(20), id: 7 });
+  const up = rangeUpstream(body);
+  await withRoutes(up, RULES_ROUTE, async (g) => {
+    const head = await rawRequest(g.url(), ["HEAD /r HTTP/1.1", "Host: a", "Connection: close"]);
+    const get = await fetch(`${g.url()}/r`);
+    assertEquals(await get.text(), '{"id":7}');
+    assertEquals(head.status, 200);
+    assertEquals(head.headers.get("content-length"), null);
+  });
+});
