@@ -7,7 +7,7 @@ import type { Identity } from "../core/context.ts";
 import type { AuthConsumer } from "./consumers.ts";
 import type { IdentityHeadersConfig } from "./schema.ts";
 import type { Authenticated } from "./provider.ts";
-import { safeHeaderValue } from "../proxy/header_edits.ts";
+import { textHeaderValue } from "../proxy/header_edits.ts";
 
 export const NO_SCOPES: ReadonlySet<string> = new Set();
 
@@ -64,7 +64,7 @@ export class IdentityHeaders {
     }
     out.push(...consumer.headers);
     const headers = out.map(([name, value]) =>
-      [name.toLowerCase(), safeHeaderValue(value)] as const
+      [name.toLowerCase(), textHeaderValue(value)] as const
     );
     return { ok: true, identity, consumer, headers };
   }

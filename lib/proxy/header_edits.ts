@@ -9,14 +9,35 @@ import type { HeaderFields } from "../core/header_fields.ts";
 // deno-lint-ignore no-control-regex
 const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f]/g;
 
-/** Makes a value safe for a header line: no CR, LF or NUL; non-latin1 text as UTF-8 bytes. */
+// deno-lint-ignore no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+// deno-lint-ignore no-control-regex
+const BYTES = /^[\x00-\xff]*$/;
+const EDGE_WHITESPACE = /^[ \t]+|[ \t]+$/g;
+const encoder = new TextEncoder();
+
+/** Text as the string of its UTF-8 bytes (one char per byte), as a header line carries it. */
+export function utf8Bytes(text: string): string {
+  if (ASCII.test(text)) return text;
+  let out = "";
+  for (const b of encoder.encode(text)) out += String.fromCharCode(b);
+  return out;
+}
+
+/**
+ * Makes a value that is already bytes (one char per byte, as header values
+ * arrive) safe for a header line: no CR, LF or NUL, no edge whitespace. A char
+ * past U+00FF cannot be a byte: such a value is taken as text, sent as UTF-8.
+ */
 export function safeHeaderValue(value: string): string {
-  let v = value.replace(UNSAFE, "").trim();
-  // deno-lint-ignore no-control-regex
-  if (!/^[\x00-\xff]*$/.test(v)) {
-    v = String.fromCharCode(...new TextEncoder().encode(v));
-  }
-  return v;
+  // Not trim(): it also takes U+00A0, which is the last byte of some UTF-8 sequences (à is c3 a0).
+  const v = value.replace(UNSAFE, "").replace(EDGE_WHITESPACE, "");
+  return BYTES.test(v) ? v : utf8Bytes(v);
+}
+
+/** A text value (a claim, an id, config text) safe for a header line, always as UTF-8. */
+export function textHeaderValue(text: string): string {
+  return safeHeaderValue(utf8Bytes(text));
 }
 
 export class HeaderEdits {
@@ -40,8 +61,11 @@ export class HeaderEdits {
   }
 
   append(name: string, value: string): void {
-    const n = name.toLowerCase();
-    const v = safeHeaderValue(value);
+    this.appendPrepared(name.toLowerCase(), safeHeaderValue(value));
+  }
+
+  /** `append` for a lower-case name and a value already passed through `safeHeaderValue`. */
+  appendPrepared(n: string, v: string): void {
     const r = this.replaced?.get(n);
     if (r) r.push(v);
     else if (r === null) this.replaced!.set(n, [v]);

@@ -2,13 +2,13 @@
  * Header rules for requests (recorded as edits of what goes upstream) and
  * responses (applied to the response headers), compiled once. Operations run
  * in a fixed order: remove, rename, set, add. A `set` whose template comes
- * out empty removes the header, so a client can never supply a value the
- * gateway meant to provide (an anonymous caller's `X-Consumer-Id`, say).
+ * out empty (once made safe for a header line) removes the header, so a client
+ * can never supply a value the gateway meant to provide (an anonymous caller's
+ * `X-Consumer-Id`, say).
  */
 import type { RequestContext } from "../core/context.ts";
 import type { FieldEditor } from "../core/response_fields.ts";
-import { safeHeaderValue } from "../proxy/header_edits.ts";
-import { compileTemplate, type Template } from "./template.ts";
+import { compileHeaderTemplate, type Template } from "./template.ts";
 
 export interface HeaderRules {
   set?: Readonly<Record<string, string>> | undefined;
@@ -27,7 +27,7 @@ interface Compiled {
 function compile(rules: HeaderRules): Compiled | null {
   const lower = (s: string) => s.toLowerCase();
   const templates = (r: Readonly<Record<string, string>> | undefined): [string, Template][] =>
-    Object.entries(r ?? {}).map(([k, v]) => [lower(k), compileTemplate(v)]);
+    Object.entries(r ?? {}).map(([k, v]) => [lower(k), compileHeaderTemplate(v)]);
   const c: Compiled = {
     remove: (rules.remove ?? []).map(lower),
     rename: Object.entries(rules.rename ?? {}).map(([from, to]) => [lower(from), lower(to)]),
@@ -50,11 +50,11 @@ export function compileRequestHeaders(rules: HeaderRules): ((ctx: RequestContext
     for (const [name, t] of c.set) {
       const v = t(ctx);
       if (v === "") edits.remove(name);
-      else edits.set(name, v);
+      else edits.setPrepared(name, v);
     }
     for (const [name, t] of c.add) {
       const v = t(ctx);
-      if (v !== "") edits.append(name, v);
+      if (v !== "") edits.appendPrepared(name, v);
     }
   };
 }
@@ -76,11 +76,11 @@ export function compileResponseHeaders(rules: HeaderRules): ResponseHeaderEdit |
     for (const [name, t] of c.set) {
       const v = t(ctx);
       if (v === "") headers.delete(name);
-      else headers.set(name, safeHeaderValue(v));
+      else headers.set(name, v);
     }
     for (const [name, t] of c.add) {
       const v = t(ctx);
-      if (v !== "") headers.append(name, safeHeaderValue(v));
+      if (v !== "") headers.append(name, v);
     }
   };
 }

@@ -9,6 +9,7 @@
  * `request.path`, `request.host`, `request.client_ip`. `$${` writes `${`.
  */
 import type { RequestContext } from "../core/context.ts";
+import { safeHeaderValue, utf8Bytes } from "../proxy/header_edits.ts";
 
 export type Template = (ctx: RequestContext) => string;
 type Getter = (ctx: RequestContext) => string | null | undefined;
@@ -39,9 +40,12 @@ const NAMESPACED: Record<string, (name: string) => Getter> = {
   param: (name) => (ctx) => ctx.params?.[name],
 };
 
+/** Values that arrive as header bytes (one char per byte) rather than as text. */
+const WIRE = new Set(["request.host", "request.path"]);
+
 const VARIABLE = /\$\$\{|\$\{([^}]*)\}/g;
 
-export type TemplatePart = string | { variable: string; get: Getter };
+export type TemplatePart = string | { variable: string; get: Getter; wire: boolean };
 
 /** Splits a template into text and variables; throws an Error naming what is wrong. */
 export function parseTemplate(text: string): TemplatePart[] {
@@ -62,11 +66,16 @@ export function parseTemplate(text: string): TemplatePart[] {
     }
     if (literal) parts.push(literal);
     literal = "";
-    parts.push({ variable: m[1]!, get: getterFor(m[1]!.trim()) });
+    const variable = m[1]!.trim();
+    parts.push({ variable: m[1]!, get: getterFor(variable), wire: isWire(variable) });
   }
   raw();
   if (literal) parts.push(literal);
   return parts;
+}
+
+function isWire(variable: string): boolean {
+  return WIRE.has(variable) || variable.startsWith("header.");
 }
 
 function getterFor(variable: string): Getter {
@@ -88,24 +97,50 @@ function getterFor(variable: string): Getter {
  * example `encodeURIComponent` in a path). A missing value becomes "".
  */
 export function compileTemplate(text: string, encode?: (v: string) => string): Template {
-  const parts = parseTemplate(text);
+  return compileParts(parseTemplate(text), () => encode);
+}
+
+/**
+ * Compiles a template into a header value, safe for a header line and in one
+ * encoding: text (the template's own, claims, ids, decoded query and path
+ * parameters) as UTF-8 bytes, values that arrived as header bytes
+ * (`header.*`, `request.host`, `request.path`) as they arrived.
+ */
+export function compileHeaderTemplate(text: string): Template {
+  const parts = parseTemplate(text).map((p) => typeof p === "string" ? utf8Bytes(p) : p);
+  const bytes = compileParts(parts, (p) => p.wire ? undefined : utf8Bytes);
+  const constant = parts.every((p) => typeof p === "string");
+  if (constant) {
+    const value = safeHeaderValue(parts.join(""));
+    return () => value;
+  }
+  return (ctx) => safeHeaderValue(bytes(ctx));
+}
+
+type Variable = Exclude<TemplatePart, string>;
+
+/** The template of `parts`, each variable's value passed through `encodeOf(variable)` if set. */
+function compileParts(
+  parts: readonly TemplatePart[],
+  encodeOf: (p: Variable) => ((v: string) => string) | undefined,
+): Template {
   if (parts.length === 0) return () => "";
   if (parts.length === 1 && typeof parts[0] === "string") {
     const constant = parts[0];
     return () => constant;
   }
-  const value = (p: TemplatePart, ctx: RequestContext): string => {
+  const encoders = parts.map((p) => typeof p === "string" ? undefined : encodeOf(p));
+  const value = (i: number, ctx: RequestContext): string => {
+    const p = parts[i]!;
     if (typeof p === "string") return p;
     const v = p.get(ctx) ?? "";
+    const encode = encoders[i];
     return encode && v ? encode(v) : v;
   };
-  if (parts.length === 1) {
-    const only = parts[0]!;
-    return (ctx) => value(only, ctx);
-  }
+  if (parts.length === 1) return (ctx) => value(0, ctx);
   return (ctx) => {
     let out = "";
-    for (let i = 0; i < parts.length; i++) out += value(parts[i]!, ctx);
+    for (let i = 0; i < parts.length; i++) out += value(i, ctx);
     return out;
   };
 }

@@ -3,6 +3,8 @@ import { assertEquals } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
+import { rawRequest } from "../helpers/raw.ts";
+import { sign } from "../auth/idp.ts";
 
 Deno.test("transform: request headers are set, added, removed and renamed with templates", async () => {
   const up = startUpstream();
@@ -143,5 +145,104 @@ routes:
   } finally {
     await up.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A header value as the bytes that went over the wire (runtimes read them one char per byte). */
+const bytesOf = (value: string | null) =>
+  value === null ? null : [...value].map((c) => c.charCodeAt(0).toString(16)).join(" ");
+const utf8Of = (text: string) =>
+  [...new TextEncoder().encode(text)].map((b) => b.toString(16)).join(" ");
+
+Deno.test("transform: non-ASCII values go upstream as UTF-8, header bytes as they came", async () => {
+  const up = startUpstream((req) => Response.json(Object.fromEntries(req.headers)));
+  const secret = "a-shared-secret-of-at-least-32-bytes!!";
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+auth:
+  jwt:
+    kind: jwt
+    secret: "${secret}"
+    algorithms: [HS256]
+    claims_to_headers: { email: X-User-Email }
+routes:
+  - name: users
+    match: { path: "/users/{name}" }
+    upstream: a
+    auth: [jwt]
+    transform:
+      request:
+        headers:
+          set:
+            X-Param: "\${param.name}"
+            X-Query: "\${query.q}"
+            X-Claim: "\${claim.sub}"
+            X-Echo: "\${header.X-In}"
+            X-Literal: "Café"
+      response:
+        headers: { set: { X-Back: "\${param.name}" } }
+`));
+  try {
+    const token = await sign({ alg: "HS256", privateKey: new TextEncoder().encode(secret) }, {
+      sub: "José",
+      email: "José ☃",
+      exp: Math.floor(Date.now() / 1000) + 60,
+    });
+    // Raw: the client's own header bytes (UTF-8 é) must pass unchanged, not be encoded again.
+    const res = await rawRequest(g.url(), [
+      "GET /users/%C3%A9?q=%C3%A0 HTTP/1.1",
+      "Host: api.test",
+      "Connection: close",
+      `Authorization: Bearer ${token}`,
+      "X-In: é",
+    ]);
+    assertEquals(res.status, 200, res.body);
+    const seen = JSON.parse(res.body);
+    assertEquals(bytesOf(seen["x-consumer-id"]), utf8Of("jwt:José"));
+    assertEquals(bytesOf(seen["x-user-id"]), utf8Of("José"));
+    assertEquals(bytesOf(seen["x-user-email"]), utf8Of("José ☃"));
+    assertEquals(bytesOf(seen["x-param"]), utf8Of("é"));
+    // à is c3 a0: its last byte is no whitespace to trim.
+    assertEquals(bytesOf(seen["x-query"]), utf8Of("à"));
+    assertEquals(bytesOf(seen["x-claim"]), utf8Of("José"));
+    assertEquals(bytesOf(seen["x-echo"]), utf8Of("é"));
+    assertEquals(bytesOf(seen["x-literal"]), utf8Of("Café"));
+    // The raw response is read as UTF-8: é here means the bytes c3 a9 (e9 alone reads as U+FFFD).
+    assertEquals(res.raw.includes("x-back: é\r\n"), true, res.raw);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("transform: a set whose value is empty once made safe removes the header", async () => {
+  const up = startUpstream((req) =>
+    Response.json(Object.fromEntries(req.headers), { headers: { "x-r": "upstream" } })
+  );
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: r
+    match: { path: / }
+    upstream: a
+    transform:
+      request: { headers: { set: { X-Q: "\${query.q}" }, add: { X-A: "\${query.q}" } } }
+      response: { headers: { set: { X-R: "\${query.q}" } } }
+`));
+  try {
+    for (const q of ["%20", "%0d%0a", "%09%00"]) {
+      const res = await fetch(`${g.url()}/r?q=${q}`, { headers: { "x-q": "client" } });
+      const seen = await res.json();
+      assertEquals(
+        [seen["x-q"], seen["x-a"], res.headers.get("x-r")],
+        [undefined, undefined, null],
+        q,
+      );
+    }
+  } finally {
+    await g.close();
+    await up.close();
   }
 });
