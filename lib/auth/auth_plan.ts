@@ -24,6 +24,13 @@ export interface AuthPlan {
   readonly stripIdentity: ((ctx: RequestContext) => void) | null;
 }
 
+/**
+ * The identity headers' default names (README, "Identity to the upstream"),
+ * removed from clients even where no provider sends one (API keys send no
+ * X-User-Id): an upstream that trusts them must not get a client's.
+ */
+const DEFAULT_IDENTITY_HEADERS = ["x-consumer-id", "x-user-id", "x-user-scopes"];
+
 /** The plan's auth state; null when the config has neither auth providers nor consumers. */
 export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
   return b.shared("auth:plan", async () => {
@@ -31,7 +38,7 @@ export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
     if (Object.keys(c.auth).length === 0 && c.consumers.length === 0) return null;
     const consumers = new ConsumerTable(c, b);
     const store = await authRuntime(b.deps).store(b);
-    const names = new Set(consumers.headerNames);
+    const names = new Set([...consumers.headerNames, ...DEFAULT_IDENTITY_HEADERS]);
     for (const p of Object.values(c.auth)) {
       for (const n of identityHeadersOf(p).names) names.add(n);
     }

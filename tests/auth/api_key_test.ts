@@ -214,3 +214,41 @@ Deno.test("api_key provider: keys in headers and queries, scopes, stripping, adm
     await up.close();
   }
 });
+
+Deno.test("api_key only: a client's identity headers never reach the upstream, on a public route either", async () => {
+  const up = startUpstream();
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  keys: { kind: api_key, header: X-API-Key }
+consumers:
+  - { id: team-a, api_keys: ["${TEAM_A_KEY}"] }
+routes:
+  - { name: open, match: { path: /open }, upstream: up }
+  - { name: keys, match: { path: /keys }, upstream: up, auth: [keys] }
+`),
+  );
+  // API keys send no X-User-Id, but an upstream also behind a JWT route may trust one.
+  const forged = { "x-user-id": "root", "x-consumer-id": "admin", "x-user-scopes": "admin:all" };
+  try {
+    const cases: [string, Record<string, string>][] = [
+      ["/open", forged],
+      ["/keys", { ...forged, "x-api-key": TEAM_A_KEY }],
+    ];
+    for (const [path, headers] of cases) {
+      const res = await fetch(`${g.url()}${path}`, { headers });
+      assertEquals(res.status, 200, path);
+      const seen = (await res.json()).headers;
+      assertEquals(
+        [seen["x-user-id"], seen["x-consumer-id"], seen["x-user-scopes"]],
+        path === "/open" ? [undefined, undefined, undefined] : [undefined, "team-a", undefined],
+        path,
+      );
+    }
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
