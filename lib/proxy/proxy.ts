@@ -15,7 +15,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
-import { toResponse } from "./response.ts";
+import { respondWith } from "./response.ts";
 import type { RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
 import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
@@ -145,7 +145,7 @@ async function forward(
     }
     const status = res === null ? NO_RESPONSE : res.status;
     guards?.settle(clock.now(), status, probe);
-    if (res !== null && status < 500) return toResponse(res);
+    if (res !== null && status < 500) return respondWith(ctx, res);
 
     if (
       policy !== null && retries < policy.attempts &&
@@ -169,7 +169,7 @@ async function forward(
     }
     if (res === null) return degrade(ctx, o.fallback, failureCode(error!));
     const stale = staleInsteadOf(ctx, status);
-    if (stale === null) return toResponse(res);
+    if (stale === null) return respondWith(ctx, res);
     discard(res);
     return stale;
   }

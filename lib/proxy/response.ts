@@ -2,12 +2,28 @@
  * An upstream's answer as the `Response` the pipeline passes on: the proxy's
  * and a declined protocol upgrade's alike.
  */
+import type { RequestContext } from "../core/context.ts";
 import type { UpstreamResponse } from "./http1/client.ts";
 import { withBodySize } from "../observe/body_size.ts";
 import { ParsedResponse } from "../core/parsed_response.ts";
 
 /** Status codes whose responses never carry a body (the Response constructor refuses one). */
 const NULL_BODY = new Set([204, 205, 304]);
+
+/**
+ * `toResponse`, or 502 `upstream_error` when the runtime refuses to build the
+ * Response (a status or reason phrase the parser let through): an upstream's
+ * fault must not be the client's 500, and a streamed body nobody will read is
+ * cancelled, which gives its connection back to the pool.
+ */
+export function respondWith(ctx: RequestContext, res: UpstreamResponse): Response {
+  try {
+    return toResponse(res);
+  } catch {
+    if (res.body instanceof ReadableStream) res.body.cancel().catch(() => {});
+    return ctx.refuse("upstream_error");
+  }
+}
 
 export function toResponse(res: UpstreamResponse): Response {
   let body = res.body;

@@ -11,7 +11,7 @@ import type { UpstreamConnection } from "./http1/connection.ts";
 import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
-import { toResponse } from "./response.ts";
+import { respondWith } from "./response.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
@@ -60,7 +60,7 @@ export async function tunnelUpgrade(
   }
   if (head.status !== 101) {
     // The upstream declined the upgrade: its answer, body and all, tells the client why.
-    return toResponse({
+    return respondWith(ctx, {
       status: head.status,
       statusText: head.statusText,
       headers: head.headers,

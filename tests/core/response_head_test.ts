@@ -5,6 +5,7 @@ const head = (fields: string) => `HTTP/1.1 200 OK\r\n${fields}`;
 
 Deno.test("response head: a plain Content-Length is read", () => {
   assertEquals(parseHead(head("content-length: 42")).contentLength, 42);
+  assertEquals(parseHead(head("content-length: 999999999999999")).contentLength, 999999999999999);
 });
 
 Deno.test("response head: a Content-Length repeating one value is tolerated", () => {
@@ -19,6 +20,9 @@ Deno.test("response head: a malformed or conflicting Content-Length is a protoco
       "content-length: -1",
       "content-length: 1e3",
       "content-length: 7\r\ncontent-length: 8",
+      "content-length: 99999999999999999999",
+      "content-length: 9007199254740993",
+      "content-length: 1234567890123456, 1234567890123456",
     ]
   ) {
     assertThrows(() => parseHead(head(fields)), ProtocolError, fields);
@@ -43,11 +47,54 @@ Deno.test("response head: values lose surrounding spaces and tabs only, names ar
   assertEquals(h.headers, [["x-pad", "a b"], ["x-latin", "\xa0x\xa0"], ["x-empty", ""]]);
 });
 
-Deno.test("response head: the status is three digits", () => {
+Deno.test("response head: the status is HTTP/1.DIGIT, three digits, then a space or the end", () => {
   assertEquals(parseHead("HTTP/1.1 204\r\nx: 1").status, 204);
   assertEquals(parseHead("HTTP/1.0 404 Not Found").statusText, "Not Found");
-  for (const line of ["HTTP/1.1 1e2 OK", "HTTP/1.1 20", "HTTP/1.1 099 X", "HTTP/2 200 OK"]) {
-    assertThrows(() => parseHead(line), ProtocolError, "Malformed status line");
+  assertEquals(parseHead("HTTP/1.1 200 ").statusText, "");
+  for (
+    const line of [
+      "HTTP/1.1 1e2 OK",
+      "HTTP/1.1 20",
+      "HTTP/1.1 099 X",
+      "HTTP/2 200 OK",
+      "HTTP/1.1 2000 OK",
+      "HTTP/1.1 200OK",
+      "HTTP/1.x 200 OK",
+      "HTTP/1.1  200 OK",
+    ]
+  ) {
+    assertThrows(() => parseHead(line), ProtocolError, line);
+  }
+});
+
+Deno.test("response head: a reason phrase holds tabs, spaces, visible ASCII and obs-text only", () => {
+  assertEquals(parseHead("HTTP/1.1 200 A\tB \xe9!").statusText, "A\tB \xe9!");
+  for (const c of ["\x00", "\x01", "\x1f", "\x7f", "\r", "\n"]) {
+    assertThrows(
+      () => parseHead(`HTTP/1.1 200 A${c}B\r\ncontent-length: 2`),
+      ProtocolError,
+      JSON.stringify(c),
+    );
+  }
+});
+
+Deno.test("response head: Transfer-Encoding is one `chunked` or refused", () => {
+  assertEquals(parseHead(head("Transfer-Encoding: Chunked")).chunked, true);
+  const framed = parseHead(head("Transfer-Encoding: chunked\r\nContent-Length: 3"));
+  assertEquals([framed.chunked, framed.contentLength, framed.close], [true, null, true]);
+  for (
+    const fields of [
+      "Transfer-Encoding: gzip, chunked",
+      "Transfer-Encoding: chunked, gzip",
+      "Transfer-Encoding: chunked, chunked",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
+      "Transfer-Encoding: gzip\r\nContent-Length: 3",
+      "Transfer-Encoding: identity",
+      "Transfer-Encoding: \r\nContent-Length: 2",
+    ]
+  ) {
+    assertThrows(() => parseHead(head(fields)), ProtocolError, fields);
   }
 });
 

@@ -5,6 +5,7 @@
  */
 
 import { BufferedSocket } from "./buffered_socket.ts";
+import { ProtocolError } from "./response_head.ts";
 
 export type Socket = Deno.TcpConn | Deno.TlsConn;
 
@@ -33,7 +34,10 @@ export class UpstreamConnection extends BufferedSocket {
       this.start = 0;
       if (this.end < this.buf.length) return;
     }
-    if (this.buf.length >= MAX_HEAD_BUFFER) throw new Error("Upstream response head too large");
+    // The upstream did answer: a protocol error, not a dead connection to send the request again on.
+    if (this.buf.length >= MAX_HEAD_BUFFER) {
+      throw new ProtocolError("Upstream response head too large");
+    }
     const bigger = new Uint8Array(this.buf.length * 2);
     bigger.set(this.buf.subarray(0, this.end));
     this.buf = bigger;

@@ -33,7 +33,8 @@ export interface ResponseHead {
   upgrade: boolean;
 }
 
-const DIGITS = /^\d+$/;
+/** At most 15 digits, as the listener reads a request's: past 2^53 a Number loses the exact length. */
+const LENGTH = /^\d{1,15}$/;
 
 /**
  * Reads one response head from the connection, skipping interim 1xx responses
@@ -75,14 +76,11 @@ export function endedBeforeHead(conn: UpstreamConnection): null {
 export function parseHead(text: string): ResponseHead {
   let lineEnd = text.indexOf("\r\n");
   if (lineEnd < 0) lineEnd = text.length;
-  if (!text.startsWith("HTTP/1.")) {
+  if (!statusLineValid(text, lineEnd)) {
     throw new ProtocolError(`Malformed status line: ${text.slice(0, Math.min(lineEnd, 64))}`);
   }
   const http10 = text.charCodeAt(7) === 48; // "HTTP/1.0"
   const status = statusCode(text);
-  if (status < 100 || text.charCodeAt(8) !== 32 || lineEnd < 12) {
-    throw new ProtocolError(`Malformed status line: ${text.slice(0, Math.min(lineEnd, 64))}`);
-  }
   const statusText = lineEnd > 13 ? text.slice(13, lineEnd) : "";
   const headers: [string, string][] = [];
   let contentLength: number | null = null;
@@ -104,7 +102,7 @@ export function parseHead(text: string): ResponseHead {
     pos = next + 2;
     switch (name) {
       case "content-length": {
-        const n = DIGITS.test(value) ? Number(value) : repeatedContentLength(value);
+        const n = LENGTH.test(value) ? Number(value) : repeatedContentLength(value);
         if (contentLength !== null && contentLength !== n) {
           throw new ProtocolError("Conflicting Content-Length values");
         }
@@ -112,9 +110,12 @@ export function parseHead(text: string): ResponseHead {
         break;
       }
       case "transfer-encoding": {
-        const codings = value.toLowerCase().split(",").map((c) => c.trim());
-        if (codings[codings.length - 1] === "chunked") chunked = true;
-        else close = true; // read until close (RFC 9112 §6.3 rule 4)
+        // A coding the gateway does not decode would reach the client unlabelled (the field
+        // is hop-by-hop), and `chunked` twice would be decoded once: refused, as nginx does.
+        if (chunked || !isChunked(value)) {
+          throw new ProtocolError(`Unsupported Transfer-Encoding: ${value.slice(0, 64)}`);
+        }
+        chunked = true;
         break;
       }
       case "connection": {
@@ -166,21 +167,47 @@ function isOws(c: number): boolean {
   return c === 32 || c === 9;
 }
 
+/**
+ * `HTTP/1.DIGIT SP 3DIGIT [SP reason-phrase]` up to `lineEnd`, the reason
+ * phrase without control characters (RFC 9112 §4): the runtime refuses one
+ * that has them, and a bare CR or LF in it would split the line.
+ */
+function statusLineValid(text: string, lineEnd: number): boolean {
+  if (lineEnd < 12 || !text.startsWith("HTTP/1.") || !isDigit(text.charCodeAt(7))) return false;
+  if (text.charCodeAt(8) !== 32 || statusCode(text) < 100) return false;
+  if (lineEnd === 12) return true;
+  if (text.charCodeAt(12) !== 32) return false;
+  for (let i = 13; i < lineEnd; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) return false;
+  }
+  return true;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 /** The three digits at 9-11 as a number, or -1. */
 function statusCode(text: string): number {
   let n = 0;
   for (let i = 9; i < 12; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (!(d >= 0 && d <= 9)) return -1;
-    n = n * 10 + d;
+    const c = text.charCodeAt(i);
+    if (!isDigit(c)) return -1;
+    n = n * 10 + c - 48;
   }
   return n;
+}
+
+/** Whether a Transfer-Encoding value is `chunked` alone (any case). */
+function isChunked(value: string): boolean {
+  return value.length === 7 && value.toLowerCase() === "chunked";
 }
 
 /** A Content-Length listing one value several times: tolerated (RFC 9112 §6.3) when all agree. */
 function repeatedContentLength(value: string): number {
   const parts = value.split(",").map((p) => p.trim());
-  if (!parts.every((p) => DIGITS.test(p) && p === parts[0])) {
+  if (!parts.every((p) => LENGTH.test(p) && p === parts[0])) {
     throw new ProtocolError("Invalid Content-Length");
   }
   return Number(parts[0]);

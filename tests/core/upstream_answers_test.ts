@@ -1,0 +1,176 @@
+/**
+ * What the gateway makes of an upstream's answer, byte for byte: the status
+ * line, framing fields and chunked bodies are read strictly (RFC 9112), and
+ * whatever is refused is 502 `upstream_error` with the connection let go.
+ */
+import { assertEquals, assertError } from "../helpers/assert.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { rawRequest } from "../helpers/raw.ts";
+import { type RawExchange, type RawUpstream, startRawUpstream } from "../helpers/raw_upstream.ts";
+import { upstreamView } from "../resilience/support.ts";
+
+/** Answers each path with its bytes: a string, or a script. */
+function answering(answers: Record<string, string | ((x: RawExchange) => Promise<void>)>) {
+  return startRawUpstream(async (x) => {
+    const a = answers[x.path] ?? "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+    if (typeof a === "string") await x.write(a);
+    else await a(x);
+  });
+}
+
+async function through(up: RawUpstream, fn: (g: TestGateway) => Promise<void>): Promise<void> {
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+    up.close();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Connections the gateway holds to the upstream right now. */
+async function inFlight(g: TestGateway): Promise<number> {
+  return (await upstreamView(g, "a")).targets[0].in_flight;
+}
+
+const OK = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+/** A GET through the gateway, given up after 3 s: a misread framing tends to wait forever. */
+function get(g: TestGateway, path: string): Promise<Response> {
+  return fetch(`${g.url()}${path}`, { signal: AbortSignal.timeout(3000) });
+}
+
+Deno.test("upstream answers: a control character in the reason phrase is 502 upstream_error, and the connection is let go", async () => {
+  const streamedAfterHead = (head: string) => async (x: RawExchange) => {
+    await x.write(`${head}\r\ncontent-length: 10\r\n\r\n`);
+    await sleep(100);
+    await x.write("0123456789");
+  };
+  const up = answering({
+    "/soh": streamedAfterHead("HTTP/1.1 200 A\x01B"),
+    "/nul": streamedAfterHead("HTTP/1.1 299 A\x00B"),
+    "/del": streamedAfterHead("HTTP/1.1 200 A\x7fB"),
+    "/cr": "HTTP/1.1 299 Fi\rne\r\ncontent-length: 2\r\n\r\nhi",
+    "/lf": "HTTP/1.1 200 OK\nX-Injected: yes\r\ncontent-length: 2\r\n\r\nhi",
+    "/tab-latin": "HTTP/1.1 200 A\tB\xe9\r\ncontent-length: 2\r\n\r\nhi",
+  });
+  await through(up, async (g) => {
+    for (const path of ["/soh", "/nul", "/del", "/cr", "/lf"]) {
+      await assertError(await get(g, path), 502, "upstream_error");
+    }
+    const fine = await get(g, "/tab-latin");
+    assertEquals([fine.status, await fine.text()], [200, "hi"], "tabs and obs-text are fine");
+    assertEquals(await inFlight(g), 0, "no connection is left lent out");
+  });
+});
+
+Deno.test("upstream answers: a declined upgrade the runtime cannot answer with is 502 upstream_error, its connection let go", async () => {
+  // A status past 599 is read (three digits) but no Response can carry it.
+  const up = answering({
+    "/ws": async (x) => {
+      await x.write("HTTP/1.1 999 Odd\r\ncontent-length: 10\r\n\r\n");
+      await sleep(100);
+      await x.write("0123456789");
+    },
+  });
+  await through(up, async (g) => {
+    const res = await rawRequest(g.url(), [
+      "GET /ws HTTP/1.1",
+      "Host: localhost",
+      "Connection: Upgrade, close",
+      "Upgrade: websocket",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      "Sec-WebSocket-Version: 13",
+    ]);
+    assertEquals(res.status, 502);
+    assertEquals(JSON.parse(res.body).error.code, "upstream_error");
+    assertEquals(await inFlight(g), 0);
+  });
+});
+
+Deno.test("upstream answers: the status line is HTTP/1.DIGIT, three digits, then a space or its end", async () => {
+  const up = answering({
+    "/four-digits": "HTTP/1.1 2000 OK\r\ncontent-length: 2\r\n\r\nhi",
+    "/glued": "HTTP/1.1 200OK\r\ncontent-length: 2\r\n\r\nhi",
+    "/minor-x": "HTTP/1.x 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+    "/no-reason": "HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nhi",
+    "/empty-reason": "HTTP/1.1 201 \r\ncontent-length: 2\r\n\r\nhi",
+  });
+  await through(up, async (g) => {
+    for (const path of ["/four-digits", "/glued", "/minor-x"]) {
+      await assertError(await get(g, path), 502, "upstream_error");
+    }
+    const bare = await get(g, "/no-reason");
+    assertEquals([bare.status, await bare.text()], [200, "hi"]);
+    const empty = await get(g, "/empty-reason");
+    assertEquals([empty.status, await empty.text()], [201, "hi"]);
+  });
+});
+
+Deno.test("upstream answers: a head over 1 MiB on a reused connection is 502 upstream_error, the request sent once", async () => {
+  const up = answering({
+    "/warm": OK,
+    "/big": `HTTP/1.1 200 OK\r\nx-big: ${
+      "a".repeat(2 * 1024 * 1024)
+    }\r\ncontent-length: 2\r\n\r\nhi`,
+  });
+  await through(up, async (g) => {
+    assertEquals(await (await get(g, "/warm")).text(), "ok");
+    await assertError(await get(g, "/big"), 502, "upstream_error");
+    assertEquals(up.paths, ["/warm", "/big"]);
+    assertEquals(up.connections(), 1);
+  });
+});
+
+Deno.test("upstream answers: Transfer-Encoding other than one `chunked` is 502 upstream_error", async () => {
+  const chunked = (te: string) => `HTTP/1.1 200 OK\r\n${te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+  const up = answering({
+    "/gzip-chunked": chunked("Transfer-Encoding: gzip, chunked"),
+    "/chunked-gzip": chunked("Transfer-Encoding: chunked, gzip"),
+    "/chunked-chunked": chunked("Transfer-Encoding: chunked, chunked"),
+    "/two-lines": chunked("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"),
+    "/gzip-length": "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+    "/empty": "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nContent-Length: 2\r\n\r\nhi",
+    "/identity": "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhi",
+    "/upper": chunked("Transfer-Encoding: CHUNKED"),
+  });
+  await through(up, async (g) => {
+    for (
+      const path of [
+        "/gzip-chunked",
+        "/chunked-gzip",
+        "/chunked-chunked",
+        "/two-lines",
+        "/gzip-length",
+        "/empty",
+        "/identity",
+      ]
+    ) {
+      await assertError(await get(g, path), 502, "upstream_error");
+    }
+    const upper = await get(g, "/upper");
+    assertEquals([upper.status, await upper.text()], [200, "hello"]);
+    assertEquals(await inFlight(g), 0);
+  });
+});
+
+Deno.test("upstream answers: a Content-Length past 15 digits is 502 upstream_error", async () => {
+  const up = answering({
+    "/huge": "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nhi",
+    "/past-2-53": "HTTP/1.1 200 OK\r\nContent-Length: 9007199254740993\r\n\r\nhi",
+    "/fifteen": "HTTP/1.1 200 OK\r\nContent-Length: 000000000000002\r\n\r\nhi",
+  });
+  await through(up, async (g) => {
+    await assertError(await get(g, "/huge"), 502, "upstream_error");
+    await assertError(await get(g, "/past-2-53"), 502, "upstream_error");
+    const fifteen = await get(g, "/fifteen");
+    assertEquals([fifteen.status, await fifteen.text()], [200, "hi"]);
+  });
+});
