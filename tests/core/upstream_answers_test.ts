@@ -174,3 +174,29 @@ Deno.test("upstream answers: a Content-Length past 15 digits is 502 upstream_err
     assertEquals([fifteen.status, await fifteen.text()], [200, "hi"]);
   });
 });
+
+Deno.test("upstream answers: a malformed chunk-size line or trailer field is 502 upstream_error", async () => {
+  const body = (chunks: string) => `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`;
+  const malformed: Record<string, string> = {
+    "/space-before": " 5\r\nhello\r\n0\r\n\r\n",
+    "/space-after": "5 \r\nhello\r\n0\r\n\r\n",
+    "/vt": "5\x0b\r\nhello\r\n0\r\n\r\n",
+    "/ff": "\x0c5\r\nhello\r\n0\r\n\r\n",
+    "/nbsp": "\xa05\r\nhello\r\n0\r\n\r\n",
+    "/bare-cr": "5\r\r\nhello\r\n0\r\n\r\n",
+    "/lf-in-ext": "5;a\nb\r\nhello\r\n0\r\n\r\n",
+    "/trailer-nul": "5\r\nhello\r\n0\r\nnot a field\x00\r\n\r\n",
+  };
+  const answers: Record<string, string> = {
+    "/ext-and-trailer": body('5;a=b ; c = "q\\"x" ;d\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n'),
+  };
+  for (const [path, chunks] of Object.entries(malformed)) answers[path] = body(chunks);
+  const up = answering(answers);
+  await through(up, async (g) => {
+    for (const path of Object.keys(malformed)) {
+      await assertError(await get(g, path), 502, "upstream_error");
+    }
+    const fine = await get(g, "/ext-and-trailer");
+    assertEquals([fine.status, await fine.text()], [200, "hello"]);
+  });
+});

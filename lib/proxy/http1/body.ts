@@ -175,6 +175,10 @@ const enum Chunked {
 }
 
 const MAX_CHUNK_LINE = 4096;
+/** Trailer fields are read and dropped, bounded as a request head is. */
+const MAX_TRAILER_SECTION = 64 * 1024;
+/** Past 12 hex digits a size is beyond any body the gateway would carry, and beyond 2^53. */
+const MAX_SIZE_DIGITS = 12;
 /** What `advance` returns when it stops in front of data bytes. */
 const DATA_NEXT = new Uint8Array(0);
 
@@ -182,6 +186,7 @@ const DATA_NEXT = new Uint8Array(0);
 export class ChunkedDecoder {
   private state = Chunked.Size;
   private remaining = 0;
+  private trailerBytes = 0;
   constructor(private readonly conn: ReadBuffer) {}
 
   get done(): boolean {
@@ -239,12 +244,7 @@ export class ChunkedDecoder {
             }
             return null;
           }
-          let line = "";
-          for (let i = c.start; i < eol; i++) line += String.fromCharCode(c.buf[i]!);
-          const semi = line.indexOf(";");
-          const hex = (semi >= 0 ? line.slice(0, semi) : line).trim();
-          if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ProtocolError("Invalid chunk size");
-          this.remaining = parseInt(hex, 16);
+          this.remaining = chunkSize(c.buf, c.start, eol);
           c.start = eol + 2;
           this.state = this.remaining === 0 ? Chunked.Trailer : Chunked.Data;
           break;
@@ -271,11 +271,16 @@ export class ChunkedDecoder {
         }
         case Chunked.Trailer: {
           const eol = findLineEnd(c.buf, c.start, c.end);
-          if (eol < 0) {
-            if (c.end - c.start > MAX_CHUNK_LINE) throw new ProtocolError("Trailer line too long");
-            return null;
+          const sectionSoFar = this.trailerBytes + (eol < 0 ? c.end : eol + 2) - c.start;
+          if (sectionSoFar > MAX_TRAILER_SECTION) {
+            throw new ProtocolError("Trailer section too large");
           }
+          if (eol < 0) return null;
           const empty = eol === c.start;
+          if (!empty && !trailerLineValid(c.buf, c.start, eol)) {
+            throw new ProtocolError("Malformed trailer field");
+          }
+          this.trailerBytes = sectionSoFar;
           c.start = eol + 2;
           if (empty) {
             this.state = Chunked.Done;
@@ -289,6 +294,96 @@ export class ChunkedDecoder {
     }
   }
 }
+
+/**
+ * The size of a chunk-size line in buf[from, eol), checked whole (RFC 9112
+ * §7.1): hex digits, then extensions `;name` or `;name=value` (a token or a
+ * quoted string) with optional spaces and tabs around `;` and `=`. Nothing
+ * else: no padding around the size, no bare CR or LF.
+ */
+function chunkSize(buf: Uint8Array, from: number, eol: number): number {
+  let i = from;
+  let size = 0;
+  while (i < eol && i - from < MAX_SIZE_DIGITS) {
+    const d = hexValue(buf[i]!);
+    if (d < 0) break;
+    size = size * 16 + d;
+    i++;
+  }
+  if (i === from || (i < eol && hexValue(buf[i]!) >= 0)) {
+    throw new ProtocolError("Invalid chunk size");
+  }
+  while (i < eol) {
+    i = skipBws(buf, i, eol);
+    if (buf[i] !== SEMICOLON) throw new ProtocolError("Invalid chunk extension");
+    i = skipToken(buf, skipBws(buf, i + 1, eol), eol, "Invalid chunk extension");
+    const afterName = skipBws(buf, i, eol);
+    if (buf[afterName] !== EQUALS) continue;
+    const value = skipBws(buf, afterName + 1, eol);
+    i = buf[value] === QUOTE
+      ? skipQuoted(buf, value, eol)
+      : skipToken(buf, value, eol, "Invalid chunk extension");
+  }
+  return size;
+}
+
+const SEMICOLON = 59;
+const EQUALS = 61;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const COLON = 58;
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 32;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+function skipBws(buf: Uint8Array, i: number, end: number): number {
+  while (i < end && (buf[i] === 32 || buf[i] === 9)) i++;
+  return i;
+}
+
+/** The index past a token (at least one tchar) starting at `i`; throws `reason` if none. */
+function skipToken(buf: Uint8Array, i: number, end: number, reason: string): number {
+  const from = i;
+  while (i < end && TCHAR[buf[i]!] === 1) i++;
+  if (i === from) throw new ProtocolError(reason);
+  return i;
+}
+
+/** The index past a quoted string starting at `i` (its opening quote). */
+function skipQuoted(buf: Uint8Array, i: number, end: number): number {
+  for (i++; i < end; i++) {
+    if (buf[i] === QUOTE) return i + 1;
+    if (buf[i] === BACKSLASH) i++; // a quoted pair: the next byte stands for itself
+    if (i === end || !isFieldText(buf[i]!)) break;
+  }
+  throw new ProtocolError("Invalid chunk extension");
+}
+
+/** HTAB, SP, visible ASCII and obs-text: what a field value or quoted string may hold. */
+function isFieldText(c: number): boolean {
+  return c === 9 || (c >= 32 && c !== 127);
+}
+
+/** A trailer line is a field line: a token, a colon, and field text (RFC 9112 §7.1.2). */
+function trailerLineValid(buf: Uint8Array, from: number, eol: number): boolean {
+  let i = from;
+  while (i < eol && TCHAR[buf[i]!] === 1) i++;
+  if (i === from || buf[i] !== COLON) return false;
+  for (i++; i < eol; i++) if (!isFieldText(buf[i]!)) return false;
+  return true;
+}
+
+/** 1 for the bytes of a token (RFC 9110 §5.6.2). */
+const TCHAR = (() => {
+  const table = new Uint8Array(256);
+  for (const c of "!#$%&'*+-.^_`|~") table[c.charCodeAt(0)] = 1;
+  for (let c = 48; c <= 57; c++) table[c] = 1;
+  for (let c = 65; c <= 90; c++) table[c] = table[c + 32] = 1;
+  return table;
+})();
 
 /** The whole chunked body if it is already buffered (decoded into one array), else null. */
 export function takeBufferedChunked(conn: ReadBuffer): Bytes | null {
