@@ -2,7 +2,8 @@
 import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
 import { closedPort, echo, type Received, startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { rawRequest } from "../helpers/raw.ts";
+import { parseResponse, rawRequest, readUntilClose } from "../helpers/raw.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { assertEchoes } from "../helpers/websocket.ts";
 import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
 import { startFlaky } from "../resilience/flaky.ts";
@@ -720,6 +721,60 @@ Deno.test("proxy: an upstream's malformed response head is 502 upstream_error; o
       assertEquals(conn.headers.get("x-end"), "3");
       assertEquals(conn.headers.get("x-hop-a"), null, "named by the first Connection line");
       assertEquals(conn.headers.get("x-hop-b"), null, "named by the second Connection line");
+    });
+  } finally {
+    up.close();
+  }
+});
+
+/** Sends a request and its (large) body while reading the answer; write failures are ignored. */
+async function uploadReadingAnswer(baseUrl: string, head: string[], body: Uint8Array) {
+  const u = new URL(baseUrl);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  const answer = readUntilClose(conn, 5000);
+  try {
+    await conn.write(new TextEncoder().encode(head.join("\r\n") + "\r\n\r\n"));
+    for (let off = 0; off < body.length;) off += await conn.write(body.subarray(off));
+  } catch {
+    // The gateway answered and closed before taking it all.
+  }
+  return parseResponse((await answer).text);
+}
+
+Deno.test("proxy: an upstream's early answer to an upload it stops reading reaches the client", async () => {
+  // Answers as soon as the head is in and closes, the upload unread (RFC 9112 §9.5).
+  const up = startRawUpstream(async (x) => {
+    await x.write(
+      "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!",
+    );
+    x.close();
+  });
+  const size = 4 * 1024 * 1024;
+  const post = ["POST /up HTTP/1.1", "Host: localhost", "Connection: close"];
+  const sized = new Uint8Array(size).fill(120);
+  const piece = `ffff\r\n${"y".repeat(0xffff)}\r\n`;
+  const chunked = new TextEncoder().encode(piece.repeat(64) + "0\r\n\r\n");
+  try {
+    await single(up.url, async (g) => {
+      for (let i = 0; i < 3; i++) {
+        const withLength = await uploadReadingAnswer(
+          g.url(),
+          [...post, `Content-Length: ${size}`],
+          sized,
+        );
+        assertEquals([withLength.status, withLength.body], [413, "too big!"], `sized, round ${i}`);
+        const withChunks = await uploadReadingAnswer(g.url(), [
+          ...post,
+          "Transfer-Encoding: chunked",
+        ], chunked);
+        assertEquals(
+          [withChunks.status, withChunks.body],
+          [413, "too big!"],
+          `chunked, round ${i}`,
+        );
+      }
+      const view = await (await fetch(`${g.admin}/upstreams/a`)).json();
+      assertEquals(view.targets[0].in_flight, 0);
     });
   } finally {
     up.close();

@@ -151,6 +151,7 @@ class Exchange implements Watched {
   wheelSlot = -1;
   private timedOut: "first_byte" | "request" | null = null;
   private aborted = false;
+  /** Why the client's body failed (a size limit, the client hung up), else null. */
   private bodyError: unknown = null;
   private bodyWritten = true;
   bodyStarted = false;
@@ -251,40 +252,57 @@ class Exchange implements Watched {
     this.writeBody(body, length);
   }
 
-  /** Streams the request body while the response is being awaited (the upstream may answer early). */
+  /**
+   * Streams the request body while the response is being awaited (the upstream
+   * may answer early, RFC 9112 §9.5). When the upstream stops taking the body,
+   * the connection is left open: an answer it sent first is still to be read.
+   */
   private writeBody(body: ReadableStream<Bytes>, length: number | null): void {
     const conn = this.conn;
     const chunks = bodyChunks(body);
+    let upstreamGone = false;
+    const stopped = (e: unknown): never => {
+      upstreamGone = true;
+      throw e;
+    };
+    const send = (bytes: Uint8Array): Promise<void> =>
+      conn.closed
+        ? stopped(new Error("Upstream connection closed while sending the body"))
+        : conn.writeAll(bytes).catch(stopped);
     (async () => {
       let sent = 0;
       while (true) {
         const chunk = await chunks.next();
-        if (conn.closed) throw new Error("Upstream connection closed while sending the body");
         if (chunk === null) break;
         if (chunk.length === 0) continue;
         this.bodyStarted = true;
         sent += chunk.length;
         if (length === null) {
-          await conn.writeAll(chunks.framed(chunk));
+          await send(chunks.framed(chunk));
         } else {
           if (sent > length) throw new ProtocolError("Request body longer than its Content-Length");
-          await conn.writeAll(chunk);
+          await send(chunk);
         }
       }
-      if (length === null) await conn.writeAll(LAST_CHUNK);
+      if (length === null) await send(LAST_CHUNK);
       else if (sent !== length) {
         throw new ProtocolError("Request body shorter than its Content-Length");
       }
       this.bodyWritten = true;
-      if (!this.headReceived && !this.ended) {
-        this.firstByteAt = performance.now() + this.firstByteTimeoutMs;
-        this.reschedule();
-      }
+      this.awaitAnswer();
     })().catch((e) => {
-      this.bodyError ??= e;
       chunks.cancel(e);
+      if (upstreamGone) return this.awaitAnswer();
+      this.bodyError ??= e;
       conn.close();
     });
+  }
+
+  /** The request is over (sent, or the upstream stopped taking it): the answer is due. */
+  private awaitAnswer(): void {
+    if (this.headReceived || this.ended) return;
+    this.firstByteAt = performance.now() + this.firstByteTimeoutMs;
+    this.reschedule();
   }
 
   private abort(): void {
@@ -338,13 +356,9 @@ class Exchange implements Watched {
 
   /** Maps whatever broke the exchange to what the caller must know. */
   classify(e: unknown): unknown {
+    // The client's body failed (a size limit, the client hung up): that is the cause.
     if (this.bodyError !== null && !(this.bodyError instanceof ProtocolError)) {
-      // The client's body failed (a size limit, the client hung up): that is the cause.
-      if (
-        !(this.bodyError instanceof Error && /closed while sending/.test(this.bodyError.message))
-      ) {
-        return this.bodyError;
-      }
+      return this.bodyError;
     }
     if (e instanceof UpstreamError) return e;
     if (this.aborted) return new UpstreamError("aborted", "The client went away", { cause: e });
