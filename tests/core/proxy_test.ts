@@ -564,7 +564,9 @@ Deno.test("proxy: keep-alive connections to the upstream are reused", async () =
  * An upstream that answers once on a connection, then reads the next request
  * and closes without answering: a keep-alive race the gateway cannot see coming.
  */
-function startClosingAfterOne(): { url: string; connections: () => number; close(): void } {
+function startClosingAfterOne(
+  firstAnswerDelayMs = 0,
+): { url: string; connections: () => number; close(): void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let connections = 0;
   const serveConn = async (conn: Deno.Conn, n: number) => {
@@ -578,6 +580,7 @@ function startClosingAfterOne(): { url: string; connections: () => number; close
           head += new TextDecoder().decode(buf.subarray(0, got));
         }
         if (served === 1) return; // read the second request, answer nothing
+        await new Promise((r) => setTimeout(r, firstAnswerDelayMs));
         const body = `c${n}`;
         await conn.write(
           new TextEncoder().encode(
@@ -618,6 +621,23 @@ Deno.test("proxy: a reused connection that dies unanswered is retried once on a 
       const post = await fetch(`${g.url()}/c`, { method: "POST", body });
       await assertError(post, 502, "bad_gateway");
       assertEquals(up.connections(), 2);
+    });
+  } finally {
+    up.close();
+  }
+});
+
+Deno.test("proxy: the retry after a dead reused connection opens a new one, not another parked one", async () => {
+  // Answers slowly enough that two requests at once warm two connections.
+  const up = startClosingAfterOne(100);
+  try {
+    await single(up.url, async (g) => {
+      const warm = await Promise.all([fetch(`${g.url()}/a`), fetch(`${g.url()}/b`)]);
+      assertEquals((await Promise.all(warm.map((r) => r.text()))).sort(), ["c1", "c2"]);
+      // Both parked connections die on their next request: the retry must not take the other.
+      const res = await fetch(`${g.url()}/c`);
+      assertEquals([res.status, await res.text()], [200, "c3"]);
+      assertEquals(up.connections(), 3);
     });
   } finally {
     up.close();

@@ -65,7 +65,7 @@ export function exchange(
   req: UpstreamRequest,
   opts: ExchangeOptions,
 ): Promise<UpstreamResponse> {
-  return attempt(pool, req, opts, !(req.body instanceof ReadableStream));
+  return attempt(pool, req, opts, !(req.body instanceof ReadableStream), false);
 }
 
 /** Thrown inside `attempt` when a reused connection turned out dead before any answer. */
@@ -86,12 +86,16 @@ async function attempt(
   req: UpstreamRequest,
   opts: ExchangeOptions,
   retryIfStale: boolean,
+  fresh: boolean,
 ): Promise<UpstreamResponse> {
   if (opts.signal instanceof AbortSignal && opts.signal.aborted) {
     throw new UpstreamError("aborted", "The client went away", { sent: false });
   }
   // Taken without an await when one is parked: the common case costs no promise.
-  const conn = pool.takeIdle() ?? await pool.acquire(opts.connectTimeoutMs);
+  // A retry opens its own: the other parked ones may be as dead as the first.
+  const conn = fresh
+    ? await pool.open(opts.connectTimeoutMs)
+    : pool.takeIdle() ?? await pool.acquire(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
   // A parked connection can die in the instant it is reused. A request that got no
@@ -124,7 +128,7 @@ async function attempt(
       (err instanceof UpstreamError && err.kind === "reset" &&
         mayResend(reused, retryIfStale, x, written, req.method))
     ) {
-      return await attempt(pool, req, opts, false);
+      return await attempt(pool, req, opts, false, true);
     }
     throw err;
   }

@@ -61,8 +61,11 @@ export class TargetPool {
 
   /** A parked connection if one is alive, else a new one. */
   async acquire(connectTimeoutMs: number): Promise<UpstreamConnection> {
-    const idle = this.takeIdle();
-    if (idle !== null) return idle;
+    return this.takeIdle() ?? await this.open(connectTimeoutMs);
+  }
+
+  /** A new connection, lent out (never a parked one). */
+  async open(connectTimeoutMs: number): Promise<UpstreamConnection> {
     const conn = await this.connect(connectTimeoutMs);
     this.active++;
     return conn;
