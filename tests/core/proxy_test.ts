@@ -453,6 +453,26 @@ Deno.test("proxy: bodies stream both ways with and without a length", async () =
   }
 });
 
+Deno.test("proxy: an empty POST reaches the upstream with Content-Length: 0, a GET with none", async () => {
+  const up = startUpstream();
+  try {
+    await single(up.url, async (g) => {
+      for (const [method, body] of [["POST", ""], ["PUT", undefined], ["GET", undefined]]) {
+        await (await fetch(`${g.url()}/empty`, { method, ...(body === undefined ? {} : { body }) }))
+          .body?.cancel();
+      }
+      // Some upstreams answer a POST without a length 411 (RFC 9110 §8.6: send it).
+      assertEquals(up.received.map((r) => [r.method, r.headers.get("content-length")]), [
+        ["POST", "0"],
+        ["PUT", "0"],
+        ["GET", null],
+      ]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: a streamed body keeps its length; HEAD carries it; a short body ends the response short", async () => {
   const SIZE = 1_000_000;
   const up = startUpstream((req) => {

@@ -227,11 +227,11 @@ class Exchange implements Watched {
   write(req: UpstreamRequest): Promise<void> {
     const body = req.body;
     let framing = "";
-    if (body instanceof Uint8Array) {
-      if (body.length > 0 || methodExpectsBody(req.method)) {
-        framing = `content-length: ${body.length}\r\n`;
-      }
-    } else if (body) {
+    if (body === null || body instanceof Uint8Array) {
+      // An empty POST says so: without a length some upstreams answer 411 (RFC 9110 §8.6).
+      const length = body === null ? 0 : body.length;
+      if (length > 0 || methodExpectsBody(req.method)) framing = `content-length: ${length}\r\n`;
+    } else {
       framing = req.bodyLength !== null
         ? `content-length: ${req.bodyLength}\r\n`
         : "transfer-encoding: chunked\r\n";
