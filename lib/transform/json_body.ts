@@ -39,9 +39,20 @@ function warnOversize(o: JsonBodyOptions, direction: string): void {
   );
 }
 
-/** A HEAD answer whose GET body the rules would rewrite: the upstream's length is not its length. */
-function withoutLength(res: Response): Response {
-  responseFields(res).delete("content-length");
+/** Fields that vouch for the exact bytes of a body (RFC 9530 digests, RFC 1864 MD5). */
+const BODY_DIGESTS = ["content-digest", "repr-digest", "content-md5"];
+
+/**
+ * An answer whose body the rules rewrite (or, for a HEAD, would): the
+ * upstream's length and digests describe other bytes, and its strong ETag
+ * another representation, so the ETag is made weak (as a compressing proxy does).
+ */
+function describingRewrite(res: Response, head: boolean): Response {
+  const fields = responseFields(res);
+  if (head) fields.delete("content-length");
+  for (const name of BODY_DIGESTS) fields.delete(name);
+  const etag = fields.get("etag");
+  if (etag !== null && etag.startsWith('"')) fields.set("etag", `W/${etag}`);
   return res;
 }
 
@@ -97,6 +108,7 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
       }
       ctx.body = out;
       ctx.bodyLength = out.length;
+      for (const name of BODY_DIGESTS) ctx.upstreamHeaders.remove(name);
       return next(ctx);
     },
   };
@@ -125,7 +137,7 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
       const res = await next(ctx);
       const headers = res.headers;
       if (!isJsonType(headers.get("content-type")) || headers.has("content-encoding")) return res;
-      if (ctx.method === "HEAD") return withoutLength(res);
+      if (ctx.method === "HEAD") return describingRewrite(res, true);
       const body = bodyOf(res);
       if (body === null) return res;
       const declared = declaredLength(headers.get("content-length"));
@@ -143,7 +155,8 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
           route: o.route,
         });
       }
-      return withBody(res, out ?? buffered.bytes);
+      const answer = withBody(res, out ?? buffered.bytes);
+      return out === null ? answer : describingRewrite(answer, false);
     },
   };
 }

@@ -308,3 +308,37 @@ Deno.test("transform: a HEAD on a route with response rules carries no upstream 
     assertEquals(head.headers.get("content-length"), null);
   });
 });
+
+Deno.test("transform: a rewritten body loses the digests of the old one, and its ETag is weak", async () => {
+  const body = JSON.stringify({ secret: "s", id: 7 });
+  const bodies: string[] = [];
+  const up = startUpstream(async (req) => {
+    bodies.push(await req.text());
+    return new Response(body, {
+      headers: {
+        "content-type": "application/json",
+        "content-digest": "sha-256=:AAAA:",
+        "repr-digest": "sha-256=:BBBB:",
+        etag: '"v1"',
+      },
+    });
+  });
+  const routes = `
+  - name: r
+    match: { path: / }
+    upstream: a
+    transform: { request: { json: { remove: [admin] } }, response: { json: { remove: [secret] } } }
+`;
+  await withRoutes(up, routes, async (g) => {
+    const res = await fetch(`${g.url()}/r`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-digest": "sha-256=:CCCC:" },
+      body: JSON.stringify({ admin: true, n: 1 }),
+    });
+    assertEquals(await res.json(), { id: 7 });
+    const answered = ["content-digest", "repr-digest", "etag"].map((h) => res.headers.get(h));
+    assertEquals(answered, [null, null, 'W/"v1"']);
+    assertEquals(bodies, ['{"n":1}']);
+    assertEquals(up.received[0]!.headers.get("content-digest"), null);
+  });
+});
