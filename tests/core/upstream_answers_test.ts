@@ -114,6 +114,20 @@ Deno.test("upstream answers: the status line is HTTP/1.DIGIT, three digits, then
   });
 });
 
+Deno.test("upstream answers: a head with bare LF line endings is 502 upstream_error at once", async () => {
+  // The upstream keeps the connection open: such a head never ends, and was waited on for
+  // the first-byte timeout (60 s), then answered 504.
+  const up = answering({
+    "/lf": "HTTP/1.1 200 OK\ncontent-length: 2\n\nhi",
+    "/mixed": "HTTP/1.1 200 OK\r\ncontent-length: 2\n\r\nhi",
+  });
+  await through(up, async (g) => {
+    for (const path of ["/lf", "/mixed"]) {
+      await assertError(await get(g, path), 502, "upstream_error");
+    }
+  });
+});
+
 Deno.test("upstream answers: a head over 1 MiB on a reused connection is 502 upstream_error, the request sent once", async () => {
   const up = answering({
     "/warm": OK,

@@ -6,7 +6,7 @@
  * client request. The upstream's record is the proof.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { rawRequest } from "../helpers/raw.ts";
+import { rawRequest, readUntilClose } from "../helpers/raw.ts";
 import { echo } from "../helpers/upstream.ts";
 import { withRig } from "./_setup.ts";
 
@@ -129,6 +129,23 @@ Deno.test("Connection: cannot strip the headers the gateway sets for the upstrea
     assertEquals(h.get("proxy-connection"), null);
     assertEquals(h.get("te"), null);
   }, { handler: echo });
+});
+
+Deno.test("a request head with bare LF line endings is refused at once, not waited on", async () => {
+  await withRig(config, async ({ g, up }) => {
+    const u = new URL(g.url());
+    for (
+      const head of ["GET /x HTTP/1.1\nHost: localhost\n\n", "GET /x HTTP/1.1\r\nHost: a\n\r\n"]
+    ) {
+      const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+      await conn.write(new TextEncoder().encode(head));
+      // It never ends by the parser's rules: without the check, the head timeout (30 s) ended it.
+      const { text, ms } = await readUntilClose(conn, 5_000);
+      assertOk(text.startsWith("HTTP/1.1 400 "), JSON.stringify(text.slice(0, 40)));
+      assertOk(ms < 5_000, `answered after ${Math.round(ms)} ms`);
+    }
+    assertEquals(up.received.length, 0);
+  });
 });
 
 Deno.test("CR, LF and NUL cannot be smuggled into forwarded header values", async () => {

@@ -74,6 +74,14 @@ export function findHeadEnd(buf: Uint8Array, from: number, end: number): number 
   return -1;
 }
 
+/** Whether buf[from, end) holds a LF that no CR precedes. */
+export function hasBareLf(buf: Uint8Array, from: number, end: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) {
+    if (i === from || buf[i - 1] !== 13) return true;
+  }
+  return false;
+}
+
 /** Index of the first CRLF at or after `from`, or -1. */
 export function findLineEnd(buf: Uint8Array, from: number, end: number): number {
   let i = from;

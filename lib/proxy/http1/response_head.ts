@@ -1,5 +1,5 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { toByteString } from "./bytes.ts";
+import { hasBareLf, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
@@ -33,6 +33,8 @@ export interface ResponseHead {
   upgrade: boolean;
 }
 
+const BARE_LF = "Upstream response head with a bare LF line ending";
+
 /** At most 15 digits, as the listener reads a request's: past 2^53 a Number loses the exact length. */
 const LENGTH = /^\d{1,15}$/;
 
@@ -59,7 +61,11 @@ export async function readResponseHead(conn: UpstreamConnection): Promise<Respon
 export function takeResponseHead(conn: UpstreamConnection): ResponseHead | undefined {
   while (true) {
     const idx = conn.findHeadEnd();
-    if (idx < 0) return undefined;
+    if (idx < 0) {
+      // Such a head never ends by our rules: refused now, not after the first-byte timeout.
+      if (hasBareLf(conn.buf, conn.start, conn.end)) throw new ProtocolError(BARE_LF);
+      return undefined;
+    }
     const text = toByteString(conn.buf.subarray(conn.start, idx));
     conn.consume(idx + 4);
     const head = parseHead(text);

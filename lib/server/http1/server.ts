@@ -13,7 +13,7 @@
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
 import { responseFields } from "../../core/parsed_response.ts";
-import { toByteString } from "../../proxy/http1/bytes.ts";
+import { hasBareLf, toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler, ServeInfo } from "../handler.ts";
@@ -75,6 +75,10 @@ const HEAD_END_BYTES = 4;
 const MALFORMED_TARGET: HeadRefusal = Object.freeze({
   code: "bad_request",
   message: "Malformed request target",
+});
+const BARE_LF: HeadRefusal = Object.freeze({
+  code: "bad_request",
+  message: "The request head has a line ending in a bare LF",
 });
 const INVALID_HOST: HeadRefusal = Object.freeze({
   code: "bad_request",
@@ -407,6 +411,8 @@ class ServedConnection implements Watched {
       if (isRefusal(head)) head.seen = seenHead(text);
       return head;
     }
+    // Such a head never ends by our rules (RFC 9112 §2.2 lets a server refuse it): say so now.
+    if (hasBareLf(c.buf, c.start, c.end)) return BARE_LF;
     if (c.buffered > 0 && this.phase === Phase.Idle) {
       this.phase = Phase.Head;
       this.headStarted = performance.now();
