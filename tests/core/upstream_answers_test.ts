@@ -154,6 +154,7 @@ Deno.test("upstream answers: Transfer-Encoding other than one `chunked` is 502 u
     "/empty": "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nContent-Length: 2\r\n\r\nhi",
     "/identity": "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhi",
     "/upper": chunked("Transfer-Encoding: CHUNKED"),
+    "/http10": `HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
   });
   await through(up, async (g) => {
     for (
@@ -165,6 +166,7 @@ Deno.test("upstream answers: Transfer-Encoding other than one `chunked` is 502 u
         "/gzip-length",
         "/empty",
         "/identity",
+        "/http10",
       ]
     ) {
       await assertError(await get(g, path), 502, "upstream_error");

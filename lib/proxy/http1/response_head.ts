@@ -121,6 +121,8 @@ export function parseHead(text: string): ResponseHead {
         if (chunked || !isChunked(value)) {
           throw new ProtocolError(`Unsupported Transfer-Encoding: ${value.slice(0, 64)}`);
         }
+        // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 §6.1).
+        if (http10) throw new ProtocolError("Transfer-Encoding in an HTTP/1.0 response");
         chunked = true;
         break;
       }
