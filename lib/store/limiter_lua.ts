@@ -57,7 +57,7 @@ for d = 1, decisions do
           reset = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]) + per - now
         end
       end
-      remaining = limit - count
+      remaining = math.max(0, limit - count)
 
     else
       local raw = redis.call('GET', key)
@@ -90,7 +90,7 @@ for d = 1, decisions do
         ok = level + poured <= full
         if ok and kind == 'ls' then delay = math.ceil(at - now + level / rate) end
         if ok then level = level + poured else retry = math.ceil((level + poured - full) / rate) end
-        remaining = math.floor((full - level) / per)
+        remaining = math.max(0, math.floor((full - level) / per))
         reset = math.ceil(level / rate)
         state = struct.pack('dd', level, at)
 
@@ -105,7 +105,7 @@ for d = 1, decisions do
         end
         ok = count + cost <= limit
         if ok then count = count + cost else retry = stop - now end
-        remaining = limit - count
+        remaining = math.max(0, limit - count)
         reset = stop - now
         state = struct.pack('ddd', start, count, stop)
 

@@ -119,6 +119,60 @@ Deno.test("redis store gives the verdicts of the TypeScript algorithms (same vec
   });
 });
 
+/** Each algorithm at 10, then at 5 under the same id (a reload that lowers a limit keeps counts). */
+const LOWERED: [AlgorithmSpec, AlgorithmSpec][] = [
+  [{ kind: "fixed_window", limit: 10, window: { every: 3_600_000 } }, {
+    kind: "fixed_window",
+    limit: 5,
+    window: { every: 3_600_000 },
+  }],
+  [{ kind: "sliding_log", limit: 10, perMs: 3_600_000 }, {
+    kind: "sliding_log",
+    limit: 5,
+    perMs: 3_600_000,
+  }],
+  [{ kind: "leaky_bucket", mode: "police", rate: 10, perMs: 3_600_000, capacity: 10 }, {
+    kind: "leaky_bucket",
+    mode: "police",
+    rate: 5,
+    perMs: 3_600_000,
+    capacity: 5,
+  }],
+  [{ kind: "sliding_window", limit: 10, perMs: 3_600_000 }, {
+    kind: "sliding_window",
+    limit: 5,
+    perMs: 3_600_000,
+  }],
+  [{ kind: "token_bucket", rate: 10, perMs: 3_600_000, burst: 10 }, {
+    kind: "token_bucket",
+    rate: 5,
+    perMs: 3_600_000,
+    burst: 5,
+  }],
+];
+
+/** What each store says of one more request once the limit is lowered below the count. */
+async function afterLowering(store: {
+  decide: MemoryLimiterStore["decide"] | RedisLimiterStore["decide"];
+}): Promise<[boolean, number][]> {
+  const out: [boolean, number][] = [];
+  for (const [i, [before, after]] of LOWERED.entries()) {
+    for (let n = 0; n < 8; n++) await store.decide([limit(`low${i}`, before)], ["k"], 1000 + n);
+    const [v] = await store.decide([limit(`low${i}`, after)], ["k"], 2000);
+    out.push([v!.allowed, v!.remaining]);
+  }
+  return out;
+}
+
+Deno.test("a limit lowered below its count (a reload) reports 0 remaining, never less, in both stores", async () => {
+  // The token bucket had 2 of its tokens left, and still has them (a bucket of 5 holds 2).
+  const expected: [boolean, number][] = [[false, 0], [false, 0], [false, 0], [false, 0], [true, 1]];
+  assertEquals(await afterLowering(new MemoryLimiterStore()), expected);
+  await withRedisStore(async (redisStore) => {
+    assertEquals(await afterLowering(redisStore), expected);
+  });
+});
+
 Deno.test("redis store: decisions made at once share script calls and stay exact", async () => {
   await withRedisStore(async (store, { command }) => {
     const l = limit("burst", { kind: "token_bucket", rate: 1, perMs: 86_400_000, burst: 100 });

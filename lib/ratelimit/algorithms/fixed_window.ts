@@ -50,7 +50,8 @@ export function fixedWindow(limit: number, window: WindowSpec): Algorithm<FixedW
       if (allowed) count += cost;
       return {
         allowed,
-        remaining: limit - count,
+        // A limit lowered by a reload can leave the count above it.
+        remaining: Math.max(0, limit - count),
         resetMs: end - now,
         retryAfterMs: allowed ? 0 : end - now,
         delayMs: 0,

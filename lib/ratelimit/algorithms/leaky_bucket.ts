@@ -53,7 +53,8 @@ export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
       if (allowed) level += poured;
       return {
         allowed,
-        remaining: Math.floor((full - level) / perMs),
+        // A bucket made smaller by a reload can hold more than it now takes.
+        remaining: Math.max(0, Math.floor((full - level) / perMs)),
         resetMs: Math.ceil(level / rate),
         retryAfterMs,
         delayMs,

@@ -35,7 +35,8 @@ export function slidingLog(limit: number, perMs: number): Algorithm<SlidingLogSt
       const newest = times.length > 0 ? times[times.length - 1]! : null;
       return {
         allowed,
-        remaining: limit - times.length,
+        // A limit lowered by a reload can leave more entries than it allows.
+        remaining: Math.max(0, limit - times.length),
         resetMs: newest === null ? 0 : newest + perMs - now,
         retryAfterMs,
         delayMs: 0,
