@@ -25,6 +25,8 @@ export interface ServeInfo {
   /** mTLS listeners: the verified client certificate, or why a presented one was not trusted. */
   clientCert?: ClientCertificate | null;
   clientCertError?: string | null;
+  /** The peer is a trusted proxy, but forwarded headers did not come from it (PROXY LOCAL/UNKNOWN). */
+  forwardedUntrusted?: boolean;
 }
 
 export type ServeHandler = (req: IncomingRequest, info: ServeInfo) => Promise<Response>;
@@ -161,7 +163,7 @@ function newContext(
   const query = q < 0 ? "" : target.slice(q);
   const norm = normalisePath(rawPath, s.mergeSlashes, s.allowPathParameters);
 
-  const client = s.trustedProxies.size === 0
+  const client = s.trustedProxies.size === 0 || info.forwardedUntrusted
     ? { ip: peer, peerTrusted: false }
     : clientIpOf(peer, headers.get(s.clientIpHeader), s.trustedProxies, s.clientIpHeader);
   const incomingId = s.trustRequestId ? headers.get(s.requestIdHeader) : null;

@@ -89,6 +89,19 @@ Deno.test("proxy_protocol: v1 and v2 headers give the upstream the real client a
     const local = await exchange(g.url(), proxyV2(null, null), [get("/healthz")]);
     assertEquals(forwardedFor(local), ["127.0.0.1"]);
     assertEquals(up.received.map((r) => r.url), ["/one", "/two", "/three", "/healthz"]);
+
+    // A header that names no client (LOCAL, UNKNOWN) leaves the balancer's address, but an
+    // X-Forwarded-For behind it is the client's own bytes: not believed (it set the client IP).
+    const spoofed = (path: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: api.test\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n`;
+    const unknown = await exchange(g.url(), new TextEncoder().encode("PROXY UNKNOWN\r\n"), [
+      spoofed("/unknown"),
+    ]);
+    const localSpoof = await exchange(g.url(), proxyV2(null, null), [spoofed("/local")]);
+    assertEquals([...forwardedFor(unknown), ...forwardedFor(localSpoof)], [
+      "127.0.0.1",
+      "127.0.0.1",
+    ]);
   } finally {
     await g.close();
     await up.close();

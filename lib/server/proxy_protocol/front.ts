@@ -31,6 +31,12 @@ export interface FrontOptions extends ProxyProtocolOptions {
 /** What the relayed server is told about a connection: the client from the header. */
 export interface ClientInfo {
   readonly remoteAddr: Deno.NetAddr;
+  /**
+   * The header named no client (LOCAL, UNKNOWN, a unix socket): the address is
+   * the balancer's, but the bytes are the client's, so forwarded headers in
+   * them are not the balancer's word.
+   */
+  readonly anonymous: boolean;
 }
 
 const RELAY_BUFFER = 16 * 1024;
@@ -119,6 +125,7 @@ export class ProxyProtocolFront {
       const source: ProxySource = head.source ?? peer;
       this.clients.set(port, {
         remoteAddr: { transport: "tcp", hostname: source.hostname, port: source.port },
+        anonymous: head.source === null,
       });
       try {
         conn.setNoDelay(true);

@@ -34,7 +34,11 @@ export async function startProxyProtocolListener(
         message: "This port only serves connections relayed by the PROXY protocol listener",
       }));
     }
-    return handler(req, { ...info, remoteAddr: client.remoteAddr });
+    return handler(req, {
+      ...info,
+      remoteAddr: client.remoteAddr,
+      ...(client.anonymous ? { forwardedUntrusted: true } : {}),
+    });
   }, (peer) => front?.clientOf(peer)?.remoteAddr ?? peer);
   try {
     front = ProxyProtocolFront.listen({
