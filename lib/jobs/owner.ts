@@ -11,3 +11,12 @@ export function jobOwner(ctx: RequestContext): string {
   if (ctx.identity !== null) return `subject:${ctx.identity.provider}:${ctx.identity.subject}`;
   return "";
 }
+
+/**
+ * Whose Idempotency-Keys a request's is one of: its owner's, and an anonymous
+ * caller's own address's. One space for all anonymous callers would hand a
+ * guessed key's job id, and with it the job's result, to anyone.
+ */
+export function idempotencyScope(ctx: RequestContext, owner: string): string {
+  return owner !== "" ? owner : `anonymous:${ctx.clientIp}`;
+}

@@ -21,8 +21,11 @@ export interface NewJob {
   ttlMs: number;
   maxlen: number;
   createdAt: number;
-  /** Idempotency-Key of the request and the hash of what it asked, when it sent one. */
-  idempotency: { key: string; requestHash: string } | null;
+  /**
+   * Idempotency-Key of the request, the hash of what it asked, and whose keys
+   * it is looked up among (see `idempotencyScope`), when it sent one.
+   */
+  idempotency: { key: string; requestHash: string; scope: string } | null;
   /** Field/value pairs of the stream entry (the worker's input). */
   entry: (string | Buffer)[];
 }
@@ -90,7 +93,7 @@ export class JobStore {
     const [kind, id] = await this.redis.gwJobSubmit(
       job.stream,
       jobKey(this.prefix, job.id),
-      idem ? idempotencyKey(this.prefix, job.owner, idem.key) : "",
+      idem ? idempotencyKey(this.prefix, idem.scope, idem.key) : "",
       job.id,
       idem?.requestHash ?? "",
       job.ttlMs,

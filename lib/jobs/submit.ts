@@ -11,7 +11,7 @@ import type { Upstream } from "../proxy/upstream.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { capturedHeaders, type CaptureOptions, readBody } from "./capture.ts";
 import { jobKey, streamKey } from "./keys.ts";
-import { jobOwner } from "./owner.ts";
+import { idempotencyScope, jobOwner } from "./owner.ts";
 import { sharedJobStore } from "./shared.ts";
 import type { JobState, NewJob } from "./store.ts";
 
@@ -63,7 +63,11 @@ export async function createJobSubmit(
       createdAt: ctx.now,
       idempotency: idempotencyKey === null
         ? null
-        : { key: idempotencyKey, requestHash: requestHash(ctx, body) },
+        : {
+          key: idempotencyKey,
+          requestHash: requestHash(ctx, body),
+          scope: idempotencyScope(ctx, owner),
+        },
       entry: [
         "job",
         id,

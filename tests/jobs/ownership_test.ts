@@ -69,3 +69,26 @@ Deno.test({
       assertEquals(await db.xlen(STREAM_KEY), 2);
     }),
 });
+
+Deno.test({
+  name: "Idempotency-Key: anonymous callers' keys are per client address",
+  fn: () =>
+    withJobs(startUpstream(), async ({ g, db }) => {
+      // Clients told apart by the trusted proxy's X-Forwarded-For (all tests come from 127.0.0.1).
+      const from = (ip: string, body: string) =>
+        fetch(`${g.url()}/orders`, {
+          method: "POST",
+          body,
+          headers: { "idempotency-key": "report-2026-11-24", "x-forwarded-for": ip },
+        });
+      const a = await (await from("203.0.113.1", "report")).json();
+      // Another caller guessing the key gets a job of its own, not a's id (and a's result).
+      const b = await from("203.0.113.2", "report");
+      assertEquals([b.status, b.headers.get("idempotent-replayed")], [202, null]);
+      assertOk((await b.json()).job_id !== a.job_id);
+      const again = await from("203.0.113.1", "report");
+      assertEquals(again.headers.get("idempotent-replayed"), "true");
+      assertEquals((await again.json()).job_id, a.job_id);
+      assertEquals(await db.xlen(STREAM_KEY), 2);
+    }, { top: "security: { trusted_proxies: [127.0.0.1] }\n" }),
+});
