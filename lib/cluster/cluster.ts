@@ -9,7 +9,7 @@ import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
 import type { Level, Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
-import { json } from "../server/admin.ts";
+import { bearerMatches, json } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
@@ -224,16 +224,6 @@ export class Cluster {
     }
     return routeAdmin(req, this.live());
   }
-}
-
-/** Constant-time check of `Authorization: Bearer <token>`; true when no token is configured. */
-function bearerMatches(req: Request, token: string | undefined): boolean {
-  if (token === undefined) return true;
-  const got = new TextEncoder().encode(req.headers.get("authorization") ?? "");
-  const want = new TextEncoder().encode(`Bearer ${token}`);
-  let diff = got.length ^ want.length;
-  for (let i = 0; i < want.length; i++) diff |= (got[i] ?? 0) ^ want[i]!;
-  return diff === 0;
 }
 
 function hostForUrl(h: string): string {

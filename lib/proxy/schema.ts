@@ -13,7 +13,16 @@ export const targetSchema = z.strictObject({
     if (!URL.canParse(s)) return true; // reported by httpUrl
     const u = new URL(s);
     return (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
-  }, { error: "expected a target URL without a path, query or fragment (scheme, host, port)" }),
+  }, { error: "expected a target URL without a path, query or fragment (scheme, host, port)" })
+    .refine((s) => {
+      if (!URL.canParse(s)) return true;
+      const u = new URL(s);
+      return u.username === "" && u.password === "";
+    }, {
+      // They were never sent, and the URL is the target's name in metrics, logs and the admin API.
+      error:
+        "expected a target URL without credentials: they are not sent upstream; set the Authorization header in the upstream's headers",
+    }),
   weight: z.number().int().min(0).max(1000).default(1),
 });
 

@@ -72,6 +72,9 @@ export class AdminApi {
       });
     }
     const segs = url.pathname.split("/").slice(1);
+    if (segs.some((s) => decodePathParam(s) === null)) {
+      return errorResponse("bad_request", id, { message: "The path has malformed percent-encoding" });
+    }
     const allow = new Set<string>();
     for (const r of this.routes) {
       const params = matchSegments(r.segments, segs);
@@ -99,12 +102,33 @@ export class AdminApi {
   };
 
   private authorised(req: Request): boolean {
-    const h = req.headers.get("authorization") ?? "";
-    const expected = `Bearer ${this.token}`;
-    if (h.length !== expected.length) return false;
-    let diff = 0;
-    for (let i = 0; i < h.length; i++) diff |= h.charCodeAt(i) ^ expected.charCodeAt(i);
-    return diff === 0;
+    return bearerMatches(req, this.token);
+  }
+}
+
+const BEARER = /^bearer +(\S+) *$/i;
+const utf8 = new TextEncoder();
+
+/**
+ * Whether `Authorization` carries `token` as a Bearer credential (the scheme in
+ * any case, RFC 7235 §2.1); true when no token is configured. The comparison
+ * takes the same time whatever the credential, its length included.
+ */
+export function bearerMatches(req: Request, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const got = utf8.encode(BEARER.exec(req.headers.get("authorization") ?? "")?.[1] ?? "");
+  const want = utf8.encode(token);
+  let diff = got.length ^ want.length;
+  for (let i = 0; i < want.length; i++) diff |= (got[i] ?? 0) ^ want[i]!;
+  return diff === 0;
+}
+
+/** A percent-decoded path segment; null when its escapes are not valid UTF-8. */
+function decodePathParam(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }
 
@@ -115,7 +139,7 @@ function matchSegments(pattern: string[], path: string[]): Record<string, string
     const p = pattern[i]!;
     if (p.startsWith("{") && p.endsWith("}")) {
       if (path[i] === "") return null;
-      params[p.slice(1, -1)] = decodeURIComponent(path[i]!);
+      params[p.slice(1, -1)] = decodePathParam(path[i]!)!;
     } else if (p !== path[i]) return null;
   }
   return params;

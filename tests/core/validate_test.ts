@@ -94,6 +94,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
       /^broken\.yaml:4:\d+: listeners\[0\]\.tls\.http2: HTTP\/2 is not offered with client_ca/m,
   },
   {
+    name: "credentials in a target URL",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://svc:pw@127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:4:\d+: upstreams\.users\.targets\[0\]\.url: expected a target URL without credentials/m,
+  },
+  {
     name: "bad URL",
     yaml:
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "htp:/nowhere" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
