@@ -117,13 +117,24 @@ export function registerAuthAdmin(gw: Gateway): void {
     if (typeof exp !== "number" || !Number.isFinite(exp) || exp <= 0) {
       return fail("bad_request", `Expected "exp": the token's expiry in Unix seconds`);
     }
-    if (exp * 1000 <= gw.deps.clock.now()) {
+    // A provider accepts a token up to its clock skew past `exp`: the revocation lasts as long.
+    const until = exp + longestClockSkewS(c.config);
+    if (until * 1000 <= gw.deps.clock.now()) {
       return json({ jti, exp, revoked: false, reason: "the token has already expired" }, 200);
     }
-    const failed = await storeFailure(() => c.store.revoke(jti, exp));
+    const failed = await storeFailure(() => c.store.revoke(jti, until));
     if (failed) return failed;
     return json({ jti, exp, revoked: true }, 201);
   });
+}
+
+/** The longest time past `exp` any JWT provider still accepts a token (seconds). */
+function longestClockSkewS(config: GatewayConfig): number {
+  let longest = 0;
+  for (const p of Object.values(config.auth)) {
+    if (p.kind === "jwt") longest = Math.max(longest, p.clock_skew_s);
+  }
+  return longest;
 }
 
 function ownerOf(

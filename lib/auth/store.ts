@@ -17,7 +17,7 @@ export interface CredentialStore {
   removeKey(digest: string): Promise<boolean>;
   /** Keys added at runtime: digest -> consumer id. */
   keys(): ReadonlyMap<string, string>;
-  /** Revokes `jti` until `expSec` (Unix seconds), when its token expires anyway. */
+  /** Revokes `jti` until `expSec` (Unix seconds), when no provider accepts its token anyway. */
   revoke(jti: string, expSec: number): Promise<void>;
   close(): void;
 }
