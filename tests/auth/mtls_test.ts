@@ -1,12 +1,16 @@
 /**
  * mTLS through real TLS listeners: client certificates verified against the
  * configured CA, the consumer taken from the SAN URI or the subject CN, and
- * refusals for a missing certificate, one from another CA and an expired one.
- * The certificates are fixtures (tests/auth/fixtures/make_certs.sh).
+ * refusals for a missing certificate, one from another CA, an expired one and
+ * ones the CA issued for another use, on full and resumed TLS sessions alike.
+ * The certificates are fixtures (tests/auth/fixtures/make_certs.sh), and ones
+ * openssl makes for the test (tests/helpers/pki.ts).
  */
 import { assertEquals, assertError, assertMatch } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { startGateway } from "../helpers/gateway.ts";
+import { makeTestPki } from "../helpers/pki.ts";
+import { opensslGet } from "../helpers/tls.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 async function readFixtures<N extends string>(names: readonly N[]): Promise<Record<N, string>> {
@@ -75,6 +79,12 @@ routes:
     otherCa: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_other_ca.crt"], key }),
     expired: Deno.createHttpClient({ caCerts: [ca], cert: pem["client_expired.crt"], key }),
     chain: Deno.createHttpClient({ caCerts: [ca], cert: chain, key }),
+    // The gateway's own certificate: the trusted CA issued it, for serverAuth only.
+    serverCert: Deno.createHttpClient({
+      caCerts: [ca],
+      cert: pem["server.crt"],
+      key: pem["server.key"],
+    }),
     leafOnly: Deno.createHttpClient({
       caCerts: [ca],
       cert: chain.slice(0, chain.indexOf("-----END CERTIFICATE-----") + 25),
@@ -166,13 +176,18 @@ routes:
         // `connection: close` makes every request a new connection, which resumes the TLS session.
         const close = { headers: { connection: "close" } };
         const refusedTwice = async (client: Deno.HttpClient, listener: string, reason: RegExp) => {
-          for (let i = 0; i < 2; i++) {
-            const res = await call(client, listener, "/open", close);
+          const answers = [];
+          for (let i = 0; i < 2; i++) answers.push(await call(client, listener, "/open", close));
+          // The second answer comes on a resumed session.
+          assertEquals(answers.map((res) => res.status), [401, 401]);
+          for (const res of answers) {
             const body = await assertError(res, 401, "invalid_client_certificate");
             assertMatch(body.error.message, reason);
           }
         };
         await refusedTwice(clients.expired, "partners", /CERT_HAS_EXPIRED/);
+        // A certificate the CA issued for another use stays refused once its session is resumed.
+        await refusedTwice(clients.serverCert, "partners", /INVALID_PURPOSE/);
         const good = await call(clients.good, "partners", "/open", close);
         assertEquals((await drain(good)).status, 200);
         // The session from a listener that trusts the certificate does not open one that does not.
@@ -206,6 +221,84 @@ routes:
     for (const c of Object.values(clients)) c.close();
     await g.close();
     await up.close();
+  }
+});
+
+Deno.test("mtls listeners: a certificate the client CA issued for another use is refused, resumed sessions too", async (t) => {
+  const pki = await makeTestPki();
+  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
+  const up = startUpstream();
+  const g = await startGateway(
+    `listeners:
+  - name: partners
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt, client_cert: required }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  cn: { kind: mtls, consumer_from: subject_cn }
+consumers:
+  - { id: team-a, subjects: [team-a] }
+routes:
+  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
+`,
+    {
+      files: {
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
+        "client_ca.crt": pki.ca.pem,
+      },
+    },
+  );
+  let sessions = 0;
+  /** A full handshake, then a resumed one, presenting a certificate with `extensions`. */
+  const twice = async (extensions: string | null) => {
+    const cert = (await pki.issue("team-a", extensions)).file;
+    const session = `${pki.dir}/session-${sessions++}.pem`;
+    const exchanges = [];
+    for (let i = 0; i < 2; i++) {
+      exchanges.push(
+        await opensslGet(g.url("partners"), "/cn", { cert, key: pki.keyFile, session }),
+      );
+    }
+    assertEquals(exchanges.map((e) => e.resumed), [false, true]);
+    return exchanges.map((e) => e.response);
+  };
+  try {
+    await t.step("clientAuth: the consumer, on both handshakes", async () => {
+      for (const res of await twice("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth")) {
+        assertEquals(res.status, 200, res.raw);
+        assertEquals(JSON.parse(res.body).headers["x-consumer-id"], "team-a");
+      }
+    });
+    const refusals: [string, string | null, RegExp][] = [
+      [
+        "serverAuth only",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth",
+        /INVALID_PURPOSE/,
+      ],
+      // The TLS layer refuses it on a full handshake too, under another name.
+      ["anyExtendedKeyUsage only", "extendedKeyUsage=anyExtendedKeyUsage", /INVALID_PURPOSE/],
+      ["X.509 v1", null, /UNSUPPORTED_CERT_VERSION/],
+    ];
+    for (const [what, extensions, reason] of refusals) {
+      await t.step(`${what}: 401 on the full handshake and on the resumed one`, async () => {
+        const answers = await twice(extensions);
+        assertEquals(answers.map((res) => res.status), [401, 401]);
+        for (const res of answers) {
+          const body = JSON.parse(res.body);
+          assertEquals(body.error.code, "invalid_client_certificate");
+          assertMatch(body.error.message, reason);
+        }
+      });
+    }
+    assertEquals(up.received.length, 2);
+  } finally {
+    await g.close();
+    await up.close();
+    await pki.close();
   }
 });
 
