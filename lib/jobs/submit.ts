@@ -61,13 +61,11 @@ export async function createJobSubmit(
       ttlMs: cfg.result_ttl,
       maxlen: cfg.maxlen,
       createdAt: ctx.now,
-      idempotency: idempotencyKey === null
-        ? null
-        : {
-          key: idempotencyKey,
-          requestHash: requestHash(ctx, body),
-          scope: idempotencyScope(ctx, owner),
-        },
+      idempotency: idempotencyKey === null ? null : {
+        key: idempotencyKey,
+        requestHash: requestHash(ctx, body),
+        scope: idempotencyScope(ctx, owner),
+      },
       entry: [
         "job",
         id,

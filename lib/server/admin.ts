@@ -73,7 +73,9 @@ export class AdminApi {
     }
     const segs = url.pathname.split("/").slice(1);
     if (segs.some((s) => decodePathParam(s) === null)) {
-      return errorResponse("bad_request", id, { message: "The path has malformed percent-encoding" });
+      return errorResponse("bad_request", id, {
+        message: "The path has malformed percent-encoding",
+      });
     }
     const allow = new Set<string>();
     for (const r of this.routes) {
