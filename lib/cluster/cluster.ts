@@ -12,6 +12,7 @@ import type { ReloadResult } from "../server/gateway.ts";
 import { bearerMatches, json } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
+import { replaceListener, SwapFailed } from "../server/listener_swap.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
@@ -34,6 +35,8 @@ export class Cluster {
   private readonly workers: WorkerHandle[] = [];
   private admin: RunningListener | null = null;
   private adminKey = "";
+  /** Where the admin listener is, to open it there again if a move fails. */
+  private adminAt: { host: string; port: number } | null = null;
   private adminToken: string | undefined;
   private watcher: ConfigWatcher | null = null;
   private draining = false;
@@ -188,17 +191,38 @@ export class Cluster {
     this.adminToken = a?.token;
     const key = a ? `${a.host}:${a.port}` : "";
     if (key === this.adminKey) return;
-    await this.admin?.shutdown();
-    this.admin = null;
-    this.adminKey = "";
-    if (!a) return;
+    const old = this.admin;
+    const oldAt = this.adminAt;
+    if (!a) {
+      // Not waited for: the reload may have been asked for on it.
+      void old?.shutdown();
+      this.admin = null;
+      this.adminKey = "";
+      this.adminAt = null;
+      return;
+    }
+    try {
+      this.admin = (await replaceListener(
+        old,
+        a.port,
+        () => this.startAdmin(a),
+        () => this.startAdmin(oldAt!),
+      )).running;
+    } catch (e) {
+      if (e instanceof SwapFailed) this.admin = e.restored;
+      throw e;
+    }
+    this.adminKey = key;
+    this.adminAt = { host: a.host, port: a.port };
+  }
+
+  private startAdmin(at: { host: string; port: number }): Promise<RunningListener> {
     const base = dirname(this.o.configFile);
-    this.admin = await startListener(
-      { name: "admin", host: a.host, port: a.port, proxy_protocol: false },
+    return startListener(
+      { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
       (req) => this.handleAdmin(req.request()),
       { resolvePath: (p) => (p.startsWith("/") ? p : `${base}/${p}`) },
     );
-    this.adminKey = key;
   }
 
   private applyWatch(config: GatewayConfig): void {

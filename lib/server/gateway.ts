@@ -2,7 +2,7 @@
  * The running gateway: loads the config, compiles the plan, opens the
  * listeners, reloads without dropping a request, and drains on shutdown.
  */
-import { type Env, loadConfigFile, processEnv } from "../config/load.ts";
+import { type Env, loadConfigFile, type LoadedConfig, processEnv } from "../config/load.ts";
 import { ConfigError, formatIssue } from "../config/issues.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { GatewayConfig } from "../config/schema.ts";
@@ -20,7 +20,14 @@ import type { RuntimeDeps } from "../plan/deps.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { LocalLimiterStore } from "../store/limiter_store.ts";
 import { createHandler, createRefusalRecorder } from "./handler.ts";
-import { type RunningListener, startListener } from "./listeners.ts";
+import {
+  listenerIdentity,
+  preflightListener,
+  type RunningListener,
+  startListener,
+} from "./listeners.ts";
+import { replaceListener, SwapFailed } from "./listener_swap.ts";
+import type { YamlSource } from "../config/yaml_source.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
@@ -62,9 +69,11 @@ export class Gateway {
   readonly holder = new PlanHolder();
   readonly deps: RuntimeDeps;
   readonly admin: AdminApi;
-  private readonly listeners = new Map<string, { key: string; running: RunningListener }>();
+  private readonly listeners = new Map<string, OpenListener>();
   private adminListener: RunningListener | null = null;
   private adminKey = "";
+  /** Where the admin listener is, to open it there again if a move fails. */
+  private adminAt: { host: string; port: number } | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
   private watcher: ConfigWatcher | null = null;
   draining = false;
@@ -111,7 +120,7 @@ export class Gateway {
       throw e;
     }
     try {
-      await gw.applyListeners(plan);
+      await gw.applyListeners(plan, loaded.source);
     } catch (e) {
       await plan.dispose();
       await gw.closeListeners();
@@ -167,12 +176,12 @@ export class Gateway {
     if (trigger !== "watch") await this.watcher?.remember();
     try {
       const loaded = await loadConfigFile(this.options.configFile, this.options.env ?? processEnv);
-      if (loaded.hash === this.holder.current?.hash) {
+      if (loaded.hash === this.holder.current?.hash && !await this.listenerFilesChanged(loaded)) {
         this.reloads.lastOk = true;
         return { ok: true, hash: loaded.hash, errors: [] };
       }
       plan = await buildPlan(loaded, this.deps);
-      await this.applyListeners(plan);
+      await this.applyListeners(plan, loaded.source);
       this.holder.swap(plan);
       this.applyWatch(plan);
       this.reloads.ok++;
@@ -195,28 +204,56 @@ export class Gateway {
     }
   }
 
-  /** Opens, moves or closes the admin listener as `admin:` says. */
+  /**
+   * Opens, moves or closes the admin listener as `admin:` says. The old one is
+   * not waited for: the reload may have been asked for on it.
+   */
   private async applyAdmin(c: GatewayConfig): Promise<void> {
     const admin = this.options.adminListener === false ? undefined : c.admin;
     const adminKey = admin ? `${admin.host}:${admin.port}` : "";
     if (adminKey !== this.adminKey) {
-      await this.closeAdmin();
-      if (admin) {
-        this.adminListener = await startListener(
-          { name: "admin", host: admin.host, port: admin.port, proxy_protocol: false },
-          (req) => Promise.resolve(this.admin.handle(req.request())),
-          { resolvePath: (p) => p },
-        );
+      const old = this.adminListener;
+      const oldAdmin = this.adminAt;
+      if (!admin) {
+        this.adminListener = null;
+        this.adminKey = "";
+        this.adminAt = null;
+        void old?.shutdown();
+      } else {
+        let swapped;
+        try {
+          swapped = await replaceListener(
+            old,
+            admin.port,
+            () => this.startAdmin(admin),
+            () => this.startAdmin(oldAdmin!),
+          );
+        } catch (e) {
+          if (e instanceof SwapFailed) this.adminListener = e.restored;
+          throw e;
+        }
+        this.adminListener = swapped.running;
         this.adminKey = adminKey;
+        this.adminAt = { host: admin.host, port: admin.port };
       }
     }
     this.admin.setToken(c.admin?.token);
   }
 
+  private startAdmin(at: { host: string; port: number }): Promise<RunningListener> {
+    return startListener(
+      { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
+      (req) => Promise.resolve(this.admin.handle(req.request())),
+      { resolvePath: (p) => p },
+    );
+  }
+
   private async closeAdmin(): Promise<void> {
-    await this.adminListener?.shutdown();
+    const admin = this.adminListener;
     this.adminListener = null;
     this.adminKey = "";
+    this.adminAt = null;
+    await admin?.shutdown();
   }
 
   /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
@@ -247,59 +284,65 @@ export class Gateway {
     }
   }
 
-  /** Opens listeners the plan adds, closes those it drops; a failure leaves the old set. */
-  private async applyListeners(plan: Plan): Promise<void> {
+  /**
+   * Opens listeners the plan adds or changes and closes those it drops; a
+   * failure leaves the old set serving. New ports open before anything
+   * closes; a listener that keeps its port is checked first (address, TLS
+   * files), then swapped (listener_swap.ts). Old listeners drain in the
+   * background: a reload does not wait for their requests.
+   */
+  private async applyListeners(plan: Plan, source?: YamlSource): Promise<void> {
     const c = plan.config;
-    const base = dirname(plan.file);
-    const resolvePath = (p: string) => (p.startsWith("/") ? p : `${base}/${p}`);
+    const resolvePath = resolverFor(plan.file);
     const wanted = new Map(c.listeners.map((l) => [l.name, l]));
-    const started: { name: string; key: string; running: RunningListener }[] = [];
+    const changed: { index: number; config: ListenerConfig; key: string }[] = [];
+    for (const [index, l] of c.listeners.entries()) {
+      const key = await listenerIdentity(l, resolvePath);
+      if (this.listeners.get(l.name)?.key !== key) changed.push({ index, config: l, key });
+    }
+    const opened: { name: string; entry: OpenListener; old: OpenListener | undefined }[] = [];
+    const failure = (index: number, e: unknown) =>
+      listenerError(plan.file, source, index, (e as Error)?.message ?? String(e));
+    // Ports not in use by this gateway first, then the swaps that let go of a port.
+    const samePort = (x: { config: ListenerConfig }) =>
+      this.listeners.get(x.config.name)?.running.port === x.config.port;
     try {
-      for (const l of c.listeners) {
-        const key = listenerKey(l);
-        const current = this.listeners.get(l.name);
-        if (current?.key === key) continue;
-        if (current && current.running.port === l.port) {
-          // Same port, new settings: the old listener must free the port first.
-          this.listeners.delete(l.name);
-          await current.running.shutdown();
+      for (const x of changed) {
+        if (samePort(x)) {
+          await preflightListener(x.config, resolvePath).catch((e) => {
+            throw failure(x.index, e);
+          });
         }
-        const info = { name: l.name, tls: !!l.tls };
-        const running = await startListener(
-          l,
-          createHandler(this.holder, info, this.deps),
-          {
-            refused: createRefusalRecorder(this.holder, info, this.deps),
-            resolvePath,
-            ...(this.options.reusePort ? { reusePort: true } : {}),
-            onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
-            proxyProtocol: this.proxyProtocolOptions(l.name, plan),
-            timeouts: () => {
-              const c = (this.holder.current ?? plan).config;
-              return {
-                headerMs: c.security.header_timeout_ms,
-                idleMs: c.server.keepalive_timeout_s * 1000,
-              };
-            },
-          },
-        );
-        started.push({ name: l.name, key, running });
+      }
+      for (const x of [...changed.filter((x) => !samePort(x)), ...changed.filter(samePort)]) {
+        const old = this.listeners.get(x.config.name);
+        let swapped;
+        try {
+          swapped = await replaceListener(
+            old?.running ?? null,
+            x.config.port,
+            () => this.openListener(x.config, plan),
+            () => this.openListener(old!.config, plan),
+            this.options.reusePort === true && old?.config.host === x.config.host,
+          );
+        } catch (e) {
+          if (e instanceof SwapFailed && old) {
+            this.listeners.set(x.config.name, { ...old, running: e.restored ?? old.running });
+          }
+          throw failure(x.index, e);
+        }
+        const entry = { key: x.key, config: x.config, running: swapped.running };
+        this.listeners.set(x.config.name, entry);
+        opened.push({ name: x.config.name, entry, old });
       }
       await this.applyAdmin(c);
     } catch (e) {
-      await Promise.all(started.map((s) => s.running.shutdown()));
-      throw new ConfigError([{
-        file: plan.file,
-        line: 0,
-        col: 0,
-        path: ["listeners"],
-        message: `cannot open listener: ${(e as Error).message}`,
-      }]);
-    }
-    for (const s of started) {
-      const old = this.listeners.get(s.name);
-      this.listeners.set(s.name, { key: s.key, running: s.running });
-      if (old) void old.running.shutdown();
+      await this.restoreListeners(opened, plan);
+      if (e instanceof ConfigError) throw e;
+      throw new ConfigError([
+        source?.issue(["admin"], `cannot open the admin listener: ${(e as Error).message}`) ??
+          { file: plan.file, line: 0, col: 0, path: ["admin"], message: String(e) },
+      ]);
     }
     for (const [name, { running }] of [...this.listeners]) {
       if (!wanted.has(name)) {
@@ -307,6 +350,62 @@ export class Gateway {
         void running.shutdown();
       }
     }
+  }
+
+  /** Undoes the listener changes of a reload that failed, newest first. */
+  private async restoreListeners(
+    opened: { name: string; entry: OpenListener; old: OpenListener | undefined }[],
+    plan: Plan,
+  ): Promise<void> {
+    for (const { name, entry, old } of opened.reverse()) {
+      if (!old) {
+        this.listeners.delete(name);
+        void entry.running.shutdown();
+        continue;
+      }
+      try {
+        const back = await replaceListener(
+          entry.running,
+          old.config.port,
+          () => this.openListener(old.config, plan),
+          () => this.openListener(entry.config, plan),
+        );
+        this.listeners.set(name, { ...old, running: back.running });
+      } catch (e) {
+        this.deps.logger.error("cannot reopen a listener after a failed reload", {
+          listener: name,
+          ...errorFields(e),
+        });
+      }
+    }
+  }
+
+  private openListener(l: ListenerConfig, plan: Plan): Promise<RunningListener> {
+    const info = { name: l.name, tls: !!l.tls };
+    return startListener(l, createHandler(this.holder, info, this.deps), {
+      refused: createRefusalRecorder(this.holder, info, this.deps),
+      resolvePath: resolverFor(plan.file),
+      ...(this.options.reusePort ? { reusePort: true } : {}),
+      onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
+      proxyProtocol: this.proxyProtocolOptions(l.name, plan),
+      timeouts: () => {
+        const c = (this.holder.current ?? plan).config;
+        return {
+          headerMs: c.security.header_timeout_ms,
+          idleMs: c.server.keepalive_timeout_s * 1000,
+        };
+      },
+    });
+  }
+
+  /** Whether a TLS file of a running listener changed (a certificate renewed in place). */
+  private async listenerFilesChanged(loaded: LoadedConfig): Promise<boolean> {
+    const resolvePath = resolverFor(loaded.file);
+    for (const l of loaded.config.listeners) {
+      const open = this.listeners.get(l.name);
+      if (l.tls && open && open.key !== await listenerIdentity(l, resolvePath)) return true;
+    }
+    return false;
   }
 
   private proxyProtocolOptions(listener: string, plan: Plan): ProxyProtocolOptions {
@@ -359,8 +458,30 @@ export class Gateway {
   }
 }
 
-function listenerKey(l: ListenerConfig): string {
-  return JSON.stringify([l.host, l.port, l.tls ?? null, l.proxy_protocol]);
+/** A listener this gateway runs, with what it was opened from. */
+interface OpenListener {
+  key: string;
+  config: ListenerConfig;
+  running: RunningListener;
+}
+
+function resolverFor(configFile: string): (p: string) => string {
+  const base = dirname(configFile);
+  return (p) => (p.startsWith("/") ? p : `${base}/${p}`);
+}
+
+/** A listener that would not open, at its place in the config file when known. */
+function listenerError(
+  file: string,
+  source: YamlSource | undefined,
+  index: number,
+  message: string,
+): ConfigError {
+  const text = `cannot open listener: ${message}`;
+  return new ConfigError([
+    source?.issue(["listeners", index], text) ??
+      { file, line: 0, col: 0, path: ["listeners", index], message: text },
+  ]);
 }
 
 function hostForUrl(h: string): string {

@@ -5,11 +5,13 @@
  * mtls_listener.ts). Each listener serves the same handler; shutting one down
  * stops accepting and waits for the requests it is serving.
  */
+import { createHash } from "node:crypto";
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler } from "./handler.ts";
 import { incomingOf } from "./incoming.ts";
 import { dropUnreadBody } from "./lingering.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
+import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
 import { forRuntime } from "../core/parsed_response.ts";
@@ -39,6 +41,50 @@ export interface ListenerOptions {
   timeouts?: () => ConnectionTimeouts;
   /** Answers (and records) requests a plain listener refuses before the handler. */
   refused?: (r: RefusedRequest) => Response;
+}
+
+/**
+ * What a listener is: its settings and the contents of its TLS files, so
+ * that a reload after a certificate was renewed in place reopens it.
+ */
+export async function listenerIdentity(
+  cfg: ListenerConfig,
+  resolvePath: (p: string) => string,
+): Promise<string> {
+  const files = cfg.tls
+    ? await Promise.all(
+      [cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca].map((f) =>
+        f === undefined ? "" : Deno.readTextFile(resolvePath(f)).catch(() => `unreadable:${f}`)
+      ),
+    )
+    : [];
+  const digest = files.length === 0
+    ? ""
+    : createHash("sha256").update(files.join("\0")).digest("hex");
+  return JSON.stringify([cfg.host, cfg.port, cfg.tls ?? null, cfg.proxy_protocol, digest]);
+}
+
+/**
+ * Checks, without touching the listener's port, what would make it fail to
+ * open: its address is not this machine's, its TLS files do not load. Run
+ * before a reload lets go of a port the listener keeps.
+ */
+export async function preflightListener(
+  cfg: ListenerConfig,
+  resolvePath: (p: string) => string,
+): Promise<void> {
+  const at = { hostname: cfg.host, port: 0, transport: "tcp" as const };
+  if (!cfg.tls) {
+    Deno.listen(at).close();
+    return;
+  }
+  const [cert, key] = await Promise.all(
+    [cfg.tls.cert, cfg.tls.key].map((f) => Deno.readTextFile(resolvePath(f))),
+  );
+  Deno.listenTls({ ...at, cert: cert!, key: key! }).close();
+  if (cfg.tls.client_ca) {
+    new ClientCertVerifier(await Deno.readTextFile(resolvePath(cfg.tls.client_ca)));
+  }
 }
 
 /** For listeners started without a plan (the admin listener). */
