@@ -16,8 +16,6 @@ import { NO_SCOPES } from "./identity.ts";
 export interface AuthConsumer extends Consumer {
   /** Configured headers sent upstream with this consumer's requests. */
   readonly headers: readonly (readonly [string, string])[];
-  /** False for a caller a provider vouches for but the config does not list. */
-  readonly configured: boolean;
 }
 
 export class ConsumerTable {

@@ -25,11 +25,13 @@ export interface Identity {
   claims: Readonly<Record<string, unknown>>;
 }
 
-/** A configured consumer (an application or team), with its plan. */
+/** A consumer (an application or team), with its plan. */
 export interface Consumer {
   readonly id: string;
   readonly plan: string | null;
   readonly scopes: ReadonlySet<string>;
+  /** False for a caller a provider vouches for but the config does not list. */
+  readonly configured: boolean;
 }
 
 /** Peer certificate of an mTLS connection, as verified by the TLS layer. */

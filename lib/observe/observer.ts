@@ -76,7 +76,7 @@ export class RequestObserver {
   ): void {
     const ms = performance.now() - ctx.startMono;
     this.metrics.inFlight.value--;
-    const consumer = this.consumerLabel ? ctx.consumer?.id ?? "" : "";
+    const consumer = this.consumerLabel ? configuredId(ctx) : "";
     this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);
     if (this.accessLog?.wants(status)) this.accessLog.write(ctx, status, bytesOut, ms, aborted);
     if (span !== undefined) {
@@ -84,6 +84,12 @@ export class RequestObserver {
       endSpan(span, status);
     }
   }
+}
+
+/** The consumer's id if the config lists it: unlisted subjects are unbounded label values. */
+function configuredId(ctx: RequestContext): string {
+  const c = ctx.consumer;
+  return c !== null && c.configured ? c.id : "";
 }
 
 function contentLength(res: Response): number | null {

@@ -4,6 +4,7 @@ import { closedPort, startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { parsePromText, type PromFamily, samplesOf, sampleValue } from "./prom_text.ts";
 import { loadRedisClient } from "../../lib/store/redis.ts";
+import { sign } from "../auth/idp.ts";
 
 const BIG = 100_000;
 
@@ -436,6 +437,42 @@ routes:
     assertEquals(ok.map((s) => [s.labels.consumer ?? null, s.value]), [
       ["mobile-app", 2],
       [null, 1],
+    ]);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("metrics: unlisted token subjects add no consumer series", async () => {
+  const secret = "a-shared-secret-of-at-least-32-bytes!!";
+  const hs = { alg: "HS256", privateKey: new TextEncoder().encode(secret) };
+  const up = startUpstream(() => new Response("ok"));
+  const g = await startGateway(baseConfig(`
+auth:
+  jwt: { kind: jwt, secret: "${secret}", algorithms: [HS256] }
+consumers:
+  - { id: mobile-app, subjects: [client-42] }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: private, match: { path: /p }, upstream: a, auth: [jwt] }
+`));
+  try {
+    const call = async (sub: string) => {
+      const exp = Math.floor(Date.now() / 1000) + 3600;
+      const authorization = `Bearer ${await sign(hs, { sub, exp })}`;
+      const res = await fetch(`${g.url()}/p`, { headers: { authorization } });
+      await res.body?.cancel();
+      assertEquals(res.status, 200);
+    };
+    for (let i = 0; i < 20; i++) await call(`user-${crypto.randomUUID()}`);
+    await call("client-42");
+    const { families: f } = await scrape(g.admin);
+    const ok = samplesOf(f, "gateway_requests_total").filter((s) => s.labels.route === "private");
+    assertEquals(ok.map((s) => [s.labels.consumer ?? null, s.value]), [
+      [null, 20],
+      ["mobile-app", 1],
     ]);
   } finally {
     await g.close();

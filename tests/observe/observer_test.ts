@@ -19,7 +19,7 @@ function context(path = "/r"): RequestContext {
   return makeContext(`http://gw.test${path}`);
 }
 
-const teamA: Consumer = { id: "team-a", plan: null, scopes: new Set() };
+const teamA: Consumer = { id: "team-a", plan: null, scopes: new Set(), configured: true };
 
 function setup(consumerLabel: boolean, sample = 1, random?: () => number) {
   const registry = new MetricsRegistry();

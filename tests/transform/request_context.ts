@@ -40,5 +40,5 @@ export function makeContext(url: string, o: ContextOptions = {}): RequestContext
 }
 
 export function consumer(id: string): Consumer {
-  return { id, plan: null, scopes: new Set() };
+  return { id, plan: null, scopes: new Set(), configured: true };
 }

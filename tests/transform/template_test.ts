@@ -4,7 +4,7 @@ import { consumer, makeContext } from "./request_context.ts";
 
 const ctx = makeContext("http://api.test/users/42?page=3&tag=a%20b", {
   headers: { "X-Tenant": "acme" },
-  consumer: { id: "mobile-app", plan: "premium", scopes: new Set() },
+  consumer: { id: "mobile-app", plan: "premium", scopes: new Set(), configured: true },
   identity: {
     provider: "bearer",
     subject: "user-7",
