@@ -40,6 +40,7 @@ export class Cluster {
   private adminToken: string | undefined;
   private watcher: ConfigWatcher | null = null;
   private draining = false;
+  private stopping: Promise<void> | null = null;
   private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
   private readonly restarts = new Map<number, number>();
@@ -125,9 +126,15 @@ export class Cluster {
     return Promise.resolve();
   }
 
-  /** Drains every worker (each within the drain deadline), then closes the admin listener. */
-  async shutdown(): Promise<void> {
-    if (this.draining) return;
+  /**
+   * Drains every worker (each within the drain deadline), then closes the admin
+   * listener. A second call returns the same drain, so a second signal changes nothing.
+   */
+  shutdown(): Promise<void> {
+    return this.stopping ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
     this.draining = true;
     this.o.logger.info("draining workers", { workers: this.workers.length });
     this.watcher?.close();

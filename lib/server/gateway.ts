@@ -77,6 +77,7 @@ export class Gateway {
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
   private watcher: ConfigWatcher | null = null;
   draining = false;
+  private stopping: Promise<void> | null = null;
   reloads = { ok: 0, failed: 0, lastOk: true };
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
@@ -425,10 +426,14 @@ export class Gateway {
 
   /**
    * Stops accepting, lets in-flight requests finish up to the drain deadline,
-   * then releases everything. Safe to call twice.
+   * then releases everything. A second call returns the same drain: a second
+   * signal must not let the process exit before it ends.
    */
-  async shutdown(): Promise<void> {
-    if (this.draining) return;
+  shutdown(): Promise<void> {
+    return this.stopping ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
     this.draining = true;
     this.watcher?.close();
     this.watcher = null;

@@ -1,6 +1,11 @@
-/** Signals on a real gateway process: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM drains. */
-import { assertEquals } from "../helpers/assert.ts";
+/**
+ * Signals on a real gateway process: SIGHUP reloads, SIGUSR1 reopens the access
+ * log, SIGTERM drains (a second one too).
+ */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
+import { freePorts } from "../helpers/ports.ts";
+import { spawnGateway } from "../helpers/process.ts";
 import { startGatewayProcess } from "./gateway_process.ts";
 
 Deno.test("signals: SIGHUP reloads the config, SIGUSR1 reopens the access log, SIGTERM exits 0", async () => {
@@ -52,3 +57,54 @@ routes: [ { name: r, match: { path: / }, upstream: ${target} } ]
     await b.close();
   }
 });
+
+for (const workers of [1, 2]) {
+  Deno.test(`signals: a second SIGTERM still drains (--workers ${workers})`, async () => {
+    const arrived = Promise.withResolvers<void>();
+    const up = startUpstream(async () => {
+      arrived.resolve();
+      await new Promise((r) => setTimeout(r, 1_500));
+      return new Response("slow");
+    });
+    const dir = await Deno.makeTempDir({ prefix: "gw-sigterm-" });
+    const [port, adminPort] = freePorts(2);
+    await Deno.writeTextFile(
+      `${dir}/gateway.yaml`,
+      `
+listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { drain_timeout_s: 5, config_watch: { enabled: false } }
+observe: { access_log: { path: access.log, flush_ms: 60000 } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`,
+    );
+    const gw = await spawnGateway(
+      `${dir}/gateway.yaml`,
+      `http://127.0.0.1:${adminPort}/readyz`,
+      ["--workers", String(workers)],
+    );
+    try {
+      const answer = fetch(`http://127.0.0.1:${port}/slow`).then(async (r) => {
+        const text = await r.text();
+        return { status: r.status, text, at: performance.now() };
+      });
+      await arrived.promise;
+      gw.child.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 100));
+      gw.child.kill("SIGTERM");
+      const done = await answer;
+      const code = (await gw.child.status).code;
+      const exitedAt = performance.now();
+      assertEquals([done.status, done.text, code], [200, "slow", 0]);
+      assertOk(exitedAt >= done.at);
+      assertOk(gw.log.some((l) => JSON.parse(l).msg === "stopped"));
+      const logged = await Deno.readTextFile(`${dir}/access.log`);
+      assertOk(logged.includes('"path":"/slow"'));
+    } finally {
+      await gw.stop("SIGKILL");
+      await up.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
