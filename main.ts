@@ -57,24 +57,36 @@ async function validate(file: string, workersFlag: WorkersFlag): Promise<number>
 
 async function run(file: string, level: Level, workersFlag: WorkersFlag): Promise<number> {
   const logger = new JsonLogger(level);
-  let server: Server;
+  const starting = serve({ configFile: file, workers: workersFlag, logLevel: level, logger });
+  const stopped = handleSignals(starting.then((s) => s.server, () => null));
   try {
-    server = (await serve({ configFile: file, workers: workersFlag, logLevel: level, logger }))
-      .server;
+    await starting;
   } catch (e) {
     const errors = startErrors(e);
     for (const line of errors) console.error(line);
     console.error(`${file}: not started, ${errors.length} error(s)`);
     return 1;
   }
+  await stopped;
+  return 0;
+}
+
+/**
+ * Installs the signal handlers before the first plan is built, so that a
+ * SIGTERM during a slow start stops the gateway (as soon as it is up, with the
+ * usual drain) instead of killing it; SIGHUP and SIGUSR1 wait for it too.
+ * Resolves once the gateway has stopped.
+ */
+function handleSignals(server: Promise<Server | null>): Promise<void> {
   const stopped = Promise.withResolvers<void>();
-  const stop = () => server.shutdown().then(stopped.resolve);
+  const onceUp = (act: (s: Server) => Promise<unknown>) => () =>
+    void server.then((s) => s && act(s));
+  const stop = onceUp((s) => s.shutdown().then(stopped.resolve));
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGHUP", () => void server.reload("SIGHUP"));
-  Deno.addSignalListener("SIGUSR1", () => void server.reopenLogs());
-  await stopped.promise;
-  return 0;
+  Deno.addSignalListener("SIGHUP", onceUp((s) => s.reload("SIGHUP")));
+  Deno.addSignalListener("SIGUSR1", onceUp((s) => s.reopenLogs()));
+  return stopped.promise;
 }
 
 /** The lines to print for a config or worker-count error; anything else is a bug and rethrown. */

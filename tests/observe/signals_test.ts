@@ -108,3 +108,55 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
     }
   });
 }
+
+Deno.test("signals: SIGTERM while the first plan builds stops the gateway once up, exit 0", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const dir = await Deno.makeTempDir({ prefix: "gw-sigterm-start-" });
+  const fifo = `${dir}/access.fifo`;
+  assertOk((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success, "mkfifo failed");
+  const [port, adminPort] = freePorts(2);
+  await Deno.writeTextFile(
+    `${dir}/gateway.yaml`,
+    `
+listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { config_watch: { enabled: false } }
+observe: { access_log: { path: access.fifo } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`,
+  );
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "--config", `${dir}/gateway.yaml`, "--workers", "1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let reader: Deno.FsFile | null = null;
+  try {
+    // Opening a FIFO for writing waits for a reader: the plan build stalls there.
+    let starting = false;
+    for (let i = 0; i < 300 && !starting; i++) {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null);
+      starting = r !== null && (await r.json()).status === "starting";
+      if (!starting) await new Promise((res) => setTimeout(res, 50));
+    }
+    assertOk(starting, "the gateway did not report starting");
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    // Read and write, so that opening does not wait for a writer the old code had killed.
+    reader = await Deno.open(fifo, { read: true, write: true });
+    const status = await child.status;
+    assertEquals([status.code, status.signal], [0, null]);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+    reader?.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
