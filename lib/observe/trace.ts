@@ -13,6 +13,8 @@ export interface TraceContext {
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
+const MAX_TRACESTATE_MEMBERS = 32;
+const MAX_TRACESTATE_CHARS = 512;
 
 const pool = new Uint8Array(4096);
 let poolOffset = pool.length;
@@ -38,7 +40,13 @@ export function randomHex(bytes: number): string {
 export function parseTraceparent(header: string | null, state: string | null): TraceContext {
   const m = header ? TRACEPARENT.exec(header.trim()) : null;
   if (m && m[1] !== "ff" && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN && (m[1] !== "00" || !m[5])) {
-    return { traceId: m[2]!, parentId: m[3]!, spanId: randomHex(8), flags: m[4]!, state };
+    return {
+      traceId: m[2]!,
+      parentId: m[3]!,
+      spanId: randomHex(8),
+      flags: sampledFlag(m[4]!),
+      state: boundedTracestate(state),
+    };
   }
   // An invalid traceparent starts a new trace; its tracestate goes with it (W3C §3.3).
   // Both ids from one string: one char-code conversion instead of two.
@@ -50,6 +58,23 @@ export function parseTraceparent(header: string | null, state: string | null): T
     flags: "01",
     state: null,
   };
+}
+
+/** Version 00 defines the sampled bit only; the others must be zero when propagated. */
+function sampledFlag(flags: string): string {
+  return parseInt(flags, 16) & 1 ? "01" : "00";
+}
+
+/**
+ * The caller's tracestate, or null past the spec's bounds (32 list members;
+ * 512 characters a vendor must pass on): a bigger one is dropped whole, since
+ * which of its members matter is not ours to choose.
+ */
+function boundedTracestate(state: string | null): string | null {
+  if (state === null || state.length > MAX_TRACESTATE_CHARS) return null;
+  let members = 0;
+  for (const member of state.split(",")) if (member.trim() !== "") members++;
+  return members <= MAX_TRACESTATE_MEMBERS ? state : null;
 }
 
 export function formatTraceparent(t: TraceContext): string {

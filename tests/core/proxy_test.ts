@@ -141,6 +141,35 @@ Deno.test("proxy: X-Forwarded-*, Via, request id and traceparent", async () => {
   }
 });
 
+Deno.test("proxy: traceparent flags other than sampled are zeroed; an oversized tracestate is dropped", async () => {
+  const up = startUpstream();
+  try {
+    await single(up.url, async (g) => {
+      const sent = async (flags: string, tracestate: string) => {
+        const res = await fetch(`${g.url()}/`, {
+          headers: {
+            traceparent: `00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-${flags}`,
+            tracestate,
+          },
+        });
+        const h = (await res.json()).headers as Record<string, string>;
+        return [h["traceparent"]!.slice(-2), h["tracestate"] ?? null];
+      };
+      const members = (n: number, value = "v") =>
+        Array.from({ length: n }, (_, i) => `k${i}=${value}`).join(",");
+      assertEquals(await sent("ff", "a=1"), ["01", "a=1"]);
+      assertEquals(await sent("00", "a=1"), ["00", "a=1"]);
+      assertEquals(await sent("fe", "a=1"), ["00", "a=1"]);
+      assertEquals(await sent("01", members(32)), ["01", members(32)]);
+      assertEquals(await sent("01", members(33)), ["01", null]);
+      assertEquals(await sent("01", members(500)), ["01", null]);
+      assertEquals(await sent("01", members(2, "x".repeat(300))), ["01", null]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: request ids generated when untrusted or malformed; preserve_host", async () => {
   const up = startUpstream();
   const g = await startGateway(`
