@@ -60,7 +60,7 @@ export function createRefusalRecorder(
     const plan = holder.current;
     if (plan === null) return errorResponse(r.code, crypto.randomUUID(), { message: r.message });
     const peer = peerAddress(r.remoteAddr);
-    const target = r.target ?? "";
+    const target = withoutUserinfo(r.target ?? "");
     const q = target.indexOf("?");
     const ctx = new RequestContext(
       REFUSED_REQUEST,
@@ -84,6 +84,20 @@ export function createRefusalRecorder(
     res.headers.set(plan.settings.requestIdHeader, ctx.requestId);
     return observer.end(ctx, res);
   };
+}
+
+/**
+ * A refused target as the access log may keep it: userinfo (`user:password@`)
+ * is dropped from its authority, which ends at the first "/" here, wherever a
+ * URL parser would end it, so that no part of a password stays.
+ */
+function withoutUserinfo(target: string): string {
+  if (target.charCodeAt(0) === 47) return target; // origin-form: no authority
+  const scheme = target.indexOf("://");
+  const authority = scheme < 0 ? 0 : scheme + 3;
+  const path = target.indexOf("/", authority);
+  const at = target.lastIndexOf("@", (path < 0 ? target.length : path) - 1);
+  return at < authority ? target : target.slice(0, authority) + target.slice(at + 1);
 }
 
 /** Stands in for the request a refused head never became (the context needs one). */

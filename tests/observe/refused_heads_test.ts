@@ -106,6 +106,42 @@ Deno.test("refused heads are counted in the metrics and written to the access lo
   }
 });
 
+Deno.test("a refused absolute-form target is logged without its userinfo", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    const g = await startGateway(
+      refusingConfig("{ name: public, host: 127.0.0.1, port: 0 }", up.url),
+    );
+    try {
+      const targets = [
+        "http://user:SECRET@x/any?page=2",
+        "http://user:SECRET?more@x/any",
+        "http://user:SECRET@x",
+        "user:SECRET@x:443",
+      ];
+      for (const target of targets) {
+        const res = await exchange(g, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        assertMatch(res, /^HTTP\/1\.1 400 /);
+      }
+      assertEquals(up.received.length, 0);
+      await g.gw.deps.accessLogs.flushAll();
+      const log = await Deno.readTextFile(`${g.dir}/access.log`);
+      assertOk(!log.includes("SECRET"), log);
+      const lines = log.trimEnd().split("\n").map((l) => JSON.parse(l));
+      assertEquals(lines.map((l) => [l.status, l.path]), [
+        [400, "http://x/any?page=2"],
+        [400, "http://x/any"],
+        [400, "http://x"],
+        [400, "x:443"],
+      ]);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("on a node:https listener (mTLS, a TLS 1.3 floor) too: the common error shape, counted and logged", async () => {
   const up = startUpstream(() => new Response("ok"));
   const dir = await Deno.makeTempDir({ prefix: "gw-refused-tls13-" });
