@@ -1,14 +1,21 @@
 /**
  * The admin API of a cluster: one listener in the main thread, answered by the
  * workers. Reads go to the first worker, except `/metrics` (every worker's
- * samples, labelled `worker`) and `/readyz` (ready only if all are). Changes to
- * state every worker shares (keys and revocations: Redis, or the main thread's
- * store) are made once, through the first worker. Other changes (cache purges,
- * ...) touch per-isolate state, so they go to every worker, the first one first,
- * and the first worker's answer is returned.
+ * samples, labelled `worker`, and the process's own, once) and `/readyz`
+ * (ready only if all are). Changes to state every worker shares (keys and
+ * revocations: Redis, or the main thread's store) are made once, through the
+ * first worker. Other changes (cache purges, ...) touch per-isolate state, so
+ * they go to every worker, the first one first, and the first worker's answer
+ * is returned.
  */
 import { errorResponse } from "../core/errors.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
+import { MetricsRegistry } from "../observe/metrics/registry.ts";
+import { PROCESS_WIDE_FAMILIES, registerProcessMetrics } from "../observe/process_metrics.ts";
+
+/** The process-wide families, read in the main thread. */
+const processMetrics = new MetricsRegistry();
+registerProcessMetrics(processMetrics);
 
 /** Admin paths whose state lives in a store shared by every worker. */
 const SHARED_STATE = [/^\/keys(\/|$)/, /^\/revocations$/];
@@ -56,7 +63,7 @@ async function allMetrics(req: Request, workers: WorkerHandle[]): Promise<Respon
     return failed;
   }
   const texts = await Promise.all(answers.map((r) => r.text()));
-  return new Response(mergeExpositions(texts), {
+  return new Response(mergeExpositions(texts) + processMetrics.render(), {
     headers: { "content-type": answers[0]!.headers.get("content-type") ?? "text/plain" },
   });
 }
@@ -64,6 +71,8 @@ async function allMetrics(req: Request, workers: WorkerHandle[]): Promise<Respon
 /**
  * Merges Prometheus text expositions, one per worker, into one: each family
  * keeps one HELP and TYPE line, and each sample gains a `worker="i"` label.
+ * Process-wide families are left out: every worker would report the whole
+ * process again.
  */
 export function mergeExpositions(texts: string[]): string {
   const families = new Map<string, { help?: string; type?: string; samples: string[] }>();
@@ -78,6 +87,7 @@ export function mergeExpositions(texts: string[]): string {
       const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
       if (meta) {
         current = meta[2]!;
+        if (PROCESS_WIDE_FAMILIES.has(current)) continue;
         const f = family(current);
         if (meta[1] === "HELP") f.help ??= line;
         else f.type ??= line;
@@ -87,6 +97,7 @@ export function mergeExpositions(texts: string[]): string {
       const name = /^[^{\s]+/.exec(line)?.[0] ?? "";
       // Histogram and summary samples (`_bucket`, `_sum`, `_count`) belong to the family above them.
       const owner = current !== "" && name.startsWith(current) ? current : name;
+      if (PROCESS_WIDE_FAMILIES.has(owner)) continue;
       family(owner).samples.push(addLabel(line, name, `worker="${worker}"`));
     }
   });

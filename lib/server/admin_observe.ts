@@ -3,12 +3,12 @@
  * `/config` (the effective config, secrets masked), and the gauges read at
  * scrape time from state that lives elsewhere (targets, the store, reloads).
  */
-import { cpuUsage } from "node:process";
 import type { Gateway } from "./gateway.ts";
 import { json } from "./admin.ts";
 import { CONTENT_TYPE } from "../observe/metrics/exposition.ts";
 import type { MetricsRegistry, Sample } from "../observe/metrics/registry.ts";
 import { redactConfig } from "../observe/redact_config.ts";
+import { registerProcessMetrics } from "../observe/process_metrics.ts";
 import { VERSION } from "../cli/version.ts";
 
 const CIRCUIT_STATES = ["closed", "open", "half_open"] as const;
@@ -124,35 +124,12 @@ function registerCollectors(gw: Gateway): void {
     ["version", "deno"],
     () => [[[VERSION, Deno.version.deno], 1]],
   );
-  m.collect(
-    "process_cpu_seconds_total",
-    "User and system CPU time spent by the process",
-    "counter",
-    [],
-    () => {
-      const u = cpuUsage();
-      return [[[], (u.user + u.system) / 1e6]];
-    },
-  );
-  m.collect(
-    "process_resident_memory_bytes",
-    "Resident set size of the process",
-    "gauge",
-    [],
-    () => [[[], Deno.memoryUsage().rss]],
-  );
+  registerProcessMetrics(m);
   m.collect(
     "process_heap_bytes",
     "JavaScript heap in use",
     "gauge",
     [],
     () => [[[], Deno.memoryUsage().heapUsed]],
-  );
-  m.collect(
-    "process_start_time_seconds",
-    "When the process started, in seconds since the Unix epoch",
-    "gauge",
-    [],
-    () => [[[], Math.floor(performance.timeOrigin / 1000)]],
   );
 }

@@ -9,6 +9,13 @@ import { freePorts } from "../helpers/ports.ts";
 import { spawnGateway } from "../helpers/process.ts";
 import { EXACT_LIMITS, exactLimitRoutes } from "../ratelimit/helpers.ts";
 import { mergeExpositions } from "../../lib/cluster/admin_fanout.ts";
+import { parsePromText, samplesOf, sampleValue } from "../observe/prom_text.ts";
+
+const PROCESS_WIDE = [
+  "process_cpu_seconds_total",
+  "process_resident_memory_bytes",
+  "process_start_time_seconds",
+];
 
 /**
  * The public listener and the admin listener on fixed ports (workers share them), then `body`.
@@ -74,6 +81,18 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
     const types = metrics.split("\n").filter((l) => l.startsWith("# TYPE "));
     assertOk(types.length > 0);
     assertEquals(new Set(types).size, types.length);
+    // The process's own CPU, memory and start time once, unlabelled; each isolate's heap per worker.
+    const families = parsePromText(metrics);
+    for (const name of PROCESS_WIDE) {
+      assertEquals(samplesOf(families, name).map((s) => s.labels), [{}], name);
+    }
+    const rss = sampleValue(families, "process_resident_memory_bytes");
+    const measured = await gw.rss();
+    assertOk(Math.abs(rss - measured) < measured / 4, `${rss} reported, ${measured} measured`);
+    assertEquals(
+      samplesOf(families, "process_heap_bytes").map((s) => s.labels.worker).sort(),
+      ["0", "1"],
+    );
 
     // POST /reload reaches both workers: every fresh connection sees the new route.
     await Deno.writeTextFile(file, config(port, admin, slow.url, "/new", ", token: s3cret"));
