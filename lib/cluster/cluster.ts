@@ -9,7 +9,7 @@ import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
 import type { Level, Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
-import { bearerMatches, json } from "../server/admin.ts";
+import { bearerMatches, json, warnIfAdminExposed } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
 import { type RunningListener, startListener } from "../server/listeners.ts";
 import { replaceListener, SwapFailed } from "../server/listener_swap.ts";
@@ -37,6 +37,8 @@ export class Cluster {
   private adminKey = "";
   /** Where the admin listener is, to open it there again if a move fails. */
   private adminAt: { host: string; port: number } | null = null;
+  /** The admin address last warned of as open to anyone (see warnIfAdminExposed). */
+  private adminExposed = "";
   private adminToken: string | undefined;
   private watcher: ConfigWatcher | null = null;
   private draining = false;
@@ -196,6 +198,7 @@ export class Cluster {
     this.applyWatch(config);
     const a = config.admin;
     this.adminToken = a?.token;
+    this.adminExposed = warnIfAdminExposed(a, this.o.logger, this.adminExposed);
     const key = a ? `${a.host}:${a.port}` : "";
     if (key === this.adminKey) return;
     const old = this.admin;

@@ -29,7 +29,7 @@ import {
 import { replaceListener, SwapFailed } from "./listener_swap.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
-import { AdminApi, json } from "./admin.ts";
+import { AdminApi, json, warnIfAdminExposed } from "./admin.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
 import { registerObserveAdmin } from "./admin_observe.ts";
 import { type ConfigWatcher, rewatch } from "./config_watch.ts";
@@ -74,6 +74,8 @@ export class Gateway {
   private adminKey = "";
   /** Where the admin listener is, to open it there again if a move fails. */
   private adminAt: { host: string; port: number } | null = null;
+  /** The admin address last warned of as open to anyone (see warnIfAdminExposed). */
+  private adminExposed = "";
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
   private watcher: ConfigWatcher | null = null;
   draining = false;
@@ -239,6 +241,7 @@ export class Gateway {
       }
     }
     this.admin.setToken(c.admin?.token);
+    this.adminExposed = warnIfAdminExposed(admin, this.deps.logger, this.adminExposed);
   }
 
   private startAdmin(at: { host: string; port: number }): Promise<RunningListener> {

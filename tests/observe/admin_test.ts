@@ -3,7 +3,7 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { closedPort, startUpstream } from "../helpers/upstream.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { Gateway } from "../../lib/server/gateway.ts";
-import { silentLogger } from "../../lib/observe/logger.ts";
+import { JsonLogger, silentLogger } from "../../lib/observe/logger.ts";
 
 const SECRETS = {
   INTROSPECT_SECRET: "intro-S3CRET",
@@ -192,6 +192,36 @@ routes:
       const method = path.startsWith("/keys") ? "DELETE" : "GET";
       await assertError(await admin(path, "Bearer admin-T0KEN", method), 400, "bad_request");
     }
+  } finally {
+    await g.close();
+  }
+});
+
+Deno.test("admin: a body over 64 KiB is refused unread; beyond loopback without a token is warned of", async () => {
+  const lines: string[] = [];
+  const g = await startGateway(
+    `
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 0.0.0.0, port: 0 }
+auth: { keys: { kind: api_key, header: X-API-Key } }
+consumers: [ { id: team-a, api_keys: ["key-a-0123456789"] } ]
+upstreams:
+  users: { targets: [ { url: "http://127.0.0.1:1" } ] }
+routes:
+  - { name: users, match: { path: /api }, upstream: users }
+`,
+    { logger: new JsonLogger("warn", (l) => lines.push(l)) },
+  );
+  try {
+    const admin = g.admin.replace("0.0.0.0", "127.0.0.1");
+    const huge = JSON.stringify({ jti: "x".repeat(100_000), exp: 1 });
+    await assertError(
+      await fetch(`${admin}/revocations`, { method: "POST", body: huge }),
+      413,
+      "payload_too_large",
+    );
+    const warned = lines.map((l) => JSON.parse(l)).filter((l) => /admin API listens/.test(l.msg));
+    assertEquals(warned.map((l) => [l.level, l.host]), [["warn", "0.0.0.0"]]);
   } finally {
     await g.close();
   }
