@@ -10,6 +10,8 @@ import type { Authenticated } from "./provider.ts";
 import { textHeaderValue } from "../proxy/header_edits.ts";
 
 export const NO_SCOPES: ReadonlySet<string> = new Set();
+/** RFC 6749 §3.3 scope-token: visible ASCII but `"` and `\`. */
+const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /** Scopes of a token: `scope` (space-separated, RFC 8693/9068) or `scp` (string or list). */
 export function scopesOf(claims: Readonly<Record<string, unknown>>, claim?: string): Set<string> {
@@ -17,7 +19,10 @@ export function scopesOf(claims: Readonly<Record<string, unknown>>, claim?: stri
   for (const name of names) {
     const v = claims[name];
     if (typeof v === "string") return new Set(v.split(" ").filter((s) => s !== ""));
-    if (Array.isArray(v)) return new Set(v.filter((s): s is string => typeof s === "string"));
+    // A scope is a token without spaces (RFC 6749 §3.3): an element with one would pass as two.
+    if (Array.isArray(v)) {
+      return new Set(v.filter((s): s is string => typeof s === "string" && SCOPE.test(s)));
+    }
   }
   return new Set();
 }

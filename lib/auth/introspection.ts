@@ -22,6 +22,7 @@ interface Cached {
 }
 
 const INACTIVE = refusal("token_inactive");
+const REFRESH_TOKEN = refusal("invalid_token", "refresh_token");
 const UNAVAILABLE = refusal("auth_unavailable", "introspection_unavailable");
 
 export interface IntrospectionDeps {
@@ -126,12 +127,17 @@ export class IntrospectionProvider implements AuthProvider {
   private judge(a: Record<string, unknown>, now: number): { result: AuthResult; ttlMs: number } {
     const negative = { result: INACTIVE, ttlMs: this.cfg.negative_cache_ttl_s * 1000 };
     if (a.active !== true) return negative;
+    // A refresh token is not a credential for an API (some servers answer for any token).
+    if (isRefreshToken(a)) return { ...negative, result: REFRESH_TOKEN };
     const expMs = typeof a.exp === "number" ? a.exp * 1000 : Infinity;
     if (expMs <= now) return negative;
     if (typeof a.nbf === "number" && a.nbf * 1000 > now) {
       return { result: refusal("token_not_yet_valid"), ttlMs: 0 };
     }
-    const ttlMs = Math.min(this.cfg.cache_ttl_s * 1000, expMs - now);
+    // An `exp` that is there but not a number (RFC 7662 §2.2: an integer) bounds nothing: not kept.
+    const ttlMs = a.exp !== undefined && typeof a.exp !== "number"
+      ? 0
+      : Math.min(this.cfg.cache_ttl_s * 1000, expMs - now);
     if (this.audiences !== null && !audienceMatches(a.aud, this.audiences)) {
       return { result: refusal("invalid_audience"), ttlMs };
     }
@@ -147,6 +153,14 @@ export class IntrospectionProvider implements AuthProvider {
     }, this.d.consumers.forSubject(this.name, subject));
     return { result, ttlMs };
   }
+}
+
+/** Whether an answer names the token a refresh token (`token_type` or `token_use`, any case). */
+function isRefreshToken(a: Record<string, unknown>): boolean {
+  for (const field of [a.token_type, a.token_use]) {
+    if (typeof field === "string" && /^refresh(?:_token)?$/i.test(field)) return true;
+  }
+  return false;
 }
 
 function audienceMatches(aud: unknown, wanted: readonly string[]): boolean {

@@ -150,6 +150,32 @@ routes:
       },
     );
 
+    await t.step("a refresh token is refused; scopes with spaces are dropped", async () => {
+      for (
+        const [token, claims] of [
+          ["tok-refresh-1", { token_type: "refresh_token" }],
+          ["tok-refresh-2", { token_use: "refresh_token" }],
+          ["tok-refresh-3", { token_type: "Refresh" }],
+        ] as const
+      ) {
+        idp.tokens.set(token, active("client-9", claims));
+        await assertError(await call("/opaque", token), 401, "invalid_token");
+      }
+      idp.tokens.set("tok-bearer", active("client-9", { token_type: "Bearer" }));
+      assertEquals((await ok("/opaque", "tok-bearer")).headers["x-consumer-id"], "billing");
+      // A list element "read admin" would have passed as the two scopes read and admin.
+      idp.tokens.set("tok-scp", active("client-9", { scope: undefined, scp: ["read", "x admin"] }));
+      assertEquals((await ok("/opaque", "tok-scp")).headers["x-user-scopes"], "read");
+    });
+
+    await t.step("an exp that is not a number bounds nothing: the answer is not kept", async () => {
+      idp.tokens.set("tok-text-exp", active("client-9", { exp: String(nowS() + 3600) }));
+      const before = idp.hits.introspect;
+      await ok("/opaque", "tok-text-exp");
+      await ok("/opaque", "tok-text-exp");
+      assertEquals(idp.hits.introspect, before + 2);
+    });
+
     await t.step("an unreachable endpoint is a 503, not a cached refusal", async () => {
       idp.tokens.set("tok-later", active("client-9"));
       idp.down = true;
