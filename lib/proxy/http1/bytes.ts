@@ -74,10 +74,15 @@ export function findHeadEnd(buf: Uint8Array, from: number, end: number): number 
   return -1;
 }
 
-/** Whether buf[from, end) holds a LF that no CR precedes. */
+/**
+ * Whether buf[from, end) holds a LF that no CR precedes. A loop over the range
+ * only: `indexOf` would search the whole buffer past `end`, old bytes
+ * included, and it runs before every read of a head (measured: twice the
+ * instructions per request).
+ */
 export function hasBareLf(buf: Uint8Array, from: number, end: number): boolean {
-  for (let i = buf.indexOf(10, from); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) {
-    if (i === from || buf[i - 1] !== 13) return true;
+  for (let i = from; i < end; i++) {
+    if (buf[i] === 10 && (i === from || buf[i - 1] !== 13)) return true;
   }
   return false;
 }
