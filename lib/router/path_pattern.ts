@@ -86,10 +86,52 @@ export function compilePath(
   };
 }
 
+/** Characters that repeat or make optional what precedes them. */
+const QUANTIFIERS = "?*+{";
+const REGEX_SYNTAX = "\\.*+?^$" + "{}()|[]";
+
+/** Whether `source` has a `|` outside every group and character class. */
+function hasTopLevelAlternation(source: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
+    if (ch === "\\") i++;
+    else if (inClass) inClass = ch !== "]";
+    else if (ch === "[") inClass = true;
+    else if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (ch === "|" && depth === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * The text every match of an anchored regex starts with, or "" when unsure.
+ * Only plain characters and `\/`, `\.`, `\-` count, and a quantified character
+ * is left out (`^/api/?x` is sure only of `/api`): a route is bucketed under
+ * this text's first segment, so claiming too much would hide it from paths it matches.
+ */
+function regexLiteral(source: string): string {
+  if (!source.startsWith("^") || hasTopLevelAlternation(source)) return "";
+  let literal = "";
+  let i = 1;
+  while (i < source.length) {
+    const ch = source[i]!;
+    if (ch === "\\" && "/.-".includes(source[i + 1] ?? "x")) {
+      literal += source[i + 1];
+      i += 2;
+    } else if (!REGEX_SYNTAX.includes(ch)) {
+      literal += ch;
+      i++;
+    } else break;
+  }
+  return QUANTIFIERS.includes(source[i] ?? "") ? literal.slice(0, -1) : literal;
+}
+
 export function compileRegexPath(source: string): PathMatcher {
   const re = new RegExp(source);
-  const literal = /^\^((?:[^\\.*+?^${}()|[\]]|\\[./-])*)/.exec(source)?.[1]?.replace(/\\/g, "") ??
-    "";
+  const literal = regexLiteral(source);
   const hasNames = /\(\?<[A-Za-z_]/.test(source);
   return {
     kind: "regex",

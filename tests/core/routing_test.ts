@@ -59,6 +59,25 @@ Deno.test("routing: prefix matches on segment boundaries, exact and regex kinds"
   );
 });
 
+Deno.test("routing: a regex route is tried on every path it can match", async () => {
+  await withGateway(
+    ["a", "b", "c"],
+    `
+  - { name: either, match: { path_regex: "^/alpha/x|^/beta/y" }, upstream: a }
+  - { name: optional-slash, match: { path_regex: "^/api/?x" }, upstream: b }
+  - { name: beta, match: { path: /beta/other }, upstream: c }
+  - { name: apix, match: { path: /apix/other }, upstream: c }
+`,
+    async (g) => {
+      assertEquals((await who(g, "/alpha/x")).who, "a");
+      assertEquals((await who(g, "/beta/y")).who, "a", "the second alternative");
+      assertEquals((await who(g, "/api/x")).who, "b");
+      assertEquals((await who(g, "/apix")).who, "b", "the quantified slash may be absent");
+      assertEquals((await who(g, "/apix/other")).who, "c");
+    },
+  );
+});
+
 Deno.test("routing: longest prefix wins regardless of order; priority overrides", async () => {
   await withGateway(
     ["a", "b", "c"],
