@@ -17,6 +17,21 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/**
+ * FNV-1a through murmur3's finaliser: FNV alone leaves its top bits, which pick
+ * the side, nearly equal for keys that differ in their last characters
+ * (`u1`..`u20`, sequential ids), so such keys crowded onto one side.
+ */
+export function stickyHash(s: string): number {
+  let h = fnv1a(s);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 export function weightedChoice<T>(
   items: { item: T; weight: number }[],
   random: () => number = Math.random,
@@ -33,7 +48,9 @@ export function weightedChoice<T>(
   return {
     pick(stickyKey) {
       if (live.length === 1) return live[0]!.item;
-      const x = stickyKey === null ? random() * total : (fnv1a(stickyKey) / 0x1_0000_0000) * total;
+      const x = stickyKey === null
+        ? random() * total
+        : (stickyHash(stickyKey) / 0x1_0000_0000) * total;
       return at(x);
     },
   };

@@ -3,6 +3,7 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { type Received, startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawGet } from "../helpers/raw.ts";
+import { weightedChoice } from "../../lib/router/split.ts";
 
 /** An upstream that answers with its own name and the path it received. */
 function named(name: string): TestServer {
@@ -210,6 +211,31 @@ Deno.test("routing: weighted split lands within 3 points of its weights over 2,0
       assertEquals(sides.size, 2);
     },
   );
+});
+
+Deno.test("routing: sticky keys that follow each other split within 3 points of the weights", () => {
+  const keys = (n: number, key: (i: number) => string) =>
+    Array.from({ length: n }, (_, i) => key(i));
+  const cases: [string, string[], number][] = [
+    ["u1..u1000", keys(1000, (i) => `u${i + 1}`), 50],
+    ["u1..u1000", keys(1000, (i) => `u${i + 1}`), 10],
+    ["ids 1..1000", keys(1000, (i) => String(i + 1)), 10],
+    ["ids 100000..100999", keys(1000, (i) => String(100000 + i)), 10],
+    ["ids 100000..100999", keys(1000, (i) => String(100000 + i)), 50],
+    ["10.0.0.1..254", keys(254, (i) => `10.0.0.${i + 1}`), 50],
+    ["10.0.0.1..254", keys(254, (i) => `10.0.0.${i + 1}`), 10],
+  ];
+  for (const [name, list, canaryWeight] of cases) {
+    const choice = weightedChoice([
+      { item: "stable", weight: 100 - canaryWeight },
+      { item: "canary", weight: canaryWeight },
+    ]);
+    const share = list.filter((k) => choice.pick(k) === "canary").length / list.length * 100;
+    assertOk(
+      Math.abs(share - canaryWeight) <= 3,
+      `${name}: canary got ${share}%, not ${canaryWeight}%`,
+    );
+  }
 });
 
 Deno.test("routing: version negotiation by path, header, Accept and query", async () => {
