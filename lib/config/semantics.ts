@@ -56,6 +56,18 @@ const routeReferences: Check = (c) => {
   return out;
 };
 
+/** A default no route serves would answer every request that names no version 404. */
+const versionDefault: Check = (c) => {
+  const wanted = c.versioning?.default;
+  const served = new Set(c.routes.flatMap((r) => r.match.version ?? []));
+  if (wanted === undefined || served.size === 0 || served.has(wanted)) return [];
+  const list = [...served].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  return [{
+    path: ["versioning", "default"],
+    message: `no route serves version "${wanted}" (match.version lists ${list.join(", ")})`,
+  }];
+};
+
 const duplicates: Check = (c) => {
   const out: SemanticIssue[] = [];
   const seen = (items: { name: string; path: KeyPath }[], what: string) => {
@@ -171,6 +183,7 @@ const proxyProtocol: Check = (c) =>
 
 export const SEMANTIC_CHECKS: Check[] = [
   routeReferences,
+  versionDefault,
   duplicates,
   portClashes,
   consumerReferences,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { headerName, httpMethod, oneOrMany, regexSource } from "../config/common.ts";
+import { cleanVersion } from "./version.ts";
 
 const pathPrefix = z.string().startsWith("/", { error: "expected a path starting with /" });
 
@@ -9,6 +10,19 @@ const valueMatcher = z.union([
   z.strictObject({ regex: regexSource }),
   z.strictObject({ present: z.boolean() }),
 ]);
+
+/**
+ * An API version, written as requests' versions are compared (`v3` is `3`).
+ * A YAML number that is not whole is refused: `1.10` reads as the number 1.1.
+ */
+const apiVersion = z.union([
+  z.string(),
+  z.number().refine(Number.isInteger, {
+    error: (i) =>
+      `expected a whole number or a quoted version, got the number ${i.input} ` +
+      `(quote it: 1.10 unquoted reads as the number 1.1)`,
+  }),
+]).transform((v) => cleanVersion(String(v)));
 
 const hostPattern = z.string().regex(/^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, {
   error: "expected a host name such as api.example.com or *.example.com",
@@ -22,7 +36,7 @@ export const matchSchema = z.strictObject({
   host: oneOrMany(hostPattern).optional(),
   headers: z.record(headerName, valueMatcher).optional(),
   query: z.record(z.string().min(1), valueMatcher).optional(),
-  version: oneOrMany(z.union([z.string(), z.number()]).transform(String)).optional().meta({
+  version: oneOrMany(apiVersion).optional().meta({
     description: "API versions this route serves (see versioning)",
   }),
 }).superRefine((m, ctx) => {
@@ -69,7 +83,7 @@ export const versioningSchema = z.strictObject({
   ]).meta({ description: "Where the requested version is read, first found wins" }),
   header: headerName.default("X-API-Version"),
   query: z.string().min(1).default("version"),
-  default: z.union([z.string(), z.number()]).transform(String).optional().meta({
+  default: apiVersion.optional().meta({
     description: "Version assumed when the request names none; the latest by default",
   }),
   on_unknown: z.enum(["reject", "default", "latest"]).default("reject").meta({

@@ -266,6 +266,22 @@ Deno.test("routing: version negotiation by path, header, Accept and query", asyn
   );
 });
 
+Deno.test("routing: configured versions compare as requested ones (v3 is 3)", async () => {
+  await withGateway(
+    ["v2", "v3"],
+    `
+  - { name: users-v2, match: { path: /users, version: "2" }, upstream: v2 }
+  - { name: users-v3, match: { path: /users, version: "v3" }, upstream: v3 }
+`,
+    async (g) => {
+      assertEquals((await who(g, "/users", { headers: { "x-api-version": "v3" } })).who, "v3");
+      assertEquals((await who(g, "/users", { headers: { "x-api-version": "3" } })).who, "v3");
+      assertEquals((await who(g, "/users")).who, "v2", "the default, written v2");
+    },
+    'versioning: { sources: [header], default: "v2" }',
+  );
+});
+
 Deno.test("routing: path versions and a configured fallback for unknown versions", async () => {
   await withGateway(
     ["v1", "v2"],

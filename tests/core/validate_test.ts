@@ -106,6 +106,26 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "htp:/nowhere" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
     expect: /^broken\.yaml:4:\d+: upstreams\.users\.targets\[0\]\.url: expected .*URL/m,
   },
+  {
+    name: "a version that is not a whole number, unquoted",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nversioning: {}\nroutes:\n  - { name: users, match: { path: /users, version: 1.10 }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:7:\d+: routes\[0\]\.match\.version: expected a whole number or a quoted version, got the number 1\.1 \(quote it/m,
+  },
+  {
+    name: "a versioning default that is not a whole number, unquoted",
+    yaml: `listeners:\n  - { name: public, port: 8080 }\nversioning: { default: 2.5 }\n${OK_TAIL}`,
+    expect:
+      /^broken\.yaml:3:\d+: versioning\.default: expected a whole number or a quoted version/m,
+  },
+  {
+    name: "a versioning default no route serves",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nversioning: { default: 7 }\nroutes:\n  - { name: users, match: { path: /users, version: [1, v2] }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:5:\d+: versioning\.default: no route serves version "7" \(match\.version lists 1, 2\)/m,
+  },
 ];
 
 for (const c of CASES) {
