@@ -78,11 +78,10 @@ export const httpMethod = z.preprocess(
   z.enum(HTTP_METHODS),
 );
 
-/** One item or a list of them; always yields a list. */
-export function oneOrMany<T extends z.ZodType>(item: T) {
-  return z.union([item, z.array(item)]).transform((v) =>
-    (Array.isArray(v) ? v : [v]) as z.output<T>[]
-  );
+/** One item or a list of them (of at least `minItems`); always yields a list. */
+export function oneOrMany<T extends z.ZodType>(item: T, minItems = 0) {
+  const list = minItems > 0 ? z.array(item).min(minItems) : z.array(item);
+  return z.union([item, list]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 }
 
 /** An HTTP status code. */

@@ -32,11 +32,12 @@ export const matchSchema = z.strictObject({
   path: pathPrefix.optional().meta({ description: "Path prefix, matched on segment boundaries" }),
   path_exact: pathPrefix.optional(),
   path_regex: regexSource.optional().meta({ description: "Regular expression on the path" }),
-  methods: z.array(httpMethod).optional(),
-  host: oneOrMany(hostPattern).optional(),
+  // An empty list would match nothing (405 with an empty Allow, or never): omit the key instead.
+  methods: z.array(httpMethod).min(1).optional(),
+  host: oneOrMany(hostPattern, 1).optional(),
   headers: z.record(headerName, valueMatcher).optional(),
   query: z.record(z.string().min(1), valueMatcher).optional(),
-  version: oneOrMany(apiVersion).optional().meta({
+  version: oneOrMany(apiVersion, 1).optional().meta({
     description: "API versions this route serves (see versioning)",
   }),
 }).superRefine((m, ctx) => {

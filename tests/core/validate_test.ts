@@ -126,6 +126,15 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
     expect:
       /^broken\.yaml:5:\d+: versioning\.default: no route serves version "7" \(match\.version lists 1, 2\)/m,
   },
+  ...(["methods", "host", "version"] as const).map((key) => ({
+    name: `an empty ${key} list (it would match nothing)`,
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nversioning: {}\nroutes:\n  - { name: users, match: { path: /users, ${key}: [] }, upstream: users }\n`,
+    expect: new RegExp(
+      `^broken\\.yaml:7:\\d+: routes\\[0\\]\\.match\\.${key}: expected at least 1 item`,
+      "m",
+    ),
+  })),
 ];
 
 for (const c of CASES) {
