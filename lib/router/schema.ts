@@ -1,8 +1,18 @@
 import { z } from "zod";
 import { headerName, httpMethod, oneOrMany, regexSource } from "../config/common.ts";
 import { cleanVersion } from "./version.ts";
+import { replacementLiteral, rewriteTextProblem, routePathProblem } from "./path_rules.ts";
 
-const pathPrefix = z.string().startsWith("/", { error: "expected a path starting with /" });
+const pathPrefix = z.string().startsWith("/", { error: "expected a path starting with /" })
+  .check(problemCheck(routePathProblem));
+
+/** A refinement whose message is the problem `find` names (null: none). */
+function problemCheck(find: (s: string) => string | null) {
+  return z.superRefine((s: string, ctx) => {
+    const message = find(s);
+    if (message !== null) ctx.addIssue({ code: "custom", message });
+  });
+}
 
 /** A value matcher: an exact string, or `{ regex: ... }`. */
 const valueMatcher = z.union([
@@ -54,10 +64,11 @@ export const matchSchema = z.strictObject({
 export const rewriteSchema = z.union([
   z.strictObject({
     regex: regexSource,
-    replacement: z.string(),
+    // Only the literal parts: groups insert text of the already normalised path.
+    replacement: z.string().check(problemCheck((r) => rewriteTextProblem(replacementLiteral(r)))),
   }),
   z.strictObject({
-    prefix: z.string().startsWith("/").meta({
+    prefix: z.string().startsWith("/").check(problemCheck(rewriteTextProblem)).meta({
       description: "Replaces the matched path prefix with this one",
     }),
   }),

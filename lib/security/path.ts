@@ -19,7 +19,7 @@ const PLAIN = /^[A-Za-z0-9\-_~!$&'()*+,=:@/]*$/;
 const HEX = "0123456789ABCDEF";
 
 /** ASCII that may stand raw in a path segment (RFC 3986 pchar, less `%`). */
-function isPathChar(c: number): boolean {
+export function isPathChar(c: number): boolean {
   return isUnreserved(c) || c === 0x21 || c === 0x24 || (c >= 0x26 && c <= 0x2c) || c === 0x3a ||
     c === 0x3b || c === 0x3d || c === 0x40 || c === 0x2f;
 }

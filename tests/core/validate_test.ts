@@ -135,6 +135,35 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
       "m",
     ),
   })),
+  ...([
+    ["path", '"/a b/c"', /" " is not allowed raw in a path \(write %20\)/],
+    ["path_exact", '"/x?y=1"', /"\?" starts the query string/],
+    ["path", '"/a/../c"', /expected a path without \. or \.\. segments/],
+    ["path", '"/a/{id"', /expected \{name\} parameters closed by \}/],
+    ["path", '"/a/{id}/{id}"', /expected distinct parameter names, \{id\} is twice/],
+  ] as const).map(([key, value, message]) => ({
+    name: `a ${key} no request can have: ${value}`,
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { ${key}: ${value} }, upstream: users }\n`,
+    expect: new RegExp(
+      `^broken\\.yaml:6:\\d+: routes\\[0\\]\\.match\\.${key}: .*${message.source}`,
+      "m",
+    ),
+  })),
+  ...([
+    ['{ regex: "^/a/(.*)$", replacement: "/b c/$1" }', "replacement", /" " is not allowed raw/],
+    ['{ regex: "^/a/(.*)$", replacement: "/b/$1#x" }', "replacement", /"#" starts a fragment/],
+    ['{ regex: "^/a/(.*)$", replacement: "/q?inj=1&$1" }', "replacement", /"\?" starts the query/],
+    ['{ prefix: "/b?c" }', "prefix", /"\?" starts the query string/],
+  ] as const).map(([rewrite, key, message]) => ({
+    name: `a rewrite ${key} an upstream cannot receive: ${rewrite}`,
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /a }, rewrite: ${rewrite}, upstream: users }\n`,
+    expect: new RegExp(
+      `^broken\\.yaml:6:\\d+: routes\\[0\\]\\.rewrite\\.${key}: expected text that can stand in a path: .*${message.source}`,
+      "m",
+    ),
+  })),
 ];
 
 for (const c of CASES) {
