@@ -23,14 +23,16 @@ export function configJsonSchema(): Record<string, unknown> {
   >;
 }
 
-function knownKeysAt(path: KeyPath): string[] {
+function expand(ns: JsonSchema[]): JsonSchema[] {
+  return ns.flatMap((n) => {
+    const subs = [...(n.anyOf ?? []), ...(n.oneOf ?? []), ...(n.allOf ?? [])];
+    return subs.length ? [n, ...expand(subs)] : [n];
+  });
+}
+
+function schemaNodesAt(path: KeyPath): JsonSchema[] {
   jsonSchemaCache ??= configJsonSchema() as JsonSchema;
   let nodes: JsonSchema[] = [jsonSchemaCache];
-  const expand = (ns: JsonSchema[]): JsonSchema[] =>
-    ns.flatMap((n) => {
-      const subs = [...(n.anyOf ?? []), ...(n.oneOf ?? []), ...(n.allOf ?? [])];
-      return subs.length ? [n, ...expand(subs)] : [n];
-    });
   for (const seg of path) {
     nodes = expand(nodes).flatMap((n) => {
       if (typeof seg === "number") return n.items ? [n.items] : [];
@@ -40,7 +42,32 @@ function knownKeysAt(path: KeyPath): string[] {
       return [];
     });
   }
-  return [...new Set(expand(nodes).flatMap((n) => Object.keys(n.properties ?? {})))];
+  return nodes;
+}
+
+function knownKeysAt(path: KeyPath): string[] {
+  return [...new Set(expand(schemaNodesAt(path)).flatMap((n) => Object.keys(n.properties ?? {})))];
+}
+
+/** The keys of each form a setting written in several forms takes (`regex + replacement`). */
+function formsAt(path: KeyPath): string[] {
+  return expand(schemaNodesAt(path)).flatMap((n) => [...(n.anyOf ?? []), ...(n.oneOf ?? [])])
+    .map((form) => Object.keys(form.properties ?? {}))
+    .filter((keys) => keys.length > 0)
+    .map((keys) => keys.join(" + "));
+}
+
+/**
+ * A key unknown here: a suggestion, or, when another form of the setting takes
+ * it, which forms there are (suggesting the key itself would not help).
+ */
+function unknownKeyMessage(key: string, path: KeyPath): string {
+  const known = knownKeysAt(path);
+  if (!known.includes(key)) return `unknown key "${key}"${didYouMean(key, known)}`;
+  const forms = formsAt(path);
+  return forms.length > 1
+    ? `key "${key}" mixes forms: use either ${forms.join(" or ")}, not both`
+    : `unknown key "${key}" here`;
 }
 
 function describe(v: unknown): string {
@@ -115,13 +142,8 @@ export async function schemaIssues(
   const visit = (i: ZodIssue, base: KeyPath): void => {
     const path = [...base, ...i.path] as (string | number)[];
     if (i.code === "unrecognized_keys") {
-      const known = knownKeysAt(path);
       for (const key of i.keys) {
-        out.push(src.issue(
-          [...path, key],
-          `unknown key "${key}"${didYouMean(key, known)}`,
-          { key: true },
-        ));
+        out.push(src.issue([...path, key], unknownKeyMessage(key, path), { key: true }));
       }
       return;
     }

@@ -164,6 +164,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
       "m",
     ),
   })),
+  {
+    name: "a rewrite mixing its two forms",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /a }, rewrite: { regex: "^/a", replacement: /b, prefix: /c }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:6:\d+: routes\[0\]\.rewrite\.prefix: key "prefix" mixes forms: use either regex \+ replacement or prefix, not both$/m,
+  },
 ];
 
 for (const c of CASES) {
