@@ -218,7 +218,8 @@ function send(
     body: ctx.body,
     bodyLength: ctx.bodyLength,
   }, {
-    connectTimeoutMs: o.timeouts.connectMs ?? t.connectMs,
+    // The request deadline bounds the connect too: it is not watched before the request is out.
+    connectTimeoutMs: Math.min(o.timeouts.connectMs ?? t.connectMs, remainingMs),
     firstByteTimeoutMs: o.timeouts.firstByteMs ?? t.firstByteMs,
     requestTimeoutMs: remainingMs,
     startedAt,

@@ -64,11 +64,18 @@ export class TargetPool {
     return this.takeIdle() ?? await this.open(connectTimeoutMs);
   }
 
-  /** A new connection, lent out (never a parked one). */
+  /**
+   * A new connection, lent out (never a parked one). It counts as active from
+   * the start: least_conn must see a request stuck connecting.
+   */
   async open(connectTimeoutMs: number): Promise<UpstreamConnection> {
-    const conn = await this.connect(connectTimeoutMs);
     this.active++;
-    return conn;
+    try {
+      return await this.connect(connectTimeoutMs);
+    } catch (e) {
+      this.active--;
+      throw e;
+    }
   }
 
   /** Returns a connection; it is parked for reuse only if the exchange left it clean. */
