@@ -216,3 +216,37 @@ Deno.test("upstream answers: a malformed chunk-size line or trailer field is 502
     assertEquals([fine.status, await fine.text()], [200, "hello"]);
   });
 });
+
+Deno.test("upstream answers: an upstream that stops taking an upload and never answers is 504 after first_byte_ms", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  // Reads the head, then nothing: the body fills the socket buffers and the writes stall.
+  const up = startRawUpstream(async (x) => {
+    await released;
+    x.close();
+  });
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ], timeout: { first_byte_ms: 500 } }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  try {
+    // A streamed body: the first-byte timer waits for its end, which never comes.
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        c.enqueue(new Uint8Array(256 * 1024));
+      },
+    });
+    const res = await fetch(`${g.url()}/upload`, {
+      method: "POST",
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    await assertError(res, 504, "upstream_timeout");
+  } finally {
+    release();
+    await g.close();
+    up.close();
+  }
+});

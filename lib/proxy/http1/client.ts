@@ -153,7 +153,9 @@ class Exchange implements Watched {
   private abortWatchAt = Infinity;
   nextCheck = Infinity;
   wheelSlot = -1;
-  private timedOut: "first_byte" | "request" | null = null;
+  private timedOut: "first_byte" | "request" | "send" | null = null;
+  /** While a piece of a streamed body waits to be taken by the upstream: when that is too long. */
+  private sendStalledAt = Infinity;
   private aborted = false;
   /** Why the client's body failed (a size limit, the client hung up), else null. */
   private bodyError: unknown = null;
@@ -205,16 +207,25 @@ class Exchange implements Watched {
       signal.addEventListener("abort", this.onAbort, { once: true });
       this.listening = true;
     }
-    if (now >= this.firstByteAt || now >= this.requestAt) {
-      this.timedOut ??= now >= this.firstByteAt ? "first_byte" : "request";
-      this.firstByteAt = this.requestAt = Infinity;
+    if (now >= this.firstByteAt || now >= this.requestAt || now >= this.sendStalledAt) {
+      this.timedOut ??= now >= this.firstByteAt
+        ? "first_byte"
+        : now >= this.requestAt
+        ? "request"
+        : "send";
+      this.firstByteAt = this.requestAt = this.sendStalledAt = Infinity;
       this.conn.close();
     }
     this.reschedule();
   }
 
   private reschedule(): void {
-    this.nextCheck = Math.min(this.firstByteAt, this.requestAt, this.abortWatchAt);
+    this.nextCheck = Math.min(
+      this.firstByteAt,
+      this.requestAt,
+      this.abortWatchAt,
+      this.sendStalledAt,
+    );
     if (this.nextCheck !== Infinity) deadlines.add(this);
     else deadlines.delete(this);
   }
@@ -269,10 +280,13 @@ class Exchange implements Watched {
       upstreamGone = true;
       throw e;
     };
-    const send = (bytes: Uint8Array): Promise<void> =>
-      conn.closed
-        ? stopped(new Error("Upstream connection closed while sending the body"))
-        : conn.writeAll(bytes).catch(stopped);
+    const send = (bytes: Uint8Array): Promise<void> => {
+      if (conn.closed) {
+        return stopped(new Error("Upstream connection closed while sending the body"));
+      }
+      this.watchSend(true);
+      return conn.writeAll(bytes).then(() => this.watchSend(false), stopped);
+    };
     (async () => {
       let sent = 0;
       while (true) {
@@ -302,6 +316,18 @@ class Exchange implements Watched {
     });
   }
 
+  /**
+   * An upstream that stops taking the body and never answers would hold the
+   * exchange for good (the first-byte timer waits for the body's end): a piece
+   * it leaves unread for `first_byte_ms` ends the exchange. The wait for the
+   * client's next piece is the body timeout's, not this.
+   */
+  private watchSend(writing: boolean): void {
+    if (this.headReceived || this.ended) return;
+    this.sendStalledAt = writing ? deadlines.coarseNow() + this.firstByteTimeoutMs : Infinity;
+    this.reschedule();
+  }
+
   /** The request is over (sent, or the upstream stopped taking it): the answer is due. */
   private awaitAnswer(): void {
     if (this.headReceived || this.ended) return;
@@ -316,7 +342,8 @@ class Exchange implements Watched {
 
   gotHead(): void {
     this.headReceived = true;
-    this.firstByteAt = Infinity;
+    // An answer came: a body it left unread is no longer waited for.
+    this.firstByteAt = this.sendStalledAt = Infinity;
     this.reschedule();
   }
 
@@ -352,7 +379,7 @@ class Exchange implements Watched {
   }
 
   private disarm(): void {
-    this.firstByteAt = this.requestAt = this.abortWatchAt = Infinity;
+    this.firstByteAt = this.requestAt = this.abortWatchAt = this.sendStalledAt = Infinity;
     this.reschedule();
     if (this.listening) this.signal!.removeEventListener("abort", this.onAbort!);
     this.signalSource = this.signal = this.onAbort = null;
@@ -371,6 +398,8 @@ class Exchange implements Watched {
         "timeout",
         this.timedOut === "first_byte"
           ? `No response head within ${this.firstByteTimeoutMs} ms`
+          : this.timedOut === "send"
+          ? `The upstream took none of the request body for ${this.firstByteTimeoutMs} ms`
           : `The exchange took longer than ${this.requestTimeoutMs} ms`,
         { cause: e },
       );
