@@ -26,6 +26,7 @@
 import { MAX_PACKED_SIZE, type PackedState, type Step } from "../ratelimit/algorithms/index.ts";
 import type { StoredLimit } from "../store/limiter_store.ts";
 import type { StateHome } from "../store/state_home.ts";
+import { mixedHash } from "../core/hash.ts";
 
 const LOCK = 0;
 const OWNER = 1;
@@ -238,14 +239,7 @@ function fits(name: string): boolean {
  * whole table, as it does for the single-isolate store.
  */
 function hashName(name: string, seed: number): number {
-  let h = seed ^ 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 1;
+  return mixedHash(name, seed) >>> 1;
 }
 
 /** The power of two at or above `maxKeys` (at least one probe window). */

@@ -2,7 +2,7 @@
  * Load balancing over an upstream's targets. Each balancer only considers
  * targets that are currently available (healthy, not ejected, circuit not open).
  */
-import { fnv1a } from "../router/split.ts";
+import { fnv1a } from "../core/hash.ts";
 
 export interface Balanced {
   readonly weight: number;

@@ -1,35 +1,12 @@
 /**
  * Weighted choice between upstreams for canary releases. With a sticky key the
  * choice is a hash of the key, so one client always lands on the same side.
+ * The hash is mixed: the side is picked by its top bits (see `mixedHash`).
  */
+import { mixedHash } from "../core/hash.ts";
 
 export interface WeightedChoice<T> {
   pick(stickyKey: string | null): T;
-}
-
-/** FNV-1a, 32 bit: fast and well spread for short keys. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/**
- * FNV-1a through murmur3's finaliser: FNV alone leaves its top bits, which pick
- * the side, nearly equal for keys that differ in their last characters
- * (`u1`..`u20`, sequential ids), so such keys crowded onto one side.
- */
-export function stickyHash(s: string): number {
-  let h = fnv1a(s);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 export function weightedChoice<T>(
@@ -50,7 +27,7 @@ export function weightedChoice<T>(
       if (live.length === 1) return live[0]!.item;
       const x = stickyKey === null
         ? random() * total
-        : (stickyHash(stickyKey) / 0x1_0000_0000) * total;
+        : (mixedHash(stickyKey) / 0x1_0000_0000) * total;
       return at(x);
     },
   };

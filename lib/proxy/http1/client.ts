@@ -379,7 +379,11 @@ class Exchange implements Watched {
   }
 
   private disarm(): void {
-    this.firstByteAt = this.requestAt = this.abortWatchAt = this.sendStalledAt = Infinity;
+    this.firstByteAt =
+      this.requestAt =
+      this.abortWatchAt =
+      this.sendStalledAt =
+        Infinity;
     this.reschedule();
     if (this.listening) this.signal!.removeEventListener("abort", this.onAbort!);
     this.signalSource = this.signal = this.onAbort = null;
