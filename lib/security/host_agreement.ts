@@ -13,7 +13,7 @@ export const hostAgreementPolicy: NamedPolicy = {
   name: "host_agreement",
   policy: (ctx, next) => {
     const header = ctx.headers.get("host");
-    if (ctx.listener.tls && !runtimeParsedHostsValid(ctx, header)) {
+    if (!ctx.incoming.authorityChecked && !runtimeParsedHostsValid(ctx, header)) {
       return ctx.refuse("bad_request", { message: "Invalid Host header" });
     }
     if (header === null || header === ctx.incoming.authority || hostOf(header) === ctx.host) {
@@ -26,8 +26,8 @@ export const hostAgreementPolicy: NamedPolicy = {
 };
 
 /**
- * The plain listener's own parser checks the authority and Host once per
- * connection; the runtime's (TLS listeners) takes `a:@b` or `a#` as they come.
+ * The gateway's own parser checks the authority and Host once per connection;
+ * the runtime's (HTTP/2 and mTLS listeners) takes `a:@b` or `a#` as they come.
  */
 function runtimeParsedHostsValid(ctx: RequestContext, header: string | null): boolean {
   const authority = ctx.incoming.authority;

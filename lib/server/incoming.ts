@@ -18,6 +18,8 @@ export interface IncomingRequest {
   readonly target: string;
   readonly headers: HeaderFields;
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  /** The listener's own parser held `authority` and the Host field to `validAuthority`. */
+  readonly authorityChecked: boolean;
   /** The web Request, built on the first call. */
   request(): Request;
 }
@@ -32,6 +34,7 @@ export function incomingOf(req: Request): IncomingRequest {
     target,
     headers: HeaderFields.of(req.headers),
     body: req.body,
+    authorityChecked: false,
     request: () => req,
   };
 }

@@ -84,12 +84,18 @@ Deno.test("an absolute-form target is routed and forwarded by its own authority;
   });
 });
 
-Deno.test("on a TLS listener (the runtime parses the head) an ambiguous Host is refused too", async () => {
+// The gateway's own server over TLS, and with HTTP/2 on the runtime's (which parses the head).
+for (const [server, setting] of [["own server", ""], ["Deno.serve", ", http2: true"]]) {
+  Deno.test(`on a TLS listener (${server}) an ambiguous Host is refused too`, () =>
+    ambiguousHostsOverTls(setting!));
+}
+
+async function ambiguousHostsOverTls(setting: string) {
   const dir = await Deno.makeTempDir({ prefix: "gw-host-tls-" });
   try {
     const { cert, key } = await selfSignedCert(dir);
     const listeners = `listeners:
-  - { name: public, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key} } }`;
+  - { name: public, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}${setting} } }`;
     const caCerts = [await Deno.readTextFile(cert)];
     await withRig(vhosts, async ({ g, up }) => {
       const port = Number(new URL(g.url()).port);
@@ -111,7 +117,7 @@ Deno.test("on a TLS listener (the runtime parses the head) an ambiguous Host is 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("a host with a trailing dot is the same host: routed to its exact or wildcard route", async () => {
   await withRig(vhosts, async ({ g, up }) => {

@@ -124,7 +124,7 @@ export class Http1Server {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      // The runtime offers no way to turn Nagle off on a TLS connection (see response_writer.ts).
+      // The runtime offers no way to turn Nagle off on a TLS connection (README, Known limits).
       if ("setNoDelay" in socket) (socket as Deno.TcpConn).setNoDelay(true);
       const c = new ServedConnection(this, new ClientConnection(socket), this.handler);
       this.connections.add(c);
