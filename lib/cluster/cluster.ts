@@ -4,15 +4,14 @@
  * traffic: it owns the admin listener, relays signals, restarts a worker that
  * crashes, and hosts the state the workers must share (`RpcHost`).
  */
-import { dirname } from "node:path";
 import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
 import type { Level, Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
-import { bearerMatches, json, warnIfAdminExposed } from "../server/admin.ts";
+import { bearerMatches, json } from "../server/admin.ts";
 import { errorResponse } from "../core/errors.ts";
-import { type RunningListener, startListener } from "../server/listeners.ts";
-import { replaceListener, SwapFailed } from "../server/listener_swap.ts";
+import { startListener } from "../server/listeners.ts";
+import { AdminListenerSlot } from "../server/admin_listener.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
@@ -33,12 +32,7 @@ const RESTART_BACKOFF_MS = [250, 1_000, 5_000, 15_000];
 export class Cluster {
   readonly rpc = new RpcHost();
   private readonly workers: WorkerHandle[] = [];
-  private admin: RunningListener | null = null;
-  private adminKey = "";
-  /** Where the admin listener is, to open it there again if a move fails. */
-  private adminAt: { host: string; port: number } | null = null;
-  /** The admin address last warned of as open to anyone (see warnIfAdminExposed). */
-  private adminExposed = "";
+  private readonly admin: AdminListenerSlot;
   private adminToken: string | undefined;
   private watcher: ConfigWatcher | null = null;
   private draining = false;
@@ -60,6 +54,12 @@ export class Cluster {
   });
 
   private constructor(private readonly o: ClusterOptions) {
+    this.admin = new AdminListenerSlot((at) =>
+      startListener(
+        { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
+        (req) => this.handleAdmin(req.request()),
+        { resolvePath: (p) => p },
+      ), o.logger);
     this.rpc.register(CREDENTIALS_SERVICE, this.credentials.service());
     this.rpc.register(LIMITER_SERVICE, this.limiter.service());
   }
@@ -84,7 +84,7 @@ export class Cluster {
     } catch (e) {
       cluster.draining = true;
       for (const w of cluster.workers) w.terminate();
-      await cluster.admin?.shutdown();
+      await cluster.admin.close();
       throw e;
     }
     o.logger.info("cluster started", {
@@ -96,7 +96,8 @@ export class Cluster {
 
   addresses(): Record<string, string> {
     const out = { ...this.listenerAddresses };
-    if (this.admin) out.admin = `http://${hostForUrl(this.admin.hostname)}:${this.admin.port}`;
+    const admin = this.admin.listener;
+    if (admin) out.admin = `http://${hostForUrl(admin.hostname)}:${admin.port}`;
     return out;
   }
 
@@ -142,8 +143,7 @@ export class Cluster {
     this.watcher?.close();
     this.watcher = null;
     await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
-    await this.admin?.shutdown();
-    this.admin = null;
+    await this.admin.close();
     this.o.logger.info("stopped");
   }
 
@@ -196,43 +196,8 @@ export class Cluster {
   private async applyConfig(config: GatewayConfig): Promise<void> {
     this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
     this.applyWatch(config);
-    const a = config.admin;
-    this.adminToken = a?.token;
-    this.adminExposed = warnIfAdminExposed(a, this.o.logger, this.adminExposed);
-    const key = a ? `${a.host}:${a.port}` : "";
-    if (key === this.adminKey) return;
-    const old = this.admin;
-    const oldAt = this.adminAt;
-    if (!a) {
-      // Not waited for: the reload may have been asked for on it.
-      void old?.shutdown();
-      this.admin = null;
-      this.adminKey = "";
-      this.adminAt = null;
-      return;
-    }
-    try {
-      this.admin = (await replaceListener(
-        old,
-        a.port,
-        () => this.startAdmin(a),
-        () => this.startAdmin(oldAt!),
-      )).running;
-    } catch (e) {
-      if (e instanceof SwapFailed) this.admin = e.restored;
-      throw e;
-    }
-    this.adminKey = key;
-    this.adminAt = { host: a.host, port: a.port };
-  }
-
-  private startAdmin(at: { host: string; port: number }): Promise<RunningListener> {
-    const base = dirname(this.o.configFile);
-    return startListener(
-      { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
-      (req) => this.handleAdmin(req.request()),
-      { resolvePath: (p) => (p.startsWith("/") ? p : `${base}/${p}`) },
-    );
+    this.adminToken = config.admin?.token;
+    await this.admin.apply(config.admin);
   }
 
   private applyWatch(config: GatewayConfig): void {

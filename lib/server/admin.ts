@@ -3,7 +3,6 @@
  * optionally behind a bearer token. Concerns register their endpoints here.
  */
 import { errorResponse } from "../core/errors.ts";
-import type { Logger } from "../observe/logger.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
 
 /** Admin bodies are small JSON objects (a key, a revocation): a larger one is not read. */
@@ -51,33 +50,6 @@ export async function readJsonObject(req: Request): Promise<Record<string, unkno
   return errorResponse("bad_request", crypto.randomUUID(), {
     message: "Expected a JSON object body",
   });
-}
-
-const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
-
-/**
- * Warns when the admin API (keys, revocations, reloads, the config) is open
- * beyond this machine to anyone: a listener not on loopback without a token.
- * Once per such setting: `last` is what the previous call returned.
- */
-export function warnIfAdminExposed(
-  admin: { host: string; port: number; token?: string | undefined } | undefined,
-  logger: Logger,
-  last: string,
-): string {
-  const exposed = admin && admin.token === undefined && !LOOPBACK.test(admin.host)
-    ? `${admin.host}:${admin.port}`
-    : "";
-  if (exposed !== "" && exposed !== last) {
-    logger.warn(
-      "the admin API listens beyond loopback without a token: anyone reaching it can use it",
-      {
-        host: admin!.host,
-        port: admin!.port,
-      },
-    );
-  }
-  return exposed;
 }
 
 export class AdminApi {

@@ -29,7 +29,8 @@ import {
 import { replaceListener, SwapFailed } from "./listener_swap.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
-import { AdminApi, json, warnIfAdminExposed } from "./admin.ts";
+import { AdminApi, json } from "./admin.ts";
+import { AdminListenerSlot } from "./admin_listener.ts";
 import { registerCoreAdmin } from "./admin_core.ts";
 import { registerObserveAdmin } from "./admin_observe.ts";
 import { type ConfigWatcher, rewatch } from "./config_watch.ts";
@@ -70,12 +71,7 @@ export class Gateway {
   readonly deps: RuntimeDeps;
   readonly admin: AdminApi;
   private readonly listeners = new Map<string, OpenListener>();
-  private adminListener: RunningListener | null = null;
-  private adminKey = "";
-  /** Where the admin listener is, to open it there again if a move fails. */
-  private adminAt: { host: string; port: number } | null = null;
-  /** The admin address last warned of as open to anyone (see warnIfAdminExposed). */
-  private adminExposed = "";
+  private readonly adminSlot: AdminListenerSlot;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
   private watcher: ConfigWatcher | null = null;
   draining = false;
@@ -85,6 +81,12 @@ export class Gateway {
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
     this.admin = new AdminApi(undefined, () => this.holder.current !== null);
+    this.adminSlot = new AdminListenerSlot((at) =>
+      startListener(
+        { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
+        (req) => Promise.resolve(this.admin.handle(req.request())),
+        { resolvePath: (p) => p },
+      ), deps.logger);
     registerCoreAdmin(this);
     registerObserveAdmin(this);
     registerResilienceAdmin(this);
@@ -153,14 +155,15 @@ export class Gateway {
         hostForUrl(running.hostname)
       }:${running.port}`;
     }
-    if (this.adminListener) {
-      out.admin = `http://${hostForUrl(this.adminListener.hostname)}:${this.adminListener.port}`;
-    }
+    const admin = this.adminSlot.listener;
+    if (admin) out.admin = `http://${hostForUrl(admin.hostname)}:${admin.port}`;
     return out;
   }
 
   listener(name: string): RunningListener | undefined {
-    return name === "admin" ? this.adminListener ?? undefined : this.listeners.get(name)?.running;
+    return name === "admin"
+      ? this.adminSlot.listener ?? undefined
+      : this.listeners.get(name)?.running;
   }
 
   /**
@@ -207,57 +210,14 @@ export class Gateway {
     }
   }
 
-  /**
-   * Opens, moves or closes the admin listener as `admin:` says. The old one is
-   * not waited for: the reload may have been asked for on it.
-   */
+  /** Opens, moves or closes the admin listener as `admin:` says (admin_listener.ts). */
   private async applyAdmin(c: GatewayConfig): Promise<void> {
-    const admin = this.options.adminListener === false ? undefined : c.admin;
-    const adminKey = admin ? `${admin.host}:${admin.port}` : "";
-    if (adminKey !== this.adminKey) {
-      const old = this.adminListener;
-      const oldAdmin = this.adminAt;
-      if (!admin) {
-        this.adminListener = null;
-        this.adminKey = "";
-        this.adminAt = null;
-        void old?.shutdown();
-      } else {
-        let swapped;
-        try {
-          swapped = await replaceListener(
-            old,
-            admin.port,
-            () => this.startAdmin(admin),
-            () => this.startAdmin(oldAdmin!),
-          );
-        } catch (e) {
-          if (e instanceof SwapFailed) this.adminListener = e.restored;
-          throw e;
-        }
-        this.adminListener = swapped.running;
-        this.adminKey = adminKey;
-        this.adminAt = { host: admin.host, port: admin.port };
-      }
-    }
+    await this.adminSlot.apply(this.options.adminListener === false ? undefined : c.admin);
     this.admin.setToken(c.admin?.token);
-    this.adminExposed = warnIfAdminExposed(admin, this.deps.logger, this.adminExposed);
   }
 
-  private startAdmin(at: { host: string; port: number }): Promise<RunningListener> {
-    return startListener(
-      { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
-      (req) => Promise.resolve(this.admin.handle(req.request())),
-      { resolvePath: (p) => p },
-    );
-  }
-
-  private async closeAdmin(): Promise<void> {
-    const admin = this.adminListener;
-    this.adminListener = null;
-    this.adminKey = "";
-    this.adminAt = null;
-    await admin?.shutdown();
+  private closeAdmin(): Promise<void> {
+    return this.adminSlot.close();
   }
 
   /** Starts, restarts or stops watching the config file as the plan's `server.config_watch` says. */
