@@ -291,7 +291,9 @@ export class Gateway {
           );
         } catch (e) {
           if (e instanceof SwapFailed && old) {
-            this.listeners.set(x.config.name, { ...old, running: e.restored ?? old.running });
+            // Not reopened: no entry, so that the next reload opens it again.
+            if (e.restored) this.listeners.set(x.config.name, { ...old, running: e.restored });
+            else this.listeners.delete(x.config.name);
           }
           throw failure(x.index, e);
         }
