@@ -36,11 +36,19 @@ async function pooled<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>)
 
 Deno.test("1,000 jobs, two workers, one killed mid-way: each done exactly once with the upstream's answer", async () => {
   const calls = new Map<string, number>();
+  // While held, the upstream keeps every call waiting: worker A is killed with its whole
+  // concurrency in flight, so its death always leaves entries for the others to reclaim.
+  let hold: PromiseWithResolvers<void> | undefined;
+  let held = 0;
   // Answers depend only on the request, as an upstream honouring Idempotency-Key would.
   const up = startUpstream(async (req) => {
     const job = req.headers.get("x-job-id") ?? "";
     calls.set(job, (calls.get(job) ?? 0) + 1);
     const input = await req.text();
+    if (hold) {
+      held++;
+      await hold.promise;
+    }
     await new Promise((r) => setTimeout(r, 15));
     return Response.json({ job, input });
   });
@@ -80,7 +88,15 @@ Deno.test("1,000 jobs, two workers, one killed mid-way: each done exactly once w
       () => a!.count("completed") >= 100 ? 1 : undefined,
       30_000,
     );
+    hold = Promise.withResolvers();
+    await waitFor(
+      "both workers to have every slot waiting on the upstream",
+      () => held >= 2 * CONCURRENCY ? 1 : undefined,
+      30_000,
+    );
     await a!.kill();
+    hold.resolve();
+    hold = undefined;
     const killedAfter = a!.count("completed");
     const ids = await submitting;
     workers.push(await spawnWorker(workerArgs));
@@ -146,6 +162,7 @@ Deno.test("1,000 jobs, two workers, one killed mid-way: each done exactly once w
         `${unlogged.length} completed by the killed worker as it died`,
     );
   } finally {
+    hold?.resolve();
     await Promise.all(workers.map((w) => w.stop()));
     await g.close();
     db.disconnect();
