@@ -34,6 +34,11 @@ export class RedisCredentialStore extends ViewedCredentialStore {
   private heardDuringSync: Change[] | null = null;
   /** A reload was asked for while one ran (a reconnect): run another after it. */
   private syncAgain = false;
+  /**
+   * A reload was asked for before the command connection was up (it has no offline
+   * queue, and the subscriber may connect first): run it when that connection is ready.
+   */
+  private syncWhenReady = false;
   private firstSync!: () => void;
   /** Resolves after the first complete load of the mirror. */
   readonly synced = new Promise<void>((r) => (this.firstSync = r));
@@ -59,6 +64,7 @@ export class RedisCredentialStore extends ViewedCredentialStore {
     this.sub.on("ready", () => {
       this.sub.subscribe(this.channel).then(() => this.resync(), (e) => conns.failed(cfg.url, e));
     });
+    this.client.on("ready", this.onClientReady);
     this.timer = setInterval(() => void this.resync(), RESYNC_MS);
   }
 
@@ -82,8 +88,16 @@ export class RedisCredentialStore extends ViewedCredentialStore {
 
   close(): void {
     clearInterval(this.timer);
+    // The command connection is shared and outlives this store.
+    this.client.off("ready", this.onClientReady);
     this.sub.disconnect();
   }
+
+  private readonly onClientReady = (): void => {
+    if (!this.syncWhenReady) return;
+    this.syncWhenReady = false;
+    void this.resync();
+  };
 
   /** Runs `command` and publishes `change` in one transaction; applies it here at once. */
   private async write(
@@ -115,6 +129,10 @@ export class RedisCredentialStore extends ViewedCredentialStore {
 
   /** Reloads the mirror from the hashes, keeping changes heard meanwhile. */
   private async resync(): Promise<void> {
+    if (this.client.status !== "ready") {
+      this.syncWhenReady = true;
+      return;
+    }
     if (this.heardDuringSync) {
       this.syncAgain = true;
       return;

@@ -67,6 +67,32 @@ export class RedisConnections {
   }
 }
 
+/**
+ * Waits until the client is connected, at most `timeoutMs`; false if it was not.
+ * Without an offline queue, commands sent before the connection is up fail at
+ * once: a plan waits for it at build, so that the first requests after a start
+ * are limited, queued or authenticated as configured rather than refused. It
+ * never fails: with Redis down the gateway starts, and what needs Redis follows
+ * its `on_error`.
+ */
+export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === "ready") return Promise.resolve(true);
+  if (client.status === "end") return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      client.off("ready", onReady);
+      client.off("end", onEnd);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const onEnd = () => done(false);
+    const timer = setTimeout(onEnd, timeoutMs);
+    client.once("ready", onReady);
+    client.once("end", onEnd);
+  });
+}
+
 function redactUrl(url: string): string {
   try {
     const u = new URL(url);

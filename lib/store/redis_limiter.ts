@@ -162,23 +162,3 @@ function verdictsOf(reply: number[], offset: number, n: number): Verdict[] {
   }
   return out;
 }
-
-/**
- * Waits until the client is connected, at most `timeoutMs`. Without an offline
- * queue, commands sent before the connection is up fail: a plan waits for it
- * once at build so that the first requests are limited, not let through.
- * Returns false if Redis did not answer in time (requests then follow on_error).
- */
-export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
-  if (client.status === "ready") return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      client.off("ready", onReady);
-      resolve(ok);
-    };
-    const onReady = () => done(true);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    client.once("ready", onReady);
-  });
-}

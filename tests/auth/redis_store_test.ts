@@ -161,3 +161,95 @@ routes:
     await redis.close();
   }
 });
+
+/**
+ * A loopback TCP relay to `port` that holds the bytes of its first connection for
+ * `delayMs`: the gateway's command connection is its first, so the subscriber's
+ * connection, opened just after, is ready first.
+ */
+function slowFirstConnectionRelay(port: number, delayMs: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let accepted = 0;
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    try {
+      await from.readable.pipeTo(to.writable, { preventClose: true });
+    } catch {
+      // Either side closed.
+    }
+  };
+  const serving = (async () => {
+    for await (const client of listener) {
+      const first = accepted++ === 0;
+      conns.add(client);
+      (async () => {
+        if (first) await new Promise((r) => setTimeout(r, delayMs));
+        const server = await Deno.connect({ hostname: "127.0.0.1", port });
+        conns.add(server);
+        await Promise.race([pipe(client, server), pipe(server, client)]);
+        for (const c of [client, server]) {
+          conns.delete(c);
+          try {
+            c.close();
+          } catch {
+            // Already closed.
+          }
+        }
+      })();
+    }
+  })();
+  return {
+    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      await serving;
+    },
+  };
+}
+
+Deno.test("redis credential store: a subscriber connected before the command connection still loads the keys before serving", async () => {
+  const redis = await startRedis();
+  const relay = slowFirstConnectionRelay(redis.port, 300);
+  const up = startUpstream();
+  const raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  let g: TestGateway | undefined;
+  try {
+    await raw.connect();
+    await raw.hset("slow:auth:keys", keyDigest("loaded-at-start-01"), "team-a");
+    const started = performance.now();
+    g = await startGateway(baseConfig(`
+store: { kind: redis, redis: { url: "${relay.url}", prefix: "slow:", connect_timeout_ms: 5000 } }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  keys: { kind: api_key }
+consumers:
+  - { id: team-a }
+routes:
+  - { name: keys, match: { path: /keys }, upstream: up, auth: [keys] }
+`));
+    const startMs = performance.now() - started;
+    const res = await fetch(`${g.url()}/keys`, { headers: { "x-api-key": "loaded-at-start-01" } });
+    await res.body?.cancel();
+    // Without waiting for the command connection, the first load failed at once and the
+    // gateway served, after the whole connect timeout, without the key.
+    assertEquals(
+      res.status,
+      200,
+      `first answer ${res.status} after a ${startMs.toFixed(0)} ms start`,
+    );
+  } finally {
+    raw.disconnect();
+    await g?.close();
+    await up.close();
+    await relay.close();
+    await redis.close();
+  }
+});
