@@ -3,7 +3,7 @@
  * counted by valgrind's callgrind on the serving thread (user space only: the
  * kernel's half of a request is not counted). Unlike req/s or CPU time, the
  * count does not move with whatever else the host runs, so it shows a change
- * of 1-2 % that timing on a shared VM cannot (README, Performance). Compare
+ * of 1-2 % that timing on a shared VM cannot (README, Performance; bench/NOTES.md). Compare
  * two commits by running it in a checkout of each.
  *
  *   deno task bench:instructions [--config routing-only] [--warm 150] [--seconds 30] [--samples 3]

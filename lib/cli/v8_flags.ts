@@ -5,7 +5,7 @@
  * start` and the bench and test harnesses that start the gateway as a process
  * use `V8_FLAGS_ARG`.
  *
- * Why, measured under wrk -c64 on a 2-core VM (README, Performance): without
+ * Why, measured under wrk -c64 on a 2-core VM (README, Performance; bench/NOTES.md): without
  * them a loaded gateway's V8 heap grows to 80-120 MB although what is live
  * after a full GC is under 20 MB.
  *
