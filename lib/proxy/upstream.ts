@@ -19,6 +19,7 @@ import {
 import type { CircuitState } from "../resilience/breaker.ts";
 import { acquireTargetGuards, type TargetGuards } from "../resilience/guards.ts";
 import { Bulkhead } from "../resilience/bulkhead.ts";
+import { EjectionCap } from "../resilience/outlier.ts";
 import { budgetParams, RetryBudget, RetryPolicy } from "../resilience/retry.ts";
 import { registryKey } from "../resilience/registry.ts";
 import { compileRequestKey, type RequestKey } from "../core/request_key.ts";
@@ -83,6 +84,8 @@ export class Upstream {
   /** Retries left to this upstream, shared by every route that sends here. */
   readonly budget: RetryBudget;
   readonly bulkhead: Bulkhead | null;
+  /** How many targets passive ejection may hold out at once; null without outlier_detection. */
+  readonly ejectionCap: EjectionCap | null;
   readonly clock: Clock;
   private readonly releases: (() => Promise<void>)[] = [];
 
@@ -93,9 +96,25 @@ export class Upstream {
     store: StoreConfig,
   ) {
     this.clock = deps.clock;
+    const od = config.outlier_detection;
+    const cap = od === undefined ? null : new EjectionCap(
+      od.max_ejection_percent,
+      (target, ejected, maxEjected) =>
+        deps.logger.every(`ejection-refused:${name}`, 10_000, "warn", "target ejection refused", {
+          upstream: name,
+          target,
+          ejected,
+          max_ejected: maxEjected,
+          max_ejection_percent: od.max_ejection_percent,
+          ejections_refused: cap!.refusedTotal,
+        }),
+    );
+    this.ejectionCap = cap;
     this.targets = config.targets.map((t) => {
-      const acquired = acquireTargetGuards(deps, store, name, t.url, config);
+      const acquired = acquireTargetGuards(deps, store, name, t.url, config, cap);
       this.releases.push(acquired.release);
+      const outlier = acquired.guards?.outlier;
+      if (cap !== null && outlier && t.weight > 0) cap.add(outlier, t.url);
       return new UpstreamTarget(
         t.url,
         deps.pools.acquire(t.url, {
@@ -107,6 +126,14 @@ export class Upstream {
         deps.clock,
       );
     });
+    // The records outlive plans: this plan's pool or cap may be smaller than what they hold out.
+    for (const d of cap?.enforce(deps.clock.now()) ?? []) {
+      deps.logger.info("target readmitted", {
+        upstream: name,
+        target: cap!.id(d),
+        reason: "max_ejection_percent",
+      });
+    }
     this.balancer = makeBalancer(config, this.targets);
     this.hashKey = config.balance === "hash" ? compileRequestKey(config.hash_on) : null;
     this.timeouts = {

@@ -30,6 +30,12 @@ function describe(u: Upstream, now: number) {
     bulkhead: b &&
       { max_concurrent: b.limit, active: b.active, queued: b.queued, rejected: b.rejected },
     retry_budget: u.budget.snapshot(now),
+    outlier: u.ejectionCap && {
+      max_ejection_percent: u.ejectionCap.percent,
+      max_ejected: u.ejectionCap.maxEjected,
+      ejected: u.ejectionCap.ejected(now),
+      ejections_refused: u.ejectionCap.refusedTotal,
+    },
   };
 }
 
@@ -62,6 +68,7 @@ function describeTarget(t: UpstreamTarget, now: number) {
       ejected: outlier.ejected(now),
       ejected_until: outlier.ejected(now) ? at(outlier.ejectedUntil) : null,
       ejections: outlier.ejections,
+      ejections_refused: outlier.refused,
       consecutive_failures: outlier.consecutive,
     },
   };

@@ -8,7 +8,7 @@ import type { StoreConfig } from "../store/schema.ts";
 import type { CircuitBreakerConfig } from "./schema.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import { breakerParams, CircuitBreaker, type CircuitState } from "./breaker.ts";
-import { OutlierDetector, outlierParams } from "./outlier.ts";
+import { detectorSettings, type EjectionGate, OutlierDetector, outlierParams } from "./outlier.ts";
 import { HealthChecker } from "./health.ts";
 import { registryKey } from "./registry.ts";
 import { SharedCircuits } from "./shared_circuits.ts";
@@ -24,6 +24,8 @@ export class TargetGuards {
     readonly checker: HealthChecker | null,
     /** How long an unhealthy target stays out at least: until enough checks pass. */
     private readonly recheckMs: number,
+    /** The upstream's cap on ejections at once; asked only when a failure streak completes. */
+    private readonly ejectionGate: EjectionGate | null = null,
   ) {}
 
   /** Passing its health checks and not ejected. */
@@ -53,7 +55,7 @@ export class TargetGuards {
       } else this.breaker.success(now, probe);
     }
     if (this.outlier !== null) {
-      if (status === NO_RESPONSE || status >= 500) this.outlier.failure(now);
+      if (status === NO_RESPONSE || status >= 500) this.outlier.failure(now, this.ejectionGate);
       else this.outlier.success();
     }
   }
@@ -90,6 +92,7 @@ export function acquireTargetGuards(
   upstream: string,
   url: string,
   c: UpstreamConfig,
+  ejectionGate: EjectionGate | null = null,
 ): AcquiredGuards {
   const scope = `${upstream}\n${url}`;
   const keys: string[] = [];
@@ -112,7 +115,7 @@ export function acquireTargetGuards(
 
   const od = c.outlier_detection;
   const outlier = od
-    ? take("outlier", od, () => {
+    ? take("outlier", detectorSettings(od), () => {
       const o = new OutlierDetector(outlierParams(od));
       o.onEject = (until, periodMs) =>
         deps.logger.warn("target ejected", {
@@ -145,6 +148,7 @@ export function acquireTargetGuards(
       outlier,
       checker,
       hc ? hc.interval_s * 1000 * hc.healthy_threshold : 0,
+      outlier === null ? null : ejectionGate,
     )
     : null;
   return {

@@ -101,6 +101,10 @@ export const outlierSchema = z.strictObject({
   }),
   base_ejection_s: z.number().positive().default(10),
   max_ejection_s: z.number().positive().default(300),
+  max_ejection_percent: nonNegativeInt.max(100).default(50).meta({
+    description:
+      "Most targets passive ejection may hold out at once, as a percentage of the upstream's targets (rounded down; none with one target under 100); health checks are not limited by it",
+  }),
 }).refine((o) => o.max_ejection_s >= o.base_ejection_s, {
   path: ["max_ejection_s"],
   error: "expected max_ejection_s at least base_ejection_s",

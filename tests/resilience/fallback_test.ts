@@ -137,6 +137,19 @@ Deno.test("config: resilience mistakes are refused with file, line, key and what
       `upstreams:\n  a:\n    targets: [ { url: "http://127.0.0.1:1" } ]\n    outlier_detection: { base_ejection_s: 30, max_ejection_s: 10 }\n`,
       /gw\.yaml:4:\d+: upstreams\.a\.outlier_detection\.max_ejection_s: expected max_ejection_s at least base_ejection_s/,
     ],
+    ...([
+      ["150", "expected a value <= 100, got number 150"],
+      ["-1", "expected a value >= 0, got number -1"],
+      ["12.5", "expected int, got number 12.5"],
+      ["half", 'expected number, got the string "half"'],
+    ] as const).map(([value, message]): [string, RegExp] => [
+      `upstreams:\n  a:\n    targets: [ { url: "http://127.0.0.1:1" } ]\n    outlier_detection: { max_ejection_percent: ${value} }\n`,
+      new RegExp(
+        `gw\\.yaml:4:\\d+: upstreams\\.a\\.outlier_detection\\.max_ejection_percent: ${
+          message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+        }`,
+      ),
+    ]),
     [
       `upstreams:\n  a: { targets: [ { url: "http://127.0.0.1:1" } ] }\nroutes:\n  - { name: r, upstream: a, fallback: { status: 204, body: "x" } }\n`,
       /gw\.yaml:4:\d+: routes\[0\]\.fallback\.body: a 204, 205 or 304 fallback cannot have a body/,

@@ -2,6 +2,7 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
+import { JsonLogger } from "../../lib/observe/logger.ts";
 import { type Behaviour, startFlaky } from "./flaky.ts";
 import { oneUpstream, statuses, until, upstreamView } from "./support.ts";
 
@@ -137,6 +138,178 @@ routes:
     b.handler = () => ({ status: 200 });
     assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 11);
+  } finally {
+    await g.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+/** Log lines of `msg`, as parsed JSON. */
+// deno-lint-ignore no-explicit-any
+function logged(lines: string[], msg: string): any[] {
+  return lines.map((l) => JSON.parse(l)).filter((l) => l.msg === msg);
+}
+
+Deno.test("outlier ejection: when every target fails, max_ejection_percent (50 by default) keeps half in", async () => {
+  const clock = new ManualClock(0);
+  const lines: string[] = [];
+  const logger = new JsonLogger("info", (l) => lines.push(l), () => clock.now());
+  let answer = 500;
+  const a = startFlaky(() => ({ status: answer }));
+  const b = startFlaky(() => ({ status: answer }));
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${a.url}" }, { url: "${b.url}" } ]
+    outlier_detection: { consecutive_failures: 2, base_ejection_s: 10, max_ejection_s: 60 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`),
+    { clock, logger },
+  );
+  try {
+    // A shared cause: both fail. a is ejected at its 2nd failure; b's ejection would empty the pool.
+    assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(500), "no 503: b still serves");
+    assertEquals([a.hits(), b.hits()], [2, 8]);
+    let view = await upstreamView(g, "api");
+    assertEquals(view.outlier, {
+      max_ejection_percent: 50,
+      max_ejected: 1,
+      ejected: 1,
+      ejections_refused: 7,
+    });
+    assertEquals(view.available_targets, 1);
+    assertEquals([view.targets[0].outlier.ejected, view.targets[1].outlier.ejected], [true, false]);
+    assertEquals(view.targets[1].outlier.ejections_refused, 7);
+    const refused = logged(lines, "target ejection refused");
+    assertEquals(refused.length, 1, "logged once per interval, not per refusal");
+    assertEquals(
+      [refused[0].target, refused[0].ejected, refused[0].max_ejected],
+      [b.url, 1, 1],
+    );
+
+    // a's ejection ends while all still fail: b, whose streak stayed full, goes out at its next
+    // failure, and a's new streak is refused in turn. They take turns; never both out.
+    clock.advance(10_000);
+    assertEquals(await statuses(`${g.url()}/`, 4), Array(4).fill(500));
+    view = await upstreamView(g, "api");
+    assertEquals([view.targets[0].outlier.ejected, view.targets[1].outlier.ejected], [false, true]);
+    assertEquals([view.targets[1].outlier.ejections, view.outlier.ejected], [1, 1]);
+    assertEquals(logged(lines, "target ejection refused").length, 2, "a new interval logs again");
+
+    // The targets recover: traffic reaches a at once, not after b's 10 s.
+    answer = 200;
+    const before = a.hits();
+    assertEquals(await statuses(`${g.url()}/`, 3), [200, 200, 200]);
+    assertEquals(a.hits(), before + 3);
+  } finally {
+    await g.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("outlier ejection: a single target is not ejected under 100%; 100 restores ejecting all", async () => {
+  const clock = new ManualClock(0);
+  const up = startFlaky(() => ({ status: 502 }));
+  const config = (percent: string) =>
+    baseConfig(oneUpstream(
+      up.url,
+      `    outlier_detection: { consecutive_failures: 2, base_ejection_s: 10${percent} }`,
+    ));
+  const g = await startGateway(config(""), { clock });
+  try {
+    assertEquals(await statuses(`${g.url()}/`, 5), Array(5).fill(502));
+    let t = await target(g, "api", 0);
+    assertEquals([t.available, t.outlier.ejected, t.outlier.ejections_refused], [true, false, 4]);
+
+    await Deno.writeTextFile(g.file, config(", max_ejection_percent: 100"));
+    assertOk((await g.gw.reload("test")).ok);
+    t = await target(g, "api", 0);
+    assertEquals(
+      t.outlier.ejections_refused,
+      4,
+      "a reload that changes only the cap keeps the record",
+    );
+    assertEquals(await statuses(`${g.url()}/`, 2), [502, 503], "the full streak ejects at once");
+    assertEquals(up.hits(), 6);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("outlier ejection: a reload that shrinks the pool readmits the ejections beyond the cap", async () => {
+  const clock = new ManualClock(0);
+  const lines: string[] = [];
+  const logger = new JsonLogger("info", (l) => lines.push(l), () => clock.now());
+  const servers = [0, 1, 2, 3].map(() => startFlaky(() => ({ status: 503 })));
+  const config = (n: number) =>
+    baseConfig(`
+upstreams:
+  api:
+    targets: [ ${servers.slice(0, n).map((s) => `{ url: "${s.url}" }`).join(", ")} ]
+    outlier_detection: { consecutive_failures: 1, base_ejection_s: 10 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`);
+  const g = await startGateway(config(4), { clock, logger });
+  try {
+    await statuses(`${g.url()}/`, 1);
+    clock.advance(1);
+    await statuses(`${g.url()}/`, 3);
+    // Two of four out: the first until 10 s, the second 1 ms later; the other two refused.
+    let view = await upstreamView(g, "api");
+    assertEquals(view.outlier, {
+      max_ejection_percent: 50,
+      max_ejected: 2,
+      ejected: 2,
+      ejections_refused: 2,
+    });
+    assertEquals(view.targets.map((t: { outlier: { ejected: boolean } }) => t.outlier.ejected), [
+      true,
+      true,
+      false,
+      false,
+    ]);
+
+    // Keep the two ejected targets only: 50% of two is one, so the one ending sooner comes back.
+    await Deno.writeTextFile(g.file, config(2));
+    assertOk((await g.gw.reload("test")).ok);
+    view = await upstreamView(g, "api");
+    assertEquals(view.outlier.ejected, 1);
+    assertEquals([view.targets[0].outlier.ejected, view.targets[1].outlier.ejected], [false, true]);
+    assertEquals(view.targets[1].outlier.ejected_until, new Date(10_001).toISOString(), "kept");
+    const readmitted = logged(lines, "target readmitted");
+    assertEquals(readmitted.map((l) => [l.target, l.reason]), [
+      [servers[0]!.url, "max_ejection_percent"],
+    ]);
+    assertEquals(await statuses(`${g.url()}/`, 1), [503]);
+    assertEquals(servers[0]!.hits(), 2, "served, not refused as no_healthy_upstream");
+  } finally {
+    await g.close();
+    await Promise.all(servers.map((s) => s.close()));
+  }
+});
+
+Deno.test("health checks are not limited by max_ejection_percent", async () => {
+  const a = startFlaky((req) => (req.path === "/health" ? { status: 503 } : { status: 200 }));
+  const b = startFlaky((req) => (req.path === "/health" ? { status: 503 } : { status: 200 }));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${a.url}" }, { url: "${b.url}" } ]
+    health_check: { interval_s: 0.05, unhealthy_threshold: 1, healthy_threshold: 1 }
+    outlier_detection: { max_ejection_percent: 50 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`));
+  try {
+    await until(async () => (await upstreamView(g, "api")).available_targets === 0);
+    await assertError(await fetch(`${g.url()}/`), 503, "no_healthy_upstream");
+    assertEquals(a.hits() + b.hits(), 0);
   } finally {
     await g.close();
     await a.close();

@@ -1,7 +1,7 @@
 /** Retry decisions, backoff, the retry budget, outlier ejection and the bulkhead, in isolation. */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { backoffMs, RetryBudget, RetryPolicy } from "../../lib/resilience/retry.ts";
-import { OutlierDetector } from "../../lib/resilience/outlier.ts";
+import { EjectionCap, OutlierDetector } from "../../lib/resilience/outlier.ts";
 import { Bulkhead } from "../../lib/resilience/bulkhead.ts";
 import { retryPolicySchema } from "../../lib/resilience/schema.ts";
 
@@ -74,6 +74,80 @@ Deno.test("OutlierDetector: ejects after consecutive failures for a doubling, ca
   for (let t = 20_000; t < 20_003; t++) o.failure(t);
   assertEquals(o.ejectedUntil, 20_002 + 1_000, "calm for max_ejection: back to the base period");
   assertEquals(o.ejections, 4);
+});
+
+Deno.test("EjectionCap: a share of the pool, rounded down, with no ejection always allowed", () => {
+  const cap = (percent: number, n: number) => {
+    const c = new EjectionCap(percent);
+    for (let i = 0; i < n; i++) {
+      c.add(new OutlierDetector({ consecutiveFailures: 1, baseMs: 1, maxMs: 1 }), `t${i}`);
+    }
+    return c.maxEjected;
+  };
+  const table: [number, number, number][] = [
+    [50, 1, 0], // a single target is never ejected under 100%: the circuit breaker probes it
+    [100, 1, 1],
+    [50, 2, 1],
+    [50, 3, 1],
+    [50, 4, 2],
+    [10, 5, 0],
+    [10, 10, 1],
+    [0, 10, 0],
+    [100, 3, 3],
+  ];
+  for (const [percent, n, expected] of table) {
+    assertEquals(cap(percent, n), expected, `${percent}% of ${n}`);
+  }
+});
+
+Deno.test("OutlierDetector: an ejection over the cap is refused, and made once an ejection ends", () => {
+  const refusals: string[] = [];
+  const cap = new EjectionCap(
+    50,
+    (target, ejected, max) => refusals.push(`${target} ${ejected}/${max}`),
+  );
+  const params = { consecutiveFailures: 2, baseMs: 1_000, maxMs: 8_000 };
+  const [a, b, c, d] = [0, 1, 2, 3].map(() => new OutlierDetector(params)) as [
+    OutlierDetector,
+    OutlierDetector,
+    OutlierDetector,
+    OutlierDetector,
+  ];
+  for (const [o, id] of [[a, "a"], [b, "b"], [c, "c"], [d, "d"]] as const) cap.add(o, id);
+  // Every target fails: two of four may be out at once.
+  for (let t = 0; t < 2; t++) for (const o of [a, b, c, d]) o.failure(t, cap);
+  assertEquals([a.ejected(2), b.ejected(2), c.ejected(2), d.ejected(2)], [
+    true,
+    true,
+    false,
+    false,
+  ]);
+  assertEquals([c.refused, d.refused, cap.refusedTotal], [1, 1, 2]);
+  assertEquals(refusals, ["c 2/2", "d 2/2"]);
+  c.failure(500, cap);
+  assertEquals([c.ejected(500), c.refused, c.consecutive], [false, 2, 2], "still refused");
+  // a and b come back at 1001; c kept its streak and goes out at its next failure.
+  assertEquals(cap.ejected(1_001), 0);
+  c.failure(1_001, cap);
+  assertEquals([c.ejected(1_001), c.ejectedUntil, c.consecutive], [true, 2_001, 0]);
+  d.failure(1_002, cap);
+  assertEquals([d.ejected(1_002), cap.ejected(1_002)], [true, 2], "the second place");
+  a.failure(1_003, cap);
+  a.failure(1_004, cap);
+  assertEquals([a.ejected(1_004), a.refused], [false, 1], "a waits its turn");
+  assertEquals([a.ejections, b.ejections, c.ejections, d.ejections], [1, 1, 1, 1]);
+});
+
+Deno.test("EjectionCap.enforce: readmits the ejections beyond the cap, soonest to end first", () => {
+  const params = { consecutiveFailures: 1, baseMs: 1_000, maxMs: 8_000 };
+  const all = [0, 1, 2].map(() => new OutlierDetector(params));
+  all.forEach((o, i) => o.failure(i * 100)); // no cap: all three out, until 1000, 1100, 1200
+  const cap = new EjectionCap(34); // a plan whose cap allows one of three
+  all.forEach((o, i) => cap.add(o, `t${i}`));
+  assertEquals(cap.enforce(150).map((o) => cap.id(o)), ["t0", "t1"]);
+  assertEquals(all.map((o) => o.ejected(150)), [false, false, true]);
+  assertEquals(all[0]!.ejectedUntil, 150);
+  assertEquals(cap.enforce(150), [], "within the cap: nothing to do");
 });
 
 Deno.test("Bulkhead: slots, a bounded FIFO queue, queue timeout and client abort", async () => {
