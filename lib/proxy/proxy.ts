@@ -16,7 +16,7 @@ import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
 import { respondWith } from "./response.ts";
-import type { RetryPolicy } from "../resilience/retry.ts";
+import { retryHasTime, type RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
 import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
 import { keepBodyForRetry, pause, replayable } from "../resilience/attempts.ts";
@@ -154,9 +154,12 @@ async function forward(
         : policy.retriesError(error.kind, ctx.method) && (!error.sent || replayable(ctx)))
     ) {
       const delay = policy.delayMs(retries + 1);
-      const next: UpstreamTarget | null = performance.now() + delay < deadline
-        ? retryTarget(upstream, key, target, tried ??= new Set(), clock.now())
-        : null;
+      // Not started without a fair share of the deadline left after the backoff (retryHasTime).
+      let next: UpstreamTarget | null = null;
+      const t = deadline === Infinity ? 0 : performance.now();
+      if (deadline === Infinity || retryHasTime(deadline - t - delay, t - started, requestMs)) {
+        next = retryTarget(upstream, key, target, tried ??= new Set(), clock.now());
+      } else upstream.budget.late();
       if (next !== null) {
         retries++;
         if (res !== null) discard(res);

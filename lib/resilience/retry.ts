@@ -78,6 +78,25 @@ function backoffFn(c: RetryPolicyConfig): (n: number) => number {
   return (n) => backoffMs(n, c.backoff_ms, c.max_backoff_ms);
 }
 
+/** The least share of `request_ms` a retry must have left after its backoff. */
+export const RETRY_MIN_SHARE = 0.1;
+
+/**
+ * Whether a retry has time to be worth starting: what is left of the request's
+ * deadline after the backoff must be at least what the failed attempt took (the
+ * best estimate of what the next one needs) and at least a tenth of `request_ms`
+ * (a failure that came back at once says little about how long an answer takes).
+ * With less, the retry could hardly answer in time: it would cost the upstream a
+ * request and turn the failed attempt's answer into a 504.
+ */
+export function retryHasTime(
+  leftAfterBackoffMs: number,
+  failedAttemptMs: number,
+  requestMs: number,
+): boolean {
+  return leftAfterBackoffMs >= failedAttemptMs && leftAfterBackoffMs >= requestMs * RETRY_MIN_SHARE;
+}
+
 export interface BudgetParams {
   ratio: number;
   minRetries: number;
@@ -100,6 +119,8 @@ export class RetryBudget {
   private readonly counts: RollingCounts;
   /** Retries refused because the budget was spent (for the admin API and metrics). */
   exhausted = 0;
+  /** Retries not started because too little of `request_ms` was left (`retryHasTime`). */
+  tooLate = 0;
 
   constructor(private readonly params: BudgetParams) {
     this.counts = new RollingCounts(params.windowMs);
@@ -121,11 +142,19 @@ export class RetryBudget {
     return true;
   }
 
-  snapshot(now: number): { requests: number; retries: number; exhausted: number } {
+  /** Counts a retry not started for lack of time; it takes nothing from the budget. */
+  late(): void {
+    this.tooLate++;
+  }
+
+  snapshot(
+    now: number,
+  ): { requests: number; retries: number; exhausted: number; too_late: number } {
     return {
       requests: this.counts.totalA(now),
       retries: this.counts.totalB(now),
       exhausted: this.exhausted,
+      too_late: this.tooLate,
     };
   }
 }

@@ -1,6 +1,6 @@
 /** Retry decisions, backoff, the retry budget, outlier ejection and the bulkhead, in isolation. */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { backoffMs, RetryBudget, RetryPolicy } from "../../lib/resilience/retry.ts";
+import { backoffMs, RetryBudget, retryHasTime, RetryPolicy } from "../../lib/resilience/retry.ts";
 import { EjectionCap, OutlierDetector } from "../../lib/resilience/outlier.ts";
 import { Bulkhead } from "../../lib/resilience/bulkhead.ts";
 import { retryPolicySchema } from "../../lib/resilience/schema.ts";
@@ -74,6 +74,24 @@ Deno.test("OutlierDetector: ejects after consecutive failures for a doubling, ca
   for (let t = 20_000; t < 20_003; t++) o.failure(t);
   assertEquals(o.ejectedUntil, 20_002 + 1_000, "calm for max_ejection: back to the base period");
   assertEquals(o.ejections, 4);
+});
+
+Deno.test("retryHasTime: a retry needs what the failed attempt took, and a tenth of request_ms", () => {
+  // [left after the backoff, what the failed attempt took, request_ms, started]
+  const table: [number, number, number, boolean][] = [
+    [1, 0, 1000, false], // 1 ms left: the case that turned a 503 into a 504
+    [99, 2, 1000, false], // a fast failure, but under a tenth of request_ms left
+    [100, 2, 1000, true],
+    [300, 600, 1000, false], // the failed attempt took twice what is left
+    [600, 600, 1000, true],
+    [-5, 0, 1000, false], // the backoff alone outlasts the deadline
+  ];
+  for (const [left, took, requestMs, expected] of table) {
+    assertEquals(retryHasTime(left, took, requestMs), expected, `${left} left, took ${took}`);
+  }
+  const b = new RetryBudget({ ratio: 0.2, minRetries: 3, windowMs: 10_000 });
+  b.late();
+  assertEquals(b.snapshot(0), { requests: 0, retries: 0, exhausted: 0, too_late: 1 });
 });
 
 Deno.test("EjectionCap: a share of the pool, rounded down, with no ejection always allowed", () => {

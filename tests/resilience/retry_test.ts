@@ -3,6 +3,7 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { type Behaviour, type Flaky, startFlaky } from "./flaky.ts";
 import { status, statuses, upstreamView } from "./support.ts";
+import { parseResponse, readUntilClose } from "../helpers/raw.ts";
 
 async function withGateway(yaml: string, fn: (g: TestGateway) => Promise<void>): Promise<void> {
   const g = await startGateway(baseConfig(yaml));
@@ -224,5 +225,73 @@ routes:
     );
   } finally {
     await up.close();
+  }
+});
+
+Deno.test("timeouts: a retry is not started when less of request_ms is left than the failed attempt took", async () => {
+  // a's 503 takes 600 of the 1000 ms; a retry would have about 400 ms, less than that.
+  const a = startFlaky(() => ({ status: 503, body: "a is busy", delayMs: 600 }));
+  const b = startFlaky(() => "hang");
+  try {
+    await withGateway(
+      twoTargets(
+        a,
+        b,
+        `    retries: { attempts: 2, on: [503], backoff_ms: 1 }`,
+        `, timeout: { request_ms: 1000 }`,
+      ),
+      async (g) => {
+        const res = await fetch(`${g.url()}/`);
+        assertEquals([res.status, await res.text()], [503, "a is busy"], "a's answer, not a 504");
+        assertEquals([a.hits(), b.hits()], [1, 0], "no attempt that could not finish");
+        const budget = (await upstreamView(g, "api")).retry_budget;
+        assertEquals([budget.retries, budget.too_late, budget.exhausted], [0, 1, 0]);
+
+        // A fast failure leaves the time: the retry is made (and b now answers).
+        a.handler = () => ({ status: 503 });
+        b.handler = () => ({ status: 200, body: "b" });
+        const second = await fetch(`${g.url()}/`); // b first (round robin)
+        assertEquals([second.status, await second.text()], [200, "b"]);
+        const third = await fetch(`${g.url()}/`); // a's fast 503, retried on b
+        assertEquals([third.status, await third.text()], [200, "b"]);
+        assertEquals([a.hits(), b.hits()], [2, 2]);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
+  }
+});
+
+Deno.test("timeouts: a retry needs a tenth of request_ms left, however fast the failure", async () => {
+  // A slow upload of a PUT that may be resent: it is read whole before the first attempt, within
+  // request_ms. a then fails at once with about 300 of the 4000 ms left, under the 400 ms floor.
+  const a = startFlaky(() => ({ status: 503, body: "a failed" }));
+  const b = startFlaky(() => "hang");
+  try {
+    await withGateway(
+      twoTargets(
+        a,
+        b,
+        `    retries: { attempts: 1, on: [503], backoff_ms: 1 }`,
+        `, timeout: { request_ms: 4000 }`,
+      ),
+      async (g) => {
+        const u = new URL(g.url());
+        const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+        const enc = new TextEncoder();
+        await conn.write(enc.encode(
+          `PUT /item HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\nab`,
+        ));
+        await new Promise((r) => setTimeout(r, 3_700));
+        await conn.write(enc.encode("cd"));
+        const res = parseResponse((await readUntilClose(conn, 10_000)).text);
+        assertEquals([res.status, res.body], [503, "a failed"], "a's answer, not a 504");
+        assertEquals([a.hits(), b.hits()], [1, 0]);
+        assertEquals(a.received[0]!.body, "abcd");
+        assertEquals((await upstreamView(g, "api")).retry_budget.too_late, 1);
+      },
+    );
+  } finally {
+    await closeAll(a, b);
   }
 });
