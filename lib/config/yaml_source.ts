@@ -7,8 +7,10 @@ import {
   isSeq,
   LineCounter,
   type Node,
+  type Pair,
   parseDocument,
   type Scalar,
+  type YAMLMap,
 } from "yaml";
 import type { ConfigIssue, KeyPath } from "./issues.ts";
 
@@ -20,7 +22,7 @@ export class YamlSource {
     this.doc = parseDocument(text, {
       lineCounter: this.lines,
       prettyErrors: false,
-      uniqueKeys: true,
+      uniqueKeys: sameKey,
       merge: true,
     });
   }
@@ -28,6 +30,8 @@ export class YamlSource {
   /** Syntax errors and duplicate keys found by the parser. */
   syntaxIssues(): ConfigIssue[] {
     return this.doc.errors.map((e) => {
+      const duplicate = e.code === "DUPLICATE_KEY" ? this.duplicateKeyAt(e.pos[0]) : null;
+      if (duplicate) return duplicate;
       const pos = this.lines.linePos(e.pos[0]);
       return {
         file: this.file,
@@ -75,14 +79,48 @@ export class YamlSource {
 
   /** Calls `fn` with every scalar value of the document and its key path. */
   forEachScalar(fn: (node: Scalar, path: KeyPath) => void): void {
+    this.walk((node, path) => {
+      if (isScalar(node)) fn(node, path);
+    });
+  }
+
+  /**
+   * The parser says only where the second key starts; this names its key path and
+   * the line of the first one, as every other config error does.
+   */
+  private duplicateKeyAt(offset: number): ConfigIssue | null {
+    const hits: { path: KeyPath; pair: Pair; map: YAMLMap }[] = [];
+    this.walk((node, path) => {
+      if (!isMap(node)) return;
+      const pair = node.items.find((p) => isPair(p) && rangeStart(p.key) === offset);
+      if (pair) hits.push({ path: [...path, keyText(pair.key)], pair, map: node });
+    });
+    if (!hits[0]) return null;
+    const { path, pair, map } = hits[0];
+    const first = map.items.find((p) => sameKey(p.key, pair.key))!;
+    const firstLine = this.lines.linePos(rangeStart(first.key) ?? offset).line;
+    const { line, col } = this.lines.linePos(offset);
+    return {
+      file: this.file,
+      line,
+      col,
+      path,
+      message: `duplicate key "${keyText(pair.key)}" (also at line ${firstLine}): ` +
+        "expected each key once per mapping",
+    };
+  }
+
+  /** Calls `visit` with every node of the document (maps, lists, scalars) and its key path. */
+  private walk(visit: (node: unknown, path: KeyPath) => void): void {
     const walk = (node: unknown, path: KeyPath): void => {
+      visit(node, path);
       if (isMap(node)) {
         for (const pair of node.items) {
           if (isPair(pair)) walk(pair.value, [...path, keyText(pair.key)]);
         }
       } else if (isSeq(node)) {
         node.items.forEach((item, i) => walk(item, [...path, i]));
-      } else if (isScalar(node)) fn(node, path);
+      }
     };
     walk(this.doc.contents, []);
   }
@@ -90,6 +128,17 @@ export class YamlSource {
 
 function keyText(k: unknown): string {
   return isScalar(k) ? String(k.value) : String(k);
+}
+
+/**
+ * Keys that become the same key of the loaded object: `1` and `"1"` are
+ * different YAML keys, but one would silently replace the other.
+ */
+function sameKey(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (!isScalar(a) || !isScalar(b)) return false;
+  return typeof a.value !== "symbol" && typeof b.value !== "symbol" &&
+    String(a.value) === String(b.value);
 }
 
 function rangeStart(n: unknown): number | undefined {

@@ -165,6 +165,20 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
     ),
   })),
   {
+    name: "a duplicate key in a named entry",
+    yaml:
+      `upstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\n  users: { targets: [ { url: "http://127.0.0.1:3002" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:3:3: upstreams\.users: duplicate key "users" \(also at line 2\): expected each key once per mapping$/m,
+  },
+  {
+    name: "a duplicate key inside a list item",
+    yaml:
+      `upstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: a, match: { path: /a }, upstream: users }\n  - name: b\n    match:\n      path: /b\n      path: /c\n    upstream: users\n`,
+    expect:
+      /^broken\.yaml:8:7: routes\[1\]\.match\.path: duplicate key "path" \(also at line 7\): expected each key once per mapping$/m,
+  },
+  {
     name: "a rewrite mixing its two forms",
     yaml:
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /a }, rewrite: { regex: "^/a", replacement: /b, prefix: /c }, upstream: users }\n`,
