@@ -19,7 +19,8 @@ const routeReferences: Check = (c) => {
   const upstreams = Object.keys(c.upstreams);
   const providers = Object.keys(c.auth);
   const ref = (name: string, path: KeyPath) => {
-    if (!(name in c.upstreams)) {
+    // Own names only: `in` would accept "constructor" or "toString".
+    if (!Object.hasOwn(c.upstreams, name)) {
       out.push({ path, message: `unknown upstream "${name}"${didYouMean(name, upstreams)}` });
     }
   };
@@ -33,7 +34,7 @@ const routeReferences: Check = (c) => {
       out.push({ path: ["routes", i, "split"], message: "expected at least one weight above 0" });
     }
     r.auth?.forEach((p, j) => {
-      if (!(p in c.auth)) {
+      if (!Object.hasOwn(c.auth, p)) {
         out.push({
           path: ["routes", i, "auth", j],
           message: `unknown auth provider "${p}"${didYouMean(p, providers)}`,
@@ -111,7 +112,7 @@ const consumerReferences: Check = (c) => {
   const out: SemanticIssue[] = [];
   const plans = Object.keys(c.plans);
   c.consumers.forEach((x, i) => {
-    if (x.plan && !(x.plan in c.plans)) {
+    if (x.plan && !Object.hasOwn(c.plans, x.plan)) {
       out.push({
         path: ["consumers", i, "plan"],
         message: `unknown plan "${x.plan}"${didYouMean(x.plan, plans)}`,
