@@ -1,12 +1,14 @@
 /**
  * Loading a configuration: read -> parse YAML -> interpolate ${ENV} -> validate
- * against the schema -> cross-reference checks. Every problem found is reported
- * at once, each with file, line, column and key path.
+ * against the schema -> cross-reference checks (on the parts that passed the
+ * schema). Every problem found is reported at once, each with file, line, column
+ * and key path; only YAML errors (duplicate keys included) stop before the rest.
  */
 import { YamlSource } from "./yaml_source.ts";
 import { type Env, interpolate } from "./interpolate.ts";
 import { schemaIssues } from "./validate.ts";
 import { semanticIssues } from "./semantics.ts";
+import { partialConfig } from "./partial.ts";
 import { ConfigError, type ConfigIssue } from "./issues.ts";
 import type { GatewayConfig } from "./schema.ts";
 
@@ -40,10 +42,13 @@ export async function parseConfig(
   // A missing variable already explains why the value at its key is wrong.
   const interpolated = new Set(issues.map((i) => `${i.line}:${i.path.join(".")}`));
   issues.push(...schemaProblems.filter((i) => !interpolated.has(`${i.line}:${i.path.join(".")}`)));
-  if (config) {
-    for (const s of semanticIssues(config)) {
-      issues.push(source.issue(s.path, s.message, s.key ? { key: true } : {}));
-    }
+  // Cross-reference checks judge the parts without an issue (a missing variable
+  // counts), so that fixing the schema errors does not reveal a second batch.
+  const parts = config && issues.length === 0
+    ? config
+    : await partialConfig(data, issues.map((i) => i.path));
+  for (const s of semanticIssues(parts)) {
+    issues.push(source.issue(s.path, s.message, s.key ? { key: true } : {}));
   }
   if (issues.length || !config) throw new ConfigError(sortIssues(issues));
   return { config, file, hash: await sha256Hex(text), source };

@@ -1,9 +1,19 @@
 /**
  * Checks that need the whole configuration: references between sections,
  * duplicates, clashes. Each yields issues with a key path; the loader positions them.
+ * They run on the parts that passed the schema (see partial.ts), so each check
+ * skips what it cannot judge: an INVALID entry, or a section it reads that failed.
  */
-import type { GatewayConfig } from "./schema.ts";
 import { didYouMean, type KeyPath } from "./issues.ts";
+import {
+  allValid,
+  defines,
+  INVALID,
+  namesIn,
+  type PartialConfig,
+  validEntries,
+  validItems,
+} from "./partial.ts";
 import { asyncRouteIssues } from "../jobs/semantics.ts";
 
 export interface SemanticIssue {
@@ -12,19 +22,17 @@ export interface SemanticIssue {
   key?: boolean;
 }
 
-type Check = (c: GatewayConfig) => SemanticIssue[];
+type Check = (c: PartialConfig) => SemanticIssue[];
 
 const routeReferences: Check = (c) => {
   const out: SemanticIssue[] = [];
-  const upstreams = Object.keys(c.upstreams);
-  const providers = Object.keys(c.auth);
   const ref = (name: string, path: KeyPath) => {
-    // Own names only: `in` would accept "constructor" or "toString".
-    if (!Object.hasOwn(c.upstreams, name)) {
-      out.push({ path, message: `unknown upstream "${name}"${didYouMean(name, upstreams)}` });
+    if (!defines(c.upstreams, name)) {
+      const hint = didYouMean(name, namesIn(c.upstreams));
+      out.push({ path, message: `unknown upstream "${name}"${hint}` });
     }
   };
-  c.routes.forEach((r, i) => {
+  for (const { item: r, i } of validItems(c.routes)) {
     if (r.upstream) ref(r.upstream, ["routes", i, "upstream"]);
     r.split?.forEach((s, j) => ref(s.upstream, ["routes", i, "split", j, "upstream"]));
     r.aggregate?.calls.forEach((s, j) =>
@@ -34,10 +42,10 @@ const routeReferences: Check = (c) => {
       out.push({ path: ["routes", i, "split"], message: "expected at least one weight above 0" });
     }
     r.auth?.forEach((p, j) => {
-      if (!Object.hasOwn(c.auth, p)) {
+      if (!defines(c.auth, p)) {
         out.push({
           path: ["routes", i, "auth", j],
-          message: `unknown auth provider "${p}"${didYouMean(p, providers)}`,
+          message: `unknown auth provider "${p}"${didYouMean(p, namesIn(c.auth))}`,
         });
       }
     });
@@ -47,18 +55,20 @@ const routeReferences: Check = (c) => {
         message: "scopes need auth: list the providers that establish the caller",
       });
     }
-    if (r.match.version && !c.versioning) {
+    if (r.match.version && c.versioning === undefined) {
       out.push({
         path: ["routes", i, "match", "version"],
         message: "match.version needs a top-level versioning section",
       });
     }
-  });
+  }
   return out;
 };
 
 /** A default no route serves would answer every request that names no version 404. */
 const versionDefault: Check = (c) => {
+  // A route that failed the schema may be the one that serves the default.
+  if (c.versioning === INVALID || !allValid(c.routes)) return [];
   const wanted = c.versioning?.default;
   const served = new Set(c.routes.flatMap((r) => r.match.version ?? []));
   if (wanted === undefined || served.size === 0 || served.has(wanted)) return [];
@@ -71,21 +81,35 @@ const versionDefault: Check = (c) => {
 
 const duplicates: Check = (c) => {
   const out: SemanticIssue[] = [];
-  const seen = (items: { name: string; path: KeyPath }[], what: string) => {
+  /** `i` is the item's index in the file: items that failed the schema are not in `items`. */
+  const seen = (
+    items: { name: string; i: number }[],
+    what: string,
+    path: (i: number) => KeyPath,
+  ) => {
     const first = new Map<string, number>();
-    items.forEach(({ name, path }, i) => {
+    for (const { name, i } of items) {
       const prev = first.get(name);
       if (prev !== undefined) {
-        out.push({ path, message: `duplicate ${what} "${name}" (also at index ${prev})` });
+        out.push({ path: path(i), message: `duplicate ${what} "${name}" (also at index ${prev})` });
       } else first.set(name, i);
-    });
+    }
   };
-  seen(c.routes.map((r, i) => ({ name: r.name, path: ["routes", i, "name"] })), "route name");
   seen(
-    c.listeners.map((l, i) => ({ name: l.name, path: ["listeners", i, "name"] })),
-    "listener name",
+    validItems(c.routes).map(({ item, i }) => ({ name: item.name, i })),
+    "route name",
+    (i) => ["routes", i, "name"],
   );
-  seen(c.consumers.map((x, i) => ({ name: x.id, path: ["consumers", i, "id"] })), "consumer id");
+  seen(
+    validItems(c.listeners).map(({ item, i }) => ({ name: item.name, i })),
+    "listener name",
+    (i) => ["listeners", i, "name"],
+  );
+  seen(
+    validItems(c.consumers).map(({ item, i }) => ({ name: item.id, i })),
+    "consumer id",
+    (i) => ["consumers", i, "id"],
+  );
   return out;
 };
 
@@ -101,30 +125,31 @@ const portClashes: Check = (c) => {
       out.push({ path, message: `port ${port} is already used by ${clash.what}` });
     } else bound.push({ host, port, what });
   };
-  c.listeners.forEach((l, i) =>
-    claim(l.host, l.port, `listener "${l.name}"`, ["listeners", i, "port"])
-  );
-  if (c.admin) claim(c.admin.host, c.admin.port, "the admin listener", ["admin", "port"]);
+  for (const { item: l, i } of validItems(c.listeners)) {
+    claim(l.host, l.port, `listener "${l.name}"`, ["listeners", i, "port"]);
+  }
+  if (c.admin && c.admin !== INVALID) {
+    claim(c.admin.host, c.admin.port, "the admin listener", ["admin", "port"]);
+  }
   return out;
 };
 
 const consumerReferences: Check = (c) => {
   const out: SemanticIssue[] = [];
-  const plans = Object.keys(c.plans);
-  c.consumers.forEach((x, i) => {
-    if (x.plan && !Object.hasOwn(c.plans, x.plan)) {
+  for (const { item: x, i } of validItems(c.consumers)) {
+    if (x.plan && !defines(c.plans, x.plan)) {
       out.push({
         path: ["consumers", i, "plan"],
-        message: `unknown plan "${x.plan}"${didYouMean(x.plan, plans)}`,
+        message: `unknown plan "${x.plan}"${didYouMean(x.plan, namesIn(c.plans))}`,
       });
     }
-  });
+  }
   return out;
 };
 
 const authProviders: Check = (c) => {
   const out: SemanticIssue[] = [];
-  for (const [name, p] of Object.entries(c.auth)) {
+  for (const [name, p] of validEntries(c.auth)) {
     if (p.kind !== "jwt") continue;
     const sources = [p.jwks_url, p.jwks_file, p.public_key_file, p.secret].filter(Boolean);
     if (sources.length !== 1) {
@@ -152,16 +177,18 @@ const authProviders: Check = (c) => {
 
 const storeNeeds: Check = (c) => {
   const out: SemanticIssue[] = [];
-  c.routes.forEach((r, i) => {
-    if (r.async && c.store.kind !== "redis") {
+  const store = c.store;
+  if (store === INVALID) return out;
+  for (const { item: r, i } of validItems(c.routes)) {
+    if (r.async && store.kind !== "redis") {
       out.push({
         path: ["routes", i, "async"],
         message: "async routes need store.kind: redis (jobs live in Redis Streams)",
       });
     }
-  });
-  for (const [name, u] of Object.entries(c.upstreams)) {
-    if (u.circuit_breaker?.shared && c.store.kind !== "redis") {
+  }
+  for (const [name, u] of validEntries(c.upstreams)) {
+    if (u.circuit_breaker?.shared && store.kind !== "redis") {
       out.push({
         path: ["upstreams", name, "circuit_breaker", "shared"],
         message: "a shared circuit breaker needs store.kind: redis (instances share it there)",
@@ -172,15 +199,17 @@ const storeNeeds: Check = (c) => {
 };
 
 const proxyProtocol: Check = (c) =>
-  c.security.trusted_proxies.length > 0 ? [] : c.listeners.flatMap((l, i) =>
-    l.proxy_protocol
-      ? [{
-        path: ["listeners", i, "proxy_protocol"],
-        message:
-          "proxy_protocol needs security.trusted_proxies: the load balancers allowed to send the PROXY header",
-      }]
-      : []
-  );
+  c.security === INVALID || c.security.trusted_proxies.length > 0
+    ? []
+    : validItems(c.listeners).flatMap(({ item: l, i }) =>
+      l.proxy_protocol
+        ? [{
+          path: ["listeners", i, "proxy_protocol"],
+          message:
+            "proxy_protocol needs security.trusted_proxies: the load balancers allowed to send the PROXY header",
+        }]
+        : []
+    );
 
 export const SEMANTIC_CHECKS: Check[] = [
   routeReferences,
@@ -194,6 +223,6 @@ export const SEMANTIC_CHECKS: Check[] = [
   proxyProtocol,
 ];
 
-export function semanticIssues(c: GatewayConfig): SemanticIssue[] {
+export function semanticIssues(c: PartialConfig): SemanticIssue[] {
   return SEMANTIC_CHECKS.flatMap((check) => check(c));
 }

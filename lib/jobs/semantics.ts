@@ -1,5 +1,5 @@
 /** Whole-config checks of async routes (registered in `config/semantics.ts`). */
-import type { GatewayConfig } from "../config/schema.ts";
+import { type PartialConfig, validItems } from "../config/partial.ts";
 import type { SemanticIssue } from "../config/semantics.ts";
 
 /**
@@ -8,8 +8,8 @@ import type { SemanticIssue } from "../config/semantics.ts";
  * must agree on whether callers authenticate: jobs created anonymously could not
  * be read back by a caller who has no credentials to present.
  */
-export function asyncRouteIssues(c: GatewayConfig): SemanticIssue[] {
-  const asyncRoutes = c.routes.flatMap((r, i) => (r.async ? [{ r, i }] : []));
+export function asyncRouteIssues(c: PartialConfig): SemanticIssue[] {
+  const asyncRoutes = validItems(c.routes).flatMap(({ item: r, i }) => (r.async ? [{ r, i }] : []));
   const out: SemanticIssue[] = asyncRoutes.filter(({ r }) => r.aggregate).map(({ i }) => ({
     path: ["routes", i, "async"],
     key: true,

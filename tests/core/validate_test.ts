@@ -212,6 +212,8 @@ Deno.test("validate: every error is listed, not just the first", async () => {
   assertEquals(r.code, 1);
   assertOk(r.out.includes("listeners[0].prot"), r.out);
   assertOk(r.out.includes("upstreams.users.targets[0].url"), r.out);
+  // A reference error in a part that passed the schema comes in the same run.
+  assertMatch(r.out, /^broken\.yaml:6:55: routes\[0\]\.upstream: unknown upstream "nobody"$/m);
 });
 
 Deno.test("cli: version and help", async () => {
