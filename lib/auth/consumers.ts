@@ -5,6 +5,10 @@
  * `<provider>:<subject>`; ids of that form are reserved at load, so such a
  * caller never shares an id (and with it cache entries, rate-limit counters,
  * X-Consumer-Id) with a configured consumer or another provider's subject.
+ *
+ * A `subjects` entry written the same way, `<provider>:<identity>`, maps only
+ * that provider's caller; a bare one maps every identity provider's caller
+ * with that identity. Each provider gets one map, compiled here, holding both.
  */
 import type { Consumer } from "../core/context.ts";
 import type { GatewayConfig } from "../config/schema.ts";
@@ -18,15 +22,49 @@ export interface AuthConsumer extends Consumer {
   readonly headers: readonly (readonly [string, string])[];
 }
 
+/**
+ * The subjects one identity provider maps to consumers: its qualified entries
+ * (`<provider>:<identity>`) over the bare ones. A request costs one lookup.
+ */
+export class ProviderSubjects {
+  constructor(
+    private readonly provider: string,
+    private readonly listed: ReadonlyMap<string, AuthConsumer>,
+  ) {}
+
+  /**
+   * The consumer a subject (token claim, certificate identity) verified by
+   * the provider stands for: the one that lists it in `subjects`, else an
+   * unlisted consumer `<provider>:<subject>` with no plan and no configured
+   * scopes. Only an explicit `subjects` entry confers a consumer: an identity
+   * provider that lets users choose their `sub` cannot borrow one by its id.
+   */
+  forSubject(subject: string): AuthConsumer {
+    return this.listed.get(subject) ?? {
+      id: unlistedId(this.provider, subject),
+      plan: null,
+      scopes: NO_SCOPES,
+      headers: [],
+      configured: false,
+    };
+  }
+}
+
 export class ConsumerTable {
   private readonly byId = new Map<string, AuthConsumer>();
-  private readonly bySubject = new Map<string, AuthConsumer>();
+  /** Bare subjects, for every identity provider. */
+  private readonly bare = new Map<string, AuthConsumer>();
+  /** Per identity provider: its qualified subjects over the bare ones. */
+  private readonly byProvider = new Map<string, ProviderSubjects>();
   /** Key digest -> consumer, for keys listed in the config. */
   private readonly keyOwners = new Map<string, AuthConsumer>();
   /** Names of every configured consumer header (lower-case), stripped from clients. */
   readonly headerNames: readonly string[];
 
   constructor(config: GatewayConfig, b: BuildContext) {
+    refuseReservedIds(config, b);
+    const providers = subjectProviders(config);
+    const qualified = new Map(providers.map((p) => [p, new Map<string, AuthConsumer>()]));
     const headerNames = new Set<string>();
     config.consumers.forEach((c, i) => {
       const consumer: AuthConsumer = {
@@ -38,7 +76,18 @@ export class ConsumerTable {
       };
       for (const h of Object.keys(c.headers)) headerNames.add(h.toLowerCase());
       this.byId.set(c.id, consumer);
-      for (const s of c.subjects) this.bySubject.set(s, consumer);
+      c.subjects.forEach((entry, j) => {
+        const s = parseSubject(entry, providers);
+        if (s.provider === null) {
+          this.bare.set(s.identity, consumer);
+          if (providers.length > 1) warnBareSubject(b, c.id, entry, [i, j], providers);
+        } else if (s.identity === "") {
+          b.fail(
+            ["consumers", i, "subjects", j],
+            `expected an identity after "${s.provider}:" (a subject of provider "${s.provider}")`,
+          );
+        } else qualified.get(s.provider)!.set(s.identity, consumer);
+      });
       c.api_keys.forEach((spec, j) => {
         const path = ["consumers", i, "api_keys", j];
         if (malformedHashSpec(spec)) b.fail(path, "expected sha256: followed by 64 hex digits");
@@ -56,7 +105,9 @@ export class ConsumerTable {
       });
     });
     this.headerNames = [...headerNames];
-    refuseReservedIds(config, b);
+    for (const [p, own] of qualified) {
+      this.byProvider.set(p, new ProviderSubjects(p, new Map([...this.bare, ...own])));
+    }
   }
 
   get(id: string): AuthConsumer | undefined {
@@ -73,22 +124,56 @@ export class ConsumerTable {
     return this.keyOwners.entries();
   }
 
-  /**
-   * The consumer a subject (token claim, certificate identity) verified by
-   * `provider` stands for: the one that lists it in `subjects`, else an
-   * unlisted consumer `<provider>:<subject>` with no plan and no configured
-   * scopes. Only an explicit `subjects` entry confers a consumer: an identity
-   * provider that lets users choose their `sub` cannot borrow one by its id.
-   */
-  forSubject(provider: string, subject: string): AuthConsumer {
-    return this.bySubject.get(subject) ?? {
-      id: unlistedId(provider, subject),
-      plan: null,
-      scopes: NO_SCOPES,
-      headers: [],
-      configured: false,
-    };
+  /** The subjects `provider` (a `jwt`, `oauth2_introspection` or `mtls` provider) maps. */
+  subjectsOf(provider: string): ProviderSubjects {
+    return this.byProvider.get(provider) ?? new ProviderSubjects(provider, this.bare);
   }
+}
+
+/**
+ * How a `subjects` entry reads. `<provider>:<identity>` when it starts with the
+ * name of one of the config's identity providers and a colon not followed by
+ * `//`; otherwise bare, its whole text the identity. The name is unambiguous:
+ * no provider name starts with another's and a colon (refuseReservedIds). A
+ * URI whose scheme is a provider's name (`spiffe://...` beside a provider
+ * `spiffe`) stays bare, as it read before qualified entries existed; that
+ * provider's own is written `spiffe:spiffe://...`.
+ */
+export function parseSubject(
+  entry: string,
+  providers: readonly string[],
+): { provider: string | null; identity: string } {
+  for (const p of providers) {
+    if (entry.startsWith(p) && entry[p.length] === ":" && !entry.startsWith("//", p.length + 1)) {
+      return { provider: p, identity: entry.slice(p.length + 1) };
+    }
+  }
+  return { provider: null, identity: entry };
+}
+
+/**
+ * A bare subject with several identity providers maps whichever of them
+ * vouches for that identity: a partner IdP's `sub` would borrow the consumer.
+ * Loads (it may be meant), with a warning naming the qualified forms.
+ */
+function warnBareSubject(
+  b: BuildContext,
+  consumer: string,
+  subject: string,
+  at: [number, number],
+  providers: readonly string[],
+): void {
+  b.deps.logger.warn(
+    "a bare subject maps the callers of every identity provider to its consumer",
+    {
+      consumer,
+      subject,
+      at: `consumers[${at[0]}].subjects[${at[1]}]`,
+      providers,
+      hint: `write ${providers.map((p) => `"${p}:${subject}"`).join(" or ")} ` +
+        "to accept it from one provider only",
+    },
+  );
 }
 
 function unlistedId(provider: string, subject: string): string {

@@ -10,7 +10,7 @@ import type { Clock } from "../core/clock.ts";
 import type { RequestContext } from "../core/context.ts";
 import { errorFields, type Logger } from "../observe/logger.ts";
 import { BoundedMap } from "./bounded_map.ts";
-import type { ConsumerTable } from "./consumers.ts";
+import type { ConsumerTable, ProviderSubjects } from "./consumers.ts";
 import { CONFLICT, CredentialReader } from "./credentials.ts";
 import { IdentityHeaders, scopesOf } from "./identity.ts";
 import { AMBIGUOUS, type AuthProvider, type AuthResult, refusal } from "./provider.ts";
@@ -40,6 +40,7 @@ export class IntrospectionProvider implements AuthProvider {
   private readonly requestHeaders: Record<string, string>;
   private readonly clientFields: string;
   private readonly audiences: readonly string[] | null;
+  private readonly subjects: ProviderSubjects;
 
   constructor(
     readonly name: string,
@@ -50,6 +51,7 @@ export class IntrospectionProvider implements AuthProvider {
     this.reader = new CredentialReader({ header: cfg.header }, true);
     this.headers = new IdentityHeaders(cfg.identity_headers, cfg.claims_to_headers);
     this.cache = new BoundedMap(cfg.cache_size);
+    this.subjects = d.consumers.subjectsOf(name);
     this.requestHeaders = {
       "content-type": "application/x-www-form-urlencoded",
       accept: "application/json",
@@ -150,7 +152,7 @@ export class IntrospectionProvider implements AuthProvider {
       subject: typeof a.sub === "string" ? a.sub : subject,
       scopes: scopesOf(a),
       claims: a,
-    }, this.d.consumers.forSubject(this.name, subject));
+    }, this.subjects.forSubject(subject));
     return { result, ttlMs };
   }
 }

@@ -17,7 +17,7 @@ import {
 import type { Clock } from "../core/clock.ts";
 import type { RequestContext } from "../core/context.ts";
 import { BoundedMap } from "./bounded_map.ts";
-import type { ConsumerTable } from "./consumers.ts";
+import type { ConsumerTable, ProviderSubjects } from "./consumers.ts";
 import { CONFLICT, CredentialReader } from "./credentials.ts";
 import { IdentityHeaders, scopesOf } from "./identity.ts";
 import type { KeySource } from "./jwks.ts";
@@ -60,6 +60,7 @@ export class JwtProvider implements AuthProvider {
   private readonly skewMs: number;
   private readonly verifyOptions: Omit<JWTVerifyOptions, "currentDate">;
   private readonly verified: BoundedMap<string, VerifiedToken>;
+  private readonly subjects: ProviderSubjects;
 
   constructor(
     readonly name: string,
@@ -79,6 +80,7 @@ export class JwtProvider implements AuthProvider {
       ...(cfg.audience !== undefined ? { audience: cfg.audience } : {}),
     };
     this.verified = new BoundedMap(cfg.token_cache_size);
+    this.subjects = d.consumers.subjectsOf(name);
   }
 
   authenticate(ctx: RequestContext): AuthResult | null | Promise<AuthResult> {
@@ -150,7 +152,7 @@ export class JwtProvider implements AuthProvider {
       subject: typeof payload.sub === "string" ? payload.sub : subject,
       scopes: scopesOf(payload, this.cfg.scopes_claim),
       claims: payload,
-    }, this.d.consumers.forSubject(this.name, subject));
+    }, this.subjects.forSubject(subject));
     const t: VerifiedToken = {
       result,
       generation,

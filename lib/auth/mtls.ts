@@ -5,7 +5,7 @@
  */
 import type { ClientCertificate, RequestContext } from "../core/context.ts";
 import { BoundedMap } from "./bounded_map.ts";
-import type { ConsumerTable } from "./consumers.ts";
+import type { ConsumerTable, ProviderSubjects } from "./consumers.ts";
 import { IdentityHeaders } from "./identity.ts";
 import {
   type Authenticated,
@@ -36,13 +36,15 @@ export class MtlsProvider implements AuthProvider {
   private readonly headers: IdentityHeaders;
   /** Certificates seen, by fingerprint: a connection's requests share one identity. */
   private readonly seen = new BoundedMap<string, Authenticated>(10_000);
+  private readonly subjects: ProviderSubjects;
 
   constructor(
     readonly name: string,
     private readonly cfg: MtlsProviderConfig,
-    private readonly consumers: ConsumerTable,
+    consumers: ConsumerTable,
   ) {
     this.challenge = `Certificate realm="${cfg.realm}"`;
+    this.subjects = consumers.subjectsOf(name);
     this.headers = new IdentityHeaders(cfg.identity_headers, cfg.claims_to_headers);
   }
 
@@ -56,7 +58,7 @@ export class MtlsProvider implements AuthProvider {
     if (hit) return hit;
     const subject = this.identityOf(cert);
     if (subject === null) return NO_IDENTITY;
-    const consumer = this.consumers.forSubject(this.name, subject);
+    const consumer = this.subjects.forSubject(subject);
     const result = this.headers.authenticated({
       provider: this.name,
       subject,

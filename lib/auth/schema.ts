@@ -135,7 +135,8 @@ export const consumerSchema = z.strictObject({
   }),
   scopes: z.array(z.string()).default([]),
   subjects: z.array(z.string()).default([]).meta({
-    description: "Token subjects or certificate identities that map to this consumer",
+    description: "Token subjects or certificate identities that map to this consumer: " +
+      "`<provider>:<identity>` for that identity provider's callers only, bare for every provider's",
   }),
   headers: z.record(headerName, z.string()).default({}).meta({
     description: "Headers sent upstream with every request of this consumer",
