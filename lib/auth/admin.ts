@@ -75,6 +75,12 @@ export function registerAuthAdmin(gw: Gateway): void {
     if (owner?.source !== "config") {
       const failed = await storeFailure(() => c.store.addKey(digest, consumer));
       if (failed) return failed;
+      // A reload that dropped the consumer while this was written has swept its keys
+      // already: this one must go the same way, not outlive its consumer.
+      if (!gw.holder.current?.config.consumers.some((x) => x.id === consumer)) {
+        await storeFailure(() => c.store.removeKey(digest));
+        return fail("bad_request", `Consumer "${consumer}" was removed from the config`);
+      }
     }
     return json(
       { consumer, sha256: digest, ...(generated !== null ? { key: generated } : {}) },

@@ -11,7 +11,8 @@ import { ConsumerTable } from "./consumers.ts";
 import { IdentityHeaders } from "./identity.ts";
 import { compileIdentityStrip } from "./policy.ts";
 import type { AuthProvider } from "./provider.ts";
-import type { CredentialStore } from "./store.ts";
+import { type CredentialStore, logDeletedKeys } from "./store.ts";
+import { errorFields, type Logger } from "../observe/logger.ts";
 import { authRuntime } from "./runtime.ts";
 import { ApiKeyProvider } from "./api_key.ts";
 import { IntrospectionProvider } from "./introspection.ts";
@@ -38,6 +39,10 @@ export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
     if (Object.keys(c.auth).length === 0 && c.consumers.length === 0) return null;
     const consumers = new ConsumerTable(c, b);
     const store = await authRuntime(b.deps).store(b);
+    // A runtime key names its consumer by id: it must go with the consumer, or a
+    // later config reusing the id would hand it to whoever the id then names.
+    const listed = new Set(c.consumers.map((x) => x.id));
+    b.onActivate(() => void retainListed(store, listed, b.deps.logger));
     const names = new Set([...consumers.headerNames, ...DEFAULT_IDENTITY_HEADERS]);
     for (const p of Object.values(c.auth)) {
       for (const n of identityHeadersOf(p).names) names.add(n);
@@ -48,6 +53,23 @@ export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
       stripIdentity: names.size ? compileIdentityStrip([...names]) : null,
     };
   });
+}
+
+/** Deletes the runtime keys of consumers the config that went live does not list. */
+async function retainListed(
+  store: CredentialStore,
+  listed: ReadonlySet<string>,
+  logger: Logger,
+): Promise<void> {
+  try {
+    logDeletedKeys(logger, await store.retainConsumers(listed));
+  } catch (e) {
+    // Every config that goes live sweeps again; a Redis store also once it is reachable.
+    logger.warn("cannot delete the runtime API keys of consumers the config does not list yet", {
+      store: store.kind,
+      ...errorFields(e),
+    });
+  }
 }
 
 function identityHeadersOf(p: AuthProviderConfig): IdentityHeaders {

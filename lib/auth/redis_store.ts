@@ -13,9 +13,39 @@ import type { Redis } from "ioredis";
 import type { RedisConfig } from "../store/schema.ts";
 import type { RedisConnections } from "../store/redis.ts";
 import { GatewayError } from "../core/errors.ts";
-import { type CredentialView, ViewedCredentialStore } from "./store.ts";
+import { errorFields, type Logger } from "../observe/logger.ts";
+import {
+  type CredentialView,
+  logDeletedKeys,
+  type RuntimeKey,
+  ViewedCredentialStore,
+} from "./store.ts";
 
 const RESYNC_MS = 30_000;
+
+/**
+ * Deletes, in one step, every key whose consumer is not among ARGV[2..] and
+ * publishes each deletion on ARGV[1] as the admin API's DELETE does (so every
+ * mirror, of any version, drops it). Replies digest, consumer, digest, ...
+ * Run by every instance whose config goes live: the first one deletes, the
+ * others find nothing; a key added meanwhile by an instance still on the old
+ * config is deleted when that instance takes the new one.
+ */
+const RETAIN_SCRIPT = `
+local listed = {}
+for i = 2, #ARGV do listed[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local deleted = {}
+for i = 1, #all, 2 do
+  if not listed[all[i + 1]] then
+    redis.call('HDEL', KEYS[1], all[i])
+    redis.call('PUBLISH', ARGV[1], cjson.encode({ op = 'unkey', digest = all[i] }))
+    deleted[#deleted + 1] = all[i]
+    deleted[#deleted + 1] = all[i + 1]
+  end
+end
+return deleted
+`;
 
 type Change =
   | { op: "key"; digest: string; consumer: string }
@@ -39,6 +69,12 @@ export class RedisCredentialStore extends ViewedCredentialStore {
    * queue, and the subscriber may connect first): run it when that connection is ready.
    */
   private syncWhenReady = false;
+  /**
+   * Consumers a sweep that could not reach Redis must keep (the ids every such
+   * config listed: deleting the others of each in turn is deleting those not in
+   * all): run after the next complete reload of the mirror.
+   */
+  private owedRetain: Set<string> | null = null;
   private firstSync!: () => void;
   /** Resolves after the first complete load of the mirror. */
   readonly synced = new Promise<void>((r) => (this.firstSync = r));
@@ -47,6 +83,7 @@ export class RedisCredentialStore extends ViewedCredentialStore {
     private readonly cfg: RedisConfig,
     private readonly conns: RedisConnections,
     private readonly now: () => number,
+    private readonly logger: Logger,
   ) {
     super();
     this.keysKey = `${cfg.prefix}auth:keys`;
@@ -84,6 +121,50 @@ export class RedisCredentialStore extends ViewedCredentialStore {
       { op: "revoke", jti, exp: expSec },
       (m) => m.hset(this.revokedKey, jti, String(expSec)),
     ).then(() => {});
+  }
+
+  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    const owed = this.owedRetain;
+    this.owedRetain = null;
+    return this.retain(
+      owed === null ? new Set(listed) : new Set([...owed].filter((id) => listed.has(id))),
+    );
+  }
+
+  private async retain(keep: Set<string>): Promise<RuntimeKey[]> {
+    let reply: unknown;
+    try {
+      if (this.client.status !== "ready") throw new Error("not connected");
+      reply = await this.client.eval(RETAIN_SCRIPT, 1, this.keysKey, this.channel, ...keep);
+    } catch (e) {
+      const owed = this.owedRetain;
+      this.owedRetain = owed === null ? keep : new Set([...owed].filter((id) => keep.has(id)));
+      this.conns.failed(this.cfg.url, e);
+      throw new GatewayError("store_unavailable", {}, { cause: e });
+    }
+    const flat = Array.isArray(reply) ? reply.map(String) : [];
+    const deleted: RuntimeKey[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) deleted.push([flat[i]!, flat[i + 1]!]);
+    for (const [digest] of deleted) this.heard({ op: "unkey", digest });
+    return deleted;
+  }
+
+  /** Runs a sweep owed since Redis could not be reached; it stays owed if it still cannot. */
+  private async retainOwed(): Promise<void> {
+    const keep = this.owedRetain;
+    if (keep === null) return;
+    this.owedRetain = null;
+    try {
+      logDeletedKeys(this.logger, await this.retain(keep));
+    } catch (e) {
+      this.logger.every(
+        "auth-retain-owed",
+        60_000,
+        "warn",
+        "runtime API keys of consumers the config does not list are still to delete",
+        errorFields(e),
+      );
+    }
   }
 
   close(): void {
@@ -156,6 +237,7 @@ export class RedisCredentialStore extends ViewedCredentialStore {
       for (const change of this.heardDuringSync) apply(this.view, change);
       if (expired.length) await this.client.hdel(this.revokedKey, ...expired);
       this.firstSync();
+      void this.retainOwed();
     } catch (e) {
       this.conns.failed(this.cfg.url, e);
     } finally {

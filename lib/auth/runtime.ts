@@ -50,7 +50,7 @@ export class AuthRuntime {
       storeKey(c),
       () =>
         c.kind === "redis"
-          ? new RedisCredentialStore(c.redis!, this.deps.redis, now)
+          ? new RedisCredentialStore(c.redis!, this.deps.redis, now, this.deps.logger)
           : this.deps.localCredentials ?? new MemoryCredentialStore(now),
       (s) => s.close(),
     );

@@ -4,7 +4,26 @@
  * view so the request path never waits on the network; writes go to the
  * backing store. With `store.kind: memory` the view is the store (one
  * instance); with Redis every instance keeps a mirror (see redis_store.ts).
+ *
+ * A runtime key names its consumer by id only, so it must not outlive the
+ * consumer: a config that goes live deletes the keys of every consumer it
+ * does not list (`retainConsumers`), or a later config reusing the id would
+ * hand them to whoever the id then names.
  */
+
+import type { Logger } from "../observe/logger.ts";
+
+/** A runtime key: its digest and its consumer's id. */
+export type RuntimeKey = [digest: string, consumer: string];
+
+/** Says which keys `retainConsumers` deleted, when it deleted any. */
+export function logDeletedKeys(logger: Logger, deleted: readonly RuntimeKey[]): void {
+  if (deleted.length === 0) return;
+  logger.warn("deleted the runtime API keys of consumers the config does not list", {
+    keys: deleted.length,
+    consumers: [...new Set(deleted.map(([, consumer]) => consumer))],
+  });
+}
 
 export interface CredentialStore {
   readonly kind: "memory" | "redis";
@@ -19,6 +38,12 @@ export interface CredentialStore {
   keys(): ReadonlyMap<string, string>;
   /** Revokes `jti` until `expSec` (Unix seconds), when no provider accepts its token anyway. */
   revoke(jti: string, expSec: number): Promise<void>;
+  /**
+   * Deletes the runtime keys whose consumer is not in `listed` (the ids a config
+   * that went live lists); resolves with the keys deleted. Idempotent: every
+   * instance sharing the store runs it with its config, the first deletes.
+   */
+  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]>;
   close(): void;
 }
 
@@ -40,6 +65,15 @@ export class CredentialView {
   prune(nowMs: number): void {
     for (const [jti, until] of this.revoked) if (until <= nowMs) this.revoked.delete(jti);
   }
+
+  /** Keys whose consumer is not in `listed`. */
+  keysOfOthers(listed: ReadonlySet<string>): RuntimeKey[] {
+    const out: RuntimeKey[] = [];
+    for (const [digest, consumer] of this.keys) {
+      if (!listed.has(consumer)) out.push([digest, consumer]);
+    }
+    return out;
+  }
 }
 
 /** The reads every store answers from its local view; writes are each store's own. */
@@ -59,6 +93,7 @@ export abstract class ViewedCredentialStore implements CredentialStore {
   abstract addKey(digest: string, consumer: string): Promise<void>;
   abstract removeKey(digest: string): Promise<boolean>;
   abstract revoke(jti: string, expSec: number): Promise<void>;
+  abstract retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]>;
   abstract close(): void;
 }
 
@@ -81,6 +116,11 @@ export class MemoryCredentialStore extends ViewedCredentialStore {
     this.view.prune(this.now());
     this.view.revoked.set(jti, expSec * 1000);
     return Promise.resolve();
+  }
+  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    const removed = this.view.keysOfOthers(listed);
+    for (const [digest] of removed) this.view.keys.delete(digest);
+    return Promise.resolve(removed);
   }
   close(): void {}
 }

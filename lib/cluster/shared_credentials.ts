@@ -5,7 +5,7 @@
  * which applies them and tells every worker. A worker that starts, or restarts
  * after a crash, gets the whole state with its start message.
  */
-import { CredentialView, ViewedCredentialStore } from "../auth/store.ts";
+import { CredentialView, type RuntimeKey, ViewedCredentialStore } from "../auth/store.ts";
 import type { RpcService, WorkerRpc } from "./rpc.ts";
 
 export const CREDENTIALS_SERVICE = "credentials";
@@ -52,6 +52,12 @@ export class WorkerCredentialStore extends ViewedCredentialStore {
   async revoke(jti: string, expSec: number): Promise<void> {
     await this.rpc.call(CREDENTIALS_SERVICE, "revoke", [jti, expSec]);
   }
+  async retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    // Every worker asks when its plan goes live; the owner deletes once and tells them all.
+    return await this.rpc.call(CREDENTIALS_SERVICE, "retainConsumers", [[
+      ...listed,
+    ]]) as RuntimeKey[];
+  }
   close(): void {
     // Lives as long as the worker: plans come and go, the mirror stays.
   }
@@ -87,6 +93,11 @@ export class CredentialOwner {
         // Revocations are few and written by operators: pruning on write keeps the set bounded.
         this.view.prune(this.now());
         change({ op: "revoke", jti, exp });
+      },
+      retainConsumers: (listed: string[]) => {
+        const removed = this.view.keysOfOthers(new Set(listed));
+        for (const [digest] of removed) change({ op: "unkey", digest });
+        return removed;
       },
     };
   }

@@ -9,6 +9,7 @@ import type { RuntimeDeps } from "./deps.ts";
 export class BuildContext {
   private readonly sharedObjects = new Map<string, Promise<unknown>>();
   readonly disposers: (() => void | Promise<void>)[] = [];
+  readonly activators: (() => void)[] = [];
 
   constructor(
     readonly config: GatewayConfig,
@@ -27,6 +28,14 @@ export class BuildContext {
       this.sharedObjects.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Registers work for when the plan goes live (swapped in at start or by a
+   * reload), never for a plan that is built but not served.
+   */
+  onActivate(fn: () => void): void {
+    this.activators.push(fn);
   }
 
   /** Registers cleanup for when the plan is retired. */

@@ -16,6 +16,7 @@ export class PlanHolder {
   swap(next: Plan): void {
     const old = this.plan;
     this.plan = next;
+    next.activate();
     if (old) {
       if (old.inFlight === 0) void old.dispose();
       else this.retired.add(old);

@@ -54,7 +54,19 @@ export class Plan {
     /** Runs for every request: global policies, then routing and the route's chain. */
     readonly handle: Handler,
     private readonly disposers: (() => void | Promise<void>)[],
+    private readonly activators: readonly (() => void)[] = [],
   ) {}
+
+  /** Runs what its stages registered for when it goes live; called by the holder's swap. */
+  activate(): void {
+    for (const a of this.activators) {
+      try {
+        a();
+      } catch {
+        // An activation is best effort, as a disposal is: the plan serves regardless.
+      }
+    }
+  }
 
   /** Releases timers, connections and pools; called once no request uses the plan. */
   async dispose(): Promise<void> {

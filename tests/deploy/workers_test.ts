@@ -179,18 +179,17 @@ Deno.test("--workers 2, store memory: a key added or deleted through the admin A
   const up = startUpstream();
   const [port, admin] = freePorts(2) as [number, number];
   const file = `${dir}/gateway.yaml`;
-  await Deno.writeTextFile(
-    file,
+  const withConsumers = (consumers: string) =>
     listeners(
       port,
       admin,
       `auth: { keys: { kind: api_key, header: X-API-Key } }
-consumers: [ { id: team-b } ]
+consumers: [ ${consumers} ]
 upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
 `,
-    ),
-  );
+    );
+  await Deno.writeTextFile(file, withConsumers("{ id: team-b }"));
   const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "2"], {
     timeoutMs: 30_000,
   });
@@ -213,6 +212,28 @@ routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
     assertEquals(del.status, 204);
     assertEquals(
       await statuses(`http://127.0.0.1:${port}/x`, 12, withKey),
+      new Array(12).fill(401),
+    );
+
+    // A reload that drops the consumer deletes its runtime keys (each worker asks the
+    // main thread, which deletes once): a config reusing the id does not revive them.
+    const again = await fetch(`http://127.0.0.1:${admin}/keys`, {
+      method: "POST",
+      body: JSON.stringify({ consumer: "team-b", key: "team-b-runtime-key" }),
+    });
+    assertEquals(again.status, 201);
+    await again.body?.cancel();
+    const reloadWith = async (consumers: string) => {
+      await Deno.writeTextFile(file, withConsumers(consumers));
+      const res = await fetch(`http://127.0.0.1:${admin}/reload`, { method: "POST" });
+      assertEquals([res.status, (await res.json()).ok], [200, true]);
+    };
+    await reloadWith("{ id: team-c }");
+    await reloadWith("{ id: team-b }, { id: team-c }");
+    const stored = await (await fetch(`http://127.0.0.1:${admin}/keys`)).json();
+    assertEquals(stored.keys, []);
+    assertEquals(
+      await statuses(`http://127.0.0.1:${port}/x`, 12, { "x-api-key": "team-b-runtime-key" }),
       new Array(12).fill(401),
     );
   } finally {
