@@ -210,6 +210,15 @@ export class RouteTable<T> {
         const repeated = repeatedIn(c.singleValued, req);
         if (repeated !== null) return { kind: "repeated", field: repeated };
       }
+      if (c.versions !== null && this.versions !== null && version === undefined) {
+        // Read once per request, as soon as a versioned route covers its path and host.
+        const reading = this.versions.read(req);
+        if (reading !== null && typeof reading === "object") {
+          return { kind: "repeated", field: reading.repeated };
+        }
+        requested = reading;
+        version = this.versions.resolve(requested);
+      }
       let ok = true;
       for (let j = 0; j < c.predicates.length; j++) {
         if (!c.predicates[j]!(req)) {
@@ -218,11 +227,8 @@ export class RouteTable<T> {
         }
       }
       if (!ok) continue;
-      if (c.versions !== null && this.versions !== null) {
-        if (version === undefined) {
-          requested = this.versions.requested(req);
-          version = this.versions.resolve(requested);
-        }
+      // Read above for every versioned route when versioning is configured.
+      if (c.versions !== null && version !== undefined) {
         if (version === null) {
           refusedVersion = true;
           continue;

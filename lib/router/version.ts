@@ -2,6 +2,11 @@
  * API version negotiation. The requested version is read from the path
  * (`/v2/...`), a header (`X-API-Version: 2`), the Accept media type
  * (`application/vnd.acme.v2+json`) or a query parameter, first found wins.
+ *
+ * Every versioned route matches the version header and parameter by value, so
+ * like any field a route matches by value they must not be repeated: the
+ * router would read one value (the joined field, the first parameter) and an
+ * upstream perhaps another. Such a request is refused, never routed.
  */
 import type { HeaderFields } from "../core/header_fields.ts";
 import type { VersioningConfig } from "./schema.ts";
@@ -12,6 +17,11 @@ export interface VersionSource {
   /** The request's header fields (lower-case names). */
   headers: HeaderFields;
   searchParams: URLSearchParams;
+}
+
+/** A version field or parameter a request repeats, named for the refusal (`X-API-Version field`). */
+export interface RepeatedVersion {
+  readonly repeated: string;
 }
 
 const PATH_VERSION = /(?:^|\/)v(\d+(?:\.\d+)?)(?=\/|$)/i;
@@ -29,6 +39,11 @@ export class VersionNegotiator {
   readonly supportedHeader: string;
   readonly headerValue: string;
   private readonly header: string;
+  /** Whether `sources` reads the header, the query parameter. */
+  private readonly readsHeader: boolean;
+  private readonly readsQuery: boolean;
+  private readonly repeatedHeader: RepeatedVersion;
+  private readonly repeatedQuery: RepeatedVersion;
 
   constructor(readonly config: VersioningConfig, versions: Iterable<string>) {
     const all = [...new Set(versions)].sort((a, b) =>
@@ -39,6 +54,10 @@ export class VersionNegotiator {
     this.latest = all[all.length - 1] ?? "1";
     this.fallback = config.default !== undefined ? cleanVersion(config.default) : this.latest;
     this.header = config.header.toLowerCase();
+    this.readsHeader = config.sources.includes("header");
+    this.readsQuery = config.sources.includes("query");
+    this.repeatedHeader = { repeated: `${config.header} field` };
+    this.repeatedQuery = { repeated: `query parameter ${config.query}` };
     this.supportedHeader = config.supported_header;
     this.headerValue = all.join(", ");
   }
@@ -49,8 +68,36 @@ export class VersionNegotiator {
     return v ? cleanVersion(v) : null;
   }
 
-  /** The version the request names, or null. */
-  requested(src: VersionSource): string | null {
+  /**
+   * The version the request names (null: none), or the version header or
+   * query parameter it repeats, whichever source would decide: the header and
+   * the parameter are read in one pass each, which counts them too.
+   */
+  read(src: VersionSource): string | null | RepeatedVersion {
+    let header: string | null = null;
+    if (this.readsHeader) {
+      const list = src.headers.list;
+      for (let i = 0; i < list.length; i++) {
+        if (list[i]![0] !== this.header) continue;
+        if (header !== null) return this.repeatedHeader;
+        header = list[i]![1];
+      }
+    }
+    let query: string | null = null;
+    if (this.readsQuery) {
+      const all = src.searchParams.getAll(this.config.query);
+      if (all.length > 1) return this.repeatedQuery;
+      query = all[0] ?? null;
+    }
+    return this.requested(src, header, query);
+  }
+
+  /** The version the request names, first source first, or null. */
+  private requested(
+    src: VersionSource,
+    header: string | null,
+    query: string | null,
+  ): string | null {
     for (const s of this.config.sources) {
       let v: string | null | undefined = null;
       switch (s) {
@@ -58,7 +105,7 @@ export class VersionNegotiator {
           v = this.fromPath(src.path);
           break;
         case "header":
-          v = src.headers.get(this.header);
+          v = header;
           break;
         case "accept": {
           const accept = src.headers.get("accept");
@@ -66,7 +113,7 @@ export class VersionNegotiator {
           break;
         }
         case "query":
-          v = src.searchParams.get(this.config.query);
+          v = query;
           break;
       }
       if (v) return cleanVersion(v);
