@@ -38,11 +38,14 @@ export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
     const c = b.config;
     if (Object.keys(c.auth).length === 0 && c.consumers.length === 0) return null;
     const consumers = new ConsumerTable(c, b);
-    const store = await authRuntime(b.deps).store(b);
+    const runtime = authRuntime(b.deps);
+    const store = await runtime.store(b);
     // A runtime key names its consumer by id: it must go with the consumer, or a
     // later config reusing the id would hand it to whoever the id then names.
     const listed = new Set(c.consumers.map((x) => x.id));
-    b.onActivate(() => void retainListed(store, listed, b.deps.logger));
+    b.onActivate(() =>
+      void dropRemoved(store, runtime.consumersRemoved(listed), listed, b.deps.logger)
+    );
     const names = new Set([...consumers.headerNames, ...DEFAULT_IDENTITY_HEADERS]);
     for (const p of Object.values(c.auth)) {
       for (const n of identityHeadersOf(p).names) names.add(n);
@@ -55,17 +58,18 @@ export function authPlanOf(b: BuildContext): Promise<AuthPlan | null> {
   });
 }
 
-/** Deletes the runtime keys of consumers the config that went live does not list. */
-async function retainListed(
+/** Deletes the runtime keys of the consumers a reload removed. */
+async function dropRemoved(
   store: CredentialStore,
+  removed: ReadonlySet<string>,
   listed: ReadonlySet<string>,
   logger: Logger,
 ): Promise<void> {
   try {
-    logDeletedKeys(logger, await store.retainConsumers(listed));
+    logDeletedKeys(logger, await store.dropConsumers(removed, listed));
   } catch (e) {
-    // Every config that goes live sweeps again; a Redis store also once it is reachable.
-    logger.warn("cannot delete the runtime API keys of consumers the config does not list yet", {
+    // A Redis store deletes them once it is reachable again (after its mirror reloads).
+    logger.warn("cannot delete the runtime API keys of consumers removed from the config yet", {
       store: store.kind,
       ...errorFields(e),
     });

@@ -31,13 +31,13 @@ const RESYNC_MS = 30_000;
  * others find nothing; a key added meanwhile by an instance still on the old
  * config is deleted when that instance takes the new one.
  */
-const RETAIN_SCRIPT = `
-local listed = {}
-for i = 2, #ARGV do listed[ARGV[i]] = true end
+const DROP_SCRIPT = `
+local removed = {}
+for i = 2, #ARGV do removed[ARGV[i]] = true end
 local all = redis.call('HGETALL', KEYS[1])
 local deleted = {}
 for i = 1, #all, 2 do
-  if not listed[all[i + 1]] then
+  if removed[all[i + 1]] then
     redis.call('HDEL', KEYS[1], all[i])
     redis.call('PUBLISH', ARGV[1], cjson.encode({ op = 'unkey', digest = all[i] }))
     deleted[#deleted + 1] = all[i]
@@ -70,11 +70,10 @@ export class RedisCredentialStore extends ViewedCredentialStore {
    */
   private syncWhenReady = false;
   /**
-   * Consumers a sweep that could not reach Redis must keep (the ids every such
-   * config listed: deleting the others of each in turn is deleting those not in
-   * all): run after the next complete reload of the mirror.
+   * Consumers whose keys a reload could not delete (Redis unreachable): deleted
+   * after the next complete reload of the mirror.
    */
-  private owedRetain: Set<string> | null = null;
+  private owedDrop: Set<string> | null = null;
   private firstSync!: () => void;
   /** Resolves after the first complete load of the mirror. */
   readonly synced = new Promise<void>((r) => (this.firstSync = r));
@@ -123,22 +122,21 @@ export class RedisCredentialStore extends ViewedCredentialStore {
     ).then(() => {});
   }
 
-  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
-    const owed = this.owedRetain;
-    this.owedRetain = null;
-    return this.retain(
-      owed === null ? new Set(listed) : new Set([...owed].filter((id) => listed.has(id))),
-    );
+  dropConsumers(removed: ReadonlySet<string>, listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    const owed = [...this.owedDrop ?? []].filter((id) => !listed.has(id));
+    this.owedDrop = null;
+    return this.drop(new Set([...owed, ...removed]));
   }
 
-  private async retain(keep: Set<string>): Promise<RuntimeKey[]> {
+  private async drop(removed: Set<string>): Promise<RuntimeKey[]> {
+    if (removed.size === 0) return [];
     let reply: unknown;
     try {
       if (this.client.status !== "ready") throw new Error("not connected");
-      reply = await this.client.eval(RETAIN_SCRIPT, 1, this.keysKey, this.channel, ...keep);
+      reply = await this.client.eval(DROP_SCRIPT, 1, this.keysKey, this.channel, ...removed);
     } catch (e) {
-      const owed = this.owedRetain;
-      this.owedRetain = owed === null ? keep : new Set([...owed].filter((id) => keep.has(id)));
+      const owed = this.owedDrop;
+      this.owedDrop = owed === null ? removed : new Set([...owed, ...removed]);
       this.conns.failed(this.cfg.url, e);
       throw new GatewayError("store_unavailable", {}, { cause: e });
     }
@@ -150,18 +148,18 @@ export class RedisCredentialStore extends ViewedCredentialStore {
   }
 
   /** Runs a sweep owed since Redis could not be reached; it stays owed if it still cannot. */
-  private async retainOwed(): Promise<void> {
-    const keep = this.owedRetain;
-    if (keep === null) return;
-    this.owedRetain = null;
+  private async dropOwed(): Promise<void> {
+    const removed = this.owedDrop;
+    if (removed === null) return;
+    this.owedDrop = null;
     try {
-      logDeletedKeys(this.logger, await this.retain(keep));
+      logDeletedKeys(this.logger, await this.drop(removed));
     } catch (e) {
       this.logger.every(
         "auth-retain-owed",
         60_000,
         "warn",
-        "runtime API keys of consumers the config does not list are still to delete",
+        "runtime API keys of consumers removed from the config are still to delete",
         errorFields(e),
       );
     }
@@ -237,7 +235,7 @@ export class RedisCredentialStore extends ViewedCredentialStore {
       for (const change of this.heardDuringSync) apply(this.view, change);
       if (expired.length) await this.client.hdel(this.revokedKey, ...expired);
       this.firstSync();
-      void this.retainOwed();
+      void this.dropOwed();
     } catch (e) {
       this.conns.failed(this.cfg.url, e);
     } finally {

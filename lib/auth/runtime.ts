@@ -19,6 +19,8 @@ interface Entry {
 
 export class AuthRuntime {
   private readonly entries = new Map<string, Entry>();
+  /** The consumers of the last config with auth that went live; null before the first. */
+  private liveConsumers: ReadonlySet<string> | null = null;
 
   constructor(readonly deps: RuntimeDeps) {}
 
@@ -39,6 +41,18 @@ export class AuthRuntime {
       }
     });
     return e.value as T;
+  }
+
+  /**
+   * Records that a config listing `listed` went live, and returns the consumers
+   * the one before it listed and it does not: those a reload removed. None at
+   * start: a process that starts on an older config (a restart during a rollout)
+   * must not delete the keys of consumers it never knew.
+   */
+  consumersRemoved(listed: ReadonlySet<string>): Set<string> {
+    const before = this.liveConsumers;
+    this.liveConsumers = listed;
+    return new Set([...before ?? []].filter((id) => !listed.has(id)));
   }
 
   /** The credential store for a store config; Redis mirrors finish their first load first. */

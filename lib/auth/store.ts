@@ -6,9 +6,9 @@
  * instance); with Redis every instance keeps a mirror (see redis_store.ts).
  *
  * A runtime key names its consumer by id only, so it must not outlive the
- * consumer: a config that goes live deletes the keys of every consumer it
- * does not list (`retainConsumers`), or a later config reusing the id would
- * hand them to whoever the id then names.
+ * consumer: a reload that takes a consumer out of the config deletes its keys
+ * (`dropConsumers`), or a later config reusing the id would hand them to
+ * whoever the id then names.
  */
 
 import type { Logger } from "../observe/logger.ts";
@@ -16,10 +16,10 @@ import type { Logger } from "../observe/logger.ts";
 /** A runtime key: its digest and its consumer's id. */
 export type RuntimeKey = [digest: string, consumer: string];
 
-/** Says which keys `retainConsumers` deleted, when it deleted any. */
+/** Says which keys `dropConsumers` deleted, when it deleted any. */
 export function logDeletedKeys(logger: Logger, deleted: readonly RuntimeKey[]): void {
   if (deleted.length === 0) return;
-  logger.warn("deleted the runtime API keys of consumers the config does not list", {
+  logger.warn("deleted the runtime API keys of consumers removed from the config", {
     keys: deleted.length,
     consumers: [...new Set(deleted.map(([, consumer]) => consumer))],
   });
@@ -39,11 +39,13 @@ export interface CredentialStore {
   /** Revokes `jti` until `expSec` (Unix seconds), when no provider accepts its token anyway. */
   revoke(jti: string, expSec: number): Promise<void>;
   /**
-   * Deletes the runtime keys whose consumer is not in `listed` (the ids a config
-   * that went live lists); resolves with the keys deleted. Idempotent: every
-   * instance sharing the store runs it with its config, the first deletes.
+   * Deletes the runtime keys of the consumers in `removed` (those a reload took
+   * out of the config); resolves with the keys deleted. Idempotent: every
+   * instance sharing the store runs it on the same reload, the first deletes.
+   * `listed` are the consumers the config now lists: a deletion still owed from
+   * an earlier reload (Redis was down) is forgotten for those.
    */
-  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]>;
+  dropConsumers(removed: ReadonlySet<string>, listed: ReadonlySet<string>): Promise<RuntimeKey[]>;
   close(): void;
 }
 
@@ -66,11 +68,11 @@ export class CredentialView {
     for (const [jti, until] of this.revoked) if (until <= nowMs) this.revoked.delete(jti);
   }
 
-  /** Keys whose consumer is not in `listed`. */
-  keysOfOthers(listed: ReadonlySet<string>): RuntimeKey[] {
+  /** Keys whose consumer is in `consumers`. */
+  keysOf(consumers: ReadonlySet<string>): RuntimeKey[] {
     const out: RuntimeKey[] = [];
     for (const [digest, consumer] of this.keys) {
-      if (!listed.has(consumer)) out.push([digest, consumer]);
+      if (consumers.has(consumer)) out.push([digest, consumer]);
     }
     return out;
   }
@@ -93,7 +95,10 @@ export abstract class ViewedCredentialStore implements CredentialStore {
   abstract addKey(digest: string, consumer: string): Promise<void>;
   abstract removeKey(digest: string): Promise<boolean>;
   abstract revoke(jti: string, expSec: number): Promise<void>;
-  abstract retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]>;
+  abstract dropConsumers(
+    removed: ReadonlySet<string>,
+    listed: ReadonlySet<string>,
+  ): Promise<RuntimeKey[]>;
   abstract close(): void;
 }
 
@@ -117,10 +122,10 @@ export class MemoryCredentialStore extends ViewedCredentialStore {
     this.view.revoked.set(jti, expSec * 1000);
     return Promise.resolve();
   }
-  retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
-    const removed = this.view.keysOfOthers(listed);
-    for (const [digest] of removed) this.view.keys.delete(digest);
-    return Promise.resolve(removed);
+  dropConsumers(removed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    const deleted = removed.size === 0 ? [] : this.view.keysOf(removed);
+    for (const [digest] of deleted) this.view.keys.delete(digest);
+    return Promise.resolve(deleted);
   }
   close(): void {}
 }

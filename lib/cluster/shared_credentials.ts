@@ -52,10 +52,11 @@ export class WorkerCredentialStore extends ViewedCredentialStore {
   async revoke(jti: string, expSec: number): Promise<void> {
     await this.rpc.call(CREDENTIALS_SERVICE, "revoke", [jti, expSec]);
   }
-  async retainConsumers(listed: ReadonlySet<string>): Promise<RuntimeKey[]> {
-    // Every worker asks when its plan goes live; the owner deletes once and tells them all.
-    return await this.rpc.call(CREDENTIALS_SERVICE, "retainConsumers", [[
-      ...listed,
+  async dropConsumers(removed: ReadonlySet<string>): Promise<RuntimeKey[]> {
+    if (removed.size === 0) return [];
+    // Every worker asks on the reload; the owner deletes once and tells them all.
+    return await this.rpc.call(CREDENTIALS_SERVICE, "dropConsumers", [[
+      ...removed,
     ]]) as RuntimeKey[];
   }
   close(): void {
@@ -94,10 +95,10 @@ export class CredentialOwner {
         this.view.prune(this.now());
         change({ op: "revoke", jti, exp });
       },
-      retainConsumers: (listed: string[]) => {
-        const removed = this.view.keysOfOthers(new Set(listed));
-        for (const [digest] of removed) change({ op: "unkey", digest });
-        return removed;
+      dropConsumers: (removed: string[]) => {
+        const deleted = this.view.keysOf(new Set(removed));
+        for (const [digest] of deleted) change({ op: "unkey", digest });
+        return deleted;
       },
     };
   }

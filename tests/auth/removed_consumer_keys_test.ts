@@ -1,9 +1,11 @@
 /**
- * Runtime API keys (added with `POST /keys`) go with their consumer: a config
- * that goes live without the consumer deletes them, so a later config that
+ * Runtime API keys (added with `POST /keys`) go with their consumer: a reload
+ * that takes the consumer out of the config deletes them, so a later config that
  * reuses the id for someone else does not bring them back. With Redis every
- * instance sweeps when its config goes live (idempotent: the first deletes),
- * a starting instance too, and a sweep that cannot reach Redis runs once it can.
+ * instance deletes on its reload (idempotent: the first deletes), a sweep that
+ * cannot reach Redis runs once it can, and a starting instance deletes nothing:
+ * it may be a restart on an older config, which must not delete the keys of
+ * consumers it never knew.
  */
 import { Redis } from "ioredis";
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
@@ -169,13 +171,26 @@ Deno.test("redis store: every instance sweeps the keys of consumers its config d
     });
 
     await t.step(
-      "a starting instance whose config does not list a consumer deletes its keys",
+      "a starting instance, and its reloads, delete only what they removed",
       async () => {
         await addKey(a, "team-y", "y-key-0001");
         assertEquals(await hget("y-key-0001"), "team-y");
-        gateways.push(await startGateway(without("team-y")));
+        // A restart on a config that never listed team-y (an older one, mid-rollout).
+        const logs = [] as string[];
+        const c = await startGateway(without("team-y"), { logger: logger(logs) });
+        gateways.push(c);
+        assertEquals(await status(a, "y-key-0001"), 200);
+        // Its reload removes team-x, not team-y, which it never listed.
+        await reload(c, without("team-y", "team-x"));
+        await new Promise((r) => setTimeout(r, 100));
+        assertEquals(await hget("y-key-0001"), "team-y");
+        assertEquals([await status(a, "y-key-0001"), await status(c, "y-key-0001")], [200, 401]);
+        assertEquals(deletions(logs), []);
+        // The fleet's reload that removes team-y deletes its key.
+        await reload(a, without("team-y"));
         await until("y-key-0001 is deleted", async () => await hget("y-key-0001") === null);
-        await until("a refuses y-key-0001", async () => await status(a, "y-key-0001") === 401);
+        await until("b refuses y-key-0001", async () => await status(b, "y-key-0001") === 401);
+        await reload(a, config(up.url, all, store));
       },
     );
 
@@ -198,6 +213,34 @@ Deno.test("redis store: every instance sweeps the keys of consumers its config d
       await until("z-key-0001 is deleted", async () => await hget("z-key-0001") === null);
       await until("b refuses z-key-0001", async () => await status(b, "z-key-0001") === 401);
     });
+
+    await t.step(
+      "an owed sweep is forgotten for a consumer a later reload lists again",
+      async () => {
+        await reload(a, config(up.url, all, store));
+        await addKey(a, "team-z", "z-key-0002");
+        await raw.call("ACL", "SETUSER", "default", "-eval");
+        const warned = logs.a.length;
+        try {
+          await reload(a, without("team-z"));
+          await until(
+            "a reports the sweep it could not run",
+            () =>
+              Promise.resolve(
+                logs.a.slice(warned).some((l) => /cannot delete the runtime API keys/.test(l)),
+              ),
+          );
+          await reload(a, config(up.url, all, store));
+        } finally {
+          await raw.call("ACL", "SETUSER", "default", "+eval");
+        }
+        await raw.call("CLIENT", "KILL", "TYPE", "pubsub");
+        await until("a's mirror reloads", async () => await status(a, "z-key-0002") === 200);
+        await new Promise((r) => setTimeout(r, 200));
+        assertEquals(await hget("z-key-0002"), "team-z");
+        assertEquals(await status(a, "z-key-0002"), 200);
+      },
+    );
   } finally {
     raw.disconnect();
     for (const g of gateways) await g.close();
