@@ -146,6 +146,8 @@ Deno.test("redis store: every instance sweeps the keys of consumers its config d
         await reload(a, without("team-x"));
         await until("x-key-0001 is deleted", async () => await hget("x-key-0001") === null);
         assertEquals(await hget("a-key-0001"), "team-a");
+        // Logged once the script's reply is back, which may be after Redis shows the deletion.
+        await until("a logs the deletion", () => Promise.resolve(deletions(logs.a).length > 0));
         assertEquals(deletions(logs.a), [[1, ["team-x"]]]);
         // b still lists team-x, but its mirror heard the deletion.
         await until("b refuses x-key-0001", async () => await status(b, "x-key-0001") === 401);
