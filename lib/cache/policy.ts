@@ -4,7 +4,8 @@
  * concurrent requests for the same key wait for its result (coalescing), and
  * a storable answer is kept (`MISS`). When the upstream fails (500, 502, 503,
  * 504, or the gateway could not reach it) and an entry is within
- * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it.
+ * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it, and
+ * so do requests with `Authorization` or `Cookie` whose answer the key cannot tell apart.
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
@@ -32,6 +33,8 @@ export interface CachePolicyOptions {
   maxBodyBytes: number;
   /** Whether the gateway authenticates callers on this route (the key then includes them). */
   authenticated: boolean;
+  /** Whether a request carrying `Cookie` bypasses the cache (the key does not include it). */
+  cookieBypasses: boolean;
   clock: Clock;
 }
 
@@ -131,9 +134,13 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
     policy: async (ctx, next) => {
       const method = ctx.method;
       if (method !== "GET" && method !== "HEAD") return next(ctx);
-      // Credentials the gateway did not check make the answer someone's own; entries are
-      // whole answers, and a range of one is not served from them.
-      if (ctx.headers.has("range") || (!o.authenticated && ctx.headers.has("authorization"))) {
+      // Credentials the gateway did not check, or cookies the key leaves out, may make the
+      // answer someone's own; entries are whole answers, and a range of one is not served.
+      const h = ctx.headers;
+      if (
+        h.has("range") || (!o.authenticated && h.has("authorization")) ||
+        (o.cookieBypasses && h.has("cookie"))
+      ) {
         return mark(ctx, await next(ctx), "BYPASS");
       }
       const key = o.key(ctx);

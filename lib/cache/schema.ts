@@ -30,6 +30,14 @@ export const cacheSchema = z.strictObject({
   store: z.enum(["memory", "redis"]).optional().meta({
     description: "Where entries live; default: store.kind",
   }),
+  ignore_cookies: z.boolean().default(false).meta({
+    description: "Cache answers to requests that carry Cookie as if they carried none (the " +
+      "upstream does not personalise by cookie); by default such requests bypass the cache " +
+      "unless vary lists Cookie",
+  }),
+}).refine((c) => !(c.ignore_cookies && c.vary.some((h) => h.toLowerCase() === "cookie")), {
+  path: ["ignore_cookies"],
+  error: "ignore_cookies contradicts vary: [Cookie]; keep one",
 });
 
 export type CacheConfig = z.output<typeof cacheSchema>;

@@ -39,6 +39,7 @@ export const cacheStage: Stage = {
       staleIfErrorMs: c.stale_if_error_s * 1000,
       maxBodyBytes: c.max_body_bytes,
       authenticated,
+      cookieBypasses: !c.ignore_cookies && !vary.includes("cookie"),
       clock: b.deps.clock,
     })];
   },

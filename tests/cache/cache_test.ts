@@ -6,13 +6,15 @@ import { rawGet } from "../helpers/raw.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 
 /** An upstream whose answer to each path is chosen by `answer`; it counts requests per path. */
-function countingUpstream(answer: (path: string, n: number) => Response | Promise<Response>) {
+function countingUpstream(
+  answer: (path: string, n: number, req: Request) => Response | Promise<Response>,
+) {
   const counts = new Map<string, number>();
-  const up = startUpstream((_req, r) => {
+  const up = startUpstream((req, r) => {
     const path = r.url;
     const n = (counts.get(path) ?? 0) + 1;
     counts.set(path, n);
-    return answer(path, n);
+    return answer(path, n, req);
   });
   return { up, count: (path: string) => counts.get(path) ?? 0 };
 }
@@ -194,6 +196,57 @@ Deno.test("cache: only GET and HEAD are cached; credentials the gateway did not 
     assertEquals((await get(g, "/api/me")).cache, "MISS");
     assertEquals(count("/api/me"), 3);
   });
+});
+
+Deno.test("cache: a request with Cookie bypasses the cache unless vary lists it or cookies are ignored", async () => {
+  // An upstream that personalises by cookie and says nothing of it (no private, no Vary).
+  const personal = () =>
+    countingUpstream((_p, n, req) => json({ n, who: req.headers.get("cookie") ?? "anonymous" }));
+  {
+    const { up, count } = personal();
+    await withCache(up, "{ ttl_s: 60 }", async (g) => {
+      const alice = await get(g, "/api/me", { cookie: "session=alice" });
+      assertEquals([alice.cache, JSON.parse(alice.body).who], ["BYPASS", "session=alice"]);
+      const bob = await get(g, "/api/me", { cookie: "session=bob" });
+      assertEquals([bob.cache, JSON.parse(bob.body).who], ["BYPASS", "session=bob"]);
+      // Nothing of theirs was stored: the anonymous caller fills its own entry.
+      assertEquals(JSON.parse((await get(g, "/api/me")).body).who, "anonymous");
+      const again = await get(g, "/api/me");
+      assertEquals([again.cache, JSON.parse(again.body).who], ["HIT", "anonymous"]);
+      assertEquals(count("/api/me"), 3);
+    });
+  }
+  {
+    const { up, count } = personal();
+    await withCache(up, "{ ttl_s: 60, vary: [Cookie] }", async (g) => {
+      assertEquals((await get(g, "/api/me", { cookie: "session=alice" })).cache, "MISS");
+      const bob = await get(g, "/api/me", { cookie: "session=bob" });
+      assertEquals([bob.cache, JSON.parse(bob.body).who], ["MISS", "session=bob"]);
+      const alice = await get(g, "/api/me", { cookie: "session=alice" });
+      assertEquals([alice.cache, JSON.parse(alice.body).who], ["HIT", "session=alice"]);
+      assertEquals(count("/api/me"), 2);
+    });
+  }
+  {
+    const { up, count } = personal();
+    await withCache(up, "{ ttl_s: 60, ignore_cookies: true }", async (g) => {
+      assertEquals((await get(g, "/api/me", { cookie: "_ga=1" })).cache, "MISS");
+      assertEquals((await get(g, "/api/me", { cookie: "_ga=2" })).cache, "HIT");
+      assertEquals(count("/api/me"), 1);
+    });
+  }
+  await assertRejects(
+    () =>
+      startGateway(baseConfig(`
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - { name: r, match: { path: /r }, upstream: a,
+      cache: { ttl_s: 60, vary: [Cookie], ignore_cookies: true } }
+`)),
+    (e: Error) =>
+      /gateway\.yaml:\d+:\d+: routes\[0\]\.cache\.ignore_cookies: ignore_cookies contradicts vary: \[Cookie\]/
+        .test(e.message),
+  );
 });
 
 Deno.test("cache: a request with Range bypasses the cache; 206 is not a cacheable status", async () => {

@@ -29,6 +29,7 @@ Deno.test("cache policy: entries are keyed by consumer and identity on authentic
     staleIfErrorMs: 0,
     maxBodyBytes: 1 << 20,
     authenticated: true,
+    cookieBypasses: true,
     clock: systemClock,
   });
   // The real upstream stands for the rest of the chain; the caller travels in a header.
