@@ -42,6 +42,10 @@ export const ERRORS = {
   request_timeout: { status: 408, message: "The request was not received in time" },
   payload_too_large: { status: 413, message: "The request body is too large" },
   uri_too_long: { status: 414, message: "The request URI is too long" },
+  unsupported_media_type: {
+    status: 415,
+    message: "The request body's media type or coding is not accepted",
+  },
   expectation_failed: { status: 417, message: "The request's expectation cannot be met" },
   idempotency_conflict: {
     status: 422,

@@ -66,12 +66,23 @@ export function withBody(res: Response, body: ReadableStream<Bytes> | Bytes): Re
   return withBodySize(out, body.length);
 }
 
-/** Whether a Content-Type names JSON (`application/json`, `application/problem+json`, ...). */
+/**
+ * Whether a Content-Type names JSON: `application/json`, `application/*+json`,
+ * and the older `text/json`, `application/x-json` and `text/x-json`, which
+ * common frameworks still parse as JSON (a body the rules skipped would reach
+ * them unedited).
+ */
 export function isJsonType(contentType: string | null): boolean {
   return contentType !== null && JSON_TYPE.test(contentType);
 }
 
-const JSON_TYPE = /^\s*application\/(?:[a-z0-9!#$&^_.+-]+\+)?json\s*(?:;|$)/i;
+const JSON_TYPE =
+  /^\s*(?:application\/(?:[a-z0-9!#$&^_.+-]+\+)?json|(?:application|text)\/x-json|text\/json)\s*(?:;|$)/i;
+
+/** Whether a Content-Encoding names a coding other than `identity`. */
+export function isEncoded(contentEncoding: string | null): boolean {
+  return contentEncoding !== null && !/^\s*(?:identity\s*)?$/i.test(contentEncoding);
+}
 
 /**
  * Whether a Content-Type value holds more than one media type: repeated

@@ -10,7 +10,7 @@ import type { NamedPolicy } from "../core/pipeline.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../observe/logger.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
-import { bufferUpTo, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
+import { bufferUpTo, isEncoded, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
 import { bodyOf, responseFields } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
 
@@ -84,7 +84,14 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
       if (type !== null && isRepeatedType(type)) {
         return ctx.refuse("bad_request", { message: TWO_TYPES });
       }
-      if (!isJsonType(type) || headers.has("content-encoding")) return next(ctx);
+      if (!isJsonType(type)) return next(ctx);
+      // An upstream that decodes it would read fields the rules never saw.
+      if (isEncoded(headers.get("content-encoding"))) {
+        return ctx.refuse("unsupported_media_type", {
+          message: "A JSON body on this route must not have a Content-Encoding",
+          headers: { "accept-encoding": "identity" },
+        });
+      }
       if (ctx.bodyLength !== null && ctx.bodyLength > o.maxBytes) return oversize(ctx) ?? next(ctx);
       let buffered;
       try {
@@ -129,17 +136,29 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
     name: "response_json",
     policy: async (ctx, next) => {
       const upstream = ctx.upstreamHeaders;
-      // Field rules need the body in the clear: ask the upstream for no content coding,
-      // and for all of it: a rewritten part would no longer match its Content-Range.
-      upstream.remove("accept-encoding");
+      // Field rules need the body in the clear: ask the upstream for no content coding (no
+      // Accept-Encoding at all would allow any, RFC 9110 §12.5.3), and for all of it: a
+      // rewritten part would no longer match its Content-Range.
+      upstream.set("accept-encoding", "identity");
       upstream.remove("range");
       upstream.remove("if-range");
       const res = await next(ctx);
       const headers = res.headers;
-      if (!isJsonType(headers.get("content-type")) || headers.has("content-encoding")) return res;
+      if (!isJsonType(headers.get("content-type"))) return res;
       if (ctx.method === "HEAD") return describingRewrite(res, true);
       const body = bodyOf(res);
       if (body === null) return res;
+      if (isEncoded(headers.get("content-encoding"))) {
+        // Passed on, it would carry the fields the rules remove.
+        if (body instanceof ReadableStream) await body.cancel().catch(() => {});
+        o.logger.every(`json-encoded:${o.route}`, 10_000, "warn", "upstream encoded JSON anyway", {
+          route: o.route,
+          content_encoding: headers.get("content-encoding"),
+        });
+        return ctx.refuse("upstream_error", {
+          message: "The upstream encoded a JSON answer this route's rules must read",
+        });
+      }
       const declared = declaredLength(headers.get("content-length"));
       if (declared !== null && declared > o.maxBytes) return oversize(ctx, res);
       let buffered;

@@ -40,8 +40,10 @@ async function withCachedAggregation(
 ): Promise<void> {
   const parts = startParts();
   const clock = new ManualClock(1_700_000_000_000);
+  // The personal route ignores the request's Cookie, which would bypass the cache: what must
+  // keep its answer out is the part's own "private".
   const routes = Object.keys(PART_FIELDS).filter((p) => p !== "/language")
-    .map((p) => route(p.slice(1), p)).join("");
+    .map((p) => route(p.slice(1), p, p === "/personal" ? ", ignore_cookies: true" : "")).join("");
   const g = await startGateway(
     baseConfig(`
 upstreams:

@@ -87,8 +87,74 @@ Deno.test("transform: response JSON loses nested and array fields, others untouc
         customer: { name: "Ada" },
         items: [{ sku: "a", amount: 3 }, { sku: "b", amount: 4 }],
       });
-      // The upstream was asked for an uncompressed body it can be edited in.
-      assertEquals(up.received[0]!.headers.get("accept-encoding"), null);
+      // The upstream was asked for an uncompressed body it can be edited in (no field at all
+      // would allow any coding).
+      assertEquals(up.received[0]!.headers.get("accept-encoding"), "identity");
+    },
+  );
+});
+
+Deno.test("transform: JSON the rules cannot read is refused, not passed unedited", async () => {
+  // An upstream that compresses whatever it is asked, and parses text/json and gzip bodies.
+  const plain = new TextEncoder().encode(JSON.stringify(ORDER));
+  const gzipped = new Uint8Array(
+    await new Response(
+      new Blob([plain]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer(),
+  );
+  const bodies: string[] = [];
+  const up = startUpstream(async (req: Request) => {
+    const raw = new Uint8Array(await req.arrayBuffer());
+    const decoded = req.headers.get("content-encoding") === "gzip"
+      ? new Uint8Array(
+        await new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip")))
+          .arrayBuffer(),
+      )
+      : raw;
+    bodies.push(new TextDecoder().decode(decoded));
+    return new Response(gzipped, {
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+    });
+  });
+  await withRoutes(
+    up,
+    `
+  - name: orders
+    match: { path: /orders }
+    upstream: a
+    transform: { response: { json: { remove: [internal_id] } } }
+  - name: signup
+    match: { path: /signup }
+    upstream: a
+    transform: { request: { json: { remove: [admin] } } }
+`,
+    async (g) => {
+      await assertError(await fetch(`${g.url()}/orders/7`), 502, "upstream_error");
+
+      // text/json is JSON to the upstream, and to the rules now.
+      const legacy = await fetch(`${g.url()}/signup`, {
+        method: "POST",
+        headers: { "content-type": "text/json" },
+        body: JSON.stringify({ name: "Ada", admin: true }),
+      });
+      await legacy.body?.cancel();
+      assertEquals(JSON.parse(bodies.at(-1)!), { name: "Ada" });
+
+      const compressed = new Uint8Array(
+        await new Response(
+          new Blob([JSON.stringify({ name: "Ada", admin: true })]).stream()
+            .pipeThrough(new CompressionStream("gzip")),
+        ).arrayBuffer(),
+      );
+      const seen = bodies.length;
+      const res = await fetch(`${g.url()}/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        body: compressed,
+      });
+      assertEquals(res.headers.get("accept-encoding"), "identity");
+      await assertError(res, 415, "unsupported_media_type");
+      assertEquals(bodies.length, seen, "the upstream never saw it");
     },
   );
 });
