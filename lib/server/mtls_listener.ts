@@ -21,7 +21,7 @@ import { MAX_HEAD_BYTES } from "./http1/request_head.ts";
 import type { ConnectionTimeouts, RefusedRequest } from "./http1/server.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { ServeHandler, ServeInfo } from "./handler.ts";
-import { incomingOf } from "./incoming.ts";
+import { incomingOf, splitAbsolute, validAuthority } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
@@ -330,15 +330,20 @@ function remoteAddrOf(socket: IncomingMessage["socket"]): Deno.NetAddr {
 
 function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
   const target = req.url ?? "/";
-  let path = target;
-  if (!target.startsWith("/")) {
-    const u = new URL(target);
-    path = u.pathname + u.search;
-  }
   const headers = new Headers();
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
-  const host = headers.get("host") ?? "localhost";
+  let host = headers.get("host") ?? "localhost";
+  let path = target;
+  if (!target.startsWith("/")) {
+    // Absolute form: the target's authority is the request's (RFC 9112 §3.2.2), as written,
+    // so that the host agreement check sees what a URL parser would have rewritten.
+    if (!/^https?:\/\//i.test(target)) throw new Error("Malformed request target");
+    const absolute = splitAbsolute(target);
+    if (!validAuthority(absolute.authority)) throw new Error("Malformed request target");
+    host = absolute.authority;
+    path = absolute.target;
+  }
   const hasBody = headers.has("content-length") || headers.has("transfer-encoding");
   const body = hasBody ? Readable.toWeb(req) as ReadableStream<Uint8Array> : null;
   return new Request(`https://${host}${path}`, {

@@ -84,8 +84,15 @@ Deno.test("an absolute-form target is routed and forwarded by its own authority;
   });
 });
 
-// The gateway's own server over TLS, and with HTTP/2 on the runtime's (which parses the head).
-for (const [server, setting] of [["own server", ""], ["Deno.serve", ", http2: true"]]) {
+// The gateway's own server over TLS, with HTTP/2 on the runtime's (which parses the head), and
+// node:https, which serves TLS-1.3-only and mTLS listeners (and parses the head too).
+for (
+  const [server, setting] of [
+    ["own server", ""],
+    ["Deno.serve", ", http2: true"],
+    ["node:https", ', min_version: "1.3"'],
+  ]
+) {
   Deno.test(`on a TLS listener (${server}) an ambiguous Host is refused too`, () =>
     ambiguousHostsOverTls(setting!));
 }
@@ -104,8 +111,11 @@ async function ambiguousHostsOverTls(setting: string) {
         await writeAllTo(conn, new TextEncoder().encode(head.join("\r\n") + "\r\n\r\n"));
         return parseResponse((await readUntilClose(conn, 5000)).text);
       };
-      for (const [target, host] of AMBIGUOUS) {
-        const res = await exchange(get(target, host));
+      // A target naming another host than Host (the route would follow the target).
+      for (
+        const [target, host] of [...AMBIGUOUS, ["http://admin.example.com/x", "public.example"]]
+      ) {
+        const res = await exchange(get(target!, host!));
         // The runtime's own parser refuses some of them first, with its bare 400.
         assertEquals(res.status, 400, `${target} / Host: ${host}: ${res.raw}`);
       }
