@@ -1,7 +1,8 @@
 /**
  * Certificates made with openssl for the test at hand, in a temp folder: a CA,
  * and certificates it (or an intermediate) issues with the extensions a test
- * names. Every certificate shares one P-256 key, so any of them pairs with `key`.
+ * names. Every certificate shares one P-256 key, so any of them pairs with `key`;
+ * each PKI has its own key, so certificates of two PKIs never chain to each other.
  */
 import { assertOk } from "./assert.ts";
 
@@ -13,15 +14,19 @@ export interface TestCert {
 
 export interface TestPki {
   readonly dir: string;
-  /** The self-signed root, with basicConstraints CA:TRUE and keyUsage keyCertSign, cRLSign. */
+  /**
+   * The self-signed root, with basicConstraints CA:TRUE and keyUsage keyCertSign, cRLSign
+   * (`CA_EXTENSIONS`), or the extensions `makeTestPki` was given.
+   */
   readonly ca: TestCert;
   /** The PEM key of every certificate here, and its file. */
   readonly key: string;
   readonly keyFile: string;
   /**
    * A certificate for `cn` signed by `issuer` (the root by default), with the
-   * extensions in `extensions` (openssl extfile lines), or none at all (X.509 v1)
-   * when it is null.
+   * extensions in `extensions` (openssl extfile lines, sections after them too),
+   * or none at all (X.509 v1) when it is null. A `cn` that starts with `/` is the
+   * whole subject, in openssl's `-subj` form (`/O=Acme/CN=client`).
    */
   issue(cn: string, extensions: string | null, issuer?: TestCert): Promise<TestCert>;
   close(): Promise<void>;
@@ -30,15 +35,19 @@ export interface TestPki {
 export const CA_EXTENSIONS =
   "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign";
 
-export async function makeTestPki(): Promise<TestPki> {
+/** `caExtensions`: the root's, as openssl config lines (sections after them too). */
+export async function makeTestPki(caExtensions = CA_EXTENSIONS): Promise<TestPki> {
   const dir = await Deno.makeTempDir({ prefix: "gw-pki-" });
   const keyFile = `${dir}/key.pem`;
   await openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyFile]);
   const caFile = `${dir}/ca.crt`;
+  await Deno.writeTextFile(
+    `${dir}/ca.cnf`,
+    `[req]\ndistinguished_name = dn\n[dn]\n[root]\n${caExtensions}\n`,
+  );
   await openssl([
     ...["req", "-x509", "-new", "-key", keyFile, "-days", "2", "-subj", "/CN=Test PKI Root"],
-    ...CA_EXTENSIONS.split("\n").flatMap((line) => ["-addext", line]),
-    ...["-out", caFile],
+    ...["-config", `${dir}/ca.cnf`, "-extensions", "root", "-out", caFile],
   ]);
   const read = async (file: string): Promise<TestCert> => ({
     file,
@@ -53,7 +62,8 @@ export async function makeTestPki(): Promise<TestPki> {
     keyFile,
     async issue(cn, extensions, issuer = ca) {
       const name = `${dir}/${serial++}`;
-      await openssl(["req", "-new", "-key", keyFile, "-subj", `/CN=${cn}`, "-out", `${name}.csr`]);
+      const subject = cn.startsWith("/") ? cn : `/CN=${cn}`;
+      await openssl(["req", "-new", "-key", keyFile, "-subj", subject, "-out", `${name}.csr`]);
       const withExtensions = extensions === null ? [] : ["-extfile", `${name}.ext`];
       if (extensions !== null) await Deno.writeTextFile(`${name}.ext`, `${extensions}\n`);
       await openssl([

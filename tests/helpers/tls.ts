@@ -47,14 +47,15 @@ export interface OpensslExchange {
 
 /**
  * A GET with `Connection: close` over `openssl s_client`, presenting the `cert`
- * and `key` files. `session` is the file the TLS session is saved to, and
- * resumed from once it exists. openssl presents certificates that Deno's own
- * TLS client refuses to send (X.509 v1, unknown critical extensions).
+ * and `key` files, and the intermediates in the `chain` file when given.
+ * `session` is the file the TLS session is saved to, and resumed from once it
+ * exists. openssl presents certificates that Deno's own TLS client refuses to
+ * send (X.509 v1, unknown critical extensions).
  */
 export async function opensslGet(
   baseUrl: string,
   path: string,
-  o: { cert: string; key: string; session: string },
+  o: { cert: string; key: string; session: string; chain?: string },
 ): Promise<OpensslExchange> {
   const { host } = new URL(baseUrl);
   const resume = await Deno.stat(o.session).then(() => true, () => false);
@@ -62,6 +63,7 @@ export async function opensslGet(
     args: [
       ...["s_client", "-connect", host, "-cert", o.cert, "-key", o.key, "-ign_eof"],
       ...(resume ? ["-sess_in", o.session] : ["-sess_out", o.session]),
+      ...(o.chain ? ["-cert_chain", o.chain] : []),
     ],
     stdin: "piped",
     stdout: "piped",
