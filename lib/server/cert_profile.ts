@@ -2,7 +2,9 @@
  * What a certificate says about its own use (RFC 5280 §4.1, §4.2), read from
  * its DER: the version and the extensions a client certificate check needs.
  * Deno's `node:crypto` `X509Certificate` exposes neither the version nor the
- * key usages (its `keyUsage` is undefined), hence this reader.
+ * key usages (its `keyUsage` is undefined), hence this reader. The names and
+ * the name constraints are kept as they are encoded: name_constraints.ts reads
+ * them when a constraint applies.
  */
 import {
   childrenOf,
@@ -11,8 +13,8 @@ import {
   type DerElement,
   DerError,
   expectTag,
+  onlyChildOf,
   readBoolean,
-  readElement,
   readNamedBits,
   readOid,
   readRoot,
@@ -56,7 +58,12 @@ export interface CertProfile {
   readonly keyUsage: number | null;
   /** ExtendedKeyUsage purposes (OIDs); null when the extension is absent. */
   readonly extKeyUsage: readonly string[] | null;
-  readonly hasNameConstraints: boolean;
+  /** The subject Name (a SEQUENCE of RDNs). */
+  readonly subject: DerElement;
+  /** The SubjectAltName extension's GeneralNames; null when absent. */
+  readonly subjectAltName: DerElement | null;
+  /** The NameConstraints extension's value; null when absent. */
+  readonly nameConstraints: DerElement | null;
   /** The first critical extension not in the understood set; null when none. */
   readonly unhandledCritical: string | null;
 }
@@ -89,7 +96,9 @@ export function certProfileOf(der: Uint8Array): CertProfile {
     ...constraints,
     keyUsage: keyUsage ? readNamedBits(keyUsage.value) : null,
     extKeyUsage: extKeyUsage ? childrenOf(expectSequence(extKeyUsage.value)).map(readOid) : null,
-    hasNameConstraints: byOid.has(OID.nameConstraints),
+    subject: subjectOf(fields),
+    subjectAltName: byOid.get(OID.subjectAltName)?.value ?? null,
+    nameConstraints: byOid.get(OID.nameConstraints)?.value ?? null,
     unhandledCritical: extensions.find((e) => e.critical && !UNDERSTOOD_CRITICAL.has(e.oid))?.oid ??
       null,
   };
@@ -99,16 +108,22 @@ export function certProfileOf(der: Uint8Array): CertProfile {
 function versionOf(fields: readonly DerElement[]): number {
   const first = fields[0];
   if (!first || first.tag !== 0xa0) return 1;
-  const version = readSmallInteger(onlyChild(first)) + 1;
+  const version = readSmallInteger(onlyChildOf(first)) + 1;
   if (version > 3) throw new DerError("unknown version");
   return version;
+}
+
+/** TBSCertificate's subject: after the version (when present), serial, signature, issuer, validity. */
+function subjectOf(fields: readonly DerElement[]): DerElement {
+  const skipped = fields[0]?.tag === 0xa0 ? 5 : 4;
+  return expectTag(fields[skipped], DER_TAG.sequence);
 }
 
 /** TBSCertificate's `[3] EXPLICIT Extensions`; none when absent. */
 function extensionsOf(fields: readonly DerElement[]): Extension[] {
   const tagged = fields.find((f) => f.tag === 0xa3);
   if (!tagged) return [];
-  return childrenOf(expectSequence(onlyChild(tagged))).map((ext) => {
+  return childrenOf(expectSequence(onlyChildOf(tagged))).map((ext) => {
     const parts = childrenOf(expectSequence(ext));
     if (parts.length < 2 || parts.length > 3) throw new DerError("bad extension");
     const critical = parts.length === 3 ? readBoolean(parts[1]!) : false;
@@ -127,10 +142,4 @@ function basicConstraintsOf(ext: Extension | undefined): { ca: boolean; pathLen:
 
 function expectSequence(e: DerElement): DerElement {
   return expectTag(e, DER_TAG.sequence);
-}
-
-function onlyChild(e: DerElement): DerElement {
-  const child = readElement(e.bytes, e.start, e.end);
-  if (child.end !== e.end) throw new DerError("trailing bytes in explicit tag");
-  return child;
 }

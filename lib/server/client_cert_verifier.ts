@@ -17,12 +17,13 @@
  * unhandled, and their ExtendedKeyUsage, when present, lists clientAuth. The
  * leaf is not a CA, and its KeyUsage, when present, allows digitalSignature.
  * Intermediates are CAs whose KeyUsage, when present, allows keyCertSign; the
- * pathLenConstraint of every CA on the path, the configured one included,
- * holds. A CA with name constraints is refused: they are not evaluated here.
- * Errors are named as OpenSSL names them.
+ * pathLenConstraint and the name constraints of every CA on the path, the
+ * configured one included, hold (name_constraints.ts, which also refuses what
+ * the TLS layer refuses there). Errors are named as OpenSSL names them.
  */
 import { X509Certificate } from "node:crypto";
 import { type CertProfile, certProfileOf, KEY_USAGE, OID } from "./cert_profile.ts";
+import { pathNameConstraintsError } from "./name_constraints.ts";
 
 const MAX_DEPTH = 8;
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -64,7 +65,7 @@ export class ClientCertVerifier {
     const path = this.pathFrom(parsed[0]!, parsed.slice(1));
     if (typeof path === "string") return path;
     return validityErrorOnPath(path, nowMs) ?? leafError(path.leaf.profile) ??
-      issuersError(path);
+      issuersError(path) ?? namesError(path);
   }
 
   /** The path from `leaf` to a configured CA through `pool`; otherwise why there is none. */
@@ -162,7 +163,16 @@ function intermediateError(p: CertProfile, below: number): string | null {
 /** `below`: how many intermediates lie between this CA and the leaf. */
 function caLimitsError(p: CertProfile, below: number): string | null {
   if (p.pathLen !== null && below > p.pathLen) return "PATH_LENGTH_EXCEEDED";
-  // Name constraints are not evaluated: a path under them is refused rather than let through.
-  if (p.hasNameConstraints) return "UNSUPPORTED_CONSTRAINT_TYPE";
   return null;
+}
+
+/** Why the names on the path break a CA's name constraints; null when they do not. */
+function namesError(path: CertPath): string | null {
+  const certs = [path.leaf, ...path.intermediates, path.anchor];
+  try {
+    return pathNameConstraintsError(certs.map((c) => c.profile));
+  } catch {
+    // Not expected (malformed input is an answer there): refused rather than let through.
+    return "UNSPECIFIED";
+  }
 }

@@ -20,6 +20,7 @@ export const DER_TAG = {
   octetString: 0x04,
   oid: 0x06,
   sequence: 0x30,
+  set: 0x31,
 } as const;
 
 /** The element at `offset`; `limit` is where the enclosing content ends. */
@@ -68,6 +69,22 @@ export function expectTag(e: DerElement | undefined, tag: number): DerElement {
 
 export function contentOf(e: DerElement): Uint8Array {
   return e.bytes.subarray(e.start, e.end);
+}
+
+/** Bytes as the characters U+0000 to U+00FF, one each (ASCII text stays as it is). */
+export function latin1Of(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return out;
+}
+
+/** The one element inside an EXPLICIT tag, with nothing after it. */
+export function onlyChildOf(e: DerElement): DerElement {
+  const child = readElement(e.bytes, e.start, e.end);
+  if (child.end !== e.end) throw new DerError("trailing bytes in explicit tag");
+  return child;
 }
 
 /** A small non-negative INTEGER (versions, path lengths). */

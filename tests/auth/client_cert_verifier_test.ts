@@ -87,8 +87,10 @@ Deno.test("client certificate verifier: purposes, versions, critical extensions,
           `${CA_EXTENSIONS}\n1.3.6.1.4.1.99999.1=critical,ASN1:NULL`,
           /^UNHANDLED_CRITICAL_EXTENSION$/,
         ],
+        // Evaluated (tests/auth/name_constraints_test.ts): a client with no dNSName passes.
+        [`${CA_EXTENSIONS}\nnameConstraints=critical,permitted;DNS:example.org`, /^null$/],
         [
-          `${CA_EXTENSIONS}\nnameConstraints=critical,permitted;DNS:example.org`,
+          `${CA_EXTENSIONS}\nnameConstraints=critical,permitted;RID:1.2.3.4`,
           /^UNSUPPORTED_CONSTRAINT_TYPE$/,
         ],
         // Deno's checkIssued already refuses such an issuer, as OpenSSL's X509_check_issued does.
