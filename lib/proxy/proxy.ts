@@ -13,7 +13,7 @@ import { type ErrorCode, GatewayError } from "../core/errors.ts";
 import { exchange, type UpstreamResponse } from "./http1/client.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
-import { isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
+import { handshakeRefusal, isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
 import { respondWith } from "./response.ts";
 import { retryHasTime, type RetryPolicy } from "../resilience/retry.ts";
@@ -79,10 +79,15 @@ async function forward(
   via: string,
   requestIdHeader: string,
 ): Promise<Response> {
+  const upgrade = isWebSocketUpgrade(ctx);
+  if (upgrade) {
+    const refused = handshakeRefusal(ctx);
+    if (refused !== null) return refused;
+  }
   const key = upstream.hashKey === null ? null : upstream.hashKey(ctx);
   const first = upstream.balancer.pick(key, ctx.now, null);
   if (first === null) return noTarget(ctx, upstream, o.fallback);
-  if (isWebSocketUpgrade(ctx)) {
+  if (upgrade) {
     return relayWebSocket(
       ctx,
       first,

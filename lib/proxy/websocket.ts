@@ -27,8 +27,35 @@ const HANDSHAKE = new Set([
  */
 export function isWebSocketUpgrade(ctx: RequestContext): boolean {
   if (ctx.headers.get("upgrade")?.toLowerCase() !== "websocket") return false;
-  if (canTakeSocket(ctx.request)) return true;
-  return ctx.listener.tls && namesUpgrade(ctx.headers.get("connection"));
+  return ctx.incoming.runtimeWebSocket
+    ? namesUpgrade(ctx.headers.get("connection"))
+    : canTakeSocket(ctx.request);
+}
+
+const HANDSHAKE_KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+/**
+ * The refusal of a handshake RFC 6455 §4.2.1 calls invalid, or null: it is
+ * answered here, before any upstream connection, since upstreams are lenient
+ * (Deno's switches a POST, a bad key, version 8) and a body sent with the
+ * handshake would reach the upstream as the first frames.
+ */
+export function handshakeRefusal(ctx: RequestContext): Response | null {
+  const h = ctx.headers;
+  let problem: string | null = null;
+  if (ctx.method !== "GET") problem = `A WebSocket handshake is a GET, not ${ctx.method}`;
+  else if (h.get("transfer-encoding") !== null || (h.get("content-length") ?? "0") !== "0") {
+    problem = "A WebSocket handshake has no body";
+  } else if (!HANDSHAKE_KEY.test(h.get("sec-websocket-key") ?? "")) {
+    problem = "Sec-WebSocket-Key must be one base64-encoded 16-byte value";
+  }
+  if (problem !== null) return ctx.refuse("bad_request", { message: problem });
+  if (h.get("sec-websocket-version") === "13") return null;
+  // The version this gateway relays, named as RFC 6455 §4.4 asks.
+  return ctx.refuse("bad_request", {
+    message: "Sec-WebSocket-Version must be 13",
+    headers: { "sec-websocket-version": "13" },
+  });
 }
 
 /** Whether a Connection value lists the `upgrade` option (tokens around optional whitespace). */

@@ -20,12 +20,17 @@ export interface IncomingRequest {
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** The listener's own parser held `authority` and the Host field to `validAuthority`. */
   readonly authorityChecked: boolean;
+  /**
+   * A WebSocket upgrade of it is the runtime's to accept (`Deno.upgradeWebSocket`,
+   * on `Deno.serve` listeners); elsewhere the listener hands over its socket.
+   */
+  readonly runtimeWebSocket: boolean;
   /** The web Request, built on the first call. */
   request(): Request;
 }
 
 /** A Request the runtime parsed, as an IncomingRequest. */
-export function incomingOf(req: Request): IncomingRequest {
+export function incomingOf(req: Request, runtimeWebSocket = false): IncomingRequest {
   const { authority, target } = splitAbsolute(req.url);
   return {
     method: req.method,
@@ -35,6 +40,7 @@ export function incomingOf(req: Request): IncomingRequest {
     headers: HeaderFields.of(req.headers),
     body: req.body,
     authorityChecked: false,
+    runtimeWebSocket,
     request: () => req,
   };
 }

@@ -158,7 +158,7 @@ export async function startListener(
       );
     },
   }, (req, info) =>
-    handler(incomingOf(req), info).then((res) => {
+    handler(incomingOf(req, true), info).then((res) => {
       // An upgraded request (a WebSocket) has no body left, and reading it would throw.
       if (res.status !== 101) dropUnreadBody(req.body);
       return forRuntime(res);

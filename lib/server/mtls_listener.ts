@@ -296,11 +296,14 @@ function bridgeUpgrade(
     return;
   }
   let taken = false;
-  registerSocketTaker(request, () => {
-    if (socket.destroyed) return null;
-    taken = true;
-    return { socket: byteSocketOf(socket), buffered: head };
-  });
+  // Node flags an HTTP/1.0 upgrade too, which a server must ignore (RFC 9110 §7.8).
+  if (req.httpVersion !== "1.0") {
+    registerSocketTaker(request, () => {
+      if (socket.destroyed) return null;
+      taken = true;
+      return { socket: byteSocketOf(socket), buffered: head };
+    });
+  }
   handler(incomingOf(request), infoOf(req, verdict))
     .then((response) => {
       // Switched: the tunnel owns the socket and has answered on it.

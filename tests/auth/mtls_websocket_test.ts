@@ -84,6 +84,13 @@ routes:
     );
     assertEquals(parseResponse((await readUntilClose(withBody, 5_000)).text).status, 400);
 
+    // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 §7.8): a plain GET, without it.
+    const http10 = await connect(true);
+    await writeAllTo(http10, new TextEncoder().encode(HANDSHAKE("/plain").replace("1.1", "1.0")));
+    const plain = parseResponse((await readUntilClose(http10, 5_000)).text);
+    assertEquals([plain.status, plain.body], [403, "no sockets here"]);
+    assertEquals(up.received.at(-1)!.headers.get("upgrade"), null);
+
     // An upgrade the upstream declines: its answer, body included.
     const declinedConn = await connect(true);
     await writeAllTo(declinedConn, new TextEncoder().encode(HANDSHAKE("/plain")));

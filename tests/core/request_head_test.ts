@@ -74,6 +74,9 @@ Deno.test("request head: framing, keep-alive and field lines", () => {
   );
   assertEquals(parsed(tabbed).upgrade, true);
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: upgrade")).upgrade, false);
+  // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 §7.8).
+  const http10 = head("GET /ws HTTP/1.0", "Connection: Upgrade", "Upgrade: websocket");
+  assertEquals(parsed(http10).upgrade, false);
 });
 
 Deno.test("request head: raw bytes past ASCII in the target travel percent-encoded", () => {

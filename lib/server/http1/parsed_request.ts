@@ -36,6 +36,7 @@ export class ParsedRequest extends Request {
 export class ParsedIncoming implements IncomingRequest {
   readonly headers: HeaderFields;
   readonly authorityChecked = true;
+  readonly runtimeWebSocket = false;
   readonly authority: string;
   readonly target: string;
   /** The absolute URL: the request target in absolute form, else made on first read. */

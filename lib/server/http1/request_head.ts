@@ -187,7 +187,8 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     chunked,
     keepAlive,
     expectContinue,
-    upgrade: upgrade && headers.some(([n]) => n === "upgrade"),
+    // A server must ignore Upgrade in an HTTP/1.0 request (RFC 9110 §7.8).
+    upgrade: upgrade && !http10 && headers.some(([n]) => n === "upgrade"),
   };
 }
 
