@@ -1,9 +1,10 @@
 /**
  * A WebSocket upgrade relayed as bytes: the handshake goes to the upstream on
- * a connection of its own; once the upstream answers 101, the client's socket
- * is taken from the HTTP server and both sockets are joined until either side
- * closes. A refusal by the upstream is forwarded as its status, a failure to
- * reach it is a 502 or 504 like any other request.
+ * a connection of its own; once the upstream answers 101, the pipeline's 101
+ * (see switchedProtocols) is written on the client's socket, taken from the
+ * HTTP server, and both sockets are joined until either side closes. A
+ * refusal by the upstream is forwarded as its status, a failure to reach it
+ * is a 502 or 504 like any other request.
  */
 import type { RequestContext } from "../core/context.ts";
 import { headWith } from "./http1/bytes.ts";
@@ -14,7 +15,8 @@ import { responseBody } from "./http1/body.ts";
 import { respondWith } from "./response.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
-import { switchedProtocols, takeSocket } from "../server/http1/upgrade.ts";
+import { switchedProtocols } from "../server/http1/upgrade.ts";
+import { NameSet } from "../core/name_set.ts";
 import { type ByteSocket, closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
 const COPY_CHUNK = 32 * 1024;
@@ -69,19 +71,30 @@ export async function tunnelUpgrade(
       reused: false,
     });
   }
-  const client = takeSocket(req);
-  if (client === null) {
-    pool.release(upstream, false);
-    return ctx.refuse("bad_gateway");
-  }
-  let reply = "HTTP/1.1 101 Switching Protocols\r\n";
-  for (const [name, value] of head.headers) reply += `${name}: ${value}\r\n`;
-  reply += `upgrade: ${req.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
-  join(client.socket, client.buffered, upstream, headWith(reply)).finally(() =>
-    pool.release(upstream, false)
-  );
-  return switchedProtocols();
+  const upgrade = req.headers.get("upgrade");
+  return switchedProtocols(req, head.headers, {
+    start(client, fields) {
+      let reply = "HTTP/1.1 101 Switching Protocols\r\n";
+      for (const [name, value] of fields) {
+        if (!NOT_IN_SWITCH.has(name)) reply += `${name}: ${value}\r\n`;
+      }
+      reply += `upgrade: ${upgrade}\r\nconnection: upgrade\r\n\r\n`;
+      join(client.socket, client.buffered, upstream, headWith(reply)).finally(() =>
+        pool.release(upstream, false)
+      );
+    },
+    abandon: () => pool.release(upstream, false),
+  });
 }
+
+/** Fields of the 101 this tunnel writes itself, or that have no place in it. */
+const NOT_IN_SWITCH = new NameSet([
+  "connection",
+  "upgrade",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+]);
 
 async function join(
   client: ByteSocket,

@@ -26,7 +26,7 @@ import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
-import { registerSocketTaker } from "./http1/upgrade.ts";
+import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
 
 /** What the TLS layer said about a connection's client certificate; read once per connection. */
 interface PeerVerdict {
@@ -295,19 +295,17 @@ function bridgeUpgrade(
     void writeAndClose(socket, errorResponse("bad_request", crypto.randomUUID()));
     return;
   }
-  let taken = false;
   // Node flags an HTTP/1.0 upgrade too, which a server must ignore (RFC 9110 §7.8).
   if (req.httpVersion !== "1.0") {
-    registerSocketTaker(request, () => {
-      if (socket.destroyed) return null;
-      taken = true;
-      return { socket: byteSocketOf(socket), buffered: head };
-    });
+    registerSocketTaker(
+      request,
+      () => socket.destroyed ? null : { socket: byteSocketOf(socket), buffered: head },
+    );
   }
   handler(incomingOf(request), infoOf(req, verdict))
     .then((response) => {
-      // Switched: the tunnel owns the socket and has answered on it.
-      if (!taken) return writeAndClose(socket, response);
+      // Switched: the tunnel owns the socket and answers on it.
+      if (!completeUpgrade(request, response)) return writeAndClose(socket, response);
     })
     .catch((e) => {
       onError?.(e);

@@ -101,8 +101,11 @@ routes:
     // goes on until either side closes, or the process ends).
     const open = await connect(true);
     try {
-      await writeAllTo(open, new TextEncoder().encode(HANDSHAKE("/ws")));
-      assertEquals((await switchAndRead(open, [clientFrame("still")], 1)).messages, ["echo:still"]);
+      await writeAllTo(open, new TextEncoder().encode(HANDSHAKE("/ws", ["X-Request-Id: ws-7"])));
+      const { head, messages } = await switchAndRead(open, [clientFrame("still")], 1);
+      assertEquals(messages, ["echo:still"]);
+      // The 101 is the pipeline's answer, request id included, as on plain listeners.
+      assertEquals(parseResponse(`${head}\r\n\r\n`).headers.get("x-request-id"), "ws-7");
       assertEquals(await within(3_000, stop().then(() => "stopped")), "stopped");
     } finally {
       closeQuietly(open);

@@ -8,8 +8,15 @@ import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { parseResponse, type RawResponse, readUntilClose } from "../helpers/raw.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
-import { HANDSHAKE, type RawWsUpstream, startRawWsUpstream } from "../helpers/websocket.ts";
-import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import {
+  clientFrame,
+  HANDSHAKE,
+  type RawWsUpstream,
+  startRawWsUpstream,
+  switchAndRead,
+} from "../helpers/websocket.ts";
+import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
 const LISTENERS = ["plain", "h2"] as const;
 type ListenerName = typeof LISTENERS[number];
@@ -115,6 +122,53 @@ Deno.test("websocket: a handshake RFC 6455 calls invalid is refused in the commo
       );
       assertEquals(listed.status, 101);
     });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: the 101 carries the request id and the route's response header transforms, as any answer does", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    response.headers.set("x-internal-trace", "secret");
+    response.headers.set("x-from-upstream", "kept");
+    return response;
+  });
+  try {
+    await withGateway(
+      up,
+      async ({ connect }) => {
+        for (const listener of LISTENERS) {
+          const conn = await connect(listener);
+          try {
+            await writeAllTo(
+              conn,
+              new TextEncoder().encode(HANDSHAKE("/ws", ["X-Request-Id: ws-1"])),
+            );
+            const { head, messages } = await switchAndRead(conn, [clientFrame("one")], 1);
+            assertMatch(head, /^HTTP\/1\.1 101 /);
+            assertEquals(messages, ["echo:one"]);
+            const fields = parseResponse(`${head}\r\n\r\n`).headers;
+            // The tunnel wrote the upstream's 101 as it came: no request id, the internal field.
+            assertEquals(fields.get("x-request-id"), "ws-1", listener);
+            assertEquals(fields.get("x-served-by"), "ws", listener);
+            assertEquals(fields.get("x-internal-trace"), null, listener);
+            assertEquals(fields.get("x-content-type-options"), "nosniff", listener);
+            assertEquals(fields.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+            if (listener === "plain") assertEquals(fields.get("x-from-upstream"), "kept");
+          } finally {
+            closeQuietly(conn);
+          }
+        }
+      },
+      `  - name: ws
+    match: { path: / }
+    upstream: up
+    transform:
+      security_headers: true
+      response: { headers: { remove: [X-Internal-Trace], add: { X-Served-By: "\${route.name}" } } }`,
+    );
   } finally {
     await up.close();
   }

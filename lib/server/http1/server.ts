@@ -31,7 +31,7 @@ import {
 } from "./request_head.ts";
 import { writeResponse } from "./response_writer.ts";
 import { LINGER_IDLE_MS, LINGER_MS } from "../lingering.ts";
-import { registerUpgrade } from "./upgrade.ts";
+import { completeUpgrade, registerUpgrade } from "./upgrade.ts";
 
 export interface ConnectionTimeouts {
   /** From the first byte of a request head to its end (408 after). */
@@ -365,7 +365,8 @@ class ServedConnection implements Watched {
       this.server.reportError(e);
       res = errorResponse("internal_error", crypto.randomUUID());
     }
-    if (this.conn.closed || this.conn.hijacked) return false;
+    if (head.upgrade && completeUpgrade(req.request(), res)) return false;
+    if (this.conn.closed) return false;
 
     const bodyDone = body === null || body.complete || body.skipBuffered();
     const keepAlive = head.keepAlive && bodyDone && !this.server.isClosing &&

@@ -6,6 +6,8 @@
  * through untouched.
  */
 import type { ByteSocket } from "../../proxy/http1/socket_io.ts";
+import { ParsedResponse, unreadFields } from "../../core/parsed_response.ts";
+import type { FieldList } from "../../core/header_fields.ts";
 import type { ClientConnection } from "./client_connection.ts";
 
 /** Per upgrade request, how to take its socket (null once taken or gone). */
@@ -32,19 +34,66 @@ export function canTakeSocket(req: Request): boolean {
 }
 
 /** Takes the connection away from the HTTP server; it writes nothing more on it. */
-export function takeSocket(req: Request): TakenSocket | null {
+function takeSocket(req: Request): TakenSocket | null {
   const take = takers.get(req);
   if (take === undefined) return null;
   takers.delete(req);
   return take();
 }
 
+/** An upgrade the upstream accepted, waiting for the pipeline's answer to the client. */
+export interface PendingSwitch {
+  /** Writes the 101 with `fields` (as the pipeline left them) on `client`, then relays. */
+  start(client: TakenSocket, fields: FieldList): void;
+  /** The client gets another answer, or is gone: lets go of the upstream. */
+  abandon(): void;
+}
+
+/** Per upgrade request, its switch and the answer that carries it out. */
+const switches = new WeakMap<Request, { answer: Response; relay: PendingSwitch }>();
+
 /**
- * The handler's answer once a socket has been taken: the Fetch standard keeps
- * `Response` statuses within 200-599, but logs and metrics must say 101.
+ * The handler's answer to an upgrade the upstream accepted: a 101 with the
+ * upstream's end-to-end fields, which the pipeline edits like any answer's
+ * (request id, header transforms) before the listener has `relay` write it.
+ * The Fetch standard keeps `Response` statuses within 200-599, but logs and
+ * metrics must say 101.
  */
-export function switchedProtocols(): Response {
-  const res = new Response(null, { status: 200 });
-  Object.defineProperty(res, "status", { value: 101 });
-  return res;
+export function switchedProtocols(
+  req: Request,
+  fields: [string, string][],
+  relay: PendingSwitch,
+): Response {
+  const answer = new ParsedResponse(null, { status: 200 }, fields);
+  Object.defineProperty(answer, "status", { value: 101 });
+  switches.set(req, { answer, relay });
+  return answer;
+}
+
+/**
+ * Called by the listener with the handler's answer to an upgrade request:
+ * when it is the switch's 101, takes the socket and starts the relay; else
+ * the upstream is let go. True when the listener must write nothing more.
+ */
+export function completeUpgrade(req: Request, res: Response): boolean {
+  const pending = switches.get(req);
+  if (pending === undefined) return false;
+  switches.delete(req);
+  if (res !== pending.answer) {
+    pending.relay.abandon();
+    return false;
+  }
+  const client = takeSocket(req);
+  if (client === null) {
+    pending.relay.abandon();
+    return true;
+  }
+  pending.relay.start(client, unreadFields(res) ?? fieldsOf(res.headers));
+  return true;
+}
+
+function fieldsOf(headers: Headers): [string, string][] {
+  const list: [string, string][] = [];
+  headers.forEach((value, name) => list.push([name, value]));
+  return list;
 }
