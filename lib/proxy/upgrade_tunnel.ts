@@ -9,7 +9,7 @@
 import type { RequestContext } from "../core/context.ts";
 import { headWith } from "./http1/bytes.ts";
 import type { UpstreamConnection } from "./http1/connection.ts";
-import { readResponseHead, type ResponseHead } from "./http1/response_head.ts";
+import { ProtocolError, readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
 import { respondWith } from "./response.ts";
@@ -52,13 +52,19 @@ export async function tunnelUpgrade(
     head = await withTimeout(readResponseHead(upstream), timeoutMs);
   } catch (e) {
     pool.release(upstream, false);
-    return ctx.refuse((e as Error).name === "TimeoutError" ? "upstream_timeout" : "bad_gateway");
+    return ctx.refuse(
+      (e as Error).name === "TimeoutError"
+        ? "upstream_timeout"
+        : e instanceof ProtocolError
+        ? "upstream_error"
+        : "bad_gateway",
+    );
   }
   ctx.upstreamMs = performance.now() - started;
   if (head === null || (head.status === 101 && !head.upgrade)) {
-    // No answer, or a 101 that names no protocol.
+    // No answer; or a 101 that names no protocol, which is the upstream's fault, as a malformed head.
     pool.release(upstream, false);
-    return ctx.refuse("bad_gateway");
+    return ctx.refuse(head === null ? "bad_gateway" : "upstream_error");
   }
   if (head.status !== 101) {
     // The upstream declined the upgrade: its answer, body and all, tells the client why.

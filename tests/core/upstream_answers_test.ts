@@ -95,6 +95,33 @@ Deno.test("upstream answers: a declined upgrade the runtime cannot answer with i
   });
 });
 
+Deno.test("upstream answers: a malformed answer to an upgrade, or a 101 naming no protocol, is 502 upstream_error; no answer 502 bad_gateway", async () => {
+  const up = answering({
+    "/no-upgrade": "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    "/malformed": "HTTP/1.1 20 OK\r\ncontent-length: 0\r\n\r\n",
+    "/silent": (x) => Promise.resolve(x.close()),
+  });
+  await through(up, async (g) => {
+    const handshake = (path: string) =>
+      rawRequest(g.url(), [
+        `GET ${path} HTTP/1.1`,
+        "Host: localhost",
+        "Connection: Upgrade, close",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+      ]);
+    // Both were 502 bad_gateway ("could not be reached"), as if the upstream were down.
+    for (const path of ["/no-upgrade", "/malformed"]) {
+      const res = await handshake(path);
+      assertEquals([res.status, JSON.parse(res.body).error.code], [502, "upstream_error"], path);
+    }
+    const silent = await handshake("/silent");
+    assertEquals([silent.status, JSON.parse(silent.body).error.code], [502, "bad_gateway"]);
+    assertEquals(await inFlight(g), 0);
+  });
+});
+
 Deno.test("upstream answers: the status line is HTTP/1.DIGIT, three digits, then a space or its end", async () => {
   const up = answering({
     "/four-digits": "HTTP/1.1 2000 OK\r\ncontent-length: 2\r\n\r\nhi",
