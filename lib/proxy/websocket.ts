@@ -105,11 +105,18 @@ export async function relayWebSocket(
   const { socket: client, response } = upgraded;
   client.binaryType = "arraybuffer";
   upstream.binaryType = "arraybuffer";
-  // Upstream messages can arrive before the client side has finished opening.
+  // Upstream messages, and its close, can arrive before the client side has finished
+  // opening, when a close does nothing.
   const early: (string | ArrayBuffer)[] = [];
+  let earlyClose: { code: number; reason: string } | null = null;
+  const closeClient = (code: number, reason: string) => {
+    if (client.readyState === WebSocket.CONNECTING) earlyClose ??= { code, reason };
+    else closeWith(client, code, reason);
+  };
   client.onopen = () => {
     for (const m of early) client.send(m);
     early.length = 0;
+    if (earlyClose !== null) closeWith(client, earlyClose.code, earlyClose.reason);
   };
   upstream.onmessage = (e) => {
     if (client.readyState === WebSocket.OPEN) client.send(e.data);
@@ -118,9 +125,9 @@ export async function relayWebSocket(
   client.onmessage = (e) => {
     if (upstream.readyState === WebSocket.OPEN) upstream.send(e.data);
   };
-  upstream.onclose = (e) => closeWith(client, e.code, e.reason);
+  upstream.onclose = (e) => closeClient(e.code, e.reason);
   client.onclose = (e) => closeWith(upstream, e.code, e.reason);
-  upstream.onerror = () => closeWith(client, 1011, "upstream error");
+  upstream.onerror = () => closeClient(1011, "upstream error");
   client.onerror = () => closeWith(upstream, 1001, "client gone");
   return response;
 }

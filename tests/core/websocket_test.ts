@@ -4,13 +4,14 @@
  * relayed message by message), in front of a raw upstream that takes what a
  * lenient server would.
  */
-import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, within } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { parseResponse, type RawResponse, readUntilClose } from "../helpers/raw.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import {
   clientFrame,
+  FrameReader,
   HANDSHAKE,
   type RawWsUpstream,
   startRawWsUpstream,
@@ -173,3 +174,42 @@ Deno.test("websocket: the 101 carries the request id and the route's response he
     await up.close();
   }
 });
+
+Deno.test("websocket: an upstream that closes as soon as it has switched: its close reaches the client", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onopen = () => {
+      socket.send("first and last");
+      socket.close(4002, "later");
+    };
+    return response;
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const listener of LISTENERS) {
+        const conn = await connect(listener);
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+          const frames = new FrameReader(conn);
+          assertMatch(await frames.head(), /^HTTP\/1\.1 101 /);
+          const message = await within(5_000, frames.next());
+          assertEquals(message !== "timed out" && decode(message.payload), "first and last");
+          // Deno.serve: the close came while the client's side was still opening, was dropped,
+          // and the client's connection stayed open with nothing more to come.
+          const close = await within(5_000, frames.next());
+          assertEquals(close !== "timed out" && close.opcode, 0x8, listener);
+          assertEquals(close !== "timed out" && closeOf(close.payload), [4002, "later"]);
+        } finally {
+          closeQuietly(conn);
+        }
+      }
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+const closeOf = (
+  p: Uint8Array,
+) => [new DataView(p.buffer, p.byteOffset).getUint16(0), decode(p.subarray(2))];
