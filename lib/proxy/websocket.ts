@@ -1,23 +1,20 @@
 /**
- * WebSocket pass-through: the gateway opens the upstream socket first, so a
- * refused upstream is an ordinary 502, then upgrades the client with the
- * subprotocol the upstream chose and relays messages and closes both ways.
+ * WebSocket pass-through: which requests are upgrades, which handshakes are
+ * refused, and the relay for the listener: bytes (upgrade_tunnel.ts) where
+ * the gateway's own server hands over the socket, messages
+ * (message_relay.ts) where the runtime accepts the client's side. Either way
+ * the handshake goes to the upstream first (upstream_upgrade.ts), so a
+ * refused upgrade is the upstream's answer and a dead upstream a 502.
  */
 import type { RequestContext } from "../core/context.ts";
+import { fieldValue } from "../core/header_fields.ts";
+import { NameSet } from "../core/name_set.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { tunnelUpgrade } from "./upgrade_tunnel.ts";
+import { upgradeUpstream } from "./upstream_upgrade.ts";
+import { relayMessages } from "./message_relay.ts";
 import { canTakeSocket } from "../server/http1/upgrade.ts";
-
-/** Handshake fields the WebSocket client sets itself. */
-const HANDSHAKE = new Set([
-  "host",
-  "sec-websocket-key",
-  "sec-websocket-version",
-  "sec-websocket-extensions",
-  "sec-websocket-protocol",
-  "sec-websocket-accept",
-]);
 
 /**
  * An Upgrade the Connection field does not name is ignored (RFC 9110 §7.8):
@@ -67,115 +64,74 @@ function namesUpgrade(connection: string | null): boolean {
   return false;
 }
 
-export async function relayWebSocket(
+export function relayWebSocket(
   ctx: RequestContext,
   target: UpstreamTarget,
   forward: ForwardOptions,
   connectTimeoutMs: number,
 ): Promise<Response> {
-  const req = ctx.request;
-  // The gateway's own HTTP/1.1 server relays the upgraded connection as bytes.
-  if (canTakeSocket(req)) return tunnelUpgrade(ctx, target, forward, connectTimeoutMs);
-  // Headers become unreadable once the request is upgraded: read them now.
-  const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
-    .split(",").map((p) => p.trim()).filter((p) => p !== "");
-  const headers = forwardedHeaders(buildHeaderBlock(ctx, forward));
-  const t = target.pool.target;
-  const url = `${t.tls ? "wss" : "ws"}://${t.authority}${ctx.upstreamPath}`;
-  ctx.upstreamTarget = target.id;
-  ctx.attempts++;
+  // The gateway's own HTTP/1.1 servers relay the upgraded connection as bytes.
+  return ctx.incoming.runtimeWebSocket
+    ? relayAsMessages(ctx, target, forward, connectTimeoutMs)
+    : tunnelUpgrade(ctx, target, forward, connectTimeoutMs);
+}
 
-  const started = performance.now();
-  let upstream: WebSocket;
-  try {
-    upstream = await openUpstream(url, protocols, headers, connectTimeoutMs);
-  } catch (e) {
-    return ctx.refuse((e as Error).name === "TimeoutError" ? "upstream_timeout" : "bad_gateway");
+/** Fields of the upstream's 101 the runtime writes itself for the client's side. */
+const RUNTIME_SWITCH_FIELDS = new NameSet([
+  "sec-websocket-accept",
+  "sec-websocket-protocol",
+  "sec-websocket-extensions",
+  "date",
+]);
+
+async function relayAsMessages(
+  ctx: RequestContext,
+  target: UpstreamTarget,
+  forward: ForwardOptions,
+  timeoutMs: number,
+): Promise<Response> {
+  const key = ctx.headers.get("sec-websocket-key")!;
+  // This relay reads frames as they are: an extension the upstream took would garble them.
+  const block = withoutField(buildHeaderBlock(ctx, forward), "sec-websocket-extensions");
+  const up = await upgradeUpstream(ctx, target, block, timeoutMs);
+  if (up instanceof Response) return up;
+  const fields = up.head.headers;
+  if (
+    fieldValue(fields, "sec-websocket-accept") !== await acceptFor(key) ||
+    fieldValue(fields, "sec-websocket-extensions") !== null
+  ) {
+    up.release();
+    return ctx.refuse("upstream_error", { message: "The upstream's 101 is not a WebSocket's" });
   }
-  ctx.upstreamMs = performance.now() - started;
-
+  const protocol = fieldValue(fields, "sec-websocket-protocol");
   let upgraded: Deno.WebSocketUpgrade;
   try {
-    upgraded = Deno.upgradeWebSocket(req, upstream.protocol ? { protocol: upstream.protocol } : {});
+    upgraded = Deno.upgradeWebSocket(ctx.request, protocol === null ? {} : { protocol });
   } catch {
-    // A handshake the runtime refuses (no key, say): the upstream socket must not outlive it.
-    upstream.close();
-    return ctx.refuse("bad_request");
+    // A subprotocol the client did not offer.
+    up.release();
+    return ctx.refuse("upstream_error", {
+      message: "The upstream chose a subprotocol not offered",
+    });
   }
-  const { socket: client, response } = upgraded;
-  client.binaryType = "arraybuffer";
-  upstream.binaryType = "arraybuffer";
-  // Upstream messages, and its close, can arrive before the client side has finished
-  // opening, when a close does nothing.
-  const early: (string | ArrayBuffer)[] = [];
-  let earlyClose: { code: number; reason: string } | null = null;
-  const closeClient = (code: number, reason: string) => {
-    if (client.readyState === WebSocket.CONNECTING) earlyClose ??= { code, reason };
-    else closeWith(client, code, reason);
-  };
-  client.onopen = () => {
-    for (const m of early) client.send(m);
-    early.length = 0;
-    if (earlyClose !== null) closeWith(client, earlyClose.code, earlyClose.reason);
-  };
-  upstream.onmessage = (e) => {
-    if (client.readyState === WebSocket.OPEN) client.send(e.data);
-    else if (client.readyState === WebSocket.CONNECTING) early.push(e.data);
-  };
-  client.onmessage = (e) => {
-    if (upstream.readyState === WebSocket.OPEN) upstream.send(e.data);
-  };
-  upstream.onclose = (e) => closeClient(e.code, e.reason);
-  client.onclose = (e) => closeWith(upstream, e.code, e.reason);
-  upstream.onerror = () => closeClient(1011, "upstream error");
-  client.onerror = () => closeWith(upstream, 1001, "client gone");
-  return response;
+  const answer = upgraded.response.headers;
+  for (const [name, value] of fields) {
+    if (!RUNTIME_SWITCH_FIELDS.has(name)) answer.append(name, value);
+  }
+  relayMessages(upgraded.socket, up);
+  return upgraded.response;
 }
 
-function openUpstream(
-  url: string,
-  protocols: string[],
-  headers: [string, string][],
-  timeoutMs: number,
-): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { protocols, headers });
-    const timer = setTimeout(() => {
-      ws.close();
-      reject(new DOMException("WebSocket connect timed out", "TimeoutError"));
-    }, timeoutMs);
-    ws.onopen = () => {
-      clearTimeout(timer);
-      ws.onerror = null;
-      ws.onclose = null;
-      resolve(ws);
-    };
-    ws.onerror = () => {
-      clearTimeout(timer);
-      reject(new Error("WebSocket upstream refused the connection"));
-    };
-  });
+/** RFC 6455's Sec-WebSocket-Accept for a key. */
+async function acceptFor(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + WS_GUID));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
-/** Codes a peer may not send in a close frame (RFC 6455 §7.4.1) become a plain or error close. */
-function closeWith(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
-  const sendable = code === 1000 || (code >= 3000 && code <= 4999) ||
-    (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006);
-  try {
-    ws.close(sendable ? code : code === 1005 ? 1000 : 1011, reason.slice(0, 120));
-  } catch {
-    ws.close();
-  }
-}
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-function forwardedHeaders(block: string): [string, string][] {
-  const out: [string, string][] = [];
-  for (const line of block.split("\r\n")) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon);
-    if (!HANDSHAKE.has(name)) out.push([name, line.slice(colon + 1).trim()]);
-  }
-  return out;
+/** A header block without the lines of one field (`name` lower-case, as the block has it). */
+function withoutField(block: string, name: string): string {
+  const prefix = `${name}:`;
+  return block.split("\r\n").filter((line) => !line.toLowerCase().startsWith(prefix)).join("\r\n");
 }

@@ -11,11 +11,13 @@ import { selfSignedCert } from "../helpers/tls.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import {
   clientFrame,
+  closePayload,
   FrameReader,
   HANDSHAKE,
   type RawWsUpstream,
   startRawWsUpstream,
   switchAndRead,
+  wsFrame,
 } from "../helpers/websocket.ts";
 import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
@@ -27,14 +29,20 @@ interface Setup {
   connect(listener: ListenerName): Promise<Deno.Conn>;
   /** Sends `text` on a new connection; the answer up to the close. */
   exchange(listener: ListenerName, text: string): Promise<RawResponse>;
+  /** Sends `text` on a new connection; the answer's head (a 101's), then closes. */
+  headOf(listener: ListenerName, text: string): Promise<RawResponse>;
 }
 
-/** A gateway with both listeners in front of `up`; `routes` replaces the one catch-all route. */
+/**
+ * A gateway with both listeners in front of `up`: `routes` replaces the one
+ * catch-all route, `upstream` adds settings to the upstream's.
+ */
 async function withGateway(
   up: RawWsUpstream | { url: string },
   fn: (s: Setup) => Promise<void>,
-  routes = "  - { name: all, match: { path: / }, upstream: up }",
+  o: { routes?: string; upstream?: string } = {},
 ): Promise<void> {
+  const routes = o.routes ?? "  - { name: all, match: { path: / }, upstream: up }";
   const dir = await Deno.makeTempDir({ prefix: "gw-ws-" });
   try {
     const { cert, key } = await selfSignedCert(dir);
@@ -44,7 +52,7 @@ async function withGateway(
 admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 2 }
 upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
+  up: { targets: [ { url: "${up.url}" } ]${o.upstream ? `, ${o.upstream}` : ""} }
 routes:
 ${routes}
 `);
@@ -60,8 +68,17 @@ ${routes}
       await writeAllTo(conn, new TextEncoder().encode(text));
       return parseResponse((await readUntilClose(conn, 5_000)).text);
     };
+    const headOf = async (listener: ListenerName, text: string) => {
+      const conn = await connect(listener);
+      try {
+        await writeAllTo(conn, new TextEncoder().encode(text));
+        return parseResponse(`${await new FrameReader(conn).head()}\r\n\r\n`);
+      } finally {
+        closeQuietly(conn);
+      }
+    };
     try {
-      await fn({ g, connect, exchange });
+      await fn({ g, connect, exchange, headOf });
     } finally {
       await g.close();
     }
@@ -157,18 +174,20 @@ Deno.test("websocket: the 101 carries the request id and the route's response he
             assertEquals(fields.get("x-internal-trace"), null, listener);
             assertEquals(fields.get("x-content-type-options"), "nosniff", listener);
             assertEquals(fields.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-            if (listener === "plain") assertEquals(fields.get("x-from-upstream"), "kept");
+            assertEquals(fields.get("x-from-upstream"), "kept", listener);
           } finally {
             closeQuietly(conn);
           }
         }
       },
-      `  - name: ws
+      {
+        routes: `  - name: ws
     match: { path: / }
     upstream: up
     transform:
       security_headers: true
       response: { headers: { remove: [X-Internal-Trace], add: { X-Served-By: "\${route.name}" } } }`,
+      },
     );
   } finally {
     await up.close();
@@ -213,3 +232,224 @@ const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 const closeOf = (
   p: Uint8Array,
 ) => [new DataView(p.buffer, p.byteOffset).getUint16(0), decode(p.subarray(2))];
+
+Deno.test("websocket: the upstream gets the handshake and the client its answer alike on both listeners (Host, User-Agent, a refusal, the 101's fields)", async () => {
+  const seen: Record<string, string>[] = [];
+  const up = startUpstream((req) => {
+    seen.push(Object.fromEntries(req.headers));
+    if (new URL(req.url).pathname === "/declined") {
+      return new Response("not for you", { status: 403, headers: { "x-why": "declined" } });
+    }
+    const { response } = Deno.upgradeWebSocket(req);
+    response.headers.set("set-cookie", "affinity=a1; Path=/");
+    return response;
+  });
+  try {
+    await withGateway(
+      up,
+      async ({ exchange, headOf }) => {
+        for (const listener of LISTENERS) {
+          seen.length = 0;
+          const extra = ["User-Agent: app/1.0", "Sec-WebSocket-Extensions: permessage-deflate"];
+          const switched = await headOf(listener, HANDSHAKE("/ws", extra));
+          assertEquals(switched.status, 101, listener);
+          // Deno.serve: the runtime's WebSocket client made the handshake, with its own Host
+          // (preserve_host ignored) and User-Agent ("Deno/2.9.6, app/1.0"), and dropped these.
+          assertEquals(switched.headers.get("set-cookie"), "affinity=a1; Path=/", listener);
+          assertEquals(seen[0]!["host"], "localhost", listener);
+          assertEquals(seen[0]!["user-agent"], "app/1.0", listener);
+          // The byte relay passes an extension offer on; the message relay, which speaks
+          // no extension, offers none.
+          assertEquals(
+            seen[0]!["sec-websocket-extensions"],
+            listener === "plain" ? "permessage-deflate" : undefined,
+          );
+          assertEquals(switched.headers.get("sec-websocket-extensions"), null);
+          // A refusal is the upstream's answer (it was a 502 on Deno.serve).
+          const declined = await exchange(listener, closing(HANDSHAKE("/declined")));
+          assertEquals(
+            [declined.status, declined.body, declined.headers.get("x-why")],
+            [403, "not for you", "declined"],
+            listener,
+          );
+        }
+      },
+      { upstream: "preserve_host: true" },
+    );
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: close codes and reasons pass both ways on both listeners", async () => {
+  const closes: string[] = [];
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.close(Number(e.data), `upstream ${e.data}`);
+    socket.onclose = (e) => closes.push(`${e.code} ${e.reason}`);
+    return response;
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const listener of LISTENERS) {
+        // The client closes: 1001 as a browser leaving the page, and an application's code.
+        for (const code of [1001, 1008, 4000]) {
+          const conn = await connect(listener);
+          try {
+            await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+            const frames = new FrameReader(conn);
+            await frames.head();
+            await writeAllTo(conn, wsFrame(closePayload(code, "client says"), { opcode: 0x8 }));
+            const answer = await within(5_000, frames.next());
+            assertEquals(answer !== "timed out" && answer.opcode, 0x8);
+          } finally {
+            closeQuietly(conn);
+          }
+          // Deno.serve: the runtime's WebSocket client cannot send 1001-1014, so the upstream
+          // got a close without a code (1005).
+          assertEquals(await within(5_000, until(() => closes.shift())), `${code} client says`);
+        }
+        // The upstream closes.
+        for (const code of [1008, 1011, 4001]) {
+          const conn = await connect(listener);
+          try {
+            await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+            const frames = new FrameReader(conn);
+            await frames.head();
+            await writeAllTo(conn, clientFrame(String(code)));
+            const close = await within(5_000, frames.next());
+            assertEquals(close !== "timed out" && closeOf(close.payload), [
+              code,
+              `upstream ${code}`,
+            ]);
+            await writeAllTo(conn, wsFrame(closePayload(code), { opcode: 0x8 }));
+          } finally {
+            closeQuietly(conn);
+          }
+          await within(5_000, until(() => closes.shift()));
+        }
+      }
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+/** What `f` returns once it is defined, checked every 10 ms. */
+async function until<T>(f: () => T | undefined): Promise<T> {
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+Deno.test("websocket: fragmented, binary, large and control frames pass on both listeners; the upstream's pings are answered", async () => {
+  const up = startUpstream((req) => {
+    // On /pinging: pings every 2 s, and a close when one goes unanswered for 2 s.
+    const pinging = new URL(req.url).pathname === "/pinging";
+    const { socket, response } = Deno.upgradeWebSocket(req, pinging ? { idleTimeout: 2 } : {});
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (e) => {
+      const data = e.data as string | ArrayBuffer;
+      socket.send(typeof data === "string" ? `echo:${data.length}:${data.slice(0, 9)}` : data);
+    };
+    return response;
+  });
+  /** A session on `path`: its frames, a pong for every ping (the byte relay passes them on). */
+  const open = async (conn: Deno.Conn, path: string) => {
+    await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE(path)));
+    const frames = new FrameReader(conn);
+    await frames.head();
+    return async () => {
+      while (true) {
+        const f = await frames.next();
+        if (f.opcode !== 0x9) return f;
+        await writeAllTo(conn, wsFrame(f.payload, { opcode: 0xa }));
+      }
+    };
+  };
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const listener of LISTENERS) {
+        const conn = await connect(listener);
+        try {
+          const next = await open(conn, "/ws");
+          const text = (s: string, fin: boolean, opcode: number) =>
+            wsFrame(new TextEncoder().encode(s), { opcode, fin });
+          // A text message in three fragments, a ping between two of them.
+          await writeAllTo(conn, text("frag", false, 0x1));
+          await writeAllTo(conn, text("ment", false, 0x0));
+          await writeAllTo(conn, wsFrame(new TextEncoder().encode("ping?"), { opcode: 0x9 }));
+          await writeAllTo(conn, text("ed", true, 0x0));
+          const pong = await next();
+          assertEquals([pong.opcode, decode(pong.payload)], [0xa, "ping?"]);
+          assertEquals(decode((await next()).payload), "echo:10:fragmente");
+          // 8 MiB of binary, echoed whole; 3 MiB of text.
+          const binary = new Uint8Array(8 * 1024 * 1024).map((_, i) => i % 251);
+          await writeAllTo(conn, wsFrame(binary));
+          const back = await next();
+          assertEquals(back.opcode, 0x2);
+          assertEquals(back.payload.length, binary.length);
+          assertEquals(back.payload.every((b, i) => b === binary[i]), true);
+          const long = wsFrame(new TextEncoder().encode("x".repeat(3 << 20)), { opcode: 0x1 });
+          await writeAllTo(conn, long);
+          assertEquals(decode((await next()).payload), `echo:${3 << 20}:xxxxxxxxx`);
+        } finally {
+          closeQuietly(conn);
+        }
+      }
+      // Past the upstream's idle timeout, twice over: its pings were answered (by the client
+      // through the byte relay, by the gateway in the message relay), so it kept the session.
+      await Promise.all(LISTENERS.map(async (listener) => {
+        const conn = await connect(listener);
+        try {
+          const next = await open(conn, "/pinging");
+          const answer = next();
+          await new Promise((r) => setTimeout(r, 4_500));
+          await writeAllTo(conn, clientFrame("still"));
+          assertEquals(decode((await answer).payload), "echo:5:still", listener);
+        } finally {
+          closeQuietly(conn);
+        }
+      }));
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket (Deno.serve listener): an upstream that breaks the protocol gets its close code (1002, 1009, 1007), the client 1011", async () => {
+  const upstreamGot: number[] = [];
+  const bad: Record<string, Uint8Array> = {
+    // A masked frame: only clients mask (RFC 6455 §5.1).
+    "/masked": wsFrame(new TextEncoder().encode("masked")),
+    // A head announcing 65 MiB, past what the relay takes: refused before any is read.
+    "/huge": new Uint8Array([0x82, 127, 0, 0, 0, 0, 0x04, 0x10, 0, 0]),
+    "/not-utf8": wsFrame(new Uint8Array([0xc3, 0x28]), { opcode: 0x1, masked: false }),
+  };
+  const up = startRawWsUpstream(async (conn, frames) => {
+    await writeAllTo(conn, bad[up.heads.at(-1)!.split(" ")[1]!]!);
+    upstreamGot.push(closeOf((await frames.next()).payload)[0] as number);
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const path of Object.keys(bad)) {
+        const conn = await connect("h2");
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE(path)));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          const close = await frames.next();
+          assertEquals([close.opcode, closeOf(close.payload)[0]], [0x8, 1011], path);
+        } finally {
+          closeQuietly(conn);
+        }
+      }
+      await within(5_000, until(() => upstreamGot.length === 3 || undefined));
+      assertEquals(upstreamGot, [1002, 1009, 1007]);
+    });
+  } finally {
+    await up.close();
+  }
+});
