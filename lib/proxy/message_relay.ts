@@ -9,6 +9,15 @@
 import { sendableCode, UpstreamWebSocket, WebSocketProtocolError } from "./upstream_websocket.ts";
 import type { SwitchedUpstream } from "./upstream_upgrade.ts";
 
+/** Upstream messages wait while this much is queued to the client. */
+const CLIENT_HIGH_WATER_BYTES = 1024 * 1024;
+const DRAIN_POLL_MS = 10;
+/**
+ * The runtime reads the client whatever the upstream takes (a server
+ * WebSocket cannot be paused): past this much queued to the upstream, the
+ * session ends rather than buffer without bound.
+ */
+export const MAX_UPSTREAM_BACKLOG_BYTES = 16 * 1024 * 1024;
 const CLOSE_WAIT_MS = 5_000;
 
 export function relayMessages(client: WebSocket, switched: SwitchedUpstream): void {
@@ -29,6 +38,13 @@ export function relayMessages(client: WebSocket, switched: SwitchedUpstream): vo
     };
   });
   client.onmessage = (e: MessageEvent<string | ArrayBuffer>) => {
+    if (upstream.closeSent) return;
+    if (upstream.backlog > MAX_UPSTREAM_BACKLOG_BYTES) {
+      closeClient(client, 1013, "The upstream is not keeping up");
+      upstream.close(1001, "The client outran the upstream");
+      endSoon();
+      return;
+    }
     upstream.send(e.data);
   };
 
@@ -62,9 +78,12 @@ export function relayMessages(client: WebSocket, switched: SwitchedUpstream): vo
   })();
 }
 
-/** Waits until the client is open; false once it is closing. */
+/** Waits until the client is open and its queue is short; false once it is closing. */
 async function clientTakes(client: WebSocket, opened: Promise<void>): Promise<boolean> {
   await opened;
+  while (client.readyState === WebSocket.OPEN && client.bufferedAmount > CLIENT_HIGH_WATER_BYTES) {
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+  }
   return client.readyState === WebSocket.OPEN;
 }
 

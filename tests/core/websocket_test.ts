@@ -453,3 +453,74 @@ Deno.test("websocket (Deno.serve listener): an upstream that breaks the protocol
     await up.close();
   }
 });
+
+Deno.test("websocket: a side that stops reading holds the other back: what the relay buffers is bounded both ways on both listeners", async () => {
+  const ATTEMPT = 256 * MIB;
+  const BOUND = 64 * MIB;
+  let upstreamWrote = 0;
+  const stopped = Promise.withResolvers<void>();
+  const up = startRawWsUpstream(async (conn) => {
+    if (!up.heads.at(-1)!.startsWith("GET /flood")) return await stopped.promise; // reads nothing
+    const frame = wsFrame(new Uint8Array(64 * 1024), { masked: false });
+    while (upstreamWrote < ATTEMPT) {
+      await writeAllTo(conn, frame);
+      upstreamWrote += frame.length;
+    }
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const listener of LISTENERS) {
+        // The upstream sends; the client reads nothing.
+        upstreamWrote = 0;
+        const reader = await connect(listener);
+        try {
+          await writeAllTo(reader, new TextEncoder().encode(HANDSHAKE("/flood")));
+          await new FrameReader(reader).head();
+          const held = await settled(() => upstreamWrote, BOUND);
+          // Deno.serve: the relay read all 256 MiB into the client's send queue.
+          assertEquals(held < BOUND, true, `${listener}: the upstream got ${held >> 20} MiB out`);
+        } finally {
+          closeQuietly(reader);
+        }
+        // The client sends; the upstream reads nothing.
+        const writer = await connect(listener);
+        let clientWrote = 0;
+        try {
+          await writeAllTo(writer, new TextEncoder().encode(HANDSHAKE("/sink")));
+          await new FrameReader(writer).head();
+          const frame = wsFrame(new Uint8Array(64 * 1024));
+          const sending = (async () => {
+            while (clientWrote < ATTEMPT) {
+              await writeAllTo(writer, frame);
+              clientWrote += frame.length;
+            }
+          })().catch(() => {}); // the gateway ended the session
+          const held = await settled(() => clientWrote, BOUND);
+          // Deno.serve: the relay queued all 256 MiB for the upstream.
+          assertEquals(held < BOUND, true, `${listener}: the client got ${held >> 20} MiB out`);
+          closeQuietly(writer);
+          await sending;
+        } finally {
+          closeQuietly(writer);
+        }
+      }
+    });
+  } finally {
+    stopped.resolve();
+    await up.close();
+  }
+});
+
+const MIB = 1024 * 1024;
+
+/** `count()` once it has stopped growing for a second, or has passed `limit`. */
+async function settled(count: () => number, limit: number): Promise<number> {
+  let last = -1;
+  let still = 0;
+  while (count() <= limit && still < 10) {
+    await new Promise((r) => setTimeout(r, 100));
+    still = count() === last ? still + 1 : 0;
+    last = count();
+  }
+  return count();
+}
