@@ -20,11 +20,14 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
     w?.();
   };
   // One chunk at a time: the socket is paused until the relay has taken what it gave.
+  let given = 0;
   socket.on("data", (chunk: Uint8Array) => {
+    given += chunk.length;
     chunks.push(chunk);
     socket.pause();
     wakeReader();
   });
+  const unread = watchUnread(socket, () => given);
   socket.on("end", () => {
     ended = true;
     wakeReader();
@@ -34,6 +37,7 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
     wakeReader();
   });
   socket.on("close", () => {
+    clearInterval(unread);
     ended = true;
     wakeReader();
   });
@@ -60,6 +64,28 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
       socket.destroy();
     },
   };
+}
+
+/**
+ * Deno 2.9.6's `node:tls` keeps reading a paused socket (README, Known
+ * limits): what the client sends past what the relay has taken is held in
+ * the runtime. Past MAX_UNREAD_BYTES the socket is destroyed (the relay ends)
+ * rather than held without bound.
+ */
+function watchUnread(socket: Duplex, given: () => number): ReturnType<typeof setInterval> {
+  const readBefore = bytesRead(socket);
+  return setInterval(() => {
+    if (bytesRead(socket) - readBefore - given() > MAX_UNREAD_BYTES) {
+      socket.destroy(new Error("The client sent more than the upstream took"));
+    }
+  }, UNREAD_CHECK_MS);
+}
+
+export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+const UNREAD_CHECK_MS = 250;
+
+function bytesRead(socket: Duplex): number {
+  return (socket as Duplex & { bytesRead?: number }).bytesRead ?? 0;
 }
 
 /**

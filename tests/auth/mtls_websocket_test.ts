@@ -9,7 +9,15 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { parseResponse, readUntilClose } from "../helpers/raw.ts";
 import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
-import { assertEchoes, clientFrame, HANDSHAKE, switchAndRead } from "../helpers/websocket.ts";
+import {
+  assertEchoes,
+  clientFrame,
+  FrameReader,
+  HANDSHAKE,
+  startRawWsUpstream,
+  switchAndRead,
+  wsFrame,
+} from "../helpers/websocket.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const read = (name: string) => Deno.readTextFile(new URL(name, FIXTURES));
@@ -115,3 +123,61 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("mtls listener: a WebSocket client that sends faster than its upstream reads is cut off, not buffered without bound", async () => {
+  const stopped = Promise.withResolvers<void>();
+  const up = startRawWsUpstream(() => stopped.promise); // switches, then reads nothing
+  const [ca, serverCrt, serverKey, clientCrt, clientKey] = await Promise.all(
+    ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"].map(read),
+  );
+  const g = await startGateway(
+    `listeners:
+  - name: partners
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: server.crt, key: server.key, client_ca: ca.crt, client_cert: required }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: ws, match: { path: / }, upstream: up }
+`,
+    { files: { "ca.crt": ca!, "server.crt": serverCrt!, "server.key": serverKey! } },
+  );
+  const conn = await Deno.connectTls({
+    hostname: "localhost",
+    port: Number(new URL(g.url("partners")).port),
+    caCerts: [ca!],
+    cert: clientCrt!,
+    key: clientKey!,
+  });
+  try {
+    await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/sink")));
+    await new FrameReader(conn).head();
+    let wrote = 0;
+    const frame = wsFrame(new Uint8Array(64 * 1024));
+    const sending = (async () => {
+      while (wrote < 256 * MIB) {
+        await writeAllTo(conn, frame);
+        wrote += frame.length;
+      }
+    })().catch(() => {}); // the gateway ended the session
+    // The runtime's node:tls reads a paused socket all the same: all 256 MiB went in.
+    let last = -1;
+    for (let still = 0; still < 10 && wrote <= 64 * MIB;) {
+      await new Promise((r) => setTimeout(r, 100));
+      still = wrote === last ? still + 1 : 0;
+      last = wrote;
+    }
+    assertEquals(wrote < 64 * MIB, true, `the client got ${wrote >> 20} MiB out`);
+    closeQuietly(conn);
+    await sending;
+  } finally {
+    closeQuietly(conn);
+    await g.close();
+    stopped.resolve();
+    await up.close();
+  }
+});
+
+const MIB = 1024 * 1024;
