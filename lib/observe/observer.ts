@@ -5,7 +5,8 @@
  *
  * A request is recorded when its response ends. A response whose length is
  * known and small is written in one go, so it is recorded when the handler
- * returns; a streamed or large body is metered and recorded at its last byte.
+ * returns; a streamed or large body is metered and recorded at its last byte;
+ * a switch to another protocol when its session ends (upgrade_sessions.ts).
  */
 import type { RequestContext } from "../core/context.ts";
 import { responseFields } from "../core/parsed_response.ts";
@@ -17,6 +18,7 @@ import { bodySizeOf } from "./body_size.ts";
 import { activeSpan, adoptSpan, annotateSpan, endSpan } from "./otel.ts";
 import { compileQueryRedactor, DEFAULT_REDACTED_QUERY } from "./redact_query.ts";
 import { RequestMetrics } from "./request_metrics.ts";
+import { awaitSessionEnd } from "./upgrade_sessions.ts";
 import { findInterpolated, type Interpolated } from "./redact_config.ts";
 import type { Span } from "@opentelemetry/api";
 
@@ -48,7 +50,12 @@ export class RequestObserver {
     const status = res.status;
     const span = activeSpan();
     if (status < 200 || status === 204 || status === 304 || ctx.method === "HEAD") {
-      this.record(ctx, status, 0, false, span);
+      if (status === 101) {
+        awaitSessionEnd(ctx, (bytesIn, bytesOut) => {
+          ctx.bytesIn = bytesIn;
+          this.record(ctx, status, bytesOut, false, span);
+        });
+      } else this.record(ctx, status, 0, false, span);
       return res;
     }
     const size = bodySizeOf(res) ?? contentLength(res);

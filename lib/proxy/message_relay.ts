@@ -20,7 +20,12 @@ const DRAIN_POLL_MS = 10;
 export const MAX_UPSTREAM_BACKLOG_BYTES = 16 * 1024 * 1024;
 const CLOSE_WAIT_MS = 5_000;
 
-export function relayMessages(client: WebSocket, switched: SwitchedUpstream): void {
+/** `ended` gets the payload bytes relayed each way, once the session is over. */
+export function relayMessages(
+  client: WebSocket,
+  switched: SwitchedUpstream,
+  ended: (sent: number, received: number) => void,
+): void {
   const upstream = new UpstreamWebSocket(switched.conn);
   let finished = false;
   let closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -74,6 +79,7 @@ export function relayMessages(client: WebSocket, switched: SwitchedUpstream): vo
       // A close frame still queued goes out before the connection ends.
       await settledWithin(upstream.flushed(), CLOSE_WAIT_MS);
       switched.release();
+      ended(upstream.bytesSent, upstream.bytesReceived);
     }
   })();
 }

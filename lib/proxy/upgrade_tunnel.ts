@@ -12,6 +12,7 @@ import { upgradeUpstream } from "./upstream_upgrade.ts";
 import type { UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols } from "../server/http1/upgrade.ts";
 import { NameSet } from "../core/name_set.ts";
+import { sessionEnded } from "../observe/upgrade_sessions.ts";
 import { type ByteSocket, closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
 const COPY_CHUNK = 32 * 1024;
@@ -33,9 +34,15 @@ export async function tunnelUpgrade(
         if (!NOT_IN_SWITCH.has(name)) reply += `${name}: ${value}\r\n`;
       }
       reply += `upgrade: ${upgrade}\r\nconnection: upgrade\r\n\r\n`;
-      join(client.socket, client.buffered, up.conn, headWith(reply)).finally(up.release);
+      join(client.socket, client.buffered, up.conn, headWith(reply)).then(({ sent, received }) => {
+        up.release();
+        sessionEnded(ctx, sent, received);
+      });
     },
-    abandon: up.release,
+    abandon() {
+      up.release();
+      sessionEnded(ctx, 0, 0);
+    },
   });
 }
 
@@ -48,12 +55,14 @@ const NOT_IN_SWITCH = new NameSet([
   "content-length",
 ]);
 
+/** Relays until either side ends; resolves to the bytes relayed each way (past the 101). */
 async function join(
   client: ByteSocket,
   clientEarly: Uint8Array,
   upstream: UpstreamConnection,
   reply: Uint8Array,
-): Promise<void> {
+): Promise<{ sent: number; received: number }> {
+  const bytes = { sent: 0, received: 0 };
   const closeBoth = () => {
     closeQuietly(client);
     upstream.close();
@@ -61,15 +70,18 @@ async function join(
   try {
     await writeAllTo(client, reply);
     if (clientEarly.length > 0) await upstream.writeAll(clientEarly);
+    bytes.sent = clientEarly.length;
     const early = upstream.buf.slice(upstream.start, upstream.end);
     if (early.length > 0) await writeAllTo(client, early);
+    bytes.received = early.length;
   } catch {
     closeBoth();
-    return;
+    return bytes;
   }
   await Promise.race([
-    copySocket(client, upstream.socket, COPY_CHUNK),
-    copySocket(upstream.socket, client, COPY_CHUNK),
+    copySocket(client, upstream.socket, COPY_CHUNK, (n) => bytes.sent += n),
+    copySocket(upstream.socket, client, COPY_CHUNK, (n) => bytes.received += n),
   ]);
   closeBoth();
+  return bytes;
 }

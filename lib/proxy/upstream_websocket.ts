@@ -40,6 +40,9 @@ export class UpstreamWebSocket {
   backlog = 0;
   /** A close frame has been sent: nothing more is. */
   closeSent = false;
+  /** Payload bytes of the messages sent and received. */
+  bytesSent = 0;
+  bytesReceived = 0;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly conn: UpstreamConnection) {}
@@ -76,6 +79,7 @@ export class UpstreamWebSocket {
       size += length;
       if (!fin) continue;
       const whole = parts.length === 1 ? parts[0]! : concat(parts, size);
+      this.bytesReceived += size;
       if (!text) return { kind: "message", data: whole };
       try {
         return { kind: "message", data: utf8.decode(whole) };
@@ -88,8 +92,9 @@ export class UpstreamWebSocket {
   /** Queues a message (an ArrayBuffer is binary); nothing is sent once closing. */
   send(data: string | ArrayBuffer): void {
     if (this.closeSent) return;
-    if (typeof data === "string") this.write(OP_TEXT, encoder.encode(data));
-    else this.write(OP_BINARY, new Uint8Array(data));
+    const payload = typeof data === "string" ? encoder.encode(data) : new Uint8Array(data);
+    this.bytesSent += payload.length;
+    this.write(typeof data === "string" ? OP_TEXT : OP_BINARY, payload);
   }
 
   /** Queues the close frame (1005: one without a code), once. */

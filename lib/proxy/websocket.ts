@@ -14,6 +14,7 @@ import type { UpstreamTarget } from "./upstream.ts";
 import { tunnelUpgrade } from "./upgrade_tunnel.ts";
 import { upgradeUpstream } from "./upstream_upgrade.ts";
 import { relayMessages } from "./message_relay.ts";
+import { sessionEnded } from "../observe/upgrade_sessions.ts";
 import { canTakeSocket } from "../server/http1/upgrade.ts";
 
 /**
@@ -118,7 +119,7 @@ async function relayAsMessages(
   for (const [name, value] of fields) {
     if (!RUNTIME_SWITCH_FIELDS.has(name)) answer.append(name, value);
   }
-  relayMessages(upgraded.socket, up);
+  relayMessages(upgraded.socket, up, (sent, received) => sessionEnded(ctx, sent, received));
   return upgraded.response;
 }
 

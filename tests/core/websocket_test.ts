@@ -40,22 +40,26 @@ interface Setup {
 async function withGateway(
   up: RawWsUpstream | { url: string },
   fn: (s: Setup) => Promise<void>,
-  o: { routes?: string; upstream?: string } = {},
+  o: { routes?: string; upstream?: string; stdout?: (text: string) => void } = {},
 ): Promise<void> {
   const routes = o.routes ?? "  - { name: all, match: { path: / }, upstream: up }";
   const dir = await Deno.makeTempDir({ prefix: "gw-ws-" });
   try {
     const { cert, key } = await selfSignedCert(dir);
-    const g = await startGateway(`listeners:
+    const g = await startGateway(
+      `listeners:
   - { name: plain, host: 127.0.0.1, port: 0 }
   - { name: h2, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, http2: true } }
 admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 2 }
+${o.stdout ? "observe: { access_log: { enabled: true, path: stdout, flush_ms: 10 } }" : ""}
 upstreams:
   up: { targets: [ { url: "${up.url}" } ]${o.upstream ? `, ${o.upstream}` : ""} }
 routes:
 ${routes}
-`);
+`,
+      o.stdout ? { stdout: o.stdout } : {},
+    );
     const caCerts = [await Deno.readTextFile(cert)];
     const connect = (listener: ListenerName): Promise<Deno.Conn> => {
       const port = Number(new URL(g.url(listener)).port);
@@ -524,3 +528,53 @@ async function settled(count: () => number, limit: number): Promise<number> {
   }
   return count();
 }
+
+Deno.test("websocket: a session is one request until it ends: in flight while open, then its access-log line and metrics with its duration and the bytes relayed", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send("x".repeat(1000) + e.data);
+    return response;
+  });
+  let log = "";
+  try {
+    await withGateway(up, async ({ g, connect }) => {
+      const metric = async (name: string) => {
+        const text = await (await fetch(`${g.admin}/metrics`)).text();
+        const line = text.split("\n").find((l) => l.startsWith(name));
+        return line === undefined ? 0 : Number(line.split(" ").at(-1));
+      };
+      for (const listener of LISTENERS) {
+        const before = { in: await metric("gateway_request_bytes_total"), log: log.length };
+        const conn = await connect(listener);
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          for (let i = 0; i < 3; i++) {
+            await writeAllTo(conn, clientFrame("y".repeat(100)));
+            assertEquals((await frames.next()).payload.length, 1100);
+          }
+          // The session is open: it was recorded, and let go of, at its 101.
+          assertEquals(await metric("gateway_requests_in_flight"), 1, listener);
+          await new Promise((r) => setTimeout(r, 300));
+          assertEquals(log.length, before.log, `${listener}: logged before the session ended`);
+          await writeAllTo(conn, wsFrame(closePayload(1000), { opcode: 0x8 }));
+          await frames.rest();
+        } finally {
+          closeQuietly(conn);
+        }
+        await within(5_000, until(() => log.length > before.log || undefined));
+        const line = JSON.parse(log.slice(before.log).trim().split("\n").at(-1)!);
+        assertEquals([line.status, line.listener], [101, listener]);
+        // Payloads at least: the byte relay counts frames as they were on the wire.
+        assertEquals(line.bytes_in >= 300 && line.bytes_in < 400, true, `${listener}: ${log}`);
+        assertEquals(line.bytes_out >= 3300 && line.bytes_out < 3400, true, `${listener}: ${log}`);
+        assertEquals(line.latency_ms >= 300, true, `${listener}: ${line.latency_ms} ms`);
+        assertEquals(await metric("gateway_requests_in_flight"), 0);
+        assertEquals(await metric("gateway_request_bytes_total") - before.in, line.bytes_in);
+      }
+    }, { stdout: (text) => log += text });
+  } finally {
+    await up.close();
+  }
+});

@@ -13,11 +13,15 @@ export async function writeAllTo(to: ByteSocket, bytes: Uint8Array): Promise<voi
   while (off < bytes.length) off += await to.write(bytes.subarray(off));
 }
 
-/** Copies `from` into `to` until `from` ends; true on a clean end, false when either side failed. */
+/**
+ * Copies `from` into `to` until `from` ends; true on a clean end, false when
+ * either side failed. `copied` sees the size of each piece written.
+ */
 export async function copySocket(
   from: ByteSocket,
   to: ByteSocket,
   bufferBytes: number,
+  copied?: (bytes: number) => void,
 ): Promise<boolean> {
   const buf = new Uint8Array(bufferBytes);
   try {
@@ -25,6 +29,7 @@ export async function copySocket(
       const n = await from.read(buf);
       if (n === null) return true;
       await writeAllTo(to, buf.subarray(0, n));
+      copied?.(n);
     }
   } catch {
     return false;
