@@ -12,6 +12,7 @@ import type { ResilienceRegistry } from "../resilience/registry.ts";
 import type { CacheStores } from "../cache/stores.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { LocalLimiterStore } from "../store/limiter_store.ts";
+import type { OpenUpgrades } from "../proxy/open_upgrades.ts";
 
 export interface RuntimeDeps {
   clock: Clock;
@@ -34,4 +35,6 @@ export interface RuntimeDeps {
   localCredentials?: CredentialStore;
   /** Rate-limit state of `store.kind: memory`, kept across reloads. */
   localLimiter: LocalLimiterStore;
+  /** Open WebSocket sessions, ended at shutdown. */
+  upgrades: OpenUpgrades;
 }

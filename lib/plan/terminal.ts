@@ -60,5 +60,6 @@ export function buildTerminal(
     via: s.via,
     requestIdHeader: s.request_id_header,
     tracing: b.config.observe.tracing.enabled,
+    upgrades: b.deps.upgrades,
   });
 }

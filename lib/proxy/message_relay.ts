@@ -8,6 +8,7 @@
  */
 import { sendableCode, UpstreamWebSocket, WebSocketProtocolError } from "./upstream_websocket.ts";
 import type { SwitchedUpstream } from "./upstream_upgrade.ts";
+import type { OpenUpgrades } from "./open_upgrades.ts";
 
 /** Upstream messages wait while this much is queued to the client. */
 const CLIENT_HIGH_WATER_BYTES = 1024 * 1024;
@@ -24,9 +25,17 @@ const CLOSE_WAIT_MS = 5_000;
 export function relayMessages(
   client: WebSocket,
   switched: SwitchedUpstream,
+  upgrades: OpenUpgrades,
   ended: (sent: number, received: number) => void,
 ): void {
   const upstream = new UpstreamWebSocket(switched.conn);
+  const unregister = upgrades.add({
+    close() {
+      closeClient(client, 1001, "The gateway is shutting down");
+      upstream.close(1001, "The gateway is shutting down");
+      endSoon();
+    },
+  });
   let finished = false;
   let closeTimer: ReturnType<typeof setTimeout> | undefined;
   const endSoon = () => {
@@ -79,6 +88,7 @@ export function relayMessages(
       // A close frame still queued goes out before the connection ends.
       await settledWithin(upstream.flushed(), CLOSE_WAIT_MS);
       switched.release();
+      unregister();
       ended(upstream.bytesSent, upstream.bytesReceived);
     }
   })();

@@ -15,6 +15,7 @@ import { UpstreamError } from "./http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { handshakeRefusal, isWebSocketUpgrade, relayWebSocket } from "./websocket.ts";
 import type { Timeouts, Upstream, UpstreamTarget } from "./upstream.ts";
+import type { OpenUpgrades } from "./open_upgrades.ts";
 import { respondWith } from "./response.ts";
 import { retryHasTime, type RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
@@ -34,6 +35,8 @@ export interface ProxyOptions {
   via: string;
   requestIdHeader: string;
   tracing: boolean;
+  /** Where WebSocket sessions are registered while open. */
+  upgrades: OpenUpgrades;
 }
 
 const RETRY_SOON = { headers: { "retry-after": "1" } };
@@ -93,6 +96,7 @@ async function forward(
       first,
       forwardOptions(ctx, upstream, first, o, via, requestIdHeader),
       o.timeouts.connectMs ?? upstream.timeouts.connectMs,
+      o.upgrades,
     );
   }
   const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;

@@ -10,10 +10,11 @@ import type { UpstreamConnection } from "./http1/connection.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { upgradeUpstream } from "./upstream_upgrade.ts";
 import type { UpstreamTarget } from "./upstream.ts";
-import { switchedProtocols } from "../server/http1/upgrade.ts";
+import { switchedProtocols, type TakenSocket } from "../server/http1/upgrade.ts";
+import type { OpenUpgrades } from "./open_upgrades.ts";
 import { NameSet } from "../core/name_set.ts";
 import { sessionEnded } from "../observe/upgrade_sessions.ts";
-import { type ByteSocket, closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
+import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
 const COPY_CHUNK = 32 * 1024;
 
@@ -22,6 +23,7 @@ export async function tunnelUpgrade(
   target: UpstreamTarget,
   forward: ForwardOptions,
   timeoutMs: number,
+  upgrades: OpenUpgrades,
 ): Promise<Response> {
   // The handshake's own fields (Sec-WebSocket-*) are end-to-end: the header block has them.
   const up = await upgradeUpstream(ctx, target, buildHeaderBlock(ctx, forward), timeoutMs);
@@ -34,7 +36,14 @@ export async function tunnelUpgrade(
         if (!NOT_IN_SWITCH.has(name)) reply += `${name}: ${value}\r\n`;
       }
       reply += `upgrade: ${upgrade}\r\nconnection: upgrade\r\n\r\n`;
-      join(client.socket, client.buffered, up.conn, headWith(reply)).then(({ sent, received }) => {
+      const closeBoth = () => {
+        closeQuietly(client.socket);
+        up.conn.close();
+      };
+      // At shutdown both connections end: a close frame cannot be put in the middle of a stream.
+      const unregister = upgrades.add({ close: closeBoth });
+      join(client, up.conn, headWith(reply), closeBoth).then(({ sent, received }) => {
+        unregister();
         up.release();
         sessionEnded(ctx, sent, received);
       });
@@ -57,30 +66,27 @@ const NOT_IN_SWITCH = new NameSet([
 
 /** Relays until either side ends; resolves to the bytes relayed each way (past the 101). */
 async function join(
-  client: ByteSocket,
-  clientEarly: Uint8Array,
+  client: TakenSocket,
   upstream: UpstreamConnection,
   reply: Uint8Array,
+  closeBoth: () => void,
 ): Promise<{ sent: number; received: number }> {
   const bytes = { sent: 0, received: 0 };
-  const closeBoth = () => {
-    closeQuietly(client);
-    upstream.close();
-  };
+  const socket = client.socket;
   try {
-    await writeAllTo(client, reply);
-    if (clientEarly.length > 0) await upstream.writeAll(clientEarly);
-    bytes.sent = clientEarly.length;
+    await writeAllTo(socket, reply);
+    if (client.buffered.length > 0) await upstream.writeAll(client.buffered);
+    bytes.sent = client.buffered.length;
     const early = upstream.buf.slice(upstream.start, upstream.end);
-    if (early.length > 0) await writeAllTo(client, early);
+    if (early.length > 0) await writeAllTo(socket, early);
     bytes.received = early.length;
   } catch {
     closeBoth();
     return bytes;
   }
   await Promise.race([
-    copySocket(client, upstream.socket, COPY_CHUNK, (n) => bytes.sent += n),
-    copySocket(upstream.socket, client, COPY_CHUNK, (n) => bytes.received += n),
+    copySocket(socket, upstream.socket, COPY_CHUNK, (n) => bytes.sent += n),
+    copySocket(upstream.socket, socket, COPY_CHUNK, (n) => bytes.received += n),
   ]);
   closeBoth();
   return bytes;

@@ -14,6 +14,7 @@ import type { UpstreamTarget } from "./upstream.ts";
 import { tunnelUpgrade } from "./upgrade_tunnel.ts";
 import { upgradeUpstream } from "./upstream_upgrade.ts";
 import { relayMessages } from "./message_relay.ts";
+import type { OpenUpgrades } from "./open_upgrades.ts";
 import { sessionEnded } from "../observe/upgrade_sessions.ts";
 import { canTakeSocket } from "../server/http1/upgrade.ts";
 
@@ -70,11 +71,12 @@ export function relayWebSocket(
   target: UpstreamTarget,
   forward: ForwardOptions,
   connectTimeoutMs: number,
+  upgrades: OpenUpgrades,
 ): Promise<Response> {
   // The gateway's own HTTP/1.1 servers relay the upgraded connection as bytes.
   return ctx.incoming.runtimeWebSocket
-    ? relayAsMessages(ctx, target, forward, connectTimeoutMs)
-    : tunnelUpgrade(ctx, target, forward, connectTimeoutMs);
+    ? relayAsMessages(ctx, target, forward, connectTimeoutMs, upgrades)
+    : tunnelUpgrade(ctx, target, forward, connectTimeoutMs, upgrades);
 }
 
 /** Fields of the upstream's 101 the runtime writes itself for the client's side. */
@@ -90,6 +92,7 @@ async function relayAsMessages(
   target: UpstreamTarget,
   forward: ForwardOptions,
   timeoutMs: number,
+  upgrades: OpenUpgrades,
 ): Promise<Response> {
   const key = ctx.headers.get("sec-websocket-key")!;
   // This relay reads frames as they are: an extension the upstream took would garble them.
@@ -119,7 +122,9 @@ async function relayAsMessages(
   for (const [name, value] of fields) {
     if (!RUNTIME_SWITCH_FIELDS.has(name)) answer.append(name, value);
   }
-  relayMessages(upgraded.socket, up, (sent, received) => sessionEnded(ctx, sent, received));
+  relayMessages(upgraded.socket, up, upgrades, (sent, received) => {
+    sessionEnded(ctx, sent, received);
+  });
   return upgraded.response;
 }
 

@@ -9,6 +9,7 @@ import type { GatewayConfig } from "../config/schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { errorFields, JsonLogger, type Logger } from "../observe/logger.ts";
 import { PoolRegistry } from "../proxy/pools.ts";
+import { OpenUpgrades } from "../proxy/open_upgrades.ts";
 import { RedisConnections } from "../store/redis.ts";
 import { ResilienceRegistry } from "../resilience/registry.ts";
 import { registerResilienceAdmin } from "../resilience/admin.ts";
@@ -108,6 +109,7 @@ export class Gateway {
       caches: new CacheStores(),
       ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
       localLimiter: options.localLimiter ?? new MemoryLimiterStore(),
+      upgrades: new OpenUpgrades(),
     };
     const gw = new Gateway(options, deps);
     const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
@@ -412,6 +414,8 @@ export class Gateway {
     ]);
     clearTimeout(timer);
     if (timedOut) this.deps.logger.warn("drain deadline passed with requests still in flight");
+    // Not waited for: a WebSocket lasts as long as its ends want. Ended now, it is recorded.
+    await this.deps.upgrades.closeAll();
     await this.closeAdmin();
     await this.holder.disposeAll();
     await this.deps.accessLogs.closeAll();

@@ -105,8 +105,7 @@ routes:
     const declined = parseResponse((await readUntilClose(declinedConn, 5_000)).text);
     assertEquals([declined.status, declined.body], [403, "no sockets here"]);
 
-    // A shutdown does not wait for an open WebSocket, as on plain listeners (its relay
-    // goes on until either side closes, or the process ends).
+    // A shutdown does not wait for an open WebSocket but ends it, as on plain listeners.
     const open = await connect(true);
     try {
       await writeAllTo(open, new TextEncoder().encode(HANDSHAKE("/ws", ["X-Request-Id: ws-7"])));
@@ -115,6 +114,7 @@ routes:
       // The 101 is the pipeline's answer, request id included, as on plain listeners.
       assertEquals(parseResponse(`${head}\r\n\r\n`).headers.get("x-request-id"), "ws-7");
       assertEquals(await within(3_000, stop().then(() => "stopped")), "stopped");
+      assertEquals((await readUntilClose(open, 5_000)).ms < 5_000, true, "the relay ended");
     } finally {
       closeQuietly(open);
     }

@@ -18,6 +18,7 @@ import { ManualClock } from "../../lib/core/clock.ts";
 import type { RuntimeDeps } from "../../lib/plan/deps.ts";
 import { ResilienceRegistry } from "../../lib/resilience/registry.ts";
 import { CacheStores } from "../../lib/cache/stores.ts";
+import { OpenUpgrades } from "../../lib/proxy/open_upgrades.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 import { MetricsRegistry } from "../../lib/observe/metrics/registry.ts";
 import { LogSinks } from "../../lib/observe/log_sink.ts";
@@ -32,6 +33,7 @@ async function build(yaml: string) {
     resilience: new ResilienceRegistry(),
     caches: new CacheStores(),
     localLimiter: new MemoryLimiterStore(),
+    upgrades: new OpenUpgrades(),
     metrics: new MetricsRegistry(),
     accessLogs: new LogSinks(silentLogger),
   };

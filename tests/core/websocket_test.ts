@@ -578,3 +578,45 @@ Deno.test("websocket: a session is one request until it ends: in flight while op
     await up.close();
   }
 });
+
+Deno.test("websocket: a shutdown does not wait for open sessions but ends them, and records them", async () => {
+  let upstreamClosed = 0;
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    socket.onclose = () => upstreamClosed++;
+    return response;
+  });
+  let log = "";
+  try {
+    await withGateway(up, async ({ g, connect }) => {
+      const sessions = await Promise.all(LISTENERS.map(async (listener) => {
+        const conn = await connect(listener);
+        await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+        const frames = new FrameReader(conn);
+        await frames.head();
+        await writeAllTo(conn, clientFrame("hi"));
+        assertEquals(decode((await frames.next()).payload), "echo:hi");
+        return { conn, frames };
+      }));
+      try {
+        // The byte relay's sessions went on after the gateway had stopped, their connections
+        // open and, since sessions are recorded at their end, never logged.
+        assertEquals(await within(10_000, g.gw.shutdown().then(() => "stopped")), "stopped");
+        const [plain, h2] = await Promise.all(sessions.map((s) => within(5_000, s.frames.rest())));
+        assertEquals(plain, [], "plain: the connection ends (no close frame mid-stream)");
+        assertEquals(Array.isArray(h2) && closeOf(h2.at(-1)!.payload)[0], 1001);
+        await within(5_000, until(() => upstreamClosed === 2 || undefined));
+        const lines = log.trim().split("\n").map((l) => JSON.parse(l));
+        assertEquals(lines.map((l) => [l.listener, l.status]).sort(), [["h2", 101], [
+          "plain",
+          101,
+        ]]);
+      } finally {
+        for (const { conn } of sessions) closeQuietly(conn);
+      }
+    }, { stdout: (text) => log += text });
+  } finally {
+    await up.close();
+  }
+});
