@@ -40,7 +40,7 @@ interface Setup {
 async function withGateway(
   up: RawWsUpstream | { url: string },
   fn: (s: Setup) => Promise<void>,
-  o: { routes?: string; upstream?: string; stdout?: (text: string) => void } = {},
+  o: { routes?: string; upstream?: string; stdout?: (text: string) => void; server?: string } = {},
 ): Promise<void> {
   const routes = o.routes ?? "  - { name: all, match: { path: / }, upstream: up }";
   const dir = await Deno.makeTempDir({ prefix: "gw-ws-" });
@@ -51,7 +51,7 @@ async function withGateway(
   - { name: plain, host: 127.0.0.1, port: 0 }
   - { name: h2, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, http2: true } }
 admin: { host: 127.0.0.1, port: 0 }
-server: { drain_timeout_s: 2 }
+server: { drain_timeout_s: 2${o.server ? `, ${o.server}` : ""} }
 ${o.stdout ? "observe: { access_log: { enabled: true, path: stdout, flush_ms: 10 } }" : ""}
 upstreams:
   up: { targets: [ { url: "${up.url}" } ]${o.upstream ? `, ${o.upstream}` : ""} }
@@ -340,9 +340,9 @@ Deno.test("websocket: close codes and reasons pass both ways on both listeners",
 });
 
 /** What `f` returns once it is defined, checked every 10 ms. */
-async function until<T>(f: () => T | undefined): Promise<T> {
+async function until<T>(f: () => T | undefined | Promise<T | undefined>): Promise<T> {
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -616,6 +616,179 @@ Deno.test("websocket: a shutdown does not wait for open sessions but ends them, 
         for (const { conn } of sessions) closeQuietly(conn);
       }
     }, { stdout: (text) => log += text });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: routing, rewriting, forwarded fields, subprotocols and route policies apply to an upgrade as to any request, on both listeners", async () => {
+  const seen: { url: string; fields: Record<string, string> }[] = [];
+  const up = startUpstream((req) => {
+    const u = new URL(req.url);
+    seen.push({ url: u.pathname + u.search, fields: Object.fromEntries(req.headers) });
+    const offered = req.headers.get("sec-websocket-protocol")?.split(",").map((p) => p.trim());
+    return Deno.upgradeWebSocket(req, offered ? { protocol: offered.at(-1)! } : {}).response;
+  });
+  const routes = `  - name: team-b
+    match: { path: /chat, headers: { X-Team: b } }
+    upstream: up
+    rewrite: { prefix: /team-b/socket }
+    transform: { request: { headers: { set: { X-Added: "yes" }, remove: [Cookie] } } }
+  - { name: secured, match: { path: /secured }, upstream: up, auth: [keys] }
+  - { name: denied, match: { path: /denied }, upstream: up, ip: { deny: [127.0.0.0/8] } }
+  - name: limited
+    match: { path: /limited }
+    upstream: up
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m }
+  - { name: all, match: { path: / }, upstream: up }
+auth:
+  keys: { kind: api_key, header: X-API-Key }
+consumers:
+  - { id: c1, api_keys: ["k1"] }`;
+  const trace = "0af7651916cd43dd8448eb211c80319c";
+  try {
+    await withGateway(up, async ({ exchange, headOf }) => {
+      for (const listener of LISTENERS) {
+        seen.length = 0;
+        const switched = await headOf(
+          listener,
+          HANDSHAKE("/chat/room1?x=1", [
+            "X-Team: b",
+            "Cookie: sid=1",
+            "Keep-Alive: timeout=5",
+            "X-Forwarded-For: 6.6.6.6",
+            `Traceparent: 00-${trace}-b7ad6b7169203331-01`,
+            "Sec-WebSocket-Protocol: a, b",
+          ]),
+        );
+        assertEquals(switched.status, 101, listener);
+        assertEquals(switched.headers.get("sec-websocket-protocol"), "b", listener);
+        const { url, fields } = seen[0]!;
+        assertEquals(url, "/team-b/socket/room1?x=1", listener);
+        assertEquals(fields["sec-websocket-protocol"], "a, b");
+        assertEquals(fields["x-forwarded-for"], "127.0.0.1");
+        assertEquals(fields["x-forwarded-proto"], listener === "plain" ? "http" : "https");
+        assertEquals(fields["x-forwarded-host"], "localhost");
+        assertEquals(fields["via"], "1.1 gateway");
+        assertMatch(fields["traceparent"]!, new RegExp(`^00-${trace}-(?!b7ad6b7169203331)`));
+        assertEquals([fields["x-added"], fields["cookie"], fields["keep-alive"]], [
+          "yes",
+          undefined,
+          undefined,
+        ]);
+        // Without the header the route asks for, another route: no rewrite.
+        await headOf(listener, HANDSHAKE("/chat/room1"));
+        assertEquals(seen[1]!.url, "/chat/room1");
+
+        // Refused before any upstream connection, in the common shape.
+        const before = seen.length;
+        const refusals: [string, number, string][] = [
+          ["/secured", 401, "missing_credentials"],
+          ["/denied", 403, "ip_denied"],
+        ];
+        if (listener === "plain") {
+          assertEquals((await headOf(listener, HANDSHAKE("/limited"))).status, 101);
+        }
+        refusals.push(["/limited", 429, "rate_limited"]);
+        for (const [path, status, code] of refusals) {
+          const res = await exchange(listener, closing(HANDSHAKE(path)));
+          assertEquals([res.status, JSON.parse(res.body).error.code], [status, code], listener);
+        }
+        assertEquals(seen.length, before + (listener === "plain" ? 1 : 0));
+        const keyed = await headOf(listener, HANDSHAKE("/secured", ["X-API-Key: k1"]));
+        assertEquals(keyed.status, 101);
+      }
+    }, { routes });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: a side that disappears mid-session ends the other's, and nothing is left open", async () => {
+  const upstreamSaw: string[] = [];
+  const up = startRawWsUpstream(async (conn, frames) => {
+    await writeAllTo(conn, wsFrame(new TextEncoder().encode("hello"), { masked: false }));
+    if (up.heads.at(-1)!.startsWith("GET /drop")) return; // the connection ends, no close frame
+    // Until the connection ends; a close is answered, as servers do.
+    let saw = "end";
+    try {
+      while (true) {
+        const frame = await frames.next();
+        if (frame.opcode !== 0x8) continue;
+        saw = `close ${closeOf(frame.payload)[0]}`;
+        await writeAllTo(conn, wsFrame(frame.payload, { opcode: 0x8, masked: false }));
+      }
+    } catch {
+      upstreamSaw.push(saw);
+    }
+  });
+  try {
+    await withGateway(up, async ({ g, connect }) => {
+      const metrics = async () => {
+        const text = await (await fetch(`${g.admin}/metrics`)).text();
+        const active = /gateway_upstream_connections\{[^}]*state="active"\} (\d+)/.exec(text)?.[1];
+        const inFlight = /gateway_requests_in_flight (\d+)/.exec(text)?.[1];
+        return `active ${active}, in flight ${inFlight}`;
+      };
+      for (const listener of LISTENERS) {
+        // The upstream goes: the byte relay ends the client's connection, the message relay
+        // closes it with 1011.
+        const conn = await connect(listener);
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/drop")));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          assertEquals(decode((await frames.next()).payload), "hello");
+          if (listener === "plain") assertEquals(await within(5_000, frames.rest()), [], listener);
+          else assertEquals(closeOf((await frames.next()).payload)[0], 1011);
+        } finally {
+          closeQuietly(conn);
+        }
+        // The client goes: the upstream's connection ends, after a 1001 from the message relay.
+        const gone = await connect(listener);
+        await writeAllTo(gone, new TextEncoder().encode(HANDSHAKE("/stay")));
+        const frames = new FrameReader(gone);
+        await frames.head();
+        await frames.next();
+        closeQuietly(gone);
+        assertEquals(
+          await within(5_000, until(() => upstreamSaw.shift())),
+          listener === "plain" ? "end" : "close 1001",
+        );
+        await within(
+          5_000,
+          until(async () => await metrics() === "active 0, in flight 0" || undefined),
+        );
+        assertEquals(await metrics(), "active 0, in flight 0", listener);
+      }
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: an idle session outlives the listener's keep-alive timeout", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    return response;
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      await Promise.all(LISTENERS.map(async (listener) => {
+        const conn = await connect(listener);
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          await new Promise((r) => setTimeout(r, 2_500));
+          await writeAllTo(conn, clientFrame("still there?"));
+          assertEquals(decode((await frames.next()).payload), "echo:still there?", listener);
+        } finally {
+          closeQuietly(conn);
+        }
+      }));
+    }, { server: "keepalive_timeout_s: 1" });
   } finally {
     await up.close();
   }
