@@ -14,7 +14,7 @@ import { switchedProtocols, type TakenSocket } from "../server/http1/upgrade.ts"
 import type { OpenUpgrades } from "./open_upgrades.ts";
 import { NameSet } from "../core/name_set.ts";
 import { sessionEnded } from "../observe/upgrade_sessions.ts";
-import { closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
+import { type ByteSocket, closeQuietly, copySocket, writeAllTo } from "./http1/socket_io.ts";
 
 const COPY_CHUNK = 32 * 1024;
 
@@ -84,10 +84,23 @@ async function join(
     closeBoth();
     return bytes;
   }
-  await Promise.race([
-    copySocket(socket, upstream.socket, COPY_CHUNK, (n) => bytes.sent += n),
-    copySocket(upstream.socket, socket, COPY_CHUNK, (n) => bytes.received += n),
+  // An end of stream is passed on as a half-close, so that what the other side still sends
+  // (the answer to a close frame) arrives. Both connections close once both ways have ended,
+  // one has failed, or CLOSE_WAIT_MS after the first end.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const way = (from: ByteSocket, to: ByteSocket, copied: (n: number) => void) =>
+    copySocket(from, to, COPY_CHUNK, copied).then(async (clean) => {
+      if (!clean) return closeBoth();
+      timer ??= setTimeout(closeBoth, CLOSE_WAIT_MS);
+      await to.closeWrite().catch(closeBoth);
+    });
+  await Promise.all([
+    way(socket, upstream.socket, (n) => bytes.sent += n),
+    way(upstream.socket, socket, (n) => bytes.received += n),
   ]);
+  clearTimeout(timer);
   closeBoth();
   return bytes;
 }
+
+const CLOSE_WAIT_MS = 5_000;

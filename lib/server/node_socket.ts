@@ -42,6 +42,7 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
     wakeReader();
   });
   socket.pause();
+  (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
 
   return {
     async read(p: Uint8Array): Promise<number | null> {
@@ -60,6 +61,7 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
       return n;
     },
     write: (p: Uint8Array) => writeTo(socket, p).then(() => p.length),
+    closeWrite: () => new Promise((resolve) => socket.end(resolve)),
     close(): void {
       socket.destroy();
     },

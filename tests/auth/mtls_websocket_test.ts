@@ -73,6 +73,21 @@ routes:
       closeQuietly(conn);
     }
 
+    // A client that half-closes after its close frame still gets what the upstream sends.
+    const halfClosing = await connect(true);
+    try {
+      await writeAllTo(halfClosing, new TextEncoder().encode(HANDSHAKE("/ws")));
+      const frames = new FrameReader(halfClosing);
+      await frames.head();
+      await writeAllTo(halfClosing, clientFrame("last words"));
+      await writeAllTo(halfClosing, clientFrame("", 0x8));
+      await halfClosing.closeWrite();
+      const rest = await within(5_000, frames.rest());
+      assertEquals(rest !== "timed out" && rest.map((f) => f.opcode), [0x1, 0x8]);
+    } finally {
+      closeQuietly(halfClosing);
+    }
+
     // Without a certificate: the refusal in the common error shape, nothing upstream.
     const before = up.received.length;
     const refused = await connect(false);

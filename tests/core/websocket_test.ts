@@ -793,3 +793,40 @@ Deno.test("websocket: an idle session outlives the listener's keep-alive timeout
     await up.close();
   }
 });
+
+Deno.test("websocket: a client that half-closes after its close frame still gets the upstream's last messages and close", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    return response;
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const listener of LISTENERS) {
+        const conn = await connect(listener);
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          await writeAllTo(conn, clientFrame("last words"));
+          await writeAllTo(conn, wsFrame(closePayload(1000, "bye"), { opcode: 0x8 }));
+          await conn.closeWrite();
+          // The byte relay closed both connections at the client's end of stream: nothing came.
+          const rest = await within(5_000, frames.rest());
+          assertEquals(
+            rest !== "timed out" &&
+              rest.map((f) => f.opcode === 0x8 ? closeOf(f.payload) : decode(f.payload)),
+            // The runtime answers a client's close itself, at once: what the upstream sends
+            // after it is not passed on.
+            listener === "plain" ? ["echo:last words", [1000, "bye"]] : [[1000, "bye"]],
+            listener,
+          );
+        } finally {
+          closeQuietly(conn);
+        }
+      }
+    });
+  } finally {
+    await up.close();
+  }
+});

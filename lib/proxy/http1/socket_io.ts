@@ -4,6 +4,8 @@
 export interface ByteSocket {
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
+  /** Ends the sending side (a FIN); reading goes on. */
+  closeWrite(): Promise<void>;
   close(): void;
 }
 
