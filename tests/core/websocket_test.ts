@@ -8,7 +8,7 @@ import { assertEquals, assertMatch, within } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { parseResponse, type RawResponse, readUntilClose } from "../helpers/raw.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
-import { startUpstream } from "../helpers/upstream.ts";
+import { closedPort, startUpstream } from "../helpers/upstream.ts";
 import {
   clientFrame,
   closePayload,
@@ -824,6 +824,51 @@ Deno.test("websocket: a client that half-closes after its close frame still gets
         } finally {
           closeQuietly(conn);
         }
+      }
+    });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: a reload leaves open sessions alone, even one that drops their route and upstream", async () => {
+  const up = startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    return response;
+  });
+  try {
+    await withGateway(up, async ({ g, connect, exchange }) => {
+      const sessions = await Promise.all(LISTENERS.map(async (listener) => {
+        const conn = await connect(listener);
+        await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE("/ws")));
+        const frames = new FrameReader(conn);
+        await frames.head();
+        return { listener, conn, frames };
+      }));
+      try {
+        const config = await Deno.readTextFile(g.file);
+        await Deno.writeTextFile(
+          g.file,
+          config.replace(
+            /upstreams:[\s\S]*/,
+            `upstreams:
+  other: { targets: [ { url: "http://127.0.0.1:${closedPort()}" } ] }
+routes:
+  - { name: other, match: { path: /x }, upstream: other }
+`,
+          ),
+        );
+        const reloaded = await g.gw.reload("test");
+        assertEquals(reloaded.errors, []);
+        // The new plan serves new requests: the route is gone.
+        assertEquals((await exchange("plain", closing(HANDSHAKE("/ws")))).status, 404);
+        for (const { listener, conn, frames } of sessions) {
+          await writeAllTo(conn, clientFrame("after"));
+          assertEquals(decode((await frames.next()).payload), "echo:after", listener);
+        }
+      } finally {
+        for (const { conn } of sessions) closeQuietly(conn);
       }
     });
   } finally {
