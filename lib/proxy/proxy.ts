@@ -95,7 +95,7 @@ async function forward(
       ctx,
       first,
       forwardOptions(ctx, upstream, first, o, via, requestIdHeader),
-      o.timeouts.connectMs ?? upstream.timeouts.connectMs,
+      { ...upstream.timeouts, ...o.timeouts },
       o.upgrades,
     );
   }

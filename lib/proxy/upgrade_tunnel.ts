@@ -9,7 +9,7 @@ import { headWith } from "./http1/bytes.ts";
 import type { UpstreamConnection } from "./http1/connection.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
 import { upgradeUpstream } from "./upstream_upgrade.ts";
-import type { UpstreamTarget } from "./upstream.ts";
+import type { Timeouts, UpstreamTarget } from "./upstream.ts";
 import { switchedProtocols, type TakenSocket } from "../server/http1/upgrade.ts";
 import type { OpenUpgrades } from "./open_upgrades.ts";
 import { NameSet } from "../core/name_set.ts";
@@ -22,11 +22,11 @@ export async function tunnelUpgrade(
   ctx: RequestContext,
   target: UpstreamTarget,
   forward: ForwardOptions,
-  timeoutMs: number,
+  timeouts: Timeouts,
   upgrades: OpenUpgrades,
 ): Promise<Response> {
   // The handshake's own fields (Sec-WebSocket-*) are end-to-end: the header block has them.
-  const up = await upgradeUpstream(ctx, target, buildHeaderBlock(ctx, forward), timeoutMs);
+  const up = await upgradeUpstream(ctx, target, buildHeaderBlock(ctx, forward), timeouts);
   if (up instanceof Response) return up;
   const upgrade = ctx.headers.get("upgrade");
   return switchedProtocols(ctx.request, up.head.headers, {

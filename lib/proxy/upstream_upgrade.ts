@@ -12,7 +12,7 @@ import { ProtocolError, readResponseHead, type ResponseHead } from "./http1/resp
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
 import { respondWith } from "./response.ts";
-import type { UpstreamTarget } from "./upstream.ts";
+import type { Timeouts, UpstreamTarget } from "./upstream.ts";
 
 export interface SwitchedUpstream {
   conn: UpstreamConnection;
@@ -22,20 +22,26 @@ export interface SwitchedUpstream {
   release(): void;
 }
 
-/** `headerBlock` is the request's field lines (buildHeaderBlock), without the upgrade's own two. */
+/**
+ * `headerBlock` is the request's field lines (buildHeaderBlock), without the
+ * upgrade's own two. The handshake is timed as any exchange: `connectMs` for
+ * the connect, `firstByteMs` for the answer's head, `requestMs` for both; the
+ * session that follows is not.
+ */
 export async function upgradeUpstream(
   ctx: RequestContext,
   target: UpstreamTarget,
   headerBlock: string,
-  timeoutMs: number,
+  timeouts: Timeouts,
 ): Promise<SwitchedUpstream | Response> {
   const pool = target.pool;
   ctx.upstreamTarget = target.id;
   ctx.attempts++;
   const started = performance.now();
+  const deadline = started + timeouts.requestMs;
   let conn: UpstreamConnection;
   try {
-    conn = await pool.acquire(timeoutMs);
+    conn = await pool.acquire(Math.min(timeouts.connectMs, timeouts.requestMs));
   } catch (e) {
     return ctx.refuse(
       e instanceof UpstreamError && e.kind === "connect_timeout"
@@ -50,7 +56,8 @@ export async function upgradeUpstream(
       `${ctx.method} ${ctx.upstreamPath} HTTP/1.1\r\n${headerBlock}` +
         `upgrade: ${ctx.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`,
     );
-    head = await withTimeout(readResponseHead(conn), timeoutMs);
+    const waitMs = Math.min(timeouts.firstByteMs, deadline - performance.now());
+    head = await withTimeout(readResponseHead(conn), waitMs);
   } catch (e) {
     release();
     return ctx.refuse(

@@ -10,7 +10,7 @@ import type { RequestContext } from "../core/context.ts";
 import { fieldValue } from "../core/header_fields.ts";
 import { NameSet } from "../core/name_set.ts";
 import { buildHeaderBlock, type ForwardOptions } from "./forward.ts";
-import type { UpstreamTarget } from "./upstream.ts";
+import type { Timeouts, UpstreamTarget } from "./upstream.ts";
 import { tunnelUpgrade } from "./upgrade_tunnel.ts";
 import { upgradeUpstream } from "./upstream_upgrade.ts";
 import { relayMessages } from "./message_relay.ts";
@@ -70,13 +70,13 @@ export function relayWebSocket(
   ctx: RequestContext,
   target: UpstreamTarget,
   forward: ForwardOptions,
-  connectTimeoutMs: number,
+  timeouts: Timeouts,
   upgrades: OpenUpgrades,
 ): Promise<Response> {
   // The gateway's own HTTP/1.1 servers relay the upgraded connection as bytes.
   return ctx.incoming.runtimeWebSocket
-    ? relayAsMessages(ctx, target, forward, connectTimeoutMs, upgrades)
-    : tunnelUpgrade(ctx, target, forward, connectTimeoutMs, upgrades);
+    ? relayAsMessages(ctx, target, forward, timeouts, upgrades)
+    : tunnelUpgrade(ctx, target, forward, timeouts, upgrades);
 }
 
 /** Fields of the upstream's 101 the runtime writes itself for the client's side. */
@@ -91,13 +91,13 @@ async function relayAsMessages(
   ctx: RequestContext,
   target: UpstreamTarget,
   forward: ForwardOptions,
-  timeoutMs: number,
+  timeouts: Timeouts,
   upgrades: OpenUpgrades,
 ): Promise<Response> {
   const key = ctx.headers.get("sec-websocket-key")!;
   // This relay reads frames as they are: an extension the upstream took would garble them.
   const block = withoutField(buildHeaderBlock(ctx, forward), "sec-websocket-extensions");
-  const up = await upgradeUpstream(ctx, target, block, timeoutMs);
+  const up = await upgradeUpstream(ctx, target, block, timeouts);
   if (up instanceof Response) return up;
   const fields = up.head.headers;
   if (

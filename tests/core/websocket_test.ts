@@ -9,6 +9,7 @@ import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { parseResponse, type RawResponse, readUntilClose } from "../helpers/raw.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
 import { closedPort, startUpstream } from "../helpers/upstream.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import {
   clientFrame,
   closePayload,
@@ -873,5 +874,41 @@ routes:
     });
   } finally {
     await up.close();
+  }
+});
+
+Deno.test("websocket: the upstream's 101 is waited for as any response head, first_byte_ms, not connect_ms", async () => {
+  const up = startRawUpstream(async (x) => {
+    // Answers the handshake (RFC 6455's example key, which HANDSHAKE sends) after 1 s.
+    await new Promise((r) => setTimeout(r, 1_000));
+    await x.write(
+      "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n" +
+        "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    );
+    x.close();
+  });
+  const routes = `  - name: slow-connects-fine
+    match: { path: /patient }
+    upstream: up
+    timeout: { connect_ms: 200, first_byte_ms: 10000 }
+  - name: impatient
+    match: { path: /impatient }
+    upstream: up
+    timeout: { connect_ms: 10000, first_byte_ms: 200 }`;
+  try {
+    await withGateway(up, async ({ exchange, headOf }) => {
+      for (const listener of LISTENERS) {
+        // Waited for within connect_ms: 504 after 200 ms, and 101 after 10 s with the other.
+        assertEquals((await headOf(listener, HANDSHAKE("/patient"))).status, 101, listener);
+        const impatient = await exchange(listener, closing(HANDSHAKE("/impatient")));
+        assertEquals(
+          [impatient.status, JSON.parse(impatient.body).error.code],
+          [504, "upstream_timeout"],
+          listener,
+        );
+      }
+    }, { routes });
+  } finally {
+    up.close();
   }
 });
