@@ -18,7 +18,7 @@ const DRAIN_POLL_MS = 10;
  * WebSocket cannot be paused): past this much queued to the upstream, the
  * session ends rather than buffer without bound.
  */
-export const MAX_UPSTREAM_BACKLOG_BYTES = 16 * 1024 * 1024;
+const MAX_UPSTREAM_BACKLOG_BYTES = 16 * 1024 * 1024;
 const CLOSE_WAIT_MS = 5_000;
 
 /** `ended` gets the payload bytes relayed each way, once the session is over. */

@@ -23,7 +23,7 @@ export class WebSocketProtocolError extends Error {
 }
 
 /** A message larger than this (64 MiB, the runtime's own limit) ends the session with 1009. */
-export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const OP_CONTINUATION = 0x0;
 const OP_TEXT = 0x1;

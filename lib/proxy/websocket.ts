@@ -73,7 +73,7 @@ export function relayWebSocket(
   timeouts: Timeouts,
   upgrades: OpenUpgrades,
 ): Promise<Response> {
-  // The gateway's own HTTP/1.1 servers relay the upgraded connection as bytes.
+  // Bytes where the listener hands over its socket; messages where the runtime takes the client.
   return ctx.incoming.runtimeWebSocket
     ? relayAsMessages(ctx, target, forward, timeouts, upgrades)
     : tunnelUpgrade(ctx, target, forward, timeouts, upgrades);

@@ -42,6 +42,7 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
     wakeReader();
   });
   socket.pause();
+  // The relay passes a client's FIN on and goes on writing: node would end the socket at it.
   (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
 
   return {
@@ -61,7 +62,13 @@ export function byteSocketOf(socket: Duplex): ByteSocket {
       return n;
     },
     write: (p: Uint8Array) => writeTo(socket, p).then(() => p.length),
-    closeWrite: () => new Promise((resolve) => socket.end(resolve)),
+    closeWrite: () =>
+      new Promise((resolve) => {
+        // A destroyed socket may never call end's callback back.
+        if (socket.destroyed) return resolve();
+        socket.once("close", resolve);
+        socket.end(resolve);
+      }),
     close(): void {
       socket.destroy();
     },
@@ -83,7 +90,7 @@ function watchUnread(socket: Duplex, given: () => number): ReturnType<typeof set
   }, UNREAD_CHECK_MS);
 }
 
-export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 const UNREAD_CHECK_MS = 250;
 
 function bytesRead(socket: Duplex): number {
