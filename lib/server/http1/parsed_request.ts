@@ -36,7 +36,6 @@ export class ParsedRequest extends Request {
 export class ParsedIncoming implements IncomingRequest {
   readonly headers: HeaderFields;
   readonly authorityChecked = true;
-  readonly runtimeWebSocket = false;
   readonly authority: string;
   readonly target: string;
   /** The absolute URL: the request target in absolute form, else made on first read. */
@@ -63,6 +62,11 @@ export class ParsedIncoming implements IncomingRequest {
       ({ authority: this.authority, target: this.target } = splitAbsolute(target));
       this.#url = target;
     }
+  }
+
+  /** This server hands an upgrade's socket over (on the prototype: no store per request). */
+  get runtimeWebSocket(): boolean {
+    return false;
   }
 
   get url(): string {
