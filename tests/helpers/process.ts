@@ -9,10 +9,17 @@ export interface GatewayProcess {
   readonly pid: number;
   /** Resident set size of the process in bytes, from /proc. */
   rss(): Promise<number>;
-  /** Sends a signal and waits for the exit code. */
+  /** Sends a signal and waits for the exit code, and for the last line of its log. */
   stop(signal?: Deno.Signal): Promise<number>;
-  /** Lines the process wrote to stderr so far (its JSON log). */
+  /** Waits for the exit code (for a signal sent otherwise), and for the last line of its log. */
+  exited(): Promise<number>;
+  /**
+   * Lines the process wrote to stderr so far (its JSON log). They are read as they come:
+   * a line written just before an answer may not be here yet when the answer is.
+   */
   readonly log: string[];
+  /** Waits (up to `limitMs`) for a log line matching `re`; returns every line that matches. */
+  logged(re: RegExp, count?: number, limitMs?: number): Promise<string[]>;
 }
 
 export interface SpawnOptions {
@@ -47,7 +54,7 @@ export async function spawnGateway(
     ...(o.cwd ? { cwd: o.cwd } : {}),
   }).spawn();
   const log: string[] = [];
-  void (async () => {
+  const reading = (async () => {
     const dec = new TextDecoderStream();
     let buf = "";
     for await (const s of child.stderr.pipeThrough(dec)) {
@@ -57,6 +64,12 @@ export async function spawnGateway(
       log.push(...lines);
     }
   })().catch(() => {});
+  const exited = async () => {
+    const { code } = await child.status;
+    // The pipe ends with the process: what it wrote last is read by then.
+    await reading;
+    return code;
+  };
   const gp: GatewayProcess = {
     child,
     pid: child.pid,
@@ -66,13 +79,25 @@ export async function spawnGateway(
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       return kb * 1024;
     },
-    async stop(signal: Deno.Signal = "SIGTERM") {
+    stop(signal: Deno.Signal = "SIGTERM") {
       try {
         child.kill(signal);
       } catch {
         // already gone
       }
-      return (await child.status).code;
+      return exited();
+    },
+    exited,
+    async logged(re: RegExp, count = 1, limitMs = 10_000) {
+      const deadline = Date.now() + limitMs;
+      for (;;) {
+        const found = log.filter((l) => re.test(l));
+        if (found.length >= count) return found;
+        if (Date.now() > deadline) {
+          throw new Error(`${count} log line(s) matching ${re} not seen:\n${log.join("\n")}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
   };
   const deadline = Date.now() + (o.timeoutMs ?? 10_000);

@@ -94,7 +94,7 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
       await new Promise((r) => setTimeout(r, 100));
       gw.child.kill("SIGTERM");
       const done = await answer;
-      const code = (await gw.child.status).code;
+      const code = await gw.exited();
       const exitedAt = performance.now();
       assertEquals([done.status, done.text, code], [200, "slow", 0]);
       assertOk(exitedAt >= done.at);
