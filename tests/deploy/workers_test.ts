@@ -30,7 +30,7 @@ function listeners(
 ): string {
   return `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${admin}${adminExtra} }
-server: { drain_timeout_s: 3, config_watch: { enabled: ${watch}, debounce_ms: 50 } }
+server: { drain_timeout_s: 10, config_watch: { enabled: ${watch}, debounce_ms: 50 } }
 ${body}`;
 }
 
@@ -48,8 +48,14 @@ routes: [ { name: r, match: { path: ${route} }, upstream: echo } ]
 
 Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM drains", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-workers-" });
+  // `/slow` is held until released: in flight for as long as the test needs.
+  const arrived = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
   const slow = startUpstream(async (req) => {
-    if (req.url.endsWith("/slow")) await new Promise((r) => setTimeout(r, 600));
+    if (req.url.endsWith("/slow")) {
+      arrived.resolve();
+      await release.promise;
+    }
     return Response.json({ url: new URL(req.url).pathname });
   });
   const [port, admin] = freePorts(2) as [number, number];
@@ -61,11 +67,11 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
     timeoutMs: 30_000,
   });
   try {
-    assertMatch(gw.log.join("\n"), /"msg":"cluster started","workers":2/);
-    const started = [...gw.log.join("\n").matchAll(/"msg":"gateway started","worker":(\d)/g)].map((
-      m,
-    ) => m[1]);
-    assertEquals(started.sort(), ["0", "1"]);
+    // Logged around the time /readyz turned 200: waited for, not expected read already.
+    await gw.logged(/"msg":"cluster started","workers":2/);
+    const started = (await gw.logged(/"msg":"gateway started","worker":\d/, 2))
+      .map((l) => JSON.parse(l).worker);
+    assertEquals(started.sort(), [0, 1]);
     assertEquals(await statuses(`http://127.0.0.1:${port}/old`, 12), new Array(12).fill(200));
 
     // The main thread's admin listener checks the token before asking any worker.
@@ -112,22 +118,24 @@ Deno.test("--workers 2: admin reloads and signals reach every worker; SIGTERM dr
       await new Promise((r) => setTimeout(r, 100));
     }
     assertEquals(hup, new Array(12).fill(200));
-    assertEquals(
-      [...gw.log.join("\n").matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"SIGHUP"/g)]
-        .map((m) => m[1]).sort(),
-      ["0", "1"],
-    );
+    // Twelve connections may all have gone to one worker: each worker's line is waited for.
+    const hupped = await gw.logged(/"msg":"config reloaded","worker":\d,"trigger":"SIGHUP"/, 2);
+    assertEquals(hupped.map((l) => JSON.parse(l).worker).sort(), [0, 1]);
 
-    // SIGTERM while a request is in flight: it completes, then the process exits 0.
+    // SIGTERM while a request is in flight: it completes, then the process exits 0. The
+    // upstream holds it until both workers are draining.
     const inFlight = fetch(`http://127.0.0.1:${port}/hup/slow`);
-    await new Promise((r) => setTimeout(r, 200));
+    await arrived.promise;
     const status = gw.stop("SIGTERM");
+    await gw.logged(/"msg":"draining","worker":\d/, 2);
+    release.resolve();
     const res = await inFlight;
     assertEquals(res.status, 200);
     assertEquals((await res.json()).url, "/hup/slow");
     assertEquals(await status, 0);
     assertMatch(gw.log.join("\n"), /"msg":"stopped"}/);
   } finally {
+    release.resolve();
     await gw.stop("SIGKILL");
     await slow.close();
     await Deno.remove(dir, { recursive: true });
@@ -162,11 +170,8 @@ routes: [ { name: r, match: { path: ${path} }, upstream: echo } ]
       if (seen.every((s) => s === 200)) break;
     }
     assertEquals(seen, new Array(12).fill(200));
-    assertEquals(
-      [...gw.log.join("\n").matchAll(/"msg":"config reloaded","worker":(\d),"trigger":"watch"/g)]
-        .map((m) => m[1]).sort(),
-      ["0", "1"],
-    );
+    const reloaded = await gw.logged(/"msg":"config reloaded","worker":\d,"trigger":"watch"/, 2);
+    assertEquals(reloaded.map((l) => JSON.parse(l).worker).sort(), [0, 1]);
   } finally {
     assertEquals(await gw.stop("SIGTERM"), 0);
     await up.close();
