@@ -92,8 +92,11 @@ Deno.test("no --workers: the process serves with one worker isolate per core", a
       new Array(8 * CORES).fill(200),
     );
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    // Each isolate logs its start as it opens its listener: waited for, as the log is read.
+    await gw.logged(/"msg":"gateway started"/, CORES);
     const started = logged(gw.log, "gateway started").map((l) => String(l.worker));
     if (CORES > 1) {
+      await gw.logged(/"msg":"cluster started"/);
       // One isolate per core: /metrics carries each one's samples, labelled 0..N-1.
       const all = Array.from({ length: CORES }, (_, i) => String(i));
       assertEquals(workerLabels(metrics), all);
@@ -119,6 +122,7 @@ Deno.test("no --workers, a listener on port 0: one isolate, and the log says why
       assertEquals([line?.level, line?.workers, line?.why], ["info", 1, "one per core"]);
     }
     // A single gateway on the main thread, on the port the kernel chose.
+    await gw.logged(/"msg":"gateway started"/);
     const started = logged(gw.log, "gateway started");
     assertEquals(started.length, 1);
     assertEquals(started[0]!.worker, undefined);
@@ -189,7 +193,7 @@ Deno.test("--workers 2: a reload to a port 0 listener is refused and the running
       errors: [`the running workers cannot take it: ${PORT_ZERO}`],
     });
     assertEquals(await statuses(`http://127.0.0.1:${port}/x`, 8), new Array(8).fill(200));
-    assertMatch(gw.log.join("\n"), /"msg":"cluster reload incomplete"/);
+    await gw.logged(/"msg":"cluster reload incomplete"/);
     assertEquals(logged(gw.log, "config reloaded"), []);
   });
 });
