@@ -1,5 +1,6 @@
 /** Circuit breakers through a real listener against a real failing upstream. */
-import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
+import { assertEquals, assertError, assertOk, within } from "../helpers/assert.ts";
+import { parsePromText, sampleValue } from "../observe/prom_text.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { startFlaky } from "./flaky.ts";
@@ -87,11 +88,13 @@ Deno.test("breaker: half-open lets probes through; success closes, failure reope
 
 /**
  * A gateway whose only target failed once, opening its circuit (one failure, one probe, 1 s),
- * and whose clock then moved to half-open. The upstream answers 200 after `delayMs` from now on.
+ * and whose clock then moved to half-open. From now on the upstream holds its answers (200)
+ * until `release()`: the probe stays in flight for as long as the test needs.
  */
-async function halfOpen(delayMs: number, route = "") {
+async function halfOpen(route = "") {
   let failing = true;
-  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, delayMs }));
+  const held = Promise.withResolvers<void>();
+  const up = startFlaky(() => (failing ? { status: 502 } : { status: 200, until: held.promise }));
   const clock = new ManualClock(0);
   const g = await startGateway(
     baseConfig(oneUpstream(
@@ -107,19 +110,38 @@ async function halfOpen(delayMs: number, route = "") {
   return {
     g,
     up,
+    release: () => held.resolve(),
     async close() {
+      held.resolve();
       await g.close();
       await up.close();
     },
   };
 }
 
+/** Polls (10 ms, up to 10 s) until `cond` holds; false if it never did. */
+async function eventually(cond: () => boolean | Promise<boolean>): Promise<boolean> {
+  for (const end = performance.now() + 10_000; performance.now() < end;) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
 Deno.test("breaker: concurrent requests in half-open get exactly the configured probes", async () => {
-  const { g, up, close } = await halfOpen(200);
+  const { g, up, release, close } = await halfOpen();
   try {
-    const all = await Promise.all(Array.from({ length: 6 }, () => status(`${g.url()}/`)));
-    all.sort();
-    assertEquals(all, [200, 503, 503, 503, 503, 503], "one probe, the rest refused at once");
+    const answered: number[] = [];
+    const all = Array.from(
+      { length: 6 },
+      () => status(`${g.url()}/`).then((s) => (answered.push(s), s)),
+    );
+    // The probe is held at the upstream: the other five must be refused while it is in flight.
+    assertOk(await eventually(() => answered.length === 5), `answered: ${answered}`);
+    assertEquals(answered, [503, 503, 503, 503, 503], "one probe, the rest refused at once");
+    assertEquals(up.hits(), 2);
+    release();
+    assertEquals((await Promise.all(all)).sort(), [200, 503, 503, 503, 503, 503]);
     assertEquals(up.hits(), 2);
   } finally {
     await close();
@@ -128,24 +150,31 @@ Deno.test("breaker: concurrent requests in half-open get exactly the configured 
 
 Deno.test("breaker: a request that waited for its body does not slip past a taken probe slot", async () => {
   // A retried POST is read into memory before it is sent.
-  const { g, up, close } = await halfOpen(
-    100,
+  const { g, up, release, close } = await halfOpen(
     ", retries: { attempts: 1, methods: [POST], on: [connect_error] }",
   );
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(g.url()).port) });
+  const inFlight = async () =>
+    sampleValue(
+      parsePromText(await (await fetch(`${g.admin}/metrics`)).text()),
+      "gateway_requests_in_flight",
+    );
   try {
-    // The POST's head arrives now, its body only after a GET took the one probe.
+    // The POST's head arrives now, its body only after a GET took the one probe (held).
     const enc = new TextEncoder();
     await conn.write(enc.encode("POST / HTTP/1.1\r\nhost: gw\r\ncontent-length: 5\r\n\r\n"));
-    await new Promise((r) => setTimeout(r, 50));
+    assertOk(await eventually(async () => await inFlight() === 1), "the POST's head was taken");
     const probe = status(`${g.url()}/`);
-    await new Promise((r) => setTimeout(r, 20));
+    assertOk(await eventually(() => up.hits() === 2), "the GET's probe reached the upstream");
     await conn.write(enc.encode("order"));
     const buf = new Uint8Array(4096);
-    const n = await conn.read(buf);
+    // A POST that slipped through would be held at the upstream with the probe.
+    const n = await within(10_000, conn.read(buf));
+    assertOk(n !== "timed out", "the POST was not answered while the probe was in flight");
     const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
-    assertEquals(await probe, 200);
     assertEquals(head.slice(0, 12), "HTTP/1.1 503", head);
+    release();
+    assertEquals(await probe, 200);
     assertEquals(up.hits(), 2, "the probe alone reached the upstream");
   } finally {
     conn.close();

@@ -12,9 +12,13 @@ export interface FlakyRequest {
   head: string;
 }
 
-/** What to do with a request: answer, hang until closed, or drop the connection. */
+/**
+ * What to do with a request: answer (after `delayMs`, or once `until` settles, for
+ * tests that hold an answer until a state is reached), hang until closed, or drop
+ * the connection.
+ */
 export type Behaviour =
-  | { status: number; body?: string; delayMs?: number }
+  | { status: number; body?: string; delayMs?: number; until?: Promise<unknown> }
   | "hang"
   | "reset"
   /** A 200 head promising more body than is sent, then the connection drops. */
@@ -47,6 +51,8 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
   const conns = new Set<Deno.Conn>();
   const served = new Set<Promise<void>>();
   const delays = new Map<ReturnType<typeof setTimeout>, () => void>();
+  /** Settles when the server stops, releasing the answers held `until` something. */
+  let stopping = Promise.withResolvers<void>();
   let port = 0;
 
   const self: Flaky = {
@@ -68,10 +74,12 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
         resume();
       }
       delays.clear();
+      stopping.resolve();
       await accepting;
       await Promise.all(served);
     },
     start: () => {
+      stopping = Promise.withResolvers<void>();
       listener = Deno.listen({ hostname: "127.0.0.1", port });
       port = (listener.addr as Deno.NetAddr).port;
       const l = listener;
@@ -148,6 +156,7 @@ export function startFlaky(handler: FlakyHandler = () => ({ status: 200, body: "
             delays.set(t, r);
           });
         }
+        if (b.until) await Promise.race([b.until, stopping.promise]);
         const text = b.body ?? "";
         await writeAll(
           conn,
