@@ -1,6 +1,6 @@
 /** Bulkheads: a hanging upstream takes a bounded share and other routes do not notice. */
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
-import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startFlaky } from "./flaky.ts";
 import { upstreamView } from "./support.ts";
 
@@ -17,17 +17,40 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 }
 
+interface BulkheadView {
+  active: number;
+  queued: number;
+  rejected: number;
+}
+
+/** Polls the admin view of `name`'s bulkhead (10 ms, up to 10 s) until `cond` holds. */
+async function bulkheadWhen(
+  g: TestGateway,
+  name: string,
+  cond: (b: BulkheadView) => boolean,
+): Promise<void> {
+  let b: BulkheadView | null = null;
+  for (const end = performance.now() + 10_000; performance.now() < end;) {
+    b = (await upstreamView(g, name)).bulkhead as BulkheadView;
+    if (cond(b)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`bulkhead of ${name} never reached the state: ${JSON.stringify(b)}`);
+}
+
 Deno.test("bulkhead: a hanging upstream fills its slots and queue; a healthy route's latency holds", async () => {
   const stuck = startFlaky(() => "hang");
   const fine = startFlaky(() => ({ status: 200, body: "fine" }));
+  // A queue timeout long enough that the queue is still full while the flood's second wave
+  // is refused, however slowly a loaded machine sends it.
   const g = await startGateway(baseConfig(`
 upstreams:
   stuck:
     targets: [ { url: "${stuck.url}" } ]
-    timeout: { first_byte_ms: 10000 }
+    timeout: { first_byte_ms: 60000 }
     max_concurrent: 4
     queue: 2
-    queue_timeout_ms: 400
+    queue_timeout_ms: 5000
   fine: { targets: [ { url: "${fine.url}" } ] }
 routes:
   - { name: stuck, match: { path: /stuck }, upstream: stuck }
@@ -37,42 +60,46 @@ routes:
     const before: number[] = [];
     for (let i = 0; i < 50; i++) before.push(await timed(`${g.url()}/fine`));
 
-    const flood = Array.from({ length: 30 }, async () => {
-      const t0 = performance.now();
-      const res = await fetch(`${g.url()}/stuck`);
-      const body = await res.text();
-      return {
-        status: res.status,
-        body,
-        ms: performance.now() - t0,
-        retryAfter: res.headers.get("retry-after"),
-      };
-    });
-    // Wait until the slots are taken and the queue is full.
-    for (let i = 0; i < 100 && stuck.hits() < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    const flood = (n: number) =>
+      Array.from({ length: n }, async () => {
+        const t0 = performance.now();
+        const res = await fetch(`${g.url()}/stuck`);
+        const body = await res.text();
+        return {
+          status: res.status,
+          body,
+          ms: performance.now() - t0,
+          retryAfter: res.headers.get("retry-after"),
+        };
+      });
+    // Six fill the four slots and the queue of two; wait until they have.
+    const first = flood(6);
+    await bulkheadWhen(g, "stuck", (b) => b.active === 4 && b.queued === 2);
+    assertEquals(stuck.hits(), 4);
+    // Twenty-four more are refused at once: answered while the queue still holds its two.
+    const refused = await Promise.all(flood(24));
     const view = await upstreamView(g, "stuck");
-    assertEquals([view.bulkhead.active, view.bulkhead.max_concurrent], [4, 4]);
+    assertEquals(
+      [view.bulkhead.active, view.bulkhead.max_concurrent, view.bulkhead.queued],
+      [4, 4, 2],
+    );
+    assertEquals(view.bulkhead.rejected, 24);
 
     const during: number[] = [];
     for (let i = 0; i < 50; i++) during.push(await timed(`${g.url()}/fine`));
 
     // The two queued requests give up after queue_timeout_ms; then the upstream dies.
-    for (let i = 0; i < 200; i++) {
-      const b = (await upstreamView(g, "stuck")).bulkhead;
-      if (b.queued === 0 && b.rejected === 26) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await bulkheadWhen(g, "stuck", (b) => b.queued === 0 && b.rejected === 26);
     await stuck.stop();
-    const results = await Promise.all(flood);
-    const refusedAtOnce = results.filter((r) => r.status === 503 && r.ms < 300);
-    const queuedOut = results.filter((r) => r.status === 503 && r.ms >= 300);
+    const results = await Promise.all(first);
+    const queuedOut = results.filter((r) => r.status === 503);
     const sent = results.filter((r) => r.status !== 503);
-    assertEquals(
-      [refusedAtOnce.length, queuedOut.length, sent.length],
-      [24, 2, 4],
-      JSON.stringify(results.map((r) => [r.status, Math.round(r.ms)])),
-    );
-    for (const r of [...refusedAtOnce, ...queuedOut]) {
+    const all = JSON.stringify([...results, ...refused].map((r) => [r.status, Math.round(r.ms)]));
+    assertEquals([refused.length, queuedOut.length, sent.length], [24, 2, 4], all);
+    assertEquals(refused.filter((r) => r.status === 503).length, 24, all);
+    // A timer does not fire early: the queued ones waited out the queue timeout.
+    assertOk(queuedOut.every((r) => r.ms >= 5000 - 50), all);
+    for (const r of [...refused, ...queuedOut]) {
       assertEquals(JSON.parse(r.body).error.code, "upstream_overloaded");
       assertEquals(r.retryAfter, "1");
     }
@@ -80,7 +107,7 @@ routes:
     const p = (xs: number[]) =>
       `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p95 ${percentile(xs, 0.95).toFixed(2)} ms`;
     console.log(`healthy route before: ${p(before)}; while the other upstream hangs: ${p(during)}`);
-    // Not a speed test: a blocked route would wait out the 10 s hang; loaded CI machines are slow.
+    // Not a speed test: a blocked route would wait out the 60 s hang; loaded CI machines are slow.
     assertOk(percentile(during, 0.5) < 2000, `healthy route slowed: ${p(during)}`);
   } finally {
     await g.close();
@@ -90,17 +117,22 @@ routes:
 });
 
 Deno.test("bulkhead: a queued request gets the next free slot", async () => {
-  const slow = startFlaky(() => ({ status: 200, body: "done", delayMs: 150 }));
+  // Answers are held until released: two requests in the slots, two queued, for as long as
+  // the test needs.
+  const held = Promise.withResolvers<void>();
+  const slow = startFlaky(() => ({ status: 200, body: "done", until: held.promise }));
   const g = await startGateway(baseConfig(`
 upstreams:
-  slow: { targets: [ { url: "${slow.url}" } ], max_concurrent: 2, queue: 2, queue_timeout_ms: 2000 }
+  slow: { targets: [ { url: "${slow.url}" } ], max_concurrent: 2, queue: 2, queue_timeout_ms: 30000 }
 routes:
   - { name: slow, match: { path: / }, upstream: slow }
 `));
   try {
     const first = Array.from({ length: 4 }, () => fetch(`${g.url()}/`));
-    for (let i = 0; i < 100 && slow.hits() < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await bulkheadWhen(g, "slow", (b) => b.active === 2 && b.queued === 2);
     await assertError(await fetch(`${g.url()}/`), 503, "upstream_overloaded");
+    assertEquals(slow.hits(), 2);
+    held.resolve();
     const got = await Promise.all(first.map(async (p) => {
       const res = await p;
       await res.body?.cancel();
@@ -109,6 +141,7 @@ routes:
     assertEquals(got, [200, 200, 200, 200]);
     assertEquals(slow.hits(), 4);
   } finally {
+    held.resolve();
     await g.close();
     await slow.close();
   }
