@@ -19,8 +19,13 @@ function startServices(): Services {
         ? new Response("<html>", { headers: { "content-type": "text/html" } })
         : Response.json({ orders: [1, 2], url: r.url })
     ),
+    // Answers after 10 s, or not at all once the gateway gave up on it: the parts' deadlines
+    // (100-150 ms) decide, by seconds, whatever a loaded machine adds.
     slow: startUpstream(async (req, r) => {
-      await new Promise((res) => setTimeout(res, 1_000));
+      await new Promise((res) => {
+        const timer = setTimeout(res, 10_000);
+        req.signal.addEventListener("abort", () => (clearTimeout(timer), res(null)));
+      });
       if (req.signal.aborted) return new Response(null, { status: 499 });
       return Response.json({ late: r.url });
     }),
@@ -110,8 +115,8 @@ Deno.test("aggregate: a part that times out is reported under errors, the rest i
       status: 404,
     });
     assertEquals(body.errors.html.message, "The answer is not JSON");
-    // The deadline, not the slow upstream, decided when to answer.
-    assertOk(elapsed < 900, `answered after ${elapsed} ms`);
+    // The deadline, not the slow upstream (10 s), decided when to answer.
+    assertOk(elapsed < 5_000, `answered after ${elapsed} ms`);
   });
 });
 
@@ -119,7 +124,7 @@ Deno.test("aggregate: on_error fail answers with the failed part's error as soon
   await withAggregation(async (g) => {
     const started = performance.now();
     const body = await assertError(await fetch(`${g.url()}/strict/7`), 504, "upstream_timeout");
-    assertOk(performance.now() - started < 900);
+    assertOk(performance.now() - started < 5_000);
     assertEquals(
       body.error.message,
       'The aggregated call "recommendations" failed: No complete answer within 150 ms',
