@@ -88,7 +88,9 @@ async function withRedisStore(
   await loadRedisClient();
   const connections = new RedisConnections(silentLogger);
   try {
-    const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: 300 });
+    // A generous command timeout: 300 ms failed decisions on a stalled machine. A stopped
+    // Redis still fails at once (a closed connection, no offline queue), not after this.
+    const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: 5000 });
     const client = connections.get(config);
     assertOk(await whenReady(client, 2000));
     const store = new RedisLimiterStore(client, config, connections);
