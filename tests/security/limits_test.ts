@@ -170,24 +170,30 @@ Deno.test("a slow but steady body passes: body_timeout_ms bounds the wait for ea
     sizes.push((await req.arrayBuffer()).byteLength);
     return new Response("ok");
   };
-  await withRig(config, async ({ g }) => {
+  // Pieces 150 ms apart against a 1.5 s timeout (a 300 ms one failed when a loaded machine
+  // fired the 150 ms timer late): the body takes longer than one timeout in total.
+  const steady = (u: string) => config(u).replace("body_timeout_ms: 300", "body_timeout_ms: 1500");
+  await withRig(steady, async ({ g }) => {
     const u = new URL(g.url());
     const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
     try {
       const enc = new TextEncoder();
       await conn.write(enc.encode(
-        "POST /upload HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 50\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 120\r\n\r\n",
       ));
       const started = performance.now();
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 12; i++) {
         await new Promise((r) => setTimeout(r, 150));
         await conn.write(enc.encode("x".repeat(10)));
       }
       const buf = new Uint8Array(4096);
       const n = await conn.read(buf);
       assertMatch(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
-      assertOk(performance.now() - started > 300, "the body took longer than one timeout in total");
-      assertEquals(sizes, [50]);
+      assertOk(
+        performance.now() - started > 1500,
+        "the body took longer than one timeout in total",
+      );
+      assertEquals(sizes, [120]);
     } finally {
       conn.close();
     }
