@@ -18,7 +18,7 @@ Deno.test("health checks: a failing target leaves the balancer and is readmitted
 upstreams:
   api:
     targets: [ { url: "${a.url}" }, { url: "${b.url}" } ]
-    health_check: { path: /health, interval_s: 0.05, timeout_ms: 100, healthy_threshold: 2, unhealthy_threshold: 2 }
+    health_check: { path: /health, interval_s: 0.05, timeout_ms: 2000, healthy_threshold: 2, unhealthy_threshold: 2 }
 routes:
   - { name: api, match: { path: / }, upstream: api }
 `));
@@ -34,12 +34,16 @@ routes:
     assertEquals(await statuses(`${g.url()}/`, 10), Array(10).fill(200));
     assertEquals(b.hits(), 5, "no request reached the unhealthy target");
 
+    // Checks time out after 2 s: a 100 ms timeout failed checks of a healthy target on a
+    // loaded machine, twice in a row, and ejected it.
     health = "hang";
-    await new Promise((r) => setTimeout(r, 200));
-    assertOk(!(await target(g, "api", 1)).healthy, "a check that times out fails");
+    await until(async () => (await target(g, "api", 1)).health_check.last.status === null, 10_000);
+    const timedOut = await target(g, "api", 1);
+    assertOk(!timedOut.healthy, "a check that times out fails");
+    assertOk(timedOut.health_check.last.error, "the timed-out check says why");
 
     health = { status: 200 };
-    const readmitMs = await until(async () => (await target(g, "api", 1)).healthy);
+    const readmitMs = await until(async () => (await target(g, "api", 1)).healthy, 10_000);
     console.log(
       `interval 50 ms, thresholds 2/2: ejected in ${ejectMs.toFixed(0)} ms, readmitted in ${
         readmitMs.toFixed(0)
