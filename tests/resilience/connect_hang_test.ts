@@ -30,8 +30,8 @@ Deno.test("request_ms bounds the connect: a hanging connect ends at the request 
   const hanging = await hangingTarget();
   const g = await startGateway(baseConfig(`
 upstreams:
-  bounded: { targets: [ { url: "${hanging.url}" } ], timeout: { connect_ms: 3000, request_ms: 300 } }
-  connect_only: { targets: [ { url: "${hanging.url}" } ], timeout: { connect_ms: 1500 } }
+  bounded: { targets: [ { url: "${hanging.url}" } ], timeout: { connect_ms: 6000, request_ms: 300 } }
+  connect_only: { targets: [ { url: "${hanging.url}" } ], timeout: { connect_ms: 3000 } }
 routes:
   - { name: bounded, match: { path: /bounded }, upstream: bounded }
   - { name: connect_only, match: { path: /connect-only }, upstream: connect_only }
@@ -43,7 +43,7 @@ routes:
     const [bounded, connectOnly] = await Promise.all([call("/bounded"), call("/connect-only")]);
     await assertError(bounded, 504, "upstream_timeout");
     await assertError(connectOnly, 504, "upstream_timeout");
-    // The 300 ms deadline ends the first before the second's 1.5 s connect timeout (it waited 3 s).
+    // The 300 ms deadline ends the first before the second's 3 s connect timeout (it waited 6 s).
     assertEquals(order, ["/bounded", "/connect-only"]);
   } finally {
     await g.close();
@@ -59,7 +59,9 @@ upstreams:
   lc:
     balance: least_conn
     targets: [ { url: "${hanging.url}" }, { url: "${healthy.url}" } ]
-    timeout: { connect_ms: 1500 }
+    # Long enough that the first request is still connecting while the others are sent,
+    # however slowly a loaded machine sends them (1.5 s was not always).
+    timeout: { connect_ms: 5000 }
 routes:
   - { name: lc, match: { path: / }, upstream: lc }
 `));
@@ -73,7 +75,7 @@ routes:
       await res.body?.cancel();
       statuses.push(res.status);
     }
-    // They alternated between the targets: every other one waited 1.5 s for a 504.
+    // They alternated between the targets: every other one waited 5 s for a 504.
     assertEquals(statuses, [200, 200, 200, 200]);
     assertEquals(healthy.received.length, 4);
     await assertError(await stuck, 504, "upstream_timeout");
