@@ -56,6 +56,8 @@ export class Worker {
   private readonly reader: Redis;
   private readonly identity: WorkerIdentity;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Stream entries this worker is processing: XAUTOCLAIM returns them once they idle too. */
+  private readonly holding = new Set<string>();
   private stopping = false;
   private readonly stopped = new AbortController();
   private slotFreed: (() => void) | null = null;
@@ -166,9 +168,12 @@ export class Worker {
           this.room,
         ]) as [Buffer, Entries, Buffer[] | undefined];
         cursor = next.toString();
-        if (entries.length > 0) {
-          log("reclaimed", { count: entries.length, entries: entries.map(([id]) => String(id)) });
-          this.startAll(entries, true);
+        // Its own jobs still running (a slow upstream) are not started a second time: the
+        // claim only resets their idle time.
+        const others = entries.filter(([id]) => !this.holding.has(id.toString()));
+        if (others.length > 0) {
+          log("reclaimed", { count: others.length, entries: others.map(([id]) => String(id)) });
+          this.startAll(others, true);
         }
         if (deleted?.length) {
           // Trimmed by MAXLEN before anyone finished them: their jobs stay pending until they expire.
@@ -194,9 +199,11 @@ export class Worker {
         log("job_error", { job: entry.job, error: (e as Error).message })
       ).finally(() => {
         this.inFlight.delete(p);
+        this.holding.delete(id);
         this.slotFreed?.();
       });
       this.inFlight.add(p);
+      this.holding.add(id);
     }
   }
 

@@ -157,6 +157,31 @@ Deno.test("worker: reclaims a dead worker's jobs; one it finished before XACK is
   });
 });
 
+Deno.test("worker: a job slower than --claim-idle-ms is not taken over by its own worker", async () => {
+  // XAUTOCLAIM returns the worker's own entries too once they idle: it started the job a
+  // second time (a second upstream call), and a third claim failed it (gave up) while the
+  // first call was about to succeed.
+  await withJobs(answering(1500), async ({ g, redis, up }) => {
+    const worker = await spawnWorker([
+      `--redis=${redis.url}`,
+      `--stream=${STREAM_KEY}`,
+      `--upstream=${up.url}`,
+      "--claim-idle-ms=200",
+      "--claim-interval-ms=50",
+      "--max-attempts=2",
+      "--block-ms=200",
+    ]);
+    try {
+      const id = await submit(g, "/orders", { body: "slow" });
+      const s = await settled(g, id);
+      assertEquals([s.status, s.attempts, callsFor(up, id)], ["done", 1, 1]);
+      assertEquals(worker.count("reclaimed"), 0);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
 Deno.test("worker: an unreachable upstream is retried through reclaim, then the job fails", async () => {
   const dead = `http://127.0.0.1:${closedPort()}`;
   await withJobs(answering(), async ({ g, redis }) => {
