@@ -42,9 +42,12 @@ async function inFlight(g: TestGateway): Promise<number> {
 
 const OK = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
-/** A GET through the gateway, given up after 3 s: a misread framing tends to wait forever. */
+/**
+ * A GET through the gateway, given up after 15 s: a misread framing tends to wait forever.
+ * (3 s was too short for a 2 MiB head on a loaded machine.)
+ */
 function get(g: TestGateway, path: string): Promise<Response> {
-  return fetch(`${g.url()}${path}`, { signal: AbortSignal.timeout(3000) });
+  return fetch(`${g.url()}${path}`, { signal: AbortSignal.timeout(15_000) });
 }
 
 Deno.test("upstream answers: a control character in the reason phrase is 502 upstream_error, and the connection is let go", async () => {

@@ -51,7 +51,7 @@ export function startRawUpstream(answer: (x: RawExchange) => Promise<void> | voi
         await answer({
           path,
           served,
-          write: (text) => writeAll(conn, Uint8Array.from(text, (c) => c.charCodeAt(0))),
+          write: (text) => writeAll(conn, byteString(text)),
           close,
         });
       }
@@ -73,6 +73,16 @@ export function startRawUpstream(answer: (x: RawExchange) => Promise<void> | voi
     connections: () => connections,
     close: () => listener.close(),
   };
+}
+
+/**
+ * Each char as one byte. A plain loop: `Uint8Array.from(text, fn)` walks the string's
+ * iterator and took 2.3 s for a 2 MiB head, most of a request's time limit.
+ */
+function byteString(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
