@@ -18,7 +18,10 @@ Deno.test("oauth2_introspection provider: caching, coalescing, client auth, outa
   const g = await startGateway(
     baseConfig(`
 upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
+  # The burst step's 1,000 requests go on at once, each on a new connection to the test
+  # upstream: connects beyond its accept queue are retried by TCP after 1 s, 3 s... and a
+  # stalled machine took them past the 5 s default (504).
+  up: { targets: [ { url: "${up.url}" } ], timeout: { connect_ms: 60000 } }
 auth:
   opaque:
     kind: oauth2_introspection
@@ -27,6 +30,9 @@ auth:
     client_secret: "\${SECRET}"
     cache_ttl_s: 30
     negative_cache_ttl_s: 5
+    # The burst step holds the one call until 1,000 requests wait on it: the default 2 s
+    # timeout ended it first when a loaded machine took longer to send them (all 503).
+    timeout_ms: 60000
   opaque_post:
     kind: oauth2_introspection
     url: "${idp.introspectUrl}"
@@ -133,13 +139,18 @@ routes:
         let release!: () => void;
         idp.hold = new Promise((r) => (release = r));
         const responses = Array.from({ length: 1000 }, () => call("/opaque", "tok-burst"));
-        // All of them wait on the gateway before the one call is answered.
-        for (let i = 0; i < 600 && g.gw.plan.inFlight < 1000; i++) {
-          await new Promise((r) => setTimeout(r, 25));
+        try {
+          // All of them wait on the gateway before the one call is answered.
+          const end = performance.now() + 50_000;
+          while (performance.now() < end && g.gw.plan.inFlight < 1000) {
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          assertEquals(g.gw.plan.inFlight, 1000);
+        } finally {
+          // Released even when the step fails, or every later introspection would wait.
+          release();
+          idp.hold = null;
         }
-        assertEquals(g.gw.plan.inFlight, 1000);
-        release();
-        idp.hold = null;
         const statuses = await Promise.all(responses.map(async (p) => {
           const res = await p;
           await res.body?.cancel();
