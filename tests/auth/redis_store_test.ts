@@ -1,8 +1,9 @@
 /**
  * Keys and revocations shared through a real redis-server by two gateway
  * instances: a change made through one instance's admin API is enforced by
- * the other within a second, changes missed while disconnected are caught up,
- * and a Redis outage neither fails requests nor forgets known keys.
+ * the other at once (pub/sub, not the 30 s resync), changes missed while
+ * disconnected are caught up, and a Redis outage neither fails requests nor
+ * forgets known keys.
  */
 import { Redis } from "ioredis";
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
@@ -14,7 +15,7 @@ import { sign } from "./idp.ts";
 
 const HS_SECRET = "a-shared-secret-of-at-least-32-bytes!!";
 
-Deno.test("redis credential store: keys and revocations reach every instance within a second", async (t) => {
+Deno.test("redis credential store: keys and revocations reach every instance by pub/sub", async (t) => {
   const redis = await startRedis();
   const up = startUpstream();
   // A starting instance waits for its first load at most connect_timeout_ms (1 s by
@@ -40,13 +41,17 @@ routes:
     await res.body?.cancel();
     return res.status;
   };
-  /** Milliseconds until `g` answers `want`, polling every 10 ms for up to `limitMs`. */
+  /**
+   * Milliseconds until `g` answers `want`, polling every 10 ms for up to `limitMs`. Changes
+   * travel by pub/sub (milliseconds); without it only the 30 s resync would bring them, so
+   * 5 s still tells them apart, where 1 s failed on a stalled machine.
+   */
   const until = async (
     g: TestGateway,
     path: string,
     headers: Record<string, string>,
     want: number,
-    limitMs = 1000,
+    limitMs = 5000,
   ) => {
     const started = performance.now();
     while (await status(g, path, headers) !== want) {
@@ -66,7 +71,7 @@ routes:
     const key = { "x-api-key": "shared-key-0001" };
 
     await t.step(
-      "a key added on one instance is accepted by the other within a second",
+      "a key added on one instance is accepted by the other at once",
       async () => {
         assertEquals(await status(b, "/keys", key), 401);
         const res = await admin(a, "POST", "/keys", { consumer: "team-a", key: "shared-key-0001" });
@@ -80,7 +85,7 @@ routes:
     );
 
     await t.step(
-      "a key deleted on one instance is refused by the other within a second",
+      "a key deleted on one instance is refused by the other at once",
       async () => {
         const res = await admin(b, "DELETE", "/keys/shared-key-0001");
         assertEquals(res.status, 204);
@@ -89,7 +94,7 @@ routes:
     );
 
     await t.step(
-      "a jti revoked on one instance is refused by the other within a second",
+      "a jti revoked on one instance is refused by the other at once",
       async () => {
         const exp = Math.floor(Date.now() / 1000) + 600;
         const token = await sign(
