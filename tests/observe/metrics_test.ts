@@ -16,12 +16,15 @@ async function scrape(admin: string): Promise<{ text: string; families: Map<stri
   return { text, families: parsePromText(text) };
 }
 
-/** Scrapes until `ready` holds (a streamed body is recorded just after its last byte left). */
+/**
+ * Scrapes until `ready` holds (a streamed body is recorded just after its last byte left;
+ * a health check runs on its own timer), for up to 10 s: a loaded machine is slow to both.
+ */
 async function scrapeWhen(
   admin: string,
   ready: (f: Map<string, PromFamily>) => boolean,
 ): Promise<Map<string, PromFamily>> {
-  for (let i = 0; i < 50; i++) {
+  for (const end = performance.now() + 10_000; performance.now() < end;) {
     const { families } = await scrape(admin);
     if (ready(families)) return families;
     await new Promise((r) => setTimeout(r, 20));
