@@ -18,9 +18,12 @@ async function get(g: TestGateway, path: string) {
   return [res.status, res.headers.get("x-cache"), await res.text()];
 }
 
-/** Repeats a GET until it is a HIT (the store is connected and the write landed). */
+/**
+ * Repeats a GET until it is a HIT (the store is connected and the write landed), for up to
+ * 10 s: connecting, or reconnecting after an outage, can take seconds on a loaded machine.
+ */
 async function untilCached(g: TestGateway, path: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  for (const end = performance.now() + 10_000; performance.now() < end;) {
     if ((await get(g, path))[1] === "HIT") return;
     await new Promise((r) => setTimeout(r, 20));
   }
