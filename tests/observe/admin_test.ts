@@ -102,7 +102,8 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
   try {
     const admin = `http://127.0.0.1:${adminPort}`;
     let ready: Response | null = null;
-    for (let i = 0; i < 100 && ready === null; i++) {
+    // Up to 10 s: the config is loaded before the admin listener opens.
+    for (let i = 0; i < 500 && ready === null; i++) {
       ready = await fetch(`${admin}/readyz`).catch(() => null);
       if (ready === null) await new Promise((r) => setTimeout(r, 20));
     }
