@@ -6,6 +6,7 @@ import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { limitedConfig } from "./helpers.ts";
+import { stallMonitor } from "./stall_monitor.ts";
 
 const INTERVAL_MS = 100; // rate 10 per 1s
 
@@ -23,6 +24,8 @@ async function startClockUpstream() {
   return {
     url,
     arrivals: async (): Promise<number[]> => await (await fetch(`${url}/arrivals`)).json(),
+    /** The longest stall of its event loop (ms) since the last ask. */
+    stall: async (): Promise<number> => await (await fetch(`${url}/stall`)).json(),
     close: async () => {
       child.kill("SIGTERM");
       await child.status;
@@ -43,10 +46,14 @@ async function shapedBurst(store: string) {
 `,
     store,
   )));
+  // The gateway's timers run in this process, the arrivals are stamped in the upstream's.
+  const local = stallMonitor();
   try {
     // A pooled upstream connection, so that the first release pays no connect time.
     await (await fetch(`${g.url()}/warm`)).body?.cancel();
     const warm = (await up.arrivals()).length;
+    await up.stall();
+    local.reset();
     // The burst comes from another process (curl), so that this test's event loop,
     // which also runs the gateway, does not delay the first release.
     const out = await new Deno.Command("curl", {
@@ -65,8 +72,14 @@ async function shapedBurst(store: string) {
     const refused = lines.filter((l) => l.startsWith("429 "));
     for (const l of refused) assertOk(Number(l.slice(4)) >= 1, l);
     assertEquals(lines.length - refused.length, lines.filter((l) => l.startsWith("200")).length);
-    return { admitted: lines.length - refused.length, arrivals: (await up.arrivals()).slice(warm) };
+    const stalledMs = Math.max(local.longest(), await up.stall());
+    return {
+      admitted: lines.length - refused.length,
+      arrivals: (await up.arrivals()).slice(warm),
+      stalledMs,
+    };
   } finally {
+    local.stop();
     await g.close();
     await up.close();
   }
@@ -89,21 +102,39 @@ function assertSpaced(arrivals: number[]) {
   });
 }
 
+/**
+ * The arrivals of a shaped burst during which neither event loop stalled over 100 ms. A
+ * stall fires every release timer due during it at its end: several late releases bias the
+ * median origin, and the others look early (seen: 'release 0 early: -201,-100,399,400,400,400'
+ * when the machine froze for 400 ms). A stall among the nine decisions spreads them over
+ * more than one 100 ms slot, and the queue drains meanwhile (seen: 8 admitted). Such a burst
+ * says nothing of the shaping and is run again, up to five times.
+ */
+async function undisturbedBurst(store: string): Promise<number[]> {
+  for (let attempt = 1;; attempt++) {
+    const { admitted, arrivals, stalledMs } = await shapedBurst(store);
+    if (stalledMs <= 100) {
+      assertEquals(admitted, 6); // the first at once, 5 queued
+      assertEquals(arrivals.length, 6);
+      return arrivals;
+    }
+    console.log(`burst ${attempt}: an event loop stalled ${stalledMs} ms; not a measurement`);
+    assertOk(attempt < 5, `every burst was disturbed by a stall (the last: ${stalledMs} ms)`);
+  }
+}
+
 Deno.test("shape (memory): the upstream sees a burst at 1/rate, the queue's overflow gets 429", async () => {
-  const { admitted, arrivals } = await shapedBurst("");
-  assertEquals(admitted, 6); // the first at once, 5 queued
-  assertEquals(arrivals.length, 6);
-  assertSpaced(arrivals);
+  assertSpaced(await undisturbedBurst(""));
 });
 
 Deno.test("shape (redis): the same smoothing with the queue kept in Redis", async () => {
   const redis = await startRedis();
   try {
-    const { admitted, arrivals } = await shapedBurst(
-      `store: { kind: redis, redis: { url: "${redis.url}", timeout_ms: 2000 } }`,
+    assertSpaced(
+      await undisturbedBurst(
+        `store: { kind: redis, redis: { url: "${redis.url}", timeout_ms: 2000 } }`,
+      ),
     );
-    assertEquals(admitted, 6);
-    assertSpaced(arrivals);
   } finally {
     await redis.close();
   }
