@@ -166,12 +166,17 @@ Deno.test("cache: 100 concurrent misses for one key cause one upstream request",
   });
   await withCache(up, "{ ttl_s: 60 }", async (g) => {
     const all = Array.from({ length: 100 }, () => get(g, "/api/hot"));
-    // Let every request reach the gateway before the upstream answers.
-    for (let i = 0; i < 100 && count("/api/hot") === 0; i++) {
-      await new Promise((r) => setTimeout(r, 5));
+    // Every request is waiting at the gateway before the upstream answers, as the test's name
+    // says: a fixed 100 ms did not make sure of it on a loaded machine.
+    try {
+      const end = performance.now() + 30_000;
+      while ((g.gw.plan.inFlight < 100 || count("/api/hot") === 0) && performance.now() < end) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assertEquals([g.gw.plan.inFlight, count("/api/hot")], [100, 1]);
+    } finally {
+      release();
     }
-    await new Promise((r) => setTimeout(r, 100));
-    release();
     const results = await Promise.all(all);
     assertEquals(count("/api/hot"), 1);
     assertOk(results.every((r) => r.body === '{"n":1}'));
