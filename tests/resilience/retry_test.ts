@@ -132,7 +132,8 @@ Deno.test("retry: the budget caps extra upstream load under a 100% failure rate"
       twoTargets(
         a,
         b,
-        `    retries: { attempts: 3, backoff_ms: 0, budget_ratio: 0.2, budget_min_retries: 5 }`,
+        // An hour's window: 100 requests on a stalled machine could outlast the default 10 s.
+        `    retries: { attempts: 3, backoff_ms: 0, budget_ratio: 0.2, budget_min_retries: 5, budget_window_s: 3600 }`,
       ),
       async (g) => {
         assertEquals(await statuses(`${g.url()}/`, 100), Array(100).fill(503));
@@ -186,16 +187,19 @@ Deno.test("timeouts: first byte per attempt, the route's request_ms bounds all a
       twoTargets(
         a,
         b,
-        `    timeout: { first_byte_ms: 100 }
+        // Three attempts of 1 s fit in 3.5 s; five do not. A retry is made only with as much
+        // left as the failed attempt took: the second needs a stall under 750 ms (with 100 and
+        // 250 ms, one of 150 ms left a single attempt).
+        `    timeout: { first_byte_ms: 1000 }
     retries: { attempts: 5, on: [timeout], backoff_ms: 1 }`,
-        `, timeout: { request_ms: 250 }`,
+        `, timeout: { request_ms: 3500 }`,
       ),
       async (g) => {
         const t0 = performance.now();
         await assertError(await fetch(`${g.url()}/`), 504, "upstream_timeout");
         const ms = performance.now() - t0;
         console.log(
-          `hanging upstream, first_byte 100 ms, request 250 ms: 504 after ${ms.toFixed(0)} ms`,
+          `hanging upstream, first_byte 1 s, request 3.5 s: 504 after ${ms.toFixed(0)} ms`,
         );
         const attempts = a.hits() + b.hits();
         assertOk(attempts >= 2 && attempts <= 3, `the deadline cut retries short: ${attempts}`);
@@ -207,12 +211,13 @@ Deno.test("timeouts: first byte per attempt, the route's request_ms bounds all a
 });
 
 Deno.test("timeouts: a route's first_byte_ms overrides the upstream's", async () => {
-  const up = startFlaky(() => ({ status: 200, body: "slow", delayMs: 300 }));
+  // Margins of about a second both ways: 50 ms against a 1 s answer, 10 s against it.
+  const up = startFlaky(() => ({ status: 200, body: "slow", delayMs: 1000 }));
   try {
     await withGateway(
       `
 upstreams:
-  api: { targets: [ { url: "${up.url}" } ], timeout: { first_byte_ms: 2000 } }
+  api: { targets: [ { url: "${up.url}" } ], timeout: { first_byte_ms: 10000 } }
 routes:
   - { name: fast, match: { path: /fast }, upstream: api, timeout: { first_byte_ms: 50 } }
   - { name: patient, match: { path: / }, upstream: api }
@@ -229,8 +234,9 @@ routes:
 });
 
 Deno.test("timeouts: a retry is not started when less of request_ms is left than the failed attempt took", async () => {
-  // a's 503 takes 600 of the 1000 ms; a retry would have about 400 ms, less than that.
-  const a = startFlaky(() => ({ status: 503, body: "a is busy", delayMs: 600 }));
+  // a's 503 takes 1800 of the 3000 ms; a retry would have about 1200 ms, less than that. (With
+  // 600 of 1000 ms, a stall of 400 ms let the deadline end the request before a's answer.)
+  const a = startFlaky(() => ({ status: 503, body: "a is busy", delayMs: 1800 }));
   const b = startFlaky(() => "hang");
   try {
     await withGateway(
@@ -238,7 +244,7 @@ Deno.test("timeouts: a retry is not started when less of request_ms is left than
         a,
         b,
         `    retries: { attempts: 2, on: [503], backoff_ms: 1 }`,
-        `, timeout: { request_ms: 1000 }`,
+        `, timeout: { request_ms: 3000 }`,
       ),
       async (g) => {
         const res = await fetch(`${g.url()}/`);
