@@ -88,11 +88,12 @@ Deno.test("limits: bodies within the limit pass, streamed or not; a route may ra
 
 Deno.test("limits: a chunked upload is cut with 413 once it passes the limit", async () => {
   await withLimits(async (g, bodies) => {
-    const s = streamed(200_000);
+    const s = streamed(1_000_000);
     const res = await fetch(`${g.url()}/other`, { method: "POST", body: s.body });
-    // The answer came soon after the limit, long before the end of the upload.
+    // The answer came soon after the limit, long before the end of the upload (the client
+    // goes on pulling a chunk a millisecond meanwhile: room for a loaded machine's delays).
     const pulled = s.pulled();
-    assertOk(pulled < 100_000, `pulled ${pulled} bytes before the answer`);
+    assertOk(pulled < 500_000, `pulled ${pulled} bytes before the answer`);
     const err = await assertError(res, 413, "payload_too_large");
     assertEquals(err.error.message, "The request body is larger than 4096 bytes");
     assertEquals(res.headers.get("connection"), "close");
