@@ -57,7 +57,11 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
 
     const upstreamParent = up.received[0]!.headers.get("traceparent")!.split("-");
     assertEquals(upstreamParent[1], "4bf92f3577b34da6a3ce929d0e0e4736");
-    const span = spans.find((s) => s.spanId === upstreamParent[2]);
+    // The export was sent before the exit; the collector (this process) may not have read it
+    // yet: waited for, up to 10 s.
+    const exported = () => spans.find((s) => s.spanId === upstreamParent[2]);
+    for (let i = 0; i < 500 && !exported(); i++) await new Promise((r) => setTimeout(r, 20));
+    const span = exported();
     assertOk(span, `no exported span is the upstream's parent (${spans.length} spans exported)`);
     assertEquals(span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
     assertEquals(span.parentSpanId, "00f067aa0ba902b7");
