@@ -72,14 +72,16 @@ Deno.test("built-in rules let ordinary values through", () => {
 Deno.test("patterns run in linear time, also those that backtrack catastrophically elsewhere", () => {
   const evil = compileLinearRegex("(a+)+$");
   const input = "a".repeat(50_000) + "!";
+  // About 50 ms here; backtracking would take longer than anyone waits. The 10 s bounds
+  // leave a stalled machine room and still tell the two apart.
   const t = performance.now();
   assertEquals(evil.test(input), false);
-  assertOk(performance.now() - t < 2000);
+  assertOk(performance.now() - t < 10_000);
   const all = compileLinearRegex(BUILTIN_RULES.map((r) => `(?:${r.pattern})`).join("|"), true);
   const worst = "'".repeat(20_000) + " or ".repeat(5_000) + "<a ".repeat(5_000);
   const t2 = performance.now();
   all.test(worst);
-  assertOk(performance.now() - t2 < 2000, `${performance.now() - t2} ms`);
+  assertOk(performance.now() - t2 < 10_000, `${performance.now() - t2} ms`);
 });
 
 Deno.test("linearRegexError() refuses what needs backtracking and explains it", async () => {
