@@ -28,7 +28,7 @@ export interface SpawnOptions {
   cwd?: string;
   /** Headers of the readiness probe (an admin token). */
   readyHeaders?: Record<string, string>;
-  /** How long to wait for ready (default 10 s). */
+  /** How long to wait for ready (default 30 s: a process starting beside the suite is slow). */
   timeoutMs?: number;
 }
 
@@ -100,7 +100,7 @@ export async function spawnGateway(
       }
     },
   };
-  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
   while (Date.now() < deadline) {
     try {
       const r = await fetch(readyUrl, { headers: o.readyHeaders ?? {} });
