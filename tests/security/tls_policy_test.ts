@@ -29,7 +29,9 @@ async function getWith(version: "-tls1_2" | "-tls1_3", port: number): Promise<st
     new TextEncoder().encode("GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
   );
   await w.close();
-  const timer = setTimeout(() => child.kill(), 5000);
+  // s_client ends by itself once the answer (Connection: close) or the refusal is in; the kill
+  // only ends one that hangs, and must not cut a slow but good exchange short.
+  const timer = setTimeout(() => child.kill(), 20_000);
   const out = await child.output();
   clearTimeout(timer);
   return new TextDecoder().decode(out.stdout).split("\r\n")[0] ?? "";
