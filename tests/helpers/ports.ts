@@ -22,6 +22,17 @@ const [LOW, HIGH] = belowEphemeralRange();
 const CLAIMS = `${Deno.env.get("TMPDIR") ?? "/tmp"}/gateway-test-ports`;
 const STALE_MS = 3_600_000;
 
+// The claims of this isolate go with it; a run that dies leaves them to go stale.
+globalThis.addEventListener("unload", () => {
+  for (const port of handedOut) {
+    try {
+      Deno.removeSync(`${CLAIMS}/${port}`);
+    } catch {
+      // Already taken over, or gone.
+    }
+  }
+});
+
 /** A loopback port nothing listens on now, kept out of outgoing connections' way. */
 export function freePort(): number {
   for (let attempt = 0; attempt < 1000; attempt++) {
