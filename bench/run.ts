@@ -10,7 +10,7 @@
  * taken between runs seconds apart); the table reports the median run per
  * target and, as ratios, the median over rounds of the paired ratios to the
  * bare proxy and to nginx, and is written with every pair to
- * bench/results/DATE.md. The routing-only rows are also paired with
+ * bench/results/DATE.md (DATE-HHMM.md if that exists). The routing-only rows are also paired with
  * @fastify/http-proxy directly, in a second table. Gateway rows also give
  * RSS: after start and one request (idle), and the peak of a warm-up run
  * under load (sampled every 250 ms).
@@ -345,11 +345,17 @@ async function main(): Promise<void> {
   const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
   const table = render(rows, ratios) + renderVsFastify(vsFastify) + soak + limiting;
   console.log(table);
-  const date = new Date().toISOString().slice(0, 10);
+  const now = new Date().toISOString();
+  const date = now.slice(0, 10);
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
     .split("\n").find((l) => l.startsWith("model name"))?.split(":")[1]?.trim() ?? "unknown CPU";
   await Deno.mkdir(join(HERE, "results"), { recursive: true });
-  const file = join(HERE, "results", `${date}.md`);
+  // A second run on the same day gets its time too: it must not overwrite the first.
+  const dayFile = join(HERE, "results", `${date}.md`);
+  const taken = await Deno.stat(dayFile).then(() => true, () => false);
+  const file = taken
+    ? join(HERE, "results", `${date}-${now.slice(11, 13)}${now.slice(14, 16)}.md`)
+    : dayFile;
   await Deno.writeTextFile(
     file,
     `# Benchmark ${date}\n\nMachine: ${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}. ` +
