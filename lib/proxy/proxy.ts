@@ -164,11 +164,11 @@ async function forward(
     ) {
       const delay = policy.delayMs(retries + 1);
       // Not started without a fair share of the deadline left after the backoff (retryHasTime).
-      let next: UpstreamTarget | null = null;
-      const t = deadline === Infinity ? 0 : performance.now();
-      if (deadline === Infinity || retryHasTime(deadline - t - delay, t - started, requestMs)) {
-        next = retryTarget(upstream, key, target, tried ??= new Set(), clock.now());
-      } else upstream.budget.late();
+      const late = deadline !== Infinity && !retryFits(deadline, delay, started, requestMs);
+      if (late) upstream.budget.late();
+      const next = late
+        ? null
+        : retryTarget(upstream, key, target, tried ??= new Set(), clock.now());
       if (next !== null) {
         retries++;
         if (res !== null) discard(res);
@@ -185,6 +185,12 @@ async function forward(
     discard(res);
     return stale;
   }
+}
+
+/** `retryHasTime` for a retry after `delayMs`, read against the clock now. */
+function retryFits(deadline: number, delayMs: number, started: number, requestMs: number): boolean {
+  const now = performance.now();
+  return retryHasTime(deadline - now - delayMs, now - started, requestMs);
 }
 
 /** Another target for a retry (a different one when the pool has one), if the budget allows. */

@@ -104,7 +104,7 @@ export class OutlierDetector {
  * not complete a failure streak.
  */
 export class EjectionCap implements EjectionGate {
-  private readonly members: OutlierDetector[] = [];
+  /** The pool: each target's record and its id. */
   private readonly ids = new Map<OutlierDetector, string>();
 
   constructor(
@@ -115,7 +115,6 @@ export class EjectionCap implements EjectionGate {
 
   /** Adds a target that takes traffic (weight above zero) to the pool the cap is a share of. */
   add(d: OutlierDetector, id: string): void {
-    this.members.push(d);
     this.ids.set(d, id);
   }
 
@@ -127,13 +126,13 @@ export class EjectionCap implements EjectionGate {
   /** Targets of the pool ejected at `now`. */
   ejected(now: number): number {
     let n = 0;
-    for (const d of this.members) if (d.ejected(now)) n++;
+    for (const d of this.ids.keys()) if (d.ejected(now)) n++;
     return n;
   }
 
   /** Most targets that may be ejected at once: floor(percent of the pool); 0 for one target under 100. */
   get maxEjected(): number {
-    return Math.floor((this.members.length * this.percent) / 100);
+    return Math.floor((this.ids.size * this.percent) / 100);
   }
 
   allows(now: number): boolean {
