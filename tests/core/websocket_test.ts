@@ -16,6 +16,7 @@ import {
   FrameReader,
   HANDSHAKE,
   type RawWsUpstream,
+  startEchoWsUpstream,
   startRawWsUpstream,
   switchAndRead,
   wsFrame,
@@ -582,12 +583,7 @@ Deno.test("websocket: a session is one request until it ends: in flight while op
 
 Deno.test("websocket: a shutdown does not wait for open sessions but ends them, and records them", async () => {
   let upstreamClosed = 0;
-  const up = startUpstream((req) => {
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
-    socket.onclose = () => upstreamClosed++;
-    return response;
-  });
+  const up = startEchoWsUpstream((socket) => socket.onclose = () => upstreamClosed++);
   let log = "";
   try {
     await withGateway(up, async ({ g, connect }) => {
@@ -769,11 +765,7 @@ Deno.test("websocket: a side that disappears mid-session ends the other's, and n
 });
 
 Deno.test("websocket: an idle session outlives the listener's keep-alive timeout", async () => {
-  const up = startUpstream((req) => {
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
-    return response;
-  });
+  const up = startEchoWsUpstream();
   try {
     await withGateway(up, async ({ connect }) => {
       await Promise.all(LISTENERS.map(async (listener) => {
@@ -796,11 +788,7 @@ Deno.test("websocket: an idle session outlives the listener's keep-alive timeout
 });
 
 Deno.test("websocket: a client that half-closes after its close frame still gets the upstream's last messages and close", async () => {
-  const up = startUpstream((req) => {
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
-    return response;
-  });
+  const up = startEchoWsUpstream();
   try {
     await withGateway(up, async ({ connect }) => {
       for (const listener of LISTENERS) {
@@ -833,11 +821,7 @@ Deno.test("websocket: a client that half-closes after its close frame still gets
 });
 
 Deno.test("websocket: a reload leaves open sessions alone, even one that drops their route and upstream", async () => {
-  const up = startUpstream((req) => {
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
-    return response;
-  });
+  const up = startEchoWsUpstream();
   try {
     await withGateway(up, async ({ g, connect, exchange }) => {
       const sessions = await Promise.all(LISTENERS.map(async (listener) => {

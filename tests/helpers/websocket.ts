@@ -1,6 +1,7 @@
 /** A WebSocket client on a raw connection: the handshake and short frames, by hand. */
 import { assertEquals, assertMatch, within } from "./assert.ts";
 import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
+import { startUpstream, type TestServer } from "./upstream.ts";
 
 /**
  * An upgrade request with RFC 6455's example key (its accept:
@@ -283,3 +284,13 @@ export function startRawWsUpstream(
 }
 
 const PLAIN = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain";
+
+/** A WebSocket upstream answering each message with `echo:<message>`; `onSocket` sees each session. */
+export function startEchoWsUpstream(onSocket: (socket: WebSocket) => void = () => {}): TestServer {
+  return startUpstream((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    onSocket(socket);
+    return response;
+  });
+}
