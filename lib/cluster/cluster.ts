@@ -15,7 +15,11 @@ import { AdminListenerSlot } from "../server/admin_listener.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
 import { RpcHost } from "./rpc.ts";
-import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
+import {
+  type CredentialChange,
+  CredentialOwner,
+  CREDENTIALS_SERVICE,
+} from "./shared_credentials.ts";
 import { LIMITER_SERVICE, SharedLimiterHost } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 import { sharedListenerProblem } from "./worker_count.ts";
@@ -28,6 +32,9 @@ export interface ClusterOptions {
 }
 
 const RESTART_BACKOFF_MS = [250, 1_000, 5_000, 15_000];
+
+/** How long a key or revocation write waits for the workers to apply it before it answers. */
+const CREDENTIALS_APPLY_WAIT_MS = 5_000;
 
 export class Cluster {
   readonly rpc = new RpcHost();
@@ -43,9 +50,7 @@ export class Cluster {
   /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
   private readonly credentials = new CredentialOwner(
     () => Date.now(),
-    (change) => {
-      for (const w of this.live()) w.tell({ type: "credentials", change });
-    },
+    (change) => this.everyWorkerApplies(change),
   );
 
   /** Rate-limit states of `store.kind: memory`: a table every worker maps, and the rest. */
@@ -145,6 +150,29 @@ export class Cluster {
     await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
     await this.admin.close();
     this.o.logger.info("stopped");
+  }
+
+  /**
+   * Tells every worker of a key or revocation change and waits until each has
+   * applied it, or has died, for at most `CREDENTIALS_APPLY_WAIT_MS`: a worker
+   * stuck that long is logged and the write answered; it applies the change
+   * when it runs again.
+   */
+  private async everyWorkerApplies(change: CredentialChange): Promise<void> {
+    const waiting = new Set(this.live());
+    const applied = Promise.all(
+      [...waiting].map((w) => w.applyCredentials(change).then(() => waiting.delete(w))),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => timer = setTimeout(r, CREDENTIALS_APPLY_WAIT_MS));
+    await Promise.race([applied, late]);
+    clearTimeout(timer);
+    if (waiting.size > 0) {
+      this.o.logger.warn("workers have not applied a key or revocation change yet", {
+        workers: [...waiting].map((w) => w.options.index),
+        waited_ms: CREDENTIALS_APPLY_WAIT_MS,
+      });
+    }
   }
 
   private live(): WorkerHandle[] {

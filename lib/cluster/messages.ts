@@ -38,7 +38,8 @@ export type ToWorker =
   | { type: "admin"; id: number; request: WireRequest }
   | { type: "shutdown" }
   | { type: "reopen-logs" }
-  | { type: "credentials"; change: CredentialChange }
+  /** Answered by `credentials-applied` with the same id once the worker's mirror has it. */
+  | { type: "credentials"; id: number; change: CredentialChange }
   | { type: "rpc-results"; results: RpcResult[] }
   | { type: "limiter-table"; buffer: SharedArrayBuffer };
 
@@ -48,6 +49,7 @@ export type FromWorker =
   | { type: "failed"; errors: string[] }
   | { type: "reloaded"; id: number; result: ReloadResult }
   | { type: "admin-response"; id: number; response: WireResponse }
+  | { type: "credentials-applied"; id: number }
   | { type: "stopped" }
   | { type: "rpc"; calls: RpcCall[] };
 

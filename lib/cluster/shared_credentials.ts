@@ -2,8 +2,10 @@
  * API keys added at runtime and token revocations under `--workers N` with
  * `store.kind: memory`. Like the Redis store, each worker reads a local mirror
  * (requests never wait), and writes go to one owner, here the main thread,
- * which applies them and tells every worker. A worker that starts, or restarts
- * after a crash, gets the whole state with its start message.
+ * which applies them and tells every worker. A write is answered once every
+ * worker has applied it, so a deleted key or a revoked token is refused by
+ * every worker from the moment the admin API answers. A worker that starts, or
+ * restarts after a crash, gets the whole state with its start message.
  */
 import { CredentialView, type RuntimeKey, ViewedCredentialStore } from "../auth/store.ts";
 import type { RpcService, WorkerRpc } from "./rpc.ts";
@@ -68,9 +70,10 @@ export class WorkerCredentialStore extends ViewedCredentialStore {
 export class CredentialOwner {
   private readonly view = new CredentialView();
 
+  /** `announce` resolves once every worker has applied the change. */
   constructor(
     private readonly now: () => number,
-    private readonly announce: (change: CredentialChange) => void,
+    private readonly announce: (change: CredentialChange) => Promise<void>,
   ) {}
 
   snapshot(): CredentialSnapshot {
@@ -79,25 +82,26 @@ export class CredentialOwner {
   }
 
   service(): RpcService {
-    const change = (c: CredentialChange) => {
+    // Applied here at once, so the order of changes is the order of calls, whenever workers answer.
+    const change = (c: CredentialChange): Promise<void> => {
       apply(this.view, c);
-      this.announce(c);
+      return this.announce(c);
     };
     return {
       addKey: (digest: string, consumer: string) => change({ op: "key", digest, consumer }),
-      removeKey: (digest: string) => {
+      removeKey: async (digest: string) => {
         if (!this.view.keys.has(digest)) return false;
-        change({ op: "unkey", digest });
+        await change({ op: "unkey", digest });
         return true;
       },
       revoke: (jti: string, exp: number) => {
         // Revocations are few and written by operators: pruning on write keeps the set bounded.
         this.view.prune(this.now());
-        change({ op: "revoke", jti, exp });
+        return change({ op: "revoke", jti, exp });
       },
-      dropConsumers: (removed: string[]) => {
+      dropConsumers: async (removed: string[]) => {
         const deleted = this.view.keysOf(new Set(removed));
-        for (const [digest] of deleted) change({ op: "unkey", digest });
+        await Promise.all(deleted.map(([digest]) => change({ op: "unkey", digest })));
         return deleted;
       },
     };

@@ -2,6 +2,7 @@
 import type { Logger } from "../observe/logger.ts";
 import type { ReloadResult } from "../server/gateway.ts";
 import type { RpcHost } from "./rpc.ts";
+import type { CredentialChange } from "./shared_credentials.ts";
 import {
   type FromWorker,
   responseFromWire,
@@ -89,6 +90,17 @@ export class WorkerHandle {
     this.pending.clear();
   }
 
+  /**
+   * Applies a key or revocation change to the worker's mirror; resolves once it
+   * has, or once the worker is gone (a restarted worker starts from the snapshot).
+   */
+  applyCredentials(change: CredentialChange): Promise<void> {
+    return this.ask(
+      (id) => ({ type: "credentials", id, change }),
+      (m) => m.type === "credentials-applied" ? true : undefined,
+    ).then(() => {}, () => {});
+  }
+
   /** A message that needs no answer. */
   tell(msg: ToWorker): void {
     if (!this.dead) this.send(msg);
@@ -132,7 +144,8 @@ export class WorkerHandle {
         });
         return;
       case "reloaded":
-      case "admin-response": {
+      case "admin-response":
+      case "credentials-applied": {
         const settle = this.pending.get(msg.id);
         this.pending.delete(msg.id);
         settle?.(msg);

@@ -82,6 +82,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       return;
     case "credentials":
       credentials?.heard(msg.change, Date.now());
+      send({ type: "credentials-applied", id: msg.id });
       return;
     case "rpc-results":
       workerRpc.settle(msg.results);
