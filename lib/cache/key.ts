@@ -32,6 +32,20 @@ export function compileCacheKey(o: CacheKeyOptions): CacheKey {
 }
 
 /**
+ * The part of a key that names the target URI (path, namespace, origin, query): every entry
+ * of that URI, whatever its Vary values or caller, has this key or one starting with it and
+ * a line feed (none of the four parts holds one).
+ */
+export function uriOf(key: string): string {
+  let at = -1;
+  for (let i = 0; i < 4; i++) {
+    at = key.indexOf("\n", at + 1);
+    if (at < 0) return key;
+  }
+  return key.slice(0, at);
+}
+
+/**
  * The query's pairs sorted by name, as sent: decoding would make distinct
  * queries one (every invalid escape decodes to U+FFFD). The sort is stable,
  * so repeated names keep their order (?a=2&a=1 is not ?a=1&a=2).

@@ -4,6 +4,7 @@
  * runtime dependencies, so entries survive reloads.
  */
 import { type CachedResponse, entrySize } from "./entry.ts";
+import { uriOf } from "./key.ts";
 import type { CacheStore } from "./store.ts";
 
 interface Slot {
@@ -14,6 +15,8 @@ interface Slot {
 export class MemoryCache implements CacheStore {
   /** Insertion order is recency order: a hit moves its key to the end. */
   private readonly slots = new Map<string, Slot>();
+  /** Keys that carry Vary values or a caller, by their URI, so that invalidate finds them. */
+  private readonly variants = new Map<string, Set<string>>();
   private used = 0;
 
   constructor(private maxBytes: number) {}
@@ -37,11 +40,11 @@ export class MemoryCache implements CacheStore {
   get(key: string, now: number): Promise<CachedResponse | null> {
     const slot = this.slots.get(key);
     if (slot === undefined) return Promise.resolve(null);
-    this.slots.delete(key);
     if (now >= slot.entry.staleUntil) {
-      this.used -= slot.size;
+      this.remove(key);
       return Promise.resolve(null);
     }
+    this.slots.delete(key);
     this.slots.set(key, slot);
     return Promise.resolve(slot.entry);
   }
@@ -52,7 +55,19 @@ export class MemoryCache implements CacheStore {
     if (size > this.maxBytes) return;
     this.slots.set(key, { entry, size });
     this.used += size;
+    const uri = uriOf(key);
+    if (uri !== key) {
+      let keys = this.variants.get(uri);
+      if (keys === undefined) this.variants.set(uri, keys = new Set());
+      keys.add(key);
+    }
     this.evict();
+  }
+
+  invalidate(uri: string): Promise<void> {
+    this.remove(uri);
+    for (const key of this.variants.get(uri) ?? []) this.remove(key);
+    return Promise.resolve();
   }
 
   purge(pathPrefix: string): Promise<number> {
@@ -71,6 +86,9 @@ export class MemoryCache implements CacheStore {
     if (slot === undefined) return;
     this.slots.delete(key);
     this.used -= slot.size;
+    const uri = uriOf(key);
+    const keys = uri === key ? undefined : this.variants.get(uri);
+    if (keys?.delete(key) && keys.size === 0) this.variants.delete(uri);
   }
 
   private evict(): void {

@@ -6,6 +6,7 @@
  * 504, or the gateway could not reach it) and an entry is within
  * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it, and
  * so do requests with `Authorization` or `Cookie` whose answer the key cannot tell apart.
+ * An unsafe request the upstream answers 2xx or 3xx drops the entries of its URI.
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
@@ -19,7 +20,7 @@ import { bufferUpTo, withBody } from "../transform/buffer.ts";
 import { bodyOf } from "../core/parsed_response.ts";
 import { type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
 import { freshness, type FreshnessRules } from "./freshness.ts";
-import type { CacheKey } from "./key.ts";
+import { type CacheKey, uriOf } from "./key.ts";
 import type { CacheStore } from "./store.ts";
 
 /** `ctx.locals` key of `() => Response`: the stale entry for this request, if one may be served. */
@@ -44,6 +45,8 @@ const STALE_ON_STATUS = new Set([500, 502, 503, 504]);
 /** Headers that describe one delivery, not the stored response. */
 const NOT_STORED = new Set(["age", "x-cache", "content-length"]);
 const EMPTY: Bytes = new Uint8Array(0);
+/** Methods that change nothing (RFC 9110 §9.2.1); any other invalidates (RFC 9111 §4.4). */
+const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
   const inflight = new Map<string, Promise<CachedResponse | null>>();
@@ -129,11 +132,20 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
     }
   };
 
+  /** An unsafe request: once the upstream accepts it, what is stored for its URI is out of date. */
+  const invalidating = async (ctx: RequestContext, next: Handler): Promise<Response> => {
+    const res = await next(ctx);
+    if (ctx.errorCode === null && res.status < 400) await o.store.invalidate(uriOf(o.key(ctx)));
+    return res;
+  };
+
   return {
     name: "cache",
     policy: async (ctx, next) => {
       const method = ctx.method;
-      if (method !== "GET" && method !== "HEAD") return next(ctx);
+      if (method !== "GET" && method !== "HEAD") {
+        return SAFE.has(method) ? next(ctx) : invalidating(ctx, next);
+      }
       // Credentials the gateway did not check, or cookies the key leaves out, may make the
       // answer someone's own; entries are whole answers, and a range of one is not served.
       const h = ctx.headers;

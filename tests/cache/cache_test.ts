@@ -421,3 +421,31 @@ Deno.test("cache: validators are answered from the entry; the entry is filled un
     assertEquals(count("/api/v"), 1);
   });
 });
+
+Deno.test("cache: an unsafe request the upstream accepts drops its URI's entries, all variants", async () => {
+  const { up, count } = countingUpstream((p, n, req) =>
+    req.method === "GET"
+      ? json({ p, n }, { vary: "Accept-Language" })
+      : new Response(null, { status: p === "/api/refused" ? 409 : 204 })
+  );
+  await withCache(up, "{ ttl_s: 60, vary: [Accept-Language] }", async (g) => {
+    const send = async (method: string, path: string) => {
+      const res = await fetch(`${g.url()}${path}`, { method, body: "{}" });
+      await res.body?.cancel();
+    };
+    const fr = { "accept-language": "fr" };
+    for (const p of ["/api/items", "/api/items?page=2", "/api/refused"]) await get(g, p);
+    await get(g, "/api/items", fr);
+    await send("POST", "/api/items");
+    // Every Accept-Language of /api/items goes; another query is another URI.
+    assertEquals((await get(g, "/api/items")).cache, "MISS");
+    assertEquals((await get(g, "/api/items", fr)).cache, "MISS");
+    assertEquals((await get(g, "/api/items?page=2")).cache, "HIT");
+    await send("DELETE", "/api/items?page=2");
+    assertEquals((await get(g, "/api/items?page=2")).cache, "MISS");
+    // A refused change changes nothing.
+    await send("PUT", "/api/refused");
+    assertEquals((await get(g, "/api/refused")).cache, "HIT");
+    assertEquals([count("/api/items"), count("/api/items?page=2")], [5, 3]);
+  });
+});

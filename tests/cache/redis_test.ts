@@ -102,3 +102,31 @@ routes:
     /routes\[0\]\.cache\.store: a Redis cache needs a store\.redis section/,
   );
 });
+
+Deno.test("cache (redis): an unsafe request drops its URI's entries on every instance", async () => {
+  const redis = await startRedis();
+  let n = 0;
+  const up = startUpstream((req) =>
+    req.method === "GET"
+      ? Response.json({ n: ++n }, { headers: { vary: "Accept-Language" } })
+      : new Response(null, { status: 204 })
+  );
+  const yaml = (u: string, r: string) =>
+    config(u, r).replace("cache: { ttl_s: 60 }", "cache: { ttl_s: 60, vary: [Accept-Language] }");
+  const a = await startGateway(yaml(up.url, redis.url));
+  const b = await startGateway(yaml(up.url, redis.url));
+  try {
+    await untilCached(a, "/api/warm");
+    await untilCached(a, "/api/items");
+    await untilCached(a, "/api/other");
+    const put = await fetch(`${b.url()}/api/items`, { method: "PUT", body: "{}" });
+    assertEquals(put.status, 204);
+    assertEquals((await get(a, "/api/items"))[1], "MISS");
+    assertEquals((await get(a, "/api/other"))[1], "HIT");
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    await redis.close();
+  }
+});
