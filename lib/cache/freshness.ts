@@ -77,6 +77,19 @@ export function freshness(
   return lifetimeMs > 0 ? { lifetimeMs, ageMs, staleAllowed } : null;
 }
 
+/**
+ * Whether a request's `Cache-Control` holds `no-store` (RFC 9111 §5.2.1.5): its answer must not
+ * be stored, though a stored one may answer it.
+ */
+export function forbidsStoring(cacheControl: string | null): boolean {
+  if (cacheControl === null) return false;
+  for (const part of cacheControl.split(",")) {
+    const eq = part.indexOf("=");
+    if ((eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase() === "no-store") return true;
+  }
+  return false;
+}
+
 /** Delta-seconds (RFC 9111 §1.2.2); an invalid value counts as 0 (an invalid max-age: stale). */
 export function deltaSeconds(text: string): number {
   const t = text.trim().replace(/^"(.*)"$/, "$1");

@@ -6,7 +6,8 @@
  * 504, or the gateway could not reach it) and an entry is within
  * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it, and
  * so do requests with `Authorization` or `Cookie` whose answer the key cannot tell apart.
- * An unsafe request the upstream answers 2xx or 3xx drops the entries of its URI.
+ * An unsafe request the upstream answers 2xx or 3xx drops the entries of its URI. The
+ * answer to a request with `Cache-Control: no-store` is not stored (a stored one may serve it).
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
@@ -19,7 +20,7 @@ import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, withBody } from "../transform/buffer.ts";
 import { bodyOf } from "../core/parsed_response.ts";
 import { type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
-import { freshness, type FreshnessRules } from "./freshness.ts";
+import { forbidsStoring, freshness, type FreshnessRules } from "./freshness.ts";
 import { type CacheKey, uriOf } from "./key.ts";
 import type { CacheStore } from "./store.ts";
 
@@ -163,8 +164,10 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       if (stale) ctx.locals.set(STALE_RESPONSE, () => serveEntry(ctx, stale, "STALE"));
       if (method === "GET") {
         const pending = inflight.get(key);
-        if (pending === undefined) return lead(ctx, next, key, stale);
-        const shared = await pending;
+        if (pending === undefined && !forbidsStoring(h.get("cache-control"))) {
+          return lead(ctx, next, key, stale);
+        }
+        const shared = pending === undefined ? null : await pending;
         if (shared !== null) return serveEntry(ctx, shared, "HIT");
       }
       const { res, upstream } = await forward(ctx, next, stale);

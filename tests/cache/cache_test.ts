@@ -449,3 +449,17 @@ Deno.test("cache: an unsafe request the upstream accepts drops its URI's entries
     assertEquals([count("/api/items"), count("/api/items?page=2")], [5, 3]);
   });
 });
+
+Deno.test("cache: the answer to a request with Cache-Control: no-store is not stored", async () => {
+  const { up, count } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const noStore = { "cache-control": "max-age=0, No-Store" };
+    const first = await get(g, "/api/p", noStore);
+    assertEquals([first.cache, first.body], ["MISS", '{"n":1}']);
+    assertEquals((await get(g, "/api/p")).body, '{"n":2}');
+    // An entry stored for another request may still answer it.
+    const hit = await get(g, "/api/p", noStore);
+    assertEquals([hit.cache, hit.body], ["HIT", '{"n":2}']);
+    assertEquals(count("/api/p"), 2);
+  });
+});
