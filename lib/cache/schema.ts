@@ -9,7 +9,9 @@ export const cacheSchema = z.strictObject({
   ttl_s: z.number().positive().meta({
     description: "Freshness of a stored response; the upstream's max-age/s-maxage can shorten it",
   }),
-  vary: z.array(headerName).default([]).meta({
+  vary: z.array(headerName.refine((h) => h !== "*", {
+    error: "* is not a header: responses with Vary: * are never stored",
+  })).default([]).meta({
     description: "Request headers that select between stored responses (e.g. Accept-Language)",
   }),
   normalize_query: z.boolean().default(true).meta({

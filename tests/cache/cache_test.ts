@@ -130,6 +130,18 @@ Deno.test("cache: no-store, private, no-cache, Set-Cookie, Vary * and errors are
   });
 });
 
+Deno.test('cache: vary: ["*"] is a load error, not a way to store answers with Vary: *', async () => {
+  await assertRejects(
+    () =>
+      startGateway(baseConfig(`
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - { name: r, match: { path: /r }, upstream: a, cache: { ttl_s: 60, vary: ["*"] } }
+`)),
+    (e: Error) => /routes\[0\]\.cache\.vary\[0\]: \* is not a header/.test(e.message),
+  );
+});
+
 Deno.test("cache: the upstream's max-age, s-maxage and Age shorten the TTL", async () => {
   const { up, count } = countingUpstream((p, n) =>
     json(
