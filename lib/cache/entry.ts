@@ -45,8 +45,8 @@ export function serveEntry(ctx: RequestContext, e: CachedResponse, status: Cache
   ctx.cacheStatus = status;
   const age = String(Math.max(0, Math.floor((ctx.now - e.date) / 1000)));
   const req = ctx.headers;
-  if (e.status === 200 && (req.has("if-none-match") || req.has("if-modified-since"))) {
-    if (notModified(req, e)) {
+  if (e.status === 200 && isConditional(req)) {
+    if (validatorsMatch(req, field(e, "etag"), field(e, "last-modified"))) {
       const headers = e.headers.filter(([name]) => NOT_MODIFIED_FIELDS.has(name));
       headers.push(["x-cache", status], ["age", age]);
       return new Response(null, { status: 304, headers: headers as [string, string][] });
@@ -81,17 +81,43 @@ function field(e: CachedResponse, name: string): string | null {
   return null;
 }
 
+function isConditional(req: HeaderFields): boolean {
+  return req.has("if-none-match") || req.has("if-modified-since");
+}
+
+/**
+ * An answer the cache does not store, to a request whose validators it kept from the upstream
+ * (to fill an entry with a full answer): 304 when they match, as the upstream would have sent.
+ */
+export async function answerValidators(ctx: RequestContext, res: Response): Promise<Response> {
+  const req = ctx.headers;
+  if (res.status !== 200 || ctx.errorCode !== null || !isConditional(req)) return res;
+  if (!validatorsMatch(req, res.headers.get("etag"), res.headers.get("last-modified"))) return res;
+  await res.body?.cancel().catch(() => {});
+  const headers: [string, string][] = [];
+  for (const h of res.headers) if (!isContentField(h[0])) headers.push(h);
+  return new Response(null, { status: 304, headers });
+}
+
+/** Fields that describe the body a 304 does not carry (RFC 9110 §15.4.5). */
+function isContentField(name: string): boolean {
+  return name.startsWith("content-") && name !== "content-location";
+}
+
 /** Conditional GET evaluation (RFC 9110 §13.1.2, §13.1.3), weak comparison for ETags. */
-function notModified(req: HeaderFields, e: CachedResponse): boolean {
+function validatorsMatch(
+  req: HeaderFields,
+  etag: string | null,
+  lastModified: string | null,
+): boolean {
   const inm = req.get("if-none-match");
   if (inm !== null) {
-    const etag = field(e, "etag");
     if (etag === null) return false;
     const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
     return inm.trim() === "*" || inm.split(",").some((t) => opaque(t) === opaque(etag));
   }
   const since = Date.parse(req.get("if-modified-since") ?? "");
-  const modified = Date.parse(field(e, "last-modified") ?? "");
+  const modified = Date.parse(lastModified ?? "");
   return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
 }
 

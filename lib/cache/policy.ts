@@ -19,7 +19,7 @@ import type { Bytes } from "../proxy/http1/bytes.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, withBody } from "../transform/buffer.ts";
 import { bodyOf } from "../core/parsed_response.ts";
-import { type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
+import { answerValidators, type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
 import { forbidsStoring, freshness, type FreshnessRules } from "./freshness.ts";
 import { type CacheKey, uriOf } from "./key.ts";
 import type { CacheStore } from "./store.ts";
@@ -100,7 +100,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       const fresh = ctx.errorCode === null
         ? freshness(res.headers, res.status, o.rules, now)
         : null;
-      if (fresh === null) return mark(ctx, res, "MISS");
+      if (fresh === null) return mark(ctx, await answerValidators(ctx, res), "MISS");
       let body: Bytes = EMPTY;
       const given = bodyOf(res);
       if (given !== null) {

@@ -475,3 +475,23 @@ Deno.test("cache: the answer to a request with Cache-Control: no-store is not st
     assertEquals(count("/api/p"), 2);
   });
 });
+
+Deno.test("cache: validators kept from the upstream are answered from an answer that is not stored", async () => {
+  const { up, count } = countingUpstream((_p, n, req) => {
+    const headers = { "cache-control": "no-cache", etag: '"v1"', "set-cookie": "seen=1" };
+    if (req.headers.get("if-none-match") === '"v1"') {
+      return new Response(null, { status: 304, headers });
+    }
+    return json({ n }, headers);
+  });
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const again = await get(g, "/api/doc", { "if-none-match": '"v1"' });
+    assertEquals([again.res.status, again.cache, again.body], [304, "MISS", ""]);
+    assertEquals(again.res.headers.get("etag"), '"v1"');
+    assertEquals(again.res.headers.get("set-cookie"), "seen=1");
+    assertEquals(again.res.headers.get("content-type"), null);
+    const changed = await get(g, "/api/doc", { "if-none-match": '"v0"' });
+    assertEquals([changed.res.status, changed.body], [200, '{"n":2}']);
+    assertEquals(count("/api/doc"), 2);
+  });
+});
