@@ -142,6 +142,41 @@ Deno.test("a refused absolute-form target is logged without its userinfo", async
   }
 });
 
+Deno.test("a long password in a head refused while parsing is dropped before the target is cut", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  try {
+    const g = await startGateway(
+      refusingConfig("{ name: public, host: 127.0.0.1, port: 0 }", up.url),
+    );
+    try {
+      // A bearer token as the password: past the 256 characters the log keeps.
+      const secret = `SECRET${"s".repeat(1500)}`;
+      const target = `http://user:${secret}@x/any?page=2`;
+      // Refused by the head parser (an obsolete line folding; an unknown version), not the target.
+      const folded = await exchange(g, `GET ${target} HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n`);
+      assertMatch(folded, /^HTTP\/1\.1 400 /);
+      const lineOnly = await exchange(g, `GET ${target} HTTP/1.x\r\n\r\n`);
+      assertMatch(lineOnly, /^HTTP\/1\.1 400 /);
+      const longPath = `/${"p".repeat(300)}`;
+      await exchange(g, `GET ${longPath}?page=2 HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n`);
+      await g.gw.deps.accessLogs.flushAll();
+      const log = await Deno.readTextFile(`${g.dir}/access.log`);
+      assertOk(!log.includes("SECRET"), log);
+      const lines = log.trimEnd().split("\n").map((l) => JSON.parse(l));
+      // Path and query each cut to 256 characters, as documented.
+      assertEquals(lines.map((l) => [l.status, l.path]), [
+        [400, "http://x/any?page=2"],
+        [400, "http://x/any?page=2"],
+        [400, `${longPath.slice(0, 256)}?page=2`],
+      ]);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("on a node:https listener (mTLS, a TLS 1.3 floor) too: the common error shape, counted and logged", async () => {
   const up = startUpstream(() => new Response("ok"));
   const dir = await Deno.makeTempDir({ prefix: "gw-refused-tls13-" });

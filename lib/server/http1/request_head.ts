@@ -210,14 +210,17 @@ function percentEncode(c: string): string {
 const SEEN_METHOD = /^[A-Z]{1,20}$/;
 const SEEN_HOST = /\r\nhost:[ \t]*([^\r]{0,255})/i;
 
-/** The method, target and host of a refused head, read leniently (they may be what was wrong). */
+/**
+ * The method, target and host of a refused head, read leniently (they may be
+ * what was wrong). The target is whole (the head is bounded): the log drops its
+ * userinfo before cutting it, and a cut first could keep part of a password.
+ */
 export function seenHead(text: string): SeenHead {
   const lineEnd = text.indexOf("\r\n");
-  const [method, target] = text.slice(0, lineEnd < 0 ? Math.min(text.length, 1024) : lineEnd)
-    .split(" ");
+  const [method, target] = (lineEnd < 0 ? text : text.slice(0, lineEnd)).split(" ", 2);
   return {
     method: method !== undefined && SEEN_METHOD.test(method) ? method : null,
-    target: target ? target.slice(0, 256) : null,
+    target: target || null,
     host: SEEN_HOST.exec(text)?.[1]?.trim() ?? null,
   };
 }
