@@ -36,11 +36,17 @@ export function registerObserveAdmin(gw: Gateway): void {
 
 function registerCollectors(gw: Gateway): void {
   const m: MetricsRegistry = gw.deps.metrics;
+  // A URL listed twice in one upstream shares its pool and guards: one series, not a duplicate.
   const targets = function* () {
     const plan = gw.holder.current;
     if (plan === null) return;
     for (const u of plan.upstreams.values()) {
-      for (const t of u.targets) yield { upstream: u.name, target: t };
+      const seen = new Set<string>();
+      for (const t of u.targets) {
+        if (seen.has(t.id)) continue;
+        seen.add(t.id);
+        yield { upstream: u.name, target: t };
+      }
     }
   };
   m.collect(

@@ -482,3 +482,35 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("metrics: a target listed twice in an upstream is one series per target gauge", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  // Two entries that end up the same URL (as `${PRIMARY}` and `${SECONDARY}` defaulting alike do).
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a:
+    targets: [ { url: "${up.url}" }, { url: "${up.url}" } ]
+    circuit_breaker: { consecutive_failures: 5, open_s: 60 }
+routes:
+  - { name: r, match: { path: / }, upstream: a }
+`));
+  try {
+    await (await fetch(`${g.url()}/`)).body?.cancel();
+    // parsePromText refuses a series repeated: Prometheus drops the scrape's duplicates as errors.
+    const { families: f } = await scrape(g.admin);
+    const target = up.url;
+    assertEquals(sampleValue(f, "gateway_upstream_target_healthy", { upstream: "a", target }), 1);
+    assertEquals(
+      sampleValue(f, "gateway_upstream_target_circuit_state", {
+        upstream: "a",
+        target,
+        state: "closed",
+      }),
+      1,
+    );
+    assertEquals(samplesOf(f, "gateway_upstream_connections").length, 2);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
