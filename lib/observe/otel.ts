@@ -12,7 +12,7 @@
  */
 import type { Span } from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
-import { parseTraceparent, type TraceContext } from "./trace.ts";
+import { flagBits, flagsHex, parseTraceparent, type TraceContext } from "./trace.ts";
 import type { IncomingRequest } from "../server/incoming.ts";
 
 type Handler<I> = (req: IncomingRequest, info: I) => Promise<Response>;
@@ -44,9 +44,12 @@ export function adoptSpan(t: TraceContext, span: Span): void {
     t.traceId = sc.traceId;
     t.parentId = null;
     t.state = null;
+    t.flags = flagsHex(sc.traceFlags);
+  } else {
+    // The sampler decides `sampled` only; whether the trace id is random is the caller's word.
+    t.flags = flagsHex((sc.traceFlags & 1) | (flagBits(t) & 2));
   }
   t.spanId = sc.spanId;
-  t.flags = (sc.traceFlags & 1) === 1 ? "01" : "00";
 }
 
 /** Names the span after the route and records the gateway's decisions on it. */
@@ -79,7 +82,7 @@ export function tracedHandler<I>(handler: Handler<I>): Handler<I> {
     const parent = t.parentId === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, {
       traceId: t.traceId,
       spanId: t.parentId,
-      traceFlags: t.flags === "01" ? 1 : 0,
+      traceFlags: flagBits(t),
       isRemote: true,
     });
     const span = tracer.startSpan(req.method, {

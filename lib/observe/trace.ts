@@ -15,6 +15,11 @@ const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
 const MAX_TRACESTATE_MEMBERS = 32;
 const MAX_TRACESTATE_CHARS = 512;
+/** The flags version 00 defines (Level 2): sampled (01) and random-trace-id (02). */
+const DEFINED_FLAGS = 0x03;
+const FLAGS_HEX = ["00", "01", "02", "03"];
+/** Sampled, and random: every byte of the trace id comes from the CSPRNG (Level 2 §3.2.2.5.2). */
+const NEW_TRACE_FLAGS = "03";
 
 const pool = new Uint8Array(4096);
 let poolOffset = pool.length;
@@ -44,7 +49,7 @@ export function parseTraceparent(header: string | null, state: string | null): T
       traceId: m[2]!,
       parentId: m[3]!,
       spanId: randomHex(8),
-      flags: sampledFlag(m[4]!),
+      flags: propagatedFlags(m[4]!),
       state: boundedTracestate(state),
     };
   }
@@ -55,14 +60,24 @@ export function parseTraceparent(header: string | null, state: string | null): T
     traceId: ids.slice(0, 32),
     parentId: null,
     spanId: ids.slice(32),
-    flags: "01",
+    flags: NEW_TRACE_FLAGS,
     state: null,
   };
 }
 
-/** Version 00 defines the sampled bit only; the others must be zero when propagated. */
-function sampledFlag(flags: string): string {
-  return parseInt(flags, 16) & 1 ? "01" : "00";
+/** The caller's sampled and random-trace-id bits kept; the undefined ones must be zero. */
+function propagatedFlags(flags: string): string {
+  return flagsHex(parseInt(flags, 16));
+}
+
+/** The defined bits of a flags byte (OpenTelemetry's `traceFlags`) as sent upstream. */
+export function flagsHex(bits: number): string {
+  return FLAGS_HEX[bits & DEFINED_FLAGS]!;
+}
+
+/** The flags as the byte OpenTelemetry's span context takes. */
+export function flagBits(t: TraceContext): number {
+  return parseInt(t.flags, 16);
 }
 
 /**

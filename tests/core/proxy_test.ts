@@ -134,14 +134,15 @@ Deno.test("proxy: X-Forwarded-*, Via, request id and traceparent", async () => {
       assertEquals(h["tracestate"], "vendor=1");
       // Without a traceparent, a new trace starts.
       const fresh = await (await fetch(`${g.url()}/`)).json();
-      assertMatch(fresh.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      // Sampled, and random-trace-id: every byte of the new trace id is random.
+      assertMatch(fresh.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
     });
   } finally {
     await up.close();
   }
 });
 
-Deno.test("proxy: traceparent flags other than sampled are zeroed; an oversized tracestate is dropped", async () => {
+Deno.test("proxy: traceparent flags other than sampled and random are zeroed; an oversized tracestate is dropped", async () => {
   const up = startUpstream();
   try {
     await single(up.url, async (g) => {
@@ -157,9 +158,13 @@ Deno.test("proxy: traceparent flags other than sampled are zeroed; an oversized 
       };
       const members = (n: number, value = "v") =>
         Array.from({ length: n }, (_, i) => `k${i}=${value}`).join(",");
-      assertEquals(await sent("ff", "a=1"), ["01", "a=1"]);
+      // Level 2 defines 02, random-trace-id: kept with the trace id it describes.
+      assertEquals(await sent("ff", "a=1"), ["03", "a=1"]);
       assertEquals(await sent("00", "a=1"), ["00", "a=1"]);
-      assertEquals(await sent("fe", "a=1"), ["00", "a=1"]);
+      assertEquals(await sent("02", "a=1"), ["02", "a=1"]);
+      assertEquals(await sent("03", "a=1"), ["03", "a=1"]);
+      assertEquals(await sent("fe", "a=1"), ["02", "a=1"]);
+      assertEquals(await sent("fc", "a=1"), ["00", "a=1"]);
       assertEquals(await sent("01", members(32)), ["01", members(32)]);
       assertEquals(await sent("01", members(33)), ["01", null]);
       assertEquals(await sent("01", members(500)), ["01", null]);

@@ -157,7 +157,7 @@ Deno.test("tracing: traceparent continues upstream with the gateway's span; trac
     assertEquals(tp[3], "01");
     assertEquals(continued!.get("tracestate"), "vendor=abc");
     const fresh = started!.get("traceparent")!;
-    assertMatch(fresh, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assertMatch(fresh, /^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
     assertEquals(started!.get("tracestate"), null);
     const log = await readLog(g);
     assertEquals(log.map((r) => r.trace_id), [tp[1], fresh.split("-")[1]]);

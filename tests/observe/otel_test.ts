@@ -48,7 +48,8 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
   });
   try {
     const res = await fetch(`${gw.url}/t`, {
-      headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+      // Sampled and random-trace-id (W3C Trace Context Level 2).
+      headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03" },
     });
     assertEquals(await res.text(), "traced");
     // Deno flushes the exporter when the process exits.
@@ -57,6 +58,8 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
 
     const upstreamParent = up.received[0]!.headers.get("traceparent")!.split("-");
     assertEquals(upstreamParent[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // The span's sampler decides `sampled`; the random-trace-id bit stays the caller's.
+    assertEquals(upstreamParent[3], "03");
     // The export was sent before the exit; the collector (this process) may not have read it
     // yet: waited for, up to 10 s.
     const exported = () => spans.find((s) => s.spanId === upstreamParent[2]);

@@ -19,6 +19,6 @@ Deno.test("trace ids: a new trace when the traceparent is missing or invalid", (
     const t = parseTraceparent(header, "vendor=x");
     assertMatch(t.traceId, /^[0-9a-f]{32}$/);
     assertMatch(t.spanId, /^[0-9a-f]{16}$/);
-    assertEquals([t.parentId, t.state, t.flags], [null, null, "01"]);
+    assertEquals([t.parentId, t.state, t.flags], [null, null, "03"]);
   }
 });
