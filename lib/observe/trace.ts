@@ -15,6 +15,8 @@ const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
 const MAX_TRACESTATE_MEMBERS = 32;
 const MAX_TRACESTATE_CHARS = 512;
+/** Entries longer than this go first when a tracestate is cut. */
+const MAX_TRUNCATED_FIRST = 128;
 /** The flags version 00 defines (Level 2): sampled (01) and random-trace-id (02). */
 const DEFINED_FLAGS = 0x03;
 const FLAGS_HEX = ["00", "01", "02", "03"];
@@ -81,15 +83,31 @@ export function flagBits(t: TraceContext): number {
 }
 
 /**
- * The caller's tracestate, or null past the spec's bounds (32 list members;
- * 512 characters a vendor must pass on): a bigger one is dropped whole, since
- * which of its members matter is not ours to choose.
+ * The caller's tracestate: null past 32 list members (the spec's bound on a
+ * list), cut to the 512 characters a vendor must pass on when longer.
  */
 function boundedTracestate(state: string | null): string | null {
-  if (state === null || state.length > MAX_TRACESTATE_CHARS) return null;
+  if (state === null) return null;
+  if (state.length > MAX_TRACESTATE_CHARS) return truncatedTracestate(state);
   let members = 0;
   for (const member of state.split(",")) if (member.trim() !== "") members++;
   return members <= MAX_TRACESTATE_MEMBERS ? state : null;
+}
+
+/**
+ * A tracestate over 512 characters cut the spec's way (W3C Trace Context
+ * §3.3.1.5): whole entries, those over 128 characters first, then from the
+ * end, so the members other vendors keep on the left survive.
+ */
+function truncatedTracestate(state: string): string | null {
+  const members = state.split(",").map((m) => m.trim()).filter((m) => m !== "");
+  if (members.length > MAX_TRACESTATE_MEMBERS) return null;
+  let length = members.join(",").length;
+  for (let i = members.length - 1; i >= 0 && length > MAX_TRACESTATE_CHARS; i--) {
+    if (members[i]!.length > MAX_TRUNCATED_FIRST) length -= members.splice(i, 1)[0]!.length + 1;
+  }
+  while (length > MAX_TRACESTATE_CHARS) length -= members.pop()!.length + 1;
+  return members.length > 0 ? members.join(",") : null;
 }
 
 export function formatTraceparent(t: TraceContext): string {

@@ -142,7 +142,7 @@ Deno.test("proxy: X-Forwarded-*, Via, request id and traceparent", async () => {
   }
 });
 
-Deno.test("proxy: traceparent flags other than sampled and random are zeroed; an oversized tracestate is dropped", async () => {
+Deno.test("proxy: traceparent flags other than sampled and random are zeroed; a tracestate over 512 characters is cut, over 32 members dropped", async () => {
   const up = startUpstream();
   try {
     await single(up.url, async (g) => {
@@ -168,7 +168,22 @@ Deno.test("proxy: traceparent flags other than sampled and random are zeroed; an
       assertEquals(await sent("01", members(32)), ["01", members(32)]);
       assertEquals(await sent("01", members(33)), ["01", null]);
       assertEquals(await sent("01", members(500)), ["01", null]);
-      assertEquals(await sent("01", members(2, "x".repeat(300))), ["01", null]);
+      // Over 512 characters: cut the spec's way (W3C Trace Context §3.3.1.5), whole entries,
+      // those over 128 characters first (from the end), then from the end.
+      assertEquals(await sent("01", members(2, "x".repeat(300))), ["01", `k0=${"x".repeat(300)}`]);
+      const big = (c: string) => c.repeat(200);
+      assertEquals(
+        await sent(
+          "01",
+          `congo=t61rcWkgMzE,a=${big("x")}, rojo=00f067aa0ba902b7,b=${big("y")},c=${big("z")}`,
+        ),
+        ["01", `congo=t61rcWkgMzE,a=${big("x")},rojo=00f067aa0ba902b7,b=${big("y")}`],
+      );
+      const thirty = Array.from(
+        { length: 20 },
+        (_, i) => `a${String(i).padStart(2, "0")}=${"v".repeat(26)}`,
+      );
+      assertEquals(await sent("01", thirty.join(",")), ["01", thirty.slice(0, 16).join(",")]);
     });
   } finally {
     await up.close();
