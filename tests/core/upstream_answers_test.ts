@@ -207,6 +207,40 @@ Deno.test("upstream answers: Transfer-Encoding other than one `chunked` is 502 u
   });
 });
 
+Deno.test("upstream answers: a 204 announcing a body does not keep its connection; its late body cannot answer the next request", async () => {
+  // RFC 9110 §8.6 and RFC 9112 §6.1 forbid Content-Length and Transfer-Encoding in a 204, whose
+  // answer ends at its head (RFC 9112 §6.3). An upstream that sends them anyway tends to send the
+  // body too: late, it was read as the answer to the next request sent on that connection.
+  const stray = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstray";
+  const lateBody = (head: string, body: string) => async (x: RawExchange) => {
+    await x.write(`HTTP/1.1 204 No Content\r\n${head}\r\n\r\n`);
+    await sleep(200);
+    await x.write(body);
+  };
+  const up = answering({
+    "/length": lateBody(`content-length: ${stray.length}`, stray),
+    "/chunked": lateBody(
+      "transfer-encoding: chunked",
+      `${stray.length.toString(16)}\r\n${stray}\r\n0\r\n\r\n`,
+    ),
+    "/empty": "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+    "/next": "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext",
+  });
+  await through(up, async (g) => {
+    for (const path of ["/length", "/chunked"]) {
+      const res = await get(g, path);
+      assertEquals([res.status, await res.text()], [204, ""], path);
+      const next = await get(g, "/next");
+      assertEquals([next.status, await next.text()], [200, "next"], `after ${path}`);
+    }
+    // `Content-Length: 0` is common on a 204 and harmless: that connection is kept.
+    const before = up.connections();
+    assertEquals((await get(g, "/empty")).status, 204);
+    assertEquals(await (await get(g, "/next")).text(), "next");
+    assertEquals(up.connections(), before);
+  });
+});
+
 Deno.test("upstream answers: a Content-Length past 15 digits is 502 upstream_error", async () => {
   const up = answering({
     "/huge": "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nhi",

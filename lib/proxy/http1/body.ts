@@ -39,7 +39,7 @@ export function responseBody(
 ): Bytes | ByteString | ReadableStream<Bytes> | null {
   const keep = !head.close;
   if (method === "HEAD" || head.status === 204 || head.status === 304) {
-    done(keep, null);
+    done(keep && !announcesBody(head), null);
     return null;
   }
   if (head.chunked) {
@@ -59,6 +59,16 @@ export function responseBody(
     return fixedLengthStream(conn, head.contentLength, done, keep);
   }
   return untilCloseStream(conn, (_r, e) => done(false, e));
+}
+
+/**
+ * A 204 with a body's framing, which RFC 9110 §8.6 and RFC 9112 §6.1 forbid
+ * there. The answer still ends at its head (RFC 9112 §6.3), but such an
+ * upstream tends to send the body as well: arriving late, it would be read as
+ * the answer to the next request on the connection, so that is not reused.
+ */
+function announcesBody(head: ResponseHead): boolean {
+  return head.status === 204 && (head.chunked || (head.contentLength ?? 0) > 0);
 }
 
 /** The whole fixed-length body if it is already buffered, else null. */
