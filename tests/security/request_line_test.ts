@@ -35,6 +35,27 @@ Deno.test("get and head in any case are GET and HEAD, as the Fetch standard read
   });
 });
 
+Deno.test("a HEAD the listener refuses gets the refusal's head without its body", async () => {
+  // RFC 9110 §9.3.2: no content in an answer to HEAD, refusals included. A client reading it as
+  // HEAD takes the body bytes for the start of the next answer.
+  await withRig(config, async ({ g, up }) => {
+    const cases: [string, string[]][] = [
+      ["Host the URL parser refuses", request("HEAD /r HTTP/1.1", "localhost:99999")],
+      ["userinfo in Host, lower-case head", request("head /r HTTP/1.1", "a@localhost")],
+      ["malformed field line", [...request("HEAD /r HTTP/1.1"), "Bad Name: x"]],
+      ["no Host", ["HEAD /r HTTP/1.1", "Connection: close"]],
+    ];
+    for (const [what, head] of cases) {
+      const res = await rawRequest(g.url(), head);
+      assertEquals([res.status, res.body], [400, ""], `${what}: ${res.raw}`);
+      assertOk(Number(res.headers.get("content-length")) > 0, `${what}: the length a GET gets`);
+    }
+    const get = await rawRequest(g.url(), ["GET /r HTTP/1.1", "Connection: close"]);
+    assertEquals(JSON.parse(get.body).error.message, "Missing Host header", "a GET gets the body");
+    assertEquals(up.received.length, 0);
+  });
+});
+
 Deno.test("CONNECT, TRACE and TRACK are refused in the JSON shape and never forwarded", async () => {
   await withRig(config, async ({ g, up }) => {
     for (const method of ["TRACE", "trace", "TRACK", "CONNECT"]) {

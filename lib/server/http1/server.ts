@@ -502,9 +502,12 @@ class ServedConnection implements Watched {
   }
 
   private async refuse(r: HeadRefusal, head: RequestHead | null): Promise<void> {
-    const res = this.server.refusal(this.refused(r, head));
+    const refused = this.refused(r, head);
+    const res = this.server.refusal(refused);
+    // An answer to HEAD has no content (RFC 9110 §9.3.2), a refusal's neither.
+    const toHead = refused.method !== null && fetchMethod(refused.method) === "HEAD";
     try {
-      await writeResponse(this.conn, res, { head: false, http10: false, keepAlive: false });
+      await writeResponse(this.conn, res, { head: toHead, http10: false, keepAlive: false });
     } catch {
       // The client is gone.
     }
