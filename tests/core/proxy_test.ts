@@ -746,6 +746,41 @@ routes:
   }
 });
 
+Deno.test("proxy: a POST whose head got out on a reused connection is not sent twice when its body cannot follow", async () => {
+  // An upstream may act on a head alone. This one takes the order from it and goes away without
+  // reading the body, whose write then fails: the gateway sent the POST again on a fresh
+  // connection, and the order was placed twice (RFC 9110 §9.2.2).
+  let orders = 0;
+  const up = startRawUpstream(async (x) => {
+    if (x.path === "/warm") return await x.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    if (++orders === 1) return x.close();
+    await x.write("HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nc2");
+  });
+  // A body over the loopback socket buffers, held in memory (replayable) by a JSON transform.
+  const limit = 64 * 1024 * 1024;
+  const route =
+    `, transform: { request: { json: { remove: [secret] }, max_body_bytes: ${limit} } }`;
+  try {
+    await single(
+      up.url,
+      async (g) => {
+        assertEquals(await (await fetch(`${g.url()}/warm`)).text(), "ok");
+        const res = await fetch(`${g.url()}/order`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ item: 1, secret: "s", pad: "x".repeat(16 * 1024 * 1024) }),
+        });
+        await assertError(res, 502, "bad_gateway");
+        assertEquals(orders, 1, "the POST reached the upstream once");
+      },
+      route,
+      `security: { max_body_bytes: ${limit} }`,
+    );
+  } finally {
+    up.close();
+  }
+});
+
 /** An upstream that answers each request with the raw head its path names, and a body "ok". */
 function startRawHeads(heads: Record<string, string>): { url: string; close(): void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -100,8 +100,8 @@ async function attempt(
   const x = new Exchange(pool, conn, opts);
   // A parked connection can die in the instant it is reused. A request that got no
   // answer at all is sent once more on a fresh connection if it can be replayed and
-  // the upstream cannot have acted on it: an idempotent method, or a request that
-  // never got out whole.
+  // the upstream cannot have acted on it: an idempotent method, or a request whose
+  // head never got out whole (an upstream may act on a head without its body).
   let written = false;
   try {
     x.arm(opts.startedAt ?? performance.now());
@@ -141,7 +141,8 @@ function mayResend(
   written: boolean,
   method: string,
 ): boolean {
-  return reused && replayable && !x.bodyStarted && (!written || IDEMPOTENT_METHODS.has(method));
+  return reused && replayable && !x.bodyStarted &&
+    ((!written && !x.headSent) || IDEMPOTENT_METHODS.has(method));
 }
 
 /** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
@@ -161,6 +162,8 @@ class Exchange implements Watched {
   private bodyError: unknown = null;
   private bodyWritten = true;
   bodyStarted = false;
+  /** The head went out ahead of a large body still being written. */
+  headSent = false;
   private ended = false;
   private listening = false;
   private headReceived = false;
@@ -251,7 +254,10 @@ class Exchange implements Watched {
     if (body instanceof ReadableStream) return this.writeStreaming(head, body, req.bodyLength);
     if (body === null || body.length === 0) return this.conn.writeHead(head);
     if (body.length <= SMALL_BODY) return this.conn.writeHead(head, body);
-    return this.conn.writeHead(head).then(() => this.conn.writeAll(body));
+    return this.conn.writeHead(head).then(() => {
+      this.headSent = true;
+      return this.conn.writeAll(body);
+    });
   }
 
   private async writeStreaming(
