@@ -13,18 +13,24 @@ export const NO_SCOPES: ReadonlySet<string> = new Set();
 /** RFC 6749 §3.3 scope-token: visible ASCII but `"` and `\`. */
 const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
-/** Scopes of a token: `scope` (space-separated, RFC 8693/9068) or `scp` (string or list). */
+/**
+ * Scopes of a token: `scope` (space-separated, RFC 8693/9068) or `scp` (string or list).
+ * Only scope-tokens are kept (RFC 6749 §3.3): an element holding a space, a tab or another
+ * space-like character is one scope here but two to an upstream that splits X-User-Scopes
+ * on whitespace.
+ */
 export function scopesOf(claims: Readonly<Record<string, unknown>>, claim?: string): Set<string> {
   const names = claim ? [claim] : ["scope", "scp"];
   for (const name of names) {
     const v = claims[name];
-    if (typeof v === "string") return new Set(v.split(" ").filter((s) => s !== ""));
-    // A scope is a token without spaces (RFC 6749 §3.3): an element with one would pass as two.
-    if (Array.isArray(v)) {
-      return new Set(v.filter((s): s is string => typeof s === "string" && SCOPE.test(s)));
-    }
+    if (typeof v === "string") return scopeTokens(v.split(" "));
+    if (Array.isArray(v)) return scopeTokens(v);
   }
   return new Set();
+}
+
+function scopeTokens(values: readonly unknown[]): Set<string> {
+  return new Set(values.filter((s): s is string => typeof s === "string" && SCOPE.test(s)));
 }
 
 /** A claim as a header value: strings as they are, lists comma-joined, objects as JSON. */

@@ -177,6 +177,10 @@ routes:
       // A list element "read admin" would have passed as the two scopes read and admin.
       idp.tokens.set("tok-scp", active("client-9", { scope: undefined, scp: ["read", "x admin"] }));
       assertEquals((await ok("/opaque", "tok-scp")).headers["x-user-scopes"], "read");
+      // The same in a space-separated scope: a tab or another space-like character is no
+      // separator here, but is one to an upstream that splits X-User-Scopes on whitespace.
+      idp.tokens.set("tok-tab", active("client-9", { scope: "read\tadmin read\u2003root read" }));
+      assertEquals((await ok("/opaque", "tok-tab")).headers["x-user-scopes"], "read");
     });
 
     await t.step("an exp that is not a number bounds nothing: the answer is not kept", async () => {

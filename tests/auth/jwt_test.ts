@@ -184,6 +184,16 @@ routes:
       const challenge = await refused(await call("/scoped", one), "insufficient_scope", 403);
       assertMatch(challenge, /^Bearer realm="gateway", error="insufficient_scope", /);
       assertMatch(challenge, /scope="read:users write:users"$/);
+      // A tab is no separator to the gateway but is one to an upstream that splits on
+      // whitespace: "read:users\tadmin" would reach it as the two scopes read:users and admin.
+      const tabbed = await sign(rs1, claims({ scope: "read:users\tadmin write:users read:users" }));
+      const seen = await (await call("/scoped", tabbed)).json();
+      assertEquals(seen.headers["x-user-scopes"], "write:users read:users");
+      const scp = await sign(rs1, claims({ scp: "read:users\u00a0admin read:users write:users" }));
+      assertEquals(
+        (await (await call("/scoped", scp)).json()).headers["x-user-scopes"],
+        "read:users write:users",
+      );
     });
 
     await t.step("identity headers sent by a client never reach the upstream", async () => {
