@@ -34,6 +34,8 @@ export class CredentialReader {
     let fromHeader = ctx.headers.get(this.header);
     if (fromHeader !== null && this.bearer) fromHeader = bearerToken(fromHeader);
     if (fromHeader === "") fromHeader = null;
+    // A bearer token holds no comma (RFC 6750 §2.1): one is two Authorization fields, joined.
+    if (this.bearer && fromHeader?.includes(",")) return CONFLICT;
     if (this.queryProbe === null || !mayCarry(ctx.query, this.queryProbe)) return fromHeader;
     const values = ctx.searchParams.getAll(this.query!).filter((v) => v !== "");
     if (values.length === 0) return fromHeader;

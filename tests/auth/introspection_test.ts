@@ -191,6 +191,25 @@ routes:
       assertEquals(idp.hits.introspect, before + 2);
     });
 
+    await t.step(
+      "two Authorization fields are a 400, and nothing is sent to the endpoint",
+      async () => {
+        idp.tokens.set("tok-two", active("client-9"));
+        const before = idp.hits.introspect;
+        const headers = new Headers([["authorization", "Bearer tok-two"], [
+          "authorization",
+          "Bearer tok-1",
+        ]]);
+        const res = await fetch(`${g.url()}/opaque`, { headers });
+        assertEquals(
+          res.headers.get("www-authenticate")?.includes('error="invalid_request"'),
+          true,
+        );
+        await assertError(res, 400, "ambiguous_credentials");
+        assertEquals(idp.hits.introspect, before);
+      },
+    );
+
     await t.step("an unreachable endpoint is a 503, not a cached refusal", async () => {
       idp.tokens.set("tok-later", active("client-9"));
       idp.down = true;

@@ -108,6 +108,17 @@ routes:
         "ambiguous_credentials",
         400,
       );
+      // Two Authorization fields (RFC 6750 §3.1: a repeated parameter is invalid_request).
+      const two = new Headers([["authorization", `Bearer ${token}`], [
+        "authorization",
+        `Bearer ${other}`,
+      ]]);
+      const challenge = await refused(
+        await fetch(`${g.url()}/idp`, { headers: two }),
+        "ambiguous_credentials",
+        400,
+      );
+      assertMatch(challenge, /error="invalid_request"/);
     });
 
     await t.step("each attack and each invalid claim is refused with a specific code", async () => {
