@@ -16,7 +16,11 @@ import { meterStream, type StreamEnd } from "./body_meter.ts";
 import { relayBytes } from "../core/byte_relay.ts";
 import { bodySizeOf } from "./body_size.ts";
 import { activeSpan, adoptSpan, annotateSpan, endSpan } from "./otel.ts";
-import { compileQueryRedactor, DEFAULT_REDACTED_QUERY } from "./redact_query.ts";
+import {
+  compileQueryRedactor,
+  DEFAULT_REDACTED_QUERY,
+  type QueryRedactor,
+} from "./redact_query.ts";
 import { RequestMetrics } from "./request_metrics.ts";
 import { awaitSessionEnd } from "./upgrade_sessions.ts";
 import { findInterpolated, type Interpolated } from "./redact_config.ts";
@@ -32,6 +36,8 @@ export class RequestObserver {
     private readonly consumerLabel: boolean,
     /** Config values that came from `${VAR}`, masked by the admin API's /config. */
     readonly interpolated: readonly Interpolated[],
+    /** Masks credentials in a query before it leaves in a trace span. */
+    private readonly redactQuery: QueryRedactor = compileQueryRedactor(DEFAULT_REDACTED_QUERY),
   ) {}
 
   /** Called once the request context exists, before the plan runs. */
@@ -87,7 +93,7 @@ export class RequestObserver {
     this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);
     if (this.accessLog?.wants(status)) this.accessLog.write(ctx, status, bytesOut, ms, aborted);
     if (span !== undefined) {
-      annotateSpan(span, ctx, bytesOut);
+      annotateSpan(span, ctx, bytesOut, this.redactQuery);
       endSpan(span, status);
     }
   }
@@ -110,6 +116,11 @@ export async function createObserver(b: BuildContext): Promise<RequestObserver> 
   const metrics = new RequestMetrics(b.deps.metrics);
   let accessLog: AccessLog | null = null;
   const a = o.access_log;
+  const redactQuery = compileQueryRedactor([
+    ...DEFAULT_REDACTED_QUERY,
+    ...a.redact_query,
+    ...credentialQueryNames(b),
+  ]);
   if (a.enabled) {
     const destination = a.path === "stdout" || a.path === "stderr" ? a.path : b.resolvePath(a.path);
     let sink;
@@ -122,21 +133,14 @@ export async function createObserver(b: BuildContext): Promise<RequestObserver> 
       );
     }
     b.onDispose(() => b.deps.accessLogs.release(sink));
-    accessLog = new AccessLog({
-      sink,
-      sample: a.sample,
-      redactQuery: compileQueryRedactor([
-        ...DEFAULT_REDACTED_QUERY,
-        ...a.redact_query,
-        ...credentialQueryNames(b),
-      ]),
-    });
+    accessLog = new AccessLog({ sink, sample: a.sample, redactQuery });
   }
   return new RequestObserver(
     metrics,
     accessLog,
     o.metrics.consumer_label,
     findInterpolated(b.source),
+    redactQuery,
   );
 }
 

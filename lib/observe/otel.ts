@@ -14,6 +14,12 @@ import type { Span } from "@opentelemetry/api";
 import type { RequestContext } from "../core/context.ts";
 import { flagBits, flagsHex, parseTraceparent, type TraceContext } from "./trace.ts";
 import type { IncomingRequest } from "../server/incoming.ts";
+import {
+  compileQueryRedactor,
+  DEFAULT_REDACTED_QUERY,
+  type QueryRedactor,
+  redactUrl,
+} from "./redact_query.ts";
 
 type Handler<I> = (req: IncomingRequest, info: I) => Promise<Response>;
 
@@ -53,7 +59,15 @@ export function adoptSpan(t: TraceContext, span: Span): void {
 }
 
 /** Names the span after the route and records the gateway's decisions on it. */
-export function annotateSpan(span: Span, ctx: RequestContext, bytesOut: number): void {
+export function annotateSpan(
+  span: Span,
+  ctx: RequestContext,
+  bytesOut: number,
+  redact: QueryRedactor,
+): void {
+  // Replaces the URL the span opened with (Deno's own for Deno.serve listeners, with every
+  // credential in its query) by one masked like the access log's.
+  span.setAttribute("url.full", redactUrl(ctx.incoming.url, redact));
   const route = ctx.route?.name;
   if (route !== undefined) {
     span.updateName(`${ctx.method} ${route}`);
@@ -71,6 +85,9 @@ export function annotateSpan(span: Span, ctx: RequestContext, bytesOut: number):
   if (ctx.cacheStatus !== null) span.setAttribute("gateway.cache", ctx.cacheStatus);
 }
 
+/** Before the route's plan is known: the names masked by default (the plan's are added at the end). */
+const DEFAULT_REDACTOR = compileQueryRedactor(DEFAULT_REDACTED_QUERY);
+
 /** Runs `handler` inside a server span of its own, for servers Deno does not instrument. */
 export function tracedHandler<I>(handler: Handler<I>): Handler<I> {
   if (otel === null) return handler;
@@ -87,7 +104,10 @@ export function tracedHandler<I>(handler: Handler<I>): Handler<I> {
     });
     const span = tracer.startSpan(req.method, {
       kind: SpanKind.SERVER,
-      attributes: { "http.request.method": req.method, "url.full": req.url },
+      attributes: {
+        "http.request.method": req.method,
+        "url.full": redactUrl(req.url, DEFAULT_REDACTOR),
+      },
     }, parent);
     opened.add(span);
     return context.with(trace.setSpan(parent, span), () => handler(req, info));

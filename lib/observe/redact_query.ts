@@ -60,3 +60,9 @@ function decodeName(name: string): string {
     return name.toLowerCase();
   }
 }
+
+/** An absolute URL with its query's credentials masked (`url.full` of a trace span). */
+export function redactUrl(url: string, redact: QueryRedactor): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q) + redact(url.slice(q));
+}

@@ -36,7 +36,7 @@ Deno.test("otel: the gateway's exported span joins the caller's trace and parent
 listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${adminPort} }
 server: { drain_timeout_s: 2 }
-observe: { access_log: { path: access.log } }
+observe: { access_log: { path: access.log, redact_query: [mine] } }
 upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
 routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
 `, {
@@ -47,7 +47,7 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.addr as Deno.NetAddr).port}`,
   });
   try {
-    const res = await fetch(`${gw.url}/t`, {
+    const res = await fetch(`${gw.url}/t?api_key=sekret-1&page=2&mine=sekret-2`, {
       // Sampled and random-trace-id (W3C Trace Context Level 2).
       headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03" },
     });
@@ -75,6 +75,9 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
     assertEquals(attrs["gateway.route"], "traced-route");
     assertEquals(attrs["gateway.upstream"], "a");
     assertEquals(attrs["gateway.upstream.target"], up.url);
+    // Credentials in the query are masked as in the access log: the default names and the
+    // configured ones.
+    assertEquals(attrs["url.full"], `${gw.url}/t?api_key=REDACTED&page=2&mine=REDACTED`);
     const log = JSON.parse((await Deno.readTextFile(`${gw.dir}/access.log`)).trim());
     assertEquals(log.trace_id, span.traceId);
   } finally {
