@@ -178,8 +178,11 @@ export function corsPolicy(c: CorsConfig): NamedPolicy {
       const res = await next(ctx);
       const h = res.headers;
       for (const name of OWNED) h.delete(name);
-      if (origin !== null && allowed(origin)) {
-        h.set("access-control-allow-origin", allowOrigin(origin));
+      // `*` is one answer for every request, so it goes on those without Origin too: a cache
+      // may hand a browser's CORS request the answer to its plain one (Fetch §3.2.5).
+      const answer = anyOrigin ? "*" : origin !== null && allowed(origin) ? origin : null;
+      if (answer !== null) {
+        h.set("access-control-allow-origin", answer);
         if (c.credentials) h.set("access-control-allow-credentials", "true");
         if (expose) h.set("access-control-expose-headers", expose);
       }

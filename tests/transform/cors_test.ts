@@ -174,6 +174,19 @@ Deno.test("cors: origin * answers * (no credentials) and reflects asked headers;
   });
 });
 
+Deno.test("cors: origin * is answered on every response, with or without Origin, so caches cannot mix them", async () => {
+  await withCors(async (g) => {
+    // A browser caches a navigation's answer (no Origin) and reuses it for fetch(): without
+    // Access-Control-Allow-Origin there, that fetch fails (Fetch, "CORS protocol and HTTP caches").
+    for (const headers of [{}, { origin: "https://any.site" }] as Record<string, string>[]) {
+      const res = await fetch(`${g.url()}/open`, { headers });
+      await res.body?.cancel();
+      assertEquals(res.headers.get("access-control-allow-origin"), "*", JSON.stringify(headers));
+      assertEquals(res.headers.get("vary"), null, JSON.stringify(headers));
+    }
+  });
+});
+
 Deno.test("cors: an OPTIONS shaped like a preflight is held to the methods of a route without CORS", async () => {
   const up = startUpstream();
   const g = await startGateway(baseConfig(`
