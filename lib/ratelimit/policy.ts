@@ -11,7 +11,7 @@ import type { Handler, Policy } from "../core/pipeline.ts";
 import type { LimiterStore } from "../store/limiter_store.ts";
 import type { Verdict } from "./algorithms/index.ts";
 import type { Limit } from "./limit.ts";
-import { retryAfterSeconds, setLimitHeaders } from "./headers.ts";
+import { setLimitHeaders, setRefusalHeaders } from "./headers.ts";
 import { pause } from "../resilience/attempts.ts";
 
 export interface RateLimitPolicyOptions {
@@ -111,9 +111,8 @@ function refuse(ctx: RequestContext, limit: Limit, v: Verdict): Response {
     message: limit.refusal === "quota_exceeded"
       ? `The quota of ${limit.description} is exhausted`
       : `Too many requests: the limit is ${limit.description}`,
-    headers: { "retry-after": retryAfterSeconds(v) },
   });
-  setLimitHeaders(res.headers, limit, v, ctx.now);
+  setRefusalHeaders(res.headers, limit, v, ctx.now);
   return res;
 }
 

@@ -54,6 +54,34 @@ Deno.test("a limited route answers 429 in the common shape with Retry-After and 
   );
 });
 
+Deno.test("a refusal's RateLimit-Reset is the Retry-After instant, for buckets and sliding windows too", async () => {
+  await withGateway(
+    `  - name: bucket
+    match: { path: /bucket }
+    upstream: a
+    rate_limit: { algorithm: token_bucket, rate: 1, per: 10s, burst: 3, headers: ietf_and_x }
+  - name: sliding
+    match: { path: /sliding }
+    upstream: a
+    rate_limit: { algorithm: sliding_window, limit: 2, per: 1m, headers: ietf_and_x }
+`,
+    async (g) => {
+      // The full bucket is back in 30 s, but the next token comes in 10; the sliding window
+      // lets the next request through in 90 s, though its count weighs for 120.
+      for (const [path, passes, wait] of [["/bucket", 3, 10], ["/sliding", 2, 90]] as const) {
+        for (let i = 0; i < passes; i++) assertEquals((await get(g, path)).status, 200, path);
+        const res = await fetch(`${g.url()}${path}`);
+        await assertError(res, 429, "rate_limited");
+        const h = res.headers;
+        assertEquals(h.get("retry-after"), String(wait), path);
+        assertEquals(h.get("ratelimit-reset"), String(wait), path);
+        assertEquals(h.get("x-ratelimit-reset"), String(T0 / 1000 + wait), path);
+        assertEquals(h.get("ratelimit-remaining"), "0", path);
+      }
+    },
+  );
+});
+
 Deno.test("several limits on one route all apply, and a refused request consumes from none", async () => {
   await withGateway(
     routeR(`
