@@ -87,7 +87,7 @@ function enforce(
     if (v.delayMs > delayMs) delayMs = v.delayMs;
     if (
       !limit.shadow && limit.headers !== "none" &&
-      (reported < 0 || v.remaining < verdicts[reported]!.remaining)
+      (reported < 0 || tighter(v, verdicts[reported]!))
     ) reported = i;
   }
   if (refused >= 0) {
@@ -104,6 +104,15 @@ function enforce(
   return res instanceof Promise
     ? res.then((r) => withLimitHeaders(r, limit, verdict, ctx.now))
     : withLimitHeaders(res, limit, verdict, ctx.now);
+}
+
+/**
+ * Fewer units left, or as few for longer: the limit a client has to plan by.
+ * A tie went to the first listed, so a bucket at 0 that refills in a second hid
+ * an hourly window at 0.
+ */
+function tighter(a: Verdict, b: Verdict): boolean {
+  return a.remaining < b.remaining || (a.remaining === b.remaining && a.resetMs > b.resetMs);
 }
 
 function refuse(ctx: RequestContext, limit: Limit, v: Verdict): Response {

@@ -106,6 +106,29 @@ rate_limit:
   );
 });
 
+Deno.test("of limits with as few units left, the one that comes back last is reported", async () => {
+  await withGateway(
+    routeR(`
+rate_limit:
+  - { algorithm: token_bucket, rate: 1, per: 1s, burst: 1 }
+  - { algorithm: fixed_window, limit: 1, per: 1h }
+`),
+    async (g, _up, clock) => {
+      // Both are at 0; reporting the bucket's 1 s sent clients back into an hour of 429s.
+      const { status, h } = await get(g, "/r");
+      assertEquals(status, 200);
+      assertEquals(
+        [h.get("ratelimit-limit"), h.get("ratelimit-remaining"), h.get("ratelimit-reset")],
+        ["1", "0", "3600"],
+      );
+      clock.advance(1000);
+      const refused = await fetch(`${g.url()}/r`);
+      await assertError(refused, 429, "rate_limited");
+      assertEquals(refused.headers.get("retry-after"), "3599");
+    },
+  );
+});
+
 Deno.test("defaults apply to routes without their own limits and share one set of counters", async () => {
   await withGateway(
     `  - { name: one, match: { path: /one }, upstream: a }
