@@ -89,6 +89,15 @@ export const corsSchema = z.strictObject({
       message: "credentials: true cannot be combined with origin *; list the origins",
     });
   }
+  if (c.credentials && c.expose_headers.includes("*")) {
+    // Browsers read `*` as a wildcard only for requests without credentials (Fetch, CORS protocol).
+    ctx.addIssue({
+      code: "custom",
+      path: ["expose_headers"],
+      message: "with credentials: true, * exposes nothing to a request with credentials " +
+        "(browsers take it as a header named *); list the headers",
+    });
+  }
 });
 
 export type TransformConfig = z.output<typeof transformSchema>;

@@ -221,6 +221,10 @@ Deno.test("cors: unsafe origin lists are configuration errors", async () => {
       /credentials: true cannot be combined with origin \*/,
     ],
     [`{ origins: ["https://*.com"] }`, /a wildcard over a top-level domain/],
+    [
+      `{ origins: ["https://app.example.com"], credentials: true, expose_headers: ["*"] }`,
+      /routes\[0\]\.cors\.expose_headers: .*\* exposes nothing to a request with credentials/,
+    ],
     [`{ origins: ["https://app.example.com/"] }`, /expected \* or an origin/],
     [`{ origins: ["https://a.*.example.com"] }`, /expected \* or an origin/],
   ];
