@@ -12,6 +12,8 @@
  */
 import type { NamedPolicy } from "../core/pipeline.ts";
 import type { CorsConfig } from "./schema.ts";
+import { responseFields } from "../core/parsed_response.ts";
+import type { FieldEditor } from "../core/response_fields.ts";
 
 interface OriginPattern {
   scheme: string;
@@ -100,7 +102,7 @@ const OWNED = [
 ];
 
 /** Appends a field name to Vary unless it is already there (or Vary is `*`). */
-export function addVary(headers: Headers, name: string): void {
+export function addVary(headers: FieldEditor, name: string): void {
   const v = headers.get("vary");
   if (v === null || v.trim() === "") {
     headers.set("vary", name);
@@ -176,7 +178,8 @@ export function corsPolicy(c: CorsConfig): NamedPolicy {
         return new Response(null, { status: 204, headers: out });
       }
       const res = await next(ctx);
-      const h = res.headers;
+      // An upstream's fields stay a list: `res.headers` would copy and re-check every one.
+      const h = responseFields(res);
       for (const name of OWNED) h.delete(name);
       // `*` is one answer for every request, so it goes on those without Origin too: a cache
       // may hand a browser's CORS request the answer to its plain one (Fetch §3.2.5).
