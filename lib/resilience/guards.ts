@@ -183,7 +183,7 @@ function newBreaker(
   return {
     breaker,
     async dispose() {
-      shared?.sync.unwatch(sharedKey);
+      shared?.sync.unwatch(sharedKey, breaker);
       await shared?.release();
     },
   };

@@ -33,7 +33,12 @@ export class SharedCircuits {
     }
   }
 
-  unwatch(key: string): void {
+  /**
+   * Stops watching `key` for `breaker`. A reload that changes the breaker's
+   * settings watches the key with the new one before the old one is disposed.
+   */
+  unwatch(key: string, breaker: CircuitBreaker): void {
+    if (this.watched.get(key) !== breaker) return;
     this.watched.delete(key);
     if (this.watched.size === 0) this.stopTimer();
   }

@@ -3,7 +3,7 @@ import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
 import { startFlaky } from "./flaky.ts";
-import { statuses, upstreamView } from "./support.ts";
+import { statuses, until, upstreamView } from "./support.ts";
 
 const config = (redisUrl: string, upstreamUrl: string) =>
   baseConfig(`
@@ -65,6 +65,28 @@ Deno.test("shared breaker: with Redis down each instance keeps its own breaker",
     assertEquals(up.hits(), 3);
   } finally {
     await g.close();
+    await up.close();
+    await redis.close();
+  }
+});
+
+Deno.test("shared breaker: a reload that changes the breaker keeps following the shared circuit", async () => {
+  const redis = await startRedis();
+  const up = startFlaky(() => ({ status: 502 }));
+  const a = await startGateway(config(redis.url, up.url));
+  const b = await startGateway(config(redis.url, up.url));
+  try {
+    // A new breaker (open_s changed) replaces the old one on b; the old one is then disposed.
+    await Deno.writeTextFile(b.file, config(redis.url, up.url).replace("open_s: 60", "open_s: 50"));
+    const r = await b.gw.reload("test");
+    assertOk(r.ok, r.errors.join("\n"));
+    await statuses(`${a.url()}/`, 3);
+    await assertError(await fetch(`${a.url()}/`), 503, "circuit_open");
+    // Until 2026-12-07 the old breaker's disposal stopped the polling of the new one's key.
+    await until(async () => (await upstreamView(b, "api")).targets[0].circuit === "open", 10_000);
+  } finally {
+    await a.close();
+    await b.close();
     await up.close();
     await redis.close();
   }
