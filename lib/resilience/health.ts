@@ -76,6 +76,8 @@ export class HealthChecker {
         connectTimeoutMs: c.timeout_ms,
         firstByteTimeoutMs: c.timeout_ms,
         requestTimeoutMs: c.timeout_ms,
+        // The deadline counts from the start: a slow connect leaves the answer only what is left.
+        startedAt: started,
         signal: this.abort.signal,
       });
       status = res.status;

@@ -320,3 +320,69 @@ routes:
     await b.close();
   }
 });
+
+/**
+ * A target whose accept queue is full until `openAfterMs`: the check's connect waits for its
+ * SYN to be sent again (1 s on Linux), then the target answers each request after `answerMs`.
+ */
+async function slowConnectTarget(openAfterMs: number, answerMs: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, tcpBacklog: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const fillers = Array.from(
+    { length: 3 },
+    () => Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    await new Promise((r) => setTimeout(r, openAfterMs));
+    for (const f of fillers) f.then((c) => c?.close()).catch(() => {});
+    for await (const c of listener) {
+      conns.push(c);
+      (async () => {
+        const n = await c.read(new Uint8Array(4096)).catch(() => null);
+        if (n === null) return;
+        await new Promise((r) => setTimeout(r, answerMs));
+        await c.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
+          .catch(() => {});
+      })();
+    }
+  })();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed by the gateway
+        }
+      }
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("health checks: timeout_ms bounds the whole check, its connect included", async () => {
+  // Connected after about 1 s (under timeout_ms), answered 1 s later: 2 s in all.
+  const slow = await slowConnectTarget(300, 1000);
+  const g = await startGateway(baseConfig(oneUpstream(
+    slow.url,
+    "    health_check: { interval_s: 60, timeout_ms: 1500, unhealthy_threshold: 1 }",
+  )));
+  try {
+    await until(async () => (await target(g, "api", 0)).health_check.last !== null, 8000);
+    const t = await target(g, "api", 0);
+    // Until 2026-12-07 the deadline began once connected: this check passed in about 2 s.
+    assertEquals([t.health_check.last.ok, t.health_check.last.status, t.healthy], [
+      false,
+      null,
+      false,
+    ]);
+    assertOk(t.health_check.last.ms < 1900, `the check took ${t.health_check.last.ms} ms`);
+  } finally {
+    await g.close();
+    await slow.close();
+  }
+});
