@@ -62,9 +62,13 @@ async function forwardInBulkhead(
   via: string,
   requestIdHeader: string,
 ): Promise<Response> {
-  if (!bulkhead.tryAcquire() && !(await bulkhead.wait(ctx.signal))) {
-    if (ctx.signal.aborted) return ctx.refuse("client_closed_request");
-    return degrade(ctx, o.fallback, "upstream_overloaded", RETRY_SOON);
+  if (!bulkhead.tryAcquire()) {
+    // Slots held by requests to a target that has since gone down: no slot would help.
+    if (!upstream.anyAvailable(ctx.now)) return noTarget(ctx, upstream, o.fallback);
+    if (!(await bulkhead.wait(ctx.signal))) {
+      if (ctx.signal.aborted) return ctx.refuse("client_closed_request");
+      return degrade(ctx, o.fallback, "upstream_overloaded", RETRY_SOON);
+    }
   }
   // The slot is held until the response head (or the last failure): waiting is what it bounds.
   try {

@@ -156,6 +156,12 @@ export class Upstream {
     this.bulkhead = b === null ? null : this.shared("bulkhead", b, () => new Bulkhead(b));
   }
 
+  /** Whether some target may take a request now. */
+  anyAvailable(now: number): boolean {
+    for (const t of this.targets) if (t.weight > 0 && t.available(now)) return true;
+    return false;
+  }
+
   /**
    * Why no target can take a request now: every one is held back by its circuit
    * (`circuit_open`) or some are unhealthy or ejected; and the least wait.

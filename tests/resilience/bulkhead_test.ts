@@ -1,8 +1,8 @@
 /** Bulkheads: a hanging upstream takes a bounded share and other routes do not notice. */
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startFlaky } from "./flaky.ts";
-import { upstreamView } from "./support.ts";
+import { type Behaviour, startFlaky } from "./flaky.ts";
+import { until, upstreamView } from "./support.ts";
 
 async function timed(url: string): Promise<number> {
   const t0 = performance.now();
@@ -144,5 +144,41 @@ routes:
     held.resolve();
     await g.close();
     await slow.close();
+  }
+});
+
+Deno.test("bulkhead: with its slots held and no target available, a request is refused at once, not queued", async () => {
+  let health: Behaviour = { status: 200 };
+  const up = startFlaky((req) => (req.path === "/health" ? health : "hang"));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${up.url}" } ]
+    max_concurrent: 1
+    queue: 4
+    queue_timeout_ms: 5000
+    health_check: { interval_s: 0.05, unhealthy_threshold: 1, healthy_threshold: 1 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`));
+  try {
+    // The slot is held by a request the target hangs on; then its checks fail.
+    const stuck = fetch(`${g.url()}/`).then((r) => r.body?.cancel(), () => {});
+    await bulkheadWhen(g, "api", (b) => b.active === 1);
+    health = { status: 503 };
+    await until(async () => !(await upstreamView(g, "api")).targets[0].healthy);
+    const t0 = performance.now();
+    const res = await fetch(`${g.url()}/`);
+    const ms = performance.now() - t0;
+    // Until 2026-12-07 it waited out queue_timeout_ms for a slot, then got upstream_overloaded.
+    await assertError(res, 503, "no_healthy_upstream");
+    assertOk(ms < 2500, `answered in ${ms.toFixed(0)} ms`);
+    const b = (await upstreamView(g, "api")).bulkhead;
+    assertEquals([b.queued, b.rejected], [0, 0]);
+    await up.stop();
+    await stuck;
+  } finally {
+    await g.close();
+    await up.close();
   }
 });
