@@ -81,6 +81,8 @@ export class CircuitBreaker {
     if (this.current !== "closed") return;
     this.consecutive = 0;
     this.counts.add(now, 1, 0);
+    // The request that brings the window to min_requests may be a success.
+    if (this.ratioExceeded(now)) this.open(now + this.params.openMs, true);
   }
 
   failure(now: number, probe: boolean): void {
@@ -95,13 +97,14 @@ export class CircuitBreaker {
       this.open(now + this.params.openMs, true);
       return;
     }
+    if (this.ratioExceeded(now)) this.open(now + this.params.openMs, true);
+  }
+
+  /** At least min_requests in the window, and failure_ratio of them or more failed. */
+  private ratioExceeded(now: number): boolean {
     const total = this.counts.totalA(now);
-    if (
-      total >= this.params.minRequests &&
-      this.counts.totalB(now) >= this.params.failureRatio * total
-    ) {
-      this.open(now + this.params.openMs, true);
-    }
+    return total >= this.params.minRequests &&
+      this.counts.totalB(now) >= this.params.failureRatio * total;
   }
 
   /** A probe ended without an outcome (the client went away): its slot is free again. */

@@ -230,3 +230,26 @@ Deno.test("breaker: an open circuit stays open across a reload that keeps the ta
     await up.close();
   }
 });
+
+Deno.test("breaker: the ratio is checked when min_requests is reached by a success too", async () => {
+  const answers = [500, 500, 200, 200, 200];
+  const up = startFlaky((_req, n) => ({ status: answers[n - 1] ?? 200 }));
+  const clock = new ManualClock(1_000_000);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { failure_ratio: 0.5, min_requests: 4, window_s: 10, open_s: 30 }",
+    )),
+    { clock },
+  );
+  try {
+    assertEquals(await statuses(`${g.url()}/`, 4), [500, 500, 200, 200]);
+    // Four requests, two failed: 50%. Until 2026-12-07 only a failure checked the ratio, so this
+    // request went to the upstream, and with its success (2 of 5) the circuit never opened.
+    await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
+    assertEquals(up.hits(), 4);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
