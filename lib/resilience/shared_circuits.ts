@@ -3,7 +3,8 @@
  * a circuit it writes the end of the open period under the target's key (with
  * that expiry), and every instance polls the keys of its shared breakers, so
  * all of them open together instead of each paying for its own failures.
- * While Redis is unreachable each instance keeps its local breakers.
+ * While Redis is unreachable each instance keeps its local breakers, and an
+ * opening it could not write is written at the next poll, if still open then.
  */
 import type { Redis, RedisConnections } from "../store/redis.ts";
 import type { Clock } from "../core/clock.ts";
@@ -13,6 +14,8 @@ export const SHARED_POLL_MS = 1_000;
 
 export class SharedCircuits {
   private readonly watched = new Map<string, CircuitBreaker>();
+  /** Openings whose write failed: key -> end of the open period. */
+  private readonly unpublished = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private polling: Promise<void> | null = null;
 
@@ -40,6 +43,7 @@ export class SharedCircuits {
   unwatch(key: string, breaker: CircuitBreaker): void {
     if (this.watched.get(key) !== breaker) return;
     this.watched.delete(key);
+    this.unpublished.delete(key);
     if (this.watched.size === 0) this.stopTimer();
   }
 
@@ -47,13 +51,22 @@ export class SharedCircuits {
   publish(key: string, until: number): void {
     const ttl = Math.ceil(until - this.clock.now());
     if (ttl <= 0) return;
-    this.client.set(key, String(until), "PX", ttl).catch((e: unknown) =>
-      this.connections.failed(this.url, e)
+    this.client.set(key, String(until), "PX", ttl).then(
+      () => {
+        if ((this.unpublished.get(key) ?? Infinity) <= until) this.unpublished.delete(key);
+      },
+      (e: unknown) => {
+        // A Redis blip at the moment of opening must not keep the others paying for it.
+        const later = (this.unpublished.get(key) ?? 0) > until;
+        if (this.watched.has(key) && !later) this.unpublished.set(key, until);
+        this.connections.failed(this.url, e);
+      },
     );
   }
 
   /** Reads every shared key once and opens the breakers another instance opened. */
   async poll(): Promise<void> {
+    for (const [key, until] of this.unpublished) this.publish(key, until);
     const keys = [...this.watched.keys()];
     if (keys.length === 0) return;
     let values: (string | null)[];

@@ -91,3 +91,24 @@ Deno.test("shared breaker: a reload that changes the breaker keeps following the
     await redis.close();
   }
 });
+
+Deno.test("shared breaker: an opening Redis missed is written once Redis is back", async () => {
+  const redis = await startRedis();
+  const up = startFlaky(() => ({ status: 502 }));
+  const a = await startGateway(config(redis.url, up.url));
+  const b = await startGateway(config(redis.url, up.url));
+  try {
+    await redis.stop();
+    await statuses(`${a.url()}/`, 3);
+    await assertError(await fetch(`${a.url()}/`), 503, "circuit_open");
+    await redis.start();
+    // Until 2026-12-07 the failed write was dropped, and b never heard of the opening.
+    await until(async () => (await upstreamView(b, "api")).targets[0].circuit === "open", 15_000);
+    assertEquals(up.hits(), 3, "instance b never paid for the failures itself");
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    await redis.close();
+  }
+});
