@@ -37,7 +37,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
         name: route.name,
         index,
         config: route,
-        rewrite: compileRewrite(route.strip_prefix, route.rewrite),
+        rewrite: compileRewrite(route.strip_prefix, route.rewrite, c.security.merge_slashes),
         policies: [...policies.map((p) => p.name), route.async ? "job_submit" : "upstream"],
         handler: compose(policies, await buildTerminal(route, index, b)),
       });
