@@ -30,6 +30,28 @@ function firstRawCharProblem(text: string): string | null {
   return null;
 }
 
+const ESCAPE = /%(?:[0-9A-Fa-f]{2})?/g;
+
+/**
+ * Why an escape in a route path can never be in a normalised request path, or
+ * null: requests keep escapes upper-case, decode unreserved ones and refuse
+ * malformed ones, encoded `/` and `\`, and encoded control characters.
+ */
+function escapeProblem(literal: string): string | null {
+  for (const [escape] of literal.matchAll(ESCAPE)) {
+    if (escape.length < 3) return `"%" must begin an escape of two hex digits (write %25)`;
+    const byte = parseInt(escape.slice(1), 16);
+    if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f) {
+      return `${escape} is refused in request paths`;
+    }
+    const c = String.fromCharCode(byte);
+    if (/[A-Za-z0-9\-._~]/.test(c)) return `${escape} is matched decoded (write ${c})`;
+    const upper = escape.toUpperCase();
+    if (escape !== upper) return `${escape} is matched upper-case (write ${upper})`;
+  }
+  return null;
+}
+
 /** Why a `path` or `path_exact` pattern can never match a request, or null. */
 export function routePathProblem(pattern: string): string | null {
   const names = [...pattern.matchAll(PARAM)].map((m) => m[1]!);
@@ -39,8 +61,8 @@ export function routePathProblem(pattern: string): string | null {
   if (/[{}]/.test(literal)) {
     return "expected {name} parameters closed by } (a name is letters, digits and _)";
   }
-  const raw = firstRawCharProblem(literal);
-  if (raw !== null) return `expected a path a request can have: ${raw}`;
+  const why = firstRawCharProblem(literal) ?? escapeProblem(literal);
+  if (why !== null) return `expected a path a request can have: ${why}`;
   if (literal.split("/").some((seg) => seg === "." || seg === "..")) {
     return "expected a path without . or .. segments (request paths are matched with them resolved)";
   }
