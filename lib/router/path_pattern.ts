@@ -13,6 +13,11 @@ export interface PathMatcher {
   kind: "prefix" | "exact" | "regex" | "any";
   /** Characters of literal text before the first variable part: the specificity measure. */
   literalLength: number;
+  /**
+   * Characters of literal text in the whole pattern, which breaks a tie of
+   * `literalLength`: `/users/{id}/posts` is more specific than `/users/{id}`.
+   */
+  literalTotal: number;
   /** First path segment every match has, when it is fixed (for bucketing). */
   firstSegment: string | null;
   match(path: string): PathMatch | null;
@@ -46,17 +51,25 @@ export function compilePath(
       return {
         kind,
         literalLength: len,
+        literalTotal: len,
         firstSegment,
         match: (path) => (path === p ? { length: len, params: null } : null),
       };
     }
     if (p === "/") {
-      return { kind, literalLength: 1, firstSegment: null, match: () => NO_PARAMS };
+      return {
+        kind,
+        literalLength: 1,
+        literalTotal: 1,
+        firstSegment: null,
+        match: () => NO_PARAMS,
+      };
     }
     const hit: PathMatch = { length: len, params: null };
     return {
       kind,
       literalLength: len,
+      literalTotal: len,
       firstSegment,
       match: (path) =>
         path.startsWith(p) && (path.length === len || path.charCodeAt(len) === 47) ? hit : null,
@@ -75,6 +88,7 @@ export function compilePath(
   return {
     kind,
     literalLength: literal.length,
+    literalTotal: p.replace(PARAM, "").length,
     firstSegment,
     match(path) {
       const m = re.exec(path);
@@ -136,6 +150,7 @@ export function compileRegexPath(source: string): PathMatcher {
   return {
     kind: "regex",
     literalLength: literal.length,
+    literalTotal: literal.length,
     firstSegment: literal.startsWith("/") ? firstSegmentOf(literal, false) : null,
     match(path) {
       const m = re.exec(path);
@@ -151,6 +166,7 @@ export function compileRegexPath(source: string): PathMatcher {
 export const ANY_PATH: PathMatcher = {
   kind: "any",
   literalLength: 0,
+  literalTotal: 0,
   firstSegment: null,
   match: () => NO_PARAMS,
 };

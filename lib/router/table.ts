@@ -4,9 +4,9 @@
  * segment; the first route that fits wins.
  *
  * Specificity, highest first: explicit `priority`; length of the literal path
- * before any variable part; exact over prefix over regex; exact host over
- * wildcard host over none; more constraints (methods, headers, query, version);
- * then the order in the file.
+ * before any variable part, then of all its literal text; exact over prefix
+ * over regex; exact host over wildcard host over none; more constraints
+ * (methods, headers, query, version); then the order in the file.
  */
 import type { MatchConfig } from "./schema.ts";
 import { ANY_PATH, compilePath, compileRegexPath, type PathMatcher } from "./path_pattern.ts";
@@ -165,6 +165,7 @@ const KIND_RANK = { exact: 3, prefix: 2, regex: 1, any: 0 } as const;
 function bySpecificity<T>(a: CompiledMatch<T>, b: CompiledMatch<T>): number {
   return b.priority - a.priority ||
     b.path.literalLength - a.path.literalLength ||
+    b.path.literalTotal - a.path.literalTotal ||
     KIND_RANK[b.path.kind] - KIND_RANK[a.path.kind] ||
     b.hostRank - a.hostRank ||
     b.hostLength - a.hostLength ||
