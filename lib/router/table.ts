@@ -58,13 +58,15 @@ function compileHost(hosts: string[]): { test: Predicate; rank: number; length: 
   const exact = new Set<string>();
   const suffixes: string[] = [];
   // As requests' hosts are compared (hostOf): no port, no trailing dot.
-  for (const h of hosts.map((h) => h.toLowerCase().replace(/:\d+$/, "").replace(/\.$/, ""))) {
+  const names = hosts.map((h) => h.toLowerCase().replace(/:\d+$/, "").replace(/\.$/, ""));
+  for (const h of names) {
     if (h.startsWith("*.")) suffixes.push(h.slice(1));
     else exact.add(h);
   }
   return {
     rank: suffixes.length ? 1 : 2,
-    length: Math.max(...hosts.map((h) => h.length)),
+    // Of the names as compared: a port or trailing dot makes no wildcard more specific.
+    length: Math.max(...names.map((h) => h.length)),
     test: (r) => {
       if (exact.has(r.host)) return true;
       for (const s of suffixes) {
