@@ -211,6 +211,35 @@ const proxyProtocol: Check = (c) =>
         : []
     );
 
+/**
+ * A route path the security settings make unreachable: request paths are
+ * matched with `//` merged (merge_slashes), and refused with a `;` segment
+ * parameter (unless allow_path_parameters).
+ */
+const unreachablePaths: Check = (c) => {
+  if (c.security === INVALID) return [];
+  const { merge_slashes: merged, allow_path_parameters: params } = c.security;
+  const out: SemanticIssue[] = [];
+  for (const { item: r, i } of validItems(c.routes)) {
+    for (const key of ["path", "path_exact"] as const) {
+      const path = r.match[key];
+      if (path === undefined) continue;
+      const why = merged && path.includes("//")
+        ? "// is merged in request paths (security.merge_slashes)"
+        : !params && path.includes(";")
+        ? "a ; parameter is refused in request paths (security.allow_path_parameters)"
+        : null;
+      if (why !== null) {
+        out.push({
+          path: ["routes", i, "match", key],
+          message: `expected a path a request can have: ${why}`,
+        });
+      }
+    }
+  }
+  return out;
+};
+
 export const SEMANTIC_CHECKS: Check[] = [
   routeReferences,
   versionDefault,
@@ -221,6 +250,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   storeNeeds,
   asyncRouteIssues,
   proxyProtocol,
+  unreachablePaths,
 ];
 
 export function semanticIssues(c: PartialConfig): SemanticIssue[] {
