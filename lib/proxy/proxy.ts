@@ -94,15 +94,7 @@ async function forward(
   const key = upstream.hashKey === null ? null : upstream.hashKey(ctx);
   const first = upstream.balancer.pick(key, ctx.now, null);
   if (first === null) return noTarget(ctx, upstream, o.fallback);
-  if (upgrade) {
-    return relayWebSocket(
-      ctx,
-      first,
-      forwardOptions(ctx, upstream, first, o, via, requestIdHeader),
-      { ...upstream.timeouts, ...o.timeouts },
-      o.upgrades,
-    );
-  }
+  if (upgrade) return upgradeThroughGuards(ctx, upstream, first, o, via, requestIdHeader);
   const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;
   // One clock read for the deadline and the first attempt's start (each read is a runtime call).
   let firstStart = performance.now();
@@ -189,6 +181,41 @@ async function forward(
     discard(res);
     return stale;
   }
+}
+
+/**
+ * A WebSocket handshake, counted by the target's breaker and outlier record like
+ * any exchange: it takes a half-open probe slot, and a failure to reach the
+ * upstream or a 5xx instead of its 101 is a failure. The session after is not.
+ */
+async function upgradeThroughGuards(
+  ctx: RequestContext,
+  upstream: Upstream,
+  target: UpstreamTarget,
+  o: ProxyOptions,
+  via: string,
+  requestIdHeader: string,
+): Promise<Response> {
+  const guards = target.guards;
+  const clock = upstream.clock;
+  const probe = guards !== null && guards.admit(clock.now());
+  const res = await relayWebSocket(
+    ctx,
+    target,
+    forwardOptions(ctx, upstream, target, o, via, requestIdHeader),
+    { ...upstream.timeouts, ...o.timeouts },
+    o.upgrades,
+  );
+  guards?.settle(clock.now(), upgradeOutcome(ctx, res), probe);
+  return res;
+}
+
+/** The status the guards record for a handshake: the gateway's own refusals had no answer. */
+function upgradeOutcome(ctx: RequestContext, res: Response): number {
+  const code = ctx.errorCode;
+  return code === "bad_gateway" || code === "upstream_timeout" || code === "upstream_error"
+    ? NO_RESPONSE
+    : res.status;
 }
 
 /** `retryHasTime` for a retry after `delayMs`, read against the clock now. */

@@ -4,6 +4,7 @@ import { parsePromText, sampleValue } from "../observe/prom_text.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { startFlaky } from "./flaky.ts";
+import { rawRequest } from "../helpers/raw.ts";
 import { oneUpstream, status, statuses, upstreamView } from "./support.ts";
 
 Deno.test("breaker: opens after the configured failures, then answers 503 at once without the upstream", async () => {
@@ -248,6 +249,35 @@ Deno.test("breaker: the ratio is checked when min_requests is reached by a succe
     // request went to the upstream, and with its success (2 of 5) the circuit never opened.
     await assertError(await fetch(`${g.url()}/`), 503, "circuit_open");
     assertEquals(up.hits(), 4);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("breaker: WebSocket handshakes the upstream fails open the circuit like any request", async () => {
+  const up = startFlaky(() => ({ status: 502, body: "down" }));
+  const g = await startGateway(
+    baseConfig(oneUpstream(up.url, "    circuit_breaker: { consecutive_failures: 2, open_s: 30 }")),
+  );
+  const handshake = [
+    "GET /ws HTTP/1.1",
+    "Host: localhost",
+    "Connection: Upgrade, close",
+    "Upgrade: websocket",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+  ];
+  try {
+    for (let i = 0; i < 2; i++) {
+      assertEquals((await rawRequest(g.url(), handshake)).status, 502, "the upstream's refusal");
+    }
+    // Until 2026-12-07 upgrades bypassed the breaker: they kept reaching a failing upstream.
+    const refused = await rawRequest(g.url(), handshake);
+    assertEquals(refused.status, 503);
+    assertEquals(JSON.parse(refused.body).error.code, "circuit_open");
+    assertEquals(up.hits(), 2);
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "open");
   } finally {
     await g.close();
     await up.close();
