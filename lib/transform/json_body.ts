@@ -13,6 +13,7 @@ import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, isEncoded, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
 import { bodyOf, responseFields } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
+import { parseExactJson } from "./exact_json.ts";
 
 export interface JsonBodyOptions {
   route: string;
@@ -56,11 +57,11 @@ function describingRewrite(res: Response, head: boolean): Response {
   return res;
 }
 
-/** Parses, transforms and re-serialises; null if the bytes are not JSON. */
+/** Parses, transforms and re-serialises (numbers as written); null if the bytes are not JSON. */
 function rewrite(bytes: Uint8Array, transform: JsonTransform): Uint8Array<ArrayBuffer> | null {
   let value: unknown;
   try {
-    value = JSON.parse(decoder.decode(bytes));
+    value = parseExactJson(decoder.decode(bytes));
   } catch {
     return null;
   }

@@ -6,6 +6,7 @@
  * name fields as they arrive; keep applies first, then remove, then rename.
  * Rules compile once into trees walked in a single pass per rule kind.
  */
+import { isRawJson } from "./exact_json.ts";
 
 export interface JsonRules {
   keep?: readonly string[] | undefined;
@@ -64,7 +65,8 @@ function eachObject(v: unknown, fn: (o: Obj) => unknown): unknown {
     for (let i = 0; i < v.length; i++) v[i] = eachObject(v[i], fn);
     return v;
   }
-  return v !== null && typeof v === "object" ? fn(v as Obj) : v;
+  // A number kept as written is an object only to the runtime.
+  return v !== null && typeof v === "object" && !isRawJson(v) ? fn(v as Obj) : v;
 }
 
 function keepIn(o: Obj, node: Node): Obj {

@@ -408,3 +408,32 @@ Deno.test("transform: a rewritten body loses the digests of the old one, and its
     assertEquals(up.received[0]!.headers.get("content-digest"), null);
   });
 });
+
+Deno.test("transform: numbers no rule names keep their exact text both ways", async () => {
+  // Past 2^53, trailing zeros, exponents, -0, tiny and huge magnitudes: a plain parse/serialise
+  // round trip writes every one of them differently (12345678901234567890 -> ...67000).
+  const numbers = '"id":12345678901234567890,"price":1.10,"ratio":1e3,"zero":-0,"tiny":0.0000001,' +
+    '"lots":[9007199254740993,2.50,1E+400],"plain":3.5';
+  const { up, bodies } = jsonUpstream(`{${numbers},"internal_id":"x"}`);
+  await withRoutes(
+    up,
+    `
+  - name: r
+    match: { path: / }
+    upstream: a
+    transform:
+      request: { json: { keep: [id, price, "deep.x", "list[].n"] } }
+      response: { json: { remove: [internal_id] } }
+`,
+    async (g) => {
+      const res = await fetch(`${g.url()}/r`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        // keep walks into "deep" and "list" items, which are numbers here: they stay as they are.
+        body: '{"id":12345678901234567891,"price":0.10,"deep":1.0,"list":[2.0],"drop":1}',
+      });
+      assertEquals(await res.text(), `{${numbers}}`);
+      assertEquals(bodies, ['{"id":12345678901234567891,"price":0.10,"deep":1.0,"list":[2.0]}']);
+    },
+  );
+});
