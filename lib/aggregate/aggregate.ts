@@ -17,6 +17,7 @@ import { UpstreamError } from "../proxy/http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
 import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
+import { parseExactJson } from "../transform/exact_json.ts";
 import { compileTemplate, type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
 import { MergedCaching } from "./caching.ts";
@@ -218,7 +219,7 @@ async function fetchPart(
       return fail("upstream_error", `The answer is larger than ${c.maxBytes} bytes`);
     }
     try {
-      const value = JSON.parse(decoder.decode(body.bytes));
+      const value = parseExactJson(decoder.decode(body.bytes));
       return { ok: true, key: c.key, value, headers: res.headers };
     } catch {
       return fail("upstream_error", "The answer is not JSON");

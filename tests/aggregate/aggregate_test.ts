@@ -174,3 +174,24 @@ routes:
     );
   }
 });
+
+Deno.test("aggregate: parts' numbers are merged as they were written", async () => {
+  const part = '{"id":12345678901234567890,"price":1.10,"ratio":1e3,"plain":3.5}';
+  const up = startUpstream(() =>
+    new Response(part, { headers: { "content-type": "application/json" } })
+  );
+  const g = await startGateway(baseConfig(`
+upstreams: { u: { targets: [ { url: "${up.url}" } ] } }
+routes:
+  - name: r
+    match: { path: /r }
+    aggregate: { calls: [ { key: a, upstream: u, path: /a }, { key: b, upstream: u, path: /b } ] }
+`));
+  try {
+    const res = await fetch(`${g.url()}/r`);
+    assertEquals(await res.text(), `{"a":${part},"b":${part}}`);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
