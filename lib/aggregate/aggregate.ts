@@ -18,9 +18,10 @@ import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
 import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
 import { parseExactJson } from "../transform/exact_json.ts";
-import { compileTemplate, type Template, templateVariables } from "../transform/template.ts";
+import { type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
 import { MergedCaching } from "./caching.ts";
+import { compileCallPath, hasDotSegment } from "./call_path.ts";
 
 interface Call {
   key: string;
@@ -73,7 +74,7 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     return {
       key: c.key,
       upstream: b.upstreams.get(c.upstream)!,
-      path: compileTemplate(c.path, encodeURIComponent),
+      path: compileCallPath(c.path),
       timeoutMs: c.timeout_ms,
       maxBytes: c.max_body_bytes,
     };
@@ -91,11 +92,14 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
       return ctx.refuse("method_not_allowed", { headers: { allow: "GET, HEAD" } });
     }
     for (const h of NOT_FOR_PARTS) ctx.upstreamHeaders.remove(h);
+    const paths = calls.map((c) => c.path(ctx));
+    const escaping = paths.findIndex(hasDotSegment);
+    if (escaping >= 0) return refuseDotSegment(ctx, calls[escaping]!.key);
     ctx.upstreamName = upstreamNames;
     const started = performance.now();
     const abandon = new AbortController();
     const signal = AbortSignal.any([ctx.signal, abandon.signal]);
-    const pending = calls.map((c) => callPart(ctx, c, head, signal));
+    const pending = calls.map((c, i) => callPart(ctx, c, paths[i]!, head, signal));
     let parts: Part[];
     if (failFast) {
       try {
@@ -115,6 +119,13 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     ctx.upstreamMs = performance.now() - started;
     return merge(ctx, parts);
   };
+}
+
+function refuseDotSegment(ctx: RequestContext, key: string): Response {
+  return ctx.refuse("bad_request", {
+    message: `A value substituted into the path of the aggregated call "${key}" ` +
+      "makes it a . or .. segment",
+  });
 }
 
 function merge(ctx: RequestContext, parts: Part[]): Response {
@@ -152,6 +163,7 @@ function merge(ctx: RequestContext, parts: Part[]): Response {
 async function callPart(
   ctx: RequestContext,
   c: Call,
+  path: string,
   head: HeadOptions,
   parent: AbortSignal,
 ): Promise<Part> {
@@ -171,7 +183,7 @@ async function callPart(
   try {
     // The exchange may outlive a deadline that fired while it was connecting; its result is dropped.
     return await Promise.race([
-      fetchPart(ctx, c, head, AbortSignal.any([parent, deadline.signal])),
+      fetchPart(ctx, c, path, head, AbortSignal.any([parent, deadline.signal])),
       timedOut,
     ]);
   } finally {
@@ -182,6 +194,7 @@ async function callPart(
 async function fetchPart(
   ctx: RequestContext,
   c: Call,
+  path: string,
   head: HeadOptions,
   signal: AbortSignal,
 ): Promise<Part> {
@@ -199,7 +212,7 @@ async function fetchPart(
   try {
     const res = await exchange(target.pool, {
       method: "GET",
-      path: c.path(ctx),
+      path,
       headerBlock: buildHeaderBlock(ctx, forwardOptions(ctx, u, target, head)),
       body: null,
       bodyLength: null,

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { positiveInt } from "../config/common.ts";
 import { templateString } from "../transform/schema.ts";
+import { parseTemplate } from "../transform/template.ts";
+import { hasDotSegment } from "./call_path.ts";
 
 const RESERVED_KEY = "errors";
 
@@ -11,6 +13,8 @@ export const aggregateCallSchema = z.strictObject({
   upstream: z.string().min(1),
   path: templateString.refine((p) => p.startsWith("/"), {
     error: "expected a path starting with /",
+  }).refine((p) => !hasDotSegment(withPlaceholders(p)), {
+    error: "expected a path without . or .. segments (the upstream would resolve them)",
   })
     .meta({
       description: "Path and query sent (GET); may use ${param.NAME}, ${query.NAME} and other " +
@@ -19,6 +23,15 @@ export const aggregateCallSchema = z.strictObject({
   timeout_ms: positiveInt.default(2000).meta({ description: "Deadline of the whole call" }),
   max_body_bytes: positiveInt.default(1_048_576),
 });
+
+/** The template's own text, every variable a plain segment character. */
+function withPlaceholders(path: string): string {
+  try {
+    return parseTemplate(path).map((p) => typeof p === "string" ? p : "x").join("");
+  } catch {
+    return ""; // templateString reports it
+  }
+}
 
 export const aggregateSchema = z.strictObject({
   calls: z.array(aggregateCallSchema).min(1),

@@ -2,6 +2,7 @@
 import { assertEquals, assertError, assertOk, assertRejects } from "../helpers/assert.ts";
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
 
 interface Services {
   users: TestServer;
@@ -161,6 +162,10 @@ Deno.test("aggregate: configuration mistakes are positioned errors", async () =>
       /calls\[1\]\.key: duplicate key "a"/,
     ],
     [`{ calls: [ { key: a, upstream: nope, path: /x } ] }`, /unknown upstream "nope"/],
+    [
+      `{ calls: [ { key: a, upstream: u, path: "/x/../\${param.id}" } ] }`,
+      /calls\[0\]\.path: expected a path without \. or \.\. segments/,
+    ],
   ];
   for (const [aggregate, expected] of cases) {
     await assertRejects(
@@ -193,5 +198,43 @@ routes:
   } finally {
     await g.close();
     await up.close();
+  }
+});
+
+Deno.test("aggregate: a substituted value cannot make a dot segment of a call's path", async () => {
+  // A raw upstream: Deno.serve would resolve the dot segments before the test could see them.
+  const up = startRawUpstream(async (x) => {
+    await x.write(
+      "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    );
+  });
+  const g = await startGateway(baseConfig(`
+upstreams: { u: { targets: [ { url: "${up.url}" } ] } }
+routes:
+  - name: r
+    match: { path: "/r/{id}" }
+    aggregate:
+      calls:
+        - { key: user, upstream: u, path: "/users/\${query.user}/profile" }
+        - { key: orders, upstream: u, path: "/orders/\${param.id}?user=\${query.user}" }
+`));
+  try {
+    for (const user of ["..", ".", "%2e%2E"]) {
+      const res = await fetch(`${g.url()}/r/7?user=${user}`);
+      const body = await assertError(res, 400, "bad_request");
+      assertEquals(
+        body.error.message,
+        'A value substituted into the path of the aggregated call "user" makes it a . or .. segment',
+      );
+    }
+    assertEquals(up.paths, [], "no call was made");
+    // Dots inside a segment, and a query's value, are values like any other.
+    const ok = await fetch(`${g.url()}/r/7?user=a..b`);
+    assertEquals(ok.status, 200);
+    await ok.body?.cancel();
+    assertEquals(up.paths.toSorted(), ["/orders/7?user=a..b", "/users/a..b/profile"]);
+  } finally {
+    await g.close();
+    up.close();
   }
 });
