@@ -20,6 +20,20 @@ export interface FieldEditor {
   delete(name: string): void;
 }
 
+/**
+ * Each line of the field `name` (lower-case), for moving it elsewhere: a
+ * repeated field joined into one value would fold Set-Cookie's cookies into
+ * the first one's attributes. Headers keeps only Set-Cookie's lines apart.
+ */
+export function fieldLines(fields: FieldEditor, name: string): string[] {
+  if (fields instanceof FieldListEditor) {
+    return fields.list.filter((f) => f[0] === name).map((f) => f[1]);
+  }
+  if (name === "set-cookie" && fields instanceof Headers) return fields.getSetCookie();
+  const value = fields.get(name);
+  return value === null ? [] : [value];
+}
+
 // What Headers refuses in a value: NUL, CR, LF, and chars past latin1.
 const REFUSED_VALUE = /[\0\r\n]|[^\0-\xff]/;
 const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;

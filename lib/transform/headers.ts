@@ -7,7 +7,7 @@
  * `X-Consumer-Id`, say).
  */
 import type { RequestContext } from "../core/context.ts";
-import type { FieldEditor } from "../core/response_fields.ts";
+import { type FieldEditor, fieldLines } from "../core/response_fields.ts";
 import { compileHeaderTemplate, type Template } from "./template.ts";
 
 export interface HeaderRules {
@@ -68,10 +68,11 @@ export function compileResponseHeaders(rules: HeaderRules): ResponseHeaderEdit |
   return (ctx, headers) => {
     for (const name of c.remove) headers.delete(name);
     for (const [from, to] of c.rename) {
-      const v = headers.get(from);
-      if (v === null) continue;
+      const lines = fieldLines(headers, from);
+      if (lines.length === 0) continue;
       headers.delete(from);
-      headers.set(to, v);
+      headers.delete(to);
+      for (const v of lines) headers.append(to, v);
     }
     for (const [name, t] of c.set) {
       const v = t(ctx);

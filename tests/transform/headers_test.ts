@@ -4,6 +4,7 @@ import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
 import { rawRequest } from "../helpers/raw.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { sign } from "../auth/idp.ts";
 
 Deno.test("transform: request headers are set, added, removed and renamed with templates", async () => {
@@ -244,5 +245,49 @@ routes:
   } finally {
     await g.close();
     await up.close();
+  }
+});
+
+Deno.test("transform: a renamed response field keeps its lines apart (Set-Cookie)", async () => {
+  // Raw: Deno.serve would join the x-app-cookie lines itself.
+  const up = startRawUpstream((x) =>
+    x.write(
+      "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n" +
+        "x-app-cookie: a=1; Path=/\r\n" +
+        "x-app-cookie: b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT\r\n" +
+        "set-cookie: c=3; Path=/\r\n" +
+        "set-cookie: d=4; Expires=Thu, 22 Oct 2026 07:28:00 GMT\r\n\r\nok",
+    )
+  );
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: in
+    match: { path: /in }
+    upstream: a
+    transform: { response: { headers: { remove: [Set-Cookie], rename: { X-App-Cookie: Set-Cookie } } } }
+  - name: out
+    match: { path: /out }
+    upstream: a
+    transform: { response: { headers: { rename: { Set-Cookie: X-Upstream-Cookie } } } }
+`));
+  try {
+    const res = await fetch(`${g.url()}/in`);
+    await res.body?.cancel();
+    // Joined into one field, the second cookie would be lost in the first one's attributes.
+    assertEquals(res.headers.getSetCookie(), [
+      "a=1; Path=/",
+      "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+    ]);
+    const out = await rawRequest(g.url(), ["GET /out HTTP/1.1", "Host: a", "Connection: close"]);
+    const lines = out.raw.split("\r\n").filter((l) => /^x-upstream-cookie:/i.test(l));
+    assertEquals(lines, [
+      "x-upstream-cookie: c=3; Path=/",
+      "x-upstream-cookie: d=4; Expires=Thu, 22 Oct 2026 07:28:00 GMT",
+    ]);
+  } finally {
+    await g.close();
+    up.close();
   }
 });
