@@ -94,10 +94,16 @@ function getterFor(variable: string): Getter {
 
 /**
  * Compiles a template; `encode` is applied to every substituted value (for
- * example `encodeURIComponent` in a path). A missing value becomes "".
+ * example `encodeURIComponent` in a path), `encodeWire` instead to values that
+ * arrived as header bytes (`header.*`, `request.host`, `request.path`). A
+ * missing value becomes "".
  */
-export function compileTemplate(text: string, encode?: (v: string) => string): Template {
-  return compileParts(parseTemplate(text), () => encode);
+export function compileTemplate(
+  text: string,
+  encode?: (v: string) => string,
+  encodeWire: ((v: string) => string) | undefined = encode,
+): Template {
+  return compileParts(parseTemplate(text), (p) => p.wire ? encodeWire : encode);
 }
 
 /**

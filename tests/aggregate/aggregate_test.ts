@@ -238,3 +238,27 @@ routes:
     up.close();
   }
 });
+
+Deno.test("aggregate: a header's bytes are URL-encoded as they came, text as UTF-8", async () => {
+  const up = startUpstream(() => Response.json({}));
+  const g = await startGateway(baseConfig(`
+upstreams: { u: { targets: [ { url: "${up.url}" } ] } }
+routes:
+  - name: r
+    match: { path: /r }
+    aggregate:
+      calls:
+        - { key: a, upstream: u, path: "/by-name/\${header.X-Name}?q=\${query.q}" }
+`));
+  try {
+    // fetch sends each char of a header value as one byte: these are José's UTF-8 bytes.
+    const res = await fetch(`${g.url()}/r?q=Jos%C3%A9`, { headers: { "x-name": "Jos\xc3\xa9" } });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    // Not /by-name/Jos%C3%83%C2%A9: each byte taken for a char and encoded again.
+    assertEquals(up.received[0]!.url, "/by-name/Jos%C3%A9?q=Jos%C3%A9");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
