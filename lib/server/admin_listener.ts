@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../observe/logger.ts";
 import type { RunningListener } from "./listeners.ts";
-import { replaceListener, SwapFailed } from "./listener_swap.ts";
+import { replaceListener, retire, SwapFailed } from "./listener_swap.ts";
 
 export interface AdminAt {
   host: string;
@@ -22,6 +22,8 @@ export class AdminListenerSlot {
   private at: { host: string; port: number } | null = null;
   /** The address last warned of as open to anyone. */
   private exposed = "";
+  /** Drains of admin listeners a move or removal replaced: `close` waits for them too. */
+  private readonly retiring = new Set<Promise<void>>();
 
   constructor(
     private readonly open: (at: { host: string; port: number }) => Promise<RunningListener>,
@@ -38,17 +40,20 @@ export class AdminListenerSlot {
       const oldAt = this.at;
       if (!admin) {
         this.running = this.at = null;
-        void old?.shutdown();
+        if (old) retire(this.retiring, old.shutdown());
       } else {
         try {
-          this.running = (await replaceListener(
+          const swapped = await replaceListener(
             old,
             admin.port,
             () => this.open(admin),
             () => this.open(oldAt!),
-          )).running;
+          );
+          retire(this.retiring, swapped.drained);
+          this.running = swapped.running;
         } catch (e) {
           if (e instanceof SwapFailed) {
+            retire(this.retiring, e.drained);
             this.running = e.restored;
             // Not open anywhere: the next reload tries again.
             if (e.restored === null) this.at = null;
@@ -61,11 +66,11 @@ export class AdminListenerSlot {
     this.warnIfExposed(admin);
   }
 
-  /** Closes it and waits for its requests. */
+  /** Closes it and waits for its requests, and for those of the listeners it replaced. */
   async close(): Promise<void> {
     const running = this.running;
     this.running = this.at = null;
-    await running?.shutdown();
+    await Promise.all([running?.shutdown(), ...this.retiring]);
   }
 
   /**

@@ -27,7 +27,7 @@ import {
   type RunningListener,
   startListener,
 } from "./listeners.ts";
-import { replaceListener, SwapFailed } from "./listener_swap.ts";
+import { replaceListener, retire, SwapFailed } from "./listener_swap.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
@@ -72,6 +72,8 @@ export class Gateway {
   readonly deps: RuntimeDeps;
   readonly admin: AdminApi;
   private readonly listeners = new Map<string, OpenListener>();
+  /** Drains of listeners a reload replaced or dropped: a shutdown waits for them too. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly adminSlot: AdminListenerSlot;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, hash: null, errors: [] });
   private watcher: ConfigWatcher | null = null;
@@ -292,6 +294,7 @@ export class Gateway {
             this.options.reusePort === true && old?.config.host === x.config.host,
           );
         } catch (e) {
+          if (e instanceof SwapFailed) this.retire(e.drained);
           if (e instanceof SwapFailed && old) {
             // Not reopened: no entry, so that the next reload opens it again.
             if (e.restored) this.listeners.set(x.config.name, { ...old, running: e.restored });
@@ -299,6 +302,7 @@ export class Gateway {
           }
           throw failure(x.index, e);
         }
+        this.retire(swapped.drained);
         const entry = { key: x.key, config: x.config, running: swapped.running };
         this.listeners.set(x.config.name, entry);
         opened.push({ name: x.config.name, entry, old });
@@ -315,7 +319,7 @@ export class Gateway {
     for (const [name, { running }] of [...this.listeners]) {
       if (!wanted.has(name)) {
         this.listeners.delete(name);
-        void running.shutdown();
+        this.retire(running.shutdown());
       }
     }
   }
@@ -328,7 +332,7 @@ export class Gateway {
     for (const { name, entry, old } of opened.reverse()) {
       if (!old) {
         this.listeners.delete(name);
-        void entry.running.shutdown();
+        this.retire(entry.running.shutdown());
         continue;
       }
       try {
@@ -338,6 +342,7 @@ export class Gateway {
           () => this.openListener(old.config, plan),
           () => this.openListener(entry.config, plan),
         );
+        this.retire(back.drained);
         this.listeners.set(name, { ...old, running: back.running });
       } catch (e) {
         this.deps.logger.error("cannot reopen a listener after a failed reload", {
@@ -425,10 +430,16 @@ export class Gateway {
     this.deps.logger.info("stopped");
   }
 
+  /** Closes the listeners and waits for their requests, and for those of listeners retired before. */
   private async closeListeners(): Promise<void> {
     const all = [...this.listeners.values()].map((l) => l.running.shutdown());
     this.listeners.clear();
-    await Promise.all(all);
+    await Promise.all([...all, ...this.retiring]);
+  }
+
+  /** Keeps a replaced listener's drain until it ends, for a shutdown to wait for. */
+  private retire(drained: Promise<void>): void {
+    retire(this.retiring, drained);
   }
 }
 

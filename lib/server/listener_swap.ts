@@ -14,9 +14,16 @@ export interface Swapped {
   drained: Promise<void>;
 }
 
-/** A swap on the same port failed; `restored` is the old settings opened again, if that worked. */
+/**
+ * A swap on the same port failed; `restored` is the old settings opened again,
+ * if that worked, and `drained` the old listener's drain.
+ */
 export class SwapFailed extends Error {
-  constructor(cause: unknown, readonly restored: RunningListener | null) {
+  constructor(
+    cause: unknown,
+    readonly restored: RunningListener | null,
+    readonly drained: Promise<void>,
+  ) {
     super((cause as Error)?.message ?? String(cause), { cause });
   }
 }
@@ -46,8 +53,15 @@ export async function replaceListener(
     return { running: await startOnReleasedPort(start), drained };
   } catch (e) {
     const restored = await startOnReleasedPort(reopenOld).catch(() => null);
-    throw new SwapFailed(e, restored);
+    throw new SwapFailed(e, restored, drained);
   }
+}
+
+/** Keeps a replaced listener's drain in `retiring` until it ends, for a shutdown to wait for. */
+export function retire(retiring: Set<Promise<void>>, drained: Promise<void>): void {
+  const settled = drained.catch(() => {});
+  retiring.add(settled);
+  void settled.then(() => retiring.delete(settled));
 }
 
 /** `start`, retried while the port is still held by the listener that is closing. */
