@@ -61,6 +61,8 @@ export interface GatewayOptions {
   localLimiter?: LocalLimiterStore;
 }
 
+const SHUTTING_DOWN = "the gateway is shutting down";
+
 export interface ReloadResult {
   ok: boolean;
   hash: string | null;
@@ -181,7 +183,7 @@ export class Gateway {
 
   private async doReload(trigger: string): Promise<ReloadResult> {
     const log = this.deps.logger;
-    if (this.draining) return { ok: false, hash: null, errors: ["the gateway is shutting down"] };
+    if (this.draining) return { ok: false, hash: null, errors: [SHUTTING_DOWN] };
     let plan: Plan | null = null;
     if (trigger !== "watch") await this.watcher?.remember();
     try {
@@ -191,6 +193,12 @@ export class Gateway {
         return { ok: true, hash: loaded.hash, errors: [] };
       }
       plan = await buildPlan(loaded, this.deps);
+      // A shutdown began while the plan built: it has closed the listeners, open none again.
+      if (this.draining) {
+        log.info("config reload dropped: the gateway is shutting down", { trigger });
+        await plan.dispose();
+        return { ok: false, hash: this.holder.current?.hash ?? null, errors: [SHUTTING_DOWN] };
+      }
       await this.applyListeners(plan, loaded.source);
       this.holder.swap(plan);
       this.applyWatch(plan);
@@ -412,7 +420,7 @@ export class Gateway {
     const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
     this.deps.logger.info("draining", { deadline_ms: deadlineMs });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const drained = this.closeListeners();
+    const drained = Promise.all([this.closeListeners(), this.closeAfterReload()]);
     const timedOut = await Promise.race([
       drained.then(() => false),
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs))),
@@ -435,6 +443,12 @@ export class Gateway {
     const all = [...this.listeners.values()].map((l) => l.running.shutdown());
     this.listeners.clear();
     await Promise.all([...all, ...this.retiring]);
+  }
+
+  /** Waits for a reload that was running when the drain began, and closes what it opened. */
+  private async closeAfterReload(): Promise<void> {
+    await this.reloading;
+    await this.closeListeners();
   }
 
   /** Keeps a replaced listener's drain until it ends, for a shutdown to wait for. */

@@ -3,7 +3,7 @@
  * on listeners a reload moved as on the current ones, and a reload still
  * running when the drain starts opens nothing.
  */
-import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { spawnGateway } from "../helpers/process.ts";
@@ -55,6 +55,50 @@ Deno.test("drain: a slow request on a listener a reload moved to another port st
     assertEquals(await slow, [200, "done"]);
     assertEquals(await gw.exited(), 0);
   } finally {
+    await gw.stop("SIGKILL");
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("drain: a reload still building when SIGTERM comes opens no listener again", async () => {
+  const arrived = Promise.withResolvers<void>();
+  const up = startUpstream(async (req) => {
+    if (new URL(req.url).pathname === "/slow") {
+      arrived.resolve();
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+    return new Response("done");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "gw-reload-drain-" });
+  const file = `${dir}/gateway.yaml`;
+  const fifo = `${dir}/access.fifo`;
+  assertOk((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success, "mkfifo failed");
+  const [port, adminPort] = freePorts(2);
+  await Deno.writeTextFile(file, config(port!, adminPort!, up.url));
+  const gw = await spawnGateway(file, `http://127.0.0.1:${adminPort}/readyz`, ["--workers", "1"]);
+  let reader: Deno.FsFile | null = null;
+  try {
+    const slow = fetch(`http://127.0.0.1:${port}/slow`).then(async (
+      r,
+    ) => [r.status, await r.text()]);
+    await arrived.promise;
+    // Opening a FIFO for writing waits for a reader: the reload's plan build stalls there.
+    const fifoLog = "observe: { access_log: { path: access.fifo } }";
+    await Deno.writeTextFile(file, config(port!, adminPort!, up.url, fifoLog));
+    gw.child.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 300));
+    gw.child.kill("SIGTERM");
+    await gw.logged(/"draining"/);
+    reader = await Deno.open(fifo, { read: true });
+    const [outcome] = await gw.logged(/"msg":"config reload/);
+    assertMatch(outcome!, /config reload dropped: the gateway is shutting down/);
+    // The slow request keeps the drain going: the port must stay closed meanwhile.
+    assertEquals(await answers(port!), false, "a listener was opened again during the drain");
+    assertEquals(await slow, [200, "done"]);
+    assertEquals(await gw.exited(), 0);
+  } finally {
+    reader?.close();
     await gw.stop("SIGKILL");
     await up.close();
     await Deno.remove(dir, { recursive: true });
