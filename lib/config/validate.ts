@@ -3,6 +3,7 @@ import { z } from "zod";
 import { configSchema } from "./schema.ts";
 import { type ConfigIssue, didYouMean, type KeyPath } from "./issues.ts";
 import type { YamlSource } from "./yaml_source.ts";
+import { findInterpolated, isSecretKey } from "../observe/redact_config.ts";
 
 type ZodIssue = z.core.$ZodIssue;
 type JsonSchema = {
@@ -70,7 +71,20 @@ function unknownKeyMessage(key: string, path: KeyPath): string {
     : `unknown key "${key}" here`;
 }
 
+/**
+ * A rejected value that must not be printed: one under a secret-named key, or
+ * one that came from the environment (an error message ends up in logs and in
+ * POST /reload answers). Only its kind is told, and the variable it came from.
+ */
+class Concealed {
+  constructor(readonly value: unknown, readonly template: string | null) {}
+}
+
 function describe(v: unknown): string {
+  if (v instanceof Concealed) {
+    const kind = Array.isArray(v.value) ? "a list" : `a ${typeof v.value}`;
+    return v.template === null ? kind : `${kind} from ${v.template}`;
+  }
   if (v === undefined) return "nothing";
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
@@ -139,6 +153,14 @@ export async function schemaIssues(
   const result = await configSchema.safeParseAsync(data);
   if (result.success) return { config: result.data, issues: [] };
   const out: ConfigIssue[] = [];
+  const templates = new Map(findInterpolated(src).map((x) => [x.path.join("\0"), x.template]));
+  // What an error may say of the value at `path`.
+  const shownAt = (path: KeyPath): unknown => {
+    const v = valueAt(data, path);
+    const template = templates.get(path.join("\0")) ?? null;
+    const secret = path.some(isSecretKey);
+    return v !== undefined && (template !== null || secret) ? new Concealed(v, template) : v;
+  };
   const visit = (i: ZodIssue, base: KeyPath): void => {
     const path = [...base, ...i.path] as (string | number)[];
     if (i.code === "unrecognized_keys") {
@@ -151,7 +173,7 @@ export async function schemaIssues(
       const disc = (i as { discriminator?: string }).discriminator;
       const options = (i as { options?: unknown[] }).options;
       if (disc && options && i.errors.length === 0) {
-        const input = valueAt(data, path);
+        const input = shownAt(path);
         out.push(src.issue(
           path,
           `expected ${disc} to be one of ${options.map((o) => `"${o}"`).join(", ")}, got ${
@@ -163,7 +185,7 @@ export async function schemaIssues(
       for (const sub of bestBranch(i.errors)) visit(sub, path);
       return;
     }
-    out.push(src.issue(path, expected(i, valueAt(data, path))));
+    out.push(src.issue(path, expected(i, shownAt(path))));
   };
   for (const i of result.error.issues) visit(i, []);
   return { config: null, issues: out };

@@ -12,6 +12,11 @@ import type { YamlSource } from "../config/yaml_source.ts";
 export const MASK = "[redacted]";
 
 const SECRET_KEYS = new Set(["client_secret", "api_keys", "secret", "token", "password"]);
+
+/** Whether values under `key` are secrets (masked in /config, never printed in errors). */
+export function isSecretKey(key: string | number | undefined): boolean {
+  return typeof key === "string" && SECRET_KEYS.has(key.toLowerCase());
+}
 const CREDENTIAL_HEADERS = new Set([
   "authorization",
   "proxy-authorization",
@@ -73,11 +78,10 @@ function replaceValues(v: unknown, values: ReadonlyMap<unknown, string>): unknow
 
 function mask(v: unknown, key: string | null): unknown {
   if (key !== null) {
-    const k = key.toLowerCase();
-    if (SECRET_KEYS.has(k)) {
+    if (isSecretKey(key)) {
       return Array.isArray(v) ? v.map(() => MASK) : v === undefined || v === null ? v : MASK;
     }
-    if (CREDENTIAL_HEADERS.has(k) && typeof v === "string") return MASK;
+    if (CREDENTIAL_HEADERS.has(key.toLowerCase()) && typeof v === "string") return MASK;
   }
   if (Array.isArray(v)) return v.map((item) => mask(item, null));
   if (v !== null && typeof v === "object") {

@@ -226,3 +226,33 @@ Deno.test("cli: version and help", async () => {
     assertMatch(new TextDecoder().decode(r.stdout), re);
   }
 });
+
+Deno.test("validate: a rejected value from ${VAR} or under a secret key is not printed", async () => {
+  const r = await validate(
+    `listeners:\n  - { name: public, port: 8080 }
+admin:
+  token: \${ADMIN_TOKEN}
+auth:
+  hs: { kind: jwt, secret: 918273645546372819, algorithms: [HS256] }
+  opaque:
+    kind: oauth2_introspection
+    url: "http://127.0.0.1:3/introspect"
+    client_id: gateway
+    client_secret: \${CLIENT_SECRET}
+${OK_TAIL}`,
+    { ADMIN_TOKEN: "5550123498765", CLIENT_SECRET: "true" },
+  );
+  assertEquals(r.code, 1, r.out);
+  for (const secret of ["5550123498765", "918273645546372819", "true"]) {
+    assertEquals(r.out.includes(secret), false, `${secret} printed:\n${r.out}`);
+  }
+  assertMatch(
+    r.out,
+    /^broken\.yaml:4:10: admin\.token: expected string, got a number from \$\{ADMIN_TOKEN\}$/m,
+  );
+  assertMatch(r.out, /^broken\.yaml:6:\d+: auth\.hs\.secret: expected string, got a number$/m);
+  assertMatch(
+    r.out,
+    /auth\.opaque\.client_secret: expected string, got a boolean from \$\{CLIENT_SECRET\}$/m,
+  );
+});

@@ -227,3 +227,38 @@ routes:
     await g.close();
   }
 });
+
+Deno.test("admin: a reload refused for the token's value neither logs nor answers the token", async () => {
+  const lines: string[] = [];
+  const TOKEN = "5550123498765";
+  const config = (token: string) => `
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin:
+  host: 127.0.0.1
+  port: 0
+  token: ${token}
+server: { config_watch: { enabled: false } }
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`;
+  const g = await startGateway(config('"${ADMIN_TOKEN}"'), {
+    env: { ADMIN_TOKEN: TOKEN },
+    logger: new JsonLogger("info", (l) => lines.push(l)),
+  });
+  try {
+    // Unquoted, an all-digit value becomes a number, which the schema refuses.
+    await Deno.writeTextFile(g.file, config("${ADMIN_TOKEN}"));
+    const res = await fetch(`${g.admin}/reload`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const text = await res.text();
+    assertEquals(res.status, 422);
+    assertOk(text.includes("admin.token: expected string, got a number from ${ADMIN_TOKEN}"), text);
+    assertEquals(text.includes(TOKEN), false, text);
+    assertOk(lines.some((l) => l.includes("config reload failed")));
+    assertEquals(lines.filter((l) => l.includes(TOKEN)), []);
+  } finally {
+    await g.close();
+  }
+});
