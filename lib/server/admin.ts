@@ -94,6 +94,8 @@ export class AdminApi {
       if (!params) continue;
       if (r.method !== req.method && !(r.method === "GET" && req.method === "HEAD")) {
         allow.add(r.method);
+        // HEAD is answered wherever GET is (RFC 9110 §9.3.2), so Allow names it too.
+        if (r.method === "GET") allow.add("HEAD");
         continue;
       }
       if (!r.whileStarting && !this.loaded()) return errorResponse("not_ready", id);
