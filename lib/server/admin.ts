@@ -32,24 +32,42 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   });
 }
 
-/** Reads a JSON object body or answers 400 in the common shape. */
+/** Reads a JSON object body or answers 400 in the common shape, saying what the body was. */
 export async function readJsonObject(req: Request): Promise<Record<string, unknown> | Response> {
+  let buffered;
   try {
-    const buffered = await bufferUpTo(req.body, MAX_BODY_BYTES);
-    if (buffered.kind === "over") {
-      if (buffered.body instanceof ReadableStream) await buffered.body.cancel().catch(() => {});
-      return errorResponse("payload_too_large", crypto.randomUUID(), {
-        message: `Admin request bodies are at most ${MAX_BODY_BYTES} bytes`,
-      });
-    }
-    const v = JSON.parse(new TextDecoder().decode(buffered.bytes));
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+    buffered = await bufferUpTo(req.body, MAX_BODY_BYTES);
   } catch {
-    // Falls through to the refusal.
+    return badBody("The body could not be read");
   }
-  return errorResponse("bad_request", crypto.randomUUID(), {
-    message: "Expected a JSON object body",
-  });
+  if (buffered.kind === "over") {
+    if (buffered.body instanceof ReadableStream) await buffered.body.cancel().catch(() => {});
+    return errorResponse("payload_too_large", crypto.randomUUID(), {
+      message: `Admin request bodies are at most ${MAX_BODY_BYTES} bytes`,
+    });
+  }
+  const text = new TextDecoder().decode(buffered.bytes);
+  if (text.trim() === "") return badBody("The body is empty: expected a JSON object");
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return badBody(`The body is not JSON: ${(e as Error).message}`);
+  }
+  if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+    return v as Record<string, unknown>;
+  }
+  return badBody(`Expected a JSON object body, got ${jsonKind(v)}`);
+}
+
+function badBody(message: string): Response {
+  return errorResponse("bad_request", crypto.randomUUID(), { message });
+}
+
+function jsonKind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return `a ${typeof v}`;
 }
 
 export class AdminApi {

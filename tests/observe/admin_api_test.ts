@@ -1,5 +1,5 @@
 /** The admin API's answers for methods, paths and bodies it does not take, on every endpoint. */
-import { assertEquals, assertError } from "../helpers/assert.ts";
+import { assertEquals, assertError, assertMatch } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
 
 const CONFIG = `
@@ -43,6 +43,32 @@ Deno.test("admin: a method an endpoint does not take is a 405 whose Allow lists 
     assertEquals(head.status, 200);
     await head.body?.cancel();
     await assertError(await fetch(`${g.admin}/nope`), 404, "route_not_found");
+  } finally {
+    await g.close();
+  }
+});
+
+Deno.test("admin: a body that is not a JSON object is a 400 saying what it is", async () => {
+  const g = await startGateway(CONFIG);
+  try {
+    const cases: [string, RegExp][] = [
+      ["{bad", /^The body is not JSON: .+/],
+      ["", /^The body is empty: expected a JSON object$/],
+      ["[1]", /^Expected a JSON object body, got an array$/],
+      ['"x"', /^Expected a JSON object body, got a string$/],
+      ["null", /^Expected a JSON object body, got null$/],
+    ];
+    for (const path of ["/keys", "/revocations", "/cache/purge"]) {
+      for (const [body, message] of cases) {
+        const res = await fetch(`${g.admin}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        const answer = await assertError(res, 400, "bad_request");
+        assertMatch(answer.error.message, message, `${path} ${JSON.stringify(body)}`);
+      }
+    }
   } finally {
     await g.close();
   }
