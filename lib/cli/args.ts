@@ -20,7 +20,8 @@ export class UsageError extends Error {
 export function parseArgs(argv: readonly string[]): CliArgs {
   const out: CliArgs = {
     command: "run",
-    config: Deno.env.get("GATEWAY_CONFIG") ?? DEFAULT_CONFIG,
+    // Set but empty (`GATEWAY_CONFIG=` in a unit file) means unset, not a file named "".
+    config: Deno.env.get("GATEWAY_CONFIG") || DEFAULT_CONFIG,
     check: false,
     workers: null,
     logLevel: "info",

@@ -2,6 +2,7 @@
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { spawnProxyGateway } from "../helpers/process.ts";
+import { Http1Server } from "../../lib/server/http1/server.ts";
 
 Deno.test("drain: a slow request started before SIGTERM completes; the process exits 0", async () => {
   const up = startUpstream(async (req) => {
@@ -29,4 +30,30 @@ Deno.test("drain: a slow request started before SIGTERM completes; the process e
     await p.close();
     await up.close();
   }
+});
+
+Deno.test("drain: every caller of the HTTP/1.1 server's shutdown waits for the same busy connections", async () => {
+  const release = Promise.withResolvers<void>();
+  const entered = Promise.withResolvers<void>();
+  const server = new Http1Server({
+    hostname: "127.0.0.1",
+    port: 0,
+    timeouts: () => ({ headerMs: 5_000, idleMs: 5_000 }),
+  }, async () => {
+    entered.resolve();
+    await release.promise;
+    return new Response("late");
+  });
+  const answer = fetch(`http://127.0.0.1:${server.addr.port}/`).then((r) => r.text());
+  await entered.promise;
+  const settled: string[] = [];
+  const first = server.shutdown().then(() => settled.push("first"));
+  const second = server.shutdown().then(() => settled.push("second"));
+  await new Promise((r) => setTimeout(r, 50));
+  assertEquals(settled, [], "both wait while the request runs");
+  release.resolve();
+  assertEquals(await answer, "late");
+  // Until 2026-12-07 the second call replaced the first one's wait, which never ended.
+  await Promise.all([first, second]);
+  assertEquals(settled.sort(), ["first", "second"]);
 });

@@ -1,6 +1,6 @@
 /** workerCount(): `--workers` > `server.workers` > one per core, and what cannot be shared. */
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
-import { parseArgs, UsageError } from "../../lib/cli/args.ts";
+import { DEFAULT_CONFIG, parseArgs, UsageError } from "../../lib/cli/args.ts";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { GatewayConfig } from "../../lib/config/schema.ts";
 import { workerCount, type WorkersFlag } from "../../lib/cluster/worker_count.ts";
@@ -133,5 +133,20 @@ Deno.test("parseArgs(): --workers takes a count or auto, and nothing else", () =
       () => parseArgs(["--workers", bad]),
       new UsageError(`--workers expects a whole number >= 1 or "auto", got ${bad}`),
     );
+  }
+});
+
+Deno.test("parseArgs(): GATEWAY_CONFIG names the file when set and not empty", () => {
+  const before = Deno.env.get("GATEWAY_CONFIG");
+  try {
+    Deno.env.set("GATEWAY_CONFIG", "/etc/gateway/gateway.yaml");
+    assertEquals(parseArgs([]).config, "/etc/gateway/gateway.yaml");
+    assertEquals(parseArgs(["--config", "other.yaml"]).config, "other.yaml");
+    // Until 2026-12-07 an empty value was taken as the file name "".
+    Deno.env.set("GATEWAY_CONFIG", "");
+    assertEquals(parseArgs([]).config, DEFAULT_CONFIG);
+  } finally {
+    if (before === undefined) Deno.env.delete("GATEWAY_CONFIG");
+    else Deno.env.set("GATEWAY_CONFIG", before);
   }
 });

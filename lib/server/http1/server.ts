@@ -90,7 +90,8 @@ export class Http1Server {
   private readonly listener: Deno.Listener;
   private readonly connections = new Set<ServedConnection>();
   private closing = false;
-  private drained: (() => void) | null = null;
+  /** Settles when the last connection ends after `shutdown`; every caller waits on the same one. */
+  private drain: PromiseWithResolvers<void> | null = null;
 
   constructor(private readonly o: Http1ServerOptions, private readonly handler: ServeHandler) {
     const at = {
@@ -130,7 +131,7 @@ export class Http1Server {
       this.connections.add(c);
       c.serve(this.o.timeouts()).finally(() => {
         this.connections.delete(c);
-        if (this.connections.size === 0) this.drained?.();
+        if (this.connections.size === 0) this.drain?.resolve();
       });
     }
   }
@@ -162,9 +163,8 @@ export class Http1Server {
     }
     for (const c of this.connections) c.closeIfIdle();
     if (this.connections.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drained = resolve;
-    });
+    this.drain ??= Promise.withResolvers<void>();
+    return this.drain.promise;
   }
 }
 
