@@ -98,8 +98,9 @@ function maskUrlPassword(s: string): string {
   try {
     const u = new URL(s);
     if (u.password === "") return s;
-    u.password = MASK;
-    return u.toString();
+    // Set as a plain word: URL would percent-encode the brackets of MASK.
+    u.password = "redacted";
+    return u.toString().replace(":redacted@", `:${MASK}@`);
   } catch {
     return s;
   }

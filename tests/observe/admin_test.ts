@@ -4,6 +4,7 @@ import { closedPort, startUpstream } from "../helpers/upstream.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { Gateway } from "../../lib/server/gateway.ts";
 import { JsonLogger, silentLogger } from "../../lib/observe/logger.ts";
+import { redactConfig } from "../../lib/observe/redact_config.ts";
 
 const SECRETS = {
   INTROSPECT_SECRET: "intro-S3CRET",
@@ -261,4 +262,14 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
   } finally {
     await g.close();
   }
+});
+
+Deno.test("admin /config: a literal password in a URL reads [redacted], as the README shows", () => {
+  const masked = redactConfig({
+    store: { redis: { url: "redis://:hunter2@10.0.0.1:6379/0" } },
+    jobs: { url: "rediss://worker:s3cr%40t@redis.internal:6380" },
+  }, []) as { store: { redis: { url: string } }; jobs: { url: string } };
+  // Until 2026-12-07 it read %5Bredacted%5D.
+  assertEquals(masked.store.redis.url, "redis://:[redacted]@10.0.0.1:6379/0");
+  assertEquals(masked.jobs.url, "rediss://worker:[redacted]@redis.internal:6380");
 });
