@@ -99,3 +99,16 @@ Deno.test("a target the URL parser refuses is a 400, checked again when the Host
     assertEquals(up.received.map((r) => r.url), ["/ok"]);
   });
 });
+
+Deno.test("a later HTTP/1.x minor is served as HTTP/1.1; another major gets 505", async () => {
+  await withRig(config, async ({ g, up }) => {
+    // RFC 9110 §2.5; until 2026-12-07 HTTP/1.2 got a 505.
+    const later = await rawRequest(g.url(), request("GET /r/1 HTTP/1.2"));
+    assertEquals(later.status, 200, later.raw);
+    assertOk(later.raw.startsWith("HTTP/1.1 200"), later.raw);
+    assertEquals(up.received.map((r) => r.url), ["/r/1"]);
+    const two = await rawRequest(g.url(), request("GET /r/2 HTTP/2.0"));
+    assertEquals(two.status, 505, two.raw);
+    assertEquals(up.received.length, 1);
+  });
+});

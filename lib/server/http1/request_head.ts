@@ -84,9 +84,11 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     return refuse("bad_request", "Malformed method");
   }
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
-    return /^HTTP\/\d\.\d$/.test(version)
-      ? refuse("http_version_not_supported", `${version} is not supported on this listener`)
-      : refuse("bad_request", "Malformed HTTP version");
+    if (!/^HTTP\/\d\.\d$/.test(version)) return refuse("bad_request", "Malformed HTTP version");
+    // A later 1.x is read as 1.1, the highest minor this server conforms to (RFC 9110 §2.5).
+    if (version.charCodeAt(5) !== 49 /* 1 */) {
+      return refuse("http_version_not_supported", `${version} is not supported on this listener`);
+    }
   }
   if (target === "" || INVALID_TARGET.test(target)) {
     return refuse("bad_request", "Malformed request target");
