@@ -105,7 +105,7 @@ export class RequestContext {
     this.upstreamPath = path + query;
     this.body = incoming.body;
     const cl = this.headers.get("content-length");
-    this.bodyLength = cl !== null && /^\d+$/.test(cl) ? Number(cl) : null;
+    this.bodyLength = cl === null ? null : declaredLength(cl);
   }
 
   /** The web Request (built on first use by the gateway's own HTTP/1.1 server). */
@@ -134,4 +134,20 @@ export class RequestContext {
     this.errorCode = code;
     return errorResponse(code, this.requestId, details);
   }
+}
+
+const LENGTH = /^\d+$/;
+const LENGTH_LIST = /^\d+(?:[ \t]*,[ \t]*\d+)*$/;
+
+/**
+ * The body length a Content-Length value declares, or null. The listeners
+ * accept a field repeated with one value (`5000, 5000`, or two lines, which
+ * read joined): that is still a declared length, to be held to the limit
+ * before the body is read.
+ */
+function declaredLength(value: string): number | null {
+  if (LENGTH.test(value)) return Number(value);
+  if (!LENGTH_LIST.test(value)) return null;
+  const items = value.split(",").map((v) => v.trim());
+  return items.every((v) => v === items[0]) ? Number(items[0]) : null;
 }

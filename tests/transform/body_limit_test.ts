@@ -2,6 +2,7 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { parseResponse, readUntilClose } from "../helpers/raw.ts";
 
 /** An upstream that reads whole bodies and records their sizes, or "failed" when a body broke. */
 function bodyRecorder() {
@@ -100,5 +101,25 @@ Deno.test("limits: a chunked upload is cut with 413 once it passes the limit", a
     // The upstream saw the exchange break, never a complete (truncated) body.
     for (let i = 0; i < 50 && bodies.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assertEquals(bodies.filter((b) => b !== "failed"), []);
+  });
+});
+
+Deno.test("limits: a Content-Length over the limit sent as a list or twice is refused before the upstream is contacted", async () => {
+  await withLimits(async (g, bodies) => {
+    const u = new URL(g.url());
+    const heads = [
+      ["Content-Length: 5000, 5000"],
+      ["Content-Length: 5000", "Content-Length: 5000"],
+    ];
+    for (const lengths of heads) {
+      const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+      // The head and a part of the body only: the rest would never come.
+      const head = ["POST /small HTTP/1.1", `Host: ${u.host}`, ...lengths, "", "x".repeat(50)];
+      await conn.write(new TextEncoder().encode(head.join("\r\n")));
+      const res = parseResponse((await readUntilClose(conn, 2000)).text);
+      assertEquals(res.status, 413, lengths.join(" | "));
+      assertEquals(res.headers.get("connection"), "close");
+    }
+    assertEquals(bodies.length, 0);
   });
 });
