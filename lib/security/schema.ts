@@ -80,7 +80,8 @@ export const wafRuleSchema = z.strictObject({
     description: "Header name -> matcher; every listed header must match",
   }),
   body: valueMatcherSchema.optional().meta({
-    description: "The first `body_bytes` of the body as text (form bodies percent-decoded)",
+    description:
+      "The first `body_bytes` of the body as text (form bodies percent-decoded, JSON string escapes decoded)",
   }),
 }).superRefine((r, ctx) => {
   if (!r.methods && !r.path && !r.query && !r.headers && !r.body) {

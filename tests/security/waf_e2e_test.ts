@@ -141,3 +141,37 @@ routes:
   }
   assertOk(false, "the config was accepted");
 });
+
+Deno.test("built-in rules read a JSON body's strings, not its escapes: an ellipsis before \\n or \\\" passes, escaped attacks do not", async () => {
+  await withRig(config, async ({ g, up }) => {
+    const json = { "content-type": "application/json" };
+    const allowed = [
+      JSON.stringify({ text: "Loading...\nPlease wait" }),
+      JSON.stringify({ msg: 'He said "wait..."', tabs: "a...\tb" }),
+      JSON.stringify({ path: "docs/intro", note: "see C:\\Users\\me\\notes" }),
+    ];
+    for (const body of allowed) {
+      const res = await fetch(`${g.url()}/guarded/messages`, {
+        method: "POST",
+        headers: json,
+        body,
+      });
+      assertEquals(res.status, 200, body);
+      await res.body?.cancel();
+    }
+    const blocked = [
+      JSON.stringify({ file: "..\\..\\windows\\win.ini" }),
+      '{"comment":"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}',
+      '{"next":"..\\/..\\/etc\\/passwd"}',
+    ];
+    for (const body of blocked) {
+      const res = await fetch(`${g.url()}/guarded/messages`, {
+        method: "POST",
+        headers: json,
+        body,
+      });
+      await assertError(res, 403, "request_blocked");
+    }
+    assertEquals(up.received.length, allowed.length);
+  });
+});

@@ -7,7 +7,7 @@ import {
   loadLinearRegex,
 } from "../../lib/security/waf/linear_regex.ts";
 import { compileValueMatcher } from "../../lib/security/waf/matcher.ts";
-import { decodeForInspection } from "../../lib/security/waf/decode.ts";
+import { decodeForInspection, decodeJsonEscapes } from "../../lib/security/waf/decode.ts";
 
 await loadLinearRegex();
 const compiled = BUILTIN_RULES.map((r) => ({ id: r.id, re: compileLinearRegex(r.pattern, true) }));
@@ -110,4 +110,11 @@ Deno.test("decodeForInspection() decodes once, tolerates malformed escapes", () 
   assertEquals(decodeForInspection("a+b", false), "a+b");
   assertEquals(decodeForInspection("%3Cscript%3E%zz", false), "<script>%zz");
   assertEquals(decodeForInspection("%252e", false), "%2e");
+});
+
+Deno.test("decodeJsonEscapes() decodes JSON string escapes once, keeps malformed ones", () => {
+  assertEquals(decodeJsonEscapes(String.raw`wait...\n\"x\"`), 'wait...\n"x"');
+  assertEquals(decodeJsonEscapes(String.raw`..\\..\\win.ini`), String.raw`..\..\win.ini`);
+  assertEquals(decodeJsonEscapes(String.raw`\u003cscript\u003E \/`), "<script> /");
+  assertEquals(decodeJsonEscapes(String.raw`\\n \x \u12`), String.raw`\n \x \u12`);
 });

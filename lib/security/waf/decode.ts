@@ -12,3 +12,29 @@ export function decodeForInspection(s: string, plusAsSpace: boolean): string {
     return text.replace(ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
   }
 }
+
+const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
+const JSON_SIMPLE: Record<string, string> = {
+  '"': '"',
+  "\\": "\\",
+  "/": "/",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+};
+
+/**
+ * Decodes the escapes of JSON strings (`\n`, `\"`, `\\`, `\u003c`): in JSON a
+ * backslash starts an escape, so `wait...\n` is an ellipsis and a newline, not
+ * `..\`; and `\u003cscript` is `<script`. Malformed escapes are kept as sent.
+ */
+export function decodeJsonEscapes(s: string): string {
+  if (!s.includes("\\")) return s;
+  return s.replace(
+    JSON_ESCAPE,
+    (_, hex: string | undefined, c: string | undefined) =>
+      hex !== undefined ? String.fromCharCode(parseInt(hex, 16)) : JSON_SIMPLE[c!]!,
+  );
+}

@@ -12,7 +12,7 @@ import type { WafConfig, WafRuleConfig } from "../schema.ts";
 import { BUILTIN_CATEGORIES, BUILTIN_HEADERS, BUILTIN_RULES, type BuiltinRule } from "./builtin.ts";
 import { compileLinearRegex, type LinearRegex, loadLinearRegex } from "./linear_regex.ts";
 import { compileValueMatcher, type ValueTest } from "./matcher.ts";
-import { decodeForInspection } from "./decode.ts";
+import { decodeForInspection, decodeJsonEscapes } from "./decode.ts";
 import { peekBody } from "./body_prefix.ts";
 
 type Action = "block" | "log";
@@ -167,7 +167,14 @@ function builtinHit(b: CompiledBuiltin, view: Inspection): string | null {
 function bodyText(ctx: RequestContext, prefix: Uint8Array): string {
   const text = utf8.decode(prefix);
   const type = ctx.headers.get("content-type");
-  return type !== null && type.toLowerCase().startsWith("application/x-www-form-urlencoded")
-    ? decodeForInspection(text, true)
-    : text;
+  if (type === null) return text;
+  const media = mediaType(type);
+  if (media === "application/x-www-form-urlencoded") return decodeForInspection(text, true);
+  return media === "application/json" || media.endsWith("+json") ? decodeJsonEscapes(text) : text;
+}
+
+/** `application/json; charset=utf-8` is `application/json`. */
+function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(";");
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }
