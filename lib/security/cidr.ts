@@ -122,8 +122,26 @@ export function parseCidr(text: string): Cidr | null {
   return { text, base: mask(ip, bits), bits };
 }
 
-export function isValidCidr(text: string): boolean {
-  return parseCidr(text) !== null;
+/**
+ * Why a block cannot stand in the config, or null. Bits set past the prefix
+ * (`10.0.0.1/8`) are refused rather than masked: it reads as one address but
+ * would stand for 16 million.
+ */
+export function cidrError(text: string): string | null {
+  const c = parseCidr(text);
+  if (c === null) return "expected an IP address or CIDR block such as 10.0.0.0/8 or 2001:db8::/32";
+  const slash = text.indexOf("/");
+  if (slash < 0 || sameIp(parseIp(text.slice(0, slash))!, c.base)) return null;
+  const address = text.slice(0, slash).trim();
+  const base = formatIp(c.base);
+  const block = isV4(c.base) && address.includes(":") ? `::ffff:${base}` : base;
+  return `${text} has address bits set past its prefix: write ${block}${
+    text.slice(slash)
+  } for the block, or ${address} for the one address`;
+}
+
+function sameIp(a: Ip, b: Ip): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }
 
 function mask(ip: Ip, bits: number): Ip {

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { headerName, httpMethod, positiveInt } from "../config/common.ts";
-import { isValidCidr } from "./cidr.ts";
+import { cidrError } from "./cidr.ts";
 import { linearRegexError } from "./waf/linear_regex.ts";
 import { BUILTIN_CATEGORIES } from "./waf/builtin.ts";
 
-export const cidr = z.string().refine(isValidCidr, {
-  error: "expected an IP address or CIDR block such as 10.0.0.0/8 or 2001:db8::/32",
+export const cidr = z.string().superRefine((s, ctx) => {
+  const error = cidrError(s);
+  if (error !== null) ctx.addIssue({ code: "custom", message: error });
 });
 
 export const ipRulesSchema = z.strictObject({

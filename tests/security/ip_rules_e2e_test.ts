@@ -3,7 +3,8 @@
  * upstream's own record shows that refused requests never reached it and which
  * forwarded-for chain it was given.
  */
-import { assertEquals, assertError } from "../helpers/assert.ts";
+import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { receivedPaths, withRig } from "./_setup.ts";
 
 const routes = (u: string, security = "") => `
@@ -145,4 +146,55 @@ routes:
       "::1",
     ]);
   }, { listeners });
+});
+
+Deno.test("a block with address bits past its prefix (10.0.0.1/8) is a positioned config error", async () => {
+  const cases: [string, RegExp][] = [
+    [
+      "trusted_proxies: [10.0.0.1/8]",
+      /security\.trusted_proxies\[0\]: 10\.0\.0\.1\/8 .*10\.0\.0\.0\/8/,
+    ],
+    ['ip: { deny: [10.0.0.0/8, "2001:db8::1/32"] }', /security\.ip\.deny\[1\]: .*2001:db8::\/32/],
+    [
+      'ip: { allow: ["::ffff:10.1.2.3/104"] }',
+      /security\.ip\.allow\[0\]: .*::ffff:10\.0\.0\.0\/104/,
+    ],
+  ];
+  for (const [security, message] of cases) {
+    const yaml = baseConfig(`
+upstreams:
+  app: { targets: [ { url: "http://127.0.0.1:9" } ] }
+security: { ${security} }
+routes:
+  - { name: r, match: { path: / }, upstream: app }
+`);
+    const error = await startGateway(yaml).then(
+      async (g) => {
+        await g.close();
+        return null;
+      },
+      (e: Error) => e.message,
+    );
+    assertOk(error !== null, `${security} was accepted`);
+    assertMatch(error!, message);
+  }
+});
+
+Deno.test("/0, /32 and /128 blocks: every IPv4 address, one address", async () => {
+  const body = (u: string) => `
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - { name: all4, match: { path: /all4 }, upstream: app, ip: { deny: [0.0.0.0/0] } }
+  - { name: one, match: { path: /one }, upstream: app, ip: { allow: [127.0.0.1/32, "::1/128"] } }
+  - { name: other, match: { path: /other }, upstream: app, ip: { allow: [127.0.0.2/32] } }
+`;
+  await withRig(body, async ({ g, up }) => {
+    for (const [path, status] of [["/all4", 403], ["/one", 200], ["/other", 403]]) {
+      const res = await fetch(`${g.url()}${path}`);
+      assertEquals(res.status, status, path as string);
+      await res.body?.cancel();
+    }
+    assertEquals(receivedPaths(up), ["/one"]);
+  });
 });
