@@ -84,11 +84,10 @@ function enforce(
       else if (refused < 0 || v.retryAfterMs > verdicts[refused]!.retryAfterMs) refused = i;
       continue;
     }
+    // A shadow limit only observes: its queue slot is counted, the request is not held.
+    if (limit.shadow) continue;
     if (v.delayMs > delayMs) delayMs = v.delayMs;
-    if (
-      !limit.shadow && limit.headers !== "none" &&
-      (reported < 0 || tighter(v, verdicts[reported]!))
-    ) reported = i;
+    if (limit.headers !== "none" && (reported < 0 || tighter(v, verdicts[reported]!))) reported = i;
   }
   if (refused >= 0) {
     ctx.rateLimit = "limited";

@@ -237,6 +237,23 @@ Deno.test("a shadow limit observes without refusing", async () => {
   );
 });
 
+Deno.test("a shadow shaping limit does not hold requests back", async () => {
+  // Enforced, the second request would wait its slot: 10 s at 1 per 10s (the clock stands still).
+  await withGateway(
+    routeR(`rate_limit: { algorithm: leaky_bucket, mode: shape, rate: 1, per: 10s, shadow: true }`),
+    async (g, up) => {
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const res = await fetch(`${g.url()}/r`, { signal: AbortSignal.timeout(5000) });
+        await res.body?.cancel();
+        assertEquals(res.status, 200);
+        assertOk(performance.now() - t0 < 2000, `request ${i} held ${performance.now() - t0} ms`);
+      }
+      assertEquals(up.received.length, 3);
+    },
+  );
+});
+
 Deno.test("headers: none keeps admitted responses clean but not refusals", async () => {
   await withGateway(
     routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, headers: none }`),
