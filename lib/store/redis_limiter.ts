@@ -101,6 +101,10 @@ export class RedisLimiterStore implements LimiterStore {
         cause: e,
       });
       for (const d of batch) d.reject(error);
+      // What queued meanwhile would go down the same connection, behind the call that
+      // failed: sent, it waits out a timeout of its own, and under load the queue outgrows
+      // what the calls in flight can carry, so the waits grow without bound.
+      for (const d of this.queue.splice(0)) d.reject(error);
     }).finally(() => {
       this.inFlight--;
       while (this.queue.length > 0 && this.inFlight < MAX_CALLS_IN_FLIGHT) this.send();

@@ -7,6 +7,10 @@ export interface TestRedis {
   /** Stops the server (to test outages); `start()` brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as a stalled Redis. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -41,6 +45,15 @@ export async function startRedis(): Promise<TestRedis> {
     c.kill("SIGKILL");
     await c.status;
   };
+  const signal = (s: Deno.Signal) => (child as Deno.ChildProcess | null)?.kill(s);
   await start();
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start, close: stop };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    start,
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+    close: stop,
+  };
 }

@@ -82,7 +82,10 @@ async function withRedisStore(
     command: (...args: string[]) => Promise<unknown>;
     stop(): Promise<void>;
     start(): Promise<void>;
+    pause(): void;
+    resume(): void;
   }) => Promise<void>,
+  timeoutMs = 5000,
 ) {
   const redis = await startRedis();
   await loadRedisClient();
@@ -90,7 +93,7 @@ async function withRedisStore(
   try {
     // A generous command timeout: 300 ms failed decisions on a stalled machine. A stopped
     // Redis still fails at once (a closed connection, no offline queue), not after this.
-    const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: 5000 });
+    const config = redisSchema.parse({ url: redis.url, prefix: "t:", timeout_ms: timeoutMs });
     const client = connections.get(config);
     assertOk(await whenReady(client, 2000));
     const store = new RedisLimiterStore(client, config, connections);
@@ -99,6 +102,8 @@ async function withRedisStore(
       command: (name, ...args) => client.call(name, ...args),
       stop: redis.stop,
       start: redis.start,
+      pause: redis.pause,
+      resume: redis.resume,
     });
   } finally {
     connections.closeAll();
@@ -225,4 +230,41 @@ Deno.test("redis store fails fast while Redis is down and recovers when it retur
       }
     }
   });
+});
+
+Deno.test("redis store: a stalled Redis fails queued decisions within timeout_ms too", async () => {
+  const timeoutMs = 300;
+  await withRedisStore(async (store, { pause, resume }) => {
+    const l = limit("stall", perSecond(5));
+    assertOk((await store.decide([l], ["k"], 0))[0]!.allowed);
+    pause();
+    try {
+      // Far more decisions than the calls in flight carry: most of them queue behind those.
+      const t0 = performance.now();
+      const waits = await Promise.all(
+        Array.from({ length: 10_000 }, () =>
+          store.decide([l], ["k"], 0).then(
+            () => -1,
+            (e) => e instanceof StoreUnavailableError ? performance.now() - t0 : -2,
+          )),
+      );
+      assertEquals(waits.filter((w) => w < 0).length, 0, "every decision failed as unavailable");
+      const longest = Math.max(...waits);
+      // Before: batch after batch went to the stalled Redis, each waiting its own timeout (3 s).
+      assertOk(longest < 2.5 * timeoutMs, `a decision waited ${Math.round(longest)} ms`);
+    } finally {
+      resume();
+    }
+    // Redis answers again: so do the decisions.
+    const back = performance.now();
+    for (;;) {
+      try {
+        assertEquals((await store.decide([l], ["k"], 0)).length, 1);
+        break;
+      } catch {
+        assertOk(performance.now() - back < 5000, "not back within 5 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }, timeoutMs);
 });
