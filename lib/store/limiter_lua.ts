@@ -43,19 +43,23 @@ for d = 1, decisions do
 
     if kind == 'sl' then
       local per, limit = p1, p2
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
-      local live = redis.call('ZCARD', key)
+      -- Expired entries go only with an admission (below), as in the TypeScript log: a
+      -- clock that steps back finds the ones a refusal left.
+      local since = '(' .. string.format('%.17g', now - per)
+      local live = redis.call('ZCOUNT', key, since, '+inf')
       ok = live + cost <= limit
       local count = live
+      -- After a clock step back the newest entry is ahead of now: the log lives until it expires.
+      local newest = now
+      if live > 0 then newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]) end
       if ok then
         count = live + cost
-        reset = per
+        reset = math.max(newest, now) + per - now
       else
+        reset = newest + per - now
         local rank = live + cost - limit - 1
-        retry = tonumber(redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')[2]) + per - now
-        if live > 0 then
-          reset = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]) + per - now
-        end
+        local due = redis.call('ZRANGEBYSCORE', key, since, '+inf', 'WITHSCORES', 'LIMIT', rank, 1)
+        retry = tonumber(due[2]) + per - now
       end
       remaining = math.max(0, limit - count)
 
@@ -71,10 +75,11 @@ for d = 1, decisions do
           units = math.min(capacity, u + math.max(0, now - t) * rate)
         end
         local needed = cost * per
+        local ahead = at - now
         ok = units >= needed
-        if ok then units = units - needed else retry = math.ceil((needed - units) / rate) end
+        if ok then units = units - needed else retry = ahead + math.ceil((needed - units) / rate) end
         remaining = math.floor(units / per)
-        reset = math.ceil((capacity - units) / rate)
+        reset = ahead + math.ceil((capacity - units) / rate)
         state = struct.pack('dd', units, at)
 
       elseif kind == 'lp' or kind == 'ls' then
@@ -87,11 +92,16 @@ for d = 1, decisions do
           level = math.max(0, l - math.max(0, now - t) * rate)
         end
         local poured = cost * per
+        local ahead = at - now
         ok = level + poured <= full
-        if ok and kind == 'ls' then delay = math.ceil(at - now + level / rate) end
-        if ok then level = level + poured else retry = math.ceil((level + poured - full) / rate) end
+        if ok and kind == 'ls' then delay = math.ceil(ahead + level / rate) end
+        if ok then
+          level = level + poured
+        else
+          retry = ahead + math.ceil((level + poured - full) / rate)
+        end
         remaining = math.max(0, math.floor((full - level) / per))
-        reset = math.ceil(level / rate)
+        reset = ahead + math.ceil(level / rate)
         state = struct.pack('dd', level, at)
 
       elseif kind == 'fw' then
@@ -122,8 +132,8 @@ for d = 1, decisions do
             prev = c
           end
         end
-        local elapsed = math.max(0, now - start)
-        local carried = prev * (per - elapsed)
+        local elapsed = now - start
+        local carried = prev * (per - math.max(0, elapsed))
         ok = carried + (curr + cost) * per <= limit * per
         if ok then
           curr = curr + cost
@@ -162,10 +172,11 @@ for d = 1, decisions do
         local key = KEYS[k + i]
         if state == false then
           local cost, per = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3])
+          redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
           for j = 1, cost do
             redis.call('ZADD', key, now, nonce .. ':' .. d .. ':' .. i .. ':' .. j)
           end
-          redis.call('PEXPIRE', key, per)
+          redis.call('PEXPIRE', key, ttls[i])
         elseif ttls[i] > 0 then
           redis.call('SET', key, state, 'PX', ttls[i])
         else

@@ -195,3 +195,45 @@ Deno.test("every algorithm: retry-after is exact and state is empty after reset"
     assertOk(refusals > 40, `${JSON.stringify(spec)}: only ${refusals} refusals`);
   }
 });
+
+Deno.test("every algorithm: a clock that steps back keeps retry-after exact and the state until reset", () => {
+  for (const spec of SPECS) {
+    const alg = compileAlgorithm(spec);
+    const rnd = random(11);
+    let state: unknown;
+    let t = 1_000_000;
+    for (let i = 0; i < 400; i++) {
+      // Now and then the clock steps back (an NTP step, a peer behind us), by up to 60 ms.
+      t += rnd() < 0.25 ? -Math.floor(rnd() * 60) : Math.floor(rnd() * 120);
+      const cost = 1 + Math.floor(rnd() * 2);
+      const s = alg.step(state, t, cost);
+      const label = `${JSON.stringify(spec)} at ${t} cost ${cost}`;
+      if (!s.allowed) {
+        assertEquals(alg.step(state, t + s.retryAfterMs, cost).allowed, true, label);
+        assertEquals(alg.step(state, t + s.retryAfterMs - 1, cost).allowed, false, label);
+        continue;
+      }
+      state = s.state;
+      // A store drops the state at reset: it must count for nothing by then, and not before.
+      const later = t + s.resetMs;
+      const fromState = alg.step(state, later, 1);
+      const fromEmpty = alg.step(undefined, later, 1);
+      assertEquals(
+        [fromState.allowed, fromState.remaining, fromState.delayMs],
+        [fromEmpty.allowed, fromEmpty.remaining, fromEmpty.delayMs],
+        label,
+      );
+    }
+  }
+});
+
+Deno.test("sliding_log after a clock step back still lets the oldest entries expire first", () => {
+  const alg = compileAlgorithm({ kind: "sliding_log", limit: 2, perMs: 1000 });
+  // Admitted at 10_000, then at 9_990 once the clock stepped back 10 ms.
+  const { state, verdicts } = run(alg, [10_000, 9_990]);
+  assertEquals(verdicts[1]!.resetMs, 1010, "the log is empty when the entry at 10 000 expires");
+  // At 10 995 the entry of 9 990 has expired, the one of 10 000 has not: one place is free.
+  const s = alg.step(state, 10_995, 1);
+  assertEquals([s.allowed, s.remaining, s.resetMs], [true, 0, 1000]);
+  assertEquals(alg.step(s.state, 10_995, 1).retryAfterMs, 5);
+});

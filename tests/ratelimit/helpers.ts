@@ -123,11 +123,12 @@ function slowed(spec: AlgorithmSpec): AlgorithmSpec {
  * and with a fresh memory store, and asserts the same verdicts: every spec of
  * SPECS alone, and beside `tight` so that atomic refusals happen. Limit ids get
  * `prefix`, so stores that outlive one call keep their states apart. Time runs
- * `VECTOR_TIME_SCALE` times slower than in the specs.
+ * `VECTOR_TIME_SCALE` times slower than in the specs. With `stepsBack`, the clock
+ * steps back by up to 40 (scaled) ms before a quarter of the decisions.
  */
 export async function assertMemoryStoreVerdicts(
   store: LimiterStore,
-  o: { tight: AlgorithmSpec; keys: number; seed: number },
+  o: { tight: AlgorithmSpec; keys: number; seed: number; stepsBack?: boolean },
 ): Promise<{ compared: number; refused: number }> {
   const memory = new MemoryLimiterStore();
   let compared = 0;
@@ -142,7 +143,8 @@ export async function assertMemoryStoreVerdicts(
       // Starts before a UTC midnight and crosses it (the calendar-day window's boundary).
       let t = Date.UTC(2026, 5, 1) - 3000 * VECTOR_TIME_SCALE;
       for (let i = 0; i < 150; i++) {
-        t += Math.floor(rnd() * 150) * VECTOR_TIME_SCALE;
+        const back = o.stepsBack === true && rnd() < 0.25;
+        t += (back ? -Math.floor(rnd() * 40) : Math.floor(rnd() * 150)) * VECTOR_TIME_SCALE;
         const key = `c${Math.floor(rnd() * o.keys)}`;
         const cost = rnd() < 0.2 ? 2 : 1;
         const costed = set.map((l) => ({ ...l, cost }));

@@ -127,6 +127,18 @@ Deno.test("redis store gives the verdicts of the TypeScript algorithms (same vec
   });
 });
 
+Deno.test("redis store gives the verdicts of the TypeScript algorithms when the clock steps back", async () => {
+  await withRedisStore(async (redisStore) => {
+    const { refused } = await assertMemoryStoreVerdicts(redisStore, {
+      tight: perSecond(3),
+      keys: 2,
+      seed: 5,
+      stepsBack: true,
+    });
+    assertOk(refused > 100, `only ${refused} refusals`);
+  });
+});
+
 /** Each algorithm at 10, then at 5 under the same id (a reload that lowers a limit keeps counts). */
 const LOWERED: [AlgorithmSpec, AlgorithmSpec][] = [
   [{ kind: "fixed_window", limit: 10, window: { every: 3_600_000 } }, {

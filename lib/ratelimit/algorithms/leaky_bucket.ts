@@ -46,16 +46,18 @@ export function leakyBucket(p: LeakyBucketParams): Algorithm<LeakyBucketState> {
       }
       const poured = cost * perMs;
       const allowed = level + poured <= full;
-      // A shaped request leaves when the water ahead of it has drained (counted from
-      // the state's time, which a peer with a clock ahead of ours may have set).
-      const delayMs = allowed && shaping ? Math.ceil(at - now + level / rate) : 0;
-      const retryAfterMs = allowed ? 0 : Math.ceil((level + poured - full) / rate);
+      // The bucket drains from the state's time, which a peer with a clock ahead of
+      // ours, or our own clock before it stepped back, may have set ahead of `now`.
+      const ahead = at - now;
+      // A shaped request leaves when the water ahead of it has drained.
+      const delayMs = allowed && shaping ? Math.ceil(ahead + level / rate) : 0;
+      const retryAfterMs = allowed ? 0 : ahead + Math.ceil((level + poured - full) / rate);
       if (allowed) level += poured;
       return {
         allowed,
         // A bucket made smaller by a reload can hold more than it now takes.
         remaining: Math.max(0, Math.floor((full - level) / perMs)),
-        resetMs: Math.ceil(level / rate),
+        resetMs: ahead + Math.ceil(level / rate),
         retryAfterMs,
         delayMs,
         state: { level, at },

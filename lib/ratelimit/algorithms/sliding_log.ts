@@ -24,9 +24,7 @@ export function slidingLog(limit: number, perMs: number): Algorithm<SlidingLogSt
       let times: readonly number[];
       let retryAfterMs = 0;
       if (allowed) {
-        const next = old.slice(first);
-        for (let i = 0; i < cost; i++) next.push(now);
-        times = next;
+        times = withAdmitted(old.slice(first), now, cost);
       } else {
         times = first === 0 ? old : old.slice(first);
         // The entry whose expiry frees enough room for `cost`.
@@ -44,4 +42,19 @@ export function slidingLog(limit: number, perMs: number): Algorithm<SlidingLogSt
       };
     },
   };
+}
+
+/**
+ * `times` with `cost` entries at `now`, kept in order: after a clock step back,
+ * `now` is older than the newest entries, and the log is read oldest first.
+ */
+function withAdmitted(times: number[], now: number, cost: number): number[] {
+  let at = times.length;
+  while (at > 0 && times[at - 1]! > now) at--;
+  if (at === times.length) {
+    for (let i = 0; i < cost; i++) times.push(now);
+  } else {
+    times.splice(at, 0, ...Array.from({ length: cost }, () => now));
+  }
+  return times;
 }

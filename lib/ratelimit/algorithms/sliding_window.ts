@@ -36,8 +36,9 @@ export function slidingWindow(limit: number, perMs: number): Algorithm<SlidingWi
           prev = state.curr;
         }
       }
-      const elapsed = Math.max(0, now - start);
-      const carried = prev * (perMs - elapsed);
+      // Negative in a window joined ahead of our clock: it has not begun for us yet.
+      const elapsed = now - start;
+      const carried = prev * (perMs - Math.max(0, elapsed));
       const allowed = carried + (curr + cost) * perMs <= limit * perMs;
       let retryAfterMs = 0;
       if (allowed) {

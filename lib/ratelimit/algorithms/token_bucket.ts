@@ -39,11 +39,13 @@ export function tokenBucket(p: TokenBucketParams): Algorithm<TokenBucketState> {
       const needed = cost * perMs;
       const allowed = units >= needed;
       if (allowed) units -= needed;
+      // Refill runs from the state's time, ahead of `now` after a clock step back.
+      const ahead = at - now;
       return {
         allowed,
         remaining: Math.floor(units / perMs),
-        resetMs: Math.ceil((capacity - units) / rate),
-        retryAfterMs: allowed ? 0 : Math.ceil((needed - units) / rate),
+        resetMs: ahead + Math.ceil((capacity - units) / rate),
+        retryAfterMs: allowed ? 0 : ahead + Math.ceil((needed - units) / rate),
         delayMs: 0,
         state: { units, at },
       };
