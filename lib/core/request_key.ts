@@ -19,10 +19,13 @@ export function compileRequestKey(spec: string): RequestKey {
   throw new Error(`Unknown request key: ${spec}`);
 }
 
-/** Several keys joined; null if any part is missing. */
-export function compileCompositeKey(specs: readonly string[]): RequestKey {
-  if (specs.length === 1) return compileRequestKey(specs[0]!);
-  const parts = specs.map(compileRequestKey);
+/** Several keys joined; null if any part is missing (`part` reads each, by default as above). */
+export function compileCompositeKey(
+  specs: readonly string[],
+  part: (spec: string) => RequestKey = compileRequestKey,
+): RequestKey {
+  if (specs.length === 1) return part(specs[0]!);
+  const parts = specs.map(part);
   return (ctx) => {
     let out = "";
     for (let i = 0; i < parts.length; i++) {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { RequestContext } from "../core/context.ts";
-import { compileCompositeKey } from "../core/request_key.ts";
+import { compileCompositeKey, compileRequestKey, type RequestKey } from "../core/request_key.ts";
 import type { StoredLimit } from "../store/limiter_store.ts";
 import { type Algorithm, compileAlgorithm } from "./algorithms/index.ts";
 import { capacityOf, DEFAULT_QUEUE, type QuotaConfig, type RateLimitConfig } from "./schema.ts";
@@ -95,7 +95,7 @@ const MAX_KEY_LENGTH = 128;
 
 export function compileLimitKey(specs: readonly string[]): (ctx: RequestContext) => string {
   if (specs.length === 1 && specs[0] === "ip") return (ctx) => ctx.clientIp;
-  const read = compileCompositeKey(specs);
+  const read = compileCompositeKey(specs, presentPart);
   const bounded = specs.some((s) => s.startsWith("header:"));
   return (ctx) => {
     const key = read(ctx);
@@ -106,6 +106,19 @@ export function compileLimitKey(specs: readonly string[]): (ctx: RequestContext)
     }
     // Keys of ours start with "~": a client-chosen value must not pose as one.
     return key.charCodeAt(0) === 126 ? `~${key}` : key;
+  };
+}
+
+/**
+ * A key part, with an empty header value as missing: every client that sends the
+ * header empty would otherwise share one counter, whatever its address.
+ */
+function presentPart(spec: string): RequestKey {
+  const read = compileRequestKey(spec);
+  if (!spec.startsWith("header:")) return read;
+  return (ctx) => {
+    const v = read(ctx);
+    return v === "" ? null : v;
   };
 }
 

@@ -18,7 +18,7 @@ const common = {
   key: oneOrMany(limitKey).optional().meta({
     description: "What is counted separately: consumer, ip, route, header:NAME, or a list " +
       "of them combined. Defaults to ip (consumer in plans). A request without the key " +
-      "(no consumer, no such header) is counted by its client IP",
+      "(no consumer, no such header or an empty one) is counted by its client IP",
   }),
   cost: positiveInt.default(1).meta({ description: "Units one request consumes" }),
   shadow: z.boolean().default(false).meta({

@@ -177,6 +177,36 @@ Deno.test("header keys count clients apart; a request without the header is coun
   );
 });
 
+Deno.test("an empty header key part is counted by IP, as a missing one", async () => {
+  await withGateway(
+    `  - name: r
+    match: { path: /r }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, key: "header:X-Tenant" }
+  - name: both
+    match: { path: /both }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, key: ["header:X-A", "header:X-B"] }
+`,
+    async (g) => {
+      // Two clients (addresses from the trusted proxy's header), each with an empty header:
+      // before, they shared one counter under the empty key, whatever their address.
+      const from = (ip: string, h: Record<string, string>) => ({ "x-forwarded-for": ip, ...h });
+      for (
+        const [path, empty] of [["/r", { "x-tenant": "" }], ["/both", {
+          "x-a": "",
+          "x-b": "",
+        }]] as const
+      ) {
+        assertEquals((await get(g, path, from("203.0.113.1", empty))).status, 200, path);
+        assertEquals((await get(g, path, from("203.0.113.2", empty))).status, 200, path);
+        assertEquals((await get(g, path, from("203.0.113.2", {}))).status, 429, path);
+      }
+    },
+    "security: { trusted_proxies: [127.0.0.1] }\n",
+  );
+});
+
 Deno.test("a monthly quota ends on the calendar boundary in UTC", async () => {
   await withGateway(
     routeR(`quota: { requests: 2, per: month, key: ip }`),
