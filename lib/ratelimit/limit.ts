@@ -36,7 +36,7 @@ export function compileRateLimit(c: RateLimitConfig, index: number, scope: Limit
     ? c.rate
     : c.limit;
   return {
-    id: `${c.id ?? `${scope.name}:${index}`}:${kind}:${c.per}`,
+    id: `${c.id ?? `${scope.name}:${index}`}:${kind}:${c.per}${unitScale(algorithm, c.per)}`,
     algorithm,
     cost: c.cost,
     shadow: c.shadow,
@@ -88,6 +88,20 @@ function algorithmOf(c: RateLimitConfig): Algorithm {
     case "sliding_log":
       return compileAlgorithm({ kind: "sliding_log", limit: c.limit, perMs: c.per });
   }
+}
+
+/**
+ * A bucket counts in units of 1/perMs token, with perMs scaled up for a
+ * fractional rate (whole_rate.ts: 10.5 per 1s counts in 1/10,000 of a token, 10
+ * per 1s in 1/1,000). A state in one scale read in another holds ten times the
+ * tokens or a tenth, so the scale is part of the id: a reload that changes it
+ * starts the bucket afresh, as a change of window does. Empty at scale 1, so
+ * whole rates keep the ids they always had.
+ */
+function unitScale(algorithm: Algorithm, perMs: number): string {
+  const spec = algorithm.spec;
+  if (spec.kind !== "token_bucket" && spec.kind !== "leaky_bucket") return "";
+  return spec.perMs === perMs ? "" : `:x${spec.perMs / perMs}`;
 }
 
 /** Longer keys (client-chosen header values) are hashed, so that none can bloat a store. */

@@ -378,3 +378,19 @@ Deno.test("config/examples/ratelimit.yaml starts a gateway", async () => {
     await g.close();
   }
 });
+
+Deno.test("a reload that changes a bucket's rate between whole and fractional starts it afresh", async () => {
+  const route = (rate: string) =>
+    routeR(`rate_limit: { algorithm: token_bucket, rate: ${rate}, per: 1s, burst: 20 }`);
+  await withGateway(route("10"), async (g) => {
+    for (let i = 0; i < 15; i++) assertEquals((await get(g, "/r")).status, 200);
+    // 5 tokens left, held as 5,000 units of 1/1,000 token. At 10.5 per 1s a unit is 1/10,000
+    // of a token: until 2026-12-07 the same state read as half a token, and refused.
+    const text = await Deno.readTextFile(g.file);
+    await Deno.writeTextFile(g.file, text.replace("rate: 10,", "rate: 10.5,"));
+    assertEquals((await g.gw.reload()).ok, true);
+    const after: number[] = [];
+    for (let i = 0; i < 21; i++) after.push((await get(g, "/r")).status);
+    assertEquals(after, [...new Array(20).fill(200), 429]);
+  });
+});
