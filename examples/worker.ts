@@ -243,6 +243,9 @@ export class Worker {
     }
     headers.set("idempotency-key", e.job);
     headers.set("x-job-id", e.job);
+    // fetch decodes gzip and br bodies but keeps Content-Encoding and Content-Length, unless
+    // asked for identity: the stored answer must be the bytes its headers describe.
+    headers.set("accept-encoding", "identity");
     const res = await fetch(base + e.path, {
       method: e.method,
       headers,

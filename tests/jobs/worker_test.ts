@@ -3,6 +3,8 @@
  * real redis-server, gateway and upstream: forwarding, results, reclaiming the
  * jobs of dead workers without redoing finished ones, giving up, draining.
  */
+import { Buffer } from "node:buffer";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { closedPort, startUpstream, type TestServer } from "../helpers/upstream.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -88,6 +90,55 @@ Deno.test("worker: forwards the queued request and stores the upstream's answer"
     routes:
       `  - { name: other, match: { path: /other }, upstream: other, async: { stream: orders } }\n`,
   });
+});
+
+/** An upstream that gzips its answer when the request accepts gzip (`always`: whatever it accepts). */
+function gzipping(always: boolean): TestServer {
+  return startUpstream((req) => {
+    const text = `{"answer":"${"42 ".repeat(50)}"}`;
+    if (!always && !/gzip/.test(req.headers.get("accept-encoding") ?? "")) {
+      return new Response(text, { headers: { "content-type": "application/json" } });
+    }
+    return new Response(new Uint8Array(gzipSync(Buffer.from(text))), {
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+    });
+  });
+}
+
+Deno.test("worker: a compressing upstream's answer is stored as sent, headers and body agreeing", async () => {
+  // fetch decoded gzip and br bodies on its own but kept Content-Encoding and Content-Length:
+  // the result said gzip (and the compressed length) over a plain body.
+  const text = `{"answer":"${"42 ".repeat(50)}"}`;
+  for (const always of [false, true]) {
+    await withJobs(gzipping(always), async ({ g, redis, up }) => {
+      const worker = await spawnWorker([
+        `--redis=${redis.url}`,
+        `--stream=${STREAM_KEY}`,
+        `--upstream=${up.url}`,
+        "--block-ms=200",
+      ]);
+      try {
+        const id = await submit(g, "/orders", {
+          body: "x",
+          headers: { "accept-encoding": "gzip, br" },
+        });
+        const { result } = await settled(g, id);
+        if (always) {
+          assertEquals(result.headers["content-encoding"], "gzip");
+          const raw = Buffer.from(result.body_base64, "base64");
+          assertEquals(result.headers["content-length"], String(raw.length));
+          assertEquals(gunzipSync(raw).toString(), text);
+        } else {
+          assertEquals(result.headers["content-encoding"], undefined);
+          assertEquals(result.body, text);
+        }
+        // The stored answer is read as JSON later, never by the client that sent the request.
+        assertEquals(up.received[0]?.headers.get("accept-encoding"), "identity");
+      } finally {
+        await worker.stop();
+      }
+    });
+  }
 });
 
 Deno.test("worker: reclaims a dead worker's jobs; one it finished before XACK is not run again", async () => {
