@@ -8,8 +8,8 @@ export const asyncSchema = z.strictObject({
       description: "Stream the jobs are appended to; its key is store.redis.prefix + stream",
     }),
   result_ttl: duration.prefault("1h").meta({
-    description: "How long a job and its result are kept (from creation, and again once done); " +
-      "also how long an Idempotency-Key is remembered",
+    description: "How long a job and its result are kept (from creation, again once started, " +
+      "and again once done); also how long an Idempotency-Key is remembered",
   }),
   max_body_bytes: positiveInt.default(1_048_576).meta({
     description: "Largest request body queued with a job; larger ones get 413",

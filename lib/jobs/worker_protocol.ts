@@ -4,7 +4,8 @@
  *
  * - `beginJob` runs before a worker calls the upstream. A job already done or
  *   failed (its worker finished, then died before XACK) is only acknowledged;
- *   a job past `maxAttempts` is failed; otherwise it is marked running.
+ *   a job past `maxAttempts` is failed; otherwise it is marked running, and
+ *   lives `result_ttl` again from then.
  * - `completeJob` writes the result and acknowledges the entry in one script,
  *   and only if no other worker completed the job first. A job is therefore
  *   completed at most once; XAUTOCLAIM makes it at least once.
@@ -97,6 +98,8 @@ if attempts >= tonumber(ARGV[5]) then
 end
 redis.call("HSET", KEYS[1], "state", "running", "worker", ARGV[3], "started_at", ARGV[4],
   "attempts", attempts + 1)
+-- A job started just before it would expire must outlive its upstream call.
+redis.call("PEXPIRE", KEYS[1], ARGV[6])
 return "run"
 `;
 

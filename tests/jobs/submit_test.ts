@@ -27,8 +27,9 @@ async function submit(
   g: TestGateway,
   body: string,
   headers: Record<string, string> = {},
+  path = "/orders",
 ): Promise<{ res: Response; id: string; json: Record<string, unknown> }> {
-  const res = await post(g, "/orders", body, headers);
+  const res = await post(g, path, body, headers);
   const json = await res.json();
   assertEquals(res.status, 202, JSON.stringify(json));
   return { res, id: json.job_id, json };
@@ -164,6 +165,29 @@ Deno.test("job status: unknown, malformed and expired ids are 404 job_not_found"
     // Only GET (and HEAD) exist at /jobs/{id}.
     const del = await fetch(`${g.url()}/jobs/${id}`, { method: "DELETE" });
     await assertError(del, 405, "method_not_allowed");
+  });
+});
+
+Deno.test("result_ttl: a job started before it expires keeps its result, however late it finishes", async () => {
+  // The hash's TTL ran from creation until completion: a job started near the end of
+  // result_ttl expired while its upstream call ran, the result was dropped (the completion
+  // found no job) and polling said 404, though the upstream had done the work.
+  await withJobs(startUpstream(), async ({ g, db }) => {
+    const { id } = await submit(g, "late", {}, "/brief");
+    const [entry] = await readAsConsumer(db, WORKER);
+    await new Promise((r) => setTimeout(r, 1200));
+    assertEquals(await beginJob(db, WORKER, entry!, Date.now(), 3), "run");
+    const ttl = await db.pttl(entry!.resultKey);
+    assertOk(ttl > 1500, `a started job lives result_ttl again, not ${ttl} ms`);
+    await new Promise((r) => setTimeout(r, 1200));
+    const result = { status: 200, headers: {}, body: new TextEncoder().encode("worth it") };
+    assertEquals(await completeJob(db, WORKER, entry!, Date.now(), result), true);
+    const done = await (await fetch(`${g.url()}/jobs/${id}`)).json();
+    assertEquals([done.status, done.result.body], ["done", "worth it"]);
+  }, {
+    routes: `  - { name: brief, match: { path: /brief }, upstream: orders,
+      async: { stream: orders, result_ttl: 2s } }
+`,
   });
 });
 
