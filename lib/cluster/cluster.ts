@@ -113,7 +113,7 @@ export class Cluster {
     const problem = loaded && sharedListenerProblem(loaded.config);
     const results = problem
       ? [{ ok: false, hash: null, errors: [`the running workers cannot take it: ${problem}`] }]
-      : await Promise.all(this.live().map((w) => w.reload(trigger)));
+      : await Promise.all(this.serving().map((w) => w.reload(trigger)));
     const ok = results.length > 0 && results.every((r) => r.ok);
     const errors = [...new Set(results.flatMap((r) => r.errors))];
     if (ok && loaded) {
@@ -179,6 +179,11 @@ export class Cluster {
     return this.workers.filter((w) => !w.dead);
   }
 
+  /** Workers with a gateway running: a restarting one has none to reload or ask yet. */
+  private serving(): WorkerHandle[] {
+    return this.workers.filter((w) => w.serving);
+  }
+
   private spawn(index: number): WorkerHandle {
     return new WorkerHandle(
       {
@@ -206,15 +211,27 @@ export class Cluster {
       });
     }
     this.o.logger.error("worker crashed; restarting", { worker: index, error, in_ms: delay });
-    setTimeout(() => {
-      if (this.draining) return;
-      const next = this.spawn(index);
-      this.workers[index] = next;
-      next.ready().then(
-        () => this.o.logger.info("worker restarted", { worker: index }),
-        (e) => this.o.logger.error("worker restart failed", { worker: index, error: String(e) }),
-      );
-    }, delay);
+    setTimeout(() => this.restart(index), delay);
+  }
+
+  /**
+   * A restart reads the config file, which may not load (an edit not reloaded yet): such a
+   * restart counts as another crash, so it is tried again, with the same backoff.
+   */
+  private restart(index: number): void {
+    if (this.draining) return;
+    const next = this.spawn(index);
+    this.workers[index] = next;
+    next.ready().then(
+      () => this.o.logger.info("worker restarted", { worker: index }),
+      (e) => {
+        // A crash while starting has already been reported by the handle.
+        if (next.dead) return;
+        this.o.logger.error("worker restart failed", { worker: index, error: String(e) });
+        next.terminate();
+        this.crashed(next, String(e));
+      },
+    );
   }
 
   /**
@@ -249,7 +266,7 @@ export class Cluster {
       const r = await this.reload("admin");
       return json(r, r.ok ? 200 : 422);
     }
-    return routeAdmin(req, this.live());
+    return routeAdmin(req, this.serving());
   }
 }
 

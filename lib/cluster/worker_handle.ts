@@ -29,6 +29,7 @@ export class WorkerHandle {
   private readonly stopped = Promise.withResolvers<void>();
   /** Set when the isolate died or was terminated; calls fail fast after that. */
   dead = false;
+  private hasStarted = false;
 
   constructor(
     readonly options: StartOptions,
@@ -45,6 +46,11 @@ export class WorkerHandle {
     };
     this.worker.onmessageerror = () => this.logger.error("unreadable message from worker");
     this.send({ type: "start", options });
+  }
+
+  /** The gateway in the worker has started and the isolate is alive. */
+  get serving(): boolean {
+    return this.hasStarted && !this.dead;
   }
 
   /** Resolves with the listener addresses once the gateway in the worker serves. */
@@ -130,6 +136,7 @@ export class WorkerHandle {
   private receive(msg: FromWorker): void {
     switch (msg.type) {
       case "started":
+        this.hasStarted = true;
         this.started.resolve(msg.addresses);
         return;
       case "failed":
