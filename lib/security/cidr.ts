@@ -1,7 +1,9 @@
 /**
  * IP addresses and CIDR blocks, IPv4 and IPv6. Addresses are held as four 32-bit
  * words (IPv4 as its IPv4-mapped IPv6 form, ::ffff:a.b.c.d), so one comparison
- * covers both families and a mapped address matches an IPv4 rule.
+ * covers both families and a mapped address matches an IPv4 rule. An IPv6
+ * block wider than the mapped range (`::/0`, `2000::/3`) holds no IPv4
+ * address: `deny: ["::/0"]` means every IPv6 client, as it does in nginx.
  */
 
 export type Ip = readonly [number, number, number, number];
@@ -104,6 +106,9 @@ export interface Cidr {
   readonly bits: number;
 }
 
+/** Prefixes shorter than this span more than the IPv4-mapped range ::ffff:0:0/96. */
+const MAPPED_BITS = 96;
+
 /** Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a /32 or /128). */
 export function parseCidr(text: string): Cidr | null {
   const slash = text.indexOf("/");
@@ -118,7 +123,7 @@ export function parseCidr(text: string): Cidr | null {
     len = Number(p);
     if (len > max) return null;
   }
-  const bits = v4 ? 96 + len : len;
+  const bits = v4 ? MAPPED_BITS + len : len;
   return { text, base: mask(ip, bits), bits };
 }
 
@@ -154,6 +159,8 @@ function mask(ip: Ip, bits: number): Ip {
 }
 
 export function cidrContains(c: Cidr, ip: Ip): boolean {
+  // An IPv4 address lies in such a block only through its mapped form, never meant by it.
+  if (c.bits < MAPPED_BITS && isV4(ip)) return false;
   for (let i = 0; i < 4; i++) {
     const b = Math.max(0, Math.min(32, c.bits - i * 32));
     if (b === 0) return true;

@@ -198,3 +198,24 @@ routes:
     assertEquals(receivedPaths(up), ["/one"]);
   });
 });
+
+Deno.test("an IPv6 block wider than the mapped range (::/0) holds no IPv4 client", async () => {
+  const body = (u: string) => `
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - { name: no6, match: { path: /no6 }, upstream: app, ip: { deny: ["::/0"] } }
+  - { name: only6, match: { path: /only6 }, upstream: app, ip: { allow: ["::/0"] } }
+  - { name: mapped, match: { path: /mapped }, upstream: app, ip: { allow: ["::ffff:127.0.0.0/104"] } }
+`;
+  await withRig(body, async ({ g, up }) => {
+    // Until 2026-12-07 ::/0 held every IPv4 address too (in its mapped form): "deny every
+    // IPv6 client" refused everyone.
+    for (const [path, status] of [["/no6", 200], ["/only6", 403], ["/mapped", 200]]) {
+      const res = await fetch(`${g.url()}${path}`);
+      assertEquals(res.status, status, path as string);
+      await res.body?.cancel();
+    }
+    assertEquals(receivedPaths(up), ["/no6", "/mapped"]);
+  });
+});
