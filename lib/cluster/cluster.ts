@@ -29,9 +29,18 @@ export interface ClusterOptions {
   workers: number;
   logLevel: Level;
   logger: Logger;
+  /** Waits before restarting a crashed worker, and how long serving makes it a first crash again. */
+  restarts?: RestartPolicy;
 }
 
-const RESTART_BACKOFF_MS = [250, 1_000, 5_000, 15_000];
+export interface RestartPolicy {
+  /** Before the first restart, the second, ...; the last repeats. */
+  backoffMs: readonly number[];
+  /** A worker that served this long before it crashed starts the backoff over. */
+  stableMs: number;
+}
+
+const RESTARTS: RestartPolicy = { backoffMs: [250, 1_000, 5_000, 15_000], stableMs: 60_000 };
 
 /** How long a key or revocation write waits for the workers to apply it before it answers. */
 const CREDENTIALS_APPLY_WAIT_MS = 5_000;
@@ -47,6 +56,8 @@ export class Cluster {
   private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
   private readonly restarts = new Map<number, number>();
+  /** The text of the config every worker serves: the one a restarted worker starts on. */
+  private configText: string;
   /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
   private readonly credentials = new CredentialOwner(
     () => Date.now(),
@@ -58,7 +69,8 @@ export class Cluster {
     for (const w of this.live()) w.tell({ type: "limiter-table", buffer });
   });
 
-  private constructor(private readonly o: ClusterOptions) {
+  private constructor(private readonly o: ClusterOptions, configText: string) {
+    this.configText = configText;
     this.admin = new AdminListenerSlot((at) =>
       startListener(
         { name: "admin", host: at.host, port: at.port, proxy_protocol: false },
@@ -71,10 +83,10 @@ export class Cluster {
 
   /** Starts every worker and the admin listener; throws `ConfigError` or `ClusterStartError`. */
   static async start(o: ClusterOptions): Promise<Cluster> {
-    const { config } = await loadConfigFile(o.configFile);
+    const { config, text } = await loadConfigFile(o.configFile);
     const problem = sharedListenerProblem(config);
     if (problem) throw new ClusterStartError([`${o.workers} workers need fixed ports: ${problem}`]);
-    const cluster = new Cluster(o);
+    const cluster = new Cluster(o, text);
     try {
       for (let i = 0; i < o.workers; i++) cluster.workers.push(cluster.spawn(i));
       const addresses = await Promise.all(cluster.workers.map((w) => w.ready()));
@@ -116,6 +128,10 @@ export class Cluster {
       : await Promise.all(this.serving().map((w) => w.reload(trigger)));
     const ok = results.length > 0 && results.every((r) => r.ok);
     const errors = [...new Set(results.flatMap((r) => r.errors))];
+    // What the workers took, if it is what this thread read: the file may change in between.
+    if (ok && loaded && results.every((r) => r.hash === loaded.hash)) {
+      this.configText = loaded.text;
+    }
     if (ok && loaded) {
       try {
         await this.applyConfig(loaded.config);
@@ -189,6 +205,7 @@ export class Cluster {
       {
         index,
         configFile: this.o.configFile,
+        configText: this.configText,
         logLevel: this.o.logLevel,
         credentials: this.credentials.snapshot(),
         limiterTable: this.limiter.table.buffer,
@@ -202,8 +219,11 @@ export class Cluster {
   private crashed(w: WorkerHandle, error: string): void {
     if (this.draining) return;
     const index = w.options.index;
+    // Crashes weeks apart are not "repeated": one that served a while starts the backoff over.
+    const policy = this.o.restarts ?? RESTARTS;
+    if (w.servedFor() >= policy.stableMs) this.restarts.delete(index);
     const n = this.restarts.get(index) ?? 0;
-    const delay = RESTART_BACKOFF_MS[Math.min(n, RESTART_BACKOFF_MS.length - 1)]!;
+    const delay = policy.backoffMs[Math.min(n, policy.backoffMs.length - 1)]!;
     this.restarts.set(index, n + 1);
     if (this.limiter.releaseIfHeldBy(index + 1)) {
       this.o.logger.warn("freed the rate-limit table's lock the crashed worker held", {

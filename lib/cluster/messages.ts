@@ -24,6 +24,8 @@ export interface WireResponse {
 export interface StartOptions {
   index: number;
   configFile: string;
+  /** The text of the config the cluster serves, which the worker starts on. */
+  configText: string;
   logLevel: Level;
   /** Keys and revocations as they are now (store.kind: memory); changes follow as messages. */
   credentials: CredentialSnapshot;

@@ -30,6 +30,7 @@ export class WorkerHandle {
   /** Set when the isolate died or was terminated; calls fail fast after that. */
   dead = false;
   private hasStarted = false;
+  private startedAt = 0;
 
   constructor(
     readonly options: StartOptions,
@@ -51,6 +52,11 @@ export class WorkerHandle {
   /** The gateway in the worker has started and the isolate is alive. */
   get serving(): boolean {
     return this.hasStarted && !this.dead;
+  }
+
+  /** How long the gateway in the worker has served (ms), 0 if it never started. */
+  servedFor(): number {
+    return this.hasStarted ? performance.now() - this.startedAt : 0;
   }
 
   /** Resolves with the listener addresses once the gateway in the worker serves. */
@@ -137,6 +143,7 @@ export class WorkerHandle {
     switch (msg.type) {
       case "started":
         this.hasStarted = true;
+        this.startedAt = performance.now();
         this.started.resolve(msg.addresses);
         return;
       case "failed":

@@ -36,6 +36,7 @@ async function start(o: StartOptions): Promise<void> {
   try {
     gateway = await Gateway.start({
       configFile: o.configFile,
+      configText: o.configText,
       logger,
       reusePort: true,
       adminListener: false,

@@ -18,6 +18,8 @@ export interface LoadedConfig {
   file: string;
   /** SHA-256 of the source text, for /metrics and /config. */
   hash: string;
+  /** The source text, as read. */
+  text: string;
   source: YamlSource;
 }
 
@@ -51,7 +53,7 @@ export async function parseConfig(
     issues.push(source.issue(s.path, s.message, s.key ? { key: true } : {}));
   }
   if (issues.length || !config) throw new ConfigError(sortIssues(issues));
-  return { config, file, hash: await sha256Hex(text), source };
+  return { config, file, hash: await sha256Hex(text), text, source };
 }
 
 /** Reads and validates a config file. Throws `ConfigError` (an unreadable file is one too). */

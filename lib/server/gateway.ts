@@ -2,7 +2,13 @@
  * The running gateway: loads the config, compiles the plan, opens the
  * listeners, reloads without dropping a request, and drains on shutdown.
  */
-import { type Env, loadConfigFile, type LoadedConfig, processEnv } from "../config/load.ts";
+import {
+  type Env,
+  loadConfigFile,
+  type LoadedConfig,
+  parseConfig,
+  processEnv,
+} from "../config/load.ts";
 import { ConfigError, formatIssue } from "../config/issues.ts";
 import type { ListenerConfig } from "./schema.ts";
 import type { GatewayConfig } from "../config/schema.ts";
@@ -44,6 +50,12 @@ import { dirname } from "node:path";
 
 export interface GatewayOptions {
   configFile: string;
+  /**
+   * The config's text to start on, instead of reading `configFile` (whose folder
+   * relative paths still resolve against): a restarted cluster worker starts on
+   * what the others serve, not on an edit of the file not reloaded yet.
+   */
+  configText?: string;
   env?: Env;
   clock?: Clock;
   logger?: Logger;
@@ -116,7 +128,10 @@ export class Gateway {
       upgrades: new OpenUpgrades(),
     };
     const gw = new Gateway(options, deps);
-    const loaded = await loadConfigFile(options.configFile, options.env ?? processEnv);
+    const env = options.env ?? processEnv;
+    const loaded = options.configText === undefined
+      ? await loadConfigFile(options.configFile, env)
+      : await parseConfig(options.configText, options.configFile, env);
     let plan: Plan;
     try {
       // The admin API answers (/healthz; /readyz says "starting") while the first plan builds.
