@@ -24,6 +24,7 @@ import type { ServeHandler, ServeInfo } from "./handler.ts";
 import { incomingOf, splitAbsolute, validAuthority } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
+import { subjectAltNamesOf } from "./cert_names.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
 import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
@@ -225,19 +226,9 @@ function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdi
 
 export function describeCertificate(pc: PeerCertificate): ClientCertificate {
   const cn = pc.subject?.CN as string | string[] | undefined;
-  const sans: ClientCertificate["sans"] = { uris: [], dns: [], emails: [] };
-  // `URI:spiffe://x/y, DNS:a.example, email:a@example`; values with commas come quoted.
-  const re = /(URI|DNS|email):("(?:[^"\\]|\\.)*"|[^,]*)/g;
-  for (const m of (pc.subjectaltname ?? "").matchAll(re)) {
-    const raw = m[2]!.trim();
-    const value = raw.startsWith('"') ? JSON.parse(raw) as string : raw;
-    if (m[1] === "URI") sans.uris.push(value);
-    else if (m[1] === "DNS") sans.dns.push(value);
-    else sans.emails.push(value);
-  }
   return {
     subjectCN: (Array.isArray(cn) ? cn[0] : cn) ?? null,
-    sans,
+    sans: subjectAltNamesOf(pc.raw),
     fingerprint256: pc.fingerprint256,
     validTo: pc.valid_to,
   };

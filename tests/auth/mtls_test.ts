@@ -306,3 +306,82 @@ async function drain(res: Response): Promise<Response> {
   await res.body?.cancel();
   return res;
 }
+
+// Names were read from node's `subjectaltname` text, where an email SAN or a directoryName
+// holding `, URI:...` reads as one more SAN: a certificate with no URI or DNS name came in as
+// the consumer such text named.
+Deno.test("mtls listeners: the identity is the certificate's own SAN entries, not text inside another name", async () => {
+  const pki = await makeTestPki();
+  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
+  const up = startUpstream();
+  const g = await startGateway(
+    `listeners:
+  - { name: m, host: 127.0.0.1, port: 0, tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  uri: { kind: mtls, consumer_from: san_uri, san_uri_prefix: "spiffe://example.org/" }
+  dns: { kind: mtls, consumer_from: san_dns }
+  email: { kind: mtls, consumer_from: san_email }
+consumers:
+  - { id: team-a, subjects: ["spiffe://example.org/team-a", "admin.internal"] }
+  - { id: mail, subjects: ["a@b.example, URI:spiffe://example.org/team-a, DNS:admin.internal"] }
+routes:
+  - { name: uri, match: { path: /uri }, upstream: up, auth: [uri] }
+  - { name: dns, match: { path: /dns }, upstream: up, auth: [dns] }
+  - { name: email, match: { path: /email }, upstream: up, auth: [email] }
+`,
+    {
+      files: {
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
+        "client_ca.crt": pki.ca.pem,
+      },
+    },
+  );
+  const leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+  const forged = [
+    await pki.issue(
+      "x",
+      `${leaf}subjectAltName=@alt\n[alt]\nemail.1 = "a@b.example, URI:spiffe://example.org/team-a, DNS:admin.internal"`,
+    ),
+    await pki.issue(
+      "x",
+      `${leaf}subjectAltName=dirName:dn\n[dn]\nCN = "URI:spiffe://example.org/team-a, DNS:admin.internal"`,
+    ),
+  ];
+  const genuine = await pki.issue(
+    "x",
+    `${leaf}subjectAltName=URI:spiffe://example.org/team-a,DNS:admin.internal`,
+  );
+  const call = async (cert: string, path: string) => {
+    const client = Deno.createHttpClient({ caCerts: [pem["ca.crt"]], cert, key: pki.key });
+    try {
+      const res = await fetch(`${g.url("m")}${path}`, { client });
+      return { status: res.status, body: await res.json() };
+    } finally {
+      client.close();
+    }
+  };
+  try {
+    for (const cert of forged) {
+      for (const path of ["/uri", "/dns"]) {
+        const res = await call(cert.pem, path);
+        assertEquals(res.status, 401, `${path}: ${JSON.stringify(res.body)}`);
+        assertEquals(res.body.error.code, "invalid_client_certificate");
+      }
+    }
+    // The email SAN is one name, commas and all.
+    const email = await call(forged[0]!.pem, "/email");
+    assertEquals(email.body.headers["x-consumer-id"], "mail");
+    for (const path of ["/uri", "/dns"]) {
+      const res = await call(genuine.pem, path);
+      assertEquals(res.body.headers["x-consumer-id"], "team-a", path);
+    }
+  } finally {
+    await g.close();
+    await up.close();
+    await pki.close();
+  }
+});
