@@ -34,6 +34,7 @@ import {
   startListener,
 } from "./listeners.ts";
 import { replaceListener, retire, SwapFailed } from "./listener_swap.ts";
+import { TlsFileError } from "./tls_files.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from "./proxy_protocol/listener.ts";
 import { AdminApi, json } from "./admin.ts";
@@ -292,8 +293,7 @@ export class Gateway {
       if (this.listeners.get(l.name)?.key !== key) changed.push({ index, config: l, key });
     }
     const opened: { name: string; entry: OpenListener; old: OpenListener | undefined }[] = [];
-    const failure = (index: number, e: unknown) =>
-      listenerError(plan.file, source, index, (e as Error)?.message ?? String(e));
+    const failure = (index: number, e: unknown) => listenerError(plan.file, source, index, e);
     // Ports not in use by this gateway first, then the swaps that let go of a port.
     const samePort = (x: { config: ListenerConfig }) =>
       this.listeners.get(x.config.name)?.running.port === x.config.port;
@@ -489,12 +489,15 @@ function listenerError(
   file: string,
   source: YamlSource | undefined,
   index: number,
-  message: string,
+  e: unknown,
 ): ConfigError {
-  const text = `cannot open listener: ${message}`;
+  const text = `cannot open listener: ${(e as Error)?.message ?? String(e)}`;
+  // A certificate or key that does not load is pointed at where the file is named.
+  const path = e instanceof TlsFileError
+    ? ["listeners", index, "tls", e.field]
+    : ["listeners", index];
   return new ConfigError([
-    source?.issue(["listeners", index], text) ??
-      { file, line: 0, col: 0, path: ["listeners", index], message: text },
+    source?.issue(path, text) ?? { file, line: 0, col: 0, path, message: text },
   ]);
 }
 

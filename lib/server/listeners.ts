@@ -12,6 +12,7 @@ import { incomingOf } from "./incoming.ts";
 import { dropUnreadBody } from "./lingering.ts";
 import { startMtlsListener } from "./mtls_listener.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
+import { readTlsFiles } from "./tls_files.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
 import { forRuntime } from "../core/parsed_response.ts";
@@ -78,10 +79,8 @@ export async function preflightListener(
     Deno.listen(at).close();
     return;
   }
-  const [cert, key] = await Promise.all(
-    [cfg.tls.cert, cfg.tls.key].map((f) => Deno.readTextFile(resolvePath(f))),
-  );
-  Deno.listenTls({ ...at, cert: cert!, key: key! }).close();
+  const { cert, key } = await readTlsFiles(cfg.tls, resolvePath);
+  Deno.listenTls({ ...at, cert, key }).close();
   if (cfg.tls.client_ca) {
     new ClientCertVerifier(await Deno.readTextFile(resolvePath(cfg.tls.client_ca)));
   }
@@ -117,12 +116,7 @@ export async function startListener(
   if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
     return startMtlsListener(cfg, handler, o, o.timeouts ?? (() => DEFAULT_TIMEOUTS));
   }
-  const tls = cfg.tls
-    ? {
-      cert: await Deno.readTextFile(o.resolvePath(cfg.tls.cert)),
-      key: await Deno.readTextFile(o.resolvePath(cfg.tls.key)),
-    }
-    : null;
+  const tls = cfg.tls ? await readTlsFiles(cfg.tls, o.resolvePath) : null;
   if (tls === null || !cfg.tls?.http2) {
     const server = new Http1Server({
       hostname: cfg.host,

@@ -25,6 +25,7 @@ import { incomingOf, splitAbsolute, validAuthority } from "./incoming.ts";
 import type { ListenerOptions, RunningListener } from "./listeners.ts";
 import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { subjectAltNamesOf } from "./cert_names.ts";
+import { readTlsFiles } from "./tls_files.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
 import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
@@ -44,9 +45,8 @@ export async function startMtlsListener(
   timeouts: () => ConnectionTimeouts,
 ): Promise<RunningListener> {
   const tls = cfg.tls!;
-  const [cert, key, ca] = await Promise.all([
-    Deno.readTextFile(o.resolvePath(tls.cert)),
-    Deno.readTextFile(o.resolvePath(tls.key)),
+  const [{ cert, key }, ca] = await Promise.all([
+    readTlsFiles(tls, o.resolvePath),
     tls.client_ca ? Deno.readTextFile(o.resolvePath(tls.client_ca)) : Promise.resolve(null),
   ]);
   // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.

@@ -58,7 +58,10 @@ Deno.test("reload: a TLS listener that cannot open keeps the old one; a certific
       await Deno.writeTextFile(g.file, config(listener("bad.crt"), up.url));
       const failed = await g.gw.reload();
       assertEquals(failed.ok, false);
-      assertMatch(failed.errors[0]!, /gateway\.yaml:1:\d+: listeners\[0\]: cannot open listener/);
+      assertMatch(
+        failed.errors[0]!,
+        /gateway\.yaml:1:\d+: listeners\[0\]\.tls\.cert: cannot open listener: tls\.cert bad\.crt holds no readable PEM certificate/,
+      );
       assertOk(await servesCert(port!, firstPem), "the listener was lost with the failed reload");
 
       // Back to the first file, renewed in place: the reload opens the listener again.

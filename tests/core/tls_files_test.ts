@@ -1,0 +1,84 @@
+/**
+ * A TLS listener's certificate and key are checked before it opens, the same
+ * on every kind of TLS listener: a key that is not the certificate's is a
+ * config error at the `tls.key` line, at start and on reload (where the
+ * listener serving keeps serving).
+ */
+import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { makeTestPki } from "../helpers/pki.ts";
+
+const FIXTURES = new URL("../auth/fixtures/", import.meta.url);
+const fixture = (name: string) => Deno.readTextFile(new URL(name, FIXTURES));
+
+/** The listeners `node:https` serves: mTLS, and a TLS 1.3 floor. */
+const NODE_LISTENERS = {
+  mtls: "{ cert: server.crt, key: KEY, client_ca: ca.crt, client_cert: optional }",
+  tls13: '{ cert: server.crt, key: KEY, min_version: "1.3" }',
+};
+
+function config(tls: string, upstream: string): string {
+  return `listeners:
+  - name: secure
+    host: 127.0.0.1
+    port: 0
+    tls: ${tls}
+admin: { host: 127.0.0.1, port: 0 }
+server: { drain_timeout_s: 2, config_watch: { enabled: false } }
+upstreams:
+  up: { targets: [ { url: "${upstream}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: up }
+`;
+}
+
+Deno.test("TLS files: a key that is not the certificate's is refused at start and on reload, on node:https listeners too", async (t) => {
+  const pki = await makeTestPki();
+  const up = startUpstream(() => new Response("ok"));
+  const ca = await fixture("ca.crt");
+  const files = {
+    "server.crt": await fixture("server.crt"),
+    "server.key": await fixture("server.key"),
+    "other.key": pki.key,
+    "ca.crt": ca,
+  };
+  const client = Deno.createHttpClient({ caCerts: [ca] });
+  try {
+    for (const [kind, tls] of Object.entries(NODE_LISTENERS)) {
+      await t.step(`${kind}: at start`, async () => {
+        const e = await startGateway(config(tls.replace("KEY", "other.key"), up.url), { files })
+          .then(async (g) => {
+            await g.close();
+            return "started";
+          }, String);
+        assertMatch(
+          e,
+          /gateway\.yaml:5:\d+: listeners\[0\]\.tls\.key: cannot open listener: tls\.key other\.key is not the private key of the certificate in tls\.cert server\.crt/,
+        );
+      });
+
+      await t.step(`${kind}: on reload, the listener serving keeps serving`, async () => {
+        const g = await startGateway(config(tls.replace("KEY", "server.key"), up.url), { files });
+        try {
+          const get = async () => {
+            const res = await fetch(`${g.url("secure")}/a`, { client });
+            return [res.status, await res.text()];
+          };
+          assertEquals(await get(), [200, "ok"]);
+          await Deno.writeTextFile(g.file, config(tls.replace("KEY", "other.key"), up.url));
+          const reload = await g.gw.reload();
+          assertEquals(reload.ok, false);
+          assertMatch(reload.errors[0]!, /listeners\[0\]\.tls\.key: .* is not the private key/);
+          assertEquals(await get(), [200, "ok"]);
+        } finally {
+          await g.close();
+        }
+      });
+    }
+  } finally {
+    client.close();
+    await up.close();
+    await pki.close();
+  }
+});
