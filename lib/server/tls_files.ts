@@ -3,7 +3,8 @@
  * opens: the same check for every kind of TLS listener, at start and on
  * reload. `node:https` (mTLS and TLS 1.3-only listeners) takes a key that is
  * not the certificate's and then fails every handshake, where `Deno.listenTls`
- * refuses to open; so the pair is checked here, with the file named.
+ * refuses to open; so the pair is checked here, with the file named. Neither
+ * refuses an expired certificate, which no client accepts.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import type { ListenerConfig } from "./schema.ts";
@@ -37,6 +38,14 @@ export async function readTlsFiles(
     throw new TlsFileError(
       "key",
       `tls.key ${tls.key} is not the private key of the certificate in tls.cert ${tls.cert}`,
+    );
+  }
+  // A stale renewal is refused, so that a reload keeps the listener serving a valid one.
+  const end = Date.parse(leaf.validTo);
+  if (Date.now() > end) {
+    throw new TlsFileError(
+      "cert",
+      `the certificate in tls.cert ${tls.cert} expired on ${new Date(end).toISOString()}`,
     );
   }
   return { cert, key };

@@ -82,3 +82,49 @@ Deno.test("TLS files: a key that is not the certificate's is refused at start an
     await pki.close();
   }
 });
+
+// Until 2026-12-07 it was served: a reload with an expired renewal "succeeded" and every
+// client's handshake failed from then on.
+Deno.test("TLS files: an expired certificate is refused at start and on reload, the listener serving kept", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const ca = await fixture("ca.crt");
+  const valid = { cert: await fixture("server.crt"), key: await fixture("server.key") };
+  const expired = { cert: await fixture("client_expired.crt"), key: await fixture("client.key") };
+  const tls = "{ cert: tls.crt, key: tls.key }";
+  const client = Deno.createHttpClient({ caCerts: [ca] });
+  try {
+    const refused = await startGateway(config(tls, up.url), {
+      files: { "tls.crt": expired.cert, "tls.key": expired.key },
+    }).then(async (g) => {
+      await g.close();
+      return "started";
+    }, String);
+    assertMatch(
+      refused,
+      /gateway\.yaml:5:\d+: listeners\[0\]\.tls\.cert: cannot open listener: the certificate in tls\.cert tls\.crt expired on 2020-01-02T00:00:00\.000Z/,
+    );
+
+    const g = await startGateway(config(tls, up.url), {
+      files: { "tls.crt": valid.cert, "tls.key": valid.key },
+    });
+    try {
+      const get = async () => {
+        const res = await fetch(`${g.url("secure")}/a`, { client });
+        return [res.status, await res.text()];
+      };
+      assertEquals(await get(), [200, "ok"]);
+      // Renewed in place with a stale pair, then a SIGHUP: the config text is the same.
+      await Deno.writeTextFile(`${g.dir}/tls.crt`, expired.cert);
+      await Deno.writeTextFile(`${g.dir}/tls.key`, expired.key);
+      const reload = await g.gw.reload();
+      assertEquals(reload.ok, false);
+      assertMatch(reload.errors[0]!, /listeners\[0\]\.tls\.cert: .* expired on /);
+      assertEquals(await get(), [200, "ok"]);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    client.close();
+    await up.close();
+  }
+});
