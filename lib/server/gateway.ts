@@ -312,8 +312,9 @@ export class Gateway {
           swapped = await replaceListener(
             old?.running ?? null,
             x.config.port,
-            () => this.openListener(x.config, plan),
-            () => this.openListener(old!.config, plan),
+            // A listener that serves keeps its certificate rather than take an expired one.
+            () => this.openListener(x.config, plan, old === undefined),
+            () => this.openListener(old!.config, plan, true),
             this.options.reusePort === true && old?.config.host === x.config.host,
           );
         } catch (e) {
@@ -362,8 +363,8 @@ export class Gateway {
         const back = await replaceListener(
           entry.running,
           old.config.port,
-          () => this.openListener(old.config, plan),
-          () => this.openListener(entry.config, plan),
+          () => this.openListener(old.config, plan, true),
+          () => this.openListener(entry.config, plan, true),
         );
         this.retire(back.drained);
         this.listeners.set(name, { ...old, running: back.running });
@@ -376,9 +377,18 @@ export class Gateway {
     }
   }
 
-  private openListener(l: ListenerConfig, plan: Plan): Promise<RunningListener> {
+  /** `serveExpired`: open with an expired certificate (logged) rather than refuse. */
+  private openListener(
+    l: ListenerConfig,
+    plan: Plan,
+    serveExpired: boolean,
+  ): Promise<RunningListener> {
     const info = { name: l.name, tls: !!l.tls };
+    const log = this.deps.logger;
     return startListener(l, createHandler(this.holder, info, this.deps), {
+      ...(serveExpired
+        ? { onExpiredCert: (message: string) => log.error(message, { listener: l.name }) }
+        : {}),
       refused: createRefusalRecorder(this.holder, info, this.deps),
       resolvePath: resolverFor(plan.file),
       ...(this.options.reusePort ? { reusePort: true } : {}),

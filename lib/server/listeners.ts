@@ -42,6 +42,14 @@ export interface ListenerOptions {
   timeouts?: () => ConnectionTimeouts;
   /** Answers (and records) requests a plain listener refuses before the handler. */
   refused?: (r: RefusedRequest) => Response;
+  /**
+   * Told of an expired certificate, which is then served. Without it such a
+   * certificate is refused: a reload that would swap a serving listener's
+   * valid certificate for a stale renewal keeps the valid one; a listener
+   * opening with nothing to keep (start) serves it, the error logged, since
+   * clients that do not check expiry still work and health checks still answer.
+   */
+  onExpiredCert?: (message: string) => void;
 }
 
 /**
@@ -116,7 +124,7 @@ export async function startListener(
   if (cfg.tls?.client_ca || cfg.tls?.min_version === "1.3") {
     return startMtlsListener(cfg, handler, o, o.timeouts ?? (() => DEFAULT_TIMEOUTS));
   }
-  const tls = cfg.tls ? await readTlsFiles(cfg.tls, o.resolvePath) : null;
+  const tls = cfg.tls ? await readTlsFiles(cfg.tls, o.resolvePath, o.onExpiredCert) : null;
   if (tls === null || !cfg.tls?.http2) {
     const server = new Http1Server({
       hostname: cfg.host,

@@ -46,7 +46,7 @@ export async function startMtlsListener(
 ): Promise<RunningListener> {
   const tls = cfg.tls!;
   const [{ cert, key }, ca] = await Promise.all([
-    readTlsFiles(tls, o.resolvePath),
+    readTlsFiles(tls, o.resolvePath, o.onExpiredCert),
     tls.client_ca ? Deno.readTextFile(o.resolvePath(tls.client_ca)) : Promise.resolve(null),
   ]);
   // Without client_ca this listener exists only for a TLS 1.3 floor: no client certificates.

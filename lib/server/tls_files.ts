@@ -23,10 +23,15 @@ export interface TlsFiles {
   readonly key: string;
 }
 
-/** The PEM texts of `tls.cert` and `tls.key`; throws `TlsFileError` unless they load and pair. */
+/**
+ * The PEM texts of `tls.cert` and `tls.key`; throws `TlsFileError` unless they
+ * load and pair. An expired certificate is refused too, unless `expired` is
+ * given: then it is told there and served (see ListenerOptions.onExpiredCert).
+ */
 export async function readTlsFiles(
   tls: TlsConfig,
   resolvePath: (p: string) => string,
+  expired?: (message: string) => void,
 ): Promise<TlsFiles> {
   const [cert, key] = await Promise.all([
     readTlsFile("cert", resolvePath(tls.cert)),
@@ -40,13 +45,13 @@ export async function readTlsFiles(
       `tls.key ${tls.key} is not the private key of the certificate in tls.cert ${tls.cert}`,
     );
   }
-  // A stale renewal is refused, so that a reload keeps the listener serving a valid one.
   const end = Date.parse(leaf.validTo);
   if (Date.now() > end) {
-    throw new TlsFileError(
-      "cert",
-      `the certificate in tls.cert ${tls.cert} expired on ${new Date(end).toISOString()}`,
-    );
+    const message = `the certificate in tls.cert ${tls.cert} expired on ${
+      new Date(end).toISOString()
+    }`;
+    if (expired === undefined) throw new TlsFileError("cert", message);
+    expired(message);
   }
   return { cert, key };
 }
