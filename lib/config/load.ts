@@ -35,8 +35,12 @@ export async function parseConfig(
   const source = new YamlSource(file, text);
   const syntax = source.syntaxIssues();
   if (syntax.length) throw new ConfigError(syntax);
+  const aliases = source.aliasIssues();
+  if (aliases.length) throw new ConfigError(aliases);
   const issues: ConfigIssue[] = interpolate(source, env);
-  const data = source.doc.toJS() ?? {};
+  // aliasIssues() bounds what aliases expand to; the parser's own bound counts
+  // uses of one anchor, and refused a config sharing a value with 100 routes.
+  const data = source.doc.toJS({ maxAliasCount: -1 }) ?? {};
   if (typeof data !== "object" || Array.isArray(data)) {
     throw new ConfigError([source.issue([], "expected a mapping at the top of the file")]);
   }

@@ -1,7 +1,10 @@
 /** A parsed YAML document that can answer "where in the file is this key path?". */
 import {
+  type Alias,
   type Document,
+  isAlias,
   isMap,
+  isNode,
   isPair,
   isScalar,
   isSeq,
@@ -41,6 +44,25 @@ export class YamlSource {
         message: `invalid YAML: ${e.message.split("\n")[0]}`,
       };
     });
+  }
+
+  /**
+   * Aliases that cannot be expanded into plain data: one inside the value it
+   * names (a cycle), or the one past which aliases would add more than
+   * `MAX_ALIAS_VALUES` values (a "billion laughs" file, refused before it is
+   * expanded). At most one issue: past it, sizes mean nothing.
+   */
+  aliasIssues(): ConfigIssue[] {
+    const expansion = new AliasExpansion();
+    expansion.size(this.doc.contents, []);
+    const found = expansion.problem;
+    if (!found) return [];
+    return [{
+      file: this.file,
+      ...this.lines.linePos(rangeStart(found.alias) ?? 0),
+      path: found.path,
+      message: found.message,
+    }];
   }
 
   /**
@@ -123,6 +145,62 @@ export class YamlSource {
       }
     };
     walk(this.doc.contents, []);
+  }
+}
+
+/** Far above what aliases add to a real config, far below an alias bomb. */
+export const MAX_ALIAS_VALUES = 100_000;
+
+/**
+ * Counts the values each node stands for once its aliases are expanded, in
+ * document order, so that an alias finds the size of its anchor already known
+ * (an alias names the last anchor before it) without following it again.
+ */
+class AliasExpansion {
+  problem: { alias: Alias; path: KeyPath; message: string } | null = null;
+  private readonly anchors = new Map<string, Node>();
+  private readonly sizes = new Map<Node, number>();
+  private added = 0;
+
+  size(node: unknown, path: KeyPath): number {
+    if (this.problem) return 0;
+    if (isAlias(node)) return this.aliasSize(node, path);
+    if (isNode(node) && node.anchor) this.anchors.set(node.anchor, node);
+    let n = 1;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        n += this.size(pair.key, path) + this.size(pair.value, [...path, keyText(pair.key)]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => n += this.size(item, [...path, i]));
+    }
+    if (isNode(node)) this.sizes.set(node, n);
+    return n;
+  }
+
+  private aliasSize(alias: Alias, path: KeyPath): number {
+    const target = this.anchors.get(alias.source);
+    if (target === undefined) return 1;
+    const size = this.sizes.get(target);
+    if (size === undefined) {
+      this.problem = {
+        alias,
+        path,
+        message: `alias *${alias.source} is inside the value it names: ` +
+          "expected an alias to a value that ends before it",
+      };
+      return 0;
+    }
+    this.added += size;
+    if (this.added > MAX_ALIAS_VALUES) {
+      this.problem = {
+        alias,
+        path,
+        message: `alias *${alias.source} expands the file past ${MAX_ALIAS_VALUES} values: ` +
+          "expected aliases that add fewer values (an alias bomb?)",
+      };
+    }
+    return size;
   }
 }
 
