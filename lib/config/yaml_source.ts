@@ -47,22 +47,20 @@ export class YamlSource {
   }
 
   /**
-   * Aliases that cannot be expanded into plain data: one inside the value it
-   * names (a cycle), or the one past which aliases would add more than
-   * `MAX_ALIAS_VALUES` values (a "billion laughs" file, refused before it is
-   * expanded). At most one issue: past it, sizes mean nothing.
+   * Aliases that cannot be expanded into plain data: one naming no anchor before
+   * it, one inside the value it names (a cycle), or the one past which aliases
+   * would add more than `MAX_ALIAS_VALUES` values (a "billion laughs" file,
+   * refused before it is expanded; past it, sizes mean nothing).
    */
   aliasIssues(): ConfigIssue[] {
     const expansion = new AliasExpansion();
     expansion.size(this.doc.contents, []);
-    const found = expansion.problem;
-    if (!found) return [];
-    return [{
+    return expansion.problems.map((p) => ({
       file: this.file,
-      ...this.lines.linePos(rangeStart(found.alias) ?? 0),
-      path: found.path,
-      message: found.message,
-    }];
+      ...this.lines.linePos(rangeStart(p.alias) ?? 0),
+      path: p.path,
+      message: p.message,
+    }));
   }
 
   /**
@@ -157,13 +155,14 @@ export const MAX_ALIAS_VALUES = 100_000;
  * (an alias names the last anchor before it) without following it again.
  */
 class AliasExpansion {
-  problem: { alias: Alias; path: KeyPath; message: string } | null = null;
+  readonly problems: { alias: Alias; path: KeyPath; message: string }[] = [];
+  private stopped = false;
   private readonly anchors = new Map<string, Node>();
   private readonly sizes = new Map<Node, number>();
   private added = 0;
 
   size(node: unknown, path: KeyPath): number {
-    if (this.problem) return 0;
+    if (this.stopped) return 0;
     if (isAlias(node)) return this.aliasSize(node, path);
     if (isNode(node) && node.anchor) this.anchors.set(node.anchor, node);
     let n = 1;
@@ -180,27 +179,40 @@ class AliasExpansion {
 
   private aliasSize(alias: Alias, path: KeyPath): number {
     const target = this.anchors.get(alias.source);
-    if (target === undefined) return 1;
-    const size = this.sizes.get(target);
-    if (size === undefined) {
-      this.problem = {
+    if (target === undefined) {
+      this.problems.push({
         alias,
         path,
-        message: `alias *${alias.source} is inside the value it names: ` +
+        message: `alias *${alias.source} names no anchor: ` +
+          `expected &${alias.source} on a value before it`,
+      });
+      return 1;
+    }
+    const size = this.sizes.get(target);
+    if (size === undefined) {
+      return this.stop(
+        alias,
+        path,
+        "is inside the value it names: " +
           "expected an alias to a value that ends before it",
-      };
-      return 0;
+      );
     }
     this.added += size;
     if (this.added > MAX_ALIAS_VALUES) {
-      this.problem = {
+      return this.stop(
         alias,
         path,
-        message: `alias *${alias.source} expands the file past ${MAX_ALIAS_VALUES} values: ` +
+        `expands the file past ${MAX_ALIAS_VALUES} values: ` +
           "expected aliases that add fewer values (an alias bomb?)",
-      };
+      );
     }
     return size;
+  }
+
+  private stop(alias: Alias, path: KeyPath, what: string): number {
+    this.problems.push({ alias, path, message: `alias *${alias.source} ${what}` });
+    this.stopped = true;
+    return 0;
   }
 }
 

@@ -61,3 +61,18 @@ Deno.test("aliases: an alias inside the value it names is refused", async () => 
     ],
   );
 });
+
+Deno.test("aliases: each alias naming no anchor before it is an error at its line", async () => {
+  assertEquals(
+    await configErrors(`listeners:
+  - *public
+${UPSTREAMS}routes:
+  - { name: users, match: { path: /users }, upstream: users, cors: *corss }
+  - { name: later, match: { path: /later }, upstream: users, cors: &corss { origins: ["*"] } }
+`),
+    [
+      `gateway.yaml:2:5: listeners[0]: alias *public names no anchor: expected &public on a value before it`,
+      `gateway.yaml:6:68: routes[0].cors: alias *corss names no anchor: expected &corss on a value before it`,
+    ],
+  );
+});
