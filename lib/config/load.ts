@@ -37,6 +37,16 @@ export async function parseConfig(
   if (syntax.length) throw new ConfigError(syntax);
   const aliases = source.aliasIssues();
   if (aliases.length) throw new ConfigError(aliases);
+  // An empty file is more likely a truncated or wrong one than a wish for no
+  // routes on the default listener; a reload would close the listeners serving.
+  if (source.doc.contents === null) {
+    throw new ConfigError([
+      source.issue(
+        [],
+        "the file has no settings: expected a mapping of sections (listeners, routes, ...); write {} for none",
+      ),
+    ]);
+  }
   const issues: ConfigIssue[] = interpolate(source, env);
   // aliasIssues() bounds what aliases expand to; the parser's own bound counts
   // uses of one anchor, and refused a config sharing a value with 100 routes.

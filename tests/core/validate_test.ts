@@ -178,6 +178,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
     expect:
       /^broken\.yaml:8:7: routes\[1\]\.match\.path: duplicate key "path" \(also at line 7\): expected each key once per mapping$/m,
   },
+  ...([["an empty file", ""], ["a file of comments only", "# gateway\n\n# routes: []\n"]] as const)
+    .map(([name, yaml]) => ({
+      name,
+      yaml,
+      expect:
+        /^broken\.yaml:1:1: \(root\): the file has no settings: expected a mapping of sections \(listeners, routes, \.\.\.\); write \{\} for none$/m,
+    })),
   {
     name: "a rewrite mixing its two forms",
     yaml:
