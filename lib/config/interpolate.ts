@@ -34,9 +34,12 @@ export function substitute(
   return { value, missing };
 }
 
-/** Rewrites every scalar of the document in place; returns the variables that were missing. */
+/**
+ * Rewrites every scalar of the document in place; returns the variables that
+ * were missing, and those written in keys.
+ */
 export function interpolate(src: YamlSource, env: Env): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = keyVariables(src);
   src.forEachScalar((node, path) => {
     if (typeof node.value !== "string" || !node.value.includes("${")) return;
     const { value, missing } = substitute(node.value, env);
@@ -49,6 +52,32 @@ export function interpolate(src: YamlSource, env: Env): ConfigIssue[] {
     node.value = node.type === Scalar.PLAIN ? retype(value) : value;
   });
   return issues;
+}
+
+/**
+ * Keys are taken as written: a variable there would be kept as its `${NAME}`
+ * text, and a name that then matches nothing says nothing of the variable.
+ */
+function keyVariables(src: YamlSource): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  src.forEachKey((node, path) => {
+    if (typeof node.value !== "string") return;
+    for (const name of envVariables(node.value)) {
+      issues.push(src.issue(
+        path,
+        `\${${name}} in a key is not substituted: expected a key written out (variables go in values)`,
+        { key: true },
+      ));
+    }
+  });
+  return issues;
+}
+
+/** The environment variables `text` names (not `$${` escapes nor request variables). */
+function envVariables(text: string): string[] {
+  return [...text.matchAll(VAR_RE)].flatMap(([whole, name]) =>
+    whole === "$${" || REQUEST_VARIABLES.has(name!) ? [] : [name!]
+  );
 }
 
 function retype(value: string): string | number | boolean {

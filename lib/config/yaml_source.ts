@@ -104,6 +104,16 @@ export class YamlSource {
     });
   }
 
+  /** Calls `fn` with every scalar key of the document and its key path (the key included). */
+  forEachKey(fn: (node: Scalar, path: KeyPath) => void): void {
+    this.walk((node, path) => {
+      if (!isMap(node)) return;
+      for (const pair of node.items) {
+        if (isPair(pair) && isScalar(pair.key)) fn(pair.key, [...path, keyText(pair.key)]);
+      }
+    });
+  }
+
   /**
    * The parser says only where the second key starts; this names its key path and
    * the line of the first one, as every other config error does.
