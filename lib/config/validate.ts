@@ -169,6 +169,12 @@ export async function schemaIssues(
       }
       return;
     }
+    if (i.code === "invalid_key") {
+      const key = path[path.length - 1]!;
+      const why = i.issues[0] ? expected(i.issues[0], String(key)) : i.message;
+      out.push(src.issue(path, `key ${JSON.stringify(key)}: ${why}`, { key: true }));
+      return;
+    }
     if (i.code === "invalid_union") {
       const disc = (i as { discriminator?: string }).discriminator;
       const options = (i as { options?: unknown[] }).options;

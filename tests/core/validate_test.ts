@@ -186,6 +186,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
         /^broken\.yaml:1:1: \(root\): the file has no settings: expected a mapping of sections \(listeners, routes, \.\.\.\); write \{\} for none$/m,
     })),
   {
+    name: "a header name that is not one, as a key",
+    yaml:
+      `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /users, headers: { "X A": b } }, upstream: users }\n`,
+    expect:
+      /^broken\.yaml:6:54: routes\[0\]\.match\.headers\.X A: key "X A": expected an HTTP header name \(.*\), got the string "X A"$/m,
+  },
+  {
     name: "a rewrite mixing its two forms",
     yaml:
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /a }, rewrite: { regex: "^/a", replacement: /b, prefix: /c }, upstream: users }\n`,
