@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { positiveInt } from "../config/common.ts";
+import { positiveInt, timerMs } from "../config/common.ts";
 import { templateString } from "../transform/schema.ts";
 import { parseTemplate } from "../transform/template.ts";
 import { hasDotSegment } from "./call_path.ts";
@@ -20,7 +20,7 @@ export const aggregateCallSchema = z.strictObject({
       description: "Path and query sent (GET); may use ${param.NAME}, ${query.NAME} and other " +
         "request variables, URL-encoded",
     }),
-  timeout_ms: positiveInt.default(2000).meta({ description: "Deadline of the whole call" }),
+  timeout_ms: timerMs.default(2000).meta({ description: "Deadline of the whole call" }),
   max_body_bytes: positiveInt.default(1_048_576),
 });
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, httpUrl, nonNegativeInt, positiveInt } from "../config/common.ts";
+import { headerName, httpUrl, nonNegativeInt, timerMs } from "../config/common.ts";
 import { quotaSchema, rateLimitsSchema } from "../ratelimit/schema.ts";
 
 const ALGS = [
@@ -64,7 +64,7 @@ export const jwtProviderSchema = z.strictObject({
   jwks_cache_ttl_s: z.number().positive().default(600).meta({
     description: "Age after which the key set is refreshed in the background",
   }),
-  jwks_timeout_ms: positiveInt.default(2000),
+  jwks_timeout_ms: timerMs.default(2000),
   token_cache_size: nonNegativeInt.default(10_000).meta({
     description: "Verified tokens remembered so that a reused token is not verified again (0: off)",
   }),
@@ -101,7 +101,7 @@ export const introspectionProviderSchema = z.strictObject({
   cache_ttl_s: z.number().min(0).default(30),
   negative_cache_ttl_s: z.number().min(0).default(5),
   cache_size: nonNegativeInt.default(10_000),
-  timeout_ms: positiveInt.default(2000),
+  timeout_ms: timerMs.default(2000),
   header: headerName.default("Authorization"),
   consumer_claim: z.string().default("sub"),
   claims_to_headers: claimsToHeaders,

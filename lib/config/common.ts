@@ -26,6 +26,20 @@ export const duration = z
 
 export const positiveInt = z.number().int().positive();
 export const nonNegativeInt = z.number().int().min(0);
+
+/** The longest timer the runtime keeps: from 2^31 ms a `setTimeout` fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+const TIMER_LIMIT = {
+  error: `expected at most ${MAX_TIMER_MS} ms (about 24.8 days): a longer timer would fire at once`,
+};
+/** Milliseconds a timer waits: more than zero, and within what a timer can hold. */
+export const timerMs = positiveInt.max(MAX_TIMER_MS, TIMER_LIMIT);
+/** As `timerMs`, zero allowed (no wait). */
+export const timerMsOrZero = nonNegativeInt.max(MAX_TIMER_MS, TIMER_LIMIT);
+/** Seconds a timer waits, up to 24 days (under `MAX_TIMER_MS`, with room for a margin added). */
+export const timerSeconds = z.number().positive().max(2_073_600, {
+  error: "expected at most 2073600 s (24 days): a longer timer would fire at once",
+});
 export const port = z.number().int().min(0).max(65535);
 
 /** An absolute http(s) URL. */

@@ -130,6 +130,8 @@ function expected(i: ZodIssue, input: unknown): string {
       if (i.origin === "string") return `expected at least ${i.minimum} character(s)`;
       return `expected a value ${i.inclusive ? ">=" : ">"} ${i.minimum}, got ${describe(input)}`;
     case "too_big":
+      // A bound with its reason given in the schema (timerMs) says it.
+      if (i.message.startsWith("expected")) return `${i.message}, got ${describe(input)}`;
       if (i.origin === "array") return `expected at most ${i.maximum} item(s)`;
       if (i.origin === "string") return `expected at most ${i.maximum} character(s)`;
       return `expected a value ${i.inclusive ? "<=" : "<"} ${i.maximum}, got ${describe(input)}`;

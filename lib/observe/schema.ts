@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { positiveInt } from "../config/common.ts";
+import { timerMs } from "../config/common.ts";
 
 export const accessLogSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -13,7 +13,7 @@ export const accessLogSchema = z.strictObject({
     description:
       "Query parameters masked in logged paths, besides the built-in credential names and auth providers' `query`",
   }),
-  flush_ms: positiveInt.default(1000).meta({
+  flush_ms: timerMs.default(1000).meta({
     description: "Longest time a line waits in the buffer before it is written",
   }),
 });

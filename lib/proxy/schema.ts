@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, httpUrl, positiveInt } from "../config/common.ts";
+import { headerName, httpUrl, positiveInt, timerMs } from "../config/common.ts";
 import {
   circuitBreakerSchema,
   healthCheckSchema,
@@ -43,7 +43,7 @@ export const upstreamSchema = z.strictObject({
   queue: z.number().int().min(0).default(0).meta({
     description: "Requests that may wait for a bulkhead slot",
   }),
-  queue_timeout_ms: positiveInt.default(1000),
+  queue_timeout_ms: timerMs.default(1000),
   health_check: healthCheckSchema.optional(),
   outlier_detection: outlierSchema.optional(),
   preserve_host: z.boolean().default(false),

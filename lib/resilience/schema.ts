@@ -9,14 +9,17 @@ import {
   nonNegativeInt,
   positiveInt,
   statusCode,
+  timerMs,
+  timerMsOrZero,
+  timerSeconds,
 } from "../config/common.ts";
 
 export const timeoutSchema = z.strictObject({
-  connect_ms: positiveInt.optional().meta({ description: "Time allowed to open a connection" }),
-  first_byte_ms: positiveInt.optional().meta({
+  connect_ms: timerMs.optional().meta({ description: "Time allowed to open a connection" }),
+  first_byte_ms: timerMs.optional().meta({
     description: "Time allowed from sending the request to the response head, per attempt",
   }),
-  request_ms: positiveInt.optional().meta({
+  request_ms: timerMs.optional().meta({
     description: "Time allowed for the whole exchange, retries and response body included",
   }),
 });
@@ -38,10 +41,10 @@ export const retryPolicySchema = z.strictObject({
     description:
       "Methods that may be retried after the upstream saw the request; idempotent methods by default",
   }),
-  backoff_ms: nonNegativeInt.default(25).meta({
+  backoff_ms: timerMsOrZero.default(25).meta({
     description: "Base of the exponential backoff between attempts (jittered)",
   }),
-  max_backoff_ms: positiveInt.default(1000),
+  max_backoff_ms: timerMs.default(1000),
   buffer_body_bytes: nonNegativeInt.default(65_536).meta({
     description:
       "Request bodies up to this size are kept so a retry can resend them; larger ones are retried only on connect errors",
@@ -81,8 +84,8 @@ export const circuitBreakerSchema = z.strictObject({
 
 export const healthCheckSchema = z.strictObject({
   path: z.string().startsWith("/").default("/health"),
-  interval_s: z.number().positive().default(5),
-  timeout_ms: positiveInt.default(1000),
+  interval_s: timerSeconds.default(5),
+  timeout_ms: timerMs.default(1000),
   healthy_threshold: positiveInt.default(2).meta({
     description: "Passing checks in a row that readmit an unhealthy target",
   }),

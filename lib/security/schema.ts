@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, httpMethod, positiveInt } from "../config/common.ts";
+import { headerName, httpMethod, positiveInt, timerMs } from "../config/common.ts";
 import { cidrError } from "./cidr.ts";
 import { linearRegexError } from "./waf/linear_regex.ts";
 import { BUILTIN_CATEGORIES } from "./waf/builtin.ts";
@@ -125,10 +125,10 @@ export const securitySchema = z.strictObject({
     description:
       "Serve paths whose segments carry ;parameters (refused by default: servlet containers drop them, so routes would not match what the upstream serves)",
   }),
-  body_timeout_ms: positiveInt.default(60_000).meta({
+  body_timeout_ms: timerMs.default(60_000).meta({
     description: "Longest wait for the next piece of a request body (408 after)",
   }),
-  header_timeout_ms: positiveInt.default(30_000).meta({
+  header_timeout_ms: timerMs.default(30_000).meta({
     description:
       "Plain HTTP listeners: longest time from the first byte of a request head to its end (408 after)",
   }),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, port, positiveInt } from "../config/common.ts";
+import { headerName, port, timerMs, timerMsOrZero, timerSeconds } from "../config/common.ts";
 
 export const tlsSchema = z.strictObject({
   cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain" }),
@@ -25,7 +25,7 @@ export const listenerSchema = z.strictObject({
   proxy_protocol: z.boolean().default(false).meta({
     description: "Expect a PROXY protocol v1/v2 header from trusted_proxies",
   }),
-  proxy_protocol_timeout_ms: positiveInt.optional().meta({
+  proxy_protocol_timeout_ms: timerMs.optional().meta({
     description:
       "With proxy_protocol: how long a connection may take to send its PROXY header (default 5000)",
   }),
@@ -59,13 +59,13 @@ export const configWatchSchema = z.strictObject({
   enabled: z.boolean().default(true).meta({
     description: "Reload when the config file changes (besides SIGHUP and POST /reload)",
   }),
-  debounce_ms: z.number().int().min(0).default(300).meta({
+  debounce_ms: timerMsOrZero.default(300).meta({
     description: "Quiet time after the last change before reloading (editors write in steps)",
   }),
 });
 
 export const serverSchema = z.strictObject({
-  drain_timeout_s: z.number().positive().default(30).meta({
+  drain_timeout_s: timerSeconds.default(30).meta({
     description: "On SIGTERM/SIGINT, how long in-flight requests may take to finish",
   }),
   request_id_header: headerName.default("X-Request-Id"),

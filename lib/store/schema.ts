@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { positiveInt } from "../config/common.ts";
+import { positiveInt, timerMs } from "../config/common.ts";
 
 const redisUrl = z.string().refine((s) => {
   try {
@@ -16,8 +16,8 @@ export const redisSchema = z.strictObject({
   on_error: z.enum(["allow", "deny"]).default("allow").meta({
     description: "When Redis fails: let requests through (allow) or refuse them with 503 (deny)",
   }),
-  timeout_ms: positiveInt.default(200).meta({ description: "Per-command timeout" }),
-  connect_timeout_ms: positiveInt.default(1000),
+  timeout_ms: timerMs.default(200).meta({ description: "Per-command timeout" }),
+  connect_timeout_ms: timerMs.default(1000),
 });
 
 export const memoryStoreSchema = z.strictObject({

@@ -270,3 +270,27 @@ ${OK_TAIL}`,
     /auth\.opaque\.client_secret: expected string, got a boolean from \$\{CLIENT_SECRET\}$/m,
   );
 });
+
+Deno.test("validate: a timer longer than the runtime can hold is refused at its key", async () => {
+  // From 2^31 ms a setTimeout fires at once: until 2026-12-07 such a value loaded and, for a
+  // bulkhead, turned "wait up to 35 days for a slot" into an immediate 503.
+  const r = await validate(
+    `server: { drain_timeout_s: 3000000 }
+upstreams:
+  users:
+    targets: [ { url: "http://127.0.0.1:3001" } ]
+    queue_timeout_ms: 3000000000
+    max_concurrent: 4
+    health_check: { path: /health, interval_s: 2500000 }
+routes:
+  - { name: users, match: { path: /users }, upstream: users }
+`,
+  );
+  assertEquals(r.code, 1, r.out);
+  assertMatch(r.out, /^broken\.yaml:1:\d+: server\.drain_timeout_s: expected at most 2073600 s/m);
+  assertMatch(
+    r.out,
+    /^broken\.yaml:5:\d+: upstreams\.users\.queue_timeout_ms: expected at most 2147483647 ms/m,
+  );
+  assertMatch(r.out, /^broken\.yaml:7:\d+: upstreams\.users\.health_check\.interval_s: /m);
+});
