@@ -95,7 +95,8 @@ async function attempt(
   // A retry opens its own: the other parked ones may be as dead as the first.
   const conn = fresh
     ? await pool.open(opts.connectTimeoutMs)
-    : pool.takeIdle() ?? await pool.acquire(opts.connectTimeoutMs);
+    : pool.takeIdle(opts.startedAt ?? deadlines.coarseNow()) ??
+      await pool.open(opts.connectTimeoutMs);
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
   // A parked connection can die in the instant it is reused. A request that got no

@@ -47,12 +47,23 @@ export class TargetPool {
     return this.idle.length;
   }
 
-  /** A parked connection that is still open, lent out; null when there is none. */
-  takeIdle(): UpstreamConnection | null {
+  /**
+   * A parked connection that is still open and not idle past the timeout, lent
+   * out; null when there is none. `now` is a monotonic time (performance.now).
+   */
+  takeIdle(now: number): UpstreamConnection | null {
+    // The sweep runs every few seconds: an expired connection must not wait for it,
+    // the upstream may be closing it right now. Parked in time order, so once the
+    // warmest has expired the loop closes them all.
+    const limit = now - this.options.idleTimeoutMs;
     while (this.idle.length > 0) {
       const conn = this.idle.pop()!;
-      if (conn.closed) continue;
       conn.onClosedWhileIdle = null;
+      if (conn.closed) continue;
+      if (conn.idleSince < limit) {
+        conn.close();
+        continue;
+      }
       this.active++;
       return conn;
     }
@@ -61,7 +72,7 @@ export class TargetPool {
 
   /** A parked connection if one is alive, else a new one. */
   async acquire(connectTimeoutMs: number): Promise<UpstreamConnection> {
-    return this.takeIdle() ?? await this.open(connectTimeoutMs);
+    return this.takeIdle(deadlines.coarseNow()) ?? await this.open(connectTimeoutMs);
   }
 
   /**
