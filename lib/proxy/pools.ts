@@ -4,19 +4,26 @@
  * uses its target any more.
  */
 import { parseTarget, type PoolOptions, TargetPool } from "./http1/pool.ts";
+import type { UpstreamError } from "./http1/errors.ts";
+import type { Logger } from "../observe/logger.ts";
 
 const SWEEP_EVERY_MS = 5_000;
+/** A target that cannot be reached is logged once per this interval, not per request. */
+const CONNECT_ERROR_LOG_MS = 10_000;
 
 export class PoolRegistry {
   private readonly pools = new Map<string, { pool: TargetPool; refs: number }>();
   private timer: ReturnType<typeof setInterval> | null = null;
+
+  /** Without a logger, failed connects are only counted as the requests' errors. */
+  constructor(private readonly logger: Logger | null = null) {}
 
   acquire(url: string, options: PoolOptions): TargetPool {
     const key = parseTarget(url).url + (options.caCerts ? "#ca" : "");
     let entry = this.pools.get(key);
     if (entry) entry.pool.configure(options);
     else {
-      entry = { pool: new TargetPool(parseTarget(url), options), refs: 0 };
+      entry = { pool: this.create(url, options), refs: 0 };
       this.pools.set(key, entry);
     }
     entry.refs++;
@@ -40,6 +47,24 @@ export class PoolRegistry {
     for (const { pool } of this.pools.values()) pool.close();
     this.pools.clear();
     this.stopSweeper();
+  }
+
+  private create(url: string, options: PoolOptions): TargetPool {
+    const pool = new TargetPool(parseTarget(url), options);
+    const logger = this.logger;
+    // The answer is a bare 502 or 504: the log says why (refused, a certificate not trusted).
+    if (logger !== null) {
+      const target = pool.target.url;
+      pool.onConnectError = (e: UpstreamError) =>
+        logger.every(
+          `upstream-connect:${target}`,
+          CONNECT_ERROR_LOG_MS,
+          "warn",
+          "cannot connect to an upstream target",
+          { target, kind: e.kind, error: e.message },
+        );
+    }
+    return pool;
   }
 
   private startSweeper(): void {

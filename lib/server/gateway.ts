@@ -118,7 +118,7 @@ export class Gateway {
     const deps: RuntimeDeps = {
       clock: options.clock ?? systemClock,
       logger,
-      pools: new PoolRegistry(),
+      pools: new PoolRegistry(logger),
       redis: new RedisConnections(logger),
       metrics: new MetricsRegistry(),
       accessLogs: new LogSinks(logger, options.stdout),

@@ -5,6 +5,7 @@
 import { type Socket, UpstreamConnection } from "./connection.ts";
 import { UpstreamError } from "./errors.ts";
 import { deadlines } from "./deadlines.ts";
+import { closeQuietly } from "./socket_io.ts";
 
 export interface Target {
   /** `http://10.0.1.22:3001` as configured. */
@@ -36,6 +37,8 @@ export class TargetPool {
   /** Connections lent out right now (for least_conn balancing and metrics). */
   active = 0;
   private closedPool = false;
+  /** Told of every failed connect (to log why a target cannot be reached). */
+  onConnectError: ((e: UpstreamError) => void) | null = null;
 
   constructor(readonly target: Target, private options: PoolOptions) {}
 
@@ -131,13 +134,12 @@ export class TargetPool {
     const t = this.target;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
-    const opening: Promise<Socket> = t.tls
-      ? Deno.connectTls({
-        hostname: t.hostname,
-        port: t.port,
-        ...(this.options.caCerts ? { caCerts: this.options.caCerts } : {}),
-      })
-      : Deno.connect({ hostname: t.hostname, port: t.port });
+    /** The socket once connected, to close should the TLS handshake outlast the timeout. */
+    let socket: Socket | null = null;
+    const opening = this.openSocket((s) => {
+      socket = s;
+      if (timedOut) closeQuietly(s);
+    });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -145,23 +147,44 @@ export class TargetPool {
       }, timeoutMs);
     });
     try {
-      const socket = await Promise.race([opening, timeout]);
-      if (!t.tls) (socket as Deno.TcpConn).setNoDelay(true);
-      return new UpstreamConnection(socket, t.url);
+      const ready = await Promise.race([opening, timeout]);
+      if (!t.tls) (ready as Deno.TcpConn).setNoDelay(true);
+      return new UpstreamConnection(ready, t.url);
     } catch (e) {
+      if (socket !== null) closeQuietly(socket);
       if (timedOut) {
-        opening.then((s) => s.close(), () => {});
+        opening.then(closeQuietly, () => {});
+        this.onConnectError?.(e as UpstreamError);
         throw e;
       }
-      throw new UpstreamError(
+      const err = new UpstreamError(
         "connect_error",
         `Cannot connect to ${t.url}: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
+        { cause: e },
       );
+      this.onConnectError?.(err);
+      throw err;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * A connected socket; for https, once the handshake is done. Until then
+   * nothing is sent, so a refused certificate is a connect error (retried
+   * whatever the method), and a handshake that hangs counts against the connect
+   * timeout; Deno would otherwise do it on the first write, timed as the answer.
+   */
+  private async openSocket(connected: (s: Socket) => void): Promise<Socket> {
+    const t = this.target;
+    if (!t.tls) return await Deno.connect({ hostname: t.hostname, port: t.port });
+    const conn = await Deno.connectTls({
+      hostname: t.hostname,
+      port: t.port,
+      ...(this.options.caCerts ? { caCerts: this.options.caCerts } : {}),
+    });
+    connected(conn);
+    await conn.handshake();
+    return conn;
   }
 }

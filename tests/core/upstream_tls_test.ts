@@ -1,0 +1,92 @@
+/** https targets: the certificate is checked, and the handshake is part of the connect. */
+import { assertEquals, assertError, assertMatch, assertOk } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
+import { JsonLogger } from "../../lib/observe/logger.ts";
+import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
+
+/** A TLS server whose certificate no CA the gateway trusts has signed; it answers 200. */
+async function startUntrusted(): Promise<{ url: string; close(): void }> {
+  const dir = await Deno.makeTempDir({ prefix: "gw-tls-up-" });
+  const { cert, key } = await selfSignedCert(dir);
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(cert),
+    key: await Deno.readTextFile(key),
+    onListen: () => {},
+  }, () => new Response("insecure"));
+  return {
+    url: `https://localhost:${server.addr.port}`,
+    close: () => {
+      server.shutdown();
+      Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("https target: an untrusted certificate is a connect error, logged, and a POST goes to the next target", async () => {
+  const bad = await startUntrusted();
+  const good = startUpstream();
+  const lines: string[] = [];
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  only_bad: { targets: [ { url: "${bad.url}" } ] }
+  both:
+    targets: [ { url: "${bad.url}" }, { url: "${good.url}" } ]
+    retries: { attempts: 1, on: [connect_error] }
+routes:
+  - { name: bad, match: { path: /bad }, upstream: only_bad }
+  - { name: both, match: { path: /both }, upstream: both }
+`),
+    { logger: new JsonLogger("warn", (l) => lines.push(l)) },
+  );
+  try {
+    await assertError(await fetch(`${g.url()}/bad`), 502, "bad_gateway");
+    const log = lines.map((l) => JSON.parse(l)).find((l) =>
+      l.msg === "cannot connect to an upstream target"
+    );
+    assertOk(log, `no log of the refused certificate in ${lines.join("\n")}`);
+    assertEquals([log.target, log.kind], [bad.url, "connect_error"]);
+    assertMatch(log.error, /certificate/i);
+    // Nothing was sent to the first target: a POST may go to the other one.
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${g.url()}/both`, { method: "POST", body: "x" });
+      assertEquals(res.status, 200, `round ${i}`);
+      await res.body?.cancel();
+    }
+  } finally {
+    await g.close();
+    bad.close();
+    await good.close();
+  }
+});
+
+Deno.test("https target: a TLS handshake that never completes is bounded by connect_ms", async () => {
+  // Accepts TCP connections and says nothing.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of listener) held.push(c);
+  })().catch(() => {});
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a:
+    targets: [ { url: "https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}" } ]
+    timeout: { connect_ms: 200, first_byte_ms: 5000 }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  try {
+    const started = performance.now();
+    await assertError(await fetch(`${g.url()}/x`), 504, "upstream_timeout");
+    const took = performance.now() - started;
+    assertOk(took < 2000, `took ${took} ms: the handshake waited for first_byte_ms`);
+  } finally {
+    await g.close();
+    listener.close();
+    held.forEach(closeQuietly);
+  }
+});
