@@ -32,9 +32,12 @@ export class YamlSource {
 
   /** Syntax errors and duplicate keys found by the parser. */
   syntaxIssues(): ConfigIssue[] {
-    return this.doc.errors.map((e) => {
+    // Warnings too: an unknown tag (`!foo`) would otherwise load as a plain string.
+    return [...this.doc.errors, ...this.doc.warnings].map((e) => {
       const duplicate = e.code === "DUPLICATE_KEY" ? this.duplicateKeyAt(e.pos[0]) : null;
       if (duplicate) return duplicate;
+      const tagged = e.code === "TAG_RESOLVE_FAILED" ? this.unknownTagAt(e.pos[0]) : null;
+      if (tagged) return tagged;
       const pos = this.lines.linePos(e.pos[0]);
       return {
         file: this.file,
@@ -118,6 +121,28 @@ export class YamlSource {
    * The parser says only where the second key starts; this names its key path and
    * the line of the first one, as every other config error does.
    */
+  /** The value at `offset` carries a tag the parser does not know: named with its key path. */
+  private unknownTagAt(offset: number): ConfigIssue | null {
+    // The warning points at the tag; the value it tags starts after it.
+    let found: { path: KeyPath; tag: string; start: number } | null = null;
+    this.walk((node, path) => {
+      const start = rangeStart(node);
+      if (!isScalar(node) || !node.tag || start === undefined || start < offset) return;
+      if (found === null || start < found.start) found = { path, tag: node.tag, start };
+    });
+    if (found === null) return null;
+    const { path, tag } = found;
+    const { line, col } = this.lines.linePos(offset);
+    return {
+      file: this.file,
+      line,
+      col,
+      path,
+      message:
+        `unknown YAML tag ${tag}: expected a value without one (or a standard tag such as !!str)`,
+    };
+  }
+
   private duplicateKeyAt(offset: number): ConfigIssue | null {
     const hits: { path: KeyPath; pair: Pair; map: YAMLMap }[] = [];
     this.walk((node, path) => {
