@@ -20,7 +20,7 @@ import type { ConfigIssue, KeyPath } from "./issues.ts";
 export class YamlSource {
   readonly doc: Document;
   readonly lines: LineCounter;
-  constructor(readonly file: string, text: string) {
+  constructor(readonly file: string, private readonly text: string) {
     this.lines = new LineCounter();
     this.doc = parseDocument(text, {
       lineCounter: this.lines,
@@ -32,6 +32,8 @@ export class YamlSource {
 
   /** Syntax errors and duplicate keys found by the parser. */
   syntaxIssues(): ConfigIssue[] {
+    const unquoted = this.doc.errors.length > 0 ? this.unquotedVariableInFlow() : null;
+    if (unquoted) return [unquoted];
     // Warnings too: an unknown tag (`!foo`) would otherwise load as a plain string.
     return [...this.doc.errors, ...this.doc.warnings].map((e) => {
       const duplicate = e.code === "DUPLICATE_KEY" ? this.duplicateKeyAt(e.pos[0]) : null;
@@ -121,6 +123,32 @@ export class YamlSource {
    * The parser says only where the second key starts; this names its key path and
    * the line of the first one, as every other config error does.
    */
+  /**
+   * `port: ${PORT}` inside `{ }` or `[ ]`: there `{` opens a mapping, so the
+   * line fails to parse and the parser reports a cascade of errors after it.
+   * One error, at the variable, says what to write instead.
+   */
+  private unquotedVariableInFlow(): ConfigIssue | null {
+    const at = this.lines.linePos(this.doc.errors[0]!.pos[0]);
+    const lineText = this.text.split("\n")[at.line - 1] ?? "";
+    for (const m of lineText.matchAll(/\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}/g)) {
+      const before = lineText.slice(0, m.index);
+      const quoted = (before.split('"').length - 1) % 2 === 1 ||
+        (before.split("'").length - 1) % 2 === 1;
+      if (quoted || !/[[{]/.test(before) || m.index + 1 > at.col) continue;
+      return {
+        file: this.file,
+        line: at.line,
+        col: m.index + 1,
+        path: [],
+        message: `invalid YAML: ${m[0]} inside { } or [ ], where { opens a mapping: ` +
+          `quote it ("${m[0]}", a string), or write that mapping in block style (one key ` +
+          `a line), where an unquoted ${m[0]} may load as a number or true/false`,
+      };
+    }
+    return null;
+  }
+
   /** The value at `offset` carries a tag the parser does not know: named with its key path. */
   private unknownTagAt(offset: number): ConfigIssue | null {
     // The warning points at the tag; the value it tags starts after it.

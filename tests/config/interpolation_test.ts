@@ -18,3 +18,18 @@ routes:
     ],
   );
 });
+
+Deno.test("interpolation: an unquoted ${VAR} inside { } is one error saying what to write", async () => {
+  // Until 2026-12-07 the parser's cascade came instead: nine "Unexpected ..." lines.
+  const errors = await configErrors(
+    `listeners: [ { name: public, host: 127.0.0.1, port: \${PORT} } ]\nroutes: []\n`,
+  );
+  assertEquals(errors, [
+    'gateway.yaml:1:53: (root): invalid YAML: ${PORT} inside { } or [ ], where { opens a mapping: quote it ("${PORT}", a string), or write that mapping in block style (one key a line), where an unquoted ${PORT} may load as a number or true/false',
+  ]);
+  // Quoted, or in block style, it parses.
+  const quoted = await configErrors(
+    `listeners: [ { name: public, host: 127.0.0.1, port: "\${PORT}" } ]\nroutes: []\n`,
+  );
+  assertEquals(quoted.some((e) => e.includes("invalid YAML")), false);
+});
