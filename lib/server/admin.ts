@@ -82,6 +82,11 @@ export class AdminApi {
     this.token = token;
   }
 
+  /** The registered endpoints, as `METHOD /path/{param}` (for tests and docs). */
+  endpoints(): string[] {
+    return this.routes.map((r) => `${r.method} /${r.segments.join("/")}`);
+  }
+
   /** Registers `METHOD /path/{param}`. */
   add(method: string, path: string, handler: AdminHandler, o: AdminRouteOptions = {}): void {
     this.routes.push({
