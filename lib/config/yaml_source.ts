@@ -151,15 +151,16 @@ export class YamlSource {
 
   /** The value at `offset` carries a tag the parser does not know: named with its key path. */
   private unknownTagAt(offset: number): ConfigIssue | null {
-    // The warning points at the tag; the value it tags starts after it.
-    let found: { path: KeyPath; tag: string; start: number } | null = null;
+    // The warning points at the tag; the value it tags is the first tagged scalar after it.
+    const tagged: { path: KeyPath; tag: string; start: number }[] = [];
     this.walk((node, path) => {
       const start = rangeStart(node);
-      if (!isScalar(node) || !node.tag || start === undefined || start < offset) return;
-      if (found === null || start < found.start) found = { path, tag: node.tag, start };
+      if (isScalar(node) && node.tag && start !== undefined && start >= offset) {
+        tagged.push({ path, tag: node.tag, start });
+      }
     });
-    if (found === null) return null;
-    const { path, tag } = found;
+    if (tagged.length === 0) return null;
+    const { path, tag } = tagged.reduce((a, b) => b.start < a.start ? b : a);
     const { line, col } = this.lines.linePos(offset);
     return {
       file: this.file,

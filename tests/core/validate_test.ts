@@ -294,3 +294,18 @@ routes:
   );
   assertMatch(r.out, /^broken\.yaml:7:\d+: upstreams\.users\.health_check\.interval_s: /m);
 });
+
+Deno.test("cli: GATEWAY_CONFIG set but empty means the default config file", async () => {
+  const root = new URL("../..", import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "validate"],
+    cwd: root,
+    env: { GATEWAY_CONFIG: "", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  // Until 2026-12-07 the empty value was taken as the file name "", which cannot be read.
+  assertEquals(r.code, 0, out);
+  assertMatch(out, /^config\/gateway\.yaml: OK /m);
+});
