@@ -16,7 +16,7 @@
  *   by half its live size before the next one, not up to four times it. With
  *   100 (until 2026-12-07) the JWT configuration on the Redis store peaked at
  *   129-152 MB under wrk -c64 and failed the 150 MB bound in two CI runs of
- *   four; with 50 at 123-131 MB in six of six. The cost, six alternated 4 s
+ *   four; with 50 at 121-142 MB in ten runs. The cost, six alternated 4 s
  *   pairs of routing only: p99 about 1 ms more (median 6.3 against 5.3 ms; the
  *   bare proxy's is near 10), req/s and CPU per request the same within the
  *   host's noise (means 21.9k and 20.3k). On 2026-11-24, when a request
