@@ -35,7 +35,6 @@ interface Call {
 interface HeadOptions {
   via: string;
   requestIdHeader: string;
-  tracing: boolean;
 }
 
 type Part =
@@ -82,7 +81,6 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
   const head: HeadOptions = {
     via: `1.1 ${s.via}`,
     requestIdHeader: s.request_id_header.toLowerCase(),
-    tracing: b.config.observe.tracing.enabled,
   };
   const failFast = cfg.on_error === "fail";
   const upstreamNames = [...new Set(cfg.calls.map((c) => c.upstream))].join(",");

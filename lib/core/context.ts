@@ -98,7 +98,11 @@ export class RequestContext {
     /** Monotonic time at arrival (ms), for latencies. */
     readonly startMono: number,
     readonly requestId: string,
-    readonly trace: TraceContext,
+    /**
+     * This hop's trace; null with `observe.tracing.enabled: false`, when the
+     * gateway takes no part and the caller's trace fields go on as any other.
+     */
+    readonly trace: TraceContext | null,
     readonly upstreamHeaders: HeaderEdits,
   ) {
     this.headers = incoming.headers;

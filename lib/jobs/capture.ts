@@ -49,8 +49,8 @@ function tooLarge(max: number): GatewayError {
   });
 }
 
-/** What the captured headers add, as the proxy would: Via, the request id, trace context. */
-export type CaptureOptions = Pick<ForwardOptions, "via" | "requestIdHeader" | "tracing">;
+/** What the captured headers add, as the proxy would: Via, the request id (and the trace context). */
+export type CaptureOptions = Pick<ForwardOptions, "via" | "requestIdHeader">;
 
 /**
  * Header fields of the job, as name/value pairs. `host` is left to the worker

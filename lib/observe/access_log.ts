@@ -6,6 +6,7 @@
 import type { RequestContext } from "../core/context.ts";
 import type { LogSink } from "./log_sink.ts";
 import type { QueryRedactor } from "./redact_query.ts";
+import { callerTraceId } from "./trace.ts";
 
 export interface AccessLogOptions {
   sink: LogSink;
@@ -20,7 +21,7 @@ export interface AccessLogOptions {
 export interface AccessLogRecord {
   time: string;
   request_id: string;
-  trace_id: string;
+  trace_id: string | null;
   client_ip: string;
   method: string;
   host: string;
@@ -82,7 +83,9 @@ export class AccessLog {
     const r: AccessLogRecord = {
       time: new Date(ctx.now).toISOString(),
       request_id: ctx.requestId,
-      trace_id: ctx.trace.traceId,
+      trace_id: ctx.trace !== null
+        ? ctx.trace.traceId
+        : callerTraceId(ctx.headers.get("traceparent")),
       client_ip: ctx.clientIp,
       method: ctx.method,
       host: ctx.host,

@@ -48,7 +48,8 @@ export class RequestObserver {
       ctx.body = relayBytes(ctx.body, { chunk: (n) => (ctx.bytesIn += n) });
     }
     const span = activeSpan();
-    if (span !== undefined) adoptSpan(ctx.trace, span);
+    // Without tracing the span is exported but not this hop's: nothing sends its id upstream.
+    if (span !== undefined && ctx.trace !== null) adoptSpan(ctx.trace, span);
   }
 
   /** Called with the final response; returns it, or the same response with a metered body. */

@@ -25,7 +25,10 @@ export const metricsSchema = z.strictObject({
 });
 
 export const tracingSchema = z.strictObject({
-  enabled: z.boolean().default(true).meta({ description: "Propagate or start W3C traceparent" }),
+  enabled: z.boolean().default(true).meta({
+    description: "Continue or start a W3C trace as a hop of its own (traceparent with the " +
+      "gateway's span id); false passes the caller's traceparent and tracestate on unchanged",
+  }),
 });
 
 export const observeSchema = z.strictObject({

@@ -44,9 +44,25 @@ export function randomHex(bytes: number): string {
   return String.fromCharCode.apply(null, codes);
 }
 
-export function parseTraceparent(header: string | null, state: string | null): TraceContext {
+/** The parts of a valid traceparent (version, trace id, parent id, flags), or null. */
+function validTraceparent(header: string | null): RegExpExecArray | null {
   const m = header ? TRACEPARENT.exec(header.trim()) : null;
-  if (m && m[1] !== "ff" && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN && (m[1] !== "00" || !m[5])) {
+  return m && m[1] !== "ff" && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN && (m[1] !== "00" || !m[5])
+    ? m
+    : null;
+}
+
+/**
+ * The trace id of the caller's traceparent when it is valid, else null: what
+ * the access log records when the gateway does not trace.
+ */
+export function callerTraceId(header: string | null): string | null {
+  return validTraceparent(header)?.[2] ?? null;
+}
+
+export function parseTraceparent(header: string | null, state: string | null): TraceContext {
+  const m = validTraceparent(header);
+  if (m) {
     return {
       traceId: m[2]!,
       parentId: m[3]!,

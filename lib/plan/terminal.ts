@@ -41,7 +41,6 @@ export function buildTerminal(
       capture: {
         via: `1.1 ${s.via}`,
         requestIdHeader: s.request_id_header.toLowerCase(),
-        tracing: b.config.observe.tracing.enabled,
       },
     });
   }
@@ -59,7 +58,6 @@ export function buildTerminal(
     preserveHost: route.preserve_host,
     via: s.via,
     requestIdHeader: s.request_id_header,
-    tracing: b.config.observe.tracing.enabled,
     upgrades: b.deps.upgrades,
   });
 }

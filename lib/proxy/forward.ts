@@ -1,7 +1,8 @@
 /**
  * The request head sent upstream: end-to-end headers of the client's request,
  * minus hop-by-hop ones (RFC 9110 §7.6.1) and those the gateway owns, plus
- * X-Forwarded-*, Via, the request id and trace context.
+ * X-Forwarded-*, Via, the request id and, when the gateway traces, its trace
+ * context (otherwise the caller's trace fields are end-to-end ones like any other).
  */
 import type { RequestContext } from "../core/context.ts";
 import { formatTraceparent } from "../observe/trace.ts";
@@ -9,7 +10,7 @@ import { HOP_BY_HOP } from "./http1/response_head.ts";
 import { NameSet } from "../core/name_set.ts";
 
 /** Fields never copied from the client: framing, hop-by-hop, and those rebuilt below. */
-const NOT_COPIED = new NameSet([
+const NOT_COPIED_NAMES = [
   ...HOP_BY_HOP,
   "host",
   "content-length",
@@ -21,9 +22,10 @@ const NOT_COPIED = new NameSet([
   "x-real-ip",
   "forwarded",
   "via",
-  "traceparent",
-  "tracestate",
-]);
+];
+const NOT_COPIED = new NameSet(NOT_COPIED_NAMES);
+/** When the gateway traces, the trace fields are its own hop's too. */
+const NOT_COPIED_TRACED = new NameSet([...NOT_COPIED_NAMES, "traceparent", "tracestate"]);
 
 /**
  * `Proxy` and every `Proxy-*` field: meant for proxies, never for an origin
@@ -45,7 +47,6 @@ export interface ForwardOptions {
   requestIdHeader: string;
   /** Whether the peer is a trusted proxy whose X-Forwarded-* may be extended. */
   trustedPeer: boolean;
-  tracing: boolean;
   /** Static `name: value\r\n` lines configured on the upstream. */
   extraBlock: string;
   /** The names in `extraBlock` (null when none): the client's own copies are not forwarded. */
@@ -60,12 +61,14 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   const requestIdHeader = o.requestIdHeader;
   const replaced = edits.replaced;
   const extraNames = o.extraNames;
+  const trace = ctx.trace;
+  const notCopied = trace === null ? NOT_COPIED : NOT_COPIED_TRACED;
   let block = "";
   // As received: in order, and a repeated field as repeated lines.
   const fields = incoming.list;
   for (let i = 0; i < fields.length; i++) {
     const [name, value] = fields[i]!;
-    if (NOT_COPIED.has(name) || name === requestIdHeader || isProxyField(name)) continue;
+    if (notCopied.has(name) || name === requestIdHeader || isProxyField(name)) continue;
     if (named !== null && named.includes(name)) continue;
     if (replaced?.has(name)) continue;
     if (extraNames !== null && extraNames.has(name)) continue;
@@ -90,19 +93,19 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   const priorVia = incoming.get("via");
   block += `via: ${priorVia ? `${priorVia}, ${o.via}` : o.via}\r\n`;
   block += `${requestIdHeader}: ${ctx.requestId}\r\n`;
-  if (o.tracing) {
-    block += `traceparent: ${formatTraceparent(ctx.trace)}\r\n`;
-    if (ctx.trace.state) block += `tracestate: ${ctx.trace.state}\r\n`;
+  if (trace !== null) {
+    block += `traceparent: ${formatTraceparent(trace)}\r\n`;
+    if (trace.state) block += `tracestate: ${trace.state}\r\n`;
   }
   if (replaced !== null) {
     for (const [name, values] of replaced) {
-      if (values === null || NOT_COPIED.has(name)) continue;
+      if (values === null || notCopied.has(name)) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;
     }
   }
   if (edits.appended !== null) {
     for (const [name, values] of edits.appended) {
-      if (NOT_COPIED.has(name)) continue;
+      if (notCopied.has(name)) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;
     }
   }

@@ -34,7 +34,6 @@ export interface ProxyOptions {
   preserveHost: boolean | undefined;
   via: string;
   requestIdHeader: string;
-  tracing: boolean;
   /** Where WebSocket sessions are registered while open. */
   upgrades: OpenUpgrades;
 }
@@ -290,7 +289,6 @@ function forwardOptions(
     via,
     requestIdHeader,
     trustedPeer: ctx.peerTrusted,
-    tracing: o.tracing,
     extraBlock: upstream.extraBlock,
     extraNames: upstream.extraNames,
   };

@@ -75,7 +75,7 @@ export function createRefusalRecorder(
       deps.clock.now(),
       r.startMono,
       crypto.randomUUID(),
-      parseTraceparent(null, null),
+      plan.settings.tracing ? parseTraceparent(null, null) : null,
       new HeaderEdits(),
     );
     const observer = plan.settings.observer;
@@ -196,7 +196,7 @@ function newContext(
     deps.clock.now(),
     performance.now(),
     requestId,
-    parseTraceparent(headers.get("traceparent"), headers.get("tracestate")),
+    s.tracing ? parseTraceparent(headers.get("traceparent"), headers.get("tracestate")) : null,
     new HeaderEdits(),
   );
   ctx.peerTrusted = client.peerTrusted;

@@ -42,7 +42,14 @@ interface Setup {
 async function withGateway(
   up: RawWsUpstream | { url: string },
   fn: (s: Setup) => Promise<void>,
-  o: { routes?: string; upstream?: string; stdout?: (text: string) => void; server?: string } = {},
+  o: {
+    routes?: string;
+    upstream?: string;
+    stdout?: (text: string) => void;
+    server?: string;
+    /** More keys of `observe:` (`tracing: ...`). */
+    observe?: string;
+  } = {},
 ): Promise<void> {
   const routes = o.routes ?? "  - { name: all, match: { path: / }, upstream: up }";
   const dir = await Deno.makeTempDir({ prefix: "gw-ws-" });
@@ -54,7 +61,9 @@ async function withGateway(
   - { name: h2, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, http2: true } }
 admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 2${o.server ? `, ${o.server}` : ""} }
-${o.stdout ? "observe: { access_log: { enabled: true, path: stdout, flush_ms: 10 } }" : ""}
+observe: {${o.stdout ? " access_log: { enabled: true, path: stdout, flush_ms: 10 }," : ""} ${
+        o.observe ?? ""
+      } }
 upstreams:
   up: { targets: [ { url: "${up.url}" } ]${o.upstream ? `, ${o.upstream}` : ""} }
 routes:
@@ -696,6 +705,32 @@ consumers:
         assertEquals(keyed.status, 101);
       }
     }, { routes });
+  } finally {
+    await up.close();
+  }
+});
+
+Deno.test("websocket: with tracing disabled the handshake carries the caller's traceparent and tracestate as sent, on both listeners", async () => {
+  const up = startRawWsUpstream();
+  const cases = [
+    // Tracing would give a new span id and flags 03, and drop a tracestate of 33 members.
+    [
+      "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-ff",
+      `Tracestate: ${Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(",")}`,
+    ],
+    // Invalid (upper case): tracing would start a new trace without the tracestate.
+    ["Traceparent: 00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", "Tracestate: a=1"],
+  ];
+  try {
+    await withGateway(up, async ({ headOf }) => {
+      for (const listener of LISTENERS) {
+        for (const lines of cases) {
+          assertEquals((await headOf(listener, HANDSHAKE("/ws", lines))).status, 101, listener);
+          const sent = up.heads.at(-1)!.split("\r\n").filter((l) => /^trace/i.test(l));
+          assertEquals(sent, lines.map((l) => l.replace(/^T/, "t")), listener);
+        }
+      }
+    }, { observe: "tracing: { enabled: false }" });
   } finally {
     await up.close();
   }

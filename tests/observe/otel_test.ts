@@ -3,7 +3,8 @@
  * built-in exporter on (`OTEL_DENO=true`) and exports over OTLP/HTTP (JSON) to
  * a collector stand-in on loopback. The exported server span continues the
  * caller's trace, is the parent the upstream sees, carries the gateway's
- * attributes, and has the trace id the access log records.
+ * attributes, and has the trace id the access log records. With tracing
+ * disabled the span is still exported, but the upstream gets the caller's fields.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
@@ -80,6 +81,60 @@ routes: [ { name: traced-route, match: { path: /t }, upstream: a } ]
     assertEquals(attrs["url.full"], `${gw.url}/t?api_key=REDACTED&page=2&mine=REDACTED`);
     const log = JSON.parse((await Deno.readTextFile(`${gw.dir}/access.log`)).trim());
     assertEquals(log.trace_id, span.traceId);
+  } finally {
+    await gw.close();
+    await up.close();
+    await collector.shutdown();
+  }
+});
+
+Deno.test("otel: with tracing disabled the span is still exported, but the upstream gets the caller's traceparent as sent", async () => {
+  const spans: OtlpSpan[] = [];
+  const collector = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const body = await req.json();
+      if (new URL(req.url).pathname === "/v1/traces") {
+        for (const rs of body.resourceSpans ?? []) {
+          for (const ss of rs.scopeSpans ?? []) spans.push(...ss.spans);
+        }
+      }
+      return Response.json({});
+    },
+  );
+  const up = startUpstream(() => new Response("passed"));
+  const gw = await startGatewayProcess((port, adminPort) => `
+listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { drain_timeout_s: 2 }
+observe: { access_log: { path: access.log }, tracing: { enabled: false } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: passed, match: { path: /t }, upstream: a } ]
+`, {
+    OTEL_DENO: "true",
+    OTEL_DENO_CONSOLE: "ignore",
+    OTEL_SERVICE_NAME: "gateway-test",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.addr as Deno.NetAddr).port}`,
+  });
+  try {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff";
+    const headers = { traceparent, tracestate: "vendor=abc" };
+    assertEquals(await (await fetch(`${gw.url}/t`, { headers })).text(), "passed");
+    assertEquals(await (await fetch(`${gw.url}/t`)).text(), "passed");
+    gw.child.kill("SIGTERM");
+    assertEquals((await gw.child.status).code, 0);
+
+    const [continued, fresh] = up.received.map((r) => r.headers);
+    assertEquals(continued!.get("traceparent"), traceparent);
+    assertEquals(continued!.get("tracestate"), "vendor=abc");
+    assertEquals(fresh!.get("traceparent"), null);
+    const exported = () => spans.find((s) => s.traceId === "4bf92f3577b34da6a3ce929d0e0e4736");
+    for (let i = 0; i < 500 && !exported(); i++) await new Promise((r) => setTimeout(r, 20));
+    assertEquals(exported()?.parentSpanId, "00f067aa0ba902b7");
+    const log = (await Deno.readTextFile(`${gw.dir}/access.log`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assertEquals(log.map((l) => l.trace_id), ["4bf92f3577b34da6a3ce929d0e0e4736", null]);
   } finally {
     await gw.close();
     await up.close();
