@@ -112,18 +112,30 @@ async function forward(
   let target: UpstreamTarget = first;
   let tried: Set<UpstreamTarget> | null = null;
   let retries = 0;
+  let retryTakenAt = 0;
+  // The last attempt's outcome: kept through a retry's backoff, for when the retry cannot go.
+  let res: UpstreamResponse | null = null;
+  let error: UpstreamError | null = null;
   while (true) {
     const guards = target.guards;
     if (guards !== null && !guards.available(clock.now())) {
       // It changed while this request waited (its probe slot was taken, its circuit opened).
       const other = upstream.balancer.pick(key, clock.now(), (tried ??= new Set()).add(target));
-      if (other === null) return noTarget(ctx, upstream, o.fallback);
-      target = other;
-      continue;
+      if (other !== null) {
+        target = other;
+        continue;
+      }
+      if (retries === 0) return noTarget(ctx, upstream, o.fallback);
+      // The retry's targets went away during its backoff: the attempt made is the answer.
+      upstream.budget.giveBack(retryTakenAt, clock.now());
+      return lastOutcome(ctx, res, error, o.fallback);
     }
+    if (res !== null) {
+      discard(res);
+      res = null;
+    }
+    error = null;
     const probe = guards !== null && guards.admit(clock.now());
-    let res: UpstreamResponse | null = null;
-    let error: UpstreamError | null = null;
     const started = firstStart >= 0 ? firstStart : performance.now();
     firstStart = -1;
     try {
@@ -146,6 +158,8 @@ async function forward(
         return upstreamFailure(ctx, e);
       }
       error = e;
+      // The log's upstream latency is the answered attempt's, and this one had no response head.
+      ctx.upstreamMs = -1;
     }
     const status = res === null ? NO_RESPONSE : res.status;
     guards?.settle(clock.now(), status, probe);
@@ -161,25 +175,38 @@ async function forward(
       // Not started without a fair share of the deadline left after the backoff (retryHasTime).
       const late = deadline !== Infinity && !retryFits(deadline, delay, started, requestMs);
       if (late) upstream.budget.late();
-      const next = late
-        ? null
-        : retryTarget(upstream, key, target, tried ??= new Set(), clock.now());
+      const now = clock.now();
+      const next = late ? null : retryTarget(upstream, key, target, tried ??= new Set(), now);
       if (next !== null) {
         retries++;
-        if (res !== null) discard(res);
+        retryTakenAt = now;
         if (delay > 0 && !(await pause(delay, ctx.signal))) {
+          if (res !== null) discard(res);
           return ctx.refuse("client_closed_request");
         }
         target = next;
         continue;
       }
     }
-    if (res === null) return degrade(ctx, o.fallback, failureCode(error!));
-    const stale = staleInsteadOf(ctx, status);
-    if (stale === null) return respondWith(ctx, res);
-    discard(res);
-    return stale;
+    return lastOutcome(ctx, res, error, o.fallback);
   }
+}
+
+/**
+ * The answer when no further attempt is made: the last attempt's response (or
+ * a stale copy instead of its 5xx), else its error, or what stands in for it.
+ */
+function lastOutcome(
+  ctx: RequestContext,
+  res: UpstreamResponse | null,
+  error: UpstreamError | null,
+  fallback: Fallback | null,
+): Response {
+  if (res === null) return degrade(ctx, fallback, failureCode(error!));
+  const stale = staleInsteadOf(ctx, res.status);
+  if (stale === null) return respondWith(ctx, res);
+  discard(res);
+  return stale;
 }
 
 /**

@@ -142,6 +142,11 @@ export class RetryBudget {
     return true;
   }
 
+  /** Returns a retry taken at `takenAt` that was not made after all (its target went away). */
+  giveBack(takenAt: number, now: number): void {
+    this.counts.subtract(takenAt, now, 0, 1);
+  }
+
   /** Counts a retry not started for lack of time; it takes nothing from the budget. */
   late(): void {
     this.tooLate++;

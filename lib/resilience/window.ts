@@ -24,6 +24,23 @@ export class RollingCounts {
     this.sumB += b;
   }
 
+  /**
+   * Takes back what `add(at, a, b)` counted, from the bucket it went to, if that
+   * is still in the window ending at `now` (later than `at`); never below zero.
+   */
+  subtract(at: number, now: number, a: number, b: number): void {
+    this.advance(now);
+    const idx = Math.floor(at / this.bucketMs);
+    if (idx > this.last || this.last - idx >= this.buckets) return;
+    const i = idx % this.buckets;
+    const takeA = Math.min(a, this.a[i]!);
+    const takeB = Math.min(b, this.b[i]!);
+    this.a[i] = this.a[i]! - takeA;
+    this.b[i] = this.b[i]! - takeB;
+    this.sumA -= takeA;
+    this.sumB -= takeB;
+  }
+
   /** First counter over the window ending at `now`. */
   totalA(now: number): number {
     this.advance(now);

@@ -56,6 +56,20 @@ Deno.test("RetryBudget: retries stay within the ratio of requests, with a floor"
   assertOk(quiet.tryRetry(10_000), "the window moved on");
 });
 
+Deno.test("RetryBudget: giveBack() returns a retry that was not made, while its bucket is in the window", () => {
+  const b = new RetryBudget({ ratio: 0, minRetries: 1, windowMs: 10_000 });
+  assertOk(b.tryRetry(500));
+  assertEquals(b.tryRetry(600), false, "the one retry is taken");
+  b.giveBack(500, 1_500);
+  assertEquals(b.snapshot(1_500).retries, 0);
+  assertOk(b.tryRetry(1_600), "and may be taken again");
+  b.giveBack(1_600, 20_000);
+  b.giveBack(1_600, 20_000);
+  assertEquals(b.snapshot(20_000).retries, 0, "nothing to give back once the window moved on");
+  assertOk(b.tryRetry(20_000));
+  assertEquals(b.tryRetry(20_000), false, "a give-back never counts below zero");
+});
+
 Deno.test("OutlierDetector: ejects after consecutive failures for a doubling, capped period", () => {
   const o = new OutlierDetector({ consecutiveFailures: 3, baseMs: 1_000, maxMs: 3_000 });
   o.failure(0);
