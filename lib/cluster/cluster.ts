@@ -14,12 +14,9 @@ import { startListener } from "../server/listeners.ts";
 import { AdminListenerSlot } from "../server/admin_listener.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
 import { routeAdmin } from "./admin_fanout.ts";
+import { everyWorkerApplies } from "./credential_fanout.ts";
 import { RpcHost } from "./rpc.ts";
-import {
-  type CredentialChange,
-  CredentialOwner,
-  CREDENTIALS_SERVICE,
-} from "./shared_credentials.ts";
+import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
 import { LIMITER_SERVICE, SharedLimiterHost } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 import { sharedListenerProblem } from "./worker_count.ts";
@@ -31,6 +28,11 @@ export interface ClusterOptions {
   logger: Logger;
   /** Waits before restarting a crashed worker, and how long serving makes it a first crash again. */
   restarts?: RestartPolicy;
+  /**
+   * How long a key or revocation write waits for a worker that does not apply it (default
+   * `CREDENTIALS_APPLY_WAIT_MS`, 5 s); tests shorten it.
+   */
+  credentialsApplyWaitMs?: number;
 }
 
 export interface RestartPolicy {
@@ -41,9 +43,6 @@ export interface RestartPolicy {
 }
 
 const RESTARTS: RestartPolicy = { backoffMs: [250, 1_000, 5_000, 15_000], stableMs: 60_000 };
-
-/** How long a key or revocation write waits for the workers to apply it before it answers. */
-const CREDENTIALS_APPLY_WAIT_MS = 5_000;
 
 export class Cluster {
   readonly rpc = new RpcHost();
@@ -61,7 +60,11 @@ export class Cluster {
   /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
   private readonly credentials = new CredentialOwner(
     () => Date.now(),
-    (change) => this.everyWorkerApplies(change),
+    (change) =>
+      everyWorkerApplies(this.live(), change, {
+        waitMs: this.o.credentialsApplyWaitMs,
+        logger: this.o.logger,
+      }),
   );
 
   /** Rate-limit states of `store.kind: memory`: a table every worker maps, and the rest. */
@@ -166,29 +169,6 @@ export class Cluster {
     await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
     await this.admin.close();
     this.o.logger.info("stopped");
-  }
-
-  /**
-   * Tells every worker of a key or revocation change and waits until each has
-   * applied it, or has died, for at most `CREDENTIALS_APPLY_WAIT_MS`: a worker
-   * stuck that long is logged and the write answered; it applies the change
-   * when it runs again.
-   */
-  private async everyWorkerApplies(change: CredentialChange): Promise<void> {
-    const waiting = new Set(this.live());
-    const applied = Promise.all(
-      [...waiting].map((w) => w.applyCredentials(change).then(() => waiting.delete(w))),
-    );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((r) => timer = setTimeout(r, CREDENTIALS_APPLY_WAIT_MS));
-    await Promise.race([applied, late]);
-    clearTimeout(timer);
-    if (waiting.size > 0) {
-      this.o.logger.warn("workers have not applied a key or revocation change yet", {
-        workers: [...waiting].map((w) => w.options.index),
-        waited_ms: CREDENTIALS_APPLY_WAIT_MS,
-      });
-    }
   }
 
   private live(): WorkerHandle[] {

@@ -73,7 +73,7 @@ export class CredentialOwner {
   /** `announce` resolves once every worker has applied the change. */
   constructor(
     private readonly now: () => number,
-    private readonly announce: (change: CredentialChange) => Promise<void>,
+    private readonly announce: (change: CredentialChange) => Promise<unknown>,
   ) {}
 
   snapshot(): CredentialSnapshot {
@@ -83,9 +83,9 @@ export class CredentialOwner {
 
   service(): RpcService {
     // Applied here at once, so the order of changes is the order of calls, whenever workers answer.
-    const change = (c: CredentialChange): Promise<void> => {
+    const change = async (c: CredentialChange): Promise<void> => {
       apply(this.view, c);
-      return this.announce(c);
+      await this.announce(c);
     };
     return {
       addKey: (digest: string, consumer: string) => change({ op: "key", digest, consumer }),
