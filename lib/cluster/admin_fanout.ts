@@ -6,7 +6,7 @@
  * revocations: Redis, or the main thread's store) are made once, through the
  * first worker. Other changes (cache purges, ...) touch per-isolate state, so
  * they go to every worker, the first one first, and the first worker's answer
- * is returned.
+ * is returned, unless another worker failed the change.
  */
 import { errorResponse } from "../core/errors.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
@@ -20,7 +20,10 @@ registerProcessMetrics(processMetrics);
 /** Admin paths whose state lives in a store shared by every worker. */
 const SHARED_STATE = [/^\/keys(\/|$)/, /^\/revocations$/];
 
-export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise<Response> {
+/** A worker as the admin API sees it (`WorkerHandle`). */
+export type AdminWorker = Pick<WorkerHandle, "admin">;
+
+export async function routeAdmin(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
   const first = workers[0];
   if (!first) return errorResponse("shutting_down", crypto.randomUUID());
   const path = new URL(req.url).pathname;
@@ -32,30 +35,43 @@ export async function routeAdmin(req: Request, workers: WorkerHandle[]): Promise
     const body = req.body ? await req.arrayBuffer() : null;
     const copy = () => new Request(req.url, { method: req.method, headers: req.headers, body });
     const answer = await first.admin(copy());
-    if (answer.ok) {
-      await Promise.all(
-        workers.slice(1).map(async (w) => {
-          const r = await w.admin(copy()).catch(() => null);
-          await r?.body?.cancel();
-        }),
-      );
-    }
-    return answer;
+    return answer.ok ? await alsoOnTheOthers(answer, workers.slice(1), copy) : answer;
   } catch (e) {
+    // The worker took the request and stopped: a change may have been made all the same.
     return errorResponse("internal_error", crypto.randomUUID(), {
-      message: `A worker could not answer: ${(e as Error).message}`,
+      message: `A worker could not answer: ${(e as Error).message}${
+        read ? "" : "; the change may have been made"
+      }`,
     });
   }
 }
 
-async function allReady(req: Request, workers: WorkerHandle[]): Promise<Response> {
+/**
+ * The other workers make the change the first one made. A worker that fails it
+ * answers for the write, which must be repeated: its state did not change. A
+ * worker that stopped is left out: it restarts with its per-isolate state new.
+ */
+async function alsoOnTheOthers(
+  answer: Response,
+  others: readonly AdminWorker[],
+  copy: () => Request,
+): Promise<Response> {
+  const answers = await Promise.all(others.map((w) => w.admin(copy()).catch(() => null)));
+  const failed = answers.find((r) => r !== null && !r.ok) ?? null;
+  for (const r of answers) if (r !== failed) await r?.body?.cancel();
+  if (failed === null) return answer;
+  await answer.body?.cancel();
+  return failed;
+}
+
+async function allReady(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
   const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
   const notReady = answers.find((r) => r.status !== 200);
   for (const r of answers) if (r !== (notReady ?? answers[0])) await r.body?.cancel();
   return notReady ?? answers[0]!;
 }
 
-async function allMetrics(req: Request, workers: WorkerHandle[]): Promise<Response> {
+async function allMetrics(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
   const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
   const failed = answers.find((r) => r.status !== 200);
   if (failed) {
