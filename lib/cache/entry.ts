@@ -29,8 +29,9 @@ const NO_BODY = new Set([204, 205, 304]);
 /** Bookkeeping per entry beyond its bytes (maps, arrays, the entry object). */
 const OVERHEAD = 256;
 
-export function entrySize(key: string, e: CachedResponse): number {
-  let n = OVERHEAD + key.length * 2 + e.body.length + e.path.length * 2;
+/** Bytes an entry holds in memory, with its key and the target URI it is indexed under. */
+export function entrySize(key: string, uri: string, e: CachedResponse): number {
+  let n = OVERHEAD + (key.length + uri.length + e.path.length) * 2 + e.body.length;
   for (const [k, v] of e.headers) n += (k.length + v.length) * 2;
   return n;
 }

@@ -32,17 +32,15 @@ export function compileCacheKey(o: CacheKeyOptions): CacheKey {
 }
 
 /**
- * The part of a key that names the target URI (path, namespace, origin, query): every entry
- * of that URI, whatever its Vary values or caller, has this key or one starting with it and
- * a line feed (none of the four parts holds one).
+ * The target URI of a request as invalidation sees it (RFC 9111 §4.4): host, public path and
+ * query with its pairs sorted, whatever the route, scheme or port. Every entry is indexed under
+ * it, so a write through any route drops what any route stored for that URI. Sorting always
+ * makes ?b=2&a=1 and ?a=1&b=2 one URI here, also for a route that keys them apart: a write to
+ * one drops both, which is never wrong, only more trips upstream.
  */
-export function uriOf(key: string): string {
-  let at = -1;
-  for (let i = 0; i < 4; i++) {
-    at = key.indexOf("\n", at + 1);
-    if (at < 0) return key;
-  }
-  return key.slice(0, at);
+export function targetUri(ctx: RequestContext): string {
+  // A host holds no "/", and a path no "?": the three parts cannot run into each other.
+  return ctx.host + ctx.path + (ctx.query.length > 1 ? sortedQuery(ctx.query) : ctx.query);
 }
 
 /**

@@ -4,19 +4,21 @@
  * runtime dependencies, so entries survive reloads.
  */
 import { type CachedResponse, entrySize } from "./entry.ts";
-import { uriOf } from "./key.ts";
+import type { Fill } from "./fills.ts";
 import type { CacheStore } from "./store.ts";
 
 interface Slot {
   entry: CachedResponse;
   size: number;
+  /** Target URI the entry is indexed under. */
+  uri: string;
 }
 
 export class MemoryCache implements CacheStore {
   /** Insertion order is recency order: a hit moves its key to the end. */
   private readonly slots = new Map<string, Slot>();
-  /** Keys that carry Vary values or a caller, by their URI, so that invalidate finds them. */
-  private readonly variants = new Map<string, Set<string>>();
+  /** Keys by target URI, so that invalidate finds what every route stored for it. */
+  private readonly byUri = new Map<string, Set<string>>();
   private used = 0;
 
   constructor(private maxBytes: number) {}
@@ -49,24 +51,22 @@ export class MemoryCache implements CacheStore {
     return Promise.resolve(slot.entry);
   }
 
-  set(key: string, entry: CachedResponse): void {
-    const size = entrySize(key, entry);
+  /** Invalidations in this process are the only ones: the caller has checked `fill.outdated`. */
+  set(key: string, entry: CachedResponse, fill: Fill): void {
+    const uri = fill.uri;
+    const size = entrySize(key, uri, entry);
     this.remove(key);
     if (size > this.maxBytes) return;
-    this.slots.set(key, { entry, size });
+    this.slots.set(key, { entry, size, uri });
     this.used += size;
-    const uri = uriOf(key);
-    if (uri !== key) {
-      let keys = this.variants.get(uri);
-      if (keys === undefined) this.variants.set(uri, keys = new Set());
-      keys.add(key);
-    }
+    let keys = this.byUri.get(uri);
+    if (keys === undefined) this.byUri.set(uri, keys = new Set());
+    keys.add(key);
     this.evict();
   }
 
   invalidate(uri: string): Promise<void> {
-    this.remove(uri);
-    for (const key of this.variants.get(uri) ?? []) this.remove(key);
+    for (const key of this.byUri.get(uri) ?? []) this.remove(key);
     return Promise.resolve();
   }
 
@@ -86,9 +86,8 @@ export class MemoryCache implements CacheStore {
     if (slot === undefined) return;
     this.slots.delete(key);
     this.used -= slot.size;
-    const uri = uriOf(key);
-    const keys = uri === key ? undefined : this.variants.get(uri);
-    if (keys?.delete(key) && keys.size === 0) this.variants.delete(uri);
+    const keys = this.byUri.get(slot.uri);
+    if (keys?.delete(key) && keys.size === 0) this.byUri.delete(slot.uri);
   }
 
   private evict(): void {

@@ -6,14 +6,15 @@
  * 504, or the gateway could not reach it) and an entry is within
  * `stale_if_error_s`, it stands in (`STALE`). Requests with `Range` bypass it, and
  * so do requests with `Authorization` or `Cookie` whose answer the key cannot tell apart.
- * An unsafe request the upstream answers 2xx or 3xx drops the entries of its URI. The
- * answer to a request with `Cache-Control: no-store` is not stored (a stored one may serve it).
+ * Other methods go to `invalidate` (lib/cache/invalidation.ts), which every route that may
+ * write shares; a GET whose URI is invalidated while it is upstream is answered, not stored.
+ * The answer to a request with `Cache-Control: no-store` is not stored (a stored one may serve it).
  *
  * For later stages of the chain (a fallback), a request that has such an entry
  * finds `ctx.locals.get(STALE_RESPONSE)`: a function returning that response.
  */
 import type { RequestContext } from "../core/context.ts";
-import type { Handler, NamedPolicy } from "../core/pipeline.ts";
+import type { Handler, NamedPolicy, Policy } from "../core/pipeline.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
 import { upstreamFailure } from "../proxy/proxy.ts";
@@ -21,7 +22,8 @@ import { bufferUpTo, withBody } from "../transform/buffer.ts";
 import { bodyOf } from "../core/parsed_response.ts";
 import { answerValidators, type CachedResponse, type CacheStatus, serveEntry } from "./entry.ts";
 import { forbidsStoring, freshness, type FreshnessRules } from "./freshness.ts";
-import { type CacheKey, uriOf } from "./key.ts";
+import { type CacheKey, targetUri } from "./key.ts";
+import type { PendingFills } from "./fills.ts";
 import type { CacheStore } from "./store.ts";
 
 /** `ctx.locals` key of `() => Response`: the stale entry for this request, if one may be served. */
@@ -38,6 +40,10 @@ export interface CachePolicyOptions {
   /** Whether a request carrying `Cookie` bypasses the cache (the key does not include it). */
   cookieBypasses: boolean;
   clock: Clock;
+  /** GETs filling an entry, in this process, for invalidations to outdate. */
+  fills: PendingFills;
+  /** Requests other than GET and HEAD: invalidation for unsafe methods. */
+  invalidate: Policy;
 }
 
 /** Upstream answers a stale entry may replace (RFC 5861 §4). */
@@ -46,8 +52,6 @@ const STALE_ON_STATUS = new Set([500, 502, 503, 504]);
 /** Headers that describe one delivery, not the stored response. */
 const NOT_STORED = new Set(["age", "x-cache", "content-length"]);
 const EMPTY: Bytes = new Uint8Array(0);
-/** Methods that change nothing (RFC 9110 §9.2.1); any other invalidates (RFC 9111 §4.4). */
-const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
   const inflight = new Map<string, Promise<CachedResponse | null>>();
@@ -89,6 +93,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
   ): Promise<Response> => {
     let settle!: (e: CachedResponse | null) => void;
     inflight.set(key, new Promise((r) => (settle = r)));
+    const fill = o.fills.begin(targetUri(ctx), ctx.now);
     // The entry is filled with a full answer; this client's validators are checked against it.
     ctx.upstreamHeaders.remove("if-none-match");
     ctx.upstreamHeaders.remove("if-modified-since");
@@ -124,29 +129,24 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         staleUntil: now + fresh.lifetimeMs + (fresh.staleAllowed ? o.staleIfErrorMs : 0),
         path: ctx.path,
       };
-      o.store.set(key, entry, now);
+      // Written since this request began: the answer may be the old resource. Waiters that
+      // came after the write must not get it either; they go upstream themselves.
+      if (fill.outdated) return serveEntry(ctx, entry, "MISS");
+      o.store.set(key, entry, fill, now);
       settle(entry);
       return serveEntry(ctx, entry, "MISS");
     } finally {
       settle(null);
       inflight.delete(key);
+      o.fills.end(fill);
     }
-  };
-
-  /** An unsafe request: once the upstream accepts it, what is stored for its URI is out of date. */
-  const invalidating = async (ctx: RequestContext, next: Handler): Promise<Response> => {
-    const res = await next(ctx);
-    if (ctx.errorCode === null && res.status < 400) await o.store.invalidate(uriOf(o.key(ctx)));
-    return res;
   };
 
   return {
     name: "cache",
     policy: async (ctx, next) => {
       const method = ctx.method;
-      if (method !== "GET" && method !== "HEAD") {
-        return SAFE.has(method) ? next(ctx) : invalidating(ctx, next);
-      }
+      if (method !== "GET" && method !== "HEAD") return o.invalidate(ctx, next);
       // Credentials the gateway did not check, or cookies the key leaves out, may make the
       // answer someone's own; entries are whole answers, and a range of one is not served.
       const h = ctx.headers;

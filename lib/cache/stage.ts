@@ -2,20 +2,28 @@
  * The response cache stage: a route with `cache` gets one cache policy, on the
  * store it names (default `store.kind`). Entries are namespaced by route name
  * and a fingerprint of what shapes the route's responses, so a reload keeps
- * them unless the upstream, rewrite or response transforms change.
+ * them unless the upstream, rewrite or response transforms change. When any
+ * route caches, every route that accepts an unsafe method invalidates (a write
+ * need not go through the route that stored the read); when none does, no
+ * route gets anything.
  */
 import type { RouteConfig } from "../config/schema.ts";
+import type { Policy } from "../core/pipeline.ts";
 import type { Stage } from "../plan/chain.ts";
 import type { BuildContext } from "../plan/build_context.ts";
 import { cachePolicy } from "./policy.ts";
+import { acceptsUnsafe, invalidationPolicy } from "./invalidation.ts";
 import { compileCacheKey, fingerprint } from "./key.ts";
 import type { CacheStore } from "./store.ts";
+
+const passOn: Policy = (ctx, next) => next(ctx);
 
 export const cacheStage: Stage = {
   name: "cache",
   async build(route, index, b) {
+    const invalidate = acceptsUnsafe(route) ? await invalidationFor(b) : null;
     const c = route.cache;
-    if (!c) return [];
+    if (!c) return invalidate === null ? [] : [{ name: "cache_invalidation", policy: invalidate }];
     const store = await storeFor(route, index, b);
     const vary = c.vary.map((h) => h.toLowerCase());
     const shape = JSON.stringify([
@@ -41,9 +49,27 @@ export const cacheStage: Stage = {
       authenticated,
       cookieBypasses: !c.ignore_cookies && !vary.includes("cookie"),
       clock: b.deps.clock,
+      fills: b.deps.caches.fills,
+      invalidate: invalidate ?? passOn,
     })];
   },
 };
+
+/** The plan's invalidation policy over every store its routes cache in; null when none caches. */
+function invalidationFor(b: BuildContext): Promise<Policy | null> {
+  return b.shared("cache.invalidation", async () => {
+    const stores = new Set<CacheStore>();
+    for (const [index, route] of b.config.routes.entries()) {
+      if (route.cache) stores.add(await storeFor(route, index, b));
+    }
+    if (stores.size === 0) return null;
+    return invalidationPolicy({
+      stores: [...stores],
+      fills: b.deps.caches.fills,
+      clock: b.deps.clock,
+    });
+  });
+}
 
 async function storeFor(route: RouteConfig, index: number, b: BuildContext): Promise<CacheStore> {
   const caches = b.deps.caches;

@@ -7,12 +7,15 @@
 import type { RedisConnections } from "../store/redis.ts";
 import type { RedisConfig } from "../store/schema.ts";
 import { MemoryCache } from "./memory_store.ts";
+import { PendingFills } from "./fills.ts";
 import { RedisCache } from "./redis_store.ts";
 
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 
 export class CacheStores {
   readonly memory = new MemoryCache(DEFAULT_MEMORY_BYTES);
+  /** GETs filling entries, whatever the plan: an invalidation after a reload still outdates them. */
+  readonly fills = new PendingFills();
   private readonly redisCaches = new Map<string, { cache: RedisCache; refs: number }>();
 
   acquireRedis(connections: RedisConnections, config: RedisConfig): RedisCache {

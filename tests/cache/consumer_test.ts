@@ -10,6 +10,7 @@ import { systemClock } from "../../lib/core/clock.ts";
 import { cachePolicy } from "../../lib/cache/policy.ts";
 import { compileCacheKey } from "../../lib/cache/key.ts";
 import { MemoryCache } from "../../lib/cache/memory_store.ts";
+import { PendingFills } from "../../lib/cache/fills.ts";
 import { consumer, makeContext } from "../transform/request_context.ts";
 
 /** An upstream that answers with the consumer the gateway forwarded (and counts calls). */
@@ -31,6 +32,8 @@ Deno.test("cache policy: entries are keyed by consumer and identity on authentic
     authenticated: true,
     cookieBypasses: true,
     clock: systemClock,
+    fills: new PendingFills(),
+    invalidate: (ctx, next) => next(ctx),
   });
   // The real upstream stands for the rest of the chain; the caller travels in a header.
   const handler = compose([policy], async (ctx) => {

@@ -3,6 +3,7 @@ import { assertEquals, assertRejects } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startRedis } from "../helpers/redis.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
 
 const config = (upstream: string, redis: string) =>
   baseConfig(`
@@ -123,6 +124,111 @@ Deno.test("cache (redis): an unsafe request drops its URI's entries on every ins
     assertEquals(put.status, 204);
     assertEquals((await get(a, "/api/items"))[1], "MISS");
     assertEquals((await get(a, "/api/other"))[1], "HIT");
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    await redis.close();
+  }
+});
+
+/** Reads under `/items` cached on one route, writes on another without a cache. */
+const splitByMethod = (upstream: string, redis: string) =>
+  baseConfig(`
+store: { kind: redis, redis: { url: "${redis}", prefix: "gwtest:", timeout_ms: 200 } }
+upstreams:
+  a: { targets: [ { url: "${upstream}" } ] }
+routes:
+  - name: read
+    match: { path: /items, methods: [GET] }
+    upstream: a
+    cache: { ttl_s: 60, vary: [Accept-Language] }
+  - { name: write, match: { path: /items, methods: [POST, PUT, PATCH, DELETE] }, upstream: a }
+`);
+
+/**
+ * An upstream holding a version per path that a write bumps; `hold` may keep a GET's answer,
+ * read before it waits, until the promise it returns settles.
+ */
+function versionedUpstream(hold: (url: string) => Promise<void> | undefined = () => undefined) {
+  const versions = new Map<string, number>();
+  return startUpstream(async (req, r) => {
+    const path = new URL(req.url).pathname;
+    const v = versions.get(path) ?? 1;
+    if (req.method === "GET") {
+      await hold(r.url);
+      return Response.json({ v }, { headers: { vary: "Accept-Language" } });
+    }
+    await req.body?.cancel();
+    versions.set(path, v + 1);
+    return new Response(null, { status: 204 });
+  });
+}
+
+async function send(g: TestGateway, method: string, path: string): Promise<number> {
+  const res = await fetch(`${g.url()}${path}`, { method, body: "{}" });
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test("cache (redis): a write through a route without cache drops the cached read on every instance", async () => {
+  const redis = await startRedis();
+  const up = versionedUpstream();
+  const a = await startGateway(splitByMethod(up.url, redis.url));
+  const b = await startGateway(splitByMethod(up.url, redis.url));
+  try {
+    await untilCached(a, "/items/warm");
+    await untilCached(b, "/items/warm-b");
+    await untilCached(a, "/items/1");
+    await untilCached(a, "/items/2");
+    const fr = await fetch(`${a.url()}/items/1`, { headers: { "accept-language": "fr" } });
+    assertEquals([fr.headers.get("x-cache"), await fr.text()], ["MISS", '{"v":1}']);
+    assertEquals(await send(b, "POST", "/items/1"), 204);
+    assertEquals(await get(a, "/items/1"), [200, "MISS", '{"v":2}']);
+    const frAfter = await fetch(`${a.url()}/items/1`, { headers: { "accept-language": "fr" } });
+    assertEquals([frAfter.headers.get("x-cache"), await frAfter.text()], ["MISS", '{"v":2}']);
+    assertEquals((await get(a, "/items/2"))[1], "HIT");
+  } finally {
+    await a.close();
+    await b.close();
+    await up.close();
+    await redis.close();
+  }
+});
+
+Deno.test("cache (redis): a GET upstream while another instance writes its URI does not store", async () => {
+  const redis = await startRedis();
+  const clock = new ManualClock(1_700_000_000_000);
+  let arrived!: () => void;
+  const arrival = new Promise<void>((r) => (arrived = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let holding = false;
+  const up = versionedUpstream((url) => {
+    if (url !== "/items/1" || !holding) return undefined;
+    holding = false;
+    arrived();
+    return released;
+  });
+  const a = await startGateway(splitByMethod(up.url, redis.url), { clock });
+  const b = await startGateway(splitByMethod(up.url, redis.url), { clock });
+  try {
+    await untilCached(a, "/items/warm");
+    await untilCached(b, "/items/warm-b");
+    holding = true;
+    // Instance a reads version 1; its answer is held until instance b's write is done.
+    const slow = get(a, "/items/1");
+    await arrival;
+    clock.advance(1_000);
+    assertEquals(await send(b, "PUT", "/items/1"), 204);
+    release();
+    assertEquals(await slow, [200, "MISS", '{"v":1}']);
+    // One connection to Redis: a store a sent would land before this lookup.
+    assertEquals(await get(a, "/items/1"), [200, "MISS", '{"v":2}']);
+    // A GET that began after the write stores its answer.
+    clock.advance(1_000);
+    assertEquals(await get(a, "/items/1"), [200, "MISS", '{"v":2}']);
+    assertEquals(await get(a, "/items/1"), [200, "HIT", '{"v":2}']);
   } finally {
     await a.close();
     await b.close();

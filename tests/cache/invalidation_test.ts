@@ -1,0 +1,167 @@
+/**
+ * Invalidation across routes (RFC 9111 §4.4) through a real listener and upstream, memory
+ * store: a write through any route drops what a cached route stored for its URI, and a GET that
+ * was upstream while the write happened does not store its answer.
+ */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { startUpstream, type TestServer } from "../helpers/upstream.ts";
+import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { rawRequest } from "../helpers/raw.ts";
+
+/** Reads under `/items` cached on one route, writes on another without a cache. */
+const splitByMethod = (upstream: string) =>
+  baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${upstream}" } ] }
+routes:
+  - name: read
+    match: { path: /items, methods: [GET] }
+    upstream: a
+    cache: { ttl_s: 60, vary: [Accept-Language] }
+  - { name: write, match: { path: /items, methods: [POST, PUT, PATCH, DELETE] }, upstream: a }
+  - { name: health, match: { path: /health, methods: [GET] }, upstream: a }
+`);
+
+/** An upstream holding a version per path: a write bumps it (409 for paths under /items/locked). */
+function versionedUpstream(hold?: (path: string) => Promise<void> | undefined) {
+  const versions = new Map<string, number>();
+  const version = (path: string) => versions.get(path) ?? 1;
+  const up = startUpstream(async (req, r) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "GET") {
+      const v = version(path);
+      await hold?.(r.url);
+      return Response.json({ path, v }, { headers: { vary: "Accept-Language" } });
+    }
+    await req.body?.cancel();
+    if (path.startsWith("/items/locked")) return new Response(null, { status: 409 });
+    versions.set(path, version(path) + 1);
+    return new Response(null, { status: 204 });
+  });
+  const gets = (url: string) =>
+    up.received.filter((r) => r.method === "GET" && r.url === url).length;
+  return { up, gets };
+}
+
+async function get(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${g.url()}${path}`, { headers });
+  return { cache: res.headers.get("x-cache"), v: (await res.json()).v as number };
+}
+
+async function send(g: TestGateway, method: string, path: string): Promise<number> {
+  const res = await fetch(`${g.url()}${path}`, { method, body: "{}" });
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function withGateway(up: TestServer, fn: (g: TestGateway) => Promise<void> | void) {
+  const g = await startGateway(splitByMethod(up.url));
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+}
+
+Deno.test("invalidation: a write through a route without cache drops the cached read of its URI", async () => {
+  const { up, gets } = versionedUpstream();
+  await withGateway(up, async (g) => {
+    const fr = { "accept-language": "fr" };
+    for (const p of ["/items/1", "/items/2", "/items?b=2&a=1", "/items/locked"]) {
+      assertEquals((await get(g, p)).cache, "MISS");
+      assertEquals((await get(g, p)).cache, "HIT");
+    }
+    assertEquals((await get(g, "/items/1", fr)).cache, "MISS");
+
+    assertEquals(await send(g, "POST", "/items/1"), 204);
+    // Every Vary value of the URI goes; the next GET reaches the upstream and sees the change.
+    assertEquals(await get(g, "/items/1"), { cache: "MISS", v: 2 });
+    assertEquals(await get(g, "/items/1", fr), { cache: "MISS", v: 2 });
+    assertEquals(await get(g, "/items/1"), { cache: "HIT", v: 2 });
+    assertEquals((await get(g, "/items/2")).cache, "HIT");
+
+    // The query is compared with its pairs sorted, as the cached route keys it.
+    assertEquals(await send(g, "PUT", "/items?a=1&b=2"), 204);
+    assertEquals((await get(g, "/items?b=2&a=1")).cache, "MISS");
+
+    // A refused write changes nothing; a write to another host is another URI.
+    assertEquals(await send(g, "PATCH", "/items/locked"), 409);
+    assertEquals((await get(g, "/items/locked")).cache, "HIT");
+    const elsewhere = await rawRequest(g.url(), [
+      "DELETE /items/2 HTTP/1.1",
+      "Host: other.test",
+      "Content-Length: 0",
+      "Connection: close",
+    ]);
+    assertEquals(elsewhere.status, 204);
+    assertEquals((await get(g, "/items/2")).cache, "HIT");
+    assertEquals(await send(g, "DELETE", "/items/2"), 204);
+    assertEquals((await get(g, "/items/2")).cache, "MISS");
+
+    assertEquals([gets("/items/1"), gets("/items/2"), gets("/items?b=2&a=1")], [4, 2, 2]);
+  });
+});
+
+Deno.test("invalidation: only routes that may write get the hook, and none without a cache", async () => {
+  const { up } = versionedUpstream();
+  await withGateway(up, (g) => {
+    const chain = (name: string) =>
+      g.gw.plan.routes.find((r) => r.name === name)!.policies.filter((p) => p.startsWith("cache"));
+    assertEquals(chain("read"), ["cache"]);
+    assertEquals(chain("write"), ["cache_invalidation"]);
+    assertEquals(chain("health"), []);
+  });
+  const plain = await startGateway(baseConfig(`
+upstreams: { a: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - { name: any, match: { path: / }, upstream: a }
+`));
+  try {
+    assertEquals(plain.gw.plan.routes[0]!.policies.filter((p) => p.startsWith("cache")), []);
+  } finally {
+    await plain.close();
+  }
+});
+
+/** A promise with its resolver, for an upstream to wait on. */
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+Deno.test("invalidation: a GET upstream while its URI is written answers but does not store", async () => {
+  const arrived = deferred();
+  const release = deferred();
+  let holding = true;
+  const { up, gets } = versionedUpstream((url) => {
+    if (url !== "/items/1" || !holding) return undefined;
+    holding = false;
+    arrived.resolve();
+    return release.promise;
+  });
+  await withGateway(up, async (g) => {
+    // The GET reads version 1 upstream, then its answer is held until the write is done.
+    const slow = get(g, "/items/1");
+    await arrived.promise;
+    assertEquals(await send(g, "PUT", "/items/1"), 204);
+    release.resolve();
+    assertEquals(await slow, { cache: "MISS", v: 1 });
+    // Stored, version 1 would be served until its TTL.
+    assertEquals(await get(g, "/items/1"), { cache: "MISS", v: 2 });
+    assertEquals(await get(g, "/items/1"), { cache: "HIT", v: 2 });
+    assertEquals(gets("/items/1"), 2);
+    assertEquals(g.gw.deps.caches.fills.size, 0);
+  });
+});
+
+Deno.test("invalidation: a GET that began after the write stores its answer", async () => {
+  const { up } = versionedUpstream();
+  await withGateway(up, async (g) => {
+    assertEquals(await send(g, "POST", "/items/1"), 204);
+    assertEquals(await get(g, "/items/1"), { cache: "MISS", v: 2 });
+    assertEquals(await get(g, "/items/1"), { cache: "HIT", v: 2 });
+    assertOk(g.gw.deps.caches.memory.entries === 1);
+  });
+});
