@@ -76,6 +76,25 @@ export const headerName = z.string().regex(TOKEN, {
   error: "expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
 });
 
+/** Fields framing or routing the message: the gateway owns them, config may not set them. */
+export const UNTOUCHABLE_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+
+/** A header name config may set or change: not one that frames or routes the message. */
+export const editableHeader = headerName.refine((h) => !UNTOUCHABLE_HEADERS.has(h.toLowerCase()), {
+  error: (i) =>
+    `expected a header the gateway does not own (${i.input} frames or routes the message)`,
+});
+
 export const HTTP_METHODS = [
   "GET",
   "HEAD",

@@ -198,6 +198,28 @@ const storeNeeds: Check = (c) => {
   return out;
 };
 
+/**
+ * While the gateway traces, the trace fields it sends upstream are its own hop's:
+ * a static copy on an upstream would go out beside them, a second traceparent.
+ */
+const traceFields: Check = (c) => {
+  if (c.observe === INVALID || !c.observe.tracing.enabled) return [];
+  const out: SemanticIssue[] = [];
+  for (const [name, u] of validEntries(c.upstreams)) {
+    for (const h of Object.keys(u.headers)) {
+      const lower = h.toLowerCase();
+      if (lower !== "traceparent" && lower !== "tracestate") continue;
+      out.push({
+        path: ["upstreams", name, "headers", h],
+        key: true,
+        message: `${h} is the gateway's own while observe.tracing.enabled is true ` +
+          "(set it to false to pass the caller's trace fields on unchanged)",
+      });
+    }
+  }
+  return out;
+};
+
 const proxyProtocol: Check = (c) =>
   c.security === INVALID || c.security.trusted_proxies.length > 0
     ? []
@@ -251,6 +273,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   asyncRouteIssues,
   proxyProtocol,
   unreachablePaths,
+  traceFields,
 ];
 
 export function semanticIssues(c: PartialConfig): SemanticIssue[] {

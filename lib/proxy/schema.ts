@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, httpUrl, positiveInt, timerMs } from "../config/common.ts";
+import { editableHeader, httpUrl, positiveInt, timerMs } from "../config/common.ts";
 import {
   circuitBreakerSchema,
   healthCheckSchema,
@@ -51,7 +51,7 @@ export const upstreamSchema = z.strictObject({
     max_idle: positiveInt.default(128).meta({ description: "Idle connections kept per target" }),
     idle_timeout_s: z.number().positive().default(60),
   }).default({ max_idle: 128, idle_timeout_s: 60 }),
-  headers: z.record(headerName, z.string()).default({}).meta({
+  headers: z.record(editableHeader, z.string()).default({}).meta({
     description: "Headers set on every request to this upstream",
   }),
 }).refine((u) => u.queue === 0 || u.max_concurrent !== undefined, {

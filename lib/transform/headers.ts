@@ -85,16 +85,3 @@ export function compileResponseHeaders(rules: HeaderRules): ResponseHeaderEdit |
     }
   };
 }
-
-/** Fields framing or routing the message: the gateway owns them, rules may not touch them. */
-export const UNTOUCHABLE_HEADERS: ReadonlySet<string> = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "upgrade",
-]);

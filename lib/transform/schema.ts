@@ -1,13 +1,7 @@
 import { z } from "zod";
-import { headerName, httpMethod, positiveInt } from "../config/common.ts";
+import { editableHeader, headerName, httpMethod, positiveInt } from "../config/common.ts";
 import { parseTemplate } from "./template.ts";
-import { UNTOUCHABLE_HEADERS } from "./headers.ts";
 import { originProblem } from "./cors.ts";
-
-/** A header the rules may change (not one that frames or routes the message). */
-const editableHeader = headerName.refine((h) => !UNTOUCHABLE_HEADERS.has(h.toLowerCase()), {
-  error: (i) => `${i.input} is managed by the gateway and cannot be transformed`,
-});
 
 /** A header value that may use `${...}` request variables, checked at load. */
 export const templateString = z.string().superRefine((s, ctx) => {

@@ -17,7 +17,7 @@ const cases: [string, string, RegExp][] = [
   [
     "a framing header",
     `{ request: { headers: { remove: [Content-Length] } } }`,
-    /transform\.request\.headers\.remove\[0\]: Content-Length is managed by the gateway/,
+    /transform\.request\.headers\.remove\[0\]: expected a header the gateway does not own \(Content-Length frames/,
   ],
   [
     "a field path ending in []",

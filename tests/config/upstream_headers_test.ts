@@ -1,0 +1,71 @@
+/**
+ * An upstream's static `headers:` may not set what frames or routes the message
+ * (a `Transfer-Encoding` there would tell the upstream to read a body the
+ * gateway frames otherwise), nor, while the gateway traces, the trace fields it
+ * writes itself; a config error names the key, and a valid one is sent.
+ */
+import { assertEquals } from "../helpers/assert.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { configErrors } from "./helpers.ts";
+
+Deno.test("upstream headers: framing and routing fields are refused at their key", async () => {
+  assertEquals(
+    await configErrors(`upstreams:
+  users:
+    targets: [ { url: "http://127.0.0.1:3001" } ]
+    headers:
+      X-Team: payments
+      Transfer-Encoding: chunked
+      host: other.example
+routes:
+  - { name: r, match: { path: / }, upstream: users }
+`),
+    [
+      'gateway.yaml:6:7: upstreams.users.headers.Transfer-Encoding: key "Transfer-Encoding": expected a header the gateway does not own (Transfer-Encoding frames or routes the message)',
+      'gateway.yaml:7:7: upstreams.users.headers.host: key "host": expected a header the gateway does not own (host frames or routes the message)',
+    ],
+  );
+});
+
+Deno.test("upstream headers: trace fields are refused while the gateway traces", async () => {
+  assertEquals(
+    await configErrors(`upstreams:
+  users:
+    targets: [ { url: "http://127.0.0.1:3001" } ]
+    headers: { Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }
+routes:
+  - { name: r, match: { path: / }, upstream: users }
+`),
+    [
+      "gateway.yaml:4:16: upstreams.users.headers.Traceparent: Traceparent is the gateway's own while observe.tracing.enabled is true (set it to false to pass the caller's trace fields on unchanged)",
+    ],
+  );
+});
+
+Deno.test("upstream headers: with tracing off a static traceparent is one more field, sent once", async () => {
+  const seen: string[][] = [];
+  const up = startUpstream((req) => {
+    seen.push([...req.headers].filter(([k]) => k === "traceparent" || k === "x-team").flat());
+    return new Response("ok");
+  });
+  const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const g = await startGateway(baseConfig(`observe: { tracing: { enabled: false } }
+upstreams:
+  users:
+    targets: [ { url: "${up.url}" } ]
+    headers: { traceparent: "${tp}", X-Team: payments }
+routes:
+  - { name: r, match: { path: / }, upstream: users }
+`));
+  try {
+    const res = await fetch(`${g.url()}/x`, {
+      headers: { traceparent: "00-11111111111111111111111111111111-2222222222222222-01" },
+    });
+    assertEquals(await res.text(), "ok");
+    assertEquals(seen, [["traceparent", tp, "x-team", "payments"]]);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
