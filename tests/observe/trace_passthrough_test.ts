@@ -110,12 +110,16 @@ routes:
   );
 });
 
-/** Routes whose transforms, or whose upstream's static headers, touch the trace fields. */
+/**
+ * Routes whose transforms, or whose upstream's static headers, touch the trace
+ * fields. The static ones only with tracing off: on, they are a config error
+ * (tests/config/upstream_headers_test.ts).
+ */
 const transformRoutes = (url: string, set: string, tracing: boolean) => `
 observe: { tracing: { enabled: ${tracing} } }
 upstreams:
   a: { targets: [ { url: "${url}" } ] }
-  b: { targets: [ { url: "${url}" } ], headers: { Tracestate: "upstream=1" } }
+  b: { targets: [ { url: "${url}" } ]${tracing ? "" : `, headers: { Tracestate: "upstream=1" }`} }
 routes:
   - name: replaced
     match: { path: /replaced }
