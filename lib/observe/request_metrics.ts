@@ -139,12 +139,12 @@ export class RequestMetrics {
     s.bytesIn.value += ctx.bytesIn;
     s.bytesOut.value += bytesOut;
     if (s.upstream !== null) s.upstream.observe(ctx.upstreamMs / 1000);
-    if (ctx.errorCode !== null) this.errors.labels(route, ctx.errorCode).value++;
-    if (ctx.rateLimit !== null) this.rateLimit.labels(route, ctx.rateLimit).value++;
+    if (ctx.errorCode !== null) this.errors.pair(route, ctx.errorCode).value++;
+    if (ctx.rateLimit !== null) this.rateLimit.pair(route, ctx.rateLimit).value++;
     if (ctx.authFailure !== null) {
-      this.authFailures.labels(ctx.authFailure.provider, ctx.authFailure.reason).value++;
+      this.authFailures.pair(ctx.authFailure.provider, ctx.authFailure.reason).value++;
     }
-    if (ctx.cacheStatus !== null) this.cache.labels(route, ctx.cacheStatus.toLowerCase()).value++;
+    if (ctx.cacheStatus !== null) this.cache.pair(route, ctx.cacheStatus.toLowerCase()).value++;
   }
 
   /** The last request's series if this one has the same labels (traffic comes in runs of a kind). */

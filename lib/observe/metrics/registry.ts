@@ -88,6 +88,21 @@ abstract class Family<C> {
     return c.child;
   }
 
+  private readonly byPair = new Map<string, Map<string, C>>();
+
+  /**
+   * `labels(a, b)` without the joined key: two lookups of strings that are
+   * mostly the program's own (route names, result codes), whose hashes are
+   * known, where a joined key is a new string to hash every request.
+   */
+  pair(a: string, b: string): C {
+    let inner = this.byPair.get(a);
+    if (inner === undefined) this.byPair.set(a, inner = new Map());
+    let c = inner.get(b);
+    if (c === undefined) inner.set(b, c = this.labels(a, b));
+    return c;
+  }
+
   protected abstract create(): C;
   abstract render(out: string[]): void;
 }
