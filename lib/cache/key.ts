@@ -39,8 +39,13 @@ export function compileCacheKey(o: CacheKeyOptions): CacheKey {
  * one drops both, which is never wrong, only more trips upstream.
  */
 export function targetUri(ctx: RequestContext): string {
+  return uriOf(ctx.host, ctx.path, ctx.query);
+}
+
+/** `targetUri` from its parts: a host without port, a normalised path, a query with its "?". */
+export function uriOf(host: string, path: string, query: string): string {
   // A host holds no "/", and a path no "?": the three parts cannot run into each other.
-  return ctx.host + ctx.path + (ctx.query.length > 1 ? sortedQuery(ctx.query) : ctx.query);
+  return host + path + (query.length > 1 ? sortedQuery(query) : query);
 }
 
 /**

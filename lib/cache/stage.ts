@@ -67,6 +67,8 @@ function invalidationFor(b: BuildContext): Promise<Policy | null> {
       stores: [...stores],
       fills: b.deps.caches.fills,
       clock: b.deps.clock,
+      mergeSlashes: b.config.security.merge_slashes,
+      allowPathParameters: b.config.security.allow_path_parameters,
     });
   });
 }

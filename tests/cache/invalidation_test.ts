@@ -34,9 +34,15 @@ function versionedUpstream(hold?: (path: string) => Promise<void> | undefined) {
       return Response.json({ path, v }, { headers: { vary: "Accept-Language" } });
     }
     await req.body?.cancel();
-    if (path.startsWith("/items/locked")) return new Response(null, { status: 409 });
+    // A write may name a resource in its answer, as the test asks.
+    const headers = new Headers();
+    for (const field of ["location", "content-location"]) {
+      const value = req.headers.get(`x-answer-${field}`);
+      if (value !== null) headers.set(field, value);
+    }
+    if (path.startsWith("/items/locked")) return new Response(null, { status: 409, headers });
     versions.set(path, version(path) + 1);
-    return new Response(null, { status: 204 });
+    return new Response(null, { status: 204, headers });
   });
   const gets = (url: string) =>
     up.received.filter((r) => r.method === "GET" && r.url === url).length;
@@ -48,8 +54,13 @@ async function get(g: TestGateway, path: string, headers: Record<string, string>
   return { cache: res.headers.get("x-cache"), v: (await res.json()).v as number };
 }
 
-async function send(g: TestGateway, method: string, path: string): Promise<number> {
-  const res = await fetch(`${g.url()}${path}`, { method, body: "{}" });
+async function send(
+  g: TestGateway,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  const res = await fetch(`${g.url()}${path}`, { method, body: "{}", headers });
   await res.body?.cancel();
   return res.status;
 }
@@ -100,6 +111,39 @@ Deno.test("invalidation: a write through a route without cache drops the cached 
     assertEquals((await get(g, "/items/2")).cache, "MISS");
 
     assertEquals([gets("/items/1"), gets("/items/2"), gets("/items?b=2&a=1")], [4, 2, 2]);
+  });
+});
+
+Deno.test("invalidation: a write's Location and Content-Location on its origin are dropped too", async () => {
+  const { up } = versionedUpstream();
+  await withGateway(up, async (g) => {
+    const paths = ["/items/4", "/items/5?b=1&a=2", "/items/6", "/items/7", "/items/8"];
+    for (const p of paths) {
+      assertEquals((await get(g, p)).cache, "MISS");
+      assertEquals((await get(g, p)).cache, "HIT");
+    }
+    const origin = g.url();
+    const port = Number(new URL(origin).port);
+    const status = (path: string, field: string, value: string) =>
+      send(g, path === "/items" ? "POST" : "PUT", path, { [`x-answer-${field}`]: value });
+
+    // Relative to the request's URI, absolute on its origin, the query compared sorted.
+    assertEquals(await status("/items", "location", "/items/4"), 204);
+    assertEquals(await status("/items/3", "content-location", `${origin}/items/5?a=2&b=1`), 204);
+    assertEquals(await status("/items/3", "location", "./x/../6"), 204);
+    for (const p of paths.slice(0, 3)) assertEquals((await get(g, p)).cache, "MISS", p);
+
+    // Another host, port or scheme is another origin; a refused write changes nothing.
+    for (
+      const other of [
+        "http://other.test/items/7",
+        `http://127.0.0.1:${port === 1 ? 2 : port - 1}/items/7`,
+        `https://127.0.0.1:${port}/items/7`,
+        "http://[not a uri/items/7",
+      ]
+    ) assertEquals(await status("/items", "location", other), 204, other);
+    assertEquals(await status("/items/locked", "location", "/items/8"), 409);
+    for (const p of paths.slice(3)) assertEquals((await get(g, p)).cache, "HIT", p);
   });
 });
 
