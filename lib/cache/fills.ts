@@ -4,8 +4,10 @@
  * have been read before the write that invalidated it, and storing it would
  * serve the old resource until its TTL (RFC 9111 §4.4). Bounded by the
  * requests in flight; one registry per gateway, so it survives reloads and
- * covers every route and store.
+ * covers every route and store. With `--workers N` the other workers'
+ * invalidations come from the marks they share (`invalidation_marks.ts`).
  */
+import type { InvalidationMarks } from "./invalidation_marks.ts";
 
 export interface Fill {
   /** `targetUri` of the request. */
@@ -18,6 +20,9 @@ export interface Fill {
 
 export class PendingFills {
   private readonly byUri = new Map<string, Set<Fill>>();
+
+  /** `marks`: shared with the other workers of a cluster; null in a gateway of one isolate. */
+  constructor(private readonly marks: InvalidationMarks | null = null) {}
 
   begin(uri: string, startedAt: number): Fill {
     const fill: Fill = { uri, startedAt, outdated: false };
@@ -32,9 +37,16 @@ export class PendingFills {
     if (fills?.delete(fill) && fills.size === 0) this.byUri.delete(fill.uri);
   }
 
-  outdate(uri: string): void {
+  /** `uri` was invalidated at `now`: fills of it in flight here, or in another worker, are outdated. */
+  outdate(uri: string, now: number): void {
     const fills = this.byUri.get(uri);
     if (fills !== undefined) { for (const fill of fills) fill.outdated = true; }
+    this.marks?.mark(uri, now);
+  }
+
+  /** Whether the fill's URI was invalidated since it began, here or by another worker. */
+  isOutdated(fill: Fill): boolean {
+    return fill.outdated || (this.marks?.changedSince(fill.uri, fill.startedAt) ?? false);
   }
 
   /** Fills in flight, for tests. */

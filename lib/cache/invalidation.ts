@@ -46,7 +46,7 @@ export function invalidationPolicy(o: InvalidationOptions): Policy {
       if (uri !== null && !uris.includes(uri)) uris.push(uri);
     }
     const now = clock.now();
-    for (const uri of uris) fills.outdate(uri);
+    for (const uri of uris) fills.outdate(uri, now);
     await Promise.all(uris.flatMap((uri) => stores.map((s) => s.invalidate(uri, now))));
     return res;
   };

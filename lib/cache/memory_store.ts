@@ -1,10 +1,13 @@
 /**
  * The in-process cache: one map for the whole gateway, bounded by bytes and
  * evicting the least recently used entries past its budget. It lives in the
- * runtime dependencies, so entries survive reloads.
+ * runtime dependencies, so entries survive reloads. Each worker of a cluster
+ * has its own; an entry another worker's write invalidated is dropped when
+ * read, by the marks they share.
  */
 import { type CachedResponse, entrySize } from "./entry.ts";
 import type { Fill } from "./fills.ts";
+import type { InvalidationMarks } from "./invalidation_marks.ts";
 import type { CacheStore } from "./store.ts";
 
 interface Slot {
@@ -12,6 +15,8 @@ interface Slot {
   size: number;
   /** Target URI the entry is indexed under. */
   uri: string;
+  /** When the request that filled it began: an invalidation since may postdate its answer. */
+  since: number;
 }
 
 export class MemoryCache implements CacheStore {
@@ -21,7 +26,10 @@ export class MemoryCache implements CacheStore {
   private readonly byUri = new Map<string, Set<string>>();
   private used = 0;
 
-  constructor(private maxBytes: number) {}
+  constructor(
+    private maxBytes: number,
+    private readonly marks: InvalidationMarks | null = null,
+  ) {}
 
   get bytes(): number {
     return this.used;
@@ -42,7 +50,7 @@ export class MemoryCache implements CacheStore {
   get(key: string, now: number): Promise<CachedResponse | null> {
     const slot = this.slots.get(key);
     if (slot === undefined) return Promise.resolve(null);
-    if (now >= slot.entry.staleUntil) {
+    if (now >= slot.entry.staleUntil || this.marks?.changedSince(slot.uri, slot.since)) {
       this.remove(key);
       return Promise.resolve(null);
     }
@@ -51,13 +59,13 @@ export class MemoryCache implements CacheStore {
     return Promise.resolve(slot.entry);
   }
 
-  /** Invalidations in this process are the only ones: the caller has checked `fill.outdated`. */
+  /** The caller has checked that the fill is not outdated (`PendingFills.isOutdated`). */
   set(key: string, entry: CachedResponse, fill: Fill): void {
     const uri = fill.uri;
     const size = entrySize(key, uri, entry);
     this.remove(key);
     if (size > this.maxBytes) return;
-    this.slots.set(key, { entry, size, uri });
+    this.slots.set(key, { entry, size, uri, since: fill.startedAt });
     this.used += size;
     let keys = this.byUri.get(uri);
     if (keys === undefined) this.byUri.set(uri, keys = new Set());

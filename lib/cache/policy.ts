@@ -131,7 +131,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       };
       // Written since this request began: the answer may be the old resource. Waiters that
       // came after the write must not get it either; they go upstream themselves.
-      if (fill.outdated) return serveEntry(ctx, entry, "MISS");
+      if (o.fills.isOutdated(fill)) return serveEntry(ctx, entry, "MISS");
       o.store.set(key, entry, fill, now);
       settle(entry);
       return serveEntry(ctx, entry, "MISS");

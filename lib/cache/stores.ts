@@ -6,6 +6,7 @@
  */
 import type { RedisConnections } from "../store/redis.ts";
 import type { RedisConfig } from "../store/schema.ts";
+import type { InvalidationMarks } from "./invalidation_marks.ts";
 import { MemoryCache } from "./memory_store.ts";
 import { PendingFills } from "./fills.ts";
 import { RedisCache } from "./redis_store.ts";
@@ -13,9 +14,15 @@ import { RedisCache } from "./redis_store.ts";
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 
 export class CacheStores {
-  readonly memory = new MemoryCache(DEFAULT_MEMORY_BYTES);
+  readonly memory: MemoryCache;
   /** GETs filling entries, whatever the plan: an invalidation after a reload still outdates them. */
-  readonly fills = new PendingFills();
+  readonly fills: PendingFills;
+
+  /** `marks`: the invalidations every worker of a cluster shares; null in one isolate. */
+  constructor(marks: InvalidationMarks | null = null) {
+    this.memory = new MemoryCache(DEFAULT_MEMORY_BYTES, marks);
+    this.fills = new PendingFills(marks);
+  }
   private readonly redisCaches = new Map<string, { cache: RedisCache; refs: number }>();
 
   acquireRedis(connections: RedisConnections, config: RedisConfig): RedisCache {

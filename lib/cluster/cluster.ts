@@ -17,6 +17,7 @@ import { routeAdmin } from "./admin_fanout.ts";
 import { everyWorkerApplies } from "./credential_fanout.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
+import { InvalidationMarks } from "../cache/invalidation_marks.ts";
 import { LIMITER_SERVICE, SharedLimiterHost } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 import { sharedListenerProblem } from "./worker_count.ts";
@@ -71,6 +72,12 @@ export class Cluster {
   private readonly limiter = new SharedLimiterHost((buffer) => {
     for (const w of this.live()) w.tell({ type: "limiter-table", buffer });
   });
+
+  /**
+   * Cache invalidations every worker sees: each worker's memory cache is its
+   * own, and the worker that proxies a write is rarely the one that cached the read.
+   */
+  private readonly cacheMarks = new InvalidationMarks();
 
   private constructor(private readonly o: ClusterOptions, configText: string) {
     this.configText = configText;
@@ -189,6 +196,7 @@ export class Cluster {
         logLevel: this.o.logLevel,
         credentials: this.credentials.snapshot(),
         limiterTable: this.limiter.table.buffer,
+        cacheMarks: this.cacheMarks.buffer,
       },
       this.rpc,
       this.o.logger,

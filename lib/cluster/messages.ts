@@ -31,6 +31,8 @@ export interface StartOptions {
   credentials: CredentialSnapshot;
   /** The rate-limit table every worker shares (`limiter_table.ts`). */
   limiterTable: SharedArrayBuffer;
+  /** When each cached URI was last invalidated, by any worker (`cache/invalidation_marks.ts`). */
+  cacheMarks: SharedArrayBuffer;
 }
 
 /** Main thread -> worker. */

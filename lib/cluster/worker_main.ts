@@ -19,6 +19,7 @@ import { workerRpc } from "./rpc.ts";
 import { WorkerCredentialStore } from "./shared_credentials.ts";
 import { WorkerLimiterStore } from "./shared_limiter.ts";
 import { LimiterTable } from "./limiter_table.ts";
+import { InvalidationMarks } from "../cache/invalidation_marks.ts";
 
 let gateway: Gateway | null = null;
 let credentials: WorkerCredentialStore | null = null;
@@ -43,6 +44,7 @@ async function start(o: StartOptions): Promise<void> {
       configWatch: false,
       localCredentials: credentials,
       localLimiter: limiter,
+      cacheMarks: new InvalidationMarks(o.cacheMarks),
     });
     send({ type: "started", addresses: gateway.addresses() });
   } catch (e) {

@@ -47,6 +47,7 @@ import { LogSinks, type Output } from "../observe/log_sink.ts";
 import { registerAuthAdmin } from "../auth/admin.ts";
 import { registerCacheAdmin } from "../cache/admin.ts";
 import { CacheStores } from "../cache/stores.ts";
+import type { InvalidationMarks } from "../cache/invalidation_marks.ts";
 import { dirname } from "node:path";
 
 export interface GatewayOptions {
@@ -72,6 +73,8 @@ export interface GatewayOptions {
   localCredentials?: CredentialStore;
   /** Rate-limit state shared with other workers (default: this isolate's own memory store). */
   localLimiter?: LocalLimiterStore;
+  /** Cache invalidations shared with other workers (default: none, one isolate sees them all). */
+  cacheMarks?: InvalidationMarks;
 }
 
 const SHUTTING_DOWN = "the gateway is shutting down";
@@ -123,7 +126,7 @@ export class Gateway {
       metrics: new MetricsRegistry(),
       accessLogs: new LogSinks(logger, options.stdout),
       resilience: new ResilienceRegistry(),
-      caches: new CacheStores(),
+      caches: new CacheStores(options.cacheMarks ?? null),
       ...(options.localCredentials ? { localCredentials: options.localCredentials } : {}),
       localLimiter: options.localLimiter ?? new MemoryLimiterStore(),
       upgrades: new OpenUpgrades(),
