@@ -17,6 +17,7 @@ import { relayMessages } from "./message_relay.ts";
 import type { OpenUpgrades } from "./open_upgrades.ts";
 import { sessionEnded } from "../observe/upgrade_sessions.ts";
 import { canTakeSocket } from "../server/http1/upgrade.ts";
+import { connectionOptions } from "../core/connection_options.ts";
 
 /**
  * An Upgrade the Connection field does not name is ignored (RFC 9110 §7.8):
@@ -57,13 +58,8 @@ export function handshakeRefusal(ctx: RequestContext): Response | null {
   });
 }
 
-/** Whether a Connection value lists the `upgrade` option (tokens around optional whitespace). */
 function namesUpgrade(connection: string | null): boolean {
-  if (connection === null) return false;
-  for (const option of connection.split(",")) {
-    if (option.trim().toLowerCase() === "upgrade") return true;
-  }
-  return false;
+  return connection !== null && connectionOptions(connection).includes("upgrade");
 }
 
 export function relayWebSocket(

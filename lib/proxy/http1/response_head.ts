@@ -3,6 +3,7 @@ import { hasBareLf, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
+import { connectionOptions } from "../../core/connection_options.ts";
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -127,17 +128,7 @@ export function parseHead(text: string): ResponseHead {
         break;
       }
       case "connection": {
-        const lower = value.toLowerCase();
-        // The two common values, without splitting.
-        if (lower === "keep-alive") {
-          if (http10) close = false;
-          break;
-        }
-        if (lower === "close") {
-          close = true;
-          break;
-        }
-        const tokens = lower.split(",").map((t) => t.trim());
+        const tokens = connectionOptions(value);
         if (tokens.includes("close")) close = true;
         else if (http10 && tokens.includes("keep-alive")) close = false;
         if (tokens.includes("upgrade")) upgrade = true;

@@ -7,6 +7,7 @@
  */
 import type { ErrorCode } from "../../core/errors.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
+import { connectionOptions } from "../../core/connection_options.ts";
 
 export interface RequestHead {
   method: string;
@@ -154,11 +155,10 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
         if (!chunked) return refuse("bad_request", "Only Transfer-Encoding: chunked is accepted");
         break;
       case "connection": {
-        // List items are separated by a comma and optional spaces or tabs (RFC 9110 §5.6.1).
-        const tokens = value.toLowerCase();
-        if (/(^|[ \t,])close($|[ \t,])/.test(tokens)) keepAlive = false;
-        else if (http10 && /(^|[ \t,])keep-alive($|[ \t,])/.test(tokens)) keepAlive = true;
-        if (/(^|[ \t,])upgrade($|[ \t,])/.test(tokens)) upgrade = true;
+        const options = connectionOptions(value);
+        if (options.includes("close")) keepAlive = false;
+        else if (http10 && options.includes("keep-alive")) keepAlive = true;
+        if (options.includes("upgrade")) upgrade = true;
         break;
       }
       case "expect":

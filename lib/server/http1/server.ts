@@ -18,6 +18,7 @@ import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler, ServeInfo } from "../handler.ts";
 import { splitAbsolute, validAuthority } from "../incoming.ts";
+import { connectionOptions } from "../../core/connection_options.ts";
 import { ClientConnection } from "./client_connection.ts";
 import { type RequestBody, requestBody } from "./request_body.ts";
 import { fetchMethod, ParsedIncoming, unservedMethod } from "./parsed_request.ts";
@@ -369,8 +370,9 @@ class ServedConnection implements Watched {
     if (this.conn.closed) return false;
 
     const bodyDone = body === null || body.complete || body.skipBuffered();
+    const connection = responseFields(res).get("connection");
     const keepAlive = head.keepAlive && bodyDone && !this.server.isClosing &&
-      responseFields(res).get("connection")?.toLowerCase() !== "close";
+      (connection === null || !connectionOptions(connection).includes("close"));
     try {
       const reusable = await writeResponse(this.conn, res, {
         head: method === "HEAD",
