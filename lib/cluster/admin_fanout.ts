@@ -6,98 +6,258 @@
  * revocations: Redis, or the main thread's store) are made once, through the
  * first worker. Other changes (cache purges, ...) touch per-isolate state, so
  * they go to every worker, the first one first, and the first worker's answer
- * is returned, unless another worker failed the change.
+ * is returned (with the counts of a purge summed), unless another worker
+ * failed the change.
+ *
+ * Every question to a worker is bounded (`worker_wait.ts`): a worker that does
+ * not answer in time is left out of `/metrics` (and named by
+ * `gateway_worker_unresponsive`), makes `/readyz` 503, and any other request a
+ * 504 `worker_timeout` that names it.
  */
 import { errorResponse } from "../core/errors.ts";
-import type { WorkerHandle } from "./worker_handle.ts";
+import { json } from "../server/admin.ts";
 import { MetricsRegistry } from "../observe/metrics/registry.ts";
+import { CONTENT_TYPE } from "../observe/metrics/exposition.ts";
 import { PROCESS_WIDE_FAMILIES, registerProcessMetrics } from "../observe/process_metrics.ts";
+import { registerClusterMetrics } from "./cluster_metrics.ts";
+import { CREDENTIALS_APPLY_WAIT_MS } from "./credential_fanout.ts";
+import { workerTimeoutResponse } from "./timeout_response.ts";
+import { type AnswerWait, answerWithin, type ArmTimer, WorkerTimeoutError } from "./worker_wait.ts";
 
-/** The process-wide families, read in the main thread. */
-const processMetrics = new MetricsRegistry();
-registerProcessMetrics(processMetrics);
+/**
+ * How long an admin request waits for a worker. A worker answers from memory in
+ * a millisecond or so, so 5 s is far beyond a GC pause or a busy moment, and
+ * shorter than the usual 10 s timeout of a load balancer's probe, which then
+ * reads our 503 instead of giving up on its own.
+ */
+export const ADMIN_ANSWER_WAIT_MS = 5_000;
 
 /** Admin paths whose state lives in a store shared by every worker. */
 const SHARED_STATE = [/^\/keys(\/|$)/, /^\/revocations$/];
 
-/** A worker as the admin API sees it (`WorkerHandle`). */
-export type AdminWorker = Pick<WorkerHandle, "admin">;
+/** Changes whose answer counts what a worker dropped: the cluster dropped the sum. */
+const COUNTED: Readonly<Record<string, string>> = { "/cache/purge": "purged" };
 
-export async function routeAdmin(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
+/** A worker as the admin API sees it (`WorkerHandle`). */
+export interface AdminWorker {
+  readonly options: { readonly index: number };
+  /** Aborting `signal` gives up the request: its answer, if it comes, is dropped. */
+  admin(req: Request, signal?: AbortSignal): Promise<Response>;
+}
+
+export interface AdminFanoutOptions {
+  /** How long to wait for a worker's answer (default `ADMIN_ANSWER_WAIT_MS`). */
+  waitMs?: number;
+  /**
+   * The wait of a key or revocation write. The worker answers it only once the
+   * main thread has waited for every worker's mirror (`credential_fanout.ts`),
+   * so it is that wait on top of `waitMs` (default: `waitMs` plus
+   * `CREDENTIALS_APPLY_WAIT_MS`); a shorter one would time out a healthy worker
+   * that waits on a stuck one.
+   */
+  sharedWriteWaitMs?: number;
+  timer?: ArmTimer;
+}
+
+/** What one worker made of a request. */
+type Asked =
+  | { kind: "answered"; worker: number; response: Response }
+  | { kind: "timed_out"; worker: number; error: WorkerTimeoutError }
+  /** It stopped (crashed, or was terminated) before it answered. */
+  | { kind: "stopped"; worker: number; error: unknown };
+
+export async function routeAdmin(
+  req: Request,
+  workers: readonly AdminWorker[],
+  o: AdminFanoutOptions = {},
+): Promise<Response> {
   const first = workers[0];
   if (!first) return errorResponse("shutting_down", crypto.randomUUID());
   const path = new URL(req.url).pathname;
   const read = req.method === "GET" || req.method === "HEAD";
+  const wait: AnswerWait = { waitMs: o.waitMs ?? ADMIN_ANSWER_WAIT_MS, timer: o.timer };
   try {
-    if (read && path === "/metrics") return await allMetrics(req, workers);
-    if (read && path === "/readyz") return await allReady(req, workers);
-    if (read || SHARED_STATE.some((p) => p.test(path))) return await first.admin(req);
+    if (read && path === "/metrics") return await allMetrics(req, workers, wait);
+    if (read && path === "/readyz") return await allReady(req, workers, wait);
+    if (read) return await ask(first, req, wait);
+    if (SHARED_STATE.some((p) => p.test(path))) {
+      const waitMs = o.sharedWriteWaitMs ?? wait.waitMs + CREDENTIALS_APPLY_WAIT_MS;
+      return await ask(first, req, { ...wait, waitMs });
+    }
     const body = req.body ? await req.arrayBuffer() : null;
     const copy = () => new Request(req.url, { method: req.method, headers: req.headers, body });
-    const answer = await first.admin(copy());
-    return answer.ok ? await alsoOnTheOthers(answer, workers.slice(1), copy) : answer;
+    const answer = await ask(first, copy(), wait);
+    return answer.ok ? await alsoOnTheOthers(answer, path, workers.slice(1), copy, wait) : answer;
   } catch (e) {
+    const change = read ? "" : "; the change may have been made";
+    if (e instanceof WorkerTimeoutError) return workerTimeoutResponse([e], change);
     // The worker took the request and stopped: a change may have been made all the same.
     return errorResponse("internal_error", crypto.randomUUID(), {
-      message: `A worker could not answer: ${(e as Error).message}${
-        read ? "" : "; the change may have been made"
-      }`,
+      message: `A worker could not answer: ${(e as Error).message}${change}`,
     });
   }
 }
 
+/** `w`'s answer to `req`, or a `WorkerTimeoutError` once `wait` is over. */
+function ask(w: AdminWorker, req: Request, wait: AnswerWait): Promise<Response> {
+  const what = `${req.method} ${new URL(req.url).pathname}`;
+  return answerWithin(w.options.index, what, (signal) => w.admin(req, signal), wait, cancelBody);
+}
+
+/** Asks every worker at once; never rejects. */
+function askEach(
+  workers: readonly AdminWorker[],
+  request: () => Request,
+  wait: AnswerWait,
+): Promise<Asked[]> {
+  return Promise.all(workers.map((w): Promise<Asked> => {
+    const worker = w.options.index;
+    return ask(w, request(), wait).then(
+      (response) => ({ kind: "answered", worker, response }),
+      (error) =>
+        error instanceof WorkerTimeoutError
+          ? { kind: "timed_out", worker, error }
+          : { kind: "stopped", worker, error },
+    );
+  }));
+}
+
+function cancelBody(r: Response | null | undefined): void {
+  r?.body?.cancel().catch(() => {});
+}
+
+/** Cancels the body of every answer but `keep`. */
+function cancelAll(asked: readonly Asked[], keep?: Response): void {
+  for (const a of asked) if (a.kind === "answered" && a.response !== keep) cancelBody(a.response);
+}
+
 /**
  * The other workers make the change the first one made. A worker that fails it
- * answers for the write, which must be repeated: its state did not change. A
- * worker that stopped is left out: it restarts with its per-isolate state new.
+ * answers for the write, which must be repeated: its state did not change. So
+ * does one that does not answer in time: it may make the change later, or
+ * never. A worker that stopped is left out: it restarts with its per-isolate
+ * state new.
  */
 async function alsoOnTheOthers(
   answer: Response,
+  path: string,
   others: readonly AdminWorker[],
   copy: () => Request,
+  wait: AnswerWait,
 ): Promise<Response> {
-  const answers = await Promise.all(others.map((w) => w.admin(copy()).catch(() => null)));
-  const failed = answers.find((r) => r !== null && !r.ok) ?? null;
-  for (const r of answers) if (r !== failed) await r?.body?.cancel();
-  if (failed === null) return answer;
-  await answer.body?.cancel();
-  return failed;
+  const asked = await askEach(others, copy, wait);
+  const answered = asked.flatMap((a) => a.kind === "answered" ? [a.response] : []);
+  const failed = answered.find((r) => !r.ok);
+  const timedOut = asked.flatMap((a) => a.kind === "timed_out" ? [a.error] : []);
+  if (failed || timedOut.length > 0) {
+    cancelAll(asked, failed);
+    cancelBody(answer);
+    return failed ?? workerTimeoutResponse(
+      timedOut,
+      ": the change was made on the other workers and may not have been made there; repeat it",
+    );
+  }
+  const counted = COUNTED[path];
+  return counted ? await sumCounts(counted, answer, answered) : (cancelAll(asked), answer);
 }
 
-async function allReady(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
-  const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
-  const notReady = answers.find((r) => r.status !== 200);
-  for (const r of answers) if (r !== (notReady ?? answers[0])) await r.body?.cancel();
-  return notReady ?? answers[0]!;
+/** The first answer with `field` the sum of every answer's. */
+async function sumCounts(field: string, first: Response, rest: Response[]): Promise<Response> {
+  const bodies = await Promise.all([first, ...rest].map(async (r) => await r.json()));
+  let total = 0;
+  for (const b of bodies) total += typeof b?.[field] === "number" ? b[field] : 0;
+  return json({ ...bodies[0], [field]: total }, first.status);
 }
 
-async function allMetrics(req: Request, workers: readonly AdminWorker[]): Promise<Response> {
-  const answers = await Promise.all(workers.map((w) => w.admin(req.clone())));
-  const failed = answers.find((r) => r.status !== 200);
+async function allReady(
+  req: Request,
+  workers: readonly AdminWorker[],
+  wait: AnswerWait,
+): Promise<Response> {
+  const asked = await askEach(workers, () => req.clone(), wait);
+  const stopped = asked.find((a) => a.kind === "stopped");
+  if (stopped) {
+    cancelAll(asked);
+    throw stopped.error;
+  }
+  const timedOut = asked.flatMap((a) => a.kind === "timed_out" ? [a.error] : []);
+  if (timedOut.length > 0) {
+    // A worker that cannot answer a probe cannot be trusted with traffic either.
+    cancelAll(asked);
+    return json({
+      status: "unresponsive",
+      unresponsive_workers: timedOut.map((t) => t.worker),
+      waited_ms: wait.waitMs,
+    }, 503);
+  }
+  const answers = asked.flatMap((a) => a.kind === "answered" ? [a.response] : []);
+  const answer = answers.find((r) => r.status !== 200) ?? answers[0]!;
+  cancelAll(asked, answer);
+  return answer;
+}
+
+/**
+ * Every worker's samples, labelled by worker, but for those that did not answer
+ * in time: a scrape that waited for them would time out whole, and the
+ * `gateway_worker_unresponsive` gauge says which are missing.
+ */
+async function allMetrics(
+  req: Request,
+  workers: readonly AdminWorker[],
+  wait: AnswerWait,
+): Promise<Response> {
+  const asked = await askEach(workers, () => req.clone(), wait);
+  const stopped = asked.find((a) => a.kind === "stopped");
+  if (stopped) {
+    cancelAll(asked);
+    throw stopped.error;
+  }
+  const answered = asked.flatMap((a) => a.kind === "answered" ? [a] : []);
+  const failed = answered.find((a) => a.response.status !== 200)?.response;
   if (failed) {
-    for (const r of answers) if (r !== failed) await r.body?.cancel();
+    cancelAll(asked, failed);
     return failed;
   }
-  const texts = await Promise.all(answers.map((r) => r.text()));
-  return new Response(mergeExpositions(texts) + processMetrics.render(), {
-    headers: { "content-type": answers[0]!.headers.get("content-type") ?? "text/plain" },
+  const texts = await Promise.all(answered.map((a) => a.response.text()));
+  const merged = mergeExpositions(texts, answered.map((a) => a.worker));
+  return new Response(merged + mainThreadExposition(asked), {
+    headers: {
+      "content-type": answered[0]?.response.headers.get("content-type") ?? CONTENT_TYPE,
+    },
   });
+}
+
+/** The families the main thread reports once: the process's, and which workers answered. */
+function mainThreadExposition(asked: readonly Asked[]): string {
+  const m = new MetricsRegistry();
+  registerProcessMetrics(m);
+  registerClusterMetrics(
+    m,
+    () => asked.map((a) => ({ worker: a.worker, unresponsive: a.kind === "timed_out" })),
+  );
+  return m.render();
 }
 
 /**
  * Merges Prometheus text expositions, one per worker, into one: each family
- * keeps one HELP and TYPE line, and each sample gains a `worker="i"` label.
+ * keeps one HELP and TYPE line, and each sample gains a `worker="i"` label,
+ * `i` the worker's index (`workers[n]` for `texts[n]`: a worker left out of a
+ * scrape does not shift the others' labels).
  * Process-wide families are left out: every worker would report the whole
  * process again.
  */
-export function mergeExpositions(texts: string[]): string {
+export function mergeExpositions(
+  texts: readonly string[],
+  workers: readonly number[] = texts.map((_, i) => i),
+): string {
   const families = new Map<string, { help?: string; type?: string; samples: string[] }>();
   const family = (name: string) => {
     let f = families.get(name);
     if (!f) families.set(name, f = { samples: [] });
     return f;
   };
-  texts.forEach((text, worker) => {
+  texts.forEach((text, i) => {
+    const worker = workers[i] ?? i;
     let current = "";
     for (const line of text.split("\n")) {
       const meta = /^# (HELP|TYPE) (\S+)/.exec(line);

@@ -13,8 +13,10 @@ import { errorResponse } from "../core/errors.ts";
 import { startListener } from "../server/listeners.ts";
 import { AdminListenerSlot } from "../server/admin_listener.ts";
 import { type ConfigWatcher, rewatch } from "../server/config_watch.ts";
-import { routeAdmin } from "./admin_fanout.ts";
-import { everyWorkerApplies } from "./credential_fanout.ts";
+import { ADMIN_ANSWER_WAIT_MS, routeAdmin } from "./admin_fanout.ts";
+import { CREDENTIALS_APPLY_WAIT_MS, everyWorkerApplies } from "./credential_fanout.ts";
+import { workerNames, workerTimeoutResponse } from "./timeout_response.ts";
+import { answerWithin, WorkerTimeoutError } from "./worker_wait.ts";
 import { RpcHost } from "./rpc.ts";
 import { CredentialOwner, CREDENTIALS_SERVICE } from "./shared_credentials.ts";
 import { InvalidationMarks } from "../cache/invalidation_marks.ts";
@@ -34,6 +36,29 @@ export interface ClusterOptions {
    * `CREDENTIALS_APPLY_WAIT_MS`, 5 s); tests shorten it.
    */
   credentialsApplyWaitMs?: number;
+  /**
+   * How long an admin request waits for a worker's answer before it answers
+   * without it (default `ADMIN_ANSWER_WAIT_MS`, 5 s; `admin_fanout.ts`); tests shorten it.
+   */
+  adminAnswerWaitMs?: number;
+  /** How long a reload waits for each worker to confirm the new config (default `RELOAD_WAIT_MS`). */
+  reloadWaitMs?: number;
+}
+
+/**
+ * A worker's reload builds a whole plan: it may read certificates, fetch JWKS,
+ * connect to Redis (each bounded by its own timeout, of seconds), and wait for
+ * every worker to drop the keys of removed consumers (`credentialsApplyWaitMs`).
+ * 30 s is beyond all of these, so only a stuck worker reaches it.
+ */
+export const RELOAD_WAIT_MS = 30_000;
+
+/** A reload of every worker; `ok` only if each confirmed the new config. */
+export interface ClusterReloadResult extends ReloadResult {
+  /** Workers that took the new config. */
+  confirmed: number[];
+  /** Workers that did not answer within `reloadWaitMs`: they may take it when they run again. */
+  unconfirmed: WorkerTimeoutError[];
 }
 
 export interface RestartPolicy {
@@ -128,30 +153,70 @@ export class Cluster {
     return out;
   }
 
-  /** Reloads every worker; the result is ok only if all of them took the new config. */
-  async reload(trigger: string): Promise<ReloadResult> {
+  /**
+   * Reloads every worker at once, each within `reloadWaitMs`; the result is ok
+   * only if all of them took the new config. A worker that does not answer in
+   * time is named in `unconfirmed`, and the others keep the config they took.
+   */
+  async reload(trigger: string): Promise<ClusterReloadResult> {
     // A config that does not load is left to the workers: each reports where it is wrong.
     const loaded = await loadConfigFile(this.o.configFile).catch(() => null);
     const problem = loaded && sharedListenerProblem(loaded.config);
-    const results = problem
-      ? [{ ok: false, hash: null, errors: [`the running workers cannot take it: ${problem}`] }]
-      : await Promise.all(this.serving().map((w) => w.reload(trigger)));
-    const ok = results.length > 0 && results.every((r) => r.ok);
+    const wait = { waitMs: this.o.reloadWaitMs ?? RELOAD_WAIT_MS };
+    const results: ReloadResult[] = [];
+    const confirmed: number[] = [];
+    const unconfirmed: WorkerTimeoutError[] = [];
+    if (problem) {
+      results.push({
+        ok: false,
+        hash: null,
+        errors: [`the running workers cannot take it: ${problem}`],
+      });
+    }
+    await Promise.all((problem ? [] : this.serving()).map(async (w) => {
+      const index = w.options.index;
+      try {
+        const r = await answerWithin(index, "the reload", (s) => w.reload(trigger, s), wait);
+        results.push(r);
+        if (r.ok) confirmed.push(index);
+      } catch (e) {
+        // `WorkerHandle.reload` settles every other failure as a result.
+        if (!(e instanceof WorkerTimeoutError)) throw e;
+        unconfirmed.push(e);
+      }
+    }));
+    // Those that answered took it; a stuck one is not a reason to run the old config beside them.
+    const took = results.length > 0 && results.every((r) => r.ok);
     const errors = [...new Set(results.flatMap((r) => r.errors))];
     // What the workers took, if it is what this thread read: the file may change in between.
-    if (ok && loaded && results.every((r) => r.hash === loaded.hash)) {
+    if (took && loaded && results.every((r) => r.hash === loaded.hash)) {
       this.configText = loaded.text;
     }
-    if (ok && loaded) {
+    if (took && loaded) {
       try {
         await this.applyConfig(loaded.config);
       } catch (e) {
         errors.push(`admin listener: ${(e as Error).message}`);
       }
     }
-    if (!ok) this.o.logger.error("cluster reload incomplete", { trigger, errors });
+    const ok = took && unconfirmed.length === 0 && errors.length === 0;
+    if (!ok) {
+      this.o.logger.error("cluster reload incomplete", {
+        trigger,
+        errors,
+        ...(unconfirmed.length > 0
+          ? { unconfirmed_workers: unconfirmed.map((e) => e.worker), waited_ms: wait.waitMs }
+          : {}),
+      });
+    }
     if (trigger !== "watch") await this.watcher?.remember();
-    return { ok: ok && errors.length === 0, hash: results[0]?.hash ?? null, errors };
+    return {
+      ok,
+      hash: results[0]?.hash ?? null,
+      errors,
+      confirmed: confirmed.sort((a, b) => a - b),
+      unconfirmed: unconfirmed.sort((a, b) => a.worker - b.worker),
+    };
   }
 
   /** SIGUSR1: every worker reopens its access log files (after logrotate moved them). */
@@ -271,11 +336,33 @@ export class Cluster {
       });
     }
     if (req.method === "POST" && new URL(req.url).pathname === "/reload") {
-      const r = await this.reload("admin");
-      return json(r, r.ok ? 200 : 422);
+      return reloadResponse(await this.reload("admin"));
     }
-    return routeAdmin(req, this.serving());
+    const waitMs = this.o.adminAnswerWaitMs ?? ADMIN_ANSWER_WAIT_MS;
+    return routeAdmin(req, this.serving(), {
+      waitMs,
+      sharedWriteWaitMs: waitMs + (this.o.credentialsApplyWaitMs ?? CREDENTIALS_APPLY_WAIT_MS),
+    });
   }
+}
+
+/**
+ * `POST /reload` of a cluster: 200, or 422 with the errors of the workers that
+ * refused the config, or, when the only trouble is workers that did not
+ * answer, 504 `worker_timeout` naming them.
+ */
+function reloadResponse(r: ClusterReloadResult): Response {
+  const { ok, hash, errors } = r;
+  if (ok) return json({ ok, hash, errors }, 200);
+  if (errors.length > 0 || r.unconfirmed.length === 0) {
+    return json({ ok, hash, errors: [...errors, ...r.unconfirmed.map((e) => e.message)] }, 422);
+  }
+  const n = r.confirmed.length;
+  const running = n > 0 ? `; ${workerNames(r.confirmed)} ${n === 1 ? "runs" : "run"} it` : "";
+  return workerTimeoutResponse(
+    r.unconfirmed,
+    `: the new config is not confirmed there${running} (a stuck worker takes it when it runs again)`,
+  );
 }
 
 function hostForUrl(h: string): string {

@@ -7,6 +7,7 @@
  */
 import { errorFields, type Logger } from "../observe/logger.ts";
 import type { CredentialChange } from "./shared_credentials.ts";
+import { type ArmTimer, systemTimer } from "./worker_wait.ts";
 
 /** How long a write waits for the slowest worker before it answers anyway. */
 export const CREDENTIALS_APPLY_WAIT_MS = 5_000;
@@ -20,14 +21,6 @@ export interface CredentialMirror {
    */
   applyCredentials(change: CredentialChange): Promise<void>;
 }
-
-/** Arms a timer and returns what disarms it; tests pass one that fires when they say. */
-export type ArmTimer = (fire: () => void, ms: number) => () => void;
-
-export const systemTimer: ArmTimer = (fire, ms) => {
-  const id = setTimeout(fire, ms);
-  return () => clearTimeout(id);
-};
 
 export interface ApplyWaitOptions {
   /** How long to wait for a worker that does not answer (default `CREDENTIALS_APPLY_WAIT_MS`). */

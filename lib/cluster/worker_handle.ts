@@ -64,19 +64,24 @@ export class WorkerHandle {
     return this.started.promise;
   }
 
-  reload(trigger: string): Promise<ReloadResult> {
+  /** `signal` (`answerWithin`) gives up the wait: the answer, if it comes, is dropped. */
+  reload(trigger: string, signal?: AbortSignal): Promise<ReloadResult> {
     return this.ask<ReloadResult>(
       (id) => ({ type: "reload", id, trigger }),
       (m) => m.type === "reloaded" ? m.result : undefined,
+      [],
+      signal,
     ).catch((e) => ({ ok: false, hash: null, errors: [`worker ${this.options.index}: ${e}`] }));
   }
 
-  async admin(req: Request): Promise<Response> {
+  /** `signal` (`answerWithin`) gives up the wait: the answer, if it comes, is dropped. */
+  async admin(req: Request, signal?: AbortSignal): Promise<Response> {
     const request = await toWire(req);
     const wire = await this.ask(
       (id) => ({ type: "admin", id, request }),
       (m) => m.type === "admin-response" ? m.response : undefined,
       request.body ? [request.body] : [],
+      signal,
     );
     return responseFromWire(wire);
   }
@@ -122,15 +127,28 @@ export class WorkerHandle {
     this.worker.postMessage(msg, transfer);
   }
 
+  /**
+   * Posts a question and settles with its answer. When `signal` aborts, the
+   * question is forgotten, so a stuck worker's unanswered questions do not pile
+   * up, and an answer that comes after is dropped by `receive`.
+   */
   private ask<T>(
     build: (id: number) => ToWorker,
     pick: (m: FromWorker) => T | undefined,
     transfer: Transferable[] = [],
+    signal?: AbortSignal,
   ): Promise<T> {
     if (this.dead) return Promise.reject(new Error(`worker ${this.options.index} is not running`));
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const forget = () => {
+      this.pending.delete(id);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", forget, { once: true });
     this.pending.set(id, (m) => {
+      signal?.removeEventListener("abort", forget);
       const v = m ? pick(m) : undefined;
       if (v === undefined) reject(new Error(`worker ${this.options.index} stopped`));
       else resolve(v);

@@ -66,6 +66,8 @@ export const ERRORS = {
   shutting_down: { status: 503, message: "The gateway is shutting down" },
   not_ready: { status: 503, message: "The gateway has not loaded its config yet" },
   upstream_timeout: { status: 504, message: "The upstream did not answer in time" },
+  /** `--workers N`: the admin API's main thread gave up waiting for a stuck worker. */
+  worker_timeout: { status: 504, message: "A worker did not answer in time" },
   http_version_not_supported: { status: 505, message: "The HTTP version is not supported" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -4,8 +4,8 @@
  * says, and the bound is a timer that fires when the test says: nothing sleeps.
  */
 import { assertEquals } from "../helpers/assert.ts";
+import type { ArmTimer } from "../../lib/cluster/worker_wait.ts";
 import {
-  type ArmTimer,
   type CredentialMirror,
   CREDENTIALS_APPLY_WAIT_MS,
   everyWorkerApplies,

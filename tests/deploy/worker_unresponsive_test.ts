@@ -1,0 +1,224 @@
+/**
+ * `--workers 2`: the admin API while one worker does not answer. The cluster
+ * runs in-process with real worker isolates on real ports; the test holds back
+ * the admin requests and reloads the main thread posts to one worker, which is
+ * what the main thread sees of a stuck isolate (a busy loop): no answer. The
+ * bounds are shortened to a few hundred ms.
+ */
+import { assertEquals, assertOk } from "../helpers/assert.ts";
+import { freePorts } from "../helpers/ports.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { Cluster } from "../../lib/cluster/cluster.ts";
+import type { WorkerHandle } from "../../lib/cluster/worker_handle.ts";
+import type { ToWorker } from "../../lib/cluster/messages.ts";
+import { JsonLogger } from "../../lib/observe/logger.ts";
+import { parsePromText } from "../observe/prom_text.ts";
+import { statuses } from "./process.ts";
+
+const ADMIN_WAIT_MS = 300;
+const RELOAD_WAIT_MS = 600;
+
+function handleOf(cluster: Cluster, index: number): WorkerHandle {
+  return (cluster as unknown as { workers: WorkerHandle[] }).workers[index]!;
+}
+
+/** Questions the handle still waits on: a question it gave up on must not stay. */
+function waitingOn(handle: WorkerHandle): number {
+  return (handle as unknown as { pending: Map<number, unknown> }).pending.size;
+}
+
+/**
+ * Keeps the admin requests and reloads posted to worker `index` from reaching it
+ * until `release`; everything else (traffic, shutdown) goes on as usual.
+ */
+function holdQuestions(cluster: Cluster, index: number) {
+  const worker = (handleOf(cluster, index) as unknown as { worker: Worker }).worker;
+  // An admin request's body is transferred with it.
+  const post = (msg: ToWorker, transfer: Transferable[]) =>
+    Worker.prototype.postMessage.call(worker, msg, { transfer });
+  const held: [ToWorker, Transferable[]][] = [];
+  worker.postMessage = (msg: ToWorker, transfer?: Transferable[] | StructuredSerializeOptions) => {
+    const list = Array.isArray(transfer) ? transfer : transfer?.transfer ?? [];
+    if (msg.type === "admin" || msg.type === "reload") held.push([msg, list]);
+    else post(msg, list);
+  };
+  return {
+    held,
+    /** The worker runs again: what was held reaches it, and what follows goes straight on. */
+    release: () => {
+      delete (worker as { postMessage?: unknown }).postMessage;
+      held.splice(0).forEach(([m, t]) => post(m, t));
+    },
+  };
+}
+
+const CONFIG = (port: number, admin: number, upstream: string, routes: string) =>
+  `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${admin} }
+server: { config_watch: { enabled: false } }
+upstreams: { echo: { targets: [ { url: "${upstream}" } ] } }
+routes:
+${routes}`;
+
+const ROUTE_R = "  - { name: r, match: { path: / }, upstream: echo, cache: { ttl_s: 60 } }\n";
+const ROUTE_S = "  - { name: s, match: { path: /s }, upstream: echo }\n";
+
+async function withCluster(
+  fn: (c: {
+    cluster: Cluster;
+    admin: string;
+    public: string;
+    rewrite: (routes: string) => Promise<void>;
+    logs: () => Record<string, unknown>[];
+  }) => Promise<void>,
+): Promise<void> {
+  const up = startUpstream();
+  const dir = await Deno.makeTempDir({ prefix: "gw-unresponsive-" });
+  const file = `${dir}/gateway.yaml`;
+  const [port, admin] = freePorts(2) as [number, number];
+  const rewrite = (routes: string) => Deno.writeTextFile(file, CONFIG(port, admin, up.url, routes));
+  await rewrite(ROUTE_R);
+  const lines: string[] = [];
+  const cluster = await Cluster.start({
+    configFile: file,
+    workers: 2,
+    logLevel: "info",
+    logger: new JsonLogger("info", (l) => lines.push(l)),
+    adminAnswerWaitMs: ADMIN_WAIT_MS,
+    reloadWaitMs: RELOAD_WAIT_MS,
+  });
+  try {
+    await fn({
+      cluster,
+      admin: `http://127.0.0.1:${admin}`,
+      public: `http://127.0.0.1:${port}`,
+      rewrite,
+      logs: () => lines.map((l) => JSON.parse(l)),
+    });
+  } finally {
+    await cluster.shutdown();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The answer, and how long it took (ms). */
+async function timed(req: Promise<Response>): Promise<{ res: Response; ms: number }> {
+  const started = performance.now();
+  const res = await req;
+  return { res, ms: performance.now() - started };
+}
+
+async function scrape(admin: string) {
+  const res = await fetch(`${admin}/metrics`);
+  assertEquals(res.status, 200);
+  return parsePromText(await res.text());
+}
+
+const samples = (
+  families: Awaited<ReturnType<typeof scrape>>,
+  name: string,
+): [string | undefined, number][] =>
+  families.get(name)?.samples.map((s) => [s.labels.worker, s.value]) ?? [];
+
+const purgeAll = (admin: string) =>
+  fetch(`${admin}/cache/purge`, { method: "POST", body: '{"prefix":"/"}' });
+
+Deno.test("--workers 2 with a worker that does not answer: /readyz, /metrics, a purge and a reload answer within their bounds, and say which worker", async () => {
+  await withCluster(async ({ cluster, admin, rewrite, logs }) => {
+    const stuck = holdQuestions(cluster, 1);
+
+    const ready = await timed(fetch(`${admin}/readyz`));
+    assertEquals([ready.res.status, await ready.res.json()], [503, {
+      status: "unresponsive",
+      unresponsive_workers: [1],
+      waited_ms: ADMIN_WAIT_MS,
+    }]);
+    assertOk(ready.ms >= ADMIN_WAIT_MS - 10, `answered after ${ready.ms} ms, before the bound`);
+    assertOk(ready.ms < 3_000, `answered after ${ready.ms} ms`);
+
+    const metrics = await scrape(admin);
+    assertEquals(samples(metrics, "gateway_worker_unresponsive"), [["0", 0], ["1", 1]]);
+    assertEquals(metrics.get("gateway_worker_unresponsive")!.type, "gauge");
+    assertEquals(samples(metrics, "gateway_build_info"), [["0", 1]]);
+
+    const purged = await timed(purgeAll(admin));
+    const purgeError = (await purged.res.json()).error;
+    assertEquals(
+      [purged.res.status, purgeError.code, purgeError.unresponsive_workers],
+      [504, "worker_timeout", [1]],
+    );
+    assertEquals(
+      purgeError.message,
+      `Worker 1 did not answer POST /cache/purge within ${ADMIN_WAIT_MS} ms: the change was made on the other workers and may not have been made there; repeat it`,
+    );
+    assertOk(purged.ms < 3_000, `answered after ${purged.ms} ms`);
+
+    await rewrite(ROUTE_R + ROUTE_S);
+    const reloaded = await timed(fetch(`${admin}/reload`, { method: "POST" }));
+    const reloadError = (await reloaded.res.json()).error;
+    assertEquals(
+      [reloaded.res.status, reloadError.code, reloadError.unresponsive_workers],
+      [504, "worker_timeout", [1]],
+    );
+    assertEquals(
+      reloadError.message,
+      `Worker 1 did not answer the reload within ${RELOAD_WAIT_MS} ms: the new config is not confirmed there; worker 0 runs it (a stuck worker takes it when it runs again)`,
+    );
+    assertOk(reloaded.ms >= RELOAD_WAIT_MS - 10, `answered after ${reloaded.ms} ms`);
+    assertOk(reloaded.ms < 5_000, `answered after ${reloaded.ms} ms`);
+    const incomplete = logs().filter((l) => l.msg === "cluster reload incomplete");
+    assertEquals(incomplete.map((l) => [l.unconfirmed_workers, l.waited_ms]), [[
+      [1],
+      RELOAD_WAIT_MS,
+    ]]);
+    // Worker 0 (which answers reads) runs the new config.
+    const config = await (await fetch(`${admin}/config`)).json();
+    assertEquals(config.config.routes.map((r: { name: string }) => r.name), ["r", "s"]);
+
+    // The handle gave up on each question: none is left waiting for the stuck worker.
+    assertEquals([stuck.held.length, waitingOn(handleOf(cluster, 1))], [4, 0]);
+
+    // It runs again: it answers everything late (dropped), takes the reload, and is ready.
+    stuck.release();
+    const readyAgain = await fetch(`${admin}/readyz`);
+    assertEquals([readyAgain.status, await readyAgain.json()], [200, { status: "ready" }]);
+    assertEquals(samples(await scrape(admin), "gateway_worker_unresponsive"), [
+      ["0", 0],
+      ["1", 0],
+    ]);
+    assertEquals(waitingOn(handleOf(cluster, 1)), 0);
+  });
+});
+
+Deno.test("--workers 2, every worker answering: /readyz, /metrics, a purge (its counts summed) and a reload answer as before", async () => {
+  await withCluster(async ({ admin, public: url, rewrite }) => {
+    const ready = await fetch(`${admin}/readyz`);
+    assertEquals([ready.status, await ready.json()], [200, { status: "ready" }]);
+
+    // One entry per path, cached by whichever worker the new connection reached, until both
+    // workers hold some: a purge's answer must count both workers' entries.
+    let paths = 0;
+    const misses = async () =>
+      samples(await scrape(admin), "gateway_cache_lookups_total").filter(([, v]) => v > 0);
+    while ((await misses()).length < 2) {
+      assertOk(paths < 200, "the kernel sent every connection to one worker");
+      for (const _ of new Array(8)) assertEquals(await statuses(`${url}/p${paths++}`, 1), [200]);
+    }
+    const metrics = await scrape(admin);
+    assertEquals(samples(metrics, "gateway_worker_unresponsive"), [["0", 0], ["1", 0]]);
+    assertEquals(samples(metrics, "gateway_build_info"), [["0", 1], ["1", 1]]);
+    const lookups = metrics.get("gateway_cache_lookups_total")!.samples;
+    assertEquals(lookups.every((s) => s.labels.result === "miss"), true);
+    assertEquals(lookups.reduce((n, s) => n + s.value, 0), paths);
+
+    const purged = await purgeAll(admin);
+    assertEquals([purged.status, await purged.json()], [200, { purged: paths, prefix: "/" }]);
+
+    await rewrite(ROUTE_R + ROUTE_S);
+    const reloaded = await fetch(`${admin}/reload`, { method: "POST" });
+    const body = await reloaded.json();
+    assertEquals([reloaded.status, body.ok, body.errors], [200, true, []]);
+    assertEquals(Object.keys(body).sort(), ["errors", "hash", "ok"]);
+  });
+});
