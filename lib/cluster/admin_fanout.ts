@@ -126,6 +126,18 @@ function cancelBody(r: Response | null | undefined): void {
   r?.body?.cancel().catch(() => {});
 }
 
+/**
+ * A worker that stopped while asked (crashed, or was terminated) fails the
+ * whole read: its answer is not late, it will never come.
+ */
+function throwIfOneStopped(asked: readonly Asked[]): void {
+  for (const a of asked) {
+    if (a.kind !== "stopped") continue;
+    cancelAll(asked);
+    throw a.error;
+  }
+}
+
 /** Cancels the body of every answer but `keep`. */
 function cancelAll(asked: readonly Asked[], keep?: Response): void {
   for (const a of asked) if (a.kind === "answered" && a.response !== keep) cancelBody(a.response);
@@ -175,11 +187,7 @@ async function allReady(
   wait: AnswerWait,
 ): Promise<Response> {
   const asked = await askEach(workers, () => req.clone(), wait);
-  const stopped = asked.find((a) => a.kind === "stopped");
-  if (stopped) {
-    cancelAll(asked);
-    throw stopped.error;
-  }
+  throwIfOneStopped(asked);
   const timedOut = asked.flatMap((a) => a.kind === "timed_out" ? [a.error] : []);
   if (timedOut.length > 0) {
     // A worker that cannot answer a probe cannot be trusted with traffic either.
@@ -207,11 +215,7 @@ async function allMetrics(
   wait: AnswerWait,
 ): Promise<Response> {
   const asked = await askEach(workers, () => req.clone(), wait);
-  const stopped = asked.find((a) => a.kind === "stopped");
-  if (stopped) {
-    cancelAll(asked);
-    throw stopped.error;
-  }
+  throwIfOneStopped(asked);
   const answered = asked.flatMap((a) => a.kind === "answered" ? [a] : []);
   const failed = answered.find((a) => a.response.status !== 200)?.response;
   if (failed) {

@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { type AdminWorker, routeAdmin } from "../../lib/cluster/admin_fanout.ts";
-import type { ArmTimer } from "../../lib/cluster/worker_wait.ts";
+import { FakeTimer } from "./fake_timer.ts";
 import { errorResponse } from "../../lib/core/errors.ts";
 import { parsePromText } from "../observe/prom_text.ts";
 
@@ -33,22 +33,6 @@ function workers(...answers: Answer[]): FakeWorker[] {
       },
     };
   });
-}
-
-/** Timers that fire only when told, and keep the armed ones. */
-class FakeTimer {
-  readonly armed = new Map<number, { fire(): void; ms: number }>();
-  private next = 1;
-  readonly arm: ArmTimer = (fire, ms) => {
-    const id = this.next++;
-    this.armed.set(id, { fire, ms });
-    return () => this.armed.delete(id);
-  };
-  fireAll(): void {
-    const due = [...this.armed.values()];
-    this.armed.clear();
-    for (const t of due) t.fire();
-  }
 }
 
 /** Lets the event loop run until `cond` holds (fake workers and bodies settle in a few turns). */

@@ -4,7 +4,7 @@
  * says, and the bound is a timer that fires when the test says: nothing sleeps.
  */
 import { assertEquals } from "../helpers/assert.ts";
-import type { ArmTimer } from "../../lib/cluster/worker_wait.ts";
+import { FakeTimer } from "./fake_timer.ts";
 import {
   type CredentialMirror,
   CREDENTIALS_APPLY_WAIT_MS,
@@ -41,22 +41,6 @@ class FakeWorker implements CredentialMirror {
   }
   fail(e: Error): void {
     this.answers.shift()!.reject(e);
-  }
-}
-
-/** Timers that fire only when told, and count the armed ones. */
-class FakeTimer {
-  readonly armed = new Map<number, { fire(): void; ms: number }>();
-  private next = 1;
-  readonly arm: ArmTimer = (fire, ms) => {
-    const id = this.next++;
-    this.armed.set(id, { fire, ms });
-    return () => this.armed.delete(id);
-  };
-  fireAll(): void {
-    const due = [...this.armed.values()];
-    this.armed.clear();
-    for (const t of due) t.fire();
   }
 }
 
