@@ -11,6 +11,7 @@ import type { RequestContext } from "../core/context.ts";
 import type { Handler, Policy } from "../core/pipeline.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RouteConfig } from "../config/schema.ts";
+import { responseFields } from "../core/parsed_response.ts";
 import { normalisePath } from "../security/path.ts";
 import type { PendingFills } from "./fills.ts";
 import { targetUri, uriOf } from "./key.ts";
@@ -40,8 +41,9 @@ export function invalidationPolicy(o: InvalidationOptions): Policy {
     // A refused change changes nothing; an answer the gateway made says nothing of the upstream.
     if (ctx.errorCode !== null || res.status >= 400) return res;
     const uris = [targetUri(ctx)];
+    const fields = responseFields(res);
     for (const field of NAMING_FIELDS) {
-      const value = res.headers.get(field);
+      const value = fields.get(field);
       const uri = value === null ? null : namedUri(ctx, value, o);
       if (uri !== null && !uris.includes(uri)) uris.push(uri);
     }
