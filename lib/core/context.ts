@@ -6,7 +6,7 @@
 import { type ErrorCode, type ErrorDetails, errorResponse } from "./errors.ts";
 import type { TraceContext } from "../observe/trace.ts";
 import type { HeaderEdits } from "../proxy/header_edits.ts";
-import type { HeaderFields } from "./header_fields.ts";
+import { declaredLength, type HeaderFields } from "./header_fields.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
 import type { IncomingRequest } from "../server/incoming.ts";
 
@@ -138,20 +138,4 @@ export class RequestContext {
     this.errorCode = code;
     return errorResponse(code, this.requestId, details);
   }
-}
-
-const LENGTH = /^\d+$/;
-const LENGTH_LIST = /^\d+(?:[ \t]*,[ \t]*\d+)*$/;
-
-/**
- * The body length a Content-Length value declares, or null. The listeners
- * accept a field repeated with one value (`5000, 5000`, or two lines, which
- * read joined): that is still a declared length, to be held to the limit
- * before the body is read.
- */
-function declaredLength(value: string): number | null {
-  if (LENGTH.test(value)) return Number(value);
-  if (!LENGTH_LIST.test(value)) return null;
-  const items = value.split(",").map((v) => v.trim());
-  return items.every((v) => v === items[0]) ? Number(items[0]) : null;
 }

@@ -87,3 +87,19 @@ export function fieldIndex(list: FieldList, lowerName: string): number {
   for (let i = 0; i < list.length; i++) if (list[i]![0] === lowerName) return i;
   return -1;
 }
+
+const LENGTH = /^\d+$/;
+const LENGTH_LIST = /^\d+(?:[ \t]*,[ \t]*\d+)*$/;
+
+/**
+ * The body length a Content-Length value declares, or null. The listeners
+ * accept a field repeated with one value (`5000, 5000`, or two lines, which
+ * read joined): that is still a declared length, to be held to the limit
+ * before the body is read.
+ */
+export function declaredLength(value: string): number | null {
+  if (LENGTH.test(value)) return Number(value);
+  if (!LENGTH_LIST.test(value)) return null;
+  const items = value.split(",").map((v) => v.trim());
+  return items.every((v) => v === items[0]) ? Number(items[0]) : null;
+}

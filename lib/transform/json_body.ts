@@ -14,6 +14,7 @@ import { bufferUpTo, isEncoded, isJsonType, isRepeatedType, withBody } from "./b
 import { bodyOf, responseFields } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
 import { parseExactJson } from "./exact_json.ts";
+import { declaredLength } from "../core/header_fields.ts";
 
 export interface JsonBodyOptions {
   route: string;
@@ -25,10 +26,6 @@ export interface JsonBodyOptions {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const TWO_TYPES = "The request has more than one Content-Type";
 const encoder = new TextEncoder();
-
-function declaredLength(value: string | null): number | null {
-  return value !== null && /^\d+$/.test(value) ? Number(value) : null;
-}
 
 function warnOversize(o: JsonBodyOptions, direction: string): void {
   o.logger.every(
@@ -160,7 +157,8 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
           message: "The upstream encoded a JSON answer this route's rules must read",
         });
       }
-      const declared = declaredLength(headers.get("content-length"));
+      const length = headers.get("content-length");
+      const declared = length === null ? null : declaredLength(length);
       if (declared !== null && declared > o.maxBytes) return oversize(ctx, res);
       let buffered;
       try {
