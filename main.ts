@@ -8,6 +8,7 @@ import { loadConfigFile } from "./lib/config/load.ts";
 import { ConfigError, formatIssue } from "./lib/config/issues.ts";
 import { JsonLogger, type Level } from "./lib/observe/logger.ts";
 import { ClusterStartError } from "./lib/cluster/worker_handle.ts";
+import { Cluster, EXIT_FOR_RESTART } from "./lib/cluster/cluster.ts";
 import { workerCount, type WorkersFlag } from "./lib/cluster/worker_count.ts";
 import { serve, type Server } from "./lib/cli/serve.ts";
 
@@ -59,16 +60,23 @@ async function run(file: string, level: Level, workersFlag: WorkersFlag): Promis
   const logger = new JsonLogger(level);
   const starting = serve({ configFile: file, workers: workersFlag, logLevel: level, logger });
   const stopped = handleSignals(starting.then((s) => s.server, () => null));
+  let server: Server;
   try {
-    await starting;
+    server = (await starting).server;
   } catch (e) {
     const errors = startErrors(e);
     for (const line of errors) console.error(line);
     console.error(`${file}: not started, ${errors.length} error(s)`);
     return 1;
   }
-  await stopped;
-  return 0;
+  // A cluster whose watchdog could not stop a stuck worker drains and exits for its supervisor.
+  const restart = server instanceof Cluster
+    ? server.processRestartWanted
+    : new Promise<never>(() => {});
+  return await Promise.race([
+    stopped.then(() => 0),
+    restart.then(() => server.shutdown()).then(() => EXIT_FOR_RESTART),
+  ]);
 }
 
 /**

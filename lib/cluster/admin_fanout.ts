@@ -19,7 +19,7 @@ import { json } from "../server/admin.ts";
 import { MetricsRegistry } from "../observe/metrics/registry.ts";
 import { CONTENT_TYPE } from "../observe/metrics/exposition.ts";
 import { PROCESS_WIDE_FAMILIES, registerProcessMetrics } from "../observe/process_metrics.ts";
-import { registerClusterMetrics } from "./cluster_metrics.ts";
+import { registerClusterMetrics, type WorkerHealth } from "./cluster_metrics.ts";
 import { CREDENTIALS_APPLY_WAIT_MS } from "./credential_fanout.ts";
 import { workerTimeoutResponse } from "./timeout_response.ts";
 import { type AnswerWait, answerWithin, type ArmTimer, WorkerTimeoutError } from "./worker_wait.ts";
@@ -57,6 +57,8 @@ export interface AdminFanoutOptions {
    */
   sharedWriteWaitMs?: number;
   timer?: ArmTimer;
+  /** Restarts and the watchdog's view, for `/metrics` (none: those families are left out). */
+  health?: WorkerHealth;
 }
 
 /** What one worker made of a request. */
@@ -77,7 +79,7 @@ export async function routeAdmin(
   const read = req.method === "GET" || req.method === "HEAD";
   const wait: AnswerWait = { waitMs: o.waitMs ?? ADMIN_ANSWER_WAIT_MS, timer: o.timer };
   try {
-    if (read && path === "/metrics") return await allMetrics(req, workers, wait);
+    if (read && path === "/metrics") return await allMetrics(req, workers, wait, o.health);
     if (read && path === "/readyz") return await allReady(req, workers, wait);
     if (read) return await ask(first, req, wait);
     if (SHARED_STATE.some((p) => p.test(path))) {
@@ -213,6 +215,7 @@ async function allMetrics(
   req: Request,
   workers: readonly AdminWorker[],
   wait: AnswerWait,
+  health: WorkerHealth | undefined,
 ): Promise<Response> {
   const asked = await askEach(workers, () => req.clone(), wait);
   throwIfOneStopped(asked);
@@ -224,20 +227,24 @@ async function allMetrics(
   }
   const texts = await Promise.all(answered.map((a) => a.response.text()));
   const merged = mergeExpositions(texts, answered.map((a) => a.worker));
-  return new Response(merged + mainThreadExposition(asked), {
+  return new Response(merged + mainThreadExposition(asked, health), {
     headers: {
       "content-type": answered[0]?.response.headers.get("content-type") ?? CONTENT_TYPE,
     },
   });
 }
 
-/** The families the main thread reports once: the process's, and which workers answered. */
-function mainThreadExposition(asked: readonly Asked[]): string {
+/**
+ * The families the main thread reports once: the process's, which workers
+ * answered, and (`health`) the workers' restarts and silences.
+ */
+function mainThreadExposition(asked: readonly Asked[], health?: WorkerHealth): string {
   const m = new MetricsRegistry();
   registerProcessMetrics(m);
   registerClusterMetrics(
     m,
     () => asked.map((a) => ({ worker: a.worker, unresponsive: a.kind === "timed_out" })),
+    health,
   );
   return m.render();
 }

@@ -2,7 +2,8 @@
  * `--workers N`: N isolates each run the whole gateway on the same ports
  * (SO_REUSEPORT lets the kernel spread connections). The main thread serves no
  * traffic: it owns the admin listener, relays signals, restarts a worker that
- * crashes, and hosts the state the workers must share (`RpcHost`).
+ * crashes or that its watchdog finds stuck (`watchdog.ts`), and hosts the state
+ * the workers must share (`RpcHost`).
  */
 import { loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig } from "../config/schema.ts";
@@ -23,6 +24,14 @@ import { InvalidationMarks } from "../cache/invalidation_marks.ts";
 import { LIMITER_SERVICE, SharedLimiterHost } from "./shared_limiter.ts";
 import { ClusterStartError, WorkerHandle } from "./worker_handle.ts";
 import { sharedListenerProblem } from "./worker_count.ts";
+import { Watchdog } from "./watchdog.ts";
+import { workerThreads } from "./worker_threads.ts";
+import {
+  RESTART_REASONS,
+  type RestartReason,
+  type WorkerHealth,
+  type WorkerRestarts,
+} from "./cluster_metrics.ts";
 
 export interface ClusterOptions {
   configFile: string;
@@ -43,7 +52,22 @@ export interface ClusterOptions {
   adminAnswerWaitMs?: number;
   /** How long a reload waits for each worker to confirm the new config (default `RELOAD_WAIT_MS`). */
   reloadWaitMs?: number;
+  /** How long a terminated worker has to stop (default `TERMINATE_GRACE_MS`). */
+  terminateGraceMs?: number;
 }
+
+/**
+ * How long a worker the watchdog terminated has to stop before the process is
+ * given up: Deno kills a terminated isolate that has not returned to its event
+ * loop after 2 s (denoland/deno#12831), when it does so at all.
+ */
+export const TERMINATE_GRACE_MS = 3_000;
+
+/**
+ * The exit code of a gateway that exits to be restarted by its supervisor
+ * (EX_SOFTWARE): a worker stuck in synchronous code that Deno could not stop.
+ */
+export const EXIT_FOR_RESTART = 70;
 
 /**
  * A worker's reload builds a whole plan: it may read certificates, fetch JWKS,
@@ -80,7 +104,30 @@ export class Cluster {
   private stopping: Promise<void> | null = null;
   private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
+  /** Restarts in a row per worker index, for the backoff. */
   private readonly restarts = new Map<number, number>();
+  /** Restarts per worker index and reason since the process started (`gateway_worker_restarts_total`). */
+  private readonly restartTotals = new Map<number, Record<RestartReason, number>>();
+  /** Terminates a worker that stops answering pings (`server.watchdog`), which then restarts. */
+  private readonly watchdog = new Watchdog<WorkerHandle>({
+    workers: () => this.serving(),
+    onSilent: (w, silentMs) => this.unresponsive(w, silentMs),
+  });
+  private readonly restartWanted = Promise.withResolvers<void>();
+  /** Restarts and silences of the workers, for `/metrics`. */
+  private readonly health: WorkerHealth = {
+    restarts: () => {
+      const out: WorkerRestarts[] = [];
+      for (let worker = 0; worker < this.workers.length; worker++) {
+        const totals = this.restartTotals.get(worker);
+        for (const reason of RESTART_REASONS) {
+          out.push({ worker, reason, count: totals?.[reason] ?? 0 });
+        }
+      }
+      return out;
+    },
+    silences: () => this.watchdog.silences(),
+  };
   /** The text of the config every worker serves: the one a restarted worker starts on. */
   private configText: string;
   /** Keys and revocations of `store.kind: memory`, the one copy every worker mirrors. */
@@ -135,6 +182,7 @@ export class Cluster {
       });
     } catch (e) {
       cluster.draining = true;
+      cluster.watchdog.stop();
       for (const w of cluster.workers) w.terminate();
       await cluster.admin.close();
       throw e;
@@ -144,6 +192,15 @@ export class Cluster {
       listeners: cluster.addresses(),
     });
     return cluster;
+  }
+
+  /**
+   * Resolves when a worker the watchdog terminated is still running (`worker_threads.ts`):
+   * it holds a core and its listeners, and only the end of the process stops it. The
+   * CLI then drains the cluster and exits with `EXIT_FOR_RESTART`.
+   */
+  get processRestartWanted(): Promise<void> {
+    return this.restartWanted.promise;
   }
 
   addresses(): Record<string, string> {
@@ -236,6 +293,8 @@ export class Cluster {
   private async drain(): Promise<void> {
     this.draining = true;
     this.o.logger.info("draining workers", { workers: this.workers.length });
+    // A draining worker is not restarted: it is not watched either.
+    this.watchdog.stop();
     this.watcher?.close();
     this.watcher = null;
     await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
@@ -270,6 +329,53 @@ export class Cluster {
   }
 
   private crashed(w: WorkerHandle, error: string): void {
+    this.restartLater(w, "crash", "worker crashed; restarting", { error });
+  }
+
+  /**
+   * The watchdog found `w` silent for `silentMs`: its isolate is stuck (a busy
+   * loop, a synchronous call that never ends), which no crash would ever end.
+   * The worker is terminated and restarts as after a crash; whether the
+   * terminate stopped the isolate is checked after a grace (`checkStopped`).
+   */
+  private unresponsive(w: WorkerHandle, silentMs: number): void {
+    if (this.draining || w.dead) return;
+    w.terminate();
+    this.restartLater(w, "unresponsive", "worker unresponsive; restarting", {
+      silent_ms: Math.round(silentMs),
+    });
+    const grace = this.o.terminateGraceMs ?? TERMINATE_GRACE_MS;
+    setTimeout(() => void this.checkStopped(w.options.index, grace), grace);
+  }
+
+  /**
+   * A terminated worker whose thread still runs keeps its listeners in the
+   * `SO_REUSEPORT` group: the kernel hands them new connections, which hang
+   * beside the replacement's, and no restart of the worker ends that. Where
+   * threads cannot be counted (not Linux), it is assumed to run.
+   */
+  private async checkStopped(worker: number, graceMs: number): Promise<void> {
+    if (this.draining) return;
+    const threads = await workerThreads();
+    const live = this.live().length;
+    if (threads !== null && threads <= live) return;
+    this.o.logger.error("terminated worker still running; exiting to be restarted", {
+      worker,
+      waited_ms: graceMs,
+      worker_threads: threads,
+      live_workers: live,
+      exit_code: EXIT_FOR_RESTART,
+    });
+    this.restartWanted.resolve();
+  }
+
+  /** Restarts the dead worker `w` after the backoff, freeing the limiter lock it may hold. */
+  private restartLater(
+    w: WorkerHandle,
+    reason: RestartReason,
+    msg: string,
+    fields: Record<string, unknown>,
+  ): void {
     if (this.draining) return;
     const index = w.options.index;
     // Crashes weeks apart are not "repeated": one that served a while starts the backoff over.
@@ -278,12 +384,18 @@ export class Cluster {
     const n = this.restarts.get(index) ?? 0;
     const delay = policy.backoffMs[Math.min(n, policy.backoffMs.length - 1)]!;
     this.restarts.set(index, n + 1);
+    const totals = this.restartTotals.get(index) ?? { crash: 0, unresponsive: 0 };
+    totals[reason]++;
+    this.restartTotals.set(index, totals);
+    // A terminated worker stuck while holding the lock is stuck inside its critical section (and
+    // may run on: `checkStopped`); the others must not wait on it, so the lock is freed now.
     if (this.limiter.releaseIfHeldBy(index + 1)) {
-      this.o.logger.warn("freed the rate-limit table's lock the crashed worker held", {
+      const who = reason === "crash" ? "crashed" : "terminated";
+      this.o.logger.warn(`freed the rate-limit table's lock the ${who} worker held`, {
         worker: index,
       });
     }
-    this.o.logger.error("worker crashed; restarting", { worker: index, error, in_ms: delay });
+    this.o.logger.error(msg, { worker: index, ...fields, in_ms: delay });
     setTimeout(() => this.restart(index), delay);
   }
 
@@ -309,11 +421,19 @@ export class Cluster {
 
   /**
    * What the main thread takes from the config: the drain deadline, the file
-   * watch (one for the cluster: a change reloads every worker) and the admin listener.
+   * watch (one for the cluster: a change reloads every worker), the watchdog and
+   * the admin listener.
    */
   private async applyConfig(config: GatewayConfig): Promise<void> {
     this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
     this.applyWatch(config);
+    const dog = config.server.watchdog;
+    if (!this.draining) {
+      this.watchdog.configure({
+        intervalMs: dog.interval_ms,
+        killAfterMs: dog.kill_after_s * 1000,
+      });
+    }
     this.adminToken = config.admin?.token;
     await this.admin.apply(config.admin);
   }
@@ -342,6 +462,7 @@ export class Cluster {
     return routeAdmin(req, this.serving(), {
       waitMs,
       sharedWriteWaitMs: waitMs + (this.o.credentialsApplyWaitMs ?? CREDENTIALS_APPLY_WAIT_MS),
+      health: this.health,
     });
   }
 }

@@ -45,7 +45,9 @@ export type ToWorker =
   /** Answered by `credentials-applied` with the same id once the worker's mirror has it. */
   | { type: "credentials"; id: number; change: CredentialChange }
   | { type: "rpc-results"; results: RpcResult[] }
-  | { type: "limiter-table"; buffer: SharedArrayBuffer };
+  | { type: "limiter-table"; buffer: SharedArrayBuffer }
+  /** The watchdog's (`watchdog.ts`): answered by `pong` from the worker's event loop. */
+  | { type: "ping" };
 
 /** Worker -> main thread. */
 export type FromWorker =
@@ -55,7 +57,8 @@ export type FromWorker =
   | { type: "admin-response"; id: number; response: WireResponse }
   | { type: "credentials-applied"; id: number }
   | { type: "stopped" }
-  | { type: "rpc"; calls: RpcCall[] };
+  | { type: "rpc"; calls: RpcCall[] }
+  | { type: "pong" };
 
 export async function toWire(req: Request): Promise<WireRequest> {
   return {

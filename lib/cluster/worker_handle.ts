@@ -31,6 +31,8 @@ export class WorkerHandle {
   dead = false;
   private hasStarted = false;
   private startedAt = 0;
+  /** What the outstanding watchdog ping's pong runs (`watchdog.ts` sends one at a time). */
+  private pongHeard: (() => void) | null = null;
 
   constructor(
     readonly options: StartOptions,
@@ -100,8 +102,16 @@ export class WorkerHandle {
     this.terminate();
   }
 
+  /** The watchdog's ping: `answered` runs when the worker's event loop answers it. */
+  ping(answered: () => void): void {
+    if (this.dead) return;
+    this.pongHeard = answered;
+    this.send({ type: "ping" });
+  }
+
   terminate(): void {
     this.dead = true;
+    this.pongHeard = null;
     this.worker.terminate();
     for (const settle of this.pending.values()) settle(null);
     this.pending.clear();
@@ -175,6 +185,13 @@ export class WorkerHandle {
           if (!this.dead) this.send(r);
         });
         return;
+      case "pong": {
+        // A pong that comes after `terminate` is the stuck worker's, too late to matter.
+        const heard = this.dead ? null : this.pongHeard;
+        this.pongHeard = null;
+        heard?.();
+        return;
+      }
       case "reloaded":
       case "admin-response":
       case "credentials-applied": {

@@ -93,5 +93,9 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     case "limiter-table":
       limiter?.useTable(new LimiterTable(msg.buffer));
       return;
+    case "ping":
+      // Answered here, by the event loop: an isolate stuck in a busy loop cannot.
+      send({ type: "pong" });
+      return;
   }
 };

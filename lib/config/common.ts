@@ -37,9 +37,12 @@ export const timerMs = positiveInt.max(MAX_TIMER_MS, TIMER_LIMIT);
 /** As `timerMs`, zero allowed (no wait). */
 export const timerMsOrZero = nonNegativeInt.max(MAX_TIMER_MS, TIMER_LIMIT);
 /** Seconds a timer waits, up to 24 days (under `MAX_TIMER_MS`, with room for a margin added). */
-export const timerSeconds = z.number().positive().max(2_073_600, {
+const TIMER_SECONDS_LIMIT = {
   error: "expected at most 2073600 s (24 days): a longer timer would fire at once",
-});
+};
+export const timerSeconds = z.number().positive().max(2_073_600, TIMER_SECONDS_LIMIT);
+/** As `timerSeconds`, zero allowed (the setting's "off"). */
+export const timerSecondsOrZero = z.number().min(0).max(2_073_600, TIMER_SECONDS_LIMIT);
 export const port = z.number().int().min(0).max(65535);
 
 /** An absolute http(s) URL. */

@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { headerName, port, timerMs, timerMsOrZero, timerSeconds } from "../config/common.ts";
+import {
+  headerName,
+  port,
+  timerMs,
+  timerMsOrZero,
+  timerSeconds,
+  timerSecondsOrZero,
+} from "../config/common.ts";
 
 export const tlsSchema = z.strictObject({
   cert: z.string().min(1).meta({ description: "Path to the PEM certificate chain" }),
@@ -64,6 +71,25 @@ export const configWatchSchema = z.strictObject({
   }),
 });
 
+/**
+ * `--workers N` only: the main thread pings each worker, which answers from its
+ * event loop, and terminates one silent for `kill_after_s` (`cluster/watchdog.ts`).
+ * Defaults: a ping a second is one small message per worker, nothing to a
+ * gateway; 10 s of silence is far beyond a GC pause or any synchronous step a
+ * healthy worker takes (parsing a 10 MB JSON body takes well under a second),
+ * and twice the admin API's 5 s wait, so `/readyz` has named the worker before
+ * it is killed.
+ */
+export const watchdogSchema = z.strictObject({
+  interval_ms: timerMs.default(1000).meta({
+    description: "--workers N: how often the main thread pings each worker",
+  }),
+  kill_after_s: timerSecondsOrZero.default(10).meta({
+    description:
+      "--workers N: a worker that has not answered a ping for this long is terminated and restarted; 0: never (the pings still feed gateway_worker_silent_seconds)",
+  }),
+});
+
 export const serverSchema = z.strictObject({
   drain_timeout_s: timerSeconds.default(30).meta({
     description: "On SIGTERM/SIGINT, how long in-flight requests may take to finish",
@@ -84,9 +110,11 @@ export const serverSchema = z.strictObject({
       "Worker isolates sharing the listeners (reusePort); --workers wins; default one per core",
   }),
   config_watch: configWatchSchema.default(configWatchSchema.parse({})),
+  watchdog: watchdogSchema.default(watchdogSchema.parse({})),
 });
 
 export type ListenerConfig = z.output<typeof listenerSchema>;
 export type AdminConfig = z.output<typeof adminSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
 export type ConfigWatchConfig = z.output<typeof configWatchSchema>;
+export type WatchdogConfig = z.output<typeof watchdogSchema>;
