@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { TOKEN } from "../core/header_fields.ts";
+import { linearRegexError } from "../core/linear_regex.ts";
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -55,24 +56,21 @@ export const httpUrl = z.string().refine((s) => {
   }
 }, { error: "expected an absolute http:// or https:// URL" });
 
-/** A regular expression, compiled once here so that a bad one fails at load. */
-export const regexSource = z.string().refine((s) => {
-  try {
-    new RegExp(s);
-    return true;
-  } catch {
-    return false;
+/**
+ * A regular expression that request data is matched against. It runs on a
+ * linear-time engine (RE2 syntax, `lib/core/linear_regex.ts`): a backtracking
+ * one lets one crafted path or header hold an isolate for hours with a
+ * pattern as plain as `(a+)+$`. Compiled here, so that a bad one fails at load.
+ */
+export const linearRegex = z.string().superRefine(async (s, ctx) => {
+  const error = await linearRegexError(s);
+  if (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a regular expression in RE2 syntax (matched in linear time): ${error}`,
+    });
   }
-}, { error: (issue) => `expected a valid regular expression (${regexError(issue.input)})` });
-
-function regexError(input: unknown): string {
-  try {
-    new RegExp(String(input));
-    return "";
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
+});
 
 /** An HTTP field name (RFC 9110 token). */
 export const headerName = z.string().regex(TOKEN, {

@@ -2,6 +2,7 @@
  * Compiled path matchers. Plain paths match with string comparisons; a pattern
  * with `{name}` segments compiles to one anchored regular expression.
  */
+import { compileLinearPattern } from "../core/linear_regex.ts";
 
 export interface PathMatch {
   /** Length of the request path consumed by the match (what strip_prefix removes). */
@@ -143,10 +144,11 @@ function regexLiteral(source: string): string {
   return QUANTIFIERS.includes(source[i] ?? "") ? literal.slice(0, -1) : literal;
 }
 
+/** `path_regex`, on the linear engine (`lib/core/linear_regex.ts`): a path is the client's to craft. */
 export function compileRegexPath(source: string): PathMatcher {
-  const re = new RegExp(source);
+  const re = compileLinearPattern(source);
   const literal = regexLiteral(source);
-  const hasNames = /\(\?<[A-Za-z_]/.test(source);
+  const hasNames = /\(\?P?<[A-Za-z_]/.test(source);
   return {
     kind: "regex",
     literalLength: literal.length,
@@ -156,7 +158,7 @@ export function compileRegexPath(source: string): PathMatcher {
       const m = re.exec(path);
       if (!m) return null;
       return {
-        length: m.index + m[0].length,
+        length: m.index + m[0]!.length,
         params: hasNames && m.groups ? { ...m.groups } as Record<string, string> : null,
       };
     },

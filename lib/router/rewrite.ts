@@ -1,5 +1,6 @@
 /** Path rewriting, compiled once per route: strip the matched prefix, or rewrite by regex. */
 import type { RewriteConfig } from "./schema.ts";
+import { compileLinearPattern } from "../core/linear_regex.ts";
 
 /** (path, length of the matched prefix) -> path to send upstream. */
 export type PathRewrite = (path: string, matchedLength: number) => string;
@@ -24,11 +25,11 @@ export function compileRewrite(
   if (!rewrite) return strip;
   let rw: PathRewrite;
   if ("regex" in rewrite) {
-    const re = new RegExp(rewrite.regex);
+    const re = compileLinearPattern(rewrite.regex);
     const replacement = rewrite.replacement;
     const merge = mergeSlashes ? mergeSlashRuns : oneLeadingSlash;
     rw = (path) => {
-      const out = path.replace(re, replacement);
+      const out = re.replaceFirst(path, replacement);
       return out.charCodeAt(0) === 47 ? merge(out) : merge("/" + out);
     };
   } else {

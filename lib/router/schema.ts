@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { headerName, httpMethod, oneOrMany, regexSource } from "../config/common.ts";
+import { headerName, httpMethod, linearRegex, oneOrMany } from "../config/common.ts";
 import { cleanVersion } from "./version.ts";
 import { replacementLiteral, rewriteTextProblem, routePathProblem } from "./path_rules.ts";
 
@@ -17,7 +17,7 @@ function problemCheck(find: (s: string) => string | null) {
 /** A value matcher: an exact string, or `{ regex: ... }`. */
 const valueMatcher = z.union([
   z.string(),
-  z.strictObject({ regex: regexSource }),
+  z.strictObject({ regex: linearRegex }),
   z.strictObject({ present: z.boolean() }),
 ]);
 
@@ -41,7 +41,7 @@ const hostPattern = z.string().regex(/^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, {
 export const matchSchema = z.strictObject({
   path: pathPrefix.optional().meta({ description: "Path prefix, matched on segment boundaries" }),
   path_exact: pathPrefix.optional(),
-  path_regex: regexSource.optional().meta({ description: "Regular expression on the path" }),
+  path_regex: linearRegex.optional().meta({ description: "Regular expression on the path" }),
   // An empty list would match nothing (405 with an empty Allow, or never): omit the key instead.
   methods: z.array(httpMethod).min(1).optional(),
   host: oneOrMany(hostPattern, 1).optional(),
@@ -63,7 +63,7 @@ export const matchSchema = z.strictObject({
 
 export const rewriteSchema = z.union([
   z.strictObject({
-    regex: regexSource,
+    regex: linearRegex,
     // Only the literal parts: groups insert text of the already normalised path.
     replacement: z.string().check(problemCheck((r) => rewriteTextProblem(replacementLiteral(r)))),
   }),

@@ -9,6 +9,7 @@
  * (methods, headers, query, version); then the order in the file.
  */
 import type { MatchConfig } from "./schema.ts";
+import { compileLinearRegex } from "../core/linear_regex.ts";
 import { ANY_PATH, compilePath, compileRegexPath, type PathMatcher } from "./path_pattern.ts";
 import type { VersionNegotiator, VersionSource } from "./version.ts";
 
@@ -117,7 +118,7 @@ function repeatedIn(s: SingleValued, r: RouteRequest): string | null {
 function valueTest(m: ValueMatcher): (v: string | null) => boolean {
   if (typeof m === "string") return (v) => v === m;
   if ("regex" in m) {
-    const re = new RegExp(m.regex);
+    const re = compileLinearRegex(m.regex);
     return (v) => v !== null && re.test(v);
   }
   return m.present ? (v) => v !== null : (v) => v === null;

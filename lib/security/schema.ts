@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { headerName, httpMethod, positiveInt, timerMs } from "../config/common.ts";
+import { headerName, httpMethod, linearRegex, positiveInt, timerMs } from "../config/common.ts";
 import { cidrError } from "./cidr.ts";
-import { linearRegexError } from "./waf/linear_regex.ts";
 import { BUILTIN_CATEGORIES } from "./waf/builtin.ts";
 
 export const cidr = z.string().superRefine((s, ctx) => {
@@ -43,24 +42,16 @@ export const limitsSchema = z.strictObject({
   max_uri_bytes: uriBytes.optional(),
 });
 
-/** A regular expression run by a linear-time engine (RE2 syntax; no backreferences or lookaround). */
-export const linearRegex = z.string().min(1).superRefine(async (s, ctx) => {
-  const error = await linearRegexError(s);
-  if (error) {
-    ctx.addIssue({
-      code: "custom",
-      message: `expected a regular expression in RE2 syntax (matched in linear time): ${error}`,
-    });
-  }
-});
+/** A rule's pattern: never empty, which would match every request. */
+const rulePattern = linearRegex.min(1);
 
 /**
  * How a rule tests one value. A plain string is a regular expression; the object
  * forms say exactly what is compared.
  */
 export const valueMatcherSchema = z.union([
-  linearRegex,
-  z.strictObject({ regex: linearRegex, case_insensitive: z.boolean().default(false) }),
+  rulePattern,
+  z.strictObject({ regex: rulePattern, case_insensitive: z.boolean().default(false) }),
   z.strictObject({ equals: z.string(), case_insensitive: z.boolean().default(false) }),
   z.strictObject({ prefix: z.string().min(1), case_insensitive: z.boolean().default(false) }),
   z.strictObject({ contains: z.string().min(1), case_insensitive: z.boolean().default(false) }),

@@ -14,7 +14,7 @@ import type { MatchConfig } from "../../lib/router/schema.ts";
 import { CidrSet, formatIp, parseIp } from "../../lib/security/cidr.ts";
 import { clientIpOf } from "../../lib/security/client_ip.ts";
 import { BUILTIN_RULES } from "../../lib/security/waf/builtin.ts";
-import { compileLinearRegex, loadLinearRegex } from "../../lib/security/waf/linear_regex.ts";
+import { compileLinearRegex, loadLinearRegex } from "../../lib/core/linear_regex.ts";
 import { decodeForInspection } from "../../lib/security/waf/decode.ts";
 import { withRig } from "./_setup.ts";
 import { HeaderFields } from "../../lib/core/header_fields.ts";

@@ -5,7 +5,7 @@ import {
   compileLinearRegex,
   linearRegexError,
   loadLinearRegex,
-} from "../../lib/security/waf/linear_regex.ts";
+} from "../../lib/core/linear_regex.ts";
 import { compileValueMatcher } from "../../lib/security/waf/matcher.ts";
 import { decodeForInspection, decodeJsonEscapes } from "../../lib/security/waf/decode.ts";
 

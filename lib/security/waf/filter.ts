@@ -10,7 +10,7 @@ import type { NamedPolicy } from "../../core/pipeline.ts";
 import type { Logger } from "../../observe/logger.ts";
 import type { WafConfig, WafRuleConfig } from "../schema.ts";
 import { BUILTIN_CATEGORIES, BUILTIN_HEADERS, BUILTIN_RULES, type BuiltinRule } from "./builtin.ts";
-import { compileLinearRegex, type LinearRegex, loadLinearRegex } from "./linear_regex.ts";
+import { compileLinearRegex, type LinearRegex, loadLinearRegex } from "../../core/linear_regex.ts";
 import { compileValueMatcher, type ValueTest } from "./matcher.ts";
 import { decodeForInspection, decodeJsonEscapes } from "./decode.ts";
 import { peekBody } from "./body_prefix.ts";

@@ -1,6 +1,6 @@
 /** A rule's test of one value, compiled once: literal comparisons or a linear-time regex. */
 import type { ValueMatcherConfig } from "../schema.ts";
-import { compileLinearRegex } from "./linear_regex.ts";
+import { compileLinearRegex } from "../../core/linear_regex.ts";
 
 /** Tests a value; null means the value is absent (a missing header, no body). */
 export type ValueTest = (value: string | null) => boolean;
