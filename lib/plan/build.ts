@@ -3,6 +3,8 @@ import { dirname } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import { compose } from "../core/pipeline.ts";
 import { RouteTable } from "../router/table.ts";
+import { twoParamsInASegment } from "../router/path_pattern.ts";
+import { loadLinearRegex } from "../core/linear_regex.ts";
 import { compileRewrite } from "../router/rewrite.ts";
 import { VersionNegotiator } from "../router/version.ts";
 import { Upstream } from "../proxy/upstream.ts";
@@ -30,6 +32,8 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
     const versions = c.versioning
       ? new VersionNegotiator(c.versioning, c.routes.flatMap((r) => r.match.version ?? []))
       : null;
+    const paths = c.routes.flatMap((r) => [r.match.path ?? "", r.match.path_exact ?? ""]);
+    if (paths.some(twoParamsInASegment)) await loadLinearRegex();
     const routes: CompiledRoute[] = [];
     for (const [index, route] of c.routes.entries()) {
       const policies = await buildChain(route, index, b);
