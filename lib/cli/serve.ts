@@ -16,6 +16,8 @@ export interface ServeOptions {
   workers: WorkersFlag;
   logLevel: Level;
   logger: Logger;
+  /** The module of each worker isolate (`ClusterOptions.workerEntry`); tests replace it. */
+  workerEntry?: URL;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function serve(o: ServeOptions): Promise<{ server: Server; workers:
       workers: workers.count,
       logLevel: o.logLevel,
       logger: o.logger,
+      workerEntry: o.workerEntry,
     })
     : await Gateway.start({ configFile: o.configFile, logger: o.logger });
   return { server, workers };

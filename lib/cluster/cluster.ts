@@ -54,6 +54,11 @@ export interface ClusterOptions {
   reloadWaitMs?: number;
   /** How long a terminated worker has to stop (default `TERMINATE_GRACE_MS`). */
   terminateGraceMs?: number;
+  /**
+   * The module each worker isolate runs (default `WORKER_ENTRY`, `worker_main.ts`): a test
+   * wraps the real one to make a worker misbehave in ways no request can.
+   */
+  workerEntry?: URL;
 }
 
 /**
@@ -325,6 +330,7 @@ export class Cluster {
       this.rpc,
       this.o.logger,
       (w, error) => this.crashed(w, error),
+      this.o.workerEntry,
     );
   }
 

@@ -11,7 +11,8 @@ import {
   type ToWorker,
 } from "./messages.ts";
 
-const ENTRY = new URL("./worker_main.ts", import.meta.url).href;
+/** The module each worker isolate runs (`ClusterOptions.workerEntry` replaces it in tests). */
+export const WORKER_ENTRY = new URL("./worker_main.ts", import.meta.url);
 
 /** Why `--workers N` could not start: each line is one problem, as the CLI prints it. */
 export class ClusterStartError extends Error {
@@ -39,9 +40,10 @@ export class WorkerHandle {
     private readonly rpc: RpcHost,
     private readonly logger: Logger,
     private readonly onCrash: (w: WorkerHandle, error: string) => void,
+    entry: URL = WORKER_ENTRY,
   ) {
     this.started.promise.catch(() => {}); // a crash before start is reported through ready()
-    this.worker = new Worker(ENTRY, { type: "module", name: `gateway-worker-${options.index}` });
+    this.worker = new Worker(entry, { type: "module", name: `gateway-worker-${options.index}` });
     this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(ev.data);
     this.worker.onerror = (ev) => {
       ev.preventDefault();

@@ -26,6 +26,8 @@ export interface SpawnOptions {
   /** The gateway CLI to run instead of `deno run -A main.ts` (a compiled binary). */
   command?: string[];
   cwd?: string;
+  /** Environment variables set for the process, beside those it inherits. */
+  env?: Record<string, string>;
   /** Headers of the readiness probe (an admin token). */
   readyHeaders?: Record<string, string>;
   /** How long to wait for ready (default 30 s: a process starting beside the suite is slow). */
@@ -52,6 +54,7 @@ export async function spawnGateway(
     stdout: "null",
     stderr: "piped",
     ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...(o.env ? { env: o.env } : {}),
   }).spawn();
   const log: string[] = [];
   const reading = (async () => {
