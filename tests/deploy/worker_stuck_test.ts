@@ -5,13 +5,15 @@
  * one worker, which is what a stuck worker's main thread sees: no answer.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { freePorts } from "../helpers/ports.ts";
-import { startUpstream } from "../helpers/upstream.ts";
-import { Cluster, type ClusterOptions } from "../../lib/cluster/cluster.ts";
+import type { Cluster, ClusterOptions } from "../../lib/cluster/cluster.ts";
 import type { WorkerHandle } from "../../lib/cluster/worker_handle.ts";
 import type { ToWorker } from "../../lib/cluster/messages.ts";
-import { JsonLogger } from "../../lib/observe/logger.ts";
 import { statuses } from "./process.ts";
+import {
+  type ClusterConfig,
+  type InProcessCluster,
+  withInProcessCluster,
+} from "./in_process_cluster.ts";
 
 const NOT_APPLIED = "workers have not applied a key or revocation change yet";
 
@@ -39,50 +41,22 @@ function holdCredentials(cluster: Cluster, index: number) {
   return { held, post, release: () => held.splice(0).forEach(post) };
 }
 
-async function withCluster(
-  o: Pick<ClusterOptions, "credentialsApplyWaitMs" | "restarts">,
-  fn: (c: {
-    cluster: Cluster;
-    admin: string;
-    public: string;
-    logs: () => Record<string, unknown>[];
-  }) => Promise<void>,
-): Promise<void> {
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir({ prefix: "gw-stuck-" });
-  const file = `${dir}/gateway.yaml`;
-  const [port, admin] = freePorts(2) as [number, number];
-  await Deno.writeTextFile(
-    file,
-    `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+const CONFIG: ClusterConfig = (port, admin, upstream, routes) =>
+  `listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
 admin: { host: 127.0.0.1, port: ${admin} }
 server: { config_watch: { enabled: false } }
 auth: { keys: { kind: api_key, header: X-API-Key } }
 consumers: [ { id: team-a } ]
-upstreams: { echo: { targets: [ { url: "${up.url}" } ] } }
-routes: [ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]
-`,
-  );
-  const lines: string[] = [];
-  const cluster = await Cluster.start({
-    configFile: file,
-    workers: 2,
-    logLevel: "info",
-    logger: new JsonLogger("info", (l) => lines.push(l)),
-    ...o,
-  });
-  try {
-    await fn({
-      cluster,
-      admin: `http://127.0.0.1:${admin}`,
-      public: `http://127.0.0.1:${port}/x`,
-      logs: () => lines.map((l) => JSON.parse(l)),
-    });
-  } finally {
-    await cluster.shutdown();
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+upstreams: { echo: { targets: [ { url: "${upstream}" } ] } }
+routes: ${routes}
+`;
+
+function withCluster(
+  o: Pick<ClusterOptions, "credentialsApplyWaitMs" | "restarts">,
+  fn: (c: InProcessCluster) => Promise<void>,
+): Promise<void> {
+  const routes = "[ { name: r, match: { path: / }, upstream: echo, auth: [keys] } ]";
+  return withInProcessCluster(CONFIG, routes, o, (c) => fn({ ...c, public: `${c.public}/x` }));
 }
 
 function addKey(admin: string, key: string): Promise<Response> {

@@ -6,14 +6,12 @@
  * bounds are shortened to a few hundred ms.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { freePorts } from "../helpers/ports.ts";
-import { startUpstream } from "../helpers/upstream.ts";
-import { Cluster } from "../../lib/cluster/cluster.ts";
+import type { Cluster } from "../../lib/cluster/cluster.ts";
 import type { WorkerHandle } from "../../lib/cluster/worker_handle.ts";
 import type { ToWorker } from "../../lib/cluster/messages.ts";
-import { JsonLogger } from "../../lib/observe/logger.ts";
 import { parsePromText } from "../observe/prom_text.ts";
 import { statuses } from "./process.ts";
+import { type InProcessCluster, withInProcessCluster } from "./in_process_cluster.ts";
 
 const ADMIN_WAIT_MS = 300;
 const RELOAD_WAIT_MS = 600;
@@ -63,43 +61,11 @@ ${routes}`;
 const ROUTE_R = "  - { name: r, match: { path: / }, upstream: echo, cache: { ttl_s: 60 } }\n";
 const ROUTE_S = "  - { name: s, match: { path: /s }, upstream: echo }\n";
 
-async function withCluster(
-  fn: (c: {
-    cluster: Cluster;
-    admin: string;
-    public: string;
-    rewrite: (routes: string) => Promise<void>;
-    logs: () => Record<string, unknown>[];
-  }) => Promise<void>,
-): Promise<void> {
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir({ prefix: "gw-unresponsive-" });
-  const file = `${dir}/gateway.yaml`;
-  const [port, admin] = freePorts(2) as [number, number];
-  const rewrite = (routes: string) => Deno.writeTextFile(file, CONFIG(port, admin, up.url, routes));
-  await rewrite(ROUTE_R);
-  const lines: string[] = [];
-  const cluster = await Cluster.start({
-    configFile: file,
-    workers: 2,
-    logLevel: "info",
-    logger: new JsonLogger("info", (l) => lines.push(l)),
+function withCluster(fn: (c: InProcessCluster) => Promise<void>): Promise<void> {
+  return withInProcessCluster(CONFIG, ROUTE_R, {
     adminAnswerWaitMs: ADMIN_WAIT_MS,
     reloadWaitMs: RELOAD_WAIT_MS,
-  });
-  try {
-    await fn({
-      cluster,
-      admin: `http://127.0.0.1:${admin}`,
-      public: `http://127.0.0.1:${port}`,
-      rewrite,
-      logs: () => lines.map((l) => JSON.parse(l)),
-    });
-  } finally {
-    await cluster.shutdown();
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, fn);
 }
 
 /** The answer, and how long it took (ms). */
