@@ -17,6 +17,7 @@ import { authRuntime } from "./runtime.ts";
 import { ApiKeyProvider } from "./api_key.ts";
 import { IntrospectionProvider } from "./introspection.ts";
 import { MtlsProvider } from "./mtls.ts";
+import { watchTokenCache } from "./cache_metrics.ts";
 
 export interface AuthPlan {
   readonly consumers: ConsumerTable;
@@ -97,12 +98,15 @@ export function providerOf(b: BuildContext, name: string, plan: AuthPlan): Promi
         const { createJwtProvider } = await import("./jwt_build.ts");
         return await createJwtProvider(b, name, cfg, consumers, store);
       }
-      case "oauth2_introspection":
-        return new IntrospectionProvider(name, cfg, {
+      case "oauth2_introspection": {
+        const p = new IntrospectionProvider(name, cfg, {
           consumers,
           clock: deps.clock,
           logger: deps.logger,
         });
+        await watchTokenCache(b, p);
+        return p;
+      }
       case "mtls":
         return new MtlsProvider(name, cfg, consumers);
     }

@@ -6,6 +6,7 @@
  * the same unknown token share one call. A failing endpoint is a 503, never a
  * cached refusal: the token may well be valid.
  */
+import { createHash } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import type { RequestContext } from "../core/context.ts";
 import { errorFields, type Logger } from "../observe/logger.ts";
@@ -24,6 +25,14 @@ interface Cached {
 const INACTIVE = refusal("token_inactive");
 const REFRESH_TOKEN = refusal("invalid_token", "refresh_token");
 const UNAVAILABLE = refusal("auth_unavailable", "introspection_unavailable");
+
+/**
+ * Tokens longer than this are cached under their SHA-256: a token is as long
+ * as the head limits let a client make it (16 KiB by default), and every new
+ * one, active or not, is kept, so 10,000 made-up 16 KiB tokens held 166 MB of
+ * heap. Opaque tokens are mostly 32-64 characters and are kept as they are.
+ */
+export const MAX_CACHE_KEY_CHARS = 128;
 
 export interface IntrospectionDeps {
   consumers: ConsumerTable;
@@ -77,24 +86,32 @@ export class IntrospectionProvider implements AuthProvider {
     const token = this.reader.read(ctx);
     if (token === null) return null;
     if (token === CONFLICT) return AMBIGUOUS;
-    const hit = this.cache.get(token);
+    const key = cacheKeyOf(token);
+    const hit = this.cache.get(key);
     if (hit !== undefined) {
       if (ctx.now < hit.untilMs) return hit.result;
-      this.cache.delete(token);
+      this.cache.delete(key);
     }
-    let pending = this.inflight.get(token);
+    let pending = this.inflight.get(key);
     if (!pending) {
-      pending = this.introspect(token).finally(() => this.inflight.delete(token));
-      this.inflight.set(token, pending);
+      pending = this.introspect(token, key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
     }
     return pending;
+  }
+
+  /** Answers cached, and the characters of their keys (what a flood of long tokens would grow). */
+  get cached(): { entries: number; keyChars: number } {
+    let keyChars = 0;
+    for (const k of this.cache.keys()) keyChars += k.length;
+    return { entries: this.cache.size, keyChars };
   }
 
   stripCredentials(ctx: RequestContext): void {
     this.reader.strip(ctx);
   }
 
-  private async introspect(token: string): Promise<AuthResult> {
+  private async introspect(token: string, key: string): Promise<AuthResult> {
     let answer: Record<string, unknown>;
     try {
       const res = await fetch(this.cfg.url, {
@@ -121,7 +138,7 @@ export class IntrospectionProvider implements AuthProvider {
     }
     const now = this.d.clock.now();
     const { result, ttlMs } = this.judge(answer, now);
-    if (ttlMs > 0) this.cache.set(token, { result, untilMs: now + ttlMs });
+    if (ttlMs > 0) this.cache.set(key, { result, untilMs: now + ttlMs });
     return result;
   }
 
@@ -168,6 +185,18 @@ function isRefreshToken(a: Record<string, unknown>): boolean {
 function audienceMatches(aud: unknown, wanted: readonly string[]): boolean {
   if (typeof aud === "string") return wanted.includes(aud);
   return Array.isArray(aud) && aud.some((x) => wanted.includes(x));
+}
+
+/**
+ * The cache key of a token: itself, or past MAX_CACHE_KEY_CHARS its digest.
+ * Digests start with "~", so a short token that does too is escaped: no
+ * client can send a text that poses as another token's digest.
+ */
+export function cacheKeyOf(token: string): string {
+  if (token.length > MAX_CACHE_KEY_CHARS) {
+    return `~sha256:${createHash("sha256").update(token).digest("base64url")}`;
+  }
+  return token.charCodeAt(0) === 126 ? `~${token}` : token;
 }
 
 /** application/x-www-form-urlencoded encoding of one value. */
