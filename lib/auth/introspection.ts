@@ -11,6 +11,7 @@ import type { Clock } from "../core/clock.ts";
 import type { RequestContext } from "../core/context.ts";
 import { errorFields, type Logger } from "../observe/logger.ts";
 import { BoundedMap } from "./bounded_map.ts";
+import { answerText } from "./answer_body.ts";
 import type { ConsumerTable, ProviderSubjects } from "./consumers.ts";
 import { CONFLICT, CredentialReader } from "./credentials.ts";
 import { IdentityHeaders, scopesOf } from "./identity.ts";
@@ -33,6 +34,9 @@ const UNAVAILABLE = refusal("auth_unavailable", "introspection_unavailable");
  * heap. Opaque tokens are mostly 32-64 characters and are kept as they are.
  */
 export const MAX_CACHE_KEY_CHARS = 128;
+
+/** The largest introspection answer read: RFC 7662 answers are a few hundred bytes of claims. */
+export const MAX_ANSWER_BYTES = 256 * 1024;
 
 export interface IntrospectionDeps {
   consumers: ConsumerTable;
@@ -124,7 +128,7 @@ export class IntrospectionProvider implements AuthProvider {
         await res.body?.cancel();
         throw new Error(`the introspection endpoint answered ${res.status}`);
       }
-      answer = await res.json();
+      answer = JSON.parse(await answerText(res, MAX_ANSWER_BYTES, "introspection answer"));
       if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
         throw new Error("the introspection answer is not a JSON object");
       }

@@ -12,7 +12,14 @@
 import type { Clock } from "../core/clock.ts";
 import { errorFields, type Logger } from "../observe/logger.ts";
 import { KeySet } from "./key_set.ts";
+import { answerText } from "./answer_body.ts";
 import type { JwtAlgorithm } from "./schema.ts";
+
+/**
+ * The largest JWKS document read. Real ones are a few KiB (a key is under
+ * 2 KiB even at RSA-4096); a larger answer is a failed fetch.
+ */
+export const MAX_JWKS_BYTES = 1024 * 1024;
 
 /** Keys that may verify a token, or why there are none. */
 export type KeyLookup = readonly CryptoKey[] | "unknown" | "unavailable";
@@ -101,7 +108,7 @@ export class RemoteJwks implements KeySource {
         await res.body?.cancel();
         throw new Error(`the JWKS endpoint answered ${res.status}`);
       }
-      const body = await res.text();
+      const body = await answerText(res, MAX_JWKS_BYTES, "JWKS document");
       if (body !== this.lastBody) {
         const { set, skipped } = await KeySet.fromJwks(JSON.parse(body), this.o.algorithms);
         if (skipped.length) {
