@@ -3,6 +3,7 @@
  * `/config` (the effective config, secrets masked), and the gauges read at
  * scrape time from state that lives elsewhere (targets, the store, reloads).
  */
+import { registerTokenCacheGauges } from "../auth/cache_metrics.ts";
 import type { Gateway } from "./gateway.ts";
 import { json } from "./admin.ts";
 import { CONTENT_TYPE } from "../observe/metrics/exposition.ts";
@@ -36,6 +37,7 @@ export function registerObserveAdmin(gw: Gateway): void {
 
 function registerCollectors(gw: Gateway): void {
   const m: MetricsRegistry = gw.deps.metrics;
+  registerTokenCacheGauges(m, () => []);
   // A URL listed twice in one upstream shares its pool and guards: one series, not a duplicate.
   const targets = function* () {
     const plan = gw.holder.current;
