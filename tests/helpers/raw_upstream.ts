@@ -7,6 +7,8 @@
 export interface RawExchange {
   /** The request's path, as the upstream saw it. */
   readonly path: string;
+  /** The request head as received (a byte string, without its blank line). */
+  readonly head: string;
   /** Requests this connection served before this one. */
   readonly served: number;
   /** Writes a byte string (each char one byte). */
@@ -45,11 +47,13 @@ export function startRawUpstream(answer: (x: RawExchange) => Promise<void> | voi
           if (got === null) return;
           for (let i = 0; i < got; i++) pending += String.fromCharCode(buf[i]!);
         }
-        const path = pending.slice(0, end).split(" ")[1] ?? "";
+        const head = pending.slice(0, end);
+        const path = head.split(" ")[1] ?? "";
         pending = pending.slice(end + 4);
         paths.push(path);
         await answer({
           path,
+          head,
           served,
           write: (text) => writeAll(conn, byteString(text)),
           close,

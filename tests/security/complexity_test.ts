@@ -1,0 +1,57 @@
+/**
+ * Inputs crafted to cost superlinear CPU (a quadratic regex, a list scanned
+ * once per element) get the right answer through a real listener. Each
+ * request is bounded by a timeout, so a regression fails instead of hanging;
+ * none asserts on speed.
+ */
+import { assertEquals } from "../helpers/assert.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
+import { baseConfig, startGateway } from "../helpers/gateway.ts";
+
+Deno.test("a header template copies values with long inner runs of spaces, edges trimmed", async () => {
+  // A raw upstream: the runtime's server refuses a head as large as the one sent on here.
+  let seen = "";
+  const up = startRawUpstream(async (x) => {
+    seen = x.head;
+    await x.write("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    x.close();
+  });
+  // One run of 40 x 6000 spaces: the quadratic trim took minutes on it.
+  const copies = "\${query.s}".repeat(40);
+  const g = await startGateway(baseConfig(`
+security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: all
+    match: { path: / }
+    upstream: a
+    transform:
+      request:
+        headers:
+          remove: [X-In]
+          set: { X-Echo: "\${header.X-In}", X-Runs: "<${copies}>", X-Edges: " \${query.s}" }
+`));
+  try {
+    const inner = `a${" ".repeat(40_000)}b`;
+    const res = await fetch(`${g.url()}/x?s=${"%20".repeat(6000)}`, {
+      headers: { "x-in": `${inner}\t` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    assertEquals(res.status, 204);
+    await res.body?.cancel();
+    const fields = new Map(
+      seen.split("\r\n").slice(1).map((l) => {
+        const colon = l.indexOf(":");
+        return [l.slice(0, colon), l.slice(colon + 2)] as const;
+      }),
+    );
+    assertEquals(fields.get("x-echo"), inner);
+    assertEquals(fields.get("x-runs"), `<${" ".repeat(240_000)}>`);
+    // Nothing but blanks: the value is empty, and a set that comes out empty sends nothing.
+    assertEquals(fields.has("x-edges"), false);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
