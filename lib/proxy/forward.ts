@@ -8,7 +8,7 @@ import type { RequestContext } from "../core/context.ts";
 import { formatTraceparent } from "../observe/trace.ts";
 import { HOP_BY_HOP } from "./http1/response_head.ts";
 import { NameSet } from "../core/name_set.ts";
-import { connectionOptions } from "../core/connection_options.ts";
+import { connectionOptions, optionSet } from "../core/connection_options.ts";
 
 /** Fields never copied from the client: framing, hop-by-hop, and those rebuilt below. */
 const NOT_COPIED_NAMES = [
@@ -58,7 +58,7 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   const incoming = ctx.headers;
   const edits = ctx.upstreamHeaders;
   const connection = incoming.get("connection");
-  const named = connection ? connectionOptions(connection) : null;
+  const named = connection ? optionSet(connectionOptions(connection)) : null;
   const requestIdHeader = o.requestIdHeader;
   const replaced = edits.replaced;
   const extraNames = o.extraNames;
@@ -70,7 +70,7 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
   for (let i = 0; i < fields.length; i++) {
     const [name, value] = fields[i]!;
     if (notCopied.has(name) || name === requestIdHeader || isProxyField(name)) continue;
-    if (named !== null && named.includes(name)) continue;
+    if (named !== null && named.has(name)) continue;
     if (replaced?.has(name)) continue;
     if (extraNames !== null && extraNames.has(name)) continue;
     block += `${name}: ${value}\r\n`;

@@ -58,13 +58,24 @@ export async function readUntilClose(
 }
 
 /** A GET with `Connection: close` and the given Host and extra header lines. */
-export function rawGet(baseUrl: string, path: string, host: string, extra: string[] = []) {
-  return rawRequest(baseUrl, [
-    `GET ${path} HTTP/1.1`,
-    `Host: ${host}`,
-    "Connection: close",
-    ...extra,
-  ]);
+export function rawGet(
+  baseUrl: string,
+  path: string,
+  host: string,
+  extra: string[] = [],
+  timeoutMs?: number,
+) {
+  return rawRequest(
+    baseUrl,
+    [
+      `GET ${path} HTTP/1.1`,
+      `Host: ${host}`,
+      "Connection: close",
+      ...extra,
+    ],
+    "",
+    timeoutMs,
+  );
 }
 
 /** A response as received (head and body text). */

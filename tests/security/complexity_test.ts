@@ -6,6 +6,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
+import { rawGet } from "../helpers/raw.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 
 Deno.test("a header template copies values with long inner runs of spaces, edges trimmed", async () => {
@@ -50,6 +51,34 @@ routes:
     assertEquals(fields.get("x-runs"), `<${" ".repeat(240_000)}>`);
     // Nothing but blanks: the value is empty, and a set that comes out empty sends nothing.
     assertEquals(fields.has("x-edges"), false);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
+
+Deno.test("an upstream's Connection naming 200k options over 100k fields drops just those", async () => {
+  const options = "a,".repeat(200_000) + "x-drop";
+  const up = startRawUpstream(async (x) => {
+    await x.write(
+      `HTTP/1.1 200 OK\r\nConnection: ${options}\r\n${"b: c\r\n".repeat(100_000)}` +
+        "X-Drop: 1\r\nX-Keep: 1\r\nContent-Length: 2\r\n\r\nok",
+    );
+  });
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  try {
+    const res = await rawGet(g.url(), "/x", "a.example", [], 10_000);
+    assertEquals(res.status, 200, res.body.slice(0, 300));
+    assertEquals(res.body, "ok");
+    const lines = res.raw.slice(0, res.raw.indexOf("\r\n\r\n")).split("\r\n");
+    assertEquals(lines.filter((l) => l === "b: c").length, 100_000);
+    assertEquals(lines.some((l) => /^x-drop:/i.test(l)), false);
+    assertEquals(lines.includes("x-keep: 1"), true, lines.slice(-8).join("|"));
   } finally {
     await g.close();
     up.close();

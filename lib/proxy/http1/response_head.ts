@@ -3,7 +3,7 @@ import { hasBareLf, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
-import { connectionOptions } from "../../core/connection_options.ts";
+import { connectionOptions, optionSet } from "../../core/connection_options.ts";
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -133,7 +133,8 @@ export function parseHead(text: string): ResponseHead {
         else if (http10 && tokens.includes("keep-alive")) close = false;
         if (tokens.includes("upgrade")) upgrade = true;
         // Repeated Connection fields add up: each names fields of this hop only.
-        (connectionTokens ??= []).push(...tokens);
+        // Not push(...tokens): past about 120k options the spread overflows the stack.
+        connectionTokens = connectionTokens === null ? tokens : connectionTokens.concat(tokens);
         break;
       }
       default:
@@ -145,10 +146,11 @@ export function parseHead(text: string): ResponseHead {
     contentLength = null;
     close = true;
   }
-  const named = connectionTokens;
-  const filtered = named && named.some((t) => t !== "close" && t !== "keep-alive")
-    ? headers.filter(([n]) => !named.includes(n))
-    : headers;
+  const tokens = connectionTokens;
+  const named = tokens && tokens.some((t) => t !== "close" && t !== "keep-alive")
+    ? optionSet(tokens)
+    : null;
+  const filtered = named ? headers.filter(([n]) => !named.has(n)) : headers;
   return { status, statusText, headers: filtered, contentLength, chunked, close, upgrade };
 }
 
