@@ -62,11 +62,19 @@ function mayCarry(query: string, probe: string): boolean {
   return query.includes(probe) || hasEscapedName(query);
 }
 
-/** Whether a `%` stands in a parameter name (no `=` between it and its pair's start); `query` has its `?`. */
+/**
+ * Whether a `%` stands in a parameter name (no `=` between it and its pair's
+ * start); `query` has its `?`. One pass: looking back from every `%` for the
+ * pair's start rescanned the query (quadratic: 0.45 s for 64 KiB of `%41`).
+ */
 function hasEscapedName(query: string): boolean {
   const start = query.indexOf("?");
-  for (let i = query.indexOf("%", start + 1); i >= 0; i = query.indexOf("%", i + 1)) {
-    if (query.lastIndexOf("=", i) < Math.max(query.lastIndexOf("&", i), start)) return true;
+  let inName = start >= 0;
+  for (let i = start + 1; i < query.length; i++) {
+    const c = query.charCodeAt(i);
+    if (c === 38 /* & */) inName = true;
+    else if (c === 61 /* = */) inName = false;
+    else if (c === 37 /* % */ && inName) return true;
   }
   return false;
 }

@@ -84,3 +84,34 @@ routes:
     up.close();
   }
 });
+
+Deno.test("an API key in the query is found and stripped after 20k escapes in a value", async () => {
+  let seen = "";
+  const up = startRawUpstream(async (x) => {
+    seen = x.path;
+    await x.write("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    x.close();
+  });
+  const g = await startGateway(baseConfig(`
+security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+auth:
+  keys: { kind: api_key, header: X-API-Key, query: api_key }
+consumers:
+  - { id: team-a, api_keys: ["k-team-a-0123456789"] }
+routes:
+  - { name: all, match: { path: / }, upstream: a, auth: [keys] }
+`));
+  try {
+    const escapes = "%41".repeat(20_000);
+    const res = await rawGet(g.url(), `/x?a=${escapes}&api_key=k-team-a-0123456789`, "a.example");
+    assertEquals(res.status, 204, res.body);
+    assertEquals(seen, `/x?a=${escapes}`);
+    const refused = await rawGet(g.url(), `/x?a=${escapes}&api%5Fkey=wrong`, "a.example");
+    assertEquals(refused.status, 401, refused.body);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
