@@ -17,7 +17,7 @@ import { UpstreamError } from "../proxy/http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
 import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
-import { parseExactJson } from "../transform/exact_json.ts";
+import { JsonDepthError, MAX_JSON_DEPTH, parseExactJson } from "../transform/exact_json.ts";
 import { type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
 import { MergedCaching } from "./caching.ts";
@@ -232,8 +232,13 @@ async function fetchPart(
     try {
       const value = parseExactJson(decoder.decode(body.bytes));
       return { ok: true, key: c.key, value, headers: res.headers };
-    } catch {
-      return fail("upstream_error", "The answer is not JSON");
+    } catch (e) {
+      return fail(
+        "upstream_error",
+        e instanceof JsonDepthError
+          ? `The answer nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`
+          : "The answer is not JSON",
+      );
     }
   } catch (e) {
     if (e instanceof UpstreamError) {

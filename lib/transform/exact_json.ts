@@ -40,8 +40,50 @@ function keepSource(_key: string, value: unknown, context: SourceContext): unkno
   return NATIVE.rawJSON(source);
 }
 
-/** JSON.parse, except that numbers a round trip would change stay as written; throws alike. */
+/**
+ * How deep arrays and objects may nest in a body the gateway parses. Deeper,
+ * V8 parses at about 400 ns a byte instead of 10 (a 1 MiB body of `[` half a
+ * second of a worker), and the field rules, the exact parse and serialising
+ * recurse once per level, overflowing the stack past a few thousand. Bodies
+ * that real APIs send nest a few levels; serde_json stops at 128.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/** JSON nesting deeper than `MAX_JSON_DEPTH`: refused before it is parsed. */
+export class JsonDepthError extends Error {
+  override name = "JsonDepthError";
+  constructor() {
+    super(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+}
+
+/** Whether arrays and objects in `text` nest deeper than `max`, brackets in strings aside. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    } else if (c === 0x22) {
+      // Skip the string: to the next quote not escaped by an odd run of backslashes.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * JSON.parse, except that numbers a round trip would change stay as written;
+ * throws alike, and `JsonDepthError` for nesting past `MAX_JSON_DEPTH`.
+ */
 export function parseExactJson(text: string): unknown {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new JsonDepthError();
   return INEXACT.test(text) ? NATIVE.parse(text, keepSource) : JSON.parse(text);
 }
 

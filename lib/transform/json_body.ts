@@ -13,7 +13,7 @@ import { upstreamFailure } from "../proxy/proxy.ts";
 import { bufferUpTo, isEncoded, isJsonType, isRepeatedType, withBody } from "./buffer.ts";
 import { bodyOf, responseFields } from "../core/parsed_response.ts";
 import type { JsonTransform } from "./json_rules.ts";
-import { parseExactJson } from "./exact_json.ts";
+import { JsonDepthError, MAX_JSON_DEPTH, parseExactJson } from "./exact_json.ts";
 import { declaredLength } from "../core/header_fields.ts";
 
 export interface JsonBodyOptions {
@@ -54,16 +54,24 @@ function describingRewrite(res: Response, head: boolean): Response {
   return res;
 }
 
-/** Parses, transforms and re-serialises (numbers as written); null if the bytes are not JSON. */
-function rewrite(bytes: Uint8Array, transform: JsonTransform): Uint8Array<ArrayBuffer> | null {
+/**
+ * Parses, transforms and re-serialises (numbers as written); `invalid` if the
+ * bytes are not JSON, `too_deep` if they nest past what the rules may read.
+ */
+function rewrite(
+  bytes: Uint8Array,
+  transform: JsonTransform,
+): Uint8Array<ArrayBuffer> | "invalid" | "too_deep" {
   let value: unknown;
   try {
     value = parseExactJson(decoder.decode(bytes));
-  } catch {
-    return null;
+  } catch (e) {
+    return e instanceof JsonDepthError ? "too_deep" : "invalid";
   }
   return encoder.encode(JSON.stringify(transform(value)));
 }
+
+const TOO_DEEP = `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`;
 
 export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions): NamedPolicy {
   const tooLarge = `The JSON request body is larger than ${o.maxBytes} bytes`;
@@ -108,8 +116,11 @@ export function requestJsonPolicy(transform: JsonTransform, o: JsonBodyOptions):
         return next(ctx);
       }
       const out = rewrite(buffered.bytes, transform);
-      if (out === null) {
+      if (out === "invalid") {
         return ctx.refuse("bad_request", { message: "The request body is not valid JSON" });
+      }
+      if (out === "too_deep") {
+        return ctx.refuse("bad_request", { message: `The request body ${TOO_DEEP}` });
       }
       ctx.body = out;
       ctx.bodyLength = out.length;
@@ -168,13 +179,17 @@ export function responseJsonPolicy(transform: JsonTransform, o: JsonBodyOptions)
       }
       if (buffered.kind === "over") return oversize(ctx, withBody(res, buffered.body));
       const out = rewrite(buffered.bytes, transform);
-      if (out === null) {
+      if (out === "too_deep") {
+        // It parses elsewhere: passed on, it would carry the fields the rules remove.
+        return ctx.refuse("upstream_error", { message: `The upstream's JSON answer ${TOO_DEEP}` });
+      }
+      if (out === "invalid") {
         o.logger.every(`json-invalid:${o.route}`, 10_000, "warn", "upstream JSON did not parse", {
           route: o.route,
         });
+        return withBody(res, buffered.bytes);
       }
-      const answer = withBody(res, out ?? buffered.bytes);
-      return out === null ? answer : describingRewrite(answer, false);
+      return describingRewrite(withBody(res, out), false);
     },
   };
 }
