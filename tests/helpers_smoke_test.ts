@@ -1,15 +1,10 @@
 import { assertEquals } from "./helpers/assert.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { baseConfig, startGateway } from "./helpers/gateway.ts";
+import { proxyAllConfig, startGateway } from "./helpers/gateway.ts";
 
 Deno.test("helpers: a gateway proxies to a test upstream", async () => {
   const up = startUpstream();
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   try {
     const res = await fetch(`${g.url()}/hello?x=1`);
     const body = await res.json();

@@ -6,7 +6,7 @@ import { assertEquals, assertThrows } from "../helpers/assert.ts";
 import { ChunkedDecoder, takeBufferedChunked } from "../../lib/proxy/http1/body.ts";
 import type { ReadBuffer } from "../../lib/proxy/http1/bytes.ts";
 import { ProtocolError } from "../../lib/proxy/http1/response_head.ts";
-import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { proxyAllConfig, startGateway } from "../helpers/gateway.ts";
 import { rawRequest } from "../helpers/raw.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 
@@ -84,12 +84,7 @@ Deno.test("chunked: a request's malformed chunk-size line or trailer is 400", as
     const bytes = await req.arrayBuffer().catch(() => null);
     return Response.json({ body_bytes: bytes?.byteLength ?? -1 });
   });
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   const post = [
     "POST /p HTTP/1.1",
     "Host: localhost",

@@ -4,7 +4,7 @@
  * whatever is refused is 502 `upstream_error` with the connection let go.
  */
 import { assertEquals, assertError } from "../helpers/assert.ts";
-import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { baseConfig, proxyAllConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { rawRequest } from "../helpers/raw.ts";
 import { type RawExchange, type RawUpstream, startRawUpstream } from "../helpers/raw_upstream.ts";
 import { upstreamView } from "../resilience/support.ts";
@@ -19,12 +19,7 @@ function answering(answers: Record<string, string | ((x: RawExchange) => Promise
 }
 
 async function through(up: RawUpstream, fn: (g: TestGateway) => Promise<void>): Promise<void> {
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   try {
     await fn(g);
   } finally {

@@ -87,3 +87,13 @@ admin: { host: 127.0.0.1, port: 0 }
 server: { drain_timeout_s: 5 }
 ${body}`;
 }
+
+/** `baseConfig` with one upstream, `a` at `url`, and one route, `all`, sending it every path. */
+export function proxyAllConfig(url: string, extra = ""): string {
+  return baseConfig(`${extra}
+upstreams:
+  a: { targets: [ { url: "${url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`);
+}

@@ -7,7 +7,7 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { rawGet } from "../helpers/raw.ts";
-import { baseConfig, startGateway } from "../helpers/gateway.ts";
+import { baseConfig, proxyAllConfig, startGateway } from "../helpers/gateway.ts";
 
 Deno.test("a header template copies values with long inner runs of spaces, edges trimmed", async () => {
   // A raw upstream: the runtime's server refuses a head as large as the one sent on here.
@@ -65,12 +65,7 @@ Deno.test("an upstream's Connection naming 200k options over 100k fields drops j
         "X-Drop: 1\r\nX-Keep: 1\r\nContent-Length: 2\r\n\r\nok",
     );
   });
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   try {
     const res = await rawGet(g.url(), "/x", "a.example", [], 10_000);
     assertEquals(res.status, 200, res.body.slice(0, 300));
