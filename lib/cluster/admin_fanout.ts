@@ -73,10 +73,16 @@ export async function routeAdmin(
   workers: readonly AdminWorker[],
   o: AdminFanoutOptions = {},
 ): Promise<Response> {
-  const first = workers[0];
-  if (!first) return errorResponse("shutting_down", crypto.randomUUID());
   const path = new URL(req.url).pathname;
   const read = req.method === "GET" || req.method === "HEAD";
+  // Liveness is the process's: the main thread answering is the proof. A stuck worker is the
+  // watchdog's to replace and /readyz's to report; asked, it held this probe for the whole wait.
+  if (read && path === "/healthz") {
+    const ok = json({ status: "ok" });
+    return req.method === "HEAD" ? new Response(null, ok) : ok;
+  }
+  const first = workers[0];
+  if (!first) return errorResponse("shutting_down", crypto.randomUUID());
   const wait: AnswerWait = { waitMs: o.waitMs ?? ADMIN_ANSWER_WAIT_MS, timer: o.timer };
   try {
     if (read && path === "/metrics") return await allMetrics(req, workers, wait, o.health);

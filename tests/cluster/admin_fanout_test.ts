@@ -214,3 +214,20 @@ Deno.test("routeAdmin() answers 504 worker_timeout when the first worker does no
     assertEquals(ws[1]!.got, [], "a change the first worker did not answer went on");
   }
 });
+
+Deno.test("routeAdmin() answers /healthz in the main thread, whatever the workers do", async () => {
+  const timer = new FakeTimer();
+  const ws = workers(never, stopped(1));
+  for (const method of ["GET", "HEAD"]) {
+    const res = await routeAdmin(new Request("http://admin/healthz", { method }), ws, {
+      timer: timer.arm,
+    });
+    assertEquals(res.status, 200);
+    assertEquals(
+      method === "GET" ? await res.json() : await res.text(),
+      method === "GET" ? { status: "ok" } : "",
+    );
+  }
+  assertEquals(ws.map((w) => w.got.length), [0, 0]);
+  assertEquals(timer.armed.size, 0);
+});
