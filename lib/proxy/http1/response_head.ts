@@ -128,6 +128,16 @@ export function parseHead(text: string): ResponseHead {
         break;
       }
       case "connection": {
+        // The two values nearly every upstream sends, which name no field to drop.
+        const lower = value.toLowerCase();
+        if (lower === "keep-alive") {
+          if (http10) close = false;
+          break;
+        }
+        if (lower === "close") {
+          close = true;
+          break;
+        }
         const tokens = connectionOptions(value);
         if (tokens.includes("close")) close = true;
         else if (http10 && tokens.includes("keep-alive")) close = false;
