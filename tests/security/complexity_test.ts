@@ -6,7 +6,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
-import { rawGet } from "../helpers/raw.ts";
+import { parseResponse, rawGet, readUntilClose } from "../helpers/raw.ts";
 import { baseConfig, proxyAllConfig, startGateway } from "../helpers/gateway.ts";
 
 Deno.test("a header template copies values with long inner runs of spaces, edges trimmed", async () => {
@@ -105,6 +105,77 @@ routes:
     assertEquals(seen, `/x?a=${escapes}`);
     const refused = await rawGet(g.url(), `/x?a=${escapes}&api%5Fkey=wrong`, "a.example");
     assertEquals(refused.status, 401, refused.body);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
+
+/** Writes `pieces` one by one, pausing between them so that each lands in a read of its own. */
+async function trickle(write: (s: string) => Promise<unknown>, pieces: string[]): Promise<void> {
+  for (const p of pieces) {
+    await write(p);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+/** `text` cut into pieces of `size` bytes. */
+function cut(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+Deno.test("heads trickled across reads: a CR LF split between reads is a line end, a LF a read starts with after another byte is bare", async () => {
+  // The search for a bare LF resumes where the last read's stopped: its edges are what can go wrong.
+  const up = startRawUpstream(async (x) => {
+    if (x.path === "/bare") {
+      // No end: only the bare LF check answers before the first-byte timeout (60 s).
+      await trickle(x.write, ["HTTP/1.1 200 OK\r\nx-a: b", "\nContent-Length: 2\r\n"]);
+      return;
+    }
+    const long = "b".repeat(20_000);
+    await trickle(x.write, [
+      "HTTP/1.1 200 OK\r",
+      `\nx-long: ${long.slice(0, 3_000)}`,
+      ...cut(long.slice(3_000), 997),
+      "\r",
+      "\nContent-Length: 2\r\n\r",
+      "\nok",
+    ]);
+  });
+  const g = await startGateway(baseConfig(`
+security: { max_header_bytes: 65536 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  const u = new URL(g.url());
+  const send = async (pieces: string[]) => {
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    const enc = new TextEncoder();
+    await trickle((s) => conn.write(enc.encode(s)), pieces);
+    return parseResponse((await readUntilClose(conn, 10_000)).text);
+  };
+  try {
+    const long = `X-Long: ${"a".repeat(30_000)}\r\n`;
+    const ok = await send([
+      "GET /x HTTP/1.1\r",
+      "\nHost: a.example\r",
+      `\nConnection: close\r\n${long.slice(0, 10_001)}`,
+      ...cut(long.slice(10_001), 4_999),
+      "\r",
+      "\n",
+    ]);
+    assertEquals(ok.status, 200, ok.raw.slice(0, 300));
+    assertEquals(ok.body, "ok");
+    // No end either: the head timeout (30 s) would answer after the 10 s this waits.
+    const bare = await send(["GET /x HTTP/1.1\r\nHost: a.example\r\nX-A: b", "\nX-B: c\r\n"]);
+    assertEquals(bare.status, 400, bare.raw.slice(0, 300));
+    assertEquals(up.paths, ["/x"]);
+    const upstreamBare = await rawGet(g.url(), "/bare", "a.example", [], 10_000);
+    assertEquals(upstreamBare.status, 502, upstreamBare.raw.slice(0, 300));
   } finally {
     await g.close();
     up.close();

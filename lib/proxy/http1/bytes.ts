@@ -75,14 +75,15 @@ export function findHeadEnd(buf: Uint8Array, from: number, end: number): number 
 }
 
 /**
- * Whether buf[from, end) holds a LF that no CR precedes. A loop over the range
+ * Whether buf[from, end) holds a LF that no CR precedes, in a head that
+ * starts at `start` (a LF there has none before it). A loop over the range
  * only: `indexOf` would search the whole buffer past `end`, old bytes
  * included, and it runs before every read of a head (measured: twice the
  * instructions per request).
  */
-export function hasBareLf(buf: Uint8Array, from: number, end: number): boolean {
+export function hasBareLf(buf: Uint8Array, start: number, from: number, end: number): boolean {
   for (let i = from; i < end; i++) {
-    if (buf[i] === 10 && (i === from || buf[i - 1] !== 13)) return true;
+    if (buf[i] === 10 && (i === start || buf[i - 1] !== 13)) return true;
   }
   return false;
 }

@@ -46,7 +46,8 @@ export class UpstreamConnection extends BufferedSocket {
   /** Parks the connection: starts the read that watches for the upstream closing it. */
   park(now: number): void {
     this.idleSince = now;
-    this.start = this.end = this.headSearched = 0;
+    this.start = this.end = 0;
+    this.headSearched = this.lfSearched = 0;
     const p = this.socket.read(this.buf);
     this.pending = this.parkedRead = p;
     p.then(this.parkedReadDone, this.parkedReadFailed);

@@ -1,5 +1,5 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { hasBareLf, toByteString } from "./bytes.ts";
+import { toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
@@ -64,7 +64,7 @@ export function takeResponseHead(conn: UpstreamConnection): ResponseHead | undef
     const idx = conn.findHeadEnd();
     if (idx < 0) {
       // Such a head never ends by our rules: refused now, not after the first-byte timeout.
-      if (hasBareLf(conn.buf, conn.start, conn.end)) throw new ProtocolError(BARE_LF);
+      if (conn.headHasBareLf()) throw new ProtocolError(BARE_LF);
       return undefined;
     }
     const text = toByteString(conn.buf.subarray(conn.start, idx));

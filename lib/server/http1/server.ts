@@ -13,7 +13,7 @@
  */
 import { type ErrorCode, errorResponse } from "../../core/errors.ts";
 import { responseFields } from "../../core/parsed_response.ts";
-import { hasBareLf, toByteString } from "../../proxy/http1/bytes.ts";
+import { toByteString } from "../../proxy/http1/bytes.ts";
 import { ChunkedDecoder } from "../../proxy/http1/body.ts";
 import { deadlines, type Watched } from "../../proxy/http1/deadlines.ts";
 import type { ServeHandler, ServeInfo } from "../handler.ts";
@@ -415,7 +415,7 @@ class ServedConnection implements Watched {
       return head;
     }
     // Such a head never ends by our rules (RFC 9112 §2.2 lets a server refuse it): say so now.
-    if (hasBareLf(c.buf, c.start, c.end)) return BARE_LF;
+    if (c.headHasBareLf()) return BARE_LF;
     if (c.buffered > 0 && this.phase === Phase.Idle) {
       this.phase = Phase.Head;
       this.headStarted = performance.now();
