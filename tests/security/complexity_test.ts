@@ -8,6 +8,7 @@ import { assertEquals } from "../helpers/assert.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { parseResponse, rawGet, readUntilClose } from "../helpers/raw.ts";
 import { baseConfig, proxyAllConfig, startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
 
 Deno.test("a header template copies values with long inner runs of spaces, edges trimmed", async () => {
   // A raw upstream: the runtime's server refuses a head as large as the one sent on here.
@@ -179,5 +180,42 @@ routes:
   } finally {
     await g.close();
     up.close();
+  }
+});
+
+Deno.test("chunked bodies trickled across reads: size and trailer lines split anywhere decode whole", async () => {
+  // The search for a line's end resumes where the last read's stopped: a CR LF split between
+  // reads, or a line whose end is in a later read, is where it can go wrong.
+  const up = startUpstream(async (req) => new Response(await req.text()));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  const u = new URL(g.url());
+  try {
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    const enc = new TextEncoder();
+    const ext = `;e=${"v".repeat(3_000)}`;
+    const trailer = `x-t: ${"t".repeat(40_000)}`;
+    await trickle((s) => conn.write(enc.encode(s)), [
+      "POST /x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "3\r",
+      "\nabc\r\n1",
+      `0${ext.slice(0, 1_000)}`,
+      `${ext.slice(1_000)}\r`,
+      `\n${"d".repeat(16)}\r\n0\r\n`,
+      ...cut(trailer, 9_999),
+      "\r",
+      "\n\r",
+      "\n",
+    ]);
+    const res = parseResponse((await readUntilClose(conn, 10_000)).text);
+    assertEquals(res.status, 200, res.raw.slice(0, 300));
+    assertEquals(res.body, `abc${"d".repeat(16)}`);
+  } finally {
+    await g.close();
+    await up.close();
   }
 });
