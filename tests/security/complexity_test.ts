@@ -219,3 +219,51 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("a request body of 100k one-byte chunks reaches the upstream whole; bad framing after them is 400", async () => {
+  // The data of every buffered chunk is taken in one read: their order and the framing error
+  // that may end them are what can go wrong.
+  const up = startUpstream(async (req) => new Response(await req.text()));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`));
+  const u = new URL(g.url());
+  const send = async (body: string) => {
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    const bytes = new TextEncoder().encode(
+      "POST /x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n" +
+        `Transfer-Encoding: chunked\r\n\r\n${body}`,
+    );
+    const read = readUntilClose(conn, 10_000);
+    try {
+      for (let i = 0; i < bytes.length;) i += await conn.write(bytes.subarray(i));
+    } catch {
+      // Refused before it was all sent: the answer says why.
+    }
+    return parseResponse((await read).text);
+  };
+  try {
+    const letters = "abcdefghijklmnopqrstuvwxyz";
+    let chunks = "";
+    let data = "";
+    for (let i = 0; i < 100_000; i++) {
+      // Now and then a longer chunk, so a piece may end inside one.
+      const piece = i % 1000 === 999 ? letters : letters[i % 26]!;
+      chunks += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+      data += piece;
+    }
+    const ok = await send(`${chunks}0\r\nx-t: 1\r\n\r\n`);
+    assertEquals(ok.status, 200, ok.raw.slice(0, 300));
+    assertEquals(ok.body.length, data.length);
+    assertEquals(ok.body === data, true);
+    const bad = await send(`${chunks}zz\r\nq\r\n0\r\n\r\n`);
+    assertEquals(bad.status, 400, bad.raw.slice(0, 300));
+    assertEquals(bad.body.includes("Invalid chunk size"), true, bad.body);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});

@@ -212,7 +212,9 @@ export class ChunkedDecoder {
   /**
    * Reads the next data bytes into `into`, reading the connection as needed;
    * returns how many, 0 at the end of the body, null when the connection
-   * ended first.
+   * ended first. The data of every chunk already buffered is taken at once:
+   * one chunk per call made a body of 1-byte chunks cost a stream pull and an
+   * upstream write per byte (about 30 us a byte, 3,000 times a plain body's).
    */
   async readInto(into: Uint8Array): Promise<number | null> {
     while (true) {
@@ -223,10 +225,36 @@ export class ChunkedDecoder {
         if (!n) return null;
         this.remaining -= n;
         if (this.remaining === 0) this.state = Chunked.DataEnd;
-        return n;
+        return n < into.length ? n + this.takeBuffered(into.subarray(n)) : n;
       }
       if (await this.conn.fill() === 0) return null;
     }
+  }
+
+  /**
+   * Moves the data of the chunks already buffered into `into`, without
+   * waiting for more; returns how many bytes. Malformed framing ends it
+   * quietly: the bytes before it are delivered, and the next read throws.
+   */
+  private takeBuffered(into: Uint8Array): number {
+    const c = this.conn;
+    let n = 0;
+    while (n < into.length) {
+      try {
+        if (this.framing() !== true) break;
+      } catch {
+        // What framing() moved over before it threw was well formed: the next call throws again.
+        break;
+      }
+      const take = Math.min(into.length - n, this.remaining, c.end - c.start);
+      if (take === 0) break;
+      into.set(c.buf.subarray(c.start, c.start + take), n);
+      c.start += take;
+      n += take;
+      this.remaining -= take;
+      if (this.remaining === 0) this.state = Chunked.DataEnd;
+    }
+    return n;
   }
 
   /**
