@@ -23,8 +23,16 @@ routes:
 ${extra}`;
 }
 
-/** Sends `prefix` then the requests on one connection and reads until the gateway closes it. */
-async function exchange(base: string, prefix: Uint8Array, requests: string[]): Promise<string> {
+/**
+ * Sends `prefix` then the requests on one connection and reads until the gateway closes it;
+ * after the first 5 bytes, in writes of `pieceBytes` a few milliseconds apart.
+ */
+async function exchange(
+  base: string,
+  prefix: Uint8Array,
+  requests: string[],
+  pieceBytes = Infinity,
+): Promise<string> {
   const u = new URL(base);
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
   const timer = setTimeout(() => conn.close(), 5000);
@@ -34,8 +42,11 @@ async function exchange(base: string, prefix: Uint8Array, requests: string[]): P
     // Split the header over two writes to exercise incremental parsing.
     try {
       await conn.write(all.subarray(0, 5));
-      await new Promise((r) => setTimeout(r, 10));
-      await conn.write(all.subarray(5));
+      for (let at = 5; at < all.length; at += pieceBytes) {
+        await new Promise((r) => setTimeout(r, pieceBytes === Infinity ? 10 : 5));
+        const piece = all.subarray(at, Math.min(all.length, at + pieceBytes));
+        for (let i = 0; i < piece.length;) i += await conn.write(piece.subarray(i));
+      }
     } catch {
       // The gateway may close a refused connection before everything is written.
     }
@@ -102,6 +113,25 @@ Deno.test("proxy_protocol: v1 and v2 headers give the upstream the real client a
       "127.0.0.1",
       "127.0.0.1",
     ]);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("proxy_protocol: a v2 header near its 64 KiB ceiling, arriving over many reads, is read whole", async () => {
+  // The header is read into a buffer doubled when full (copied whole on every read, it cost
+  // n^2/2): its growth over reads, and the request bytes read with its end, are what can break.
+  const up = startUpstream();
+  const g = await startGateway(config(up.url, "127.0.0.1"));
+  try {
+    // Two NOOP TLVs (type 0x04) of 32,000 bytes each.
+    const noop = [0x04, 32_000 >> 8, 32_000 & 255, ...new Array<number>(32_000).fill(0x61)];
+    const header = proxyV2({ hostname: "203.0.113.9", port: 40003 }, LB, [...noop, ...noop]);
+    const raw = await exchange(g.url(), header, [get("/tlvs")], 3_001);
+    assertMatch(raw, /^HTTP\/1\.1 200/);
+    assertEquals(forwardedFor(raw), ["203.0.113.9"]);
+    assertEquals(up.received.map((r) => r.url), ["/tlvs"]);
   } finally {
     await g.close();
     await up.close();
