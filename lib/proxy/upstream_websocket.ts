@@ -24,6 +24,14 @@ export class WebSocketProtocolError extends Error {
 
 /** A message larger than this (64 MiB, the runtime's own limit) ends the session with 1009. */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/**
+ * A message in more fragments than this ends the session with 1009 too: the
+ * byte bound alone let an upstream send 32 million empty fragments (2 bytes
+ * each) into one message, each parsed and awaited. 64 Ki fragments carry the
+ * largest message in pieces of 1 KiB.
+ */
+const MAX_FRAGMENTS = 65_536;
+const NO_BYTES = new Uint8Array(0);
 
 const OP_CONTINUATION = 0x0;
 const OP_TEXT = 0x1;
@@ -50,6 +58,7 @@ export class UpstreamWebSocket {
   /** The next message or close; pings are answered on the way. */
   async next(): Promise<UpstreamEvent> {
     let parts: Bytes[] | null = null;
+    let fragments = 0;
     let size = 0;
     let text = false;
     while (true) {
@@ -69,16 +78,24 @@ export class UpstreamWebSocket {
       if (size + length > MAX_MESSAGE_BYTES) {
         throw new WebSocketProtocolError(1009, "Message too large");
       }
+      if (++fragments > MAX_FRAGMENTS) {
+        throw new WebSocketProtocolError(1009, `A message in more than ${MAX_FRAGMENTS} fragments`);
+      }
       if (parts === null) {
         parts = [];
         text = opcode === OP_TEXT;
       }
       const payload = await this.payload(length);
       if (payload === null) return { kind: "close", code: 1006, reason: "" };
-      parts.push(payload);
+      if (length > 0) parts.push(payload);
       size += length;
       if (!fin) continue;
-      const whole = parts.length === 1 ? parts[0]! : concat(parts, size);
+      // Its own array when empty: the runtime may take over what it is given to send.
+      const whole = parts.length === 0
+        ? new Uint8Array(0)
+        : parts.length === 1
+        ? parts[0]!
+        : concat(parts, size);
       this.bytesReceived += size;
       if (!text) return { kind: "message", data: whole };
       try {
@@ -169,6 +186,7 @@ export class UpstreamWebSocket {
 
   /** A frame's payload: buffered bytes first, then straight from the socket. */
   private async payload(length: number): Promise<Bytes | null> {
+    if (length === 0) return NO_BYTES;
     const out = new Uint8Array(length);
     let at = this.conn.take(out);
     while (at < length) {

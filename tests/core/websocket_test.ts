@@ -469,6 +469,51 @@ Deno.test("websocket (Deno.serve listener): an upstream that breaks the protocol
   }
 });
 
+Deno.test("websocket (Deno.serve listener): an upstream's message in empty fragments is relayed whole; past 65,536 fragments it gets 1009", async () => {
+  const upstreamGot: number[] = [];
+  const text = (t: string, fin: boolean, opcode = 0x0) =>
+    wsFrame(new TextEncoder().encode(t), { opcode, fin, masked: false });
+  /** `a`, then `n` empty continuations, then `b`: one message. */
+  const fragmented = (n: number) => {
+    const empty = text("", false);
+    const out = new Uint8Array(empty.length * n + 6);
+    out.set(text("a", false, 0x1), 0);
+    for (let i = 0; i < n; i++) out.set(empty, 3 + i * empty.length);
+    out.set(text("b", true), 3 + n * empty.length);
+    return out;
+  };
+  const up = startRawWsUpstream(async (conn, frames) => {
+    const many = up.heads.at(-1)!.split(" ")[1] === "/many";
+    await writeAllTo(conn, fragmented(many ? 70_000 : 10_000));
+    if (many) upstreamGot.push(closeOf((await frames.next()).payload)[0] as number);
+    else await frames.next();
+  });
+  try {
+    await withGateway(up, async ({ connect }) => {
+      for (const [path, expect] of [["/few", "ab"], ["/many", 1011]] as const) {
+        const conn = await connect("h2");
+        try {
+          await writeAllTo(conn, new TextEncoder().encode(HANDSHAKE(path)));
+          const frames = new FrameReader(conn);
+          await frames.head();
+          const got = await frames.next();
+          if (typeof expect === "string") {
+            assertEquals([got.opcode, new TextDecoder().decode(got.payload)], [0x1, expect]);
+          } else {
+            assertEquals([got.opcode, closeOf(got.payload)[0]], [0x8, expect]);
+          }
+        } finally {
+          closeQuietly(conn);
+        }
+      }
+      await within(5_000, until(() => upstreamGot.length === 1 || undefined));
+      assertEquals(upstreamGot, [1009]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("websocket: a side that stops reading holds the other back: what the relay buffers is bounded both ways on both listeners", async () => {
   const ATTEMPT = 256 * MIB;
   const BOUND = 64 * MIB;
