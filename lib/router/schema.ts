@@ -41,7 +41,9 @@ const hostPattern = z.string().regex(/^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, {
 export const matchSchema = z.strictObject({
   path: pathPrefix.optional().meta({ description: "Path prefix, matched on segment boundaries" }),
   path_exact: pathPrefix.optional(),
-  path_regex: linearRegex.optional().meta({ description: "Regular expression on the path" }),
+  path_regex: linearRegex.optional().meta({
+    description: "Regular expression on the path, RE2 syntax (matched in linear time)",
+  }),
   // An empty list would match nothing (405 with an empty Allow, or never): omit the key instead.
   methods: z.array(httpMethod).min(1).optional(),
   host: oneOrMany(hostPattern, 1).optional(),
