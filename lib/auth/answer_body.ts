@@ -4,36 +4,17 @@
  * process from 87 to 721 MB, far past the 150 MB an isolate is given, and
  * either endpoint is one misconfiguration or compromise away from sending it.
  */
+import { bufferUpTo } from "../transform/buffer.ts";
 
 const decoder = new TextDecoder();
 
 /** The answer's text; throws, cancelling the rest, when it is longer than `maxBytes`. */
 export async function answerText(res: Response, maxBytes: number, what: string): Promise<string> {
-  const tooLarge = () => new Error(`the ${what} is larger than ${maxBytes} bytes`);
   const declared = res.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    await res.body?.cancel();
-    throw tooLarge();
-  }
-  if (res.body === null) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return decoder.decode(all);
+  const buffered = declared !== null && Number(declared) > maxBytes
+    ? { kind: "over" as const, body: res.body }
+    : await bufferUpTo(res.body as ReadableStream<Uint8Array<ArrayBuffer>> | null, maxBytes);
+  if (buffered.kind === "whole") return decoder.decode(buffered.bytes);
+  if (buffered.body instanceof ReadableStream) await buffered.body.cancel().catch(() => {});
+  throw new Error(`the ${what} is larger than ${maxBytes} bytes`);
 }

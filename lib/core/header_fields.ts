@@ -103,3 +103,16 @@ export function declaredLength(value: string): number | null {
   const items = value.split(",").map((v) => v.trim());
   return items.every((v) => v === items[0]) ? Number(items[0]) : null;
 }
+
+/**
+ * `value` without the characters `isEdge` takes at its two ends, in one pass.
+ * Not `/^x+|x+$/g`: V8 retries that from every character of an inner run, so
+ * `a` + 64 KiB of spaces + `b` cost seconds (quadratic).
+ */
+export function trimEnds(value: string, isEdge: (c: number) => boolean): string {
+  let from = 0;
+  let to = value.length;
+  while (from < to && isEdge(value.charCodeAt(from))) from++;
+  while (to > from && isEdge(value.charCodeAt(to - 1))) to--;
+  return from === 0 && to === value.length ? value : value.slice(from, to);
+}

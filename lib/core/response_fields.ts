@@ -9,7 +9,7 @@
  * sorted copy. Any other Response is edited through its Headers, which
  * `responseFields` returns as they are: both answer the same calls alike.
  */
-import { fieldIndex, fieldValue, TOKEN } from "./header_fields.ts";
+import { fieldIndex, fieldValue, TOKEN, trimEnds } from "./header_fields.ts";
 
 /** The part of Headers the pipeline edits responses with; names are case-insensitive. */
 export interface FieldEditor {
@@ -83,12 +83,7 @@ function checkedName(name: string): string {
 }
 
 function checkedValue(value: string): string {
-  // A loop, not /[\t\n\r ]+$/g: V8 retries that from every blank of an inner run (quadratic).
-  let from = 0;
-  let to = value.length;
-  while (from < to && isEdgeWhitespace(value.charCodeAt(from))) from++;
-  while (to > from && isEdgeWhitespace(value.charCodeAt(to - 1))) to--;
-  const v = from === 0 && to === value.length ? value : value.slice(from, to);
+  const v = trimEnds(value, isEdgeWhitespace);
   if (REFUSED_VALUE.test(v)) throw new TypeError(`Invalid header value: "${v}"`);
   return v;
 }

@@ -4,7 +4,7 @@
  * head is written, instead of copying the incoming Headers.
  */
 
-import type { HeaderFields } from "../core/header_fields.ts";
+import { type HeaderFields, trimEnds } from "../core/header_fields.ts";
 
 // deno-lint-ignore no-control-regex
 const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f]/g;
@@ -30,22 +30,8 @@ export function utf8Bytes(text: string): string {
  */
 export function safeHeaderValue(value: string): string {
   // Not trim(): it also takes U+00A0, which is the last byte of some UTF-8 sequences (à is c3 a0).
-  const v = withoutEdgeBlanks(value.replace(UNSAFE, ""));
+  const v = trimEnds(value.replace(UNSAFE, ""), isBlank);
   return BYTES.test(v) ? v : utf8Bytes(v);
-}
-
-/**
- * `v` without the spaces and tabs at its ends. A loop, not `/[ \t]+$/`: V8
- * retries that from every blank of an inner run, so a value with a long run
- * inside (`a` + 64 KiB of spaces + `b`, from a header a template copies) took
- * seconds (quadratic); this is one pass.
- */
-function withoutEdgeBlanks(v: string): string {
-  let from = 0;
-  let to = v.length;
-  while (from < to && isBlank(v.charCodeAt(from))) from++;
-  while (to > from && isBlank(v.charCodeAt(to - 1))) to--;
-  return from === 0 && to === v.length ? v : v.slice(from, to);
 }
 
 function isBlank(c: number): boolean {

@@ -188,3 +188,26 @@ Deno.test("--workers 2, every worker answering: /readyz, /metrics, a purge (its 
     assertEquals(Object.keys(body).sort(), ["errors", "hash", "ok"]);
   });
 });
+
+Deno.test("--workers 2 with the first worker not answering: /healthz is the main thread's answer, and asks no worker", async () => {
+  await withCluster(async ({ cluster, admin }) => {
+    const first = holdQuestions(cluster, 0);
+    try {
+      for (const method of ["GET", "HEAD"]) {
+        const res = await fetch(`${admin}/healthz`, { method });
+        assertEquals(res.status, 200, method);
+        assertEquals(
+          method === "GET" ? await res.json() : await res.text(),
+          method === "GET" ? { status: "ok" } : "",
+        );
+      }
+      assertEquals(first.held.length, 0);
+      // The same worker still holds /readyz: the probe that says a worker is stuck.
+      const ready = await fetch(`${admin}/readyz`);
+      assertEquals([ready.status, (await ready.json()).unresponsive_workers], [503, [0]]);
+      assertEquals(first.held.map(([m]) => m.type), ["admin"]);
+    } finally {
+      first.release();
+    }
+  });
+});

@@ -187,12 +187,7 @@ Deno.test("chunked bodies trickled across reads: size and trailer lines split an
   // The search for a line's end resumes where the last read's stopped: a CR LF split between
   // reads, or a line whose end is in a later read, is where it can go wrong.
   const up = startUpstream(async (req) => new Response(await req.text()));
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   const u = new URL(g.url());
   try {
     const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
@@ -224,12 +219,7 @@ Deno.test("a request body of 100k one-byte chunks reaches the upstream whole; ba
   // The data of every buffered chunk is taken in one read: their order and the framing error
   // that may end them are what can go wrong.
   const up = startUpstream(async (req) => new Response(await req.text()));
-  const g = await startGateway(baseConfig(`
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`));
+  const g = await startGateway(proxyAllConfig(up.url));
   const u = new URL(g.url());
   const send = async (body: string) => {
     const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
