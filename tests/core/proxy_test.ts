@@ -904,3 +904,111 @@ Deno.test("proxy: an upstream's early answer to an upload it stops reading reach
     up.close();
   }
 });
+
+/** A route whose JSON transform hands the upstream client the body as bytes it holds. */
+const HELD_BODY_LIMIT = 64 * 1024 * 1024;
+const HELD_BODY_ROUTE =
+  `, transform: { request: { json: { remove: [secret] }, max_body_bytes: ${HELD_BODY_LIMIT} } }`;
+const HELD_BODY_SECURITY = `security: { max_body_bytes: ${HELD_BODY_LIMIT} }`;
+
+/** A JSON body of about `bytes`, more than the loopback socket buffers take. */
+function bigJson(bytes: number): RequestInit {
+  return {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ item: 1, secret: "s", pad: "x".repeat(bytes) }),
+  };
+}
+
+Deno.test("proxy: an upstream's early answer to a large body the gateway holds reaches the client", async () => {
+  // The body is written whole before the answer is read: the upstream's 413 waited behind a write
+  // that failed once it closed, and the client got 502 bad_gateway.
+  const up = startRawUpstream(async (x) => {
+    await x.write(
+      "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!",
+    );
+    x.close();
+  });
+  try {
+    await single(
+      up.url,
+      async (g) => {
+        for (let i = 0; i < 3; i++) {
+          const res = await fetch(`${g.url()}/up`, bigJson(16 * 1024 * 1024));
+          assertEquals([res.status, await res.text()], [413, "too big!"], `round ${i}`);
+        }
+        const view = await (await fetch(`${g.admin}/upstreams/a`)).json();
+        assertEquals(view.targets[0].in_flight, 0);
+      },
+      HELD_BODY_ROUTE,
+      HELD_BODY_SECURITY,
+    );
+  } finally {
+    up.close();
+  }
+});
+
+/**
+ * An upstream that reads the first `slowBytes` of a request's body slowly but steadily (256 KiB,
+ * then a pause), the rest at once, then answers how many body bytes it got. Fast at the end, it
+ * answers soon after the gateway's last write, whatever the socket buffers held.
+ */
+function startSlowReader(pauseMs: number, slowBytes: number): { url: string; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serveConn = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(256 * 1024);
+    let head = "";
+    let got = 0;
+    try {
+      while (!head.includes("\r\n\r\n")) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        head += new TextDecoder("latin1").decode(buf.subarray(0, n));
+      }
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      got = head.length - head.indexOf("\r\n\r\n") - 4;
+      while (got < length) {
+        if (got < slowBytes) await new Promise((r) => setTimeout(r, pauseMs));
+        const n = await conn.read(buf);
+        if (n === null) return;
+        got += n;
+      }
+      const body = `got ${got}`;
+      await conn.write(
+        new TextEncoder().encode(
+          `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        ),
+      );
+    } finally {
+      conn.close();
+    }
+  };
+  (async () => {
+    for await (const conn of listener) serveConn(conn).catch(() => {});
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    close: () => listener.close(),
+  };
+}
+
+Deno.test("proxy: first_byte_ms counts from the end of a large held body, not across its upload", async () => {
+  // The upstream takes every piece well within first_byte_ms, and the body's first half in
+  // several times that: the timer ran from the start of the upload, and the answer was 504.
+  const up = startSlowReader(20, 12 * 1024 * 1024);
+  try {
+    await single(
+      up.url,
+      async (g) => {
+        const init = bigJson(24 * 1024 * 1024);
+        const res = await fetch(`${g.url()}/up`, init);
+        const sent = (init.body as string).length - `"secret":"s",`.length;
+        assertEquals([res.status, await res.text()], [200, `got ${sent}`]);
+      },
+      `${HELD_BODY_ROUTE}, timeout: { first_byte_ms: 300 }`,
+      HELD_BODY_SECURITY,
+    );
+  } finally {
+    up.close();
+  }
+});

@@ -51,6 +51,24 @@ function byobChunks(reader: ReadableStreamBYOBReader): BodyChunks {
   };
 }
 
+/**
+ * A body held in memory, in pieces of CAPACITY (views, not copies): each
+ * piece's wait for the upstream to take it is watched, as a stream's is.
+ */
+export function heldChunks(body: Bytes): BodyChunks {
+  let offset = 0;
+  return {
+    next() {
+      if (offset >= body.length) return Promise.resolve(null);
+      const piece = body.subarray(offset, offset + CAPACITY);
+      offset += piece.length;
+      return Promise.resolve(piece);
+    },
+    framed: (chunk) => frameCopy(chunkHeader(chunk.length), chunk),
+    cancel() {},
+  };
+}
+
 function defaultChunks(reader: ReadableStreamDefaultReader<Bytes>): BodyChunks {
   return {
     async next() {

@@ -4,7 +4,7 @@
  * The connection returns to the pool only after both messages ended cleanly.
  */
 import { type Bytes, type ByteString, LAST_CHUNK } from "./bytes.ts";
-import { bodyChunks } from "./body_reader.ts";
+import { type BodyChunks, bodyChunks, heldChunks } from "./body_reader.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { responseBody } from "./body.ts";
 import {
@@ -116,7 +116,7 @@ async function attempt(
         : takeResponseHead(conn);
     }
     if (head === null) {
-      if (mayResend(reused, retryIfStale, x, written, req.method)) throw new StaleConnection();
+      if (mayResend(reused, retryIfStale, written, req.method)) throw new StaleConnection();
       throw new UpstreamError("reset", "The upstream closed the connection without answering");
     }
     x.gotHead();
@@ -127,7 +127,7 @@ async function attempt(
     if (
       err instanceof StaleConnection ||
       (err instanceof UpstreamError && err.kind === "reset" &&
-        mayResend(reused, retryIfStale, x, written, req.method))
+        mayResend(reused, retryIfStale, written, req.method))
     ) {
       return await attempt(pool, req, opts, false, true);
     }
@@ -138,12 +138,11 @@ async function attempt(
 function mayResend(
   reused: boolean,
   replayable: boolean,
-  x: Exchange,
   written: boolean,
   method: string,
 ): boolean {
-  return reused && replayable && !x.bodyStarted &&
-    ((!written && !x.headSent) || IDEMPOTENT_METHODS.has(method));
+  // `replayable` is false for a streamed body: what of it went out cannot be read again.
+  return reused && replayable && (!written || IDEMPOTENT_METHODS.has(method));
 }
 
 /** Clients that went away are noticed from this age on; earlier the exchange is short anyway. */
@@ -162,9 +161,6 @@ class Exchange implements Watched {
   /** Why the client's body failed (a size limit, the client hung up), else null. */
   private bodyError: unknown = null;
   private bodyWritten = true;
-  bodyStarted = false;
-  /** The head went out ahead of a large body still being written. */
-  headSent = false;
   private ended = false;
   private listening = false;
   private headReceived = false;
@@ -255,23 +251,24 @@ class Exchange implements Watched {
     if (body instanceof ReadableStream) return this.writeStreaming(head, body, req.bodyLength);
     if (body === null || body.length === 0) return this.conn.writeHead(head);
     if (body.length <= SMALL_BODY) return this.conn.writeHead(head, body);
-    return this.conn.writeHead(head).then(() => {
-      this.headSent = true;
-      return this.conn.writeAll(body);
-    });
+    // Sent as a stream is, while the answer is read: written whole first, an early answer
+    // waited behind a write the upstream no longer took, and the upload counted as its wait.
+    return this.writeStreaming(head, body, body.length);
   }
 
   private async writeStreaming(
     head: string,
-    body: ReadableStream<Bytes>,
+    body: ReadableStream<Bytes> | Bytes,
     length: number | null,
   ): Promise<void> {
     await this.conn.writeHead(head);
+    // Taken only now: a stream left unread by a head that failed can still go to another target.
+    const chunks = body instanceof ReadableStream ? bodyChunks(body) : heldChunks(body);
     // Time to first byte counts from the end of the request: an upload may be long.
     this.firstByteAt = Infinity;
     this.reschedule();
     this.bodyWritten = false;
-    this.writeBody(body, length);
+    this.writeBody(chunks, length);
   }
 
   /**
@@ -279,9 +276,8 @@ class Exchange implements Watched {
    * may answer early, RFC 9112 §9.5). When the upstream stops taking the body,
    * the connection is left open: an answer it sent first is still to be read.
    */
-  private writeBody(body: ReadableStream<Bytes>, length: number | null): void {
+  private writeBody(chunks: BodyChunks, length: number | null): void {
     const conn = this.conn;
-    const chunks = bodyChunks(body);
     let upstreamGone = false;
     const stopped = (e: unknown): never => {
       upstreamGone = true;
@@ -300,7 +296,6 @@ class Exchange implements Watched {
         const chunk = await chunks.next();
         if (chunk === null) break;
         if (chunk.length === 0) continue;
-        this.bodyStarted = true;
         sent += chunk.length;
         if (length === null) {
           await send(chunks.framed(chunk));
