@@ -7,7 +7,9 @@
  * refusal the upstream's own answer, body included.
  */
 import type { RequestContext } from "../core/context.ts";
+import type { ErrorCode } from "../core/errors.ts";
 import type { UpstreamConnection } from "./http1/connection.ts";
+import type { TargetPool } from "./http1/pool.ts";
 import { ProtocolError, readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
@@ -39,40 +41,20 @@ export async function upgradeUpstream(
   ctx.attempts++;
   const started = performance.now();
   const deadline = started + timeouts.requestMs;
-  let conn: UpstreamConnection;
-  try {
-    conn = await pool.acquire(Math.min(timeouts.connectMs, timeouts.requestMs));
-  } catch (e) {
-    return ctx.refuse(
-      e instanceof UpstreamError && e.kind === "connect_timeout"
-        ? "upstream_timeout"
-        : "bad_gateway",
-    );
-  }
-  const release = () => pool.release(conn, false);
-  let head: ResponseHead | null;
-  try {
-    await conn.writeHead(
-      `${ctx.method} ${ctx.upstreamPath} HTTP/1.1\r\n${headerBlock}` +
-        `upgrade: ${ctx.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`,
-    );
-    const waitMs = Math.min(timeouts.firstByteMs, deadline - performance.now());
-    head = await withTimeout(readResponseHead(conn), waitMs);
-  } catch (e) {
-    release();
-    return ctx.refuse(
-      (e as Error).name === "TimeoutError"
-        ? "upstream_timeout"
-        : e instanceof ProtocolError
-        ? "upstream_error"
-        : "bad_gateway",
-    );
-  }
+  const request = `${ctx.method} ${ctx.upstreamPath} HTTP/1.1\r\n${headerBlock}` +
+    `upgrade: ${ctx.headers.get("upgrade")}\r\nconnection: upgrade\r\n\r\n`;
+  let answer = await handshake(pool, request, timeouts, deadline, false);
+  // A parked connection that died unanswered: the handshake, a GET without a body, goes again
+  // once on a new connection (never another parked one, which may be as dead), as requests do.
+  if (answer === STALE) answer = await handshake(pool, request, timeouts, deadline, true);
+  if (typeof answer === "string") return ctx.refuse(answer === STALE ? "bad_gateway" : answer);
   ctx.upstreamMs = performance.now() - started;
-  if (head === null || (head.status === 101 && !head.upgrade)) {
-    // No answer; or a 101 that names no protocol, which is the upstream's fault, as a malformed head.
+  const { conn, head } = answer;
+  const release = () => pool.release(conn, false);
+  if (head.status === 101 && !head.upgrade) {
+    // A 101 that names no protocol is the upstream's fault, as a malformed head.
     release();
-    return ctx.refuse(head === null ? "bad_gateway" : "upstream_error");
+    return ctx.refuse("upstream_error");
   }
   if (head.status !== 101) {
     // The upstream declined the upgrade: its answer, body and all, tells the client why.
@@ -86,6 +68,48 @@ export async function upgradeUpstream(
     });
   }
   return { conn, head, release };
+}
+
+/** What `handshake` answers when a reused connection ended or failed before any answer. */
+const STALE = "stale";
+
+/**
+ * Sends the handshake on a parked connection (`fresh`: a new one) and reads
+ * the answer's head; or the error the client gets, or STALE.
+ */
+async function handshake(
+  pool: TargetPool,
+  request: string,
+  timeouts: Timeouts,
+  deadline: number,
+  fresh: boolean,
+): Promise<{ conn: UpstreamConnection; head: ResponseHead } | ErrorCode | typeof STALE> {
+  let conn: UpstreamConnection;
+  try {
+    const connectMs = Math.min(timeouts.connectMs, deadline - performance.now());
+    conn = fresh ? await pool.open(connectMs) : await pool.acquire(connectMs);
+  } catch (e) {
+    return e instanceof UpstreamError && e.kind === "connect_timeout"
+      ? "upstream_timeout"
+      : "bad_gateway";
+  }
+  const reused = conn.uses > 0;
+  let head: ResponseHead | null;
+  try {
+    await conn.writeHead(request);
+    const waitMs = Math.min(timeouts.firstByteMs, deadline - performance.now());
+    head = await withTimeout(readResponseHead(conn), waitMs);
+  } catch (e) {
+    pool.release(conn, false);
+    if ((e as Error).name === "TimeoutError") return "upstream_timeout";
+    if (e instanceof ProtocolError) return "upstream_error";
+    return reused ? STALE : "bad_gateway";
+  }
+  if (head === null) {
+    pool.release(conn, false);
+    return reused ? STALE : "bad_gateway";
+  }
+  return { conn, head };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -713,6 +713,39 @@ Deno.test("proxy: the retry after a dead reused connection opens a new one, not 
   }
 });
 
+Deno.test("proxy: a WebSocket handshake on a reused connection that dies unanswered goes again on a fresh one", async () => {
+  // The handshake took a parked connection the upstream was closing, and the client got a 502
+  // where a new connection would have been switched.
+  const up = startRawUpstream(async (x) => {
+    if (x.served > 0) return x.close(); // reads the next request, answers nothing
+    if (x.path === "/warm") return await x.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    await x.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    );
+    x.close();
+  });
+  try {
+    await single(up.url, async (g) => {
+      assertEquals(await (await fetch(`${g.url()}/warm`)).text(), "ok");
+      const res = await rawRequest(g.url(), [
+        "GET /ws HTTP/1.1",
+        "Host: localhost",
+        "Connection: Upgrade, close", // close: the raw reader stops at the end of a refusal
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+      ]);
+      assertEquals(res.status, 101, res.raw);
+      assertEquals(res.headers.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+      assertEquals(up.paths, ["/warm", "/ws", "/ws"]);
+      assertEquals(up.connections(), 2);
+    });
+  } finally {
+    up.close();
+  }
+});
+
 Deno.test("proxy: a buffered POST on a connection that dies unanswered is answered 502, not sent twice", async () => {
   // A request JSON transform hands the upstream client the rewritten body as bytes (replayable).
   const route = `, transform: { request: { json: { remove: [secret] } } }`;
