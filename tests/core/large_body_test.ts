@@ -1,10 +1,12 @@
 /**
  * 200 MB up and 200 MB down through a gateway process: the bodies stream, so
- * the gateway's resident memory grows by far less than the body.
+ * the gateway's resident memory grows by far less than the body. A client
+ * that stops reading a download holds the upstream back.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { spawnProxyGateway } from "../helpers/process.ts";
+import { proxyAllConfig, startGateway } from "../helpers/gateway.ts";
 
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -121,5 +123,67 @@ Deno.test("streaming: 200 MB uploads (chunked and sized) grow the gateway's RSS 
     assertOk(growth < LIMIT, `RSS grew by ${mb(growth)}`);
   } finally {
     await up.close();
+  }
+});
+
+/**
+ * An upstream on raw TCP that answers one request with a body of 1 GiB, sized or chunked,
+ * written as fast as its socket takes it; `written` counts what it got out.
+ */
+function startEndlessUpstream(chunked: boolean): { url: string; written(): number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const total = 1024 * 1024 * 1024;
+  const piece = 256 * 1024;
+  let written = 0;
+  let conn: Deno.Conn | null = null;
+  (async () => {
+    conn = await listener.accept();
+    await conn.read(new Uint8Array(64 * 1024));
+    const enc = new TextEncoder();
+    const framing = chunked ? "transfer-encoding: chunked" : `content-length: ${total}`;
+    await conn.write(enc.encode(`HTTP/1.1 200 OK\r\n${framing}\r\n\r\n`));
+    const data = chunked
+      ? enc.encode(`${piece.toString(16)}\r\n${"a".repeat(piece)}\r\n`)
+      : new Uint8Array(piece).fill(97);
+    while (written < total) written += await conn.write(data);
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    written: () => written,
+    close: () => {
+      listener.close();
+      try {
+        (conn as Deno.Conn | null)?.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+Deno.test("streaming: a client that stops reading a download holds the upstream back, sized and chunked", async () => {
+  for (const chunked of [false, true]) {
+    const up = startEndlessUpstream(chunked);
+    const g = await startGateway(proxyAllConfig(up.url));
+    const client = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: Number(new URL(g.url()).port),
+    });
+    try {
+      await client.write(new TextEncoder().encode("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+      await client.read(new Uint8Array(1024)); // the head, and nothing more from here on
+      // Once the socket buffers on both sides are full, the upstream cannot write any more.
+      let seen = -1;
+      for (let i = 0; i < 100 && up.written() !== seen; i++) {
+        seen = up.written();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const framing = chunked ? "chunked" : "sized";
+      assertOk(up.written() < LIMIT, `${framing}: the upstream wrote ${mb(up.written())}`);
+    } finally {
+      client.close();
+      up.close();
+      await g.close();
+    }
   }
 });
