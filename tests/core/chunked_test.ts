@@ -33,7 +33,7 @@ const MALFORMED: Record<string, string> = {
   "NBSP before the size": "\xa05\r\nhello\r\n0\r\n\r\n",
   "no size": ";a\r\nhello\r\n0\r\n\r\n",
   "0x prefix": "0x5\r\nhello\r\n0\r\n\r\n",
-  "13 hex digits": "0000000000005\r\nhello\r\n0\r\n\r\n",
+  "13 significant hex digits": "1000000000000\r\nhello\r\n0\r\n\r\n",
   "bare CR after the size": "5\r\r\nhello\r\n0\r\n\r\n",
   "bare LF in an extension": "5;a\nb\r\nhello\r\n0\r\n\r\n",
   "empty extension": "5;\r\nhello\r\n0\r\n\r\n",
@@ -50,6 +50,9 @@ const MALFORMED: Record<string, string> = {
 Deno.test("chunked: well-formed sizes, extensions and trailers decode", () => {
   assertEquals(decoded("5\r\nhello\r\n0\r\n\r\n"), "hello");
   assertEquals(decoded("A\r\n0123456789\r\n0\r\n\r\n"), "0123456789");
+  assertEquals(decoded(`${"0".repeat(20)}5\r\nhello\r\n000\r\n\r\n`), "hello");
+  // Leading zeros do not count against the 12 digits a size may have.
+  assertEquals(new ChunkedDecoder(buffered(`0000${"f".repeat(12)}\r\n`)).framing(), true);
   assertEquals(decoded('5;a=b ; c = "q\\"x" ;d;e=\t"\xe9"\r\nhello\r\n0;z\r\n\r\n'), "hello");
   assertEquals(
     decoded("5\r\nhello\r\n0\r\nx-sum: 1\r\nx-empty:\r\nx-latin: \xe9\t.\r\n\r\n"),

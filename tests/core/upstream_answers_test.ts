@@ -276,6 +276,24 @@ Deno.test("upstream answers: a malformed chunk-size line or trailer field is 502
   });
 });
 
+Deno.test("upstream answers: a chunk size with leading zeros is its value; one past 12 significant hex digits is 502 upstream_error", async () => {
+  // RFC 9112 §7.1: chunk-size is 1*HEXDIG. Counting the zeros against the overflow bound refused
+  // `00000000000000005` (17 digits, the value 5) as malformed.
+  const body = (chunks: string) => `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`;
+  const up = answering({
+    "/zeros": body(`${"0".repeat(16)}5\r\nhello\r\n${"0".repeat(20)}\r\n\r\n`),
+    "/huge": body("1000000000000\r\nhello\r\n0\r\n\r\n"),
+    "/overflow": body("ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+  });
+  await through(up, async (g) => {
+    const zeros = await get(g, "/zeros");
+    assertEquals([zeros.status, await zeros.text()], [200, "hello"]);
+    await assertError(await get(g, "/huge"), 502, "upstream_error");
+    await assertError(await get(g, "/overflow"), 502, "upstream_error");
+    assertEquals(await inFlight(g), 0);
+  });
+});
+
 Deno.test("upstream answers: an upstream that stops taking an upload and never answers is 504 after first_byte_ms", async () => {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));

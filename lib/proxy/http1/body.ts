@@ -187,7 +187,10 @@ const enum Chunked {
 const MAX_CHUNK_LINE = 4096;
 /** Trailer fields are read and dropped, bounded as a request head is. */
 const MAX_TRAILER_SECTION = 64 * 1024;
-/** Past 12 hex digits a size is beyond any body the gateway would carry, and beyond 2^53. */
+/**
+ * Past 12 hex digits (leading zeros not counted) a size is beyond any body the
+ * gateway would carry, and beyond 2^53.
+ */
 const MAX_SIZE_DIGITS = 12;
 /** What `advance` returns when it stops in front of data bytes. */
 const DATA_NEXT = new Uint8Array(0);
@@ -356,8 +359,11 @@ export class ChunkedDecoder {
  */
 function chunkSize(buf: Uint8Array, from: number, eol: number): number {
   let i = from;
+  // 1*HEXDIG: leading zeros are part of a valid size, only the digits after them can overflow.
+  while (i < eol && buf[i] === ZERO) i++;
+  const significant = i;
   let size = 0;
-  while (i < eol && i - from < MAX_SIZE_DIGITS) {
+  while (i < eol && i - significant < MAX_SIZE_DIGITS) {
     const d = hexValue(buf[i]!);
     if (d < 0) break;
     size = size * 16 + d;
@@ -380,6 +386,7 @@ function chunkSize(buf: Uint8Array, from: number, eol: number): number {
   return size;
 }
 
+const ZERO = 48;
 const SEMICOLON = 59;
 const EQUALS = 61;
 const QUOTE = 34;
