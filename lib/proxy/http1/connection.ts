@@ -48,6 +48,8 @@ export class UpstreamConnection extends BufferedSocket {
     this.idleSince = now;
     this.start = this.end = 0;
     this.headSearched = this.lfSearched = 0;
+    // One large head grows the buffer up to MAX_HEAD_BUFFER: an idle connection does not keep that.
+    if (this.buf.length > INITIAL_BUFFER) this.buf = new Uint8Array(INITIAL_BUFFER);
     const p = this.socket.read(this.buf);
     this.pending = this.parkedRead = p;
     p.then(this.parkedReadDone, this.parkedReadFailed);
