@@ -37,7 +37,7 @@ export class CredentialReader {
     // A bearer token holds no comma (RFC 6750 §2.1): one is two Authorization fields, joined.
     if (this.bearer && fromHeader?.includes(",")) return CONFLICT;
     if (this.queryProbe === null || !mayCarry(ctx.query, this.queryProbe)) return fromHeader;
-    const values = ctx.searchParams.getAll(this.query!).filter((v) => v !== "");
+    const values = ctx.queryParams.getAll(this.query!).filter((v) => v !== "");
     if (values.length === 0) return fromHeader;
     const fromQuery = values[0]!;
     if (values.some((v) => v !== fromQuery)) return CONFLICT;

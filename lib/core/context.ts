@@ -9,6 +9,7 @@ import type { HeaderEdits } from "../proxy/header_edits.ts";
 import { declaredLength, type HeaderFields } from "./header_fields.ts";
 import type { Bytes } from "../proxy/http1/bytes.ts";
 import type { IncomingRequest } from "../server/incoming.ts";
+import { QueryParams } from "./query_params.ts";
 
 export interface ListenerInfo {
   readonly name: string;
@@ -127,10 +128,10 @@ export class RequestContext {
     return this.localsMap ??= new Map();
   }
 
-  private searchParamsCache: URLSearchParams | null = null;
-  /** Parsed query, built on first use. */
-  get searchParams(): URLSearchParams {
-    return this.searchParamsCache ??= new URLSearchParams(this.query);
+  private queryParamsCache: QueryParams | null = null;
+  /** The query's parameters, each read when first asked for. */
+  get queryParams(): QueryParams {
+    return this.queryParamsCache ??= new QueryParams(this.query);
   }
 
   /** Records the refusal and renders it in the common error shape. */

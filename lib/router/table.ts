@@ -110,7 +110,7 @@ function repeatedIn(s: SingleValued, r: RouteRequest): string | null {
     }
   }
   for (const name of s.query) {
-    if (r.searchParams.getAll(name).length > 1) return `query parameter ${name}`;
+    if (r.queryParams.getAll(name).length > 1) return `query parameter ${name}`;
   }
   return null;
 }
@@ -141,7 +141,7 @@ function compile<T>(input: RouteInput<T>, order: number): CompiledMatch<T> {
   }
   for (const [name, matcher] of Object.entries(m.query ?? {})) {
     const test = valueTest(matcher);
-    predicates.push((r) => test(r.searchParams.get(name)));
+    predicates.push((r) => test(r.queryParams.get(name)));
   }
   const host = m.host ? compileHost(m.host) : null;
   const methods = m.methods ? new Set<string>(m.methods) : null;

@@ -9,6 +9,7 @@
  * upstream perhaps another. Such a request is refused, never routed.
  */
 import type { HeaderFields } from "../core/header_fields.ts";
+import type { QueryReader } from "../core/query_params.ts";
 import type { VersioningConfig } from "./schema.ts";
 
 export interface VersionSource {
@@ -16,7 +17,7 @@ export interface VersionSource {
   path: string;
   /** The request's header fields (lower-case names). */
   headers: HeaderFields;
-  searchParams: URLSearchParams;
+  queryParams: QueryReader;
 }
 
 /** A version field or parameter a request repeats, named for the refusal (`X-API-Version field`). */
@@ -105,7 +106,7 @@ export class VersionNegotiator {
     }
     let query: string | null = null;
     if (this.readsQuery) {
-      const all = src.searchParams.getAll(this.config.query);
+      const all = src.queryParams.getAll(this.config.query);
       if (all.length > 1) return this.repeatedQuery;
       query = all[0] ?? null;
     }

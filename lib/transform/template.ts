@@ -36,7 +36,7 @@ const NAMESPACED: Record<string, (name: string) => Getter> = {
     const lower = name.toLowerCase();
     return (ctx) => ctx.headers.get(lower);
   },
-  query: (name) => (ctx) => ctx.searchParams.get(name),
+  query: (name) => (ctx) => ctx.queryParams.get(name),
   param: (name) => (ctx) => ctx.params?.[name],
 };
 

@@ -18,6 +18,7 @@ import { compileLinearRegex, loadLinearRegex } from "../../lib/core/linear_regex
 import { decodeForInspection } from "../../lib/security/waf/decode.ts";
 import { withRig } from "./_setup.ts";
 import { HeaderFields } from "../../lib/core/header_fields.ts";
+import { QueryParams } from "../../lib/core/query_params.ts";
 
 const RUNS = 100_000;
 
@@ -126,7 +127,7 @@ const route = (path: string) => {
     path,
     host: "localhost",
     headers: new HeaderFields([]),
-    searchParams: new URLSearchParams(),
+    queryParams: new QueryParams(""),
   };
   return table.match(req);
 };
