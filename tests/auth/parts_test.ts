@@ -6,6 +6,7 @@ import { scopesOf } from "../../lib/auth/identity.ts";
 import { BoundedMap } from "../../lib/auth/bounded_map.ts";
 import { keyDigest, malformedHashSpec, specDigest } from "../../lib/auth/key_hash.ts";
 import { parseConfig } from "../../lib/config/load.ts";
+import { queryValues } from "../../lib/core/query_params.ts";
 
 Deno.test("withoutParam() removes one parameter and leaves the others byte for byte", () => {
   const cases: [string, string, string][] = [
@@ -15,8 +16,32 @@ Deno.test("withoutParam() removes one parameter and leaves the others byte for b
     ["/a?k%65y=1&b", "key", "/a?b"],
     ["/a?%zz=1&key=2", "key", "/a?%zz=1"],
     ["/a", "key", "/a"],
+    ["/a?", "key", "/a?"],
+    ["/a?&&key=1&&b&key", "key", "/a?&&&b"],
+    ["/a?key=1&", "key", "/a?"],
+    ["/a?k+y=1&k%2By=2", "k y", "/a?k%2By=2"],
+    // Read as the reader reads it: a `%` that starts no escape is the name's own.
+    ["/a?100%=1&100%25=2&x", "100%", "/a?x"],
   ];
   for (const [input, name, want] of cases) assertEquals(withoutParam(input, name), want, input);
+});
+
+Deno.test("withoutParam() removes exactly the pairs the query reader gives the name", () => {
+  const pieces = ["key", "k%65y", "KEY", "k", "=", "&", "1", "+", "%", "%zz", "%26", "x=", "é"];
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let i = 0; i < 3000; i++) {
+    let query = "?";
+    for (let n = Math.floor(next() * 10); n > 0; n--) {
+      query += pieces[Math.floor(next() * pieces.length)];
+    }
+    const out = withoutParam(`/a${query}`, "key");
+    const rest = out.slice(2);
+    assertEquals(queryValues(rest, "key"), [], query);
+    for (const other of ["k", "KEY", "x", ""]) {
+      assertEquals(queryValues(rest, other), queryValues(query, other), `${query} ${other}`);
+    }
+  }
 });
 
 Deno.test("bearerToken() reads the Bearer scheme case-insensitively and nothing else", () => {

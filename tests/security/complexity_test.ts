@@ -257,3 +257,53 @@ Deno.test("a request body of 100k one-byte chunks reaches the upstream whole; ba
     await up.close();
   }
 });
+
+Deno.test("a query of 32k pairs is read for a route's match, an API key and a template, the key stripped", async () => {
+  let seen = { path: "", head: "" };
+  const up = startRawUpstream(async (x) => {
+    seen = { path: x.path, head: x.head };
+    await x.write("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    x.close();
+  });
+  const g = await startGateway(baseConfig(`
+security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+auth:
+  keys: { kind: api_key, header: X-API-Key, query: api_key }
+consumers:
+  - { id: team-a, api_keys: ["k-team-a-0123456789"] }
+routes:
+  - { name: matched, match: { path: /m, query: { v: "1" } }, upstream: a }
+  - name: keyed
+    match: { path: /k }
+    upstream: a
+    auth: [keys]
+    transform: { request: { headers: { set: { X-Q: "\${query.q}" } } } }
+`));
+  try {
+    // Pairs without a value, as URLSearchParams parsed them: two strings and an array each.
+    const pairs = "a&".repeat(32_000);
+    const matched = await rawGet(g.url(), `/m?${pairs}v=1`, "a.example");
+    assertEquals(matched.status, 204, matched.body);
+    assertEquals(seen.path, `/m?${pairs}v=1`);
+    const repeated = await rawGet(g.url(), `/m?v=1&${pairs}v=1`, "a.example");
+    assertEquals(repeated.status, 400, repeated.body);
+    assertEquals(JSON.parse(repeated.body).error.message, "Repeated query parameter v");
+
+    const half = "a&".repeat(16_000);
+    const keyed = await rawGet(
+      g.url(),
+      `/k?${half}q=a+b%21&api%5Fkey=k-team-a-0123456789&${half}z`,
+      "a.example",
+    );
+    assertEquals(keyed.status, 204, keyed.body);
+    assertEquals(seen.path, `/k?${half}q=a+b%21&${half}z`);
+    assertEquals(seen.head.split("\r\n").includes("x-q: a b!"), true, seen.head.slice(-300));
+    const wrong = await rawGet(g.url(), `/k?${pairs}api_key=wrong`, "a.example");
+    assertEquals(wrong.status, 401, wrong.body);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
