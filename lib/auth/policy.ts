@@ -40,6 +40,7 @@ export function createAuthPolicy(o: AuthPolicyOptions): Policy {
   const admit = (ctx: RequestContext, next: Handler, p: AuthProvider, a: Authenticated) => {
     ctx.identity = a.identity;
     ctx.consumer = a.consumer;
+    ctx.identityHeaders = a.headers;
     for (const s of scopes) {
       if (!a.identity.scopes.has(s)) {
         ctx.authFailure = { provider: p.name, reason: "insufficient_scope" };

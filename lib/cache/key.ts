@@ -68,12 +68,29 @@ function nameOf(pair: string): string {
   return eq < 0 ? pair : pair.slice(0, eq);
 }
 
-/** The consumer, else the provider and subject; "-" for a caller nobody identified. */
+/**
+ * The caller as the upstream can tell it: consumer, provider and subject, and the identity
+ * headers auth sent (scopes, mapped claims). One consumer may stand for many users (a team
+ * listing their subjects, a `consumer_claim` naming the client app), each with answers of
+ * their own. "-" for a caller nobody identified.
+ */
 function callerOf(ctx: RequestContext): string {
-  if (ctx.consumer) return `c:${ctx.consumer.id}`;
-  if (ctx.identity) return `s:${ctx.identity.provider}:${ctx.identity.subject}`;
-  return "-";
+  const { consumer, identity } = ctx;
+  if (consumer === null && identity === null) return "-";
+  const headers = ctx.identityHeaders;
+  let memo = headers === null ? undefined : callers.get(headers);
+  if (memo === undefined) {
+    memo = JSON.stringify([consumer?.id, identity?.provider, identity?.subject, headers]);
+    if (headers !== null) callers.set(headers, memo);
+  }
+  return memo;
 }
+
+/**
+ * Callers by their identity headers, which auth renders once per identity along with its
+ * consumer and subject: a request on a cached route then costs a lookup, not a serialisation.
+ */
+const callers = new WeakMap<object, string>();
 
 /** FNV-1a of a string, base 36: a short stable fingerprint (not a security boundary). */
 export function fingerprint(text: string): string {

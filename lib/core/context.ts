@@ -52,6 +52,11 @@ export class RequestContext {
   version: string | null = null;
   consumer: Consumer | null = null;
   identity: Identity | null = null;
+  /**
+   * The identity headers auth sent upstream (rendered once per identity): what the upstream can
+   * tell callers apart by, beyond the consumer (a user, their scopes, mapped claims).
+   */
+  identityHeaders: readonly (readonly [string, string])[] | null = null;
   clientCert: ClientCertificate | null = null;
   /** Why a client certificate that was presented is not trusted (expired, unknown CA). */
   clientCertError: string | null = null;

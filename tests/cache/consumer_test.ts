@@ -12,6 +12,7 @@ import { compileCacheKey } from "../../lib/cache/key.ts";
 import { MemoryCache } from "../../lib/cache/memory_store.ts";
 import { PendingFills } from "../../lib/cache/fills.ts";
 import { consumer, makeContext } from "../transform/request_context.ts";
+import { sign } from "../auth/idp.ts";
 
 /** An upstream that answers with the consumer the gateway forwarded (and counts calls). */
 function whoAmI() {
@@ -112,4 +113,50 @@ Deno.test({
       await up.close();
     }
   },
+});
+
+const SECRET = "a-shared-secret-of-at-least-32-bytes!!";
+
+/** Users of one consumer (a team that lists their subjects) on a cached route behind a JWT. */
+const TEAM_CONFIG = (upstream: string) =>
+  baseConfig(`
+auth:
+  bearer: { kind: jwt, secret: "\${SECRET}", algorithms: [HS256] }
+consumers:
+  - { id: team, subjects: [alice, bob] }
+upstreams:
+  a: { targets: [ { url: "${upstream}" } ] }
+routes:
+  - { name: me, match: { path: /me }, upstream: a, auth: [bearer], cache: { ttl_s: 60 } }
+`);
+
+Deno.test("cache: two users of one consumer, or one user's tokens with other scopes, never share an entry", async () => {
+  // The upstream personalises by what the gateway tells it: X-User-Id and X-User-Scopes.
+  const up = startUpstream((req) =>
+    Response.json({
+      user: req.headers.get("x-user-id"),
+      scopes: req.headers.get("x-user-scopes"),
+    })
+  );
+  const g = await startGateway(TEAM_CONFIG(up.url), { env: { SECRET } });
+  const key = new TextEncoder().encode(SECRET);
+  const as = async (sub: string, scope: string) => {
+    const token = await sign({ alg: "HS256", privateKey: key }, { sub, scope, exp: 4102444800 });
+    const res = await fetch(`${g.url()}/me`, { headers: { authorization: `Bearer ${token}` } });
+    return [res.headers.get("x-cache"), await res.json()];
+  };
+  try {
+    assertEquals(await as("alice", "read"), ["MISS", { user: "alice", scopes: "read" }]);
+    assertEquals(await as("bob", "read"), ["MISS", { user: "bob", scopes: "read" }]);
+    assertEquals(await as("alice", "read admin"), [
+      "MISS",
+      { user: "alice", scopes: "read admin" },
+    ]);
+    assertEquals(await as("alice", "read"), ["HIT", { user: "alice", scopes: "read" }]);
+    assertEquals(await as("bob", "read"), ["HIT", { user: "bob", scopes: "read" }]);
+    assertEquals(up.received.length, 3);
+  } finally {
+    await g.close();
+    await up.close();
+  }
 });
