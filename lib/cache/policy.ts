@@ -35,8 +35,11 @@ export interface CachePolicyOptions {
   rules: FreshnessRules;
   staleIfErrorMs: number;
   maxBodyBytes: number;
-  /** Whether the gateway authenticates callers on this route (the key then includes them). */
-  authenticated: boolean;
+  /**
+   * The route's auth providers that read their credential from `Authorization`: when another
+   * admitted the caller (or none), the field is a credential the gateway did not check.
+   */
+  authorizationReaders: ReadonlySet<string>;
   /** Whether a request carrying `Cookie` bypasses the cache (the key does not include it). */
   cookieBypasses: boolean;
   clock: Clock;
@@ -142,6 +145,10 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
     }
   };
 
+  /** Whether the request's `Authorization` is the credential that identified the caller. */
+  const checkedAuthorization = (ctx: RequestContext): boolean =>
+    ctx.identity !== null && o.authorizationReaders.has(ctx.identity.provider);
+
   return {
     name: "cache",
     policy: async (ctx, next) => {
@@ -151,7 +158,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       // answer someone's own; entries are whole answers, and a range of one is not served.
       const h = ctx.headers;
       if (
-        h.has("range") || (!o.authenticated && h.has("authorization")) ||
+        h.has("range") || (h.has("authorization") && !checkedAuthorization(ctx)) ||
         (o.cookieBypasses && h.has("cookie"))
       ) {
         return mark(ctx, await next(ctx), "BYPASS");

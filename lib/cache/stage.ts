@@ -8,6 +8,7 @@
  * route gets anything.
  */
 import type { RouteConfig } from "../config/schema.ts";
+import type { AuthProviderConfig } from "../auth/schema.ts";
 import type { Policy } from "../core/pipeline.ts";
 import type { Stage } from "../plan/chain.ts";
 import type { BuildContext } from "../plan/build_context.ts";
@@ -35,6 +36,9 @@ export const cacheStage: Stage = {
       route.aggregate,
     ]);
     const authenticated = (route.auth?.length ?? 0) > 0;
+    const authorizationReaders = new Set(
+      (route.auth ?? []).filter((name) => readsAuthorization(b.config.auth[name])),
+    );
     return [cachePolicy({
       store,
       key: compileCacheKey({
@@ -46,7 +50,7 @@ export const cacheStage: Stage = {
       rules: { ttlMs: c.ttl_s * 1000, statuses: new Set(c.statuses), vary: new Set(vary) },
       staleIfErrorMs: c.stale_if_error_s * 1000,
       maxBodyBytes: c.max_body_bytes,
-      authenticated,
+      authorizationReaders,
       cookieBypasses: !c.ignore_cookies && !vary.includes("cookie"),
       clock: b.deps.clock,
       fills: b.deps.caches.fills,
@@ -54,6 +58,11 @@ export const cacheStage: Stage = {
     })];
   },
 };
+
+/** Whether an auth provider takes its credential from `Authorization` (mTLS takes none). */
+function readsAuthorization(p: AuthProviderConfig | undefined): boolean {
+  return p !== undefined && p.kind !== "mtls" && p.header.toLowerCase() === "authorization";
+}
 
 /** The plan's invalidation policy over every store its routes cache in; null when none caches. */
 function invalidationFor(b: BuildContext): Promise<Policy | null> {

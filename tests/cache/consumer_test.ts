@@ -30,7 +30,7 @@ Deno.test("cache policy: entries are keyed by consumer and identity on authentic
     rules: { ttlMs: 60_000, statuses: new Set([200]), vary: new Set() },
     staleIfErrorMs: 0,
     maxBodyBytes: 1 << 20,
-    authenticated: true,
+    authorizationReaders: new Set(),
     cookieBypasses: true,
     clock: systemClock,
     fills: new PendingFills(),
@@ -154,6 +154,29 @@ Deno.test("cache: two users of one consumer, or one user's tokens with other sco
     ]);
     assertEquals(await as("alice", "read"), ["HIT", { user: "alice", scopes: "read" }]);
     assertEquals(await as("bob", "read"), ["HIT", { user: "bob", scopes: "read" }]);
+    assertEquals(up.received.length, 3);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("cache: an Authorization the route's auth did not check bypasses the cache", async () => {
+  // The gateway knows the application by its key; the upstream knows the user by Authorization.
+  const up = startUpstream((req) => Response.json({ user: req.headers.get("authorization") }));
+  const g = await startGateway(AUTH_CONFIG(up.url));
+  const as = async (authorization?: string) => {
+    const headers: Record<string, string> = { "x-api-key": "key-alice" };
+    if (authorization !== undefined) headers.authorization = authorization;
+    const res = await fetch(`${g.url()}/me`, { headers });
+    return [res.headers.get("x-cache"), (await res.json()).user];
+  };
+  try {
+    assertEquals(await as("Basic dXNlcjE6cA=="), ["BYPASS", "Basic dXNlcjE6cA=="]);
+    assertEquals(await as("Basic dXNlcjI6cA=="), ["BYPASS", "Basic dXNlcjI6cA=="]);
+    // Nothing of theirs was stored: the application's own request fills its entry.
+    assertEquals(await as(), ["MISS", null]);
+    assertEquals(await as(), ["HIT", null]);
     assertEquals(up.received.length, 3);
   } finally {
     await g.close();
