@@ -1,7 +1,7 @@
 /**
  * Cache keys, compiled per route: public path first (so purges by prefix can
- * scan for it), then the route's namespace, scheme and host (as a URL would
- * have them: an answer over TLS may carry HSTS), query (optionally sorted),
+ * scan for it), then the route's namespace, the origin as the upstream is told
+ * it (an answer over TLS may carry HSTS), query (optionally sorted),
  * the configured Vary headers, and on authenticated routes the caller, last,
  * so that no caller's id can be mistaken for another part of the key.
  */
@@ -22,13 +22,30 @@ export type CacheKey = (ctx: RequestContext) => string;
 export function compileCacheKey(o: CacheKeyOptions): CacheKey {
   const { namespace, normalizeQuery, vary, perCaller } = o;
   return (ctx) => {
-    const scheme = ctx.listener.tls ? "https" : "http";
-    let key = `${ctx.path}\n${namespace}\n${scheme}://${ctx.host}\n`;
+    let key = `${ctx.path}\n${namespace}\n${originOf(ctx)}\n`;
     key += normalizeQuery && ctx.query.length > 1 ? sortedQuery(ctx.query) : ctx.query;
     for (const name of vary) key += `\n${ctx.headers.get(name) ?? ""}`;
     if (perCaller) key += `\n${callerOf(ctx)}`;
     return key;
   };
+}
+
+/**
+ * The origin as the upstream is told it (`buildHeaderBlock`): the listener's scheme and the
+ * authority the request was routed by, port included (an upstream may build links and redirects
+ * from `X-Forwarded-Host`), and whatever a trusted proxy forwarded of its own: behind one that
+ * ends TLS, the `X-Forwarded-Proto` of plain-HTTP and HTTPS clients differ on one listener.
+ */
+function originOf(ctx: RequestContext): string {
+  const origin = `${ctx.listener.tls ? "https" : "http"}://${ctx.incoming.authority.toLowerCase()}`;
+  if (!ctx.peerTrusted) return origin;
+  const h = ctx.headers;
+  return JSON.stringify([
+    origin,
+    h.get("x-forwarded-proto"),
+    h.get("x-forwarded-host"),
+    h.get("forwarded"),
+  ]);
 }
 
 /**
