@@ -38,6 +38,20 @@
  *   149-155 MB; with 2, 0 of 6 and 132-138 MB. Steady-state CPU and p99 were
  *   the same (6 alternated rounds).
  *
+ * - `--no-maglev-destroy-on-background`: a finished Maglev compile job is freed
+ *   on the main thread when its code is installed, not queued for a V8 worker
+ *   thread. Workers take that queue only when no compile waits, so during a
+ *   fresh gateway's burst of compiles finished jobs piled up, and their memory
+ *   grew the workers' malloc arenas, which keep it once freed: 6-23 MB that
+ *   varied from run to run (with `--concurrent-maglev-max-threads=1`, 27 MB
+ *   every time; with the flag, 2-4 MB). tests/memory/rss_test.ts, 14 alternated
+ *   runs each way on 2026-12-07: JWT on Redis 115-119 MB against 120-141,
+ *   routing only 104-108 against 105-114. Six alternated rounds of a fresh
+ *   gateway each (wrk -c64, 5 s cold then 4 s warm, JWT on Redis and routing
+ *   only, busy host): CPU per request and p99 no worse, cold or warm. With
+ *   it, the queue length above no longer shows (8: 117-120 MB in 4 runs); it
+ *   stays, as it cost nothing measured.
+ *
  * Together: 70 MB less peak RSS under load (197-200 MB without), for a few us
  * more GC per request.
  */
@@ -46,6 +60,7 @@ export const V8_FLAGS: readonly string[] = [
   "--heap-growing-percent=50",
   "--no-memory-reducer",
   "--concurrent-recompilation-queue-length=2",
+  "--no-maglev-destroy-on-background",
 ];
 
 /** The argument that passes them to `deno run` and `deno compile`. */
