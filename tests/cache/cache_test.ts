@@ -108,6 +108,20 @@ Deno.test("cache: the sorted query is compared as sent, never decoded", async ()
   });
 });
 
+Deno.test("cache: a query of more than 256 pairs is keyed as sent, not sorted", async () => {
+  const { up } = countingUpstream((p, n) => json({ p, n }));
+  const pairs = (count: number) => Array.from({ length: count }, (_, i) => `p${i}=${i}`);
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const at = (list: string[]) => get(g, `/api?${list.join("&")}`);
+    assertEquals((await at(pairs(256))).cache, "MISS");
+    assertEquals((await at(pairs(256).reverse())).cache, "HIT");
+    // Sorting is n log n comparisons on every miss: past 256 pairs, another order is another entry.
+    assertEquals((await at(pairs(257))).cache, "MISS");
+    assertEquals((await at(pairs(257))).cache, "HIT");
+    assertEquals((await at(pairs(257).reverse())).cache, "MISS");
+  });
+});
+
 Deno.test("cache: no-store, private, no-cache, Set-Cookie, Vary * and errors are never stored", async () => {
   const answers: Record<string, Record<string, string>> = {
     "/api/no-store": { "cache-control": "no-store" },

@@ -246,3 +246,52 @@ Deno.test("cache (redis): a GET upstream while another instance writes its URI d
     await redis.close();
   }
 });
+
+/** Every key name in the Redis at `port` (KEYS *, for a test's few keys). */
+async function redisKeyNames(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode("KEYS *\r\n"));
+    const buf = new Uint8Array(64 * 1024);
+    const n = await conn.read(buf);
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("cache (redis): an API key sent in the query is not part of a key, nor of any Redis key name", async () => {
+  const redis = await startRedis();
+  let n = 0;
+  const up = startUpstream((req) => Response.json({ n: ++n, query: new URL(req.url).search }));
+  const g = await startGateway(baseConfig(`
+store: { kind: redis, redis: { url: "${redis.url}", prefix: "gwtest:", timeout_ms: 200 } }
+auth:
+  keys: { kind: api_key, header: X-API-Key, query: api_key }
+consumers:
+  - { id: alice, api_keys: ["alice-secret-one", "alice-secret-two"] }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: catalog, match: { path: /api }, upstream: a, auth: [keys], cache: { ttl_s: 60 } }
+`));
+  try {
+    await untilCached(g, "/api/warm?api_key=alice-secret-one");
+    const first = await get(g, "/api/items?page=2&api_key=alice-secret-one");
+    assertEquals(first.slice(0, 2), [200, "MISS"]);
+    assertEquals(JSON.parse(first[2] as string).query, "?page=2");
+    // The same caller and the same request upstream: one entry, whichever of her keys.
+    assertEquals(await get(g, "/api/items?api_key=alice-secret-two&page=2"), [
+      200,
+      "HIT",
+      first[2],
+    ]);
+    const names = await redisKeyNames(redis.port);
+    assertEquals(names.includes("gwtest:"), true, names);
+    assertEquals(names.includes("secret"), false, names);
+  } finally {
+    await g.close();
+    await up.close();
+    await redis.close();
+  }
+});
