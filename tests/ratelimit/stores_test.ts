@@ -10,7 +10,7 @@ import { StoreUnavailableError } from "../../lib/store/limiter_store.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 import { RedisLimiterStore } from "../../lib/store/redis_limiter.ts";
 import { whenReady } from "../../lib/store/redis.ts";
-import { loadRedisClient, RedisConnections } from "../../lib/store/redis.ts";
+import { loadRedisClient, type Redis, RedisConnections } from "../../lib/store/redis.ts";
 import { redisSchema } from "../../lib/store/schema.ts";
 import { silentLogger } from "../../lib/observe/logger.ts";
 import { assertMemoryStoreVerdicts, storedLimit as limit } from "./helpers.ts";
@@ -279,4 +279,46 @@ Deno.test("redis store: a stalled Redis fails queued decisions within timeout_ms
       }
     }
   }, timeoutMs);
+});
+
+Deno.test("redis store: a slow Redis that answers each call in time does not keep queued decisions past timeout_ms", async () => {
+  const timeoutMs = 200;
+  // A client whose script calls answer when the test says, and a clock the test moves.
+  const calls: { keys: number; answer: (reply: number[]) => void }[] = [];
+  const client = {
+    defineCommand(name: string) {
+      (this as unknown as Record<string, unknown>)[name] = (keys: number) =>
+        new Promise<number[]>((answer) => calls.push({ keys, answer }));
+    },
+  };
+  let clock = 0;
+  const config = redisSchema.parse({ url: "redis://127.0.0.1:1", timeout_ms: timeoutMs });
+  const connections = new RedisConnections(silentLogger);
+  const store = new RedisLimiterStore(
+    client as unknown as Redis,
+    config,
+    connections,
+    () => clock,
+  );
+  const l = limit("slow", perSecond(1_000_000));
+  const settledAt: number[] = [];
+  const decisions = Array.from({ length: 3000 }, () =>
+    store.decide([l], ["k"], 0).then(
+      () => settledAt.push(clock),
+      (e) => {
+        assertOk(e instanceof StoreUnavailableError);
+        settledAt.push(clock);
+      },
+    ));
+  // Each round of calls answers just before its timeout: no call ever fails.
+  while (calls.length > 0) {
+    clock += timeoutMs * 0.9;
+    for (const c of calls.splice(0)) c.answer(new Array(c.keys * 5).fill(1));
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await Promise.all(decisions);
+  assertEquals(settledAt.length, 3000);
+  // Queued behind one call, then sent: at most twice timeout_ms (before: 720 ms, four rounds).
+  const longest = Math.max(...settledAt);
+  assertOk(longest <= 2 * timeoutMs, `a decision waited ${longest} ms`);
 });
