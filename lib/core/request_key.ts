@@ -19,20 +19,31 @@ export function compileRequestKey(spec: string): RequestKey {
   throw new Error(`Unknown request key: ${spec}`);
 }
 
-/** Several keys joined; null if any part is missing (`part` reads each, by default as above). */
+/**
+ * Several keys joined by "|"; null if any part is missing (`part` reads each, by
+ * default as above). Every part but the last has its "\\" and "|" escaped: joined
+ * bare, consumer "acme" with header "eu|web" was the key of "acme|eu" with "web".
+ */
 export function compileCompositeKey(
   specs: readonly string[],
   part: (spec: string) => RequestKey = compileRequestKey,
 ): RequestKey {
   if (specs.length === 1) return part(specs[0]!);
   const parts = specs.map(part);
+  const last = parts.length - 1;
   return (ctx) => {
     let out = "";
-    for (let i = 0; i < parts.length; i++) {
+    for (let i = 0; i < last; i++) {
       const v = parts[i]!(ctx);
       if (v === null) return null;
-      out += i === 0 ? v : `|${v}`;
+      out += `${escapePart(v)}|`;
     }
-    return out;
+    const v = parts[last]!(ctx);
+    return v === null ? null : out + v;
   };
+}
+
+/** A part with "\\" and "|" escaped, so that the parts' boundaries are the bare "|". */
+function escapePart(v: string): string {
+  return v.includes("|") || v.includes("\\") ? v.replace(/[\\|]/g, "\\$&") : v;
 }

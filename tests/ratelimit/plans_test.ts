@@ -88,3 +88,41 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("a key of several parts counts each combination apart, whatever separator a part holds", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const g = await startGateway(
+    baseConfig(`upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+auth:
+  keys: { kind: api_key, header: X-API-Key }
+consumers:
+  - { id: acme, api_keys: [key-acme] }
+  - { id: "acme|eu", api_keys: [key-acme-eu] }
+routes:
+  - name: api
+    match: { path: /api }
+    upstream: a
+    auth: [keys]
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1h, key: [consumer, "header:X-Project"] }
+`),
+    { clock: new ManualClock(Date.UTC(2026, 4, 31, 23, 0)) },
+  );
+  try {
+    const send = async (apiKey: string, project: string) => {
+      const res = await fetch(`${g.url()}/api`, {
+        headers: { "x-api-key": apiKey, "x-project": project },
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    // "acme|eu" + "web" and "acme" + "eu|web" were both counted under "acme|eu|web".
+    assertEquals(await send("key-acme-eu", "web"), 200);
+    assertEquals(await send("key-acme", "eu|web"), 200);
+    assertEquals(await send("key-acme", "eu|web"), 429);
+    assertEquals(await send("key-acme-eu", "web"), 429);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
