@@ -1,8 +1,9 @@
 /**
- * Keys derived from a request (`consumer`, `ip`, `route`, `header:NAME`), compiled
- * once: used by rate limits, sticky splits and hash balancing.
+ * Keys derived from a request (`consumer`, `ip`, `ip/64`, `route`, `header:NAME`),
+ * compiled once: used by rate limits, sticky splits and hash balancing.
  */
 import type { RequestContext } from "./context.ts";
+import { formatIp, isV4, parseIp } from "../security/cidr.ts";
 
 export type RequestKey = (ctx: RequestContext) => string | null;
 
@@ -11,6 +12,7 @@ export function compileRequestKey(spec: string): RequestKey {
   // namespaced by provider): a bare subject could equal a consumer's id.
   if (spec === "consumer") return (ctx) => ctx.consumer?.id ?? null;
   if (spec === "ip") return (ctx) => ctx.clientIp;
+  if (spec === "ip/64") return (ctx) => clientNetwork(ctx.clientIp);
   if (spec === "route") return (ctx) => ctx.route?.name ?? null;
   if (spec.startsWith("header:")) {
     const name = spec.slice(7).toLowerCase();
@@ -46,4 +48,16 @@ export function compileCompositeKey(
 /** A part with "\\" and "|" escaped, so that the parts' boundaries are the bare "|". */
 function escapePart(v: string): string {
   return v.includes("|") || v.includes("\\") ? v.replace(/[\\|]/g, "\\$&") : v;
+}
+
+/**
+ * An IPv6 address's /64 network, an IPv4 address whole. One IPv6 host is
+ * given a /64 (RFC 6177) and picks addresses in it at will (privacy
+ * addresses, RFC 8981): counted by address, it has 2^64 counters.
+ */
+export function clientNetwork(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const parsed = parseIp(ip);
+  if (parsed === null) return ip;
+  return isV4(parsed) ? formatIp(parsed) : `${formatIp([parsed[0], parsed[1], 0, 0])}/64`;
 }

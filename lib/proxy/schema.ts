@@ -26,8 +26,8 @@ export const targetSchema = z.strictObject({
   weight: z.number().int().min(0).max(1000).default(1),
 });
 
-const hashKey = z.string().regex(/^(consumer|ip|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/, {
-  error: "expected consumer, ip or header:NAME",
+const hashKey = z.string().regex(/^(consumer|ip|ip\/64|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/, {
+  error: "expected consumer, ip, ip/64 or header:NAME",
 });
 
 export const upstreamSchema = z.strictObject({

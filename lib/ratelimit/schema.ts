@@ -8,15 +8,19 @@ import { duration, nonNegativeInt, oneOrMany, positiveInt } from "../config/comm
 /** A sliding log keeps one timestamp per admitted request: cap its memory. */
 export const SLIDING_LOG_MAX_LIMIT = 10_000;
 
-const limitKey = z.string().regex(/^(consumer|ip|route|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/, {
-  error: "expected consumer, ip, route or header:NAME",
-});
+const limitKey = z.string().regex(
+  /^(consumer|ip|ip\/64|route|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/,
+  {
+    error: "expected consumer, ip, ip/64, route or header:NAME",
+  },
+);
 
 const wholeMs = duration.refine(Number.isInteger, { error: "expected whole milliseconds" });
 
 const common = {
   key: oneOrMany(limitKey).optional().meta({
-    description: "What is counted separately: consumer, ip, route, header:NAME, or a list " +
+    description:
+      "What is counted separately: consumer, ip, ip/64 (IPv6 by /64), route, header:NAME, or a list " +
       "of them combined. Defaults to ip (consumer in plans). A request without the key " +
       "(no consumer, no such header or an empty one) is counted by its client IP",
   }),

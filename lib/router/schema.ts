@@ -82,9 +82,9 @@ export const splitSchema = z.array(z.strictObject({
 })).min(1);
 
 export const stickySchema = z.string().regex(
-  /^(consumer|ip|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/,
+  /^(consumer|ip|ip\/64|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$/,
   {
-    error: "expected consumer, ip or header:NAME",
+    error: "expected consumer, ip, ip/64 or header:NAME",
   },
 );
 

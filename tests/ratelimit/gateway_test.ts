@@ -207,6 +207,37 @@ Deno.test("an empty header key part is counted by IP, as a missing one", async (
   );
 });
 
+Deno.test("key ip/64 counts an IPv6 client by its /64 network, an IPv4 client by its address", async () => {
+  await withGateway(
+    `  - name: net
+    match: { path: /net }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, key: ip/64 }
+  - name: address
+    match: { path: /address }
+    upstream: a
+    rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, key: ip }
+`,
+    async (g) => {
+      // Client addresses from the trusted proxy's header.
+      const from = async (path: string, ip: string) =>
+        (await get(g, path, { "x-forwarded-for": ip })).status;
+      assertEquals(await from("/net", "2001:db8:1:2::1"), 200);
+      // Another address of the same /64, however written: one host choosing a new address.
+      assertEquals(await from("/net", "2001:db8:1:2:a:b:c:d"), 429);
+      assertEquals(await from("/net", "2001:0DB8:0001:0002::ffff"), 429);
+      assertEquals(await from("/net", "2001:db8:1:3::1"), 200);
+      assertEquals(await from("/net", "192.0.2.1"), 200);
+      assertEquals(await from("/net", "192.0.2.2"), 200);
+      assertEquals(await from("/net", "192.0.2.2"), 429);
+      // `ip` keeps counting each address.
+      assertEquals(await from("/address", "2001:db8:1:2::1"), 200);
+      assertEquals(await from("/address", "2001:db8:1:2:a:b:c:d"), 200);
+    },
+    "security: { trusted_proxies: [127.0.0.1] }\n",
+  );
+});
+
 Deno.test("a monthly quota ends on the calendar boundary in UTC", async () => {
   await withGateway(
     routeR(`quota: { requests: 2, per: month, key: ip }`),
