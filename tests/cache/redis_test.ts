@@ -2,7 +2,7 @@
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startRedis } from "../helpers/redis.ts";
+import { redisCommand, startRedis } from "../helpers/redis.ts";
 import { rawGet } from "../helpers/raw.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 
@@ -247,19 +247,6 @@ Deno.test("cache (redis): a GET upstream while another instance writes its URI d
   }
 });
 
-/** Every key name in the Redis at `port` (KEYS *, for a test's few keys). */
-async function redisKeyNames(port: number): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(new TextEncoder().encode("KEYS *\r\n"));
-    const buf = new Uint8Array(64 * 1024);
-    const n = await conn.read(buf);
-    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
-  } finally {
-    conn.close();
-  }
-}
-
 Deno.test("cache (redis): an API key sent in the query is not part of a key, nor of any Redis key name", async () => {
   const redis = await startRedis();
   let n = 0;
@@ -286,7 +273,7 @@ routes:
       "HIT",
       first[2],
     ]);
-    const names = await redisKeyNames(redis.port);
+    const names = await redisCommand(redis.port, "KEYS *");
     assertEquals(names.includes("gwtest:"), true, names);
     assertEquals(names.includes("secret"), false, names);
   } finally {

@@ -6,6 +6,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { QueryParams, queryValues } from "../../lib/core/query_params.ts";
+import { seededRandom as rng } from "../helpers/seeded_random.ts";
 
 const PIECES = [
   "a",
@@ -65,17 +66,6 @@ const NAMES = [
   "?",
   "x",
 ];
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("queryValues() gives every name the values URLSearchParams gives it", () => {
   const r = rng(0x9e37);

@@ -57,3 +57,16 @@ export async function startRedis(): Promise<TestRedis> {
     close: stop,
   };
 }
+
+/** Sends one inline command to a redis-server and returns its raw reply (for SCRIPT FLUSH, DBSIZE...). */
+export async function redisCommand(port: number, command: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(`${command}\r\n`));
+    const buf = new Uint8Array(64 * 1024);
+    const n = await conn.read(buf);
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  } finally {
+    conn.close();
+  }
+}

@@ -5,7 +5,8 @@ import {
   compileAlgorithm,
   windowBounds,
 } from "../../lib/ratelimit/algorithms/index.ts";
-import { random, SPECS } from "./helpers.ts";
+import { SPECS } from "./helpers.ts";
+import { seededRandom as random } from "../helpers/seeded_random.ts";
 
 /** Feeds requests at the given instants, keeping state as a store would; returns the admitted ones. */
 function run(alg: Algorithm, times: number[], cost = 1) {

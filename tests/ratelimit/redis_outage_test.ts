@@ -6,9 +6,9 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startRedis, type TestRedis } from "../helpers/redis.ts";
+import { redisCommand, startRedis, type TestRedis } from "../helpers/redis.ts";
 import { JsonLogger } from "../../lib/observe/logger.ts";
-import { captureLog, limitedConfig, redisCommand, routeR } from "./helpers.ts";
+import { captureLog, limitedConfig, routeR } from "./helpers.ts";
 
 async function withRedisGateway(
   onError: "allow" | "deny",

@@ -19,20 +19,9 @@ import { decodeForInspection } from "../../lib/security/waf/decode.ts";
 import { withRig } from "./_setup.ts";
 import { HeaderFields } from "../../lib/core/header_fields.ts";
 import { QueryParams } from "../../lib/core/query_params.ts";
+import { seededRandom as rng } from "../helpers/seeded_random.ts";
 
 const RUNS = 100_000;
-
-/** Mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PATH_PIECES = [
   "/",
