@@ -103,6 +103,8 @@ Deno.test("request head: ambiguous or malformed heads are refused with a code", 
     [head("POST / HTTP/1.1", "Host: a", "Content-Length: 4", "Content-Length: 5"), "bad_request"],
     [head("POST / HTTP/1.1", "Host: a", "Content-Length: 4, 40"), "bad_request"],
     [head("POST / HTTP/1.1", "Host: a", "Content-Length: +4"), "bad_request"],
+    // 0xA0 is a value byte (obs-text), not optional whitespace around a length.
+    [head("POST / HTTP/1.1", "Host: a", "Content-Length: 4,\xa04"), "bad_request"],
     [head("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: xchunked"), "bad_request"],
     [head("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: chunked, identity"), "bad_request"],
     [

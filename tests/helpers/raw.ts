@@ -57,6 +57,23 @@ export async function readUntilClose(
   return { text: new TextDecoder().decode(bytes), ms: performance.now() - started };
 }
 
+/**
+ * Sends `bytes` (a byte string: each char one byte, so 0xA0 is one byte, not
+ * its UTF-8 form) and returns every answer's text until the peer closes.
+ */
+export async function rawExchange(
+  baseUrl: string,
+  bytes: string,
+  timeoutMs = 5000,
+): Promise<string> {
+  const u = new URL(baseUrl);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes.charCodeAt(i);
+  for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
+  return (await readUntilClose(conn, timeoutMs)).text;
+}
+
 /** A GET with `Connection: close` and the given Host and extra header lines. */
 export function rawGet(
   baseUrl: string,

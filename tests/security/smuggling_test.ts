@@ -6,7 +6,7 @@
  * client request. The upstream's record is the proof.
  */
 import { assertEquals, assertOk } from "../helpers/assert.ts";
-import { rawRequest, readUntilClose } from "../helpers/raw.ts";
+import { rawExchange, rawRequest, readUntilClose } from "../helpers/raw.ts";
 import { echo } from "../helpers/upstream.ts";
 import { withRig } from "./_setup.ts";
 
@@ -101,6 +101,30 @@ Deno.test("accepted framing variants reach the upstream as one request with the 
     assertEquals(up.received.map((r) => r.url), cases.map(() => "/submit"));
     assertEquals(bodies, cases.map(() => "hello"));
   }, { handler });
+});
+
+/** The status codes of every answer in `text`, in order. */
+function statuses(text: string): number[] {
+  return [...text.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => Number(m[1]));
+}
+
+Deno.test("a Content-Length padded with a no-break space is refused, not read as a length", async () => {
+  // RFC 9112 §6.3: a Content-Length that is not 1*DIGIT (or a list of one) is a 400. Read with
+  // String.trim(), which drops 0xA0 (latin1 NBSP), `\xa05` was 5: a front end that ignores the
+  // malformed field sends the 5 bytes as the next request, the gateway took them as this body.
+  await withRig(config, async ({ g, up }) => {
+    for (const length of ["\xa05", "5\xa0", "5,\xa05"]) {
+      const text = await rawExchange(
+        g.url(),
+        `POST /submit HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${length}\r\n\r\n` +
+          "helloGET /smuggled HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        3000,
+      );
+      assertEquals(statuses(text), [400], JSON.stringify(length));
+      assertOk(text.includes('"code":"bad_request"'), text);
+    }
+    assertEquals(up.received.length, 0);
+  });
 });
 
 Deno.test("Connection: cannot strip the headers the gateway sets for the upstream", async () => {

@@ -6,7 +6,7 @@
  * a colon) is refused, never guessed.
  */
 import type { ErrorCode } from "../../core/errors.ts";
-import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
+import { fieldLinesValid, TOKEN, trimEnds } from "../../core/header_fields.ts";
 import { connectionOptions } from "../../core/connection_options.ts";
 
 export interface RequestHead {
@@ -197,7 +197,8 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
 /** A Content-Length, or a list repeating one value (RFC 9112 §6.3); -1 when invalid. */
 function contentLengthOf(value: string): number {
   if (DIGITS.test(value)) return Number(value);
-  const parts = value.split(",").map((p) => p.trim());
+  // Only spaces and tabs around items: trim() also drops 0xA0 (latin1 NBSP), so `\xa05` was 5.
+  const parts = value.split(",").map((p) => trimEnds(p, isOws));
   return parts.every((p) => DIGITS.test(p) && p === parts[0]) ? Number(parts[0]) : -1;
 }
 
