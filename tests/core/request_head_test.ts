@@ -54,6 +54,10 @@ Deno.test("request head: framing, keep-alive and field lines", () => {
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: close")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0", "Connection: Keep-Alive")).keepAlive, true);
+  assertEquals(
+    parsed(head("GET / HTTP/1.0", "Connection: close", "Connection: keep-alive")).keepAlive,
+    false,
+  );
   // A tab is list whitespace as a space is.
   assertEquals(parsed(head("GET / HTTP/1.1", "Host: a", "Connection: x,\tclose")).keepAlive, false);
   assertEquals(parsed(head("GET / HTTP/1.0", "Connection: x,\tkeep-alive")).keepAlive, true);

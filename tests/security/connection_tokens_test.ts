@@ -4,7 +4,7 @@
  * connection as after a space.
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
-import { parseResponse, readUntilClose } from "../helpers/raw.ts";
+import { parseResponse, rawExchange, readUntilClose } from "../helpers/raw.ts";
 import { withRig } from "./_setup.ts";
 
 const config = (u: string) => `
@@ -30,5 +30,25 @@ Deno.test("Connection: close after a tab closes the connection after the answer"
       assertOk(ms < 10_000, `${JSON.stringify(separator)}: closed after ${ms} ms`);
     }
     assertEquals(up.received.length, 3);
+  });
+});
+
+Deno.test("Connection: close on one line is not undone by keep-alive on another", async () => {
+  // RFC 9110 §7.6.1: the options of every Connection line count; a close among them ends the
+  // connection (RFC 9112 §9.6). An HTTP/1.0 head's later `keep-alive` line used to reopen it.
+  await withRig(config, async ({ g, up }) => {
+    for (const version of ["HTTP/1.0", "HTTP/1.1"]) {
+      const text = await rawExchange(
+        g.url(),
+        `GET /first ${version}\r\nHost: a.example\r\nConnection: close\r\n` +
+          `Connection: keep-alive\r\n\r\nGET /second ${version}\r\nHost: a.example\r\n\r\n`,
+        5_000,
+      );
+      const res = parseResponse(text);
+      assertEquals(res.status, 200, version);
+      assertMatch(res.headers.get("connection") ?? "", /close/i, version);
+      assertEquals(text.match(/^HTTP\/1\.1 /gm)?.length, 1, `${version}: ${text}`);
+    }
+    assertEquals(up.received.map((r) => r.url), ["/first", "/first"]);
   });
 });

@@ -106,7 +106,9 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   let contentLength = -1;
   let transferEncodings = 0;
   let chunked = false;
-  let keepAlive = !http10;
+  // Over every Connection line: a close on one is not undone by a keep-alive on another.
+  let closeAsked = false;
+  let keepAliveAsked = false;
   let expectContinue = false;
   let upgrade = false;
   // One pass over every field line; only a head that fails it is checked line by line (for the reason).
@@ -156,8 +158,8 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
         break;
       case "connection": {
         const options = connectionOptions(value);
-        if (options.includes("close")) keepAlive = false;
-        else if (http10 && options.includes("keep-alive")) keepAlive = true;
+        if (options.includes("close")) closeAsked = true;
+        else if (http10 && options.includes("keep-alive")) keepAliveAsked = true;
         if (options.includes("upgrade")) upgrade = true;
         break;
       }
@@ -187,7 +189,7 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     host,
     contentLength: contentLength < 0 ? 0 : contentLength,
     chunked,
-    keepAlive,
+    keepAlive: !closeAsked && (!http10 || keepAliveAsked),
     expectContinue,
     // A server must ignore Upgrade in an HTTP/1.0 request (RFC 9110 §7.8).
     upgrade: upgrade && !http10 && headers.some(([n]) => n === "upgrade"),
