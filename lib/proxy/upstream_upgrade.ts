@@ -13,6 +13,7 @@ import type { TargetPool } from "./http1/pool.ts";
 import { ProtocolError, readResponseHead, type ResponseHead } from "./http1/response_head.ts";
 import { UpstreamError } from "./http1/errors.ts";
 import { responseBody } from "./http1/body.ts";
+import { fieldValue } from "../core/header_fields.ts";
 import { respondWith } from "./response.ts";
 import type { Timeouts, UpstreamTarget } from "./upstream.ts";
 
@@ -55,6 +56,12 @@ export async function upgradeUpstream(
     // A 101 that names no protocol is the upstream's fault, as a malformed head.
     release();
     return ctx.refuse("upstream_error");
+  }
+  if (head.status === 101 && !await acceptsKey(head, ctx.headers.get("sec-websocket-key"))) {
+    // A 101 to anything (a status echo) is no handshake: relayed, the client's next bytes would
+    // reach the upstream as requests the gateway never parsed, routed or checked.
+    release();
+    return ctx.refuse("upstream_error", { message: "The upstream's 101 is not a WebSocket's" });
   }
   if (head.status !== 101) {
     // The upstream declined the upgrade: its answer, body and all, tells the client why.
@@ -119,3 +126,17 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
+
+/** Whether a 101 carries the Sec-WebSocket-Accept that proves a WebSocket handshake (RFC 6455 §4.1). */
+async function acceptsKey(head: ResponseHead, key: string | null): Promise<boolean> {
+  const accept = fieldValue(head.headers, "sec-websocket-accept");
+  return key !== null && accept !== null && accept === await acceptFor(key);
+}
+
+/** RFC 6455's Sec-WebSocket-Accept for a key. */
+async function acceptFor(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + WS_GUID));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -976,3 +976,42 @@ Deno.test("websocket: the upstream's 101 is waited for as any response head, fir
     up.close();
   }
 });
+
+Deno.test("websocket: a 101 without the key's Sec-WebSocket-Accept is a 502, and no byte of the client's is tunnelled", async () => {
+  // An upstream path that answers 101 to anything (a status echo, a misrouted handler) would
+  // otherwise get a raw tunnel: the client's next bytes reached it as requests the gateway never
+  // parsed, routed or checked (WebSocket smuggling). RFC 6455 §4.1: such a 101 is no handshake.
+  const up = startRawUpstream(async (x) => {
+    if (x.served > 0) {
+      await x.write("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nsmuggled!");
+      return;
+    }
+    const accept = x.path === "/wrong"
+      ? "sec-websocket-accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+      : "";
+    await x.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n${accept}\r\n`,
+    );
+  });
+  const routes = "  - { name: ws, match: { path: /ws }, upstream: up }\n" +
+    "  - { name: wrong, match: { path: /wrong }, upstream: up }";
+  try {
+    await withGateway(up, async ({ exchange }) => {
+      for (const path of ["/ws", "/wrong"]) {
+        const res = await exchange(
+          "plain",
+          HANDSHAKE(path) +
+            "GET /internal HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        assertEquals(res.status, 502, `${path}: ${res.raw}`);
+        assertMatch(res.body, /"code":"upstream_error"/, path);
+        // The bytes after the handshake are the gateway's to parse: a request no route matches.
+        assertMatch(res.body, /HTTP\/1\.1 404 [^]*"code":"route_not_found"/, path);
+        assertEquals(res.raw.includes("smuggled!"), false, `${path}: ${res.raw}`);
+      }
+    }, { routes });
+    assertEquals(up.paths.includes("/internal"), false, JSON.stringify(up.paths));
+  } finally {
+    up.close();
+  }
+});
