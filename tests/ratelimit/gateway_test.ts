@@ -370,7 +370,7 @@ Deno.test("rate-limit config errors name the file, line and key", async () => {
     ],
     [
       "rate_limit: { algorithm: fixed_window, limit: 5, per: 1s, key: [ip, header] }",
-      /routes\[0\]\.rate_limit\.key\[1\]: expected consumer, ip, route or header:NAME/,
+      /routes\[0\]\.rate_limit\.key\[1\]: expected consumer, ip, ip\/64, route or header:NAME/,
     ],
     [
       "quota: { requests: 5, per: week }",
