@@ -522,6 +522,31 @@ Deno.test("proxy: an empty POST reaches the upstream with Content-Length: 0, a G
   }
 });
 
+Deno.test("proxy: a body sent with GET is read and dropped, not forwarded; the request behind it is served", async () => {
+  const up = startUpstream();
+  try {
+    await single(up.url, async (g) => {
+      const host = new URL(g.url()).host;
+      const u = new URL(g.url());
+      const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+      await conn.write(new TextEncoder().encode(
+        `GET /with-body HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 27\r\n\r\n` +
+          `GET /smuggled HTTP/1.1\r\n\r\n` +
+          `GET /next HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ));
+      const answers = (await readUntilClose(conn, 5000)).text.split("HTTP/1.1 ").slice(1);
+      assertEquals(answers.map((a) => a.slice(0, 3)), ["200", "200"]);
+      // The body has no meaning on GET (RFC 9110 §9.3.1): the upstream gets neither it nor its length.
+      assertEquals(up.received.map((r) => [r.url, r.headers.get("content-length")]), [
+        ["/with-body", null],
+        ["/next", null],
+      ]);
+    });
+  } finally {
+    await up.close();
+  }
+});
+
 Deno.test("proxy: a streamed body keeps its length; HEAD carries it; a short body ends the response short", async () => {
   const SIZE = 1_000_000;
   const up = startUpstream((req) => {
