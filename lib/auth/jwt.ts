@@ -155,7 +155,7 @@ export class JwtProvider implements AuthProvider {
         break;
       } catch (e) {
         failure = joseRefusal(e);
-        // Another key of the same algorithm may still verify a kid-less token.
+        // Another key may still verify it: a kid-less token, or a kid the JWKS lists twice.
         if (!(e instanceof errors.JWSSignatureVerificationFailed)) break;
       }
     }

@@ -33,7 +33,8 @@ function algorithmsFor(jwk: JWK): JwtAlgorithm[] {
 const HMAC_MIN_BYTES: Partial<Record<JwtAlgorithm, number>> = { HS256: 32, HS384: 48, HS512: 64 };
 
 export class KeySet {
-  private readonly byKid = new Map<string, Map<string, Key>>();
+  /** kid -> alg -> keys: a JWKS may list one kid twice (RFC 7517 §4.5: a hint, not a name). */
+  private readonly byKid = new Map<string, Map<string, Key[]>>();
   private readonly byAlg = new Map<string, Key[]>();
 
   get size(): number {
@@ -46,11 +47,9 @@ export class KeySet {
     if (kid !== undefined) {
       let m = this.byKid.get(kid);
       if (!m) this.byKid.set(kid, m = new Map());
-      m.set(alg, key);
+      pushTo(m, alg, key);
     }
-    const list = this.byAlg.get(alg);
-    if (list) list.push(key);
-    else this.byAlg.set(alg, [key]);
+    pushTo(this.byAlg, alg, key);
   }
 
   /**
@@ -62,8 +61,7 @@ export class KeySet {
     if (kid === undefined) return this.byAlg.get(alg) ?? [];
     const m = this.byKid.get(kid);
     if (!m) return null;
-    const key = m.get(alg);
-    return key ? [key] : [];
+    return m.get(alg) ?? [];
   }
 
   /** Imports the usable keys of a JWKS document; says what it skipped and why. */
@@ -138,4 +136,10 @@ export class KeySet {
     }
     return set;
   }
+}
+
+function pushTo(m: Map<string, Key[]>, alg: string, key: Key): void {
+  const list = m.get(alg);
+  if (list) list.push(key);
+  else m.set(alg, [key]);
 }
