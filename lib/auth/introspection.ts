@@ -123,6 +123,9 @@ export class IntrospectionProvider implements AuthProvider {
         headers: this.requestHeaders,
         body: `token=${formEncode(token)}&token_type_hint=access_token${this.clientFields}`,
         signal: AbortSignal.timeout(this.cfg.timeout_ms),
+        // A redirect would re-send the token (and a 307 the client secret) to another origin
+        // and take its answer as the verdict: the configured endpoint alone decides.
+        redirect: "manual",
       });
       if (res.status !== 200) {
         await res.body?.cancel();
