@@ -10,6 +10,7 @@ import type { BuildContext } from "../plan/build_context.ts";
 import type { StoreConfig } from "../store/schema.ts";
 import { type CredentialStore, MemoryCredentialStore } from "./store.ts";
 import { RedisCredentialStore } from "./redis_store.ts";
+import { connectionKey } from "../store/redis.ts";
 
 interface Entry {
   value: unknown;
@@ -79,7 +80,10 @@ export class AuthRuntime {
 }
 
 function storeKey(c: StoreConfig): string {
-  return c.kind === "redis" ? `store|redis|${c.redis!.url}|${c.redis!.prefix}` : "store|memory";
+  // Per client: a store kept past a reload must not keep a client its plans released.
+  return c.kind === "redis"
+    ? `store|redis|${connectionKey(c.redis!)}|${c.redis!.prefix}`
+    : "store|memory";
 }
 
 /** Waits for the mirror's first load, but never longer than a connect timeout: Redis may be down. */

@@ -4,7 +4,7 @@
  * some plan uses (plans take and give back references, so a purge reaches
  * exactly the Redis caches in service).
  */
-import type { RedisConnections } from "../store/redis.ts";
+import { connectionKey, type RedisConnections } from "../store/redis.ts";
 import type { RedisConfig } from "../store/schema.ts";
 import type { InvalidationMarks } from "./invalidation_marks.ts";
 import { MemoryCache } from "./memory_store.ts";
@@ -26,7 +26,8 @@ export class CacheStores {
   private readonly redisCaches = new Map<string, { cache: RedisCache; refs: number }>();
 
   acquireRedis(connections: RedisConnections, config: RedisConfig): RedisCache {
-    const key = `${config.url}|${config.prefix}`;
+    // Per client, not only per prefix: a cache kept past a reload must not keep a released client.
+    const key = `${connectionKey(config)}|${config.prefix}`;
     let slot = this.redisCaches.get(key);
     if (!slot) {
       this.redisCaches.set(key, slot = { cache: new RedisCache(connections, config), refs: 0 });

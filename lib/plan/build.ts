@@ -23,6 +23,8 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
   const c = loaded.config;
   const upstreams = new Map<string, Upstream>();
   const b = new BuildContext(c, deps, loaded.source, dirname(loaded.file), upstreams);
+  // Registered first, so released last: what this plan built on the client lets go of it first.
+  if (c.store.redis) b.onDispose(deps.redis.hold(c.store.redis));
   b.onDispose(() => Promise.all([...upstreams.values()].map((u) => u.dispose())).then(() => {}));
   try {
     if (c.store.redis) await loadRedisClient();

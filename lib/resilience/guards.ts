@@ -11,6 +11,7 @@ import { breakerParams, CircuitBreaker, type CircuitState } from "./breaker.ts";
 import { detectorSettings, type EjectionGate, OutlierDetector, outlierParams } from "./outlier.ts";
 import { HealthChecker } from "./health.ts";
 import { registryKey } from "./registry.ts";
+import { connectionKey } from "../store/redis.ts";
 import { SharedCircuits } from "./shared_circuits.ts";
 
 /** Outcome of an exchange that never produced a response head (connect error, reset, timeout). */
@@ -109,8 +110,17 @@ export function acquireTargetGuards(
   };
 
   const cb = c.circuit_breaker;
+  // A shared breaker is kept only with its Redis client: the old one closes with its plans.
+  const sharedOn = cb?.shared && store.kind === "redis"
+    ? [connectionKey(store.redis!), store.redis!.prefix]
+    : null;
   const breaker = cb
-    ? take("breaker", cb, () => newBreaker(deps, store, log, cb), (e) => e.dispose()).breaker
+    ? take(
+      "breaker",
+      sharedOn ? [cb, sharedOn] : cb,
+      () => newBreaker(deps, store, log, cb),
+      (e) => e.dispose(),
+    ).breaker
     : null;
 
   const od = c.outlier_detection;
@@ -194,7 +204,7 @@ function acquireShared(
   store: StoreConfig,
 ): { sync: SharedCircuits; release: () => Promise<void> } {
   const redis = store.redis!;
-  const key = registryKey("shared-circuits", redis.url, redis.prefix);
+  const key = registryKey("shared-circuits", connectionKey(redis), redis.prefix);
   const sync = deps.resilience.acquire(
     key,
     () => new SharedCircuits(deps.redis.get(redis), redis.url, deps.redis, deps.clock),

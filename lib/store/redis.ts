@@ -22,6 +22,8 @@ export async function loadRedisClient(): Promise<void> {
 
 export class RedisConnections {
   private readonly clients = new Map<string, Redis>();
+  /** Plans using each client: a reload that changes the settings must not keep the old one. */
+  private readonly holders = new Map<string, number>();
   /** Commands that failed (timeouts, connection errors); read by metrics. */
   errors = 0;
 
@@ -33,7 +35,7 @@ export class RedisConnections {
 
   /** The shared client for this URL, created on first use. */
   get(c: RedisConfig): Redis {
-    const key = `${c.url}|${c.timeout_ms}|${c.connect_timeout_ms}`;
+    const key = connectionKey(c);
     let client = this.clients.get(key);
     if (!client) {
       if (RedisClient === null) throw new Error("loadRedisClient() must complete before get()");
@@ -55,6 +57,25 @@ export class RedisConnections {
     return client;
   }
 
+  /**
+   * Marks the client for `c` as used by a plan until the returned release is
+   * called; the last release disconnects it (its plan is disposed, nothing runs on it).
+   */
+  hold(c: RedisConfig): () => void {
+    const key = connectionKey(c);
+    this.holders.set(key, (this.holders.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.holders.get(key)! - 1;
+      if (left > 0) return void this.holders.set(key, left);
+      this.holders.delete(key);
+      this.clients.get(key)?.disconnect();
+      this.clients.delete(key);
+    };
+  }
+
   /** Counts a failed command and logs it at most once per interval. */
   failed(url: string, e: unknown): void {
     this.errors++;
@@ -64,7 +85,13 @@ export class RedisConnections {
   closeAll(): void {
     for (const c of this.clients.values()) c.disconnect();
     this.clients.clear();
+    this.holders.clear();
   }
+}
+
+/** Settings that make a different client: commands time out by the client's own settings. */
+export function connectionKey(c: RedisConfig): string {
+  return `${c.url}|${c.timeout_ms}|${c.connect_timeout_ms}`;
 }
 
 /**
