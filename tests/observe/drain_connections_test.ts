@@ -1,0 +1,136 @@
+/**
+ * SIGTERM and the client connections open at the time: idle kept-alive ones are
+ * closed at once, a busy one gets its answer with `Connection: close`, and a
+ * request stuck past `drain_timeout_s` does not hold the exit.
+ */
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { startUpstream } from "../helpers/upstream.ts";
+import { freePorts } from "../helpers/ports.ts";
+import { spawnGateway } from "../helpers/process.ts";
+
+function config(port: number, adminPort: number, upstream: string, drainS: number): string {
+  return `
+listeners: [ { name: public, host: 127.0.0.1, port: ${port} } ]
+admin: { host: 127.0.0.1, port: ${adminPort} }
+server: { drain_timeout_s: ${drainS}, config_watch: { enabled: false } }
+upstreams: { a: { targets: [ { url: "${upstream}" } ], timeout: { first_byte_ms: 600000, request_ms: 600000 } } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Reads one whole response (Content-Length framed) from `conn`; "" if it closed first. */
+async function readResponse(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(16384);
+  while (true) {
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const len = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (text.length >= end + 4 + len) return text;
+    }
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return text;
+    text += dec.decode(buf.subarray(0, n));
+  }
+}
+
+/** Resolves when the peer closes `conn` (or resets it). */
+async function closedByPeer(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(1024);
+  while (await conn.read(buf).catch(() => null) !== null);
+}
+
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const get = (path: string) => enc.encode(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+
+Deno.test("drain: idle kept-alive connections close at once, a busy one is answered with Connection: close", async () => {
+  const arrived = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const up = startUpstream(async (req) => {
+    if (new URL(req.url).pathname === "/slow") {
+      arrived.resolve();
+      await release.promise;
+    }
+    return new Response("done");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "gw-drain-conns-" });
+  const [port, adminPort] = freePorts(2);
+  await Deno.writeTextFile(`${dir}/gateway.yaml`, config(port!, adminPort!, up.url, 20));
+  const gw = await spawnGateway(`${dir}/gateway.yaml`, `http://127.0.0.1:${adminPort}/readyz`, [
+    "--workers",
+    "1",
+  ]);
+  const idle = await Deno.connect({ hostname: "127.0.0.1", port: port! });
+  const busy = await Deno.connect({ hostname: "127.0.0.1", port: port! });
+  try {
+    await idle.write(get("/fast"));
+    assertMatch(await readResponse(idle), /^HTTP\/1\.1 200/);
+    await busy.write(get("/fast"));
+    assertMatch(await readResponse(busy), /^HTTP\/1\.1 200/);
+    await busy.write(get("/slow"));
+    await arrived.promise;
+    gw.child.kill("SIGTERM");
+    await gw.logged(/"draining"/);
+    // Closed by the drain, not kept until the process exits with the slow request.
+    await within(5_000, "the idle connection to be closed", closedByPeer(idle));
+    release.resolve();
+    const answer = await within(10_000, "the busy connection's answer", readResponse(busy));
+    assertMatch(answer, /^HTTP\/1\.1 200/);
+    assertMatch(answer, /\r\nconnection: close\r\n/i);
+    assertOk(answer.endsWith("done"), answer);
+    await within(5_000, "the busy connection to be closed", closedByPeer(busy));
+    assertEquals(await gw.exited(), 0);
+  } finally {
+    release.resolve();
+    idle.close();
+    busy.close();
+    await gw.stop("SIGKILL");
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("drain: a request stuck past drain_timeout_s does not hold the exit", async () => {
+  const arrived = Promise.withResolvers<void>();
+  const never = Promise.withResolvers<Response>();
+  const up = startUpstream(() => {
+    arrived.resolve();
+    return never.promise;
+  });
+  const dir = await Deno.makeTempDir({ prefix: "gw-drain-stuck-" });
+  const [port, adminPort] = freePorts(2);
+  await Deno.writeTextFile(`${dir}/gateway.yaml`, config(port!, adminPort!, up.url, 1));
+  const gw = await spawnGateway(`${dir}/gateway.yaml`, `http://127.0.0.1:${adminPort}/readyz`, [
+    "--workers",
+    "1",
+  ]);
+  try {
+    const stuck = fetch(`http://127.0.0.1:${port}/stuck`).then((r) => r.text()).catch(() => "");
+    await arrived.promise;
+    gw.child.kill("SIGTERM");
+    assertEquals(await within(15_000, "the exit", gw.exited()), 0);
+    await gw.logged(/drain deadline passed/);
+    await stuck;
+  } finally {
+    never.resolve(new Response("late"));
+    await gw.stop("SIGKILL");
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
