@@ -52,8 +52,13 @@ export class RequestObserver {
     if (span !== undefined && ctx.trace !== null) adoptSpan(ctx.trace, span);
   }
 
-  /** Called with the final response; returns it, or the same response with a metered body. */
-  end(ctx: RequestContext, res: Response): Response {
+  /**
+   * Called with the final response; returns it, or the same response with a
+   * metered body. `release(token)` is called once: when a metered body ends,
+   * else at once (a WebSocket session is not waited for). What the request
+   * was served with (its plan, the access log) must outlive its body.
+   */
+  end<T>(ctx: RequestContext, res: Response, token?: T, release?: (token: T) => void): Response {
     const status = res.status;
     const span = activeSpan();
     if (status < 200 || status === 204 || status === 304 || ctx.method === "HEAD") {
@@ -63,20 +68,20 @@ export class RequestObserver {
           this.record(ctx, status, bytesOut, false, span);
         });
       } else this.record(ctx, status, 0, false, span);
+      release?.(token!);
       return res;
     }
     const size = bodySizeOf(res) ?? contentLength(res);
-    if (size !== null && size <= TIMED_TO_LAST_BYTE) {
-      this.record(ctx, status, size, false, span);
-      return res;
-    }
-    const body = res.body;
-    if (body === null) {
-      this.record(ctx, status, 0, false, span);
+    // Read only now: `res.body` turns a body held whole into a stream.
+    const body = size !== null && size <= TIMED_TO_LAST_BYTE ? undefined : res.body;
+    if (body === undefined || body === null) {
+      this.record(ctx, status, body === null ? 0 : size!, false, span);
+      release?.(token!);
       return res;
     }
     const metered = meterStream(body, (bytes: number, how: StreamEnd) => {
       this.record(ctx, status, bytes, how !== "done", span);
+      release?.(token!);
     });
     return new Response(metered, res);
   }

@@ -23,10 +23,13 @@ export class PlanHolder {
     }
   }
 
-  /** Called when a request on `plan` ends. */
+  /** Called when a request on `plan` ends (its response body too). */
   release(plan: Plan): void {
     if (--plan.inFlight === 0 && this.retired.delete(plan)) void plan.dispose();
   }
+
+  /** `release`, made once: handed to every request without a closure of its own. */
+  readonly releaser = (plan: Plan): void => this.release(plan);
 
   /** Disposes every plan, current and retired (at shutdown). */
   async disposeAll(): Promise<void> {

@@ -120,6 +120,8 @@ async function serve(
   listener: ListenerInfo,
   deps: RuntimeDeps,
 ): Promise<Response> {
+  // Once the observer has the response, it releases the plan when the body ends.
+  let handedOver = false;
   try {
     const s = plan.settings;
     const { ctx, pathProblem } = newContext(s, req, info, listener, deps);
@@ -155,9 +157,10 @@ async function serve(
       res = new Response(res.body, res);
       res.headers.set(s.requestIdHeader, ctx.requestId);
     }
-    return observer.end(ctx, res);
+    handedOver = true;
+    return observer.end(ctx, res, plan, holder.releaser);
   } finally {
-    holder.release(plan);
+    if (!handedOver) holder.release(plan);
   }
 }
 

@@ -59,3 +59,46 @@ Deno.test("reload: the Redis connection of a store setting a reload changed is c
     await redis.close();
   }
 });
+
+Deno.test("reload: a download running across a reload is logged to the access log it started on", async () => {
+  const more = Promise.withResolvers<void>();
+  const up = startUpstream(() => {
+    const chunk = new Uint8Array(100_000).fill(97);
+    return new Response(
+      new ReadableStream({
+        async start(c) {
+          c.enqueue(chunk);
+          await more.promise;
+          c.enqueue(chunk);
+          c.close();
+        },
+      }),
+    );
+  });
+  const config = (log: string) =>
+    baseConfig(`observe: { access_log: { path: ${log}, flush_ms: 20 } }
+upstreams: { a: { targets: [ { url: "${up.url}" } ] } }
+routes: [ { name: r, match: { path: / }, upstream: a } ]
+`);
+  const g = await startGateway(config("before.log"));
+  try {
+    const res = await fetch(`${g.url()}/download`);
+    const reader = res.body!.getReader();
+    let bytes = (await reader.read()).value!.length;
+    await Deno.writeTextFile(g.file, config("after.log"));
+    const r = await g.gw.reload();
+    assertOk(r.ok, r.errors.join("\n"));
+    more.resolve();
+    for (let c = await reader.read(); !c.done; c = await reader.read()) bytes += c.value.length;
+    assertEquals(bytes, 200_000);
+    await g.gw.deps.accessLogs.flushAll();
+    // Until 2026-12-08 the plan was let go as its handler returned, before the body: it closed
+    // the log the line was for, and the line was dropped.
+    const before = await Deno.readTextFile(`${g.dir}/before.log`).catch(() => "");
+    assertOk(before.includes('"path":"/download"'), `before.log: ${before}`);
+  } finally {
+    more.resolve();
+    await g.close();
+    await up.close();
+  }
+});

@@ -367,7 +367,11 @@ class ServedConnection implements Watched {
       res = errorResponse("internal_error", crypto.randomUUID());
     }
     if (head.upgrade && completeUpgrade(req.request(), res)) return false;
-    if (this.conn.closed) return false;
+    if (this.conn.closed) {
+      // Ended unread, so that what waits for its end (the log line, the plan's release) runs.
+      res.body?.cancel().catch(() => {});
+      return false;
+    }
 
     const bodyDone = body === null || body.complete || body.skipBuffered();
     const connection = responseFields(res).get("connection");
