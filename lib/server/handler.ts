@@ -157,8 +157,9 @@ async function serve(
       res = new Response(res.body, res);
       res.headers.set(s.requestIdHeader, ctx.requestId);
     }
+    const observed = observer.end(ctx, res, plan, holder.releaser);
     handedOver = true;
-    return observer.end(ctx, res, plan, holder.releaser);
+    return observed;
   } finally {
     if (!handedOver) holder.release(plan);
   }
