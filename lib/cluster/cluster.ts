@@ -110,6 +110,8 @@ export class Cluster {
   private stopping: Promise<void> | null = null;
   private drainTimeoutMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
+  /** The reload running, if any: the next one starts after it (see `reload`). */
+  private reloading: Promise<unknown> = Promise.resolve();
   /** Restarts in a row per worker index, for the backoff. */
   private readonly restarts = new Map<number, number>();
   /** Restarts per worker index and reason since the process started (`gateway_worker_restarts_total`). */
@@ -220,8 +222,17 @@ export class Cluster {
    * Reloads every worker at once, each within `reloadWaitMs`; the result is ok
    * only if all of them took the new config. A worker that does not answer in
    * time is named in `unconfirmed`, and the others keep the config they took.
+   * Reloads run one at a time, as a single gateway's do: SIGHUP, `POST /reload`
+   * and the file watch side by side could apply an older file's admin, drain and
+   * watch settings after a newer one's.
    */
-  async reload(trigger: string): Promise<ClusterReloadResult> {
+  reload(trigger: string): Promise<ClusterReloadResult> {
+    const next = this.reloading.then(() => this.reloadAll(trigger));
+    this.reloading = next.catch(() => {});
+    return next;
+  }
+
+  private async reloadAll(trigger: string): Promise<ClusterReloadResult> {
     // A config that does not load is left to the workers: each reports where it is wrong.
     const loaded = await loadConfigFile(this.o.configFile).catch(() => null);
     const problem = loaded && sharedListenerProblem(loaded.config);

@@ -189,6 +189,24 @@ Deno.test("--workers 2, every worker answering: /readyz, /metrics, a purge (its 
   });
 });
 
+Deno.test("--workers 2: reloads run one at a time, a second one waits for the first to end", async () => {
+  await withCluster(async ({ cluster, rewrite }) => {
+    const held = holdQuestions(cluster, 1);
+    await rewrite(ROUTE_R + ROUTE_S);
+    const first = cluster.reload("first");
+    for (let i = 0; i < 500 && held.held.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(held.held.map(([m]) => m.type), ["reload"]);
+    const second = cluster.reload("second");
+    // Until 2026-12-07 the second went to the workers at once, beside the first.
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(held.held.length, 1);
+    held.release();
+    assertEquals([(await first).ok, (await second).ok], [true, true]);
+  });
+});
+
 Deno.test("--workers 2 with the first worker not answering: /healthz is the main thread's answer, and asks no worker", async () => {
   await withCluster(async ({ cluster, admin }) => {
     const first = holdQuestions(cluster, 0);
