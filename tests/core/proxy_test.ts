@@ -839,9 +839,19 @@ Deno.test("proxy: a POST whose head got out on a reused connection is not sent t
   }
 });
 
+/** A loopback upstream that serves each connection with `serveConn`, which closes it. */
+function tcpUpstream(
+  serveConn: (conn: Deno.Conn) => Promise<void>,
+): { url: string; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  (async () => {
+    for await (const conn of listener) serveConn(conn).catch(() => {});
+  })().catch(() => {});
+  return { url: `http://127.0.0.1:${listener.addr.port}`, close: () => listener.close() };
+}
+
 /** An upstream that answers each request with the raw head its path names, and a body "ok". */
 function startRawHeads(heads: Record<string, string>): { url: string; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serveConn = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(16 * 1024);
     try {
@@ -864,13 +874,7 @@ function startRawHeads(heads: Record<string, string>): { url: string; close(): v
       conn.close();
     }
   };
-  (async () => {
-    for await (const conn of listener) serveConn(conn).catch(() => {});
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    close: () => listener.close(),
-  };
+  return tcpUpstream(serveConn);
 }
 
 Deno.test("proxy: an upstream's malformed response head is 502 upstream_error; odd but valid ones pass as read", async () => {
@@ -1012,7 +1016,6 @@ Deno.test("proxy: an upstream's early answer to a large body the gateway holds r
  * answers soon after the gateway's last write, whatever the socket buffers held.
  */
 function startSlowReader(pauseMs: number, slowBytes: number): { url: string; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serveConn = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(256 * 1024);
     let head = "";
@@ -1041,13 +1044,7 @@ function startSlowReader(pauseMs: number, slowBytes: number): { url: string; clo
       conn.close();
     }
   };
-  (async () => {
-    for await (const conn of listener) serveConn(conn).catch(() => {});
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    close: () => listener.close(),
-  };
+  return tcpUpstream(serveConn);
 }
 
 Deno.test("proxy: first_byte_ms counts from the end of a large held body, not across its upload", async () => {
