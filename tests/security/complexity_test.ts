@@ -81,6 +81,20 @@ Deno.test("an upstream's Connection naming 200k options over 100k fields drops j
   }
 });
 
+/** Queries up to 64 KiB, and team-a's API key read from an `api_key` parameter too. */
+function longQueryConfig(upstream: string, routes: string): string {
+  return baseConfig(`
+security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
+upstreams:
+  a: { targets: [ { url: "${upstream}" } ] }
+auth:
+  keys: { kind: api_key, header: X-API-Key, query: api_key }
+consumers:
+  - { id: team-a, api_keys: ["k-team-a-0123456789"] }
+routes:
+${routes}`);
+}
+
 Deno.test("an API key in the query is found and stripped after 20k escapes in a value", async () => {
   let seen = "";
   const up = startRawUpstream(async (x) => {
@@ -88,17 +102,9 @@ Deno.test("an API key in the query is found and stripped after 20k escapes in a 
     await x.write("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     x.close();
   });
-  const g = await startGateway(baseConfig(`
-security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-auth:
-  keys: { kind: api_key, header: X-API-Key, query: api_key }
-consumers:
-  - { id: team-a, api_keys: ["k-team-a-0123456789"] }
-routes:
-  - { name: all, match: { path: / }, upstream: a, auth: [keys] }
-`));
+  const g = await startGateway(
+    longQueryConfig(up.url, "  - { name: all, match: { path: / }, upstream: a, auth: [keys] }"),
+  );
   try {
     const escapes = "%41".repeat(20_000);
     const res = await rawGet(g.url(), `/x?a=${escapes}&api_key=k-team-a-0123456789`, "a.example");
@@ -265,22 +271,16 @@ Deno.test("a query of 32k pairs is read for a route's match, an API key and a te
     await x.write("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     x.close();
   });
-  const g = await startGateway(baseConfig(`
-security: { max_uri_bytes: 65536, max_header_bytes: 65536 }
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-auth:
-  keys: { kind: api_key, header: X-API-Key, query: api_key }
-consumers:
-  - { id: team-a, api_keys: ["k-team-a-0123456789"] }
-routes:
-  - { name: matched, match: { path: /m, query: { v: "1" } }, upstream: a }
+  const g = await startGateway(longQueryConfig(
+    up.url,
+    `  - { name: matched, match: { path: /m, query: { v: "1" } }, upstream: a }
   - name: keyed
     match: { path: /k }
     upstream: a
     auth: [keys]
     transform: { request: { headers: { set: { X-Q: "\${query.q}" } } } }
-`));
+`,
+  ));
   try {
     // Pairs without a value, as URLSearchParams parsed them: two strings and an array each.
     const pairs = "a&".repeat(32_000);
