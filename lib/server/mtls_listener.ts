@@ -227,7 +227,8 @@ function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdi
 export function describeCertificate(pc: PeerCertificate): ClientCertificate {
   const cn = pc.subject?.CN as string | string[] | undefined;
   return {
-    subjectCN: (Array.isArray(cn) ? cn[0] : cn) ?? null,
+    // Several CNs name no one: a CA may have checked another than the one read (Go reads the last).
+    subjectCN: (Array.isArray(cn) ? (cn.length === 1 ? cn[0] : undefined) : cn) ?? null,
     sans: subjectAltNamesOf(pc.raw),
     fingerprint256: pc.fingerprint256,
     validTo: pc.valid_to,

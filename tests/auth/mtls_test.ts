@@ -385,3 +385,59 @@ routes:
     await pki.close();
   }
 });
+
+Deno.test("mtls listeners: a subject with several CNs names no consumer", async () => {
+  const pki = await makeTestPki();
+  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
+  const up = startUpstream();
+  const g = await startGateway(
+    `listeners:
+  - { name: m, host: 127.0.0.1, port: 0, tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+auth:
+  cn: { kind: mtls, consumer_from: subject_cn }
+consumers:
+  - { id: team-a, subjects: [team-a] }
+routes:
+  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
+`,
+    {
+      files: {
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
+        "client_ca.crt": pki.ca.pem,
+      },
+    },
+  );
+  const leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth";
+  const call = async (subject: string) => {
+    const cert = await pki.issue(subject, leaf);
+    const client = Deno.createHttpClient({
+      caCerts: [pem["ca.crt"]],
+      cert: cert.pem,
+      key: pki.key,
+    });
+    try {
+      const res = await fetch(`${g.url("m")}/cn`, { client });
+      return { status: res.status, body: await res.json() };
+    } finally {
+      client.close();
+    }
+  };
+  try {
+    const one = await call("/O=Acme/CN=team-a");
+    assertEquals(one.body.headers["x-consumer-id"], "team-a");
+    // Until 2026-12-07 the first was read, whichever of them the CA had checked.
+    for (const subject of ["/CN=team-a/CN=someone-else", "/CN=someone-else/CN=team-a"]) {
+      const res = await call(subject);
+      assertEquals([res.status, res.body.error.code], [401, "invalid_client_certificate"], subject);
+    }
+    assertEquals(up.received.length, 1);
+  } finally {
+    await g.close();
+    await up.close();
+    await pki.close();
+  }
+});
