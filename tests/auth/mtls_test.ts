@@ -8,14 +8,68 @@
  */
 import { assertEquals, assertError, assertMatch } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
-import { startGateway } from "../helpers/gateway.ts";
-import { makeTestPki } from "../helpers/pki.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { makeTestPki, type TestPki } from "../helpers/pki.ts";
 import { opensslGet } from "../helpers/tls.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 async function readFixtures<N extends string>(names: readonly N[]): Promise<Record<N, string>> {
   const texts = await Promise.all(names.map((n) => Deno.readTextFile(new URL(n, FIXTURES))));
   return Object.fromEntries(names.map((n, i) => [n, texts[i]])) as Record<N, string>;
+}
+
+/**
+ * A gateway whose listener(s) (`listeners`: YAML list items) trust `pki`'s CA as
+ * `client_ca.crt`, with the fixture server certificate, in front of upstream `up`;
+ * `rest` holds the auth providers, consumers and routes.
+ */
+async function trustingGateway(
+  pki: TestPki,
+  upstream: string,
+  listeners: string,
+  rest: string,
+): Promise<TestGateway> {
+  const pem = await readFixtures(["server.crt", "server.key"]);
+  return startGateway(
+    `listeners:
+${listeners}
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  up: { targets: [ { url: "${upstream}" } ] }
+${rest}`,
+    {
+      files: {
+        "server.crt": pem["server.crt"],
+        "server.key": pem["server.key"],
+        "client_ca.crt": pki.ca.pem,
+      },
+    },
+  );
+}
+
+/** The listener `m` of `trustingGateway`, its client certificate optional. */
+const LISTENER_M =
+  "  - { name: m, host: 127.0.0.1, port: 0, tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt } }";
+
+/** Consumer team-a taken from the subject CN, on route /cn. */
+const CN_AUTH = `auth:
+  cn: { kind: mtls, consumer_from: subject_cn }
+consumers:
+  - { id: team-a, subjects: [team-a] }
+routes:
+  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
+`;
+
+/** GET `path` on listener `m` presenting `cert` with the PKI's key: the status and JSON body. */
+async function presenting(g: TestGateway, pki: TestPki, cert: string, path: string) {
+  const { "ca.crt": ca } = await readFixtures(["ca.crt"]);
+  const client = Deno.createHttpClient({ caCerts: [ca], cert, key: pki.key });
+  try {
+    const res = await fetch(`${g.url("m")}${path}`, { client });
+    return { status: res.status, body: await res.json() };
+  } finally {
+    client.close();
+  }
 }
 
 Deno.test("mtls provider and listeners: verified client certificates end to end", async (t) => {
@@ -226,31 +280,15 @@ routes:
 
 Deno.test("mtls listeners: a certificate the client CA issued for another use is refused, resumed sessions too", async (t) => {
   const pki = await makeTestPki();
-  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
   const up = startUpstream();
-  const g = await startGateway(
-    `listeners:
-  - name: partners
+  const g = await trustingGateway(
+    pki,
+    up.url,
+    `  - name: partners
     host: 127.0.0.1
     port: 0
-    tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt, client_cert: required }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
-auth:
-  cn: { kind: mtls, consumer_from: subject_cn }
-consumers:
-  - { id: team-a, subjects: [team-a] }
-routes:
-  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
-`,
-    {
-      files: {
-        "server.crt": pem["server.crt"],
-        "server.key": pem["server.key"],
-        "client_ca.crt": pki.ca.pem,
-      },
-    },
+    tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt, client_cert: required }`,
+    CN_AUTH,
   );
   let sessions = 0;
   /** A full handshake, then a resumed one, presenting a certificate with `extensions`. */
@@ -312,15 +350,12 @@ async function drain(res: Response): Promise<Response> {
 // the consumer such text named.
 Deno.test("mtls listeners: the identity is the certificate's own SAN entries, not text inside another name", async () => {
   const pki = await makeTestPki();
-  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
   const up = startUpstream();
-  const g = await startGateway(
-    `listeners:
-  - { name: m, host: 127.0.0.1, port: 0, tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt } }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
-auth:
+  const g = await trustingGateway(
+    pki,
+    up.url,
+    LISTENER_M,
+    `auth:
   uri: { kind: mtls, consumer_from: san_uri, san_uri_prefix: "spiffe://example.org/" }
   dns: { kind: mtls, consumer_from: san_dns }
   email: { kind: mtls, consumer_from: san_email }
@@ -332,13 +367,6 @@ routes:
   - { name: dns, match: { path: /dns }, upstream: up, auth: [dns] }
   - { name: email, match: { path: /email }, upstream: up, auth: [email] }
 `,
-    {
-      files: {
-        "server.crt": pem["server.crt"],
-        "server.key": pem["server.key"],
-        "client_ca.crt": pki.ca.pem,
-      },
-    },
   );
   const leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
   const forged = [
@@ -355,15 +383,7 @@ routes:
     "x",
     `${leaf}subjectAltName=URI:spiffe://example.org/team-a,DNS:admin.internal`,
   );
-  const call = async (cert: string, path: string) => {
-    const client = Deno.createHttpClient({ caCerts: [pem["ca.crt"]], cert, key: pki.key });
-    try {
-      const res = await fetch(`${g.url("m")}${path}`, { client });
-      return { status: res.status, body: await res.json() };
-    } finally {
-      client.close();
-    }
-  };
+  const call = (cert: string, path: string) => presenting(g, pki, cert, path);
   try {
     for (const cert of forged) {
       for (const path of ["/uri", "/dns"]) {
@@ -388,44 +408,11 @@ routes:
 
 Deno.test("mtls listeners: a subject with several CNs names no consumer", async () => {
   const pki = await makeTestPki();
-  const pem = await readFixtures(["server.crt", "server.key", "ca.crt"]);
   const up = startUpstream();
-  const g = await startGateway(
-    `listeners:
-  - { name: m, host: 127.0.0.1, port: 0, tls: { cert: server.crt, key: server.key, client_ca: client_ca.crt } }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
-auth:
-  cn: { kind: mtls, consumer_from: subject_cn }
-consumers:
-  - { id: team-a, subjects: [team-a] }
-routes:
-  - { name: cn, match: { path: /cn }, upstream: up, auth: [cn] }
-`,
-    {
-      files: {
-        "server.crt": pem["server.crt"],
-        "server.key": pem["server.key"],
-        "client_ca.crt": pki.ca.pem,
-      },
-    },
-  );
+  const g = await trustingGateway(pki, up.url, LISTENER_M, CN_AUTH);
   const leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth";
-  const call = async (subject: string) => {
-    const cert = await pki.issue(subject, leaf);
-    const client = Deno.createHttpClient({
-      caCerts: [pem["ca.crt"]],
-      cert: cert.pem,
-      key: pki.key,
-    });
-    try {
-      const res = await fetch(`${g.url("m")}/cn`, { client });
-      return { status: res.status, body: await res.json() };
-    } finally {
-      client.close();
-    }
-  };
+  const call = async (subject: string) =>
+    presenting(g, pki, (await pki.issue(subject, leaf)).pem, "/cn");
   try {
     const one = await call("/O=Acme/CN=team-a");
     assertEquals(one.body.headers["x-consumer-id"], "team-a");
