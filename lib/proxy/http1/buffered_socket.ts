@@ -6,6 +6,7 @@
  */
 import { type Bytes, fillHead, findHeadEnd, hasBareLf, type ReadBuffer } from "./bytes.ts";
 import { closeQuietly, writeAllTo } from "./socket_io.ts";
+import { type SocketOps, socketOps } from "./socket_ops.ts";
 
 /** Heads (with a small body) up to this size are written from a buffer the connection keeps. */
 const HEAD_BUFFER_BYTES = 4096;
@@ -16,7 +17,8 @@ export abstract class BufferedSocket implements ReadBuffer {
   start = 0;
   end = 0;
   closed = false;
-  protected pending: Promise<number | null> | null = null;
+  /** A read in flight (0 at the end of the stream), which the next `readMore` takes. */
+  protected pending: Promise<number> | null = null;
   /** Bytes from `start` already searched for the end of a head. */
   protected headSearched = 0;
   /** Bytes from `start` already searched for a bare LF. */
@@ -27,8 +29,12 @@ export abstract class BufferedSocket implements ReadBuffer {
   /** A head is being written from `headBuffer` (a failed write leaves it set: the socket is done). */
   private writingHead = false;
 
+  /** Reads and writes; `socket` serves for the rest (addresses, closing). */
+  protected readonly io: SocketOps;
+
   constructor(readonly socket: Deno.Conn, initialBuffer: number) {
     this.buf = new Uint8Array(initialBuffer);
+    this.io = socketOps(socket);
   }
 
   /** Makes room after `end` for the next read (compacting or growing the buffer). */
@@ -44,7 +50,7 @@ export abstract class BufferedSocket implements ReadBuffer {
    * async layer fewer per read than `await fill()` (a promise and a resumption).
    * The read is the pending one if there is one, else a new one after `end`.
    */
-  readMore(): Promise<number | null> {
+  readMore(): Promise<number> {
     const p = this.pending;
     if (p !== null) {
       this.pending = null;
@@ -52,12 +58,11 @@ export abstract class BufferedSocket implements ReadBuffer {
     }
     this.makeRoom();
     // An emptied buffer (the common case) is read into whole: no view to allocate.
-    return this.socket.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    return this.io.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
   }
 
   /** Accounts for what `readMore` read; returns how many bytes, 0 at end of stream. */
-  filled(n: number | null): number {
-    if (n === null) return 0;
+  filled(n: number): number {
     this.end += n;
     return n;
   }
@@ -112,12 +117,13 @@ export abstract class BufferedSocket implements ReadBuffer {
   async readInto(into: Uint8Array): Promise<number | null> {
     if (this.buffered > 0) return this.take(into);
     if (this.pending) return await this.fill() === 0 ? null : this.take(into);
-    return this.socket.read(into);
+    const n = await this.io.read(into);
+    return n === 0 ? null : n;
   }
 
   /** Writes every byte. */
   writeAll(data: Uint8Array): Promise<void> {
-    return writeAllTo(this.socket, data);
+    return writeAllTo(this.io, data);
   }
 
   /**
@@ -132,7 +138,7 @@ export abstract class BufferedSocket implements ReadBuffer {
   writeHead(text: string, tail?: Uint8Array): Promise<void> {
     const size = text.length + (tail?.length ?? 0);
     if (size > HEAD_BUFFER_BYTES || this.writingHead) {
-      return writeAllTo(this.socket, fillHead(new Uint8Array(size), text, tail));
+      return writeAllTo(this.io, fillHead(new Uint8Array(size), text, tail));
     }
     if (this.headBuffer === null || this.headBuffer.length < size) {
       this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
@@ -146,7 +152,7 @@ export abstract class BufferedSocket implements ReadBuffer {
     this.writingHead = true;
     this.headSize = size;
     // Not async: a head taken whole by one write (nearly all) settles with no async layer of its own.
-    return this.socket.write(out).then(this.headWritten);
+    return this.io.write(out).then(this.headWritten);
   }
 
   /** Length of the head being written from `headBuffer`. */
@@ -159,7 +165,7 @@ export abstract class BufferedSocket implements ReadBuffer {
 
   private async writeRestOfHead(off: number): Promise<void> {
     const out = this.headView!;
-    while (off < out.length) off += await this.socket.write(out.subarray(off));
+    while (off < out.length) off += await this.io.write(out.subarray(off));
     this.writingHead = false;
   }
 

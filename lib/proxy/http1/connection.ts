@@ -50,19 +50,19 @@ export class UpstreamConnection extends BufferedSocket {
     this.headSearched = this.lfSearched = 0;
     // One large head grows the buffer up to MAX_HEAD_BUFFER: an idle connection does not keep that.
     if (this.buf.length > INITIAL_BUFFER) this.buf = new Uint8Array(INITIAL_BUFFER);
-    const p = this.socket.read(this.buf);
+    const p = this.io.read(this.buf);
     this.pending = this.parkedRead = p;
     p.then(this.parkedReadDone, this.parkedReadFailed);
   }
 
   /** The read a park started; `pending` no longer holds it once an exchange has taken it. */
-  private parkedRead: Promise<number | null> | null = null;
+  private parkedRead: Promise<number> | null = null;
 
   // Once per connection, not per park. They run before the reaction of whoever took the
   // read (registered first), so an idle connection is one whose read is still pending here.
-  private readonly parkedReadDone = (n: number | null) => {
+  private readonly parkedReadDone = () => {
     // Any byte or EOF while idle means the connection can no longer be used.
-    if (this.stillParked() && (n === null || n > 0)) this.kill();
+    if (this.stillParked()) this.kill();
   };
   private readonly parkedReadFailed = () => {
     if (this.stillParked()) this.kill();

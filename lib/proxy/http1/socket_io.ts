@@ -10,7 +10,7 @@ export interface ByteSocket {
 }
 
 /** Writes every byte (a socket write may take only part). */
-export async function writeAllTo(to: ByteSocket, bytes: Uint8Array): Promise<void> {
+export async function writeAllTo(to: Pick<ByteSocket, "write">, bytes: Uint8Array): Promise<void> {
   let off = await to.write(bytes);
   while (off < bytes.length) off += await to.write(bytes.subarray(off));
 }

@@ -24,10 +24,10 @@ export class ClientConnection extends BufferedSocket {
   watchForEnd(onEnd: () => void): void {
     if (this.pending || this.closed) return;
     this.makeRoom();
-    const p = this.socket.read(this.buf.subarray(this.end)).catch(() => null);
+    const p = this.io.read(this.buf.subarray(this.end)).catch(() => 0);
     this.pending = p;
     p.then((n) => {
-      if (n === null) onEnd();
+      if (n === 0) onEnd();
     });
   }
 
