@@ -103,10 +103,18 @@ export class RemoteJwks implements KeySource {
       const res = await fetch(url, {
         headers: { accept: "application/jwk-set+json, application/json" },
         signal: AbortSignal.timeout(this.o.timeoutMs),
+        // The keys decide who gets in: they come from the URL the config names, not from
+        // wherever it points (jose's remote key sets do not follow redirects either).
+        redirect: "manual",
       });
       if (!res.ok) {
         await res.body?.cancel();
-        throw new Error(`the JWKS endpoint answered ${res.status}`);
+        const location = res.headers.get("location");
+        throw new Error(
+          location === null
+            ? `the JWKS endpoint answered ${res.status}`
+            : `the JWKS endpoint answered ${res.status} to ${location}, which is not followed: jwks_url must name the key set itself`,
+        );
       }
       const body = await answerText(res, MAX_JWKS_BYTES, "JWKS document");
       if (body !== this.lastBody) {
