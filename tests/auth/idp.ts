@@ -99,3 +99,15 @@ export function startIdp(): TestIdp {
     },
   });
 }
+
+/** A gateway config with one route to `upstreamUrl` behind an RS256 JWT provider on `jwksUrl`. */
+export function jwksRouteConfig(upstreamUrl: string, jwksUrl: string): string {
+  return `
+upstreams:
+  up: { targets: [ { url: "${upstreamUrl}" } ] }
+auth:
+  idp: { kind: jwt, jwks_url: "${jwksUrl}", algorithms: [RS256] }
+routes:
+  - { name: idp, match: { path: / }, upstream: up, auth: [idp] }
+`;
+}

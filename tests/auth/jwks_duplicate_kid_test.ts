@@ -8,7 +8,7 @@ import { assertEquals, assertError } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
-import { sign, signingKey, startIdp } from "./idp.ts";
+import { jwksRouteConfig, sign, signingKey, startIdp } from "./idp.ts";
 
 Deno.test("jwt provider: two JWKS keys under one kid both verify their tokens", async () => {
   const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
@@ -21,14 +21,7 @@ Deno.test("jwt provider: two JWKS keys under one kid both verify their tokens", 
   idp.keys = [older, newer];
   const up = startUpstream();
   const g = await startGateway(
-    baseConfig(`
-upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
-auth:
-  idp: { kind: jwt, jwks_url: "${idp.jwksUrl}", algorithms: [RS256] }
-routes:
-  - { name: idp, match: { path: / }, upstream: up, auth: [idp] }
-`),
+    baseConfig(jwksRouteConfig(up.url, idp.jwksUrl)),
     { clock },
   );
   const claims = { sub: "user-1", exp: Math.floor(clock.now() / 1000) + 3600 };

@@ -7,7 +7,7 @@
 import { assertEquals, assertError, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
-import { sign, signingKey, startIdp } from "./idp.ts";
+import { jwksRouteConfig, sign, signingKey, startIdp } from "./idp.ts";
 
 Deno.test("jwt provider: a JWKS redirect is a failed fetch, not followed", async () => {
   const stranger = startIdp();
@@ -19,14 +19,7 @@ Deno.test("jwt provider: a JWKS redirect is a failed fetch, not followed", async
   );
   const up = startUpstream();
   const g = await startGateway(
-    baseConfig(`
-upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
-auth:
-  idp: { kind: jwt, jwks_url: "${redirecting.url}/jwks", algorithms: [RS256] }
-routes:
-  - { name: idp, match: { path: / }, upstream: up, auth: [idp] }
-`),
+    baseConfig(jwksRouteConfig(up.url, `${redirecting.url}/jwks`)),
   );
   try {
     const token = await sign(strangerKey, {
