@@ -108,7 +108,8 @@ export class Cluster {
   private watcher: ConfigWatcher | null = null;
   private draining = false;
   private stopping: Promise<void> | null = null;
-  private drainTimeoutMs = 30_000;
+  /** A worker's whole stop: `server.drain_delay_s`, then `drain_timeout_s`. */
+  private stopMs = 30_000;
   private listenerAddresses: Record<string, string> = {};
   /** The reload running, if any: the next one starts after it (see `reload`). */
   private reloading: Promise<unknown> = Promise.resolve();
@@ -314,7 +315,7 @@ export class Cluster {
     this.watchdog.stop();
     this.watcher?.close();
     this.watcher = null;
-    await Promise.all(this.workers.map((w) => w.shutdown(this.drainTimeoutMs + 2_000)));
+    await Promise.all(this.workers.map((w) => w.shutdown(this.stopMs + 2_000)));
     await this.admin.close();
     this.o.logger.info("stopped");
   }
@@ -438,12 +439,12 @@ export class Cluster {
   }
 
   /**
-   * What the main thread takes from the config: the drain deadline, the file
+   * What the main thread takes from the config: the stop deadline, the file
    * watch (one for the cluster: a change reloads every worker), the watchdog and
    * the admin listener.
    */
   private async applyConfig(config: GatewayConfig): Promise<void> {
-    this.drainTimeoutMs = config.server.drain_timeout_s * 1000;
+    this.stopMs = (config.server.drain_delay_s + config.server.drain_timeout_s) * 1000;
     this.applyWatch(config);
     const dog = config.server.watchdog;
     if (!this.draining) {

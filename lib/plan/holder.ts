@@ -8,6 +8,12 @@ import type { Plan } from "./plan.ts";
 export class PlanHolder {
   private plan: Plan | null = null;
   private readonly retired = new Set<Plan>();
+  /**
+   * A stop's `server.drain_delay_s` is running: the listeners still serve while
+   * the balancer takes the instance out, and every answer closes its connection,
+   * so that no client keeps one open to a listener about to close.
+   */
+  closeConnections = false;
 
   get current(): Plan | null {
     return this.plan;

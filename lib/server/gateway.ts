@@ -445,6 +445,15 @@ export class Gateway {
     this.draining = true;
     this.watcher?.close();
     this.watcher = null;
+    const delayMs = (this.holder.current?.config.server.drain_delay_s ?? 0) * 1000;
+    if (delayMs > 0) {
+      // /readyz is 503 from now: the listeners close once the balancer has stopped sending.
+      this.holder.closeConnections = true;
+      this.deps.logger.info("leaving: listeners serve on until the delay ends", {
+        delay_ms: delayMs,
+      });
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
     const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
     this.deps.logger.info("draining", { deadline_ms: deadlineMs });
     let timer: ReturnType<typeof setTimeout> | undefined;

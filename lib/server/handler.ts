@@ -157,6 +157,7 @@ async function serve(
       res = new Response(res.body, res);
       res.headers.set(s.requestIdHeader, ctx.requestId);
     }
+    if (holder.closeConnections) responseFields(res).set("connection", "close");
     const observed = observer.end(ctx, res, plan, holder.releaser);
     handedOver = true;
     return observed;

@@ -94,6 +94,10 @@ export const serverSchema = z.strictObject({
   drain_timeout_s: timerSeconds.default(30).meta({
     description: "On SIGTERM/SIGINT, how long in-flight requests may take to finish",
   }),
+  drain_delay_s: timerSecondsOrZero.default(0).meta({
+    description:
+      "On SIGTERM/SIGINT, how long the listeners go on serving before they close, with /readyz 503 and every answer closing its connection: time for a load balancer's health checks to take the instance out",
+  }),
   request_id_header: headerName.default("X-Request-Id"),
   trust_request_id: z.boolean().default(true).meta({
     description: "Propagate a request id sent by the client instead of generating one",

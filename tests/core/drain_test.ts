@@ -2,6 +2,7 @@
 import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { spawnProxyGateway } from "../helpers/process.ts";
+import { rawRequest } from "../helpers/raw.ts";
 import { Http1Server } from "../../lib/server/http1/server.ts";
 
 Deno.test("drain: a slow request started before SIGTERM completes; the process exits 0", async () => {
@@ -57,3 +58,44 @@ Deno.test("drain: every caller of the HTTP/1.1 server's shutdown waits for the s
   await Promise.all([first, second]);
   assertEquals(settled.sort(), ["first", "second"]);
 });
+
+for (const workers of [1, 2]) {
+  Deno.test(`drain: with drain_delay_s the listeners serve on, each answer closing its connection, while /readyz is 503 (--workers ${workers})`, async () => {
+    const up = startUpstream();
+    const p = await spawnProxyGateway(
+      up.url,
+      "server: { drain_delay_s: 3, drain_timeout_s: 10 }",
+      workers,
+    );
+    const gw = p.gw;
+    try {
+      const before = await rawRequest(p.base, ["GET /before HTTP/1.1", "Host: gw"], "", 500);
+      assertEquals(before.status, 200);
+      assertEquals(before.headers.get("connection"), null, "kept open before the stop");
+
+      const exited = gw.stop("SIGTERM");
+      let ready = await fetch(`${p.admin}/readyz`);
+      while (ready.status === 200) {
+        await ready.body?.cancel();
+        await new Promise((r) => setTimeout(r, 20));
+        ready = await fetch(`${p.admin}/readyz`);
+      }
+      assertEquals(ready.status, 503);
+      assertEquals((await ready.json()).status, "draining");
+
+      // A balancer that has not noticed yet still gets answers, each on a closing connection.
+      const during = await rawRequest(p.base, ["GET /during HTTP/1.1", "Host: gw"]);
+      assertEquals(during.status, 200);
+      assertEquals(during.headers.get("connection"), "close");
+      assertOk(up.received.some((r) => r.url === "/during"), "proxied during the delay");
+
+      assertEquals(await exited, 0);
+      const after = await fetch(`${p.base}/`).then(() => "answered", () => "refused");
+      assertEquals(after, "refused");
+      assertOk(gw.log.some((l) => l.includes('"leaving')), gw.log.join("\n"));
+    } finally {
+      await p.close();
+      await up.close();
+    }
+  });
+}

@@ -122,15 +122,21 @@ export interface ProxyProcess {
   readonly gw: GatewayProcess;
   /** `http://127.0.0.1:PORT` of the public listener. */
   readonly base: string;
+  /** `http://127.0.0.1:PORT` of the admin listener. */
+  readonly admin: string;
   /** Kills the process if still running and removes its config. */
   close(): Promise<void>;
 }
 
 /**
- * A one-isolate gateway process with one catch-all route to `upstreamUrl`;
- * `extra` adds top-level sections.
+ * A gateway process (one isolate unless `workers` says otherwise) with one
+ * catch-all route to `upstreamUrl`; `extra` adds top-level sections.
  */
-export async function spawnProxyGateway(upstreamUrl: string, extra = ""): Promise<ProxyProcess> {
+export async function spawnProxyGateway(
+  upstreamUrl: string,
+  extra = "",
+  workers = 1,
+): Promise<ProxyProcess> {
   const dir = await Deno.makeTempDir();
   const port = freePort();
   const admin = freePort();
@@ -146,11 +152,15 @@ routes:
   - { name: all, match: { path: / }, upstream: a }
 `,
   );
-  // One isolate: the tests on this helper measure one (its RSS, its drain).
-  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, ["--workers", "1"]);
+  // One isolate by default: most tests on this helper measure one (its RSS, its drain).
+  const gw = await spawnGateway(file, `http://127.0.0.1:${admin}/readyz`, [
+    "--workers",
+    String(workers),
+  ]);
   return {
     gw,
     base: `http://127.0.0.1:${port}`,
+    admin: `http://127.0.0.1:${admin}`,
     async close() {
       await gw.stop("SIGKILL");
       await Deno.remove(dir, { recursive: true });
