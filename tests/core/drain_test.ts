@@ -3,6 +3,7 @@ import { assertEquals, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { spawnProxyGateway } from "../helpers/process.ts";
 import { rawRequest } from "../helpers/raw.ts";
+import { assertEchoes } from "../helpers/websocket.ts";
 import { Http1Server } from "../../lib/server/http1/server.ts";
 
 Deno.test("drain: a slow request started before SIGTERM completes; the process exits 0", async () => {
@@ -61,7 +62,12 @@ Deno.test("drain: every caller of the HTTP/1.1 server's shutdown waits for the s
 
 for (const workers of [1, 2]) {
   Deno.test(`drain: with drain_delay_s the listeners serve on, each answer closing its connection, while /readyz is 503 (--workers ${workers})`, async () => {
-    const up = startUpstream();
+    const up = startUpstream((req) => {
+      if (req.headers.get("upgrade") !== "websocket") return new Response("ok");
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+      return response;
+    });
     const p = await spawnProxyGateway(
       up.url,
       "server: { drain_delay_s: 3, drain_timeout_s: 10 }",
@@ -88,6 +94,13 @@ for (const workers of [1, 2]) {
       assertEquals(during.status, 200);
       assertEquals(during.headers.get("connection"), "close");
       assertOk(up.received.some((r) => r.url === "/during"), "proxied during the delay");
+      // A WebSocket handshake still switches (the tunnel writes the 101's Connection field itself).
+      const ws = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(p.base).port) });
+      try {
+        await assertEchoes(ws);
+      } finally {
+        ws.close();
+      }
 
       assertEquals(await exited, 0);
       const after = await fetch(`${p.base}/`).then(() => "answered", () => "refused");
