@@ -392,6 +392,7 @@ class ServedConnection implements Watched {
       return false;
     }
     this.phase = Phase.Idle;
+    this.conn.idle();
     this.nextCheck = deadlines.coarseNow() + this.timeouts.idleMs;
     return true;
   }
