@@ -11,7 +11,7 @@ import { MAX_HEAD_BYTES } from "./request_head.ts";
  * The read buffer a connection starts with and goes back to when idle. A head
  * with a bearer token and cookies fits (nginx starts at 1 KiB); a larger one
  * grows it. Each idle keep-alive connection holds one: at 16 KiB, 5,000 of
- * them took 24 KB each of RSS, at 4 KiB 12 KB (bench/NOTES.md).
+ * them took 24.0 KB each of RSS, at 4 KiB 12.5 KB (bench/NOTES.md).
  */
 const INITIAL_BUFFER = 4 * 1024;
 
