@@ -71,3 +71,17 @@ Deno.test("client connection: a buffer stays while a read into it is in flight, 
     close();
   }
 });
+
+Deno.test("client connection: reading into an empty buffer reads nothing and is not the end", async () => {
+  const { conn, peer, close } = await pair();
+  try {
+    assertEquals(await conn.readInto(new Uint8Array(0)), 0);
+    await peer.write(new TextEncoder().encode("abc"));
+    const into = new Uint8Array(8);
+    assertEquals(await conn.readInto(into), 3);
+    peer.close();
+    assertEquals(await conn.readInto(into), null);
+  } finally {
+    close();
+  }
+});

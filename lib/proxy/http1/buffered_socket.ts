@@ -115,6 +115,8 @@ export abstract class BufferedSocket implements ReadBuffer {
    * Null at the end of the stream.
    */
   async readInto(into: Uint8Array): Promise<number | null> {
+    // Nothing asked, nothing read: not the end of the stream, which a read of 0 bytes means below.
+    if (into.length === 0) return 0;
     if (this.buffered > 0) return this.take(into);
     if (this.pending) return await this.fill() === 0 ? null : this.take(into);
     const n = await this.io.read(into);
