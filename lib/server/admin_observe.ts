@@ -119,6 +119,13 @@ function registerCollectors(gw: Gateway): void {
     },
   );
   m.collect(
+    "gateway_listener_connections_refused_total",
+    "Client connections a listener closed as soon as it accepted them, because it held max_connections",
+    "counter",
+    ["listener"],
+    (): Sample[] => [...gw.connectionsRefused].map(([listener, n]) => [[listener], n]),
+  );
+  m.collect(
     "gateway_access_log_dropped_lines_total",
     "Access-log lines dropped because the destination fell behind or failed",
     "counter",

@@ -98,6 +98,8 @@ export class Gateway {
   draining = false;
   private stopping: Promise<void> | null = null;
   reloads = { ok: 0, failed: 0, lastOk: true };
+  /** Client connections each listener closed at once because it held `max_connections`. */
+  readonly connectionsRefused = new Map<string, number>();
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
@@ -396,6 +398,14 @@ export class Gateway {
       resolvePath: resolverFor(plan.file),
       ...(this.options.reusePort ? { reusePort: true } : {}),
       onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
+      maxConnections: () => this.listenerConfig(l.name, plan)?.max_connections ?? Infinity,
+      onOverflow: () => {
+        this.connectionsRefused.set(l.name, (this.connectionsRefused.get(l.name) ?? 0) + 1);
+        this.deps.logger.every(`max-connections:${l.name}`, 10_000, "warn", "connection refused", {
+          listener: l.name,
+          reason: "max_connections reached",
+        });
+      },
       proxyProtocol: this.proxyProtocolOptions(l.name, plan),
       timeouts: () => {
         const c = (this.holder.current ?? plan).config;
@@ -417,12 +427,16 @@ export class Gateway {
     return false;
   }
 
+  /** A listener's settings in the config being served (that of `plan` until one is). */
+  private listenerConfig(name: string, plan: Plan): ListenerConfig | undefined {
+    return (this.holder.current ?? plan).config.listeners.find((l) => l.name === name);
+  }
+
   private proxyProtocolOptions(listener: string, plan: Plan): ProxyProtocolOptions {
     return {
       trusted: () => (this.holder.current ?? plan).settings.trustedProxies,
       headerTimeoutMs: () =>
-        (this.holder.current ?? plan).config.listeners.find((l) => l.name === listener)
-          ?.proxy_protocol_timeout_ms ?? PROXY_HEADER_TIMEOUT_MS,
+        this.listenerConfig(listener, plan)?.proxy_protocol_timeout_ms ?? PROXY_HEADER_TIMEOUT_MS,
       onRefused: (reason, peer) =>
         this.deps.logger.every(`proxy-protocol:${listener}`, 10_000, "warn", "connection refused", {
           listener,

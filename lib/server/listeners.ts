@@ -42,6 +42,10 @@ export interface ListenerOptions {
   timeouts?: () => ConnectionTimeouts;
   /** Answers (and records) requests a plain listener refuses before the handler. */
   refused?: (r: RefusedRequest) => Response;
+  /** `max_connections`, read per accepted connection so that a reload applies it; none: no cap. */
+  maxConnections?: () => number;
+  /** Told of each connection closed because the listener held `maxConnections`. */
+  onOverflow?: () => void;
   /**
    * Told of an expired certificate, which is then served. Without it such a
    * certificate is refused: a reload that would swap a serving listener's
@@ -105,11 +109,16 @@ export async function startListener(
   if (cfg.proxy_protocol) {
     if (!o.proxyProtocol) throw new Error(`listener ${cfg.name}: PROXY protocol options missing`);
     const inner = { ...cfg, host: "127.0.0.1", port: 0, proxy_protocol: false };
-    const { reusePort: _, ...innerOptions } = o;
+    // The front counts the client connections; each is one connection to the inner server.
+    const { reusePort: _, maxConnections: _max, onOverflow: _over, ...innerOptions } = o;
     return startProxyProtocolListener(
       cfg,
       handler,
-      o.proxyProtocol,
+      {
+        ...o.proxyProtocol,
+        ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+        ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
+      },
       o.reusePort ?? false,
       (h, clientAddr) =>
         startListener(inner, h, {
@@ -134,6 +143,8 @@ export async function startListener(
       timeouts: o.timeouts ?? (() => DEFAULT_TIMEOUTS),
       ...(o.onError ? { onError: o.onError } : {}),
       ...(o.refused ? { refused: o.refused } : {}),
+      ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+      ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
     }, tracedHandler(handler));
     return {
       name: cfg.name,

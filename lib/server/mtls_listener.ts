@@ -125,8 +125,19 @@ export async function startMtlsListener(
     socket.once("close", () => upgraded.delete(socket));
     bridgeUpgrade(req, socket, head, handler, verdictOf(socket as TLSSocket), o.onError);
   });
-  // Read for every connection, as plain listeners do, so that a reload's values apply.
-  server.on("connection", () => Object.assign(server, nodeTimeouts(timeouts())));
+  // Raw connections, counted for `max_connections` until they close (an upgraded one too).
+  let connections = 0;
+  server.on("connection", (socket: Duplex) => {
+    if (o.maxConnections !== undefined && connections >= o.maxConnections()) {
+      socket.destroy();
+      o.onOverflow?.();
+      return;
+    }
+    connections++;
+    socket.once("close", () => connections--);
+    // Read for every connection, as plain listeners do, so that a reload's values apply.
+    Object.assign(server, nodeTimeouts(timeouts()));
+  });
   // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
   server.on("tlsClientError", () => {});
   // A head node's parser refuses: answered in the common error shape, and recorded, as

@@ -36,6 +36,10 @@ export const listenerSchema = z.strictObject({
     description:
       "With proxy_protocol: how long a connection may take to send its PROXY header (default 5000)",
   }),
+  max_connections: z.number().int().positive().optional().meta({
+    description:
+      "Client connections the listener holds at once, per isolate; one more is closed as soon as it is accepted (gateway_listener_connections_refused_total). Not with tls.http2",
+  }),
 }).superRefine((l, ctx) => {
   if (l.tls?.client_cert && !l.tls.client_ca) {
     ctx.addIssue({
@@ -50,6 +54,14 @@ export const listenerSchema = z.strictObject({
       path: ["tls", "http2"],
       message:
         "HTTP/2 is not offered with client_ca or min_version 1.3: those listeners serve HTTP/1.1 only",
+    });
+  }
+  if (l.tls?.http2 && l.max_connections !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["max_connections"],
+      message:
+        "max_connections is not available with tls.http2: the runtime's HTTP/2 server accepts the connections itself",
     });
   }
 });

@@ -94,6 +94,13 @@ const CASES: { name: string; yaml: string; expect: RegExp; env?: Record<string, 
       /^broken\.yaml:4:\d+: listeners\[0\]\.tls\.http2: HTTP\/2 is not offered with client_ca/m,
   },
   {
+    name: "max_connections on an HTTP/2 listener",
+    yaml:
+      `listeners:\n  - name: public\n    port: 8443\n    max_connections: 100\n    tls: { cert: s.crt, key: s.key, http2: true }\n${OK_TAIL}`,
+    expect:
+      /^broken\.yaml:4:\d+: listeners\[0\]\.max_connections: max_connections is not available with tls\.http2/m,
+  },
+  {
     name: "credentials in a target URL",
     yaml:
       `listeners:\n  - { name: public, port: 8080 }\nupstreams:\n  users: { targets: [ { url: "http://svc:pw@127.0.0.1:3001" } ] }\nroutes:\n  - { name: users, match: { path: /users }, upstream: users }\n`,

@@ -32,6 +32,7 @@ import {
 } from "./request_head.ts";
 import { writeResponse } from "./response_writer.ts";
 import { LINGER_IDLE_MS, LINGER_MS } from "../lingering.ts";
+import { closeQuietly } from "../../proxy/http1/socket_io.ts";
 import { completeUpgrade, registerUpgrade } from "./upgrade.ts";
 
 export interface ConnectionTimeouts {
@@ -68,6 +69,10 @@ export interface Http1ServerOptions {
    * log) like any other refusal; without it the common JSON shape is sent unrecorded.
    */
   refused?(r: RefusedRequest): Response;
+  /** Connections held at once (`max_connections`), read per accepted connection. */
+  maxConnections?(): number;
+  /** Told of each connection closed at once because `maxConnections` were held. */
+  onOverflow?(): void;
 }
 
 /** The CRLF CRLF that ends a head. */
@@ -124,6 +129,12 @@ export class Http1Server {
         // Out of file descriptors and the like: keep accepting once the moment passes.
         this.o.onError?.(e);
         await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (this.o.maxConnections !== undefined && this.connections.size >= this.o.maxConnections()) {
+        // Closed at once, as Envoy does, rather than left waiting in the backlog.
+        closeQuietly(socket);
+        this.o.onOverflow?.();
         continue;
       }
       // The runtime offers no way to turn Nagle off on a TLS connection (README, Known limits).

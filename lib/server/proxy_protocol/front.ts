@@ -18,6 +18,10 @@ export interface ProxyProtocolOptions {
   headerTimeoutMs(): number;
   /** Called for every connection closed without being served. */
   onRefused(reason: string, peer: string): void;
+  /** `max_connections`: relayed connections held at once (read per connection). */
+  maxConnections?: () => number;
+  /** Told of each connection closed because `maxConnections` were held. */
+  onOverflow?: () => void;
 }
 
 export interface FrontOptions extends ProxyProtocolOptions {
@@ -110,6 +114,11 @@ export class ProxyProtocolFront {
     const peer = conn.remoteAddr as Deno.NetAddr;
     if (!this.o.trusted().containsText(peer.hostname)) {
       this.refuse(conn, "peer is not in security.trusted_proxies", peer.hostname);
+      return;
+    }
+    if (this.o.maxConnections !== undefined && this.open.size >= this.o.maxConnections()) {
+      closeQuietly(conn);
+      this.o.onOverflow?.();
       return;
     }
     this.open.add(conn);
