@@ -9,30 +9,17 @@ import { assertEquals, assertOk, within } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
+import { readOneResponse } from "../helpers/raw.ts";
 import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
 const REQUEST = new TextEncoder().encode("GET /x HTTP/1.1\r\nHost: gw\r\n\r\n");
-
-/** Reads one response with a Content-Length; its status, or null if the connection ended first. */
-async function readResponse(conn: Deno.Conn): Promise<number | null> {
-  const buf = new Uint8Array(65536);
-  let text = "";
-  while (true) {
-    const n = await conn.read(buf);
-    if (n === null) return null;
-    text += new TextDecoder().decode(buf.subarray(0, n));
-    const end = text.indexOf("\r\n\r\n");
-    if (end < 0) continue;
-    const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? 0);
-    if (text.length - end - 4 >= length) return Number(text.slice(9, 12));
-  }
-}
 
 /** Sends a request on `conn` and reads the answer: its status, or "closed" if none came. */
 async function ask(conn: Deno.Conn): Promise<number | "closed"> {
   try {
     await writeAllTo(conn, REQUEST);
-    return (await readResponse(conn)) ?? "closed";
+    const answer = await readOneResponse(conn);
+    return answer === "" ? "closed" : Number(answer.slice(9, 12));
   } catch {
     return "closed";
   }

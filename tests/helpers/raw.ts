@@ -124,3 +124,23 @@ function dechunk(s: string): string {
   }
   return out;
 }
+
+/**
+ * Reads one whole response (Content-Length framed) from `conn`, leaving it
+ * open for the next; "" if it closed (or was reset) first.
+ */
+export async function readOneResponse(conn: Deno.Conn): Promise<string> {
+  const dec = new TextDecoder();
+  let text = "";
+  const buf = new Uint8Array(16384);
+  while (true) {
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const len = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (text.length >= end + 4 + len) return text;
+    }
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return text;
+    text += dec.decode(buf.subarray(0, n));
+  }
+}

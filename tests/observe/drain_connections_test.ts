@@ -7,6 +7,7 @@ import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { freePorts } from "../helpers/ports.ts";
 import { spawnGateway } from "../helpers/process.ts";
+import { readOneResponse } from "../helpers/raw.ts";
 
 function config(port: number, adminPort: number, upstream: string, drainS: number): string {
   return `
@@ -19,23 +20,6 @@ routes: [ { name: r, match: { path: / }, upstream: a } ]
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** Reads one whole response (Content-Length framed) from `conn`; "" if it closed first. */
-async function readResponse(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buf = new Uint8Array(16384);
-  while (true) {
-    const end = text.indexOf("\r\n\r\n");
-    if (end >= 0) {
-      const len = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
-      if (text.length >= end + 4 + len) return text;
-    }
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) return text;
-    text += dec.decode(buf.subarray(0, n));
-  }
-}
 
 /** Resolves when the peer closes `conn` (or resets it). */
 async function closedByPeer(conn: Deno.Conn): Promise<void> {
@@ -80,9 +64,9 @@ Deno.test("drain: idle kept-alive connections close at once, a busy one is answe
   const busy = await Deno.connect({ hostname: "127.0.0.1", port: port! });
   try {
     await idle.write(get("/fast"));
-    assertMatch(await readResponse(idle), /^HTTP\/1\.1 200/);
+    assertMatch(await readOneResponse(idle), /^HTTP\/1\.1 200/);
     await busy.write(get("/fast"));
-    assertMatch(await readResponse(busy), /^HTTP\/1\.1 200/);
+    assertMatch(await readOneResponse(busy), /^HTTP\/1\.1 200/);
     await busy.write(get("/slow"));
     await arrived.promise;
     gw.child.kill("SIGTERM");
@@ -90,7 +74,7 @@ Deno.test("drain: idle kept-alive connections close at once, a busy one is answe
     // Closed by the drain, not kept until the process exits with the slow request.
     await within(5_000, "the idle connection to be closed", closedByPeer(idle));
     release.resolve();
-    const answer = await within(10_000, "the busy connection's answer", readResponse(busy));
+    const answer = await within(10_000, "the busy connection's answer", readOneResponse(busy));
     assertMatch(answer, /^HTTP\/1\.1 200/);
     assertMatch(answer, /\r\nconnection: close\r\n/i);
     assertOk(answer.endsWith("done"), answer);
