@@ -111,6 +111,91 @@ Deno.test("sliding_log never admits more than the limit in any window", () => {
   assertEquals(run(alg, [...at(999, 15), ...at(1999, 15)]).admitted.length, 20);
 });
 
+/** The sliding log as its definition reads: every admitted time in one sorted array, copied each step. */
+function referenceLog(limit: number, perMs: number, log: number[], now: number, cost: number) {
+  const live = log.filter((t) => t > now - perMs);
+  if (live.length + cost > limit) {
+    return {
+      log,
+      verdict: {
+        allowed: false,
+        remaining: Math.max(0, limit - live.length),
+        resetMs: live.length === 0 ? 0 : live[live.length - 1]! + perMs - now,
+        retryAfterMs: live[live.length + cost - limit - 1]! + perMs - now,
+      },
+    };
+  }
+  const split = live.filter((t) => t <= now).length;
+  const next = [...live.slice(0, split), ...at(now, cost), ...live.slice(split)];
+  return {
+    log: next,
+    verdict: {
+      allowed: true,
+      remaining: Math.max(0, limit - next.length),
+      resetMs: next[next.length - 1]! + perMs - now,
+      retryAfterMs: 0,
+    },
+  };
+}
+
+Deno.test("sliding_log answers as its definition does, with steps not kept and clock steps back", () => {
+  const rand = random(11);
+  for (let run = 0; run < 200; run++) {
+    const limit = 1 + Math.floor(rand() * 60);
+    const perMs = 50 + Math.floor(rand() * 500);
+    const alg = compileAlgorithm({ kind: "sliding_log", limit, perMs });
+    let state: unknown;
+    let log: number[] = [];
+    let now = 1_000_000;
+    for (let i = 0; i < 400; i++) {
+      // Mostly forward, bursts at one instant, now and then a step back.
+      const r = rand();
+      now += r < 0.1 ? -Math.floor(rand() * 30) : r < 0.4 ? 0 : Math.floor(rand() * 20);
+      const cost = 1 + Math.floor(rand() * Math.min(3, limit));
+      const step = alg.step(state, now, cost);
+      const want = referenceLog(limit, perMs, log, now, cost);
+      const label = `run ${run} step ${i}: limit ${limit} per ${perMs} at ${now} cost ${cost}`;
+      assertEquals(
+        [step.allowed, step.remaining, step.resetMs, step.retryAfterMs],
+        [
+          want.verdict.allowed,
+          want.verdict.remaining,
+          want.verdict.resetMs,
+          want.verdict.retryAfterMs,
+        ],
+        label,
+      );
+      // A store keeps an admitting step unless another limit of the request refused (one in five here).
+      if (step.allowed && rand() < 0.8) {
+        state = step.state;
+        log = want.log;
+      }
+    }
+  }
+});
+
+Deno.test("sliding_log appends in place: a full log of 10,000 is not copied per request", () => {
+  const limit = 10_000;
+  const alg = compileAlgorithm({ kind: "sliding_log", limit, perMs: 1000 });
+  let state: unknown;
+  let copies = 0;
+  let longest = 0;
+  // Five windows at exactly the limit's rate (ten a millisecond): each admits as many as expire.
+  for (let i = 0; i < 50_000; i++) {
+    const t = Math.floor(i / 10);
+    const step = alg.step(state, t, 1);
+    assertOk(step.allowed, `admitted at ${t}`);
+    const before = (state as { times?: number[] } | undefined)?.times;
+    const after = (step.state as { times: number[] }).times;
+    if (before !== undefined && after !== before) copies++;
+    longest = Math.max(longest, after.length);
+    state = step.state;
+  }
+  // 50,000 admissions; the live entries move to a new array only when the expired ones pile up.
+  assertOk(copies <= 20, `${copies} copies of the log`);
+  assertOk(longest <= 1.5 * limit + 1, `an array of ${longest} entries for a log of ${limit}`);
+});
+
 Deno.test("leaky_bucket police refuses what overflows the meter and passes the rest at once", () => {
   const alg = compileAlgorithm({
     kind: "leaky_bucket",
