@@ -120,10 +120,17 @@ function registerCollectors(gw: Gateway): void {
   );
   m.collect(
     "gateway_listener_connections_refused_total",
-    "Client connections a listener closed as soon as it accepted them, because it held max_connections",
+    "Client connections a listener closed as soon as it accepted them: it held max_connections, none idle",
     "counter",
     ["listener"],
     (): Sample[] => [...gw.connectionsRefused].map(([listener, n]) => [[listener], n]),
+  );
+  m.collect(
+    "gateway_listener_connections_reclaimed_total",
+    "Idle client connections a listener closed to serve a new one, because it held max_connections",
+    "counter",
+    ["listener"],
+    (): Sample[] => [...gw.connectionsReclaimed].map(([listener, n]) => [[listener], n]),
   );
   m.collect(
     "gateway_access_log_dropped_lines_total",

@@ -100,6 +100,8 @@ export class Gateway {
   reloads = { ok: 0, failed: 0, lastOk: true };
   /** Client connections each listener closed at once because it held `max_connections`. */
   readonly connectionsRefused = new Map<string, number>();
+  /** Idle client connections each listener closed to serve a new one at `max_connections`. */
+  readonly connectionsReclaimed = new Map<string, number>();
 
   private constructor(readonly options: GatewayOptions, deps: RuntimeDeps) {
     this.deps = deps;
@@ -400,11 +402,21 @@ export class Gateway {
       onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
       maxConnections: () => this.listenerConfig(l.name, plan)?.max_connections ?? Infinity,
       onOverflow: () => {
-        this.connectionsRefused.set(l.name, (this.connectionsRefused.get(l.name) ?? 0) + 1);
+        countFor(this.connectionsRefused, l.name);
         this.deps.logger.every(`max-connections:${l.name}`, 10_000, "warn", "connection refused", {
           listener: l.name,
-          reason: "max_connections reached",
+          reason: "max_connections reached, no connection idle",
         });
+      },
+      onReclaim: () => {
+        countFor(this.connectionsReclaimed, l.name);
+        this.deps.logger.every(
+          `max-connections-reclaim:${l.name}`,
+          10_000,
+          "info",
+          "idle connection closed for a new one",
+          { listener: l.name, reason: "max_connections reached" },
+        );
       },
       proxyProtocol: this.proxyProtocolOptions(l.name, plan),
       timeouts: () => {
@@ -542,3 +554,7 @@ function hostForUrl(h: string): string {
 }
 
 export { json };
+
+function countFor(counts: Map<string, number>, name: string): void {
+  counts.set(name, (counts.get(name) ?? 0) + 1);
+}

@@ -29,6 +29,8 @@ export interface RunningListener {
   readonly tls: boolean;
   /** Stops accepting and resolves when in-flight requests are done. */
   shutdown(): Promise<void>;
+  /** Closes one idle client connection to make room for a new one; false if none is idle. */
+  reclaimIdle(): boolean;
 }
 
 export interface ListenerOptions {
@@ -44,8 +46,10 @@ export interface ListenerOptions {
   refused?: (r: RefusedRequest) => Response;
   /** `max_connections`, read per accepted connection so that a reload applies it; none: no cap. */
   maxConnections?: () => number;
-  /** Told of each connection closed because the listener held `maxConnections`. */
+  /** Told of each connection closed because the listener held `maxConnections`, none idle. */
   onOverflow?: () => void;
+  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
+  onReclaim?: () => void;
   /**
    * Told of an expired certificate, which is then served. Without it such a
    * certificate is refused: a reload that would swap a serving listener's
@@ -110,7 +114,13 @@ export async function startListener(
     if (!o.proxyProtocol) throw new Error(`listener ${cfg.name}: PROXY protocol options missing`);
     const inner = { ...cfg, host: "127.0.0.1", port: 0, proxy_protocol: false };
     // The front counts the client connections; each is one connection to the inner server.
-    const { reusePort: _, maxConnections: _max, onOverflow: _over, ...innerOptions } = o;
+    const {
+      reusePort: _,
+      maxConnections: _max,
+      onOverflow: _over,
+      onReclaim: _reclaim,
+      ...innerOptions
+    } = o;
     return startProxyProtocolListener(
       cfg,
       handler,
@@ -118,6 +128,7 @@ export async function startListener(
         ...o.proxyProtocol,
         ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
         ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
+        ...(o.onReclaim ? { onReclaim: o.onReclaim } : {}),
       },
       o.reusePort ?? false,
       (h, clientAddr) =>
@@ -145,6 +156,7 @@ export async function startListener(
       ...(o.refused ? { refused: o.refused } : {}),
       ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
       ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
+      ...(o.onReclaim ? { onReclaim: o.onReclaim } : {}),
     }, tracedHandler(handler));
     return {
       name: cfg.name,
@@ -152,6 +164,7 @@ export async function startListener(
       port: server.addr.port,
       tls: tls !== null,
       shutdown: () => server.shutdown(),
+      reclaimIdle: () => server.reclaimIdle(),
     };
   }
   let bound: Deno.NetAddr | null = null;
@@ -183,5 +196,7 @@ export async function startListener(
     port: addr.port,
     tls: true,
     shutdown: () => server.shutdown(),
+    // The runtime holds these connections (max_connections is refused with http2).
+    reclaimIdle: () => false,
   };
 }

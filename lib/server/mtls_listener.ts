@@ -56,6 +56,14 @@ export async function startMtlsListener(
   const upgraded = new Set<Duplex>();
   /** Per connection, when the response to its latest request is over. */
   const turns = new WeakMap<TLSSocket, Promise<void>>();
+  /** Per connection, requests received whose response is not over. */
+  const unanswered = new WeakMap<TLSSocket, number>();
+  /**
+   * Connections past their handshake with no request in hand, longest idle
+   * first: what `reclaimIdle` may close. One still in its handshake is not in
+   * node's hands yet as a TLS socket (README, Known limits).
+   */
+  const idle = new Set<TLSSocket>();
   let active = 0;
   let closing = false;
   let drained: (() => void) | null = null;
@@ -81,6 +89,13 @@ export async function startMtlsListener(
     // and none after an answer that closes the connection (RFC 9112 §9.3.2, §9.6):
     // its response would never be written, nor its in-flight count released.
     const socket = req.socket as TLSSocket;
+    idle.delete(socket);
+    unanswered.set(socket, (unanswered.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = unanswered.get(socket)! - 1;
+      unanswered.set(socket, left);
+      if (left === 0 && !socket.destroyed && !upgraded.has(socket)) idle.add(socket);
+    });
     const previous = turns.get(socket);
     turns.set(
       socket,
@@ -122,6 +137,7 @@ export async function startMtlsListener(
   // A WebSocket upgrade: node hands over the raw socket, which the proxy joins to the upstream's.
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
     upgraded.add(socket);
+    idle.delete(socket as TLSSocket);
     socket.once("close", () => upgraded.delete(socket));
     bridgeUpgrade(req, socket, head, handler, verdictOf(socket as TLSSocket), o.onError);
   });
@@ -129,15 +145,35 @@ export async function startMtlsListener(
   let connections = 0;
   server.on("connection", (socket: Duplex) => {
     if (o.maxConnections !== undefined && connections >= o.maxConnections()) {
-      socket.destroy();
-      o.onOverflow?.();
-      return;
+      if (reclaimIdle()) o.onReclaim?.();
+      else {
+        socket.destroy();
+        o.onOverflow?.();
+        return;
+      }
     }
     connections++;
     socket.once("close", () => connections--);
     // Read for every connection, as plain listeners do, so that a reload's values apply.
     Object.assign(server, nodeTimeouts(timeouts()));
   });
+  server.on("secureConnection", (socket: TLSSocket) => {
+    idle.add(socket);
+    socket.once("close", () => idle.delete(socket));
+  });
+
+  /** Closes the longest idle connection; false if none is. See Http1Server.reclaimIdle. */
+  function reclaimIdle(): boolean {
+    for (const socket of idle) {
+      idle.delete(socket);
+      if (!socket.destroyed) {
+        socket.destroy();
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Handshake failures are the client's problem (wrong protocol, aborted): not listener errors.
   server.on("tlsClientError", () => {});
   // A head node's parser refuses: answered in the common error shape, and recorded, as
@@ -175,6 +211,7 @@ export async function startMtlsListener(
     hostname: addr.address,
     port: addr.port,
     tls: true,
+    reclaimIdle,
     async shutdown() {
       closing = true;
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -38,7 +38,7 @@ export const listenerSchema = z.strictObject({
   }),
   max_connections: z.number().int().positive().optional().meta({
     description:
-      "Client connections the listener holds at once, per isolate; one more is closed as soon as it is accepted (gateway_listener_connections_refused_total). Not with tls.http2",
+      "Client connections the listener holds at once, per isolate; for one more, the longest idle one is closed (gateway_listener_connections_reclaimed_total), or with none idle the new one as soon as it is accepted (gateway_listener_connections_refused_total). Not with tls.http2",
   }),
 }).superRefine((l, ctx) => {
   if (l.tls?.client_cert && !l.tls.client_ca) {

@@ -1,9 +1,11 @@
 /**
  * `listeners[].max_connections`: a listener holding that many client
- * connections closes the next one as soon as it accepts it, and counts it in
- * `gateway_listener_connections_refused_total`; once one closes, a new one is
- * served. The gateway's own HTTP/1.1 server, the node:https server of TLS 1.3
- * and mTLS listeners, and the PROXY protocol front each enforce it.
+ * connections closes its longest idle one to serve the next, and counts it in
+ * `gateway_listener_connections_reclaimed_total`; with every one busy it
+ * closes the next one as soon as it accepts it, counted in
+ * `gateway_listener_connections_refused_total`. The gateway's own HTTP/1.1
+ * server, the node:https server of TLS 1.3 and mTLS listeners, and the PROXY
+ * protocol front each enforce it.
  */
 import { assertEquals, assertOk, within } from "../helpers/assert.ts";
 import { startGateway } from "../helpers/gateway.ts";
@@ -12,12 +14,13 @@ import { selfSignedCert } from "../helpers/tls.ts";
 import { readOneResponse } from "../helpers/raw.ts";
 import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 
-const REQUEST = new TextEncoder().encode("GET /x HTTP/1.1\r\nHost: gw\r\n\r\n");
+const request = (path: string) =>
+  new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: gw\r\n\r\n`);
 
 /** Sends a request on `conn` and reads the answer: its status, or "closed" if none came. */
-async function ask(conn: Deno.Conn): Promise<number | "closed"> {
+async function ask(conn: Deno.Conn, path = "/x"): Promise<number | "closed"> {
   try {
-    await writeAllTo(conn, REQUEST);
+    await writeAllTo(conn, request(path));
     const answer = await readOneResponse(conn);
     return answer === "" ? "closed" : Number(answer.slice(9, 12));
   } catch {
@@ -25,9 +28,8 @@ async function ask(conn: Deno.Conn): Promise<number | "closed"> {
   }
 }
 
-Deno.test("max_connections: each kind of listener closes the connection over its cap, and serves once one ends", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw-max-conns-" });
-  const up = startUpstream(() => new Response("ok"));
+/** One gateway with a listener of each kind, `max_connections: 2`; `connect` opens a client connection to one. */
+async function gatewayOfEachKind(dir: string, upstream: string) {
   const { cert, key } = await selfSignedCert(dir);
   const caCerts = [await Deno.readTextFile(cert)];
   const g = await startGateway(`listeners:
@@ -38,12 +40,12 @@ admin: { host: 127.0.0.1, port: 0 }
 security: { trusted_proxies: [127.0.0.1/32] }
 server: { drain_timeout_s: 2, config_watch: { enabled: false } }
 upstreams:
-  up: { targets: [ { url: "${up.url}" } ] }
+  up: { targets: [ { url: "${upstream}" } ] }
 routes:
   - { name: all, match: { path: / }, upstream: up }
 `);
   const port = (name: string) => Number(new URL(g.url(name)).port);
-  const connectTo: Record<string, () => Promise<Deno.Conn>> = {
+  const connect: Record<string, () => Promise<Deno.Conn>> = {
     plain: () => Deno.connect({ hostname: "127.0.0.1", port: port("plain") }),
     tls13: () => Deno.connectTls({ hostname: "localhost", port: port("tls13"), caCerts }),
     proxied: async () => {
@@ -52,38 +54,94 @@ routes:
       return c;
     },
   };
+  return { g, connect };
+}
+
+/** The value of `name{listener="..."}` for each listener in the gateway's metrics. */
+async function counts(admin: string, name: string): Promise<Record<string, number>> {
+  const metrics = await (await fetch(`${admin}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of metrics.matchAll(new RegExp(`^${name}\\{listener="(\\w+)"\\} (\\d+)$`, "gm"))) {
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+Deno.test("max_connections: each kind of listener closes its longest idle connection to serve a new one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-max-conns-" });
+  const up = startUpstream(() => new Response("ok"));
+  const { g, connect: connectTo } = await gatewayOfEachKind(dir, up.url);
   const open: Deno.Conn[] = [];
   try {
     for (const [name, connect] of Object.entries(connectTo)) {
       const held = [await connect(), await connect()];
       open.push(...held);
+      // Both answered, so both wait for their next request: the first has waited longer.
       for (const c of held) assertEquals(await ask(c), 200, `${name}: served under the cap`);
+
+      const next = await connect();
+      open.push(next);
+      assertEquals(await within(5_000, ask(next)), 200, `${name}: the third is served`);
+      assertEquals(
+        await within(5_000, ask(held[0]!)),
+        "closed",
+        `${name}: the longest idle closed`,
+      );
+      assertEquals(await ask(held[1]!), 200, `${name}: the other still serves`);
+    }
+    const reclaimed = await counts(g.admin, "gateway_listener_connections_reclaimed_total");
+    const refused = await counts(g.admin, "gateway_listener_connections_refused_total");
+    for (const name of Object.keys(connectTo)) {
+      assertOk((reclaimed[name] ?? 0) >= 1, `${name}: reclaimed ${reclaimed[name]}`);
+      assertEquals(refused[name] ?? 0, 0, `${name}: none refused`);
+    }
+  } finally {
+    for (const c of open) closeQuietly(c);
+    await g.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("max_connections: with every connection busy, each kind of listener closes the next at once, and serves once one is free", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-max-conns-" });
+  let release = Promise.withResolvers<void>();
+  let waiting = 0;
+  const up = startUpstream(async (req) => {
+    if (new URL(req.url).pathname === "/slow") {
+      waiting++;
+      await release.promise;
+    }
+    return new Response("ok");
+  });
+  const { g, connect: connectTo } = await gatewayOfEachKind(dir, up.url);
+  const open: Deno.Conn[] = [];
+  try {
+    for (const [name, connect] of Object.entries(connectTo)) {
+      const held = [await connect(), await connect()];
+      open.push(...held);
+      waiting = 0;
+      const answers = held.map((c) => ask(c, "/slow"));
+      for (let i = 0; i < 100 && waiting < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assertEquals(waiting, 2, `${name}: both requests reached the upstream`);
 
       const over = await connect();
       open.push(over);
       assertEquals(await within(5_000, ask(over)), "closed", `${name}: the third is closed`);
 
-      closeQuietly(held[0]!);
-      // The listener counts the closed one out once it has read its end.
-      let again: number | "closed" = "closed";
-      for (let i = 0; i < 50 && again !== 200; i++) {
-        const c = await connect();
-        open.push(c);
-        again = await within(5_000, ask(c)) as number | "closed";
-        if (again !== 200) await new Promise((r) => setTimeout(r, 50));
-      }
-      assertEquals(again, 200, `${name}: served again once one ended`);
-      assertEquals(await ask(held[1]!), 200, `${name}: the kept connection still serves`);
+      release.resolve();
+      assertEquals(await Promise.all(answers), [200, 200], `${name}: the busy ones answered`);
+      release = Promise.withResolvers<void>();
+      const again = await connect();
+      open.push(again);
+      assertEquals(await within(5_000, ask(again)), 200, `${name}: served once one is free`);
     }
-    const metrics = await (await fetch(`${g.admin}/metrics`)).text();
+    const refused = await counts(g.admin, "gateway_listener_connections_refused_total");
     for (const name of Object.keys(connectTo)) {
-      const m = new RegExp(
-        `^gateway_listener_connections_refused_total\\{listener="${name}"\\} (\\d+)$`,
-        "m",
-      ).exec(metrics);
-      assertOk(m !== null && Number(m[1]) >= 1, `${name} counted:\n${metrics}`);
+      assertOk((refused[name] ?? 0) >= 1, `${name}: refused ${refused[name]}`);
     }
   } finally {
+    release.resolve();
     for (const c of open) closeQuietly(c);
     await g.close();
     await up.close();

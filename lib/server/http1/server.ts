@@ -71,8 +71,10 @@ export interface Http1ServerOptions {
   refused?(r: RefusedRequest): Response;
   /** Connections held at once (`max_connections`), read per accepted connection. */
   maxConnections?(): number;
-  /** Told of each connection closed at once because `maxConnections` were held. */
+  /** Told of each connection closed at once because `maxConnections` were held, all busy. */
   onOverflow?(): void;
+  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
+  onReclaim?(): void;
 }
 
 /** The CRLF CRLF that ends a head. */
@@ -96,6 +98,12 @@ export class Http1Server {
   private readonly listener: Deno.Listener;
   private readonly connections = new Set<ServedConnection>();
   private closing = false;
+  /**
+   * Whether a connection may have gone idle since `reclaimIdle` last found none:
+   * a flood of connections at the cap while every held one is busy then costs
+   * no search each, and the hot path pays one field write per request.
+   */
+  idleSeen = true;
   /** Settles when the last connection ends after `shutdown`; every caller waits on the same one. */
   private drain: PromiseWithResolvers<void> | null = null;
 
@@ -132,20 +140,40 @@ export class Http1Server {
         continue;
       }
       if (this.o.maxConnections !== undefined && this.connections.size >= this.o.maxConnections()) {
-        // Closed at once, as Envoy does, rather than left waiting in the backlog.
-        closeQuietly(socket);
-        this.o.onOverflow?.();
-        continue;
+        if (this.reclaimIdle()) this.o.onReclaim?.();
+        else {
+          // Closed at once, as Envoy does, rather than left waiting in the backlog.
+          closeQuietly(socket);
+          this.o.onOverflow?.();
+          continue;
+        }
       }
       // The runtime offers no way to turn Nagle off on a TLS connection (README, Known limits).
       if ("setNoDelay" in socket) (socket as Deno.TcpConn).setNoDelay(true);
       const c = new ServedConnection(this, new ClientConnection(socket), this.handler);
       this.connections.add(c);
+      this.idleSeen = true;
       c.serve(this.o.timeouts()).finally(() => {
         this.connections.delete(c);
         if (this.connections.size === 0) this.drain?.resolve();
       });
     }
+  }
+
+  /**
+   * Closes the longest-held connection that waits for a request (its next, or
+   * its first) or lingers after an answer, as nginx frees a keep-alive
+   * connection for a new one; false if every connection is busy. Such a close
+   * may cross a request the client is sending: clients retry a request sent on
+   * an idle connection that closes without an answer, as after the idle timeout.
+   */
+  reclaimIdle(): boolean {
+    if (!this.idleSeen) return false;
+    for (const c of this.connections) {
+      if (c.closeIfIdle()) return true;
+    }
+    this.idleSeen = false;
+    return false;
   }
 
   reportError(e: unknown): void {
@@ -296,8 +324,13 @@ class ServedConnection implements Watched {
       .finally(() => this.conn.close());
   }
 
-  closeIfIdle(): void {
-    if (this.phase === Phase.Idle || this.phase === Phase.Lingering) this.conn.close();
+  /** Closes the connection if it waits for a request or lingers; whether it did. */
+  closeIfIdle(): boolean {
+    if (this.conn.closed || (this.phase !== Phase.Idle && this.phase !== Phase.Lingering)) {
+      return false;
+    }
+    this.conn.close();
+    return true;
   }
 
   /**
@@ -311,6 +344,7 @@ class ServedConnection implements Watched {
     const c = this.conn;
     if (c.closed || c.hijacked || this.server.isClosing) return;
     this.phase = Phase.Lingering;
+    this.server.idleSeen = true;
     const end = deadlines.coarseNow() + LINGER_MS;
     try {
       await c.socket.closeWrite();
@@ -403,6 +437,7 @@ class ServedConnection implements Watched {
       return false;
     }
     this.phase = Phase.Idle;
+    this.server.idleSeen = true;
     this.conn.idle();
     this.nextCheck = deadlines.coarseNow() + this.timeouts.idleMs;
     return true;

@@ -20,14 +20,21 @@ export interface ProxyProtocolOptions {
   onRefused(reason: string, peer: string): void;
   /** `max_connections`: relayed connections held at once (read per connection). */
   maxConnections?: () => number;
-  /** Told of each connection closed because `maxConnections` were held. */
+  /** Told of each connection closed because `maxConnections` were held, none idle. */
   onOverflow?: () => void;
+  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
+  onReclaim?: () => void;
 }
 
 export interface FrontOptions extends ProxyProtocolOptions {
   hostname: string;
   port: number;
   reusePort: boolean;
+  /**
+   * Closes one idle connection of the inner server (its relay then ends) to
+   * make room at `maxConnections`; false if none is idle.
+   */
+  reclaimIdle?: () => boolean;
   /** Port of the server the front relays to, on 127.0.0.1. */
   innerPort: number;
 }
@@ -117,9 +124,12 @@ export class ProxyProtocolFront {
       return;
     }
     if (this.o.maxConnections !== undefined && this.open.size >= this.o.maxConnections()) {
-      closeQuietly(conn);
-      this.o.onOverflow?.();
-      return;
+      if (this.o.reclaimIdle?.()) this.o.onReclaim?.();
+      else {
+        closeQuietly(conn);
+        this.o.onOverflow?.();
+        return;
+      }
     }
     this.open.add(conn);
     let inner: Deno.TcpConn | null = null;

@@ -47,6 +47,7 @@ export async function startProxyProtocolListener(
       port: cfg.port,
       reusePort,
       innerPort: inner.port,
+      reclaimIdle: () => inner.reclaimIdle(),
     });
   } catch (e) {
     await inner.shutdown();
@@ -63,5 +64,6 @@ export async function startProxyProtocolListener(
       await inner.shutdown();
       f.closeAll();
     },
+    reclaimIdle: () => inner.reclaimIdle(),
   };
 }
