@@ -398,6 +398,7 @@ export class Gateway {
         : {}),
       refused: createRefusalRecorder(this.holder, info, this.deps),
       resolvePath: resolverFor(plan.file),
+      clock: this.deps.clock,
       ...(this.options.reusePort ? { reusePort: true } : {}),
       onError: (e) => this.deps.logger.error("listener error", errorFields(e)),
       maxConnections: () => this.listenerConfig(l.name, plan)?.max_connections ?? Infinity,

@@ -16,6 +16,7 @@ import { readTlsFiles } from "./tls_files.ts";
 import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./http1/server.ts";
 import { tracedHandler } from "../observe/otel.ts";
 import { forRuntime } from "../core/parsed_response.ts";
+import type { Clock } from "../core/clock.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -50,6 +51,8 @@ export interface ListenerOptions {
   onOverflow?: () => void;
   /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
   onReclaim?: () => void;
+  /** The time client certificates are checked against (the gateway's clock; default the system's). */
+  clock?: Clock;
   /**
    * Told of an expired certificate, which is then served. Without it such a
    * certificate is refused: a reload that would swap a serving listener's

@@ -30,13 +30,19 @@ import { lingerOnNodeClose } from "./lingering.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
 import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
 
-/** What the TLS layer said about a connection's client certificate; read once per connection. */
+/**
+ * What the TLS layer said about a connection's client certificate: read once
+ * per connection, and again once a certificate of its chain has expired (a
+ * keep-alive connection can outlive it).
+ */
 interface PeerVerdict {
   cert: ClientCertificate | null;
   error: string | null;
+  /** The verdict holds until this instant (ms): the chain's earliest expiry. */
+  until: number;
 }
 
-const NO_CERTIFICATE: PeerVerdict = { cert: null, error: null };
+const NO_CERTIFICATE: PeerVerdict = { cert: null, error: null, until: Infinity };
 
 export async function startMtlsListener(
   cfg: ListenerConfig,
@@ -126,9 +132,10 @@ export async function startMtlsListener(
 
   /** What the TLS layer said of the connection's client certificate, read once per connection. */
   function verdictOf(socket: TLSSocket): PeerVerdict {
+    const now = o.clock?.now() ?? Date.now();
     let verdict = verdicts.get(socket);
-    if (!verdict) {
-      verdict = verifier ? peerVerdict(socket, verifier) : NO_CERTIFICATE;
+    if (!verdict || now > verdict.until) {
+      verdict = verifier ? peerVerdict(socket, verifier, now) : NO_CERTIFICATE;
       verdicts.set(socket, verdict);
     }
     return verdict;
@@ -251,25 +258,32 @@ function headRefusal(err: NodeJS.ErrnoException): { code: ErrorCode; message: st
   }
 }
 
-function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier): PeerVerdict {
+function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier, now: number): PeerVerdict {
   const pc = socket.getPeerCertificate(true) as DetailedPeerCertificate;
-  if (!pc || !pc.raw) return { cert: null, error: null };
+  if (!pc || !pc.raw) return NO_CERTIFICATE;
   const presented: Uint8Array[] = [];
+  let until = Date.parse(pc.valid_to);
   for (
     let c = pc.issuerCertificate;
     c && c !== c.issuerCertificate && c.raw;
     c = c.issuerCertificate
   ) {
     presented.push(c.raw);
+    until = Math.min(until, Date.parse(c.valid_to));
     if (presented.length > 8) break;
   }
-  const ours = verifier.verify(pc.raw, presented, Date.now());
-  if (ours !== null) return { cert: null, error: ours };
+  const ours = verifier.verify(pc.raw, presented, now);
+  if (ours !== null) return { cert: null, error: ours, until: Infinity };
   // Defence in depth: a full handshake must also have satisfied the TLS layer.
   if (!socket.isSessionReused() && !socket.authorized) {
-    return { cert: null, error: String(socket.authorizationError ?? "CERT_UNTRUSTED") };
+    return {
+      cert: null,
+      error: String(socket.authorizationError ?? "CERT_UNTRUSTED"),
+      until: Infinity,
+    };
   }
-  return { cert: describeCertificate(pc), error: null };
+  // An unreadable date would make the verdict never expire: then it is read per request.
+  return { cert: describeCertificate(pc), error: null, until: Number.isNaN(until) ? now : until };
 }
 
 export function describeCertificate(pc: PeerCertificate): ClientCertificate {
