@@ -130,7 +130,7 @@ export async function startMtlsListener(
     return over;
   }
 
-  /** What the TLS layer said of the connection's client certificate, read once per connection. */
+  /** What the TLS layer said of the connection's client certificate (see PeerVerdict). */
   function verdictOf(socket: TLSSocket): PeerVerdict {
     const now = o.clock?.now() ?? Date.now();
     let verdict = verdicts.get(socket);
@@ -262,15 +262,20 @@ function peerVerdict(socket: TLSSocket, verifier: ClientCertVerifier, now: numbe
   const pc = socket.getPeerCertificate(true) as DetailedPeerCertificate;
   if (!pc || !pc.raw) return NO_CERTIFICATE;
   const presented: Uint8Array[] = [];
-  let until = Date.parse(pc.valid_to);
   for (
     let c = pc.issuerCertificate;
     c && c !== c.issuerCertificate && c.raw;
     c = c.issuerCertificate
   ) {
     presented.push(c.raw);
-    until = Math.min(until, Date.parse(c.valid_to));
     if (presented.length > 8) break;
+  }
+  // The chain the TLS layer built, its root (self-issued, where the loop stopped) included.
+  let until = Date.parse(pc.valid_to);
+  for (let i = 0, d = pc.issuerCertificate; d && i < 10; i++) {
+    until = Math.min(until, Date.parse(d.valid_to));
+    if (d === d.issuerCertificate) break;
+    d = d.issuerCertificate;
   }
   const ours = verifier.verify(pc.raw, presented, now);
   if (ours !== null) return { cert: null, error: ours, until: Infinity };
