@@ -116,7 +116,10 @@ async function limiterStore(b: BuildContext): Promise<LimiterStore> {
     }
     return new RedisLimiterStore(client, redis, b.deps.redis);
   }
-  b.deps.localLimiter.configure({ maxKeys: s.memory.max_keys });
+  b.deps.localLimiter.configure({
+    maxKeys: s.memory.max_keys,
+    maxLogEntries: s.memory.log_max_bytes / 8,
+  });
   return b.deps.localLimiter;
 }
 

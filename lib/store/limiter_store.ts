@@ -50,6 +50,8 @@ export interface LocalLimiterStore extends LimiterStore {
 export interface MemoryStoreOptions {
   /** Keys held at most; least recently used ones are dropped past it. */
   maxKeys: number;
+  /** Sliding-log times held at most, over every key (`log_max_bytes` / 8); none: no bound. */
+  maxLogEntries?: number;
 }
 
 /** The store could not decide (Redis down or too slow). */

@@ -1,6 +1,6 @@
 /**
  * Limiter state in this isolate's memory, bounded so that a flood of distinct
- * keys cannot exhaust it:
+ * keys (or of requests filling sliding logs) cannot exhaust it:
  *
  * - a state counts for nothing once it has expired (when the algorithm says it
  *   is back to empty: bucket full, window over), as a Redis key's TTL would
@@ -9,7 +9,9 @@
  *   keys go to the young map; when it holds half the cap it becomes the old map
  *   and the previous old map (keys not used for a whole generation) is dropped.
  *   That is least-recently-used eviction at the granularity of a generation,
- *   with one hash lookup per decision instead of reordering a list.
+ *   with one hash lookup per decision instead of reordering a list;
+ * - the same rotation comes early once the young map's states hold half of
+ *   `maxLogEntries` sliding-log times, so both maps hold at most that many.
  */
 import type { Step } from "../ratelimit/algorithms/index.ts";
 import type { LocalLimiterStore, MemoryStoreOptions, StoredLimit } from "./limiter_store.ts";
@@ -19,6 +21,8 @@ interface Entry {
   state: unknown;
   /** The state is empty from this instant on (ms). */
   expiresAt: number;
+  /** Numbers the state holds, for `maxLogEntries` (its algorithm's `weight`; 0 if a few). */
+  weight: number;
 }
 
 export const DEFAULT_MAX_KEYS = 100_000;
@@ -29,20 +33,29 @@ export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
   private lastName: string | undefined;
   private lastEntry: Entry | undefined;
   private generationSize: number;
-  /** Keys dropped to stay under the cap, for metrics. */
+  /** Half of `maxLogEntries`: what the young map's states may weigh before it rotates. */
+  private generationWeight: number;
+  /** What the young map's states weigh. */
+  private youngWeight = 0;
+  /** Keys dropped to stay under the caps. */
   evicted = 0;
 
   constructor(options: MemoryStoreOptions = { maxKeys: DEFAULT_MAX_KEYS }) {
     this.generationSize = generationSize(options.maxKeys);
+    this.generationWeight = (options.maxLogEntries ?? Infinity) / 2;
   }
 
   configure(options: MemoryStoreOptions): void {
     this.generationSize = generationSize(options.maxKeys);
-    // A smaller cap: drop the least recently inserted keys until both generations fit.
+    this.generationWeight = (options.maxLogEntries ?? Infinity) / 2;
+    // A smaller log cap applies at once to the young map, to the old one when it goes.
+    if (this.youngWeight >= this.generationWeight) this.rotate();
+    // A smaller key cap: drop the least recently inserted keys until both generations fit.
     for (const map of [this.old, this.young]) {
-      for (const name of map.keys()) {
+      for (const [name, entry] of map) {
         if (map.size <= this.generationSize) break;
         map.delete(name);
+        if (map === this.young) this.youngWeight -= entry.weight;
         this.evicted++;
       }
     }
@@ -51,6 +64,13 @@ export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
   /** Keys currently held (live or expired-but-not-yet-dropped). */
   get size(): number {
     return this.young.size + this.old.size;
+  }
+
+  /** Sliding-log times currently held, over both maps (a walk over every key). */
+  get logEntries(): number {
+    let n = 0;
+    for (const map of [this.young, this.old]) for (const e of map.values()) n += e.weight;
+    return n;
   }
 
   decide(limits: readonly StoredLimit[], keys: readonly string[], now: number): Step<unknown>[] {
@@ -64,16 +84,22 @@ export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
     return entry !== undefined && entry.expiresAt > now ? entry.state : undefined;
   }
 
-  keep(name: string, _limit: StoredLimit, step: Step<unknown>, now: number): void {
+  keep(name: string, limit: StoredLimit, step: Step<unknown>, now: number): void {
     // The entry `read` just found, unless another name was read since (several limits).
     const entry = name === this.lastName ? this.lastEntry : this.lookup(name);
     this.lastName = undefined;
     this.lastEntry = undefined;
+    const weigh = limit.algorithm.weight;
+    const weight = weigh === undefined ? 0 : weigh(step.state);
     if (entry !== undefined) {
+      // A found entry is in the young map (`lookup` moves it there).
       entry.state = step.state;
       entry.expiresAt = now + step.resetMs;
+      this.youngWeight += weight - entry.weight;
+      entry.weight = weight;
+      if (this.youngWeight >= this.generationWeight) this.rotate();
     } else {
-      this.insert(name, { state: step.state, expiresAt: now + step.resetMs });
+      this.insert(name, { state: step.state, expiresAt: now + step.resetMs, weight });
     }
   }
 
@@ -92,12 +118,15 @@ export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
   private insert(name: string, entry: Entry): void {
     if (this.young.size >= this.generationSize) this.rotate();
     this.young.set(name, entry);
+    this.youngWeight += entry.weight;
+    if (this.youngWeight >= this.generationWeight) this.rotate();
   }
 
   private rotate(): void {
     this.evicted += this.old.size;
     this.old = this.young;
     this.young = new Map();
+    this.youngWeight = 0;
   }
 }
 

@@ -25,6 +25,11 @@ export const memoryStoreSchema = z.strictObject({
     description: "Cap on rate-limit keys held in memory; past it the least recently used go " +
       "(with --workers N, the state nearest to expiring)",
   }),
+  log_max_bytes: positiveInt.min(1_048_576).default(67_108_864).meta({
+    description: "Cap on the sliding-log times held in memory, over every key, at 8 bytes a " +
+      "time (at least 1 MiB: a full log of the largest limit fits in half); past it the least " +
+      "recently used keys go",
+  }),
   cache_max_bytes: positiveInt.default(67_108_864).meta({
     description: "Cap on the bytes of cached responses held in memory (least recently used go)",
   }),

@@ -55,6 +55,11 @@ export interface Algorithm<S = unknown> {
   step(state: S | undefined, now: number, cost: number): Step<S>;
   /** How a state fits in a few numbers, for stores with fixed-size slots; absent if it does not. */
   readonly packed?: PackedState<S>;
+  /**
+   * For a state whose size grows with the traffic (a sliding log), the numbers
+   * it holds, so that a store bounds their sum; absent where a state is a few.
+   */
+  readonly weight?: (state: S) => number;
 }
 
 /** A state as `size` numbers (at most `MAX_PACKED_SIZE`), for a shared-memory table. */

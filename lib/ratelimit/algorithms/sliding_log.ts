@@ -30,6 +30,8 @@ export function slidingLog(limit: number, perMs: number): Algorithm<SlidingLogSt
   return {
     spec: { kind: "sliding_log", limit, perMs },
     limit,
+    // What the array holds: the log and the expired times not yet dropped.
+    weight: (state) => state.times.length,
     step(state, now, cost): Step<SlidingLogState> {
       const times = state?.times ?? [];
       const end = state?.end ?? 0;
