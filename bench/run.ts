@@ -268,9 +268,10 @@ async function main(): Promise<void> {
   for (const t of ready) idle.set(t.name, await rssMb(t.pid?.()));
   // Every target is warmed (JIT, pools, heap) before the measured rounds: a cold first round
   // is a start-up cost, not the steady state the table is about. All for as long: the bare
-  // proxy and fastify compile as they run too (until 2026-12-07 they had 2 s, the gateways 5). The gateways' RSS under load
-  // is sampled here, not in the measured runs: reading /proc/PID/status four times a second
-  // measurably lengthened the sampled process's p99 (and the bare proxy is not sampled).
+  // proxy and fastify compile as they run too (until 2026-12-07 they had 2 s, the gateways 5).
+  // The gateways' RSS under load is sampled here, not in the measured runs: reading
+  // /proc/PID/status four times a second measurably lengthened the sampled process's p99 (and
+  // the bare proxy is not sampled).
   const loadedRss = new Map<string, number | undefined>();
   for (const t of ready) {
     const peak = t.pid ? peakRss(t.pid()) : null;

@@ -127,6 +127,9 @@ export class MemoryLimiterStore implements LocalLimiterStore, StateHome {
     this.old = this.young;
     this.young = new Map();
     this.youngWeight = 0;
+    // The entry `read` found is in the old map now: `keep` looks it up again, which moves it back.
+    this.lastName = undefined;
+    this.lastEntry = undefined;
   }
 }
 

@@ -11,6 +11,7 @@ import { compileAlgorithm } from "../../lib/ratelimit/algorithms/index.ts";
 import { MemoryLimiterStore } from "../../lib/store/memory_limiter.ts";
 import type { StoredLimit } from "../../lib/store/limiter_store.ts";
 import { limitedConfig, routeR } from "./helpers.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 
 const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
 
@@ -39,6 +40,25 @@ Deno.test("memory store: sliding logs over every key stay within maxLogEntries",
   assertOk(store.evicted > 0, "keys went to stay under the bound");
   // a was used least recently: its log went, and it starts afresh (the price of the bound).
   assertEquals(admit("a", 1), 1);
+});
+
+Deno.test("memory store: the bound holds with several limits per request and keys rotating out", () => {
+  const rand = seededRandom(5);
+  const log = (id: string, limit: number): StoredLimit => ({
+    id,
+    algorithm: compileAlgorithm({ kind: "sliding_log", limit, perMs: 3_600_000 }),
+    cost: 1,
+    shadow: false,
+  });
+  const limits = [log("a", 40), log("b", 30), log("c", 20)];
+  const bound = 600;
+  const store = new MemoryLimiterStore({ maxKeys: 12, maxLogEntries: bound });
+  for (let i = 0; i < 20_000; i++) {
+    const keys = limits.map(() => `k${Math.floor(rand() * 15)}`);
+    store.decide(limits, keys, T0 + i);
+    // Half the bound per map, and a map rotates only once past it: by one log at most.
+    assertOk(store.logEntries <= bound + 40, `${store.logEntries} times held after ${i + 1}`);
+  }
 });
 
 Deno.test("memory store: without maxLogEntries, logs are bounded by max_keys alone", () => {
