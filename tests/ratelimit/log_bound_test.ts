@@ -15,13 +15,16 @@ import { seededRandom } from "../helpers/seeded_random.ts";
 
 const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
 
+/** A sliding-log limit of `limit` per hour (nothing expires within a test). */
+const logLimit = (id: string, limit: number): StoredLimit => ({
+  id,
+  algorithm: compileAlgorithm({ kind: "sliding_log", limit, perMs: 3_600_000 }),
+  cost: 1,
+  shadow: false,
+});
+
 Deno.test("memory store: sliding logs over every key stay within maxLogEntries", () => {
-  const limit: StoredLimit = {
-    id: "log",
-    algorithm: compileAlgorithm({ kind: "sliding_log", limit: 100, perMs: 3_600_000 }),
-    cost: 1,
-    shadow: false,
-  };
+  const limit = logLimit("log", 100);
   const store = new MemoryLimiterStore({ maxKeys: 100_000, maxLogEntries: 1_000 });
   const admit = (key: string, n: number) => {
     let admitted = 0;
@@ -44,13 +47,7 @@ Deno.test("memory store: sliding logs over every key stay within maxLogEntries",
 
 Deno.test("memory store: the bound holds with several limits per request and keys rotating out", () => {
   const rand = seededRandom(5);
-  const log = (id: string, limit: number): StoredLimit => ({
-    id,
-    algorithm: compileAlgorithm({ kind: "sliding_log", limit, perMs: 3_600_000 }),
-    cost: 1,
-    shadow: false,
-  });
-  const limits = [log("a", 40), log("b", 30), log("c", 20)];
+  const limits = [logLimit("a", 40), logLimit("b", 30), logLimit("c", 20)];
   const bound = 600;
   const store = new MemoryLimiterStore({ maxKeys: 12, maxLogEntries: bound });
   for (let i = 0; i < 20_000; i++) {
@@ -62,12 +59,7 @@ Deno.test("memory store: the bound holds with several limits per request and key
 });
 
 Deno.test("memory store: without maxLogEntries, logs are bounded by max_keys alone", () => {
-  const limit: StoredLimit = {
-    id: "log",
-    algorithm: compileAlgorithm({ kind: "sliding_log", limit: 100, perMs: 3_600_000 }),
-    cost: 1,
-    shadow: false,
-  };
+  const limit = logLimit("log", 100);
   const store = new MemoryLimiterStore({ maxKeys: 100_000 });
   for (let k = 0; k < 50; k++) {
     for (let i = 0; i < 100; i++) store.decide([limit], [`client-${k}`], T0 + i);
