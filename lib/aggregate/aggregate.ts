@@ -79,7 +79,7 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     };
   });
   const head: HeadOptions = {
-    via: `1.1 ${s.via}`,
+    via: s.via,
     requestIdHeader: s.request_id_header.toLowerCase(),
   };
   const failFast = cfg.on_error === "fail";

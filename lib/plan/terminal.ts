@@ -39,7 +39,7 @@ export function buildTerminal(
     return createJobSubmit(route, b, {
       choose: chooseUpstream(route, b),
       capture: {
-        via: `1.1 ${s.via}`,
+        via: s.via,
         requestIdHeader: s.request_id_header.toLowerCase(),
       },
     });

@@ -42,7 +42,7 @@ export interface ForwardOptions {
   /** Host header value for the target (`host[:port]`). */
   authority: string;
   preserveHost: boolean;
-  /** `1.1 gateway` style token appended to Via. */
+  /** The pseudonym appended to Via, after the version the request came in (`1.1 gateway`). */
   via: string;
   /** Lower-case name of the request id header. */
   requestIdHeader: string;
@@ -92,7 +92,9 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     if (fwd) block += `forwarded: ${fwd}\r\n`;
   }
   const priorVia = incoming.get("via");
-  block += `via: ${priorVia ? `${priorVia}, ${o.via}` : o.via}\r\n`;
+  // The received protocol's version (RFC 9110 §7.6.3): 1.0 for an HTTP/1.0 client.
+  const version = ctx.incoming.http10 ? "1.0" : "1.1";
+  block += `via: ${priorVia ? `${priorVia}, ` : ""}${version} ${o.via}\r\n`;
   block += `${requestIdHeader}: ${ctx.requestId}\r\n`;
   if (trace !== null) {
     block += `traceparent: ${formatTraceparent(trace)}\r\n`;

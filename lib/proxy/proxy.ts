@@ -42,7 +42,7 @@ const RETRY_SOON = { headers: { "retry-after": "1" } };
 
 export function createProxy(o: ProxyOptions): Handler {
   const requestIdHeader = o.requestIdHeader.toLowerCase();
-  const via = `1.1 ${o.via}`;
+  const via = o.via;
   // Not async: without a bulkhead the exchange's own promise is the answer, no wrapper around it.
   return (ctx) => {
     const upstream = o.choose(ctx);

@@ -20,6 +20,8 @@ export interface IncomingRequest {
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** The listener's own parser held `authority` and the Host field to `validAuthority`. */
   readonly authorityChecked: boolean;
+  /** It came as HTTP/1.0 (false where the runtime parsed it: it does not tell). */
+  readonly http10: boolean;
   /**
    * A WebSocket upgrade of it is the runtime's to accept (`Deno.upgradeWebSocket`,
    * on `Deno.serve` listeners); elsewhere the listener hands over its socket.
@@ -30,7 +32,11 @@ export interface IncomingRequest {
 }
 
 /** A Request the runtime parsed, as an IncomingRequest. */
-export function incomingOf(req: Request, runtimeWebSocket = false): IncomingRequest {
+export function incomingOf(
+  req: Request,
+  runtimeWebSocket = false,
+  http10 = false,
+): IncomingRequest {
   const { authority, target } = splitAbsolute(req.url);
   return {
     method: req.method,
@@ -40,6 +46,7 @@ export function incomingOf(req: Request, runtimeWebSocket = false): IncomingRequ
     headers: HeaderFields.of(req.headers),
     body: req.body,
     authorityChecked: false,
+    http10,
     runtimeWebSocket,
     request: () => req,
   };

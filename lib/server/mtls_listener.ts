@@ -321,7 +321,7 @@ function bridge(
     return;
   }
   const socket = req.socket;
-  handler(incomingOf(request), infoOf(req, verdict))
+  handler(incomingOf(request, false, req.httpVersion === "1.0"), infoOf(req, verdict))
     .then((response) => {
       // Answered before the body was all in: the client may still be sending it.
       if (!req.complete) lingerOnNodeClose(socket);
@@ -361,7 +361,7 @@ function bridgeUpgrade(
       () => socket.destroyed ? null : { socket: byteSocketOf(socket), buffered: head },
     );
   }
-  handler(incomingOf(request), infoOf(req, verdict))
+  handler(incomingOf(request, false, req.httpVersion === "1.0"), infoOf(req, verdict))
     .then((response) => {
       // Switched: the tunnel owns the socket and answers on it.
       if (!completeUpgrade(request, response)) return writeAndClose(socket, response);

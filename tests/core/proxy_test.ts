@@ -5,7 +5,8 @@ import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.t
 import { parseResponse, rawRequest, readUntilClose } from "../helpers/raw.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { assertEchoes } from "../helpers/websocket.ts";
-import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
+import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
 import { startFlaky } from "../resilience/flaky.ts";
 
 async function single(
@@ -100,6 +101,48 @@ Deno.test("proxy: a repeated request field reaches the upstream as the lines the
     });
   } finally {
     await up.close();
+  }
+});
+
+Deno.test("proxy: Via names the protocol version the request came in, on the own and the node:https listeners", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw-via-" });
+  const up = startUpstream();
+  const { cert, key } = await selfSignedCert(dir);
+  const caCerts = [await Deno.readTextFile(cert)];
+  const g = await startGateway(`listeners:
+  - { name: plain, host: 127.0.0.1, port: 0 }
+  - { name: tls13, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, min_version: "1.3" } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: a }
+`);
+  const port = (name: string) => Number(new URL(g.url(name)).port);
+  const connect: Record<string, () => Promise<Deno.Conn>> = {
+    plain: () => Deno.connect({ hostname: "127.0.0.1", port: port("plain") }),
+    tls13: () => Deno.connectTls({ hostname: "localhost", port: port("tls13"), caCerts }),
+  };
+  try {
+    for (const [name, open] of Object.entries(connect)) {
+      for (const version of ["1.0", "1.1"]) {
+        const conn = await open();
+        await writeAllTo(
+          conn,
+          new TextEncoder().encode(
+            `GET /v HTTP/${version}\r\nHost: gw\r\nVia: 1.0 corp-proxy\r\nConnection: close\r\n\r\n`,
+          ),
+        );
+        const res = parseResponse((await readUntilClose(conn, 5_000)).text);
+        assertEquals(res.status, 200, `${name}, HTTP/${version}`);
+        const seen = JSON.parse(res.body).headers as Record<string, string>;
+        assertEquals(seen["via"], `1.0 corp-proxy, ${version} gateway`, `${name}, HTTP/${version}`);
+      }
+    }
+  } finally {
+    await g.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -52,6 +52,7 @@ export class ParsedIncoming implements IncomingRequest {
     target: string,
     private readonly fields: FieldList,
     readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+    readonly http10: boolean,
   ) {
     this.headers = new HeaderFields(fields);
     if (target.charCodeAt(0) === 47) {

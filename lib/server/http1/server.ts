@@ -401,6 +401,7 @@ class ServedConnection implements Watched {
       head.target,
       head.headers,
       body !== null && bodyAllowed ? body.stream : null,
+      head.http10,
     );
     if (head.upgrade) registerUpgrade(req.request(), this.conn);
 
