@@ -6,7 +6,7 @@ import { parseResponse, rawRequest, readUntilClose } from "../helpers/raw.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { assertEchoes } from "../helpers/websocket.ts";
 import { closeQuietly, writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
-import { selfSignedCert } from "../helpers/tls.ts";
+import { gatewayOfEachKind } from "../helpers/listener_kinds.ts";
 import { startFlaky } from "../resilience/flaky.ts";
 
 async function single(
@@ -107,22 +107,7 @@ Deno.test("proxy: a repeated request field reaches the upstream as the lines the
 Deno.test("proxy: Via names the protocol version the request came in, on the own and the node:https listeners", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw-via-" });
   const up = startUpstream();
-  const { cert, key } = await selfSignedCert(dir);
-  const caCerts = [await Deno.readTextFile(cert)];
-  const g = await startGateway(`listeners:
-  - { name: plain, host: 127.0.0.1, port: 0 }
-  - { name: tls13, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, min_version: "1.3" } }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  a: { targets: [ { url: "${up.url}" } ] }
-routes:
-  - { name: all, match: { path: / }, upstream: a }
-`);
-  const port = (name: string) => Number(new URL(g.url(name)).port);
-  const connect: Record<string, () => Promise<Deno.Conn>> = {
-    plain: () => Deno.connect({ hostname: "127.0.0.1", port: port("plain") }),
-    tls13: () => Deno.connectTls({ hostname: "localhost", port: port("tls13"), caCerts }),
-  };
+  const { g, connect } = await gatewayOfEachKind(dir, up.url, ["plain", "tls13"]);
   try {
     for (const [name, open] of Object.entries(connect)) {
       for (const version of ["1.0", "1.1"]) {
