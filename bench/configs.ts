@@ -14,6 +14,8 @@ export interface BenchTarget {
   headers?: Record<string, string>;
   /** Process to sample RSS from. */
   pid?: () => number | undefined;
+  /** Process whose CPU time, with its descendants' (nginx's workers), is the target's; else `pid`. */
+  cpuPid?: () => number | undefined;
 }
 
 type RequireFree = (ports: number[], what: string) => void;

@@ -66,15 +66,20 @@ interface Row {
   p50: number;
   p99: number;
   errors: string;
+  /** Requests completed in the run. */
+  requests: number;
+  /** CPU time of the target's processes per request, in microseconds (none for `direct`). */
+  cpuUs?: number;
   /** Gateway RSS after start and one request, and its peak during its warm-up run under load. */
   rssIdleMb?: number;
   rssMb?: number;
 }
 
-/** A target's req/s and p99 over those of the bare proxy run beside it. */
+/** A target's req/s, p99 and CPU per request over those of the reference run beside it. */
 interface Ratios {
   rps: number;
   p99: number;
+  cpu?: number;
 }
 
 /** One target's run and the reference's run beside it. */
@@ -152,6 +157,7 @@ async function wrk(url: string, header?: string, seconds = SECONDS): Promise<Omi
   const line = (label: string) => out.split("\n").find((l) => l.trim().startsWith(label));
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
     p50: ms(line("50%")?.trim().split(/\s+/)[1]),
     p99: ms(line("99%")?.trim().split(/\s+/)[1]),
     errors: out.split("\n").filter((l) => /Non-2xx|Socket errors/.test(l)).map((l) => l.trim())
@@ -167,6 +173,37 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** clock_t in /proc is in USER_HZ, 100 on every Linux architecture the bench runs on. */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds (user and system) used so far by `pid` and every process under
+ * it, or undefined if it is gone. Children are read from each thread's
+ * `children` list (Linux 3.5 and later).
+ */
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  let stat: string;
+  try {
+    stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name (which may hold spaces): state is the 3rd, utime the 14th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  let seconds = (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  try {
+    for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+      const children = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`);
+      for (const child of children.split(" ").filter((c) => c !== "")) {
+        seconds += await cpuSeconds(Number(child)) ?? 0;
+      }
+    }
+  } catch {
+    // Exited while being read: what was read stands.
+  }
+  return seconds;
 }
 
 /** Samples the RSS of `pid` every 250 ms until stopped; `stop()` gives the highest. */
@@ -227,14 +264,19 @@ async function startAnchors(): Promise<BenchTarget[]> {
   const url = (port: number, path: string) => `http://127.0.0.1:${ANCHOR_PORTS[port]}${path}`;
   spawn("nginx", ["-c", await copy("nginx-upstream.conf")]);
   targets.push({ name: "direct", url: url(9001, "/42") });
-  spawn("nginx", ["-c", await copy("nginx-proxy.conf")]);
-  targets.push({ name: "nginx", url: url(9100, "/api/users/42") });
+  const processOf = (child: Deno.ChildProcess) => () => child.pid;
+  const nginx = spawn("nginx", ["-c", await copy("nginx-proxy.conf")]);
+  targets.push({ name: "nginx", url: url(9100, "/api/users/42"), cpuPid: processOf(nginx) });
   if (have("haproxy")) {
-    spawn("haproxy", ["-f", await copy("haproxy.cfg")]);
-    targets.push({ name: "haproxy", url: url(9200, "/api/users/42") });
+    const haproxy = spawn("haproxy", ["-f", await copy("haproxy.cfg")]);
+    targets.push({ name: "haproxy", url: url(9200, "/api/users/42"), cpuPid: processOf(haproxy) });
   }
-  spawn(Deno.execPath(), ["run", "-A", await copy("bare-proxy.ts")]);
-  targets.push({ name: "deno-bare", url: url(9300, "/api/users/42") });
+  const bareProxy = spawn(Deno.execPath(), ["run", "-A", await copy("bare-proxy.ts")]);
+  targets.push({
+    name: "deno-bare",
+    url: url(9300, "/api/users/42"),
+    cpuPid: processOf(bareProxy),
+  });
   if (have("node") && have("npm")) {
     const dir = join(HERE, ".fastify");
     const installed = await Deno.stat(join(dir, "node_modules", "@fastify", "http-proxy"))
@@ -248,8 +290,17 @@ async function startAnchors(): Promise<BenchTarget[]> {
       }).output();
     }
     requireFree([FASTIFY_PORT], "fastify anchor");
-    spawn("node", [join(HERE, "fastify-proxy.mjs"), dir, String(FASTIFY_PORT), UPSTREAM]);
-    targets.push({ name: FASTIFY, url: `http://127.0.0.1:${FASTIFY_PORT}/api/users/42` });
+    const node = spawn("node", [
+      join(HERE, "fastify-proxy.mjs"),
+      dir,
+      String(FASTIFY_PORT),
+      UPSTREAM,
+    ]);
+    targets.push({
+      name: FASTIFY,
+      url: `http://127.0.0.1:${FASTIFY_PORT}/api/users/42`,
+      cpuPid: processOf(node),
+    });
   }
   return targets;
 }
@@ -288,17 +339,24 @@ async function main(): Promise<void> {
     // timeout and are opened again, the bare proxy's (hyper, 90 s) have not. The first second
     // after a lull is measured on its own in the README.
     await wrk(t.url, header, PRE_RUN_SECONDS);
+    const cpuPid = (t.cpuPid ?? t.pid)?.();
+    const cpuBefore = cpuPid === undefined ? undefined : await cpuSeconds(cpuPid);
     const r = await wrk(t.url, header);
+    const cpuAfter = cpuPid === undefined ? undefined : await cpuSeconds(cpuPid);
     const row: Row = {
       name: t.name,
       ...r,
+      ...(cpuBefore !== undefined && cpuAfter !== undefined && r.requests > 0
+        ? { cpuUs: (cpuAfter - cpuBefore) / r.requests * 1e6 }
+        : {}),
       rssIdleMb: idle.get(t.name),
       rssMb: loadedRss.get(t.name),
     };
     results.set(t.name, [...(results.get(t.name) ?? []), row]);
     console.error(
       `round ${round + 1}/${ROUNDS} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s ` +
-        `p99 ${r.p99.toFixed(2)} ms`,
+        `p99 ${r.p99.toFixed(2)} ms` +
+        (row.cpuUs === undefined ? "" : ` CPU ${row.cpuUs.toFixed(1)} us/req`),
     );
     return row;
   };
@@ -318,6 +376,9 @@ async function main(): Promise<void> {
   const ratioOf = (p: Pair): Ratios => ({
     rps: p.target.rps / p.ref.rps,
     p99: p.target.p99 / p.ref.p99,
+    ...(p.target.cpuUs !== undefined && p.ref.cpuUs !== undefined
+      ? { cpu: p.target.cpuUs / p.ref.cpuUs }
+      : {}),
   });
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of ready) {
@@ -344,7 +405,7 @@ async function main(): Promise<void> {
   const limiting = !only || only.includes("ratelimit") ? "\n\n" + await rateLimitBench() : "";
   const routing = ready.find((t) => t.name === "gateway routing-only --workers 1");
   const soak = SOAK > 0 && routing ? "\n\n" + await soakRss(routing) : "";
-  const table = render(rows, ratios) + renderVsFastify(vsFastify) + soak + limiting;
+  const table = render(rows, results, ratios) + renderVsFastify(vsFastify) + soak + limiting;
   console.log(table);
   const now = new Date().toISOString();
   const date = now.slice(0, 10);
@@ -364,7 +425,9 @@ async function main(): Promise<void> {
       `each target measured beside a run of ${BARE} with the same request (${BARE} first in odd rounds, second in ` +
       `even ones), the routing-only rows beside a run of ${FASTIFY} too, each run after ${PRE_RUN_SECONDS} s of unmeasured load. ` +
       `req/s, p50 and p99: median run per target; ratios: median over rounds of ` +
-      `the paired ratio. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
+      `the paired ratio. CPU us/req: user and system CPU time of the target's processes (and their ` +
+      `children) over the run's completed requests, read from /proc before and after the run; the median over runs, ` +
+      `and paired ratios as above. Command: \`deno task bench ${Deno.args.join(" ")}\`\n\n` +
       table + "\n" + renderPairs(pairs, BARE) + renderPairs(fastifyPairs, FASTIFY),
   );
   console.error(`written to ${file}`);
@@ -420,14 +483,16 @@ function renderPairs(pairs: Pair[], ref: string): string {
     "",
     `Every pair with ${ref}, in the order run:`,
     "",
-    `| round | target | req/s | p99 ms | ${ref} req/s | ${ref} p99 ms | req/s ratio | p99 ratio |`,
-    "|---:|---|---:|---:|---:|---:|---:|---:|",
+    `| round | target | req/s | p99 ms | CPU us/req | ${ref} req/s | ${ref} p99 ms | ${ref} CPU us/req | req/s ratio | p99 ratio |`,
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const { round, target: t, ref: b } of pairs) {
     lines.push(
-      `| ${round} | ${t.name} | ${t.rps.toFixed(0)} | ${t.p99.toFixed(2)} | ${b.rps.toFixed(0)} | ${
-        b.p99.toFixed(2)
-      } | ${(t.rps / b.rps).toFixed(2)}x | ${(t.p99 / b.p99).toFixed(2)}x |`,
+      `| ${round} | ${t.name} | ${t.rps.toFixed(0)} | ${t.p99.toFixed(2)} | ${us(t.cpuUs)} | ${
+        b.rps.toFixed(0)
+      } | ${b.p99.toFixed(2)} | ${us(b.cpuUs)} | ${(t.rps / b.rps).toFixed(2)}x | ${
+        (t.p99 / b.p99).toFixed(2)
+      }x |`,
     );
   }
   return lines.join("\n") + "\n";
@@ -439,39 +504,55 @@ function renderVsFastify(vsFastify: Map<string, Ratios[]>): string {
   const lines = [
     "",
     "",
-    `| target | req/s vs ${FASTIFY}, paired | rounds | p99 vs ${FASTIFY}, paired |`,
-    "|---|---:|---:|---:|",
+    `| target | req/s vs ${FASTIFY}, paired | rounds | p99 vs ${FASTIFY}, paired | ${FASTIFY}'s CPU per request over the target's, paired | rounds |`,
+    "|---|---:|---:|---:|---:|---:|",
   ];
   for (const [name, rs] of vsFastify) {
     const rps = rs.map((r) => r.rps);
+    // How many times the gateway's CPU per request fastify spends: the same sense as req/s.
+    const cheaper = rs.flatMap((r) => r.cpu === undefined ? [] : [1 / r.cpu]);
     lines.push(
-      `| ${name} | ${median(rs, (r) => r.rps).rps.toFixed(2)}x | ${Math.min(...rps).toFixed(2)}-${
-        Math.max(...rps).toFixed(2)
-      }x | ${median(rs, (r) => r.p99).p99.toFixed(2)}x |`,
+      `| ${name} | ${median(rs, (r) => r.rps).rps.toFixed(2)}x | ${range(rps)} | ${
+        median(rs, (r) => r.p99).p99.toFixed(2)
+      }x | ${cheaper.length ? `${median(cheaper, (c) => c).toFixed(2)}x` : "-"} | ${
+        cheaper.length ? range(cheaper) : "-"
+      } |`,
     );
   }
   return lines.join("\n");
 }
 
-function render(rows: Row[], ratios: Map<string, Ratios[]>): string {
+/** `min-max` of `xs` as ratios. */
+function range(xs: number[]): string {
+  return `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x`;
+}
+
+function us(n: number | undefined): string {
+  return n === undefined ? "-" : n.toFixed(1);
+}
+
+/** One row per target (its median run by req/s); CPU per request is the median over its runs. */
+function render(rows: Row[], runs: Map<string, Row[]>, ratios: Map<string, Ratios[]>): string {
   const nginx = ratios.get("nginx");
   const x = (n: number | undefined) => (n === undefined ? "-" : `${n.toFixed(2)}x`);
   const mb = (n: number | undefined) => (n !== undefined ? n.toFixed(0) : "-");
   const lines = [
-    "| target | req/s | p50 ms | p99 ms | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | RSS idle MB | RSS load MB | errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| target | req/s | p50 ms | p99 ms | CPU us/req | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | CPU/req vs deno-bare | RSS idle MB | RSS load MB | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
     const own = r.name === BARE ? [{ rps: 1, p99: 1 }] : ratios.get(r.name);
     const vsBare = own && median(own, (o) => o.rps).rps;
     // Both ratios are to the bare run paired with each: their quotient cancels the drift too.
     const vsNginx = vsBare && nginx && vsBare / median(nginx, (o) => o.rps).rps;
+    const cpus = (runs.get(r.name) ?? []).flatMap((run) => run.cpuUs ?? []);
+    const cpuRatios = (own ?? []).flatMap((o) => o.cpu ?? []);
     lines.push(
       `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
-        x(vsBare)
-      } | ${x(vsNginx)} | ${x(own && median(own, (o) => o.p99).p99)} | ${mb(r.rssIdleMb)} | ${
-        mb(r.rssMb)
-      } | ${r.errors || "-"} |`,
+        us(cpus.length ? median(cpus, (c) => c) : undefined)
+      } | ${x(vsBare)} | ${x(vsNginx)} | ${x(own && median(own, (o) => o.p99).p99)} | ${
+        x(cpuRatios.length ? median(cpuRatios, (c) => c) : undefined)
+      } | ${mb(r.rssIdleMb)} | ${mb(r.rssMb)} | ${r.errors || "-"} |`,
     );
   }
   return lines.join("\n");
