@@ -34,6 +34,20 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BenchTarget, gatewayTargets } from "./configs.ts";
 import { rateLimitBench } from "./ratelimit.ts";
+import { cpuSeconds, peakRss, rssMb } from "./processes.ts";
+import {
+  BARE,
+  byMinute,
+  FASTIFY,
+  median,
+  type Pair,
+  type Ratios,
+  render,
+  renderPairs,
+  renderVsFastify,
+  type Row,
+} from "./report.ts";
+import { wrk } from "./wrk.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -60,43 +74,6 @@ const FASTIFY_PORT = 19400;
 const ANCHOR_PORTS: Record<number, number> = { 9001: 19001, 9100: 19100, 9200: 19200, 9300: 19300 };
 export const UPSTREAM = `http://127.0.0.1:${ANCHOR_PORTS[9001]}`;
 
-interface Row {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: string;
-  /** Requests completed in the run. */
-  requests: number;
-  /** CPU time of the target's processes per request, in microseconds (none for `direct`). */
-  cpuUs?: number;
-  /** Gateway RSS after start and one request, and its peak during its warm-up run under load. */
-  rssIdleMb?: number;
-  rssMb?: number;
-}
-
-/** A target's req/s, p99 and CPU per request over those of the reference run beside it. */
-interface Ratios {
-  rps: number;
-  p99: number;
-  cpu?: number;
-}
-
-/** One target's run and the reference's run beside it. */
-interface Pair {
-  round: number;
-  target: Row;
-  ref: Row;
-}
-
-/** The reference every ratio is paired with. */
-const BARE = "deno-bare";
-/**
- * Issue 11 also asks for 2.5x this anchor. Taken as the quotient of two ratios
- * to the bare proxy, that figure carries the noise of both; so the routing-only
- * rows (the same job @fastify/http-proxy is given) are also paired with it directly.
- */
-const FASTIFY = "fastify-proxy";
 const PAIRED_WITH_FASTIFY = "gateway routing-only";
 
 const children: Deno.ChildProcess[] = [];
@@ -140,87 +117,6 @@ function have(tool: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** wrk output -> req/s, p50 and p99 in milliseconds. */
-async function wrk(url: string, header?: string, seconds = SECONDS): Promise<Omit<Row, "name">> {
-  const args = ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency"];
-  if (header) args.push("-H", header);
-  const out = new TextDecoder().decode(
-    (await new Deno.Command("wrk", { args: [...args, url], stdout: "piped" }).output()).stdout,
-  );
-  const ms = (s: string | undefined) => {
-    const m = /^([\d.]+)(us|ms|s)$/.exec(s ?? "");
-    if (!m) return NaN;
-    return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
-  };
-  const line = (label: string) => out.split("\n").find((l) => l.trim().startsWith(label));
-  return {
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
-    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
-    p50: ms(line("50%")?.trim().split(/\s+/)[1]),
-    p99: ms(line("99%")?.trim().split(/\s+/)[1]),
-    errors: out.split("\n").filter((l) => /Non-2xx|Socket errors/.test(l)).map((l) => l.trim())
-      .join("; "),
-  };
-}
-
-async function rssMb(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  try {
-    const s = await Deno.readTextFile(`/proc/${pid}/status`);
-    return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]) / 1024;
-  } catch {
-    return undefined;
-  }
-}
-
-/** clock_t in /proc is in USER_HZ, 100 on every Linux architecture the bench runs on. */
-const USER_HZ = 100;
-
-/**
- * CPU seconds (user and system) used so far by `pid` and every process under
- * it, or undefined if it is gone. Children are read from each thread's
- * `children` list (Linux 3.5 and later).
- */
-async function cpuSeconds(pid: number): Promise<number | undefined> {
-  let stat: string;
-  try {
-    stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  // Fields after the command name (which may hold spaces): state is the 3rd, utime the 14th.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  let seconds = (Number(fields[11]) + Number(fields[12])) / USER_HZ;
-  try {
-    for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
-      const children = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`);
-      for (const child of children.split(" ").filter((c) => c !== "")) {
-        seconds += await cpuSeconds(Number(child)) ?? 0;
-      }
-    }
-  } catch {
-    // Exited while being read: what was read stands.
-  }
-  return seconds;
-}
-
-/** Samples the RSS of `pid` every 250 ms until stopped; `stop()` gives the highest. */
-function peakRss(pid: number | undefined): { stop(): Promise<number | undefined> } {
-  let peak: number | undefined;
-  const sample = async () => {
-    const mb = await rssMb(pid);
-    if (mb !== undefined) peak = Math.max(peak ?? 0, mb);
-  };
-  const timer = setInterval(sample, 250);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await sample();
-      return peak;
-    },
-  };
 }
 
 /** Throws naming every port in `ports` that something already listens on. */
@@ -326,7 +222,7 @@ async function main(): Promise<void> {
   const loadedRss = new Map<string, number | undefined>();
   for (const t of ready) {
     const peak = t.pid ? peakRss(t.pid()) : null;
-    await wrk(t.url, t.header, SECONDS);
+    await wrk(t.url, t.header, SECONDS, CONNECTIONS);
     loadedRss.set(t.name, await peak?.stop());
   }
   const bare = ready.find((t) => t.name === BARE);
@@ -338,10 +234,10 @@ async function main(): Promise<void> {
     // (60-90 s): after one, the gateway's upstream connections have passed their 60 s idle
     // timeout and are opened again, the bare proxy's (hyper, 90 s) have not. The first second
     // after a lull is measured on its own in the README.
-    await wrk(t.url, header, PRE_RUN_SECONDS);
+    await wrk(t.url, header, PRE_RUN_SECONDS, CONNECTIONS);
     const cpuPid = (t.cpuPid ?? t.pid)?.();
     const cpuBefore = cpuPid === undefined ? undefined : await cpuSeconds(cpuPid);
-    const r = await wrk(t.url, header);
+    const r = await wrk(t.url, header, SECONDS, CONNECTIONS);
     const cpuAfter = cpuPid === undefined ? undefined : await cpuSeconds(cpuPid);
     const row: Row = {
       name: t.name,
@@ -458,104 +354,6 @@ async function soakRss(t: BenchTarget): Promise<string> {
     // Growth shows as a rising band, not as one sample above another.
     `RSS range by minute of load, MB: ${byMinute(samples).join(", ")}.`,
   ].join("\n");
-}
-
-/** `min-max` of each minute's one-second samples. */
-function byMinute(samples: number[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < samples.length; i += 60) {
-    const minute = samples.slice(i, i + 60);
-    out.push(`${Math.min(...minute).toFixed(0)}-${Math.max(...minute).toFixed(0)}`);
-  }
-  return out;
-}
-
-/** The median element by `key` (the lower middle for an even count). */
-function median<T>(xs: T[], key: (x: T) => number): T {
-  const sorted = [...xs].sort((a, b) => key(a) - key(b));
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
-/** Every measured pair, so a reader sees the spread the medians summarise. */
-function renderPairs(pairs: Pair[], ref: string): string {
-  if (pairs.length === 0) return "";
-  const lines = [
-    "",
-    `Every pair with ${ref}, in the order run:`,
-    "",
-    `| round | target | req/s | p99 ms | CPU us/req | ${ref} req/s | ${ref} p99 ms | ${ref} CPU us/req | req/s ratio | p99 ratio |`,
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ];
-  for (const { round, target: t, ref: b } of pairs) {
-    lines.push(
-      `| ${round} | ${t.name} | ${t.rps.toFixed(0)} | ${t.p99.toFixed(2)} | ${us(t.cpuUs)} | ${
-        b.rps.toFixed(0)
-      } | ${b.p99.toFixed(2)} | ${us(b.cpuUs)} | ${(t.rps / b.rps).toFixed(2)}x | ${
-        (t.p99 / b.p99).toFixed(2)
-      }x |`,
-    );
-  }
-  return lines.join("\n") + "\n";
-}
-
-/** The routing-only rows against @fastify/http-proxy run beside them: median and range over rounds. */
-function renderVsFastify(vsFastify: Map<string, Ratios[]>): string {
-  if (vsFastify.size === 0) return "";
-  const lines = [
-    "",
-    "",
-    `| target | req/s vs ${FASTIFY}, paired | rounds | p99 vs ${FASTIFY}, paired | ${FASTIFY}'s CPU per request over the target's, paired | rounds |`,
-    "|---|---:|---:|---:|---:|---:|",
-  ];
-  for (const [name, rs] of vsFastify) {
-    const rps = rs.map((r) => r.rps);
-    // How many times the gateway's CPU per request fastify spends: the same sense as req/s.
-    const cheaper = rs.flatMap((r) => r.cpu === undefined ? [] : [1 / r.cpu]);
-    lines.push(
-      `| ${name} | ${median(rs, (r) => r.rps).rps.toFixed(2)}x | ${range(rps)} | ${
-        median(rs, (r) => r.p99).p99.toFixed(2)
-      }x | ${cheaper.length ? `${median(cheaper, (c) => c).toFixed(2)}x` : "-"} | ${
-        cheaper.length ? range(cheaper) : "-"
-      } |`,
-    );
-  }
-  return lines.join("\n");
-}
-
-/** `min-max` of `xs` as ratios. */
-function range(xs: number[]): string {
-  return `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x`;
-}
-
-function us(n: number | undefined): string {
-  return n === undefined ? "-" : n.toFixed(1);
-}
-
-/** One row per target (its median run by req/s); CPU per request is the median over its runs. */
-function render(rows: Row[], runs: Map<string, Row[]>, ratios: Map<string, Ratios[]>): string {
-  const nginx = ratios.get("nginx");
-  const x = (n: number | undefined) => (n === undefined ? "-" : `${n.toFixed(2)}x`);
-  const mb = (n: number | undefined) => (n !== undefined ? n.toFixed(0) : "-");
-  const lines = [
-    "| target | req/s | p50 ms | p99 ms | CPU us/req | req/s vs deno-bare | req/s vs nginx | p99 vs deno-bare | CPU/req vs deno-bare | RSS idle MB | RSS load MB | errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-  ];
-  for (const r of rows) {
-    const own = r.name === BARE ? [{ rps: 1, p99: 1 }] : ratios.get(r.name);
-    const vsBare = own && median(own, (o) => o.rps).rps;
-    // Both ratios are to the bare run paired with each: their quotient cancels the drift too.
-    const vsNginx = vsBare && nginx && vsBare / median(nginx, (o) => o.rps).rps;
-    const cpus = (runs.get(r.name) ?? []).flatMap((run) => run.cpuUs ?? []);
-    const cpuRatios = (own ?? []).flatMap((o) => o.cpu ?? []);
-    lines.push(
-      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
-        us(cpus.length ? median(cpus, (c) => c) : undefined)
-      } | ${x(vsBare)} | ${x(vsNginx)} | ${x(own && median(own, (o) => o.p99).p99)} | ${
-        x(cpuRatios.length ? median(cpuRatios, (c) => c) : undefined)
-      } | ${mb(r.rssIdleMb)} | ${mb(r.rssMb)} | ${r.errors || "-"} |`,
-    );
-  }
-  return lines.join("\n");
 }
 
 try {
