@@ -17,6 +17,7 @@ import { type ConnectionTimeouts, Http1Server, type RefusedRequest } from "./htt
 import { tracedHandler } from "../observe/otel.ts";
 import { forRuntime } from "../core/parsed_response.ts";
 import type { Clock } from "../core/clock.ts";
+import { type ConnectionCap, connectionCapOf } from "./connection_cap.ts";
 import {
   type ProxyProtocolOptions,
   startProxyProtocolListener,
@@ -34,7 +35,8 @@ export interface RunningListener {
   reclaimIdle(): boolean;
 }
 
-export interface ListenerOptions {
+/** `ConnectionCap`: `max_connections`, applied by whichever server counts the client connections. */
+export interface ListenerOptions extends ConnectionCap {
   resolvePath(p: string): string;
   /** Share the port with other processes or workers (SO_REUSEPORT). */
   reusePort?: boolean;
@@ -45,12 +47,6 @@ export interface ListenerOptions {
   timeouts?: () => ConnectionTimeouts;
   /** Answers (and records) requests a plain listener refuses before the handler. */
   refused?: (r: RefusedRequest) => Response;
-  /** `max_connections`, read per accepted connection so that a reload applies it; none: no cap. */
-  maxConnections?: () => number;
-  /** Told of each connection closed because the listener held `maxConnections`, none idle. */
-  onOverflow?: () => void;
-  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
-  onReclaim?: () => void;
   /** The time client certificates are checked against (the gateway's clock; default the system's). */
   clock?: Clock;
   /**
@@ -127,12 +123,7 @@ export async function startListener(
     return startProxyProtocolListener(
       cfg,
       handler,
-      {
-        ...o.proxyProtocol,
-        ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
-        ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
-        ...(o.onReclaim ? { onReclaim: o.onReclaim } : {}),
-      },
+      { ...o.proxyProtocol, ...connectionCapOf(o) },
       o.reusePort ?? false,
       (h, clientAddr) =>
         startListener(inner, h, {
@@ -157,9 +148,7 @@ export async function startListener(
       timeouts: o.timeouts ?? (() => DEFAULT_TIMEOUTS),
       ...(o.onError ? { onError: o.onError } : {}),
       ...(o.refused ? { refused: o.refused } : {}),
-      ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
-      ...(o.onOverflow ? { onOverflow: o.onOverflow } : {}),
-      ...(o.onReclaim ? { onReclaim: o.onReclaim } : {}),
+      ...connectionCapOf(o),
     }, tracedHandler(handler));
     return {
       name: cfg.name,

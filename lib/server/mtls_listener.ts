@@ -27,6 +27,7 @@ import { ClientCertVerifier } from "./client_cert_verifier.ts";
 import { subjectAltNamesOf } from "./cert_names.ts";
 import { readTlsFiles } from "./tls_files.ts";
 import { lingerOnNodeClose } from "./lingering.ts";
+import { admitConnection } from "./connection_cap.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
 import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
 
@@ -151,13 +152,9 @@ export async function startMtlsListener(
   // Raw connections, counted for `max_connections` until they close (an upgraded one too).
   let connections = 0;
   server.on("connection", (socket: Duplex) => {
-    if (o.maxConnections !== undefined && connections >= o.maxConnections()) {
-      if (reclaimIdle()) o.onReclaim?.();
-      else {
-        socket.destroy();
-        o.onOverflow?.();
-        return;
-      }
+    if (!admitConnection(o, connections, reclaimIdle)) {
+      socket.destroy();
+      return;
     }
     connections++;
     socket.once("close", () => connections--);

@@ -33,6 +33,7 @@ import {
 import { writeResponse } from "./response_writer.ts";
 import { LINGER_IDLE_MS, LINGER_MS } from "../lingering.ts";
 import { closeQuietly } from "../../proxy/http1/socket_io.ts";
+import { admitConnection, type ConnectionCap } from "../connection_cap.ts";
 import { completeUpgrade, registerUpgrade } from "./upgrade.ts";
 
 export interface ConnectionTimeouts {
@@ -55,7 +56,8 @@ export interface RefusedRequest {
   startMono: number;
 }
 
-export interface Http1ServerOptions {
+/** `ConnectionCap`: the connections it holds. */
+export interface Http1ServerOptions extends ConnectionCap {
   hostname: string;
   port: number;
   reusePort?: boolean;
@@ -69,12 +71,6 @@ export interface Http1ServerOptions {
    * log) like any other refusal; without it the common JSON shape is sent unrecorded.
    */
   refused?(r: RefusedRequest): Response;
-  /** Connections held at once (`max_connections`), read per accepted connection. */
-  maxConnections?(): number;
-  /** Told of each connection closed at once because `maxConnections` were held, all busy. */
-  onOverflow?(): void;
-  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
-  onReclaim?(): void;
 }
 
 /** The CRLF CRLF that ends a head. */
@@ -139,14 +135,9 @@ export class Http1Server {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      if (this.o.maxConnections !== undefined && this.connections.size >= this.o.maxConnections()) {
-        if (this.reclaimIdle()) this.o.onReclaim?.();
-        else {
-          // Closed at once, as Envoy does, rather than left waiting in the backlog.
-          closeQuietly(socket);
-          this.o.onOverflow?.();
-          continue;
-        }
+      if (!admitConnection(this.o, this.connections.size, () => this.reclaimIdle())) {
+        closeQuietly(socket);
+        continue;
       }
       // The runtime offers no way to turn Nagle off on a TLS connection (README, Known limits).
       if ("setNoDelay" in socket) (socket as Deno.TcpConn).setNoDelay(true);

@@ -10,20 +10,16 @@ import type { CidrSet } from "../../security/cidr.ts";
 import { parseProxyHeader, type ProxySource } from "./parse.ts";
 import { closeQuietly, copySocket, writeAllTo } from "../../proxy/http1/socket_io.ts";
 import { LINGER_MS } from "../lingering.ts";
+import { admitConnection, type ConnectionCap } from "../connection_cap.ts";
 
-export interface ProxyProtocolOptions {
+/** `ConnectionCap`: the client connections it relays (one each to the inner server). */
+export interface ProxyProtocolOptions extends ConnectionCap {
   /** Peers allowed to send the header; read per connection, so a reload applies at once. */
   trusted(): CidrSet;
   /** How long a connection may take to send its header before it is closed. */
   headerTimeoutMs(): number;
   /** Called for every connection closed without being served. */
   onRefused(reason: string, peer: string): void;
-  /** `max_connections`: relayed connections held at once (read per connection). */
-  maxConnections?: () => number;
-  /** Told of each connection closed because `maxConnections` were held, none idle. */
-  onOverflow?: () => void;
-  /** Told of each idle connection closed to make room for a new one (`maxConnections` held). */
-  onReclaim?: () => void;
 }
 
 export interface FrontOptions extends ProxyProtocolOptions {
@@ -123,13 +119,9 @@ export class ProxyProtocolFront {
       this.refuse(conn, "peer is not in security.trusted_proxies", peer.hostname);
       return;
     }
-    if (this.o.maxConnections !== undefined && this.open.size >= this.o.maxConnections()) {
-      if (this.o.reclaimIdle?.()) this.o.onReclaim?.();
-      else {
-        closeQuietly(conn);
-        this.o.onOverflow?.();
-        return;
-      }
+    if (!admitConnection(this.o, this.open.size, () => this.o.reclaimIdle?.() ?? false)) {
+      closeQuietly(conn);
+      return;
     }
     this.open.add(conn);
     let inner: Deno.TcpConn | null = null;
