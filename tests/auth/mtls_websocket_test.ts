@@ -180,12 +180,14 @@ routes:
     })().catch(() => {}); // the gateway ended the session
     // The runtime's node:tls reads a paused socket all the same: all 256 MiB went in.
     let last = -1;
-    for (let still = 0; still < 10 && wrote <= 64 * MIB;) {
+    for (let still = 0; still < 10 && wrote <= 32 * MIB;) {
       await new Promise((r) => setTimeout(r, 100));
       still = wrote === last ? still + 1 : 0;
       last = wrote;
     }
-    assertEquals(wrote < 64 * MIB, true, `the client got ${wrote >> 20} MiB out`);
+    // 16 MiB held by the relay, the rest in the sockets' buffers (20 MiB measured). Counted
+    // by a timer instead, a loopback client had 72-85 MiB out before the first look.
+    assertEquals(wrote < 32 * MIB, true, `the client got ${wrote >> 20} MiB out`);
     closeQuietly(conn);
     await sending;
   } finally {
