@@ -204,7 +204,8 @@ async function fetchPart(
     ...(status ? { status } : {}),
   });
   const u = c.upstream;
-  const target = u.balancer.pick(u.hashKey ? u.hashKey(ctx) : null, performance.now());
+  // Circuits, ejections and health are timed on the injected clock, as the proxy picks.
+  const target = u.balancer.pick(u.hashKey ? u.hashKey(ctx) : null, ctx.now);
   if (target === null) return fail("no_healthy_upstream", "No healthy upstream target");
   ctx.attempts++;
   try {

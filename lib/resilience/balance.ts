@@ -8,12 +8,13 @@ export interface Balanced {
   readonly weight: number;
   /** Requests in flight to this target. */
   readonly inFlight: number;
-  available(nowMono: number): boolean;
+  /** `now` is the gateway's clock (ms since the epoch), which circuits and ejections are timed on. */
+  available(now: number): boolean;
 }
 
 export interface Balancer<T extends Balanced> {
   /** A target, avoiding `exclude` when possible; null if none is available. */
-  pick(key: string | null, nowMono: number, exclude?: ReadonlySet<T> | null): T | null;
+  pick(key: string | null, now: number, exclude?: ReadonlySet<T> | null): T | null;
 }
 
 function candidates<T extends Balanced>(

@@ -3,6 +3,7 @@ import { assertEquals, assertError, assertOk, assertRejects } from "../helpers/a
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
 
 interface Services {
   users: TestServer;
@@ -257,6 +258,41 @@ routes:
     await res.body?.cancel();
     // Not /by-name/Jos%C3%83%C2%A9: each byte taken for a char and encoded again.
     assertEquals(up.received[0]!.url, "/by-name/Jos%C3%A9?q=Jos%C3%A9");
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+Deno.test("aggregate: a part's target whose circuit has stayed open its open_s is called again", async () => {
+  let failing = true;
+  const up = startUpstream(() =>
+    failing ? new Response("down", { status: 503 }) : Response.json({ ok: true })
+  );
+  const clock = new ManualClock(1_700_000_000_000);
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${up.url}" } ]
+    circuit_breaker: { consecutive_failures: 2, open_s: 5 }
+routes:
+  - { name: direct, match: { path: /direct }, upstream: api }
+  - name: combined
+    match: { path: /combined }
+    aggregate:
+      calls: [ { key: part, upstream: api, path: /part } ]
+`),
+    { clock },
+  );
+  try {
+    for (let i = 0; i < 2; i++) await (await fetch(`${g.url()}/direct`)).body?.cancel();
+    await assertError(await fetch(`${g.url()}/combined`), 503, "no_healthy_upstream");
+    failing = false;
+    clock.advance(5_000);
+    const res = await fetch(`${g.url()}/combined`);
+    assertEquals(res.status, 200, "the part half-opens the circuit, as a proxied request would");
+    assertEquals(await res.json(), { part: { ok: true } });
   } finally {
     await g.close();
     await up.close();
