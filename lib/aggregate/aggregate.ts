@@ -22,6 +22,7 @@ import { type Template, templateVariables } from "../transform/template.ts";
 import type { AggregateConfig } from "./schema.ts";
 import { MergedCaching } from "./caching.ts";
 import { compileCallPath, hasDotSegment } from "./call_path.ts";
+import { monoNow } from "../core/clock.ts";
 
 interface Call {
   key: string;
@@ -94,7 +95,7 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
     const escaping = paths.findIndex(hasDotSegment);
     if (escaping >= 0) return refuseDotSegment(ctx, calls[escaping]!.key);
     ctx.upstreamName = upstreamNames;
-    const started = performance.now();
+    const started = monoNow();
     const abandon = new AbortController();
     const signal = AbortSignal.any([ctx.signal, abandon.signal]);
     const pending = calls.map((c, i) => callPart(ctx, c, paths[i]!, head, signal));
@@ -107,14 +108,14 @@ export function createAggregate(route: RouteConfig, index: number, b: BuildConte
       } catch (failed) {
         abandon.abort();
         const f = failed as Part & { ok: false };
-        ctx.upstreamMs = performance.now() - started;
+        ctx.upstreamMs = monoNow() - started;
         return ctx.refuse(f.code, {
           message: `The aggregated call "${f.key}" failed: ${f.message}`,
           extra: { part: f.key },
         });
       }
     } else parts = await Promise.all(pending);
-    ctx.upstreamMs = performance.now() - started;
+    ctx.upstreamMs = monoNow() - started;
     return merge(ctx, parts);
   };
 }

@@ -25,6 +25,7 @@ import { RequestMetrics } from "./request_metrics.ts";
 import { awaitSessionEnd } from "./upgrade_sessions.ts";
 import { findInterpolated, type Interpolated } from "./redact_config.ts";
 import type { Span } from "@opentelemetry/api";
+import { monoNow } from "../core/clock.ts";
 
 /** Bodies up to this size are timed to the handler's return; larger ones to their last byte. */
 const TIMED_TO_LAST_BYTE = 64 * 1024;
@@ -93,7 +94,7 @@ export class RequestObserver {
     aborted: boolean,
     span: Span | undefined,
   ): void {
-    const ms = performance.now() - ctx.startMono;
+    const ms = monoNow() - ctx.startMono;
     this.metrics.inFlight.value--;
     const consumer = this.consumerLabel ? configuredId(ctx) : "";
     this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);

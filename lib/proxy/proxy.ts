@@ -21,6 +21,7 @@ import { retryHasTime, type RetryPolicy } from "../resilience/retry.ts";
 import { NO_RESPONSE } from "../resilience/guards.ts";
 import { degrade, type Fallback, staleInsteadOf } from "../resilience/fallback.ts";
 import { keepBodyForRetry, pause, replayable } from "../resilience/attempts.ts";
+import { monoNow } from "../core/clock.ts";
 
 export interface ProxyOptions {
   /** Chooses the upstream for a request (one, or a weighted split). */
@@ -95,9 +96,9 @@ async function forward(
   if (first === null) return noTarget(ctx, upstream, o.fallback);
   if (upgrade) return upgradeThroughGuards(ctx, upstream, first, o, via, requestIdHeader);
   const requestMs = o.timeouts.requestMs ?? upstream.timeouts.requestMs;
-  // One clock read for the deadline and the first attempt's start (each read is a runtime call).
-  let firstStart = performance.now();
-  const deadline = requestMs === Infinity ? Infinity : firstStart + requestMs;
+  // The turn's time (core/clock.ts): unless a body is kept for retries first, the first
+  // attempt's start below is the same reading.
+  const deadline = requestMs === Infinity ? Infinity : monoNow() + requestMs;
   const policy = o.retry ?? upstream.retry;
   if (policy !== null && policy.attempts > 0) {
     upstream.budget.request(ctx.now);
@@ -106,7 +107,6 @@ async function forward(
     } catch (e) {
       return upstreamFailure(ctx, e);
     }
-    firstStart = -1;
   }
   const clock = upstream.clock;
   let target: UpstreamTarget = first;
@@ -136,8 +136,7 @@ async function forward(
     }
     error = null;
     const probe = guards !== null && guards.admit(clock.now());
-    const started = firstStart >= 0 ? firstStart : performance.now();
-    firstStart = -1;
+    const started = monoNow();
     try {
       res = checkStatus(
         await send(
@@ -151,7 +150,7 @@ async function forward(
           started,
         ),
       );
-      ctx.upstreamMs = performance.now() - started;
+      ctx.upstreamMs = monoNow() - started;
     } catch (e) {
       if (!(e instanceof UpstreamError) || e.kind === "aborted") {
         guards?.abandon(probe);

@@ -17,6 +17,7 @@ import type { Plan, PlanSettings } from "../plan/plan.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { RefusedRequest } from "./http1/server.ts";
 import { incomingOf, type IncomingRequest } from "./incoming.ts";
+import { monoNow } from "../core/clock.ts";
 
 export interface ServeInfo {
   remoteAddr: Deno.Addr;
@@ -199,7 +200,7 @@ function newContext(
     client.ip,
     listener,
     deps.clock.now(),
-    performance.now(),
+    monoNow(),
     requestId,
     s.tracing ? parseTraceparent(headers.get("traceparent"), headers.get("tracestate")) : null,
     new HeaderEdits(),

@@ -30,6 +30,7 @@ import { lingerOnNodeClose } from "./lingering.ts";
 import { admitConnection } from "./connection_cap.ts";
 import { byteSocketOf, writeAndClose } from "./node_socket.ts";
 import { completeUpgrade, registerSocketTaker } from "./http1/upgrade.ts";
+import { monoNow } from "../core/clock.ts";
 
 /**
  * What the TLS layer said about a connection's client certificate: read once
@@ -194,7 +195,7 @@ export async function startMtlsListener(
       method: null,
       target: null,
       host: null,
-      startMono: performance.now(),
+      startMono: monoNow(),
     };
     void writeAndClose(
       socket,

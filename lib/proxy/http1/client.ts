@@ -16,6 +16,7 @@ import {
 import type { TargetPool } from "./pool.ts";
 import { UpstreamError } from "./errors.ts";
 import { deadlines, type Watched } from "./deadlines.ts";
+import { monoNow } from "../../core/clock.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -34,7 +35,7 @@ export interface ExchangeOptions {
   firstByteTimeoutMs: number;
   /** The whole exchange, response body included. */
   requestTimeoutMs: number;
-  /** When the caller began the exchange (performance.now), if it read the clock already. */
+  /** When the caller began the exchange (`monoNow`), if that was before this call. */
   startedAt?: number;
   /**
    * Aborts the exchange (the client went away). A function is called only for
@@ -105,7 +106,7 @@ async function attempt(
   // head never got out whole (an upstream may act on a head without its body).
   let written = false;
   try {
-    x.arm(opts.startedAt ?? performance.now());
+    x.arm(opts.startedAt ?? monoNow());
     await x.write(req);
     written = true;
     // readResponseHead's loop, inline: one async layer fewer per exchange.
@@ -333,7 +334,7 @@ class Exchange implements Watched {
   /** The request is over (sent, or the upstream stopped taking it): the answer is due. */
   private awaitAnswer(): void {
     if (this.headReceived || this.ended) return;
-    this.firstByteAt = performance.now() + this.firstByteTimeoutMs;
+    this.firstByteAt = monoNow() + this.firstByteTimeoutMs;
     this.reschedule();
   }
 

@@ -8,6 +8,7 @@ import { ParsedResponse, unreadFields } from "../../core/parsed_response.ts";
 import { STATUS_CODES } from "node:http";
 import type { ClientConnection } from "./client_connection.ts";
 import { NameSet } from "../../core/name_set.ts";
+import { wallNow } from "../../core/clock.ts";
 
 /** Fields this writer owns: a handler's values for them would frame the body wrongly. */
 const FRAMING = new NameSet(["connection", "keep-alive", "transfer-encoding", "content-length"]);
@@ -18,7 +19,7 @@ let dateLine = "";
 
 /** The Date field, formatted once per second. */
 function date(): string {
-  const now = Date.now();
+  const now = wallNow();
   const second = Math.floor(now / 1000);
   if (second !== dateSecond) {
     dateSecond = second;

@@ -35,6 +35,7 @@ import { LINGER_IDLE_MS, LINGER_MS } from "../lingering.ts";
 import { closeQuietly } from "../../proxy/http1/socket_io.ts";
 import { admitConnection, type ConnectionCap } from "../connection_cap.ts";
 import { completeUpgrade, registerUpgrade } from "./upgrade.ts";
+import { monoNow } from "../../core/clock.ts";
 
 export interface ConnectionTimeouts {
   /** From the first byte of a request head to its end (408 after). */
@@ -281,7 +282,7 @@ class ServedConnection implements Watched {
   async serve(timeouts: ConnectionTimeouts): Promise<void> {
     this.timeouts = timeouts;
     // A new connection gets the head timeout, not the longer keep-alive one.
-    this.headStarted = performance.now();
+    this.headStarted = monoNow();
     this.nextCheck = this.headStarted + timeouts.headerMs;
     deadlines.add(this);
     try {
@@ -461,7 +462,7 @@ class ServedConnection implements Watched {
     if (c.headHasBareLf()) return BARE_LF;
     if (c.buffered > 0 && this.phase === Phase.Idle) {
       this.phase = Phase.Head;
-      this.headStarted = performance.now();
+      this.headStarted = monoNow();
       this.nextCheck = this.headStarted + this.timeouts.headerMs;
     }
     // A head of MAX_HEAD_BYTES is served: its blank line (4 bytes) may still be arriving.
@@ -542,7 +543,7 @@ class ServedConnection implements Watched {
       method: head?.method ?? r.seen?.method ?? null,
       target: head?.target ?? r.seen?.target ?? null,
       host: head?.host ?? r.seen?.host ?? null,
-      startMono: this.headStarted >= 0 ? this.headStarted : performance.now(),
+      startMono: this.headStarted >= 0 ? this.headStarted : monoNow(),
     };
   }
 
