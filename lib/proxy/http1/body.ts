@@ -51,7 +51,7 @@ export function responseBody(
     return chunkedStream(conn, done, keep);
   }
   if (head.contentLength !== null) {
-    const whole = takeBufferedBody(conn, head.contentLength);
+    const whole = takeBufferedBody(conn, head.contentLength, head.after ?? null);
     if (whole) {
       done(keep, null);
       return whole;
@@ -75,13 +75,16 @@ function announcesBody(head: ResponseHead): boolean {
 export function takeBufferedBody(
   conn: UpstreamConnection,
   length: number,
+  decoded: ByteString | null = null,
 ): Bytes | ByteString | null {
   const start = conn.start;
   if (conn.end - start < length) return null;
   conn.start += length;
-  return length <= HELD_BODY_BYTES
-    ? toByteString(conn.buf.subarray(start, start + length))
-    : conn.buf.slice(start, start + length);
+  if (length > HELD_BODY_BYTES) return conn.buf.slice(start, start + length);
+  if (decoded !== null && decoded.length >= length) {
+    return decoded.length === length ? decoded : decoded.slice(0, length);
+  }
+  return toByteString(conn.buf.subarray(start, start + length));
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { toByteString } from "./bytes.ts";
+import { type ByteString, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
@@ -32,7 +32,15 @@ export interface ResponseHead {
   /** The upstream asked to close, or spoke HTTP/1.0 without keep-alive. */
   close: boolean;
   upgrade: boolean;
+  /**
+   * What followed the head in the buffer when it was taken, decoded with it
+   * when head and body are small (one runtime call instead of two), else null.
+   */
+  after?: ByteString | null;
 }
+
+/** Up to this many bytes buffered, a head is decoded with what follows it (a small body). */
+const DECODED_WITH_BODY = 4096;
 
 const BARE_LF = "Upstream response head with a bare LF line ending";
 
@@ -67,10 +75,19 @@ export function takeResponseHead(conn: UpstreamConnection): ResponseHead | undef
       if (conn.headHasBareLf()) throw new ProtocolError(BARE_LF);
       return undefined;
     }
-    const text = toByteString(conn.buf.subarray(conn.start, idx));
+    const start = conn.start;
+    const whole = conn.end - start <= DECODED_WITH_BODY
+      ? toByteString(conn.buf.subarray(start, conn.end))
+      : null;
+    const text = whole === null
+      ? toByteString(conn.buf.subarray(start, idx))
+      : whole.slice(0, idx - start);
     conn.consume(idx + 4);
     const head = parseHead(text);
-    if (head.status < 100 || head.status >= 200 || head.status === 101) return head;
+    if (head.status < 100 || head.status >= 200 || head.status === 101) {
+      head.after = whole === null ? null : whole.slice(idx + 4 - start);
+      return head;
+    }
   }
 }
 
