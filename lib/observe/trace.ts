@@ -23,25 +23,37 @@ const FLAGS_HEX = ["00", "01", "02", "03"];
 /** Sampled, and random: every byte of the trace id comes from the CSPRNG (Level 2 §3.2.2.5.2). */
 const NEW_TRACE_FLAGS = "03";
 
-const pool = new Uint8Array(4096);
-let poolOffset = pool.length;
+/**
+ * Ids are cut from one long string of random hex, made from 4 KiB of the
+ * CSPRNG at a time: a slice of it is a view in V8 (no copy), where making each
+ * id's string alone showed at 1.1 % of the serving thread's profile.
+ */
+const POOL_BYTES = 4096;
+const pool = new Uint8Array(POOL_BYTES);
+const poolHex = new Uint8Array(2 * POOL_BYTES);
+const ascii = new TextDecoder();
+let hex = "";
+let hexOffset = 0;
 const HEX_DIGITS = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-/** Char codes of an id being made, one array per length (a string in one piece, not 2n joined). */
-const charCodes: number[][] = [];
 
-/** Random lower-case hex of `bytes` bytes, drawn from a pooled CSPRNG buffer. */
+/** Random lower-case hex of `bytes` bytes (at most 4 KiB), drawn from the CSPRNG. */
 export function randomHex(bytes: number): string {
-  if (poolOffset + bytes > pool.length) {
-    crypto.getRandomValues(pool);
-    poolOffset = 0;
+  const chars = 2 * bytes;
+  if (hexOffset + chars > hex.length) refillHex();
+  const id = hex.slice(hexOffset, hexOffset + chars);
+  hexOffset += chars;
+  return id;
+}
+
+function refillHex(): void {
+  crypto.getRandomValues(pool);
+  for (let i = 0; i < POOL_BYTES; i++) {
+    const b = pool[i]!;
+    poolHex[2 * i] = HEX_DIGITS[b >> 4]!;
+    poolHex[2 * i + 1] = HEX_DIGITS[b & 15]!;
   }
-  const codes = charCodes[bytes] ??= new Array<number>(2 * bytes);
-  for (let i = 0; i < bytes; i++) {
-    const b = pool[poolOffset++]!;
-    codes[2 * i] = HEX_DIGITS[b >> 4]!;
-    codes[2 * i + 1] = HEX_DIGITS[b & 15]!;
-  }
-  return String.fromCharCode.apply(null, codes);
+  hex = ascii.decode(poolHex);
+  hexOffset = 0;
 }
 
 /** The parts of a valid traceparent (version, trace id, parent id, flags), or null. */
@@ -72,12 +84,10 @@ export function parseTraceparent(header: string | null, state: string | null): T
     };
   }
   // An invalid traceparent starts a new trace; its tracestate goes with it (W3C §3.3).
-  // Both ids from one string: one char-code conversion instead of two.
-  const ids = randomHex(24);
   return {
-    traceId: ids.slice(0, 32),
+    traceId: randomHex(16),
     parentId: null,
-    spanId: ids.slice(32),
+    spanId: randomHex(8),
     flags: NEW_TRACE_FLAGS,
     state: null,
   };
