@@ -51,7 +51,7 @@ export function responseBody(
     return chunkedStream(conn, done, keep);
   }
   if (head.contentLength !== null) {
-    const whole = takeBufferedBody(conn, head.contentLength, head.after ?? null);
+    const whole = takeBufferedBody(conn, head.contentLength, head.after);
     if (whole) {
       done(keep, null);
       return whole;

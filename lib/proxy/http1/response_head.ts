@@ -36,7 +36,7 @@ export interface ResponseHead {
    * What followed the head in the buffer when it was taken, decoded with it
    * when head and body are small (one runtime call instead of two), else null.
    */
-  after?: ByteString | null;
+  after: ByteString | null;
 }
 
 /** Up to this many bytes buffered, a head is decoded with what follows it (a small body). */
@@ -178,7 +178,16 @@ export function parseHead(text: string): ResponseHead {
     ? optionSet(tokens)
     : null;
   const filtered = named ? headers.filter(([n]) => !named.has(n)) : headers;
-  return { status, statusText, headers: filtered, contentLength, chunked, close, upgrade };
+  return {
+    status,
+    statusText,
+    headers: filtered,
+    contentLength,
+    chunked,
+    close,
+    upgrade,
+    after: null,
+  };
 }
 
 /** Why the field lines failed `fieldLinesValid`, line by line (only on the error path). */
