@@ -176,8 +176,21 @@ function bySpecificity<T>(a: CompiledMatch<T>, b: CompiledMatch<T>): number {
     a.order - b.order;
 }
 
+/**
+ * Up to this many first segments, a request's bucket is found by comparing
+ * its segment in place: taken out of the path it is a fresh string, and a
+ * Map hashes a fresh string with a call into V8's runtime.
+ */
+const COMPARED_BUCKETS = 8;
+
+interface Bucket<T> {
+  segment: string;
+  routes: CompiledMatch<T>[];
+}
+
 export class RouteTable<T> {
   private readonly buckets = new Map<string, CompiledMatch<T>[]>();
+  private readonly compared: Bucket<T>[] | null;
   private readonly generic: CompiledMatch<T>[];
   readonly size: number;
 
@@ -194,13 +207,27 @@ export class RouteTable<T> {
         );
       }
     }
+    this.compared = this.buckets.size <= COMPARED_BUCKETS
+      ? [...this.buckets].map(([segment, routes]) => ({ segment, routes }))
+      : null;
+  }
+
+  /** The routes that can match `path`: its first segment's bucket, else those without one. */
+  private candidatesOf(path: string): CompiledMatch<T>[] {
+    const slash = path.indexOf("/", 1);
+    const end = slash < 0 ? path.length : slash;
+    const compared = this.compared;
+    if (compared === null) return this.buckets.get(path.slice(1, end)) ?? this.generic;
+    for (let i = 0; i < compared.length; i++) {
+      const b = compared[i]!;
+      if (b.segment.length === end - 1 && path.startsWith(b.segment, 1)) return b.routes;
+    }
+    return this.generic;
   }
 
   match(req: RouteRequest): RouteResult<T> {
     const path = req.path;
-    const slash = path.indexOf("/", 1);
-    const seg = slash < 0 ? path.slice(1) : path.slice(1, slash);
-    const candidates = this.buckets.get(seg) ?? this.generic;
+    const candidates = this.candidatesOf(path);
     let allow: Set<string> | null = null;
     let version: string | null | undefined;
     let requested: string | null = null;
