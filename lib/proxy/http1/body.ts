@@ -8,6 +8,7 @@ import {
   type ByteString,
   concat,
   findLineEnd,
+  HELD_BODY_BYTES,
   type ReadBuffer,
   toByteString,
 } from "./bytes.ts";
@@ -15,13 +16,6 @@ import type { UpstreamConnection } from "./connection.ts";
 import { ProtocolError, type ResponseHead } from "./response_head.ts";
 
 const STREAM_CHUNK = 64 * 1024;
-/**
- * A fixed-length body read whole up to this size is kept as a byte string
- * (see ParsedResponse). A bigger one is kept as bytes: its copy then costs
- * more than the ArrayBuffer does, and bytes past ASCII take a slow path
- * into a string.
- */
-const HELD_BODY_BYTES = 2048;
 
 /** Called once when the body is done: `reusable` if the connection can serve another request. */
 export type BodyDone = (reusable: boolean, error?: unknown) => void;

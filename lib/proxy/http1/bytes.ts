@@ -8,6 +8,14 @@ export type Bytes = Uint8Array<ArrayBuffer>;
 export type ByteString = string;
 
 /**
+ * A fixed-length body read whole up to this size is kept as a byte string
+ * (see ParsedResponse). A bigger one is kept as bytes: its copy then costs
+ * more than the ArrayBuffer does, and bytes past ASCII take a slow path
+ * into a string.
+ */
+export const HELD_BODY_BYTES = 2048;
+
+/**
  * A connection's read buffer: unconsumed bytes are buf[start, end); `fill`
  * reads more (0 at the end); `readInto` moves the next bytes into the
  * caller's memory (null at the end).

@@ -1,5 +1,5 @@
 /** Parsing of an HTTP/1.1 response head (RFC 9112 §4, §5). */
-import { type ByteString, toByteString } from "./bytes.ts";
+import { type ByteString, HELD_BODY_BYTES, toByteString } from "./bytes.ts";
 import type { UpstreamConnection } from "./connection.ts";
 import { fieldLinesValid, TOKEN } from "../../core/header_fields.ts";
 import { NameSet } from "../../core/name_set.ts";
@@ -34,13 +34,10 @@ export interface ResponseHead {
   upgrade: boolean;
   /**
    * What followed the head in the buffer when it was taken, decoded with it
-   * when head and body are small (one runtime call instead of two), else null.
+   * when no more than a held body (one runtime call instead of two), else null.
    */
   after: ByteString | null;
 }
-
-/** Up to this many bytes buffered, a head is decoded with what follows it (a small body). */
-const DECODED_WITH_BODY = 4096;
 
 const BARE_LF = "Upstream response head with a bare LF line ending";
 
@@ -76,7 +73,8 @@ export function takeResponseHead(conn: UpstreamConnection): ResponseHead | undef
       return undefined;
     }
     const start = conn.start;
-    const whole = conn.end - start <= DECODED_WITH_BODY
+    // With what follows it no more than a held body, a head is decoded with it.
+    const whole = conn.end - idx - 4 <= HELD_BODY_BYTES
       ? toByteString(conn.buf.subarray(start, conn.end))
       : null;
     const text = whole === null
