@@ -13,6 +13,7 @@ import type { Verdict } from "./algorithms/index.ts";
 import type { Limit } from "./limit.ts";
 import { setLimitHeaders, setRefusalHeaders } from "./headers.ts";
 import { pause } from "../resilience/attempts.ts";
+import { MAX_TIMER_MS } from "../config/common.ts";
 
 export interface RateLimitPolicyOptions {
   /** Limits of the route (its own or the defaults) and its quota. */
@@ -136,12 +137,20 @@ function withLimitHeaders(res: Response, limit: Limit, v: Verdict, now: number):
   }
 }
 
-/** A shaped request waits for its slot; a client that leaves meanwhile is not forwarded. */
+/**
+ * A shaped request waits for its slot; a client that leaves meanwhile is not forwarded.
+ * A slot can be further off than a timer holds (a queue of 30 at 1 per day): from 2^31 ms
+ * a timer fires at once, so a long wait is taken in turns.
+ */
 async function holdThenForward(
   ctx: RequestContext,
   next: Handler,
   delayMs: number,
 ): Promise<Response> {
-  if (!await pause(delayMs, ctx.signal)) return ctx.refuse("client_closed_request");
+  for (let left = delayMs; left > 0; left -= MAX_TIMER_MS) {
+    if (!await pause(Math.min(left, MAX_TIMER_MS), ctx.signal)) {
+      return ctx.refuse("client_closed_request");
+    }
+  }
   return next(ctx);
 }

@@ -315,6 +315,27 @@ Deno.test("a shadow shaping limit does not hold requests back", async () => {
   );
 });
 
+Deno.test("a shaped request whose slot is more than 24.8 days off is held, not forwarded at once", async () => {
+  // At 1 per 30 days the second request's slot is 30 days off: past 2^31 ms, where a timer
+  // fires at once (until 2026-12-08 it went to the upstream with no wait at all).
+  await withGateway(
+    routeR(`rate_limit: { algorithm: leaky_bucket, mode: shape, rate: 1, per: 30d, queue: 1 }`),
+    async (g, up) => {
+      assertEquals((await get(g, "/r")).status, 200);
+      const client = new AbortController();
+      const held = fetch(`${g.url()}/r`, { signal: client.signal }).then(
+        (res) => res.status,
+        () => "aborted",
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assertEquals(up.received.length, 1);
+      client.abort();
+      assertEquals(await held, "aborted");
+      assertEquals(up.received.length, 1);
+    },
+  );
+});
+
 Deno.test("headers: none keeps admitted responses clean but not refusals", async () => {
   await withGateway(
     routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1m, headers: none }`),
