@@ -116,10 +116,14 @@ async function limiterStore(b: BuildContext): Promise<LimiterStore> {
     }
     return new RedisLimiterStore(client, redis, b.deps.redis);
   }
-  b.deps.localLimiter.configure({
-    maxKeys: s.memory.max_keys,
-    maxLogEntries: s.memory.log_max_bytes / 8,
-  });
+  // The store outlives plans and holds every counter: a plan that is built but never served
+  // (a reload that fails later on) must not trim them to its caps.
+  b.onActivate(() =>
+    b.deps.localLimiter.configure({
+      maxKeys: s.memory.max_keys,
+      maxLogEntries: s.memory.log_max_bytes / 8,
+    })
+  );
   return b.deps.localLimiter;
 }
 

@@ -367,6 +367,28 @@ Deno.test("counters survive a reload for limits that still exist", async () => {
   });
 });
 
+Deno.test("a reload that fails leaves the memory store's caps and counters as they were", async () => {
+  await withGateway(
+    routeR(`rate_limit: { algorithm: fixed_window, limit: 1, per: 1h, key: "header:X-Client" }`),
+    async (g) => {
+      const clients = ["a", "b", "c", "d", "e", "f"];
+      for (const c of clients) assertEquals((await get(g, "/r", { "x-client": c })).status, 200);
+      const text = await Deno.readTextFile(g.file);
+      // A cap of 2 keys, in a config whose second route is refused when the plan is built.
+      await Deno.writeTextFile(
+        g.file,
+        "store: { memory: { max_keys: 2 } }\n" + text +
+          "  - { name: bad, match: { path: /b }, upstream: a, rate_limit: { algorithm: " +
+          "fixed_window, limit: 1, per: 1h, key: consumer } }\n",
+      );
+      assertEquals((await g.gw.reload()).ok, false);
+      // Until 2026-12-08 the rejected config's cap applied all the same: four clients' counters
+      // were dropped and they were let through again.
+      for (const c of clients) assertEquals((await get(g, "/r", { "x-client": c })).status, 429, c);
+    },
+  );
+});
+
 Deno.test("rate-limit config errors name the file, line and key", async () => {
   const cases: [string, RegExp][] = [
     [
