@@ -119,6 +119,10 @@ export const securitySchema = z.strictObject({
   body_timeout_ms: timerMs.default(60_000).meta({
     description: "Longest wait for the next piece of a request body (408 after)",
   }),
+  send_timeout_ms: timerMs.default(60_000).meta({
+    description:
+      "Plain HTTP listeners: longest wait for a client to take the next bytes of an answer (the connection is closed after)",
+  }),
   header_timeout_ms: timerMs.default(30_000).meta({
     description:
       "Plain HTTP listeners: longest time from the first byte of a request head to its end (408 after)",

@@ -425,6 +425,7 @@ export class Gateway {
         return {
           headerMs: c.security.header_timeout_ms,
           idleMs: c.server.keepalive_timeout_s * 1000,
+          sendMs: c.security.send_timeout_ms,
         };
       },
     });

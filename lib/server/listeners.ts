@@ -102,7 +102,11 @@ export async function preflightListener(
 }
 
 /** For listeners started without a plan (the admin listener). */
-export const DEFAULT_TIMEOUTS: ConnectionTimeouts = { headerMs: 30_000, idleMs: 75_000 };
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
+  headerMs: 30_000,
+  idleMs: 75_000,
+  sendMs: 60_000,
+};
 
 export async function startListener(
   cfg: ListenerConfig,

@@ -40,7 +40,7 @@ Deno.test("drain: every caller of the HTTP/1.1 server's shutdown waits for the s
   const server = new Http1Server({
     hostname: "127.0.0.1",
     port: 0,
-    timeouts: () => ({ headerMs: 5_000, idleMs: 5_000 }),
+    timeouts: () => ({ headerMs: 5_000, idleMs: 5_000, sendMs: 5_000 }),
   }, async () => {
     entered.resolve();
     await release.promise;

@@ -140,3 +140,63 @@ Deno.test("Expect: 100-continue gets 100 before the body is read; HTTP/1.0 close
     assertOk(reply.ms < 3000, "HTTP/1.0 without keep-alive is closed after the answer");
   });
 });
+
+const BIG = 32 * 1024 * 1024;
+
+/** An upstream with a large answer (`/big`) and one that trickles three pieces (`/drip`). */
+async function withSendRig(fn: (g: TestGateway) => Promise<void>): Promise<void> {
+  const up = startUpstream((req) => {
+    if (new URL(req.url).pathname === "/big") return new Response(new Uint8Array(BIG));
+    let n = 0;
+    return new Response(
+      new ReadableStream({
+        async pull(c) {
+          if (n++ === 3) return c.close();
+          await new Promise((r) => setTimeout(r, 700));
+          c.enqueue(enc.encode("piece"));
+        },
+      }),
+    );
+  });
+  try {
+    const g = await startGateway(`
+listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0 }
+security: { send_timeout_ms: 300 }
+server: { drain_timeout_s: 2 }
+upstreams:
+  app: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`);
+    try {
+      await fn(g);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+  }
+}
+
+Deno.test("a client that stops reading its answer is closed after send_timeout_ms; a slow upstream is not one", async () => {
+  await withSendRig(async (g) => {
+    const conn = await connect(g.url());
+    await conn.write(enc.encode("GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    // Not read: the socket buffers fill and the gateway's writes wait.
+    await new Promise((r) => setTimeout(r, 1500));
+    const { text, ms } = await readUntilClose(conn, 5000);
+    assertMatch(text, /^HTTP\/1\.1 200 /);
+    assertOk(text.length < BIG, `the answer was cut off (${text.length} bytes read)`);
+    assertOk(ms < 3000, `closed by the gateway (${ms} ms after reading began)`);
+
+    // Waiting for the upstream's next piece is not the client's delay.
+    const reader = await connect(g.url());
+    await reader.write(
+      enc.encode("GET /drip HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    );
+    const drip = await readUntilClose(reader, 8000);
+    assertMatch(drip.text, /^HTTP\/1\.1 200 /);
+    assertEquals(drip.text.match(/piece/g)?.length, 3);
+  });
+});

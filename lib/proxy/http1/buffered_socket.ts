@@ -32,9 +32,13 @@ export abstract class BufferedSocket implements ReadBuffer {
   /** Reads and writes; `socket` serves for the rest (addresses, closing). */
   protected readonly io: SocketOps;
 
-  constructor(readonly socket: Deno.Conn, initialBuffer: number) {
+  constructor(
+    readonly socket: Deno.Conn,
+    initialBuffer: number,
+    io: SocketOps = socketOps(socket),
+  ) {
     this.buf = new Uint8Array(initialBuffer);
-    this.io = socketOps(socket);
+    this.io = io;
   }
 
   /** Makes room after `end` for the next read (compacting or growing the buffer). */

@@ -42,6 +42,8 @@ export interface ConnectionTimeouts {
   headerMs: number;
   /** A kept-alive connection waiting for its next request (closed after). */
   idleMs: number;
+  /** A write of an answer the client does not take (closed after). */
+  sendMs: number;
 }
 
 /** A request refused before it reached the handler (malformed, too large, too slow). */
@@ -207,6 +209,8 @@ const enum Phase {
   Head,
   /** A request is being served. */
   Busy,
+  /** Its answer is being written. */
+  Answering,
   /** Answered and half-closed; what the client still sends is read and dropped. */
   Lingering,
 }
@@ -231,7 +235,7 @@ class ServedConnection implements Watched {
   nextCheck = Infinity;
   wheelSlot = -1;
   private phase = Phase.Idle;
-  private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0 };
+  private timeouts: ConnectionTimeouts = { headerMs: 0, idleMs: 0, sendMs: 0 };
   private timedOut = false;
   /** When the current head began to arrive (or the connection opened); -1 when it came whole. */
   private headStarted = 0;
@@ -296,9 +300,16 @@ class ServedConnection implements Watched {
     }
   }
 
-  check(): void {
+  check(now: number): void {
     this.nextCheck = Infinity;
     if (this.phase === Phase.Busy) return;
+    if (this.phase === Phase.Answering) {
+      // A client that takes no byte of its answer for this long has stopped reading (nginx's send_timeout).
+      const since = this.conn.writeWaitingSince;
+      if (now - since >= this.timeouts.sendMs) this.conn.close();
+      else this.nextCheck = Math.min(since, now) + this.timeouts.sendMs;
+      return;
+    }
     if (this.phase === Phase.Idle || this.phase === Phase.Lingering) {
       this.conn.close();
       return;
@@ -314,6 +325,12 @@ class ServedConnection implements Watched {
     writeResponse(this.conn, refusal, { head: false, http10: false, keepAlive: false })
       .catch(() => {})
       .finally(() => this.conn.close());
+  }
+
+  /** The answer is being written: its writes are watched from now on. */
+  private answering(): void {
+    this.phase = Phase.Answering;
+    this.nextCheck = deadlines.coarseNow() + this.timeouts.sendMs;
   }
 
   /** Closes the connection if it waits for a request or lingers; whether it did. */
@@ -415,6 +432,7 @@ class ServedConnection implements Watched {
     const connection = responseFields(res).get("connection");
     const keepAlive = head.keepAlive && bodyDone && !this.server.isClosing &&
       (connection === null || !connectionOptions(connection).includes("close"));
+    this.answering();
     try {
       const reusable = await writeResponse(this.conn, res, {
         head: method === "HEAD",
@@ -552,6 +570,7 @@ class ServedConnection implements Watched {
     const res = this.server.refusal(refused);
     // An answer to HEAD has no content (RFC 9110 §9.3.2), a refusal's neither.
     const toHead = refused.method !== null && fetchMethod(refused.method) === "HEAD";
+    this.answering();
     try {
       await writeResponse(this.conn, res, { head: toHead, http10: false, keepAlive: false });
     } catch {
