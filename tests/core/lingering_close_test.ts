@@ -165,6 +165,37 @@ async function lingersUntilPause(conn: Deno.Conn): Promise<void> {
   }
 }
 
+Deno.test("lingering close: an answer that closes the connection reaches a client still sending a request it pipelined", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const gw = await startGateway(`listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+admin: { host: 127.0.0.1, port: 0 }
+server: { drain_delay_s: 3, drain_timeout_s: 5 }
+upstreams:
+  up: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: up }
+`);
+  try {
+    // Leaving: every answer says `Connection: close` while the listener still serves.
+    const leaving = gw.gw.shutdown();
+    const pipelined = await writeThenRead(await connectTo(gw.url()), [
+      "GET /first HTTP/1.1",
+      "Host: a",
+      "",
+      "POST /second HTTP/1.1",
+      "Host: a",
+    ], BODY);
+    assertEquals(pipelined.writeError, null);
+    assertEquals(pipelined.res.status, 200);
+    assertEquals(pipelined.res.headers.get("connection"), "close");
+    assertEquals(pipelined.closedByServer, true);
+    await leaving;
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+});
+
 Deno.test("lingering close: the gateway reads on after its answer, and closes once the client pauses", async () => {
   await withGateway(async (base) => await lingersUntilPause(await connectTo(base)));
 });

@@ -440,7 +440,8 @@ class ServedConnection implements Watched {
         keepAlive,
       });
       if (!reusable || this.server.isClosing) {
-        this.unreadRequest = !bodyDone;
+        // The client may still be sending: this request's body, or one it pipelined behind it.
+        this.unreadRequest = !bodyDone || this.conn.buffered > 0;
         return false;
       }
     } catch {
