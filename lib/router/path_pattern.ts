@@ -186,7 +186,7 @@ export function compileRegexPath(source: string): PathMatcher {
       if (!m) return null;
       return {
         length: m.index + m[0]!.length,
-        params: hasNames && m.groups ? { ...m.groups } as Record<string, string> : null,
+        params: hasNames && m.groups ? decodedGroups(m.groups) : null,
       };
     },
   };
@@ -199,6 +199,20 @@ export const ANY_PATH: PathMatcher = {
   firstSegment: null,
   match: () => NO_PARAMS,
 };
+
+/**
+ * Named groups as path parameters: decoded as `{name}` ones are, so `${param.id}` is the same
+ * text whichever way the route names it (an aggregated call's path would encode the escapes
+ * again). A group that took no part is left out.
+ */
+function decodedGroups(groups: Record<string, string | undefined>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const name in groups) {
+    const v = groups[name];
+    if (v !== undefined) params[name] = v.includes("%") ? decodeParam(v) : v;
+  }
+  return params;
+}
 
 function decodeParam(s: string): string {
   try {
