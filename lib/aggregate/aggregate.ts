@@ -283,7 +283,7 @@ function pathParams(route: RouteConfig): Set<string> {
     }
   }
   if (m.path_regex) {
-    for (const x of m.path_regex.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g)) names.add(x[1]!);
+    for (const x of m.path_regex.matchAll(/\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/g)) names.add(x[1]!);
   }
   return names;
 }

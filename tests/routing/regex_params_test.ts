@@ -1,7 +1,8 @@
 /**
  * Named groups of a `path_regex` are path parameters like `{name}` ones, decoded
  * the same way: `${param.id}` of `/r/caf%C3%A9` is `café` whichever way the route
- * captures it, in a header (UTF-8) and in an aggregated call's path (encoded once).
+ * captures it, in a header (UTF-8) and in an aggregated call's path (encoded once),
+ * and `(?P<name>...)` is a parameter an aggregated call may name as `(?<name>...)` is.
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { startRawUpstream } from "../helpers/raw_upstream.ts";
@@ -34,6 +35,9 @@ routes:
   - name: regex_aggregate
     match: { path_regex: "^/agg/(?<id>[^/]+)$" }
     aggregate: { calls: [ { key: part, upstream: parts, path: "/users/\${param.id}" } ] }
+  - name: python_named
+    match: { path_regex: "^/py/(?P<id>[^/]+)$" }
+    aggregate: { calls: [ { key: part, upstream: parts, path: "/users/\${param.id}" } ] }
 `));
   /** The X-Id and X-Rest lines the upstream got (a byte string). */
   const idLines = async (path: string) => {
@@ -56,6 +60,9 @@ routes:
     assertEquals(await res.json(), { part: { url: "/users/caf%C3%A9" } });
     const space = await fetch(`${g.url()}/agg/a%20b`);
     assertEquals(await space.json(), { part: { url: "/users/a%20b" } });
+    // The other spelling of a named group captures a parameter too (it was a load error).
+    const py = await fetch(`${g.url()}/py/caf%C3%A9`);
+    assertEquals(await py.json(), { part: { url: "/users/caf%C3%A9" } });
   } finally {
     await g.close();
     up.close();
