@@ -117,10 +117,33 @@ export function stripIdentityPolicy(stripIdentity: (ctx: RequestContext) => void
   };
 }
 
-/** Compiles the removal of client-sent identity headers (lower-case names). */
+/**
+ * Compiles the removal of client-sent identity headers (lower-case names), in
+ * any spelling with `_` for `-`: CGI-style upstreams (Django, Rack, PHP) read
+ * `X_Consumer_Id` and `X-Consumer-Id` as one variable, HTTP_X_CONSUMER_ID, so
+ * such a copy would pose as the verified one (why nginx drops underscored
+ * names by default). One walk of the fields; only those of an identity name's
+ * length are looked up.
+ */
 export function compileIdentityStrip(names: readonly string[]): (ctx: RequestContext) => void {
+  const exact = new Set(names);
+  const dashed = new Set(names.map(dashedName));
+  const lengths: boolean[] = [];
+  for (const n of names) lengths[n.length] = true;
+  const anyUnderscored = names.some((n) => n.includes("_"));
   return (ctx) => {
-    const incoming = ctx.headers;
-    for (const name of names) if (incoming.has(name)) ctx.upstreamHeaders.remove(name);
+    const fields = ctx.headers.list;
+    for (let i = 0; i < fields.length; i++) {
+      const name = fields[i]![0];
+      if (lengths[name.length] !== true) continue;
+      if (
+        exact.has(name) ||
+        ((anyUnderscored || name.includes("_")) && dashed.has(dashedName(name)))
+      ) ctx.upstreamHeaders.remove(name);
+    }
   };
+}
+
+function dashedName(name: string): string {
+  return name.replaceAll("_", "-");
 }

@@ -217,6 +217,21 @@ routes:
       const pub = await (await call("/public", undefined, spoof)).json();
       assertEquals(pub.headers["x-consumer-id"], undefined);
       assertEquals(pub.headers["x-user-id"], undefined);
+      // With `_` for `-`: a CGI-style upstream (Django, Rack) reads X_Consumer_Id as
+      // HTTP_X_CONSUMER_ID, the variable X-Consumer-Id gives.
+      const underscored = {
+        "x_consumer_id": "admin",
+        "X_User-Id": "root",
+        "x_user_email": "a@evil",
+        "x_tier": "gold",
+        "x_request_kind": "kept",
+      };
+      const routes: [string, string?][] = [["/public"], ["/idp", await sign(rs1, claims())]];
+      for (const [path, token] of routes) {
+        const seen = (await (await call(path, token, underscored)).json()).headers;
+        const names = Object.keys(seen).filter((n) => n.includes("_"));
+        assertEquals(names, ["x_request_kind"], `${path}: ${JSON.stringify(seen)}`);
+      }
     });
 
     await t.step("unknown kids refetch the JWKS at most once per interval", async () => {
