@@ -38,8 +38,22 @@ function claimText(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
-  if (Array.isArray(v) && v.every((x) => typeof x !== "object")) return v.join(",");
+  if (Array.isArray(v) && v.every((x) => typeof x !== "object")) {
+    return v.map((x) => listMember(String(x))).join(",");
+  }
   return JSON.stringify(v);
+}
+
+/** What would not read back as this one list member. */
+const NOT_A_BARE_MEMBER = /^$|^[ \t]|[ \t]$|[,"\\]/;
+
+/**
+ * A list member as RFC 9110 §5.6.1 writes it: a quoted-string when it holds a
+ * comma or a quote (or is empty or edged with spaces). Joined bare, a group
+ * `"viewer,admin"` would reach an upstream that splits on commas as `admin`.
+ */
+function listMember(s: string): string {
+  return NOT_A_BARE_MEMBER.test(s) ? `"${s.replace(/["\\]/g, "\\$&")}"` : s;
 }
 
 /** The upstream headers one provider writes: identity fields and mapped claims. */

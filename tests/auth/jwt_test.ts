@@ -37,7 +37,7 @@ auth:
     audience: ${AUD}
     algorithms: [RS256, ES256, EdDSA]
     query: access_token
-    claims_to_headers: { email: X-User-Email }
+    claims_to_headers: { email: X-User-Email, groups: X-User-Groups }
   shared: { kind: jwt, secret: "\${HS_SECRET}", algorithms: [HS256], issuer: ${ISS}, audience: ${AUD} }
   dead: { kind: jwt, jwks_url: "http://127.0.0.1:${closedPort()}/jwks", jwks_timeout_ms: 500 }
 plans: { premium: {} }
@@ -84,6 +84,17 @@ routes:
           assertEquals(body.headers["x-tier"], "premium");
           assertEquals(body.headers.authorization, undefined, "credentials are not forwarded");
         }
+        // A list claim goes comma-joined, a member holding a comma or a quote quoted (RFC 9110
+        // §5.6.1): bare, the group "viewer,admin" would read as the two groups viewer and admin.
+        const listed = await (await call("/idp", await sign(rs1, claims({ groups: ["dev", 7] }))))
+          .json();
+        assertEquals(listed.headers["x-user-groups"], "dev,7");
+        const groups = ["viewer,admin", 'say "hi"', " padded", "", "ops"];
+        const quoted = await (await call("/idp", await sign(rs1, claims({ groups })))).json();
+        assertEquals(
+          quoted.headers["x-user-groups"],
+          '"viewer,admin","say \\"hi\\""," padded","",ops',
+        );
         // A sub equal to a consumer id is not that consumer: only `subjects` maps tokens.
         const unlisted = await (await call("/idp", await sign(rs1, claims({ sub: "mobile-app" }))))
           .json();
