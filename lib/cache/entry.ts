@@ -40,11 +40,17 @@ export function entrySize(key: string, uri: string, e: CachedResponse): number {
  * The stored response for one request: HEAD gets the headers alone (with the
  * body's Content-Length), and a request whose validators match
  * (`If-None-Match`, else `If-Modified-Since`) gets 304 with the fields
- * RFC 9110 §15.4.5 keeps.
+ * RFC 9110 §15.4.5 keeps. `now`: when it is served, later than the request's arrival for an
+ * answer that waited on the upstream.
  */
-export function serveEntry(ctx: RequestContext, e: CachedResponse, status: CacheStatus): Response {
+export function serveEntry(
+  ctx: RequestContext,
+  e: CachedResponse,
+  status: CacheStatus,
+  now = ctx.now,
+): Response {
   ctx.cacheStatus = status;
-  const age = String(Math.max(0, Math.floor((ctx.now - e.date) / 1000)));
+  const age = String(Math.max(0, Math.floor((now - e.date) / 1000)));
   const req = ctx.headers;
   if (e.status === 200 && isConditional(req)) {
     if (validatorsMatch(req, field(e, "etag"), field(e, "last-modified"))) {

@@ -75,14 +75,14 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
     try {
       res = await next(ctx);
     } catch (e) {
-      if (stale) return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
+      if (stale) return { res: serveEntry(ctx, stale, "STALE", o.clock.now()), upstream: false };
       throw e;
     }
     // A later stage (the resilience fallback) may already have used the stale entry.
     if (ctx.cacheStatus === "STALE") return { res, upstream: false };
     if (stale && STALE_ON_STATUS.has(res.status)) {
       await res.body?.cancel().catch(() => {});
-      return { res: serveEntry(ctx, stale, "STALE"), upstream: false };
+      return { res: serveEntry(ctx, stale, "STALE", o.clock.now()), upstream: false };
     }
     return { res, upstream: true };
   };
@@ -123,21 +123,26 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
       }
       const headers: [string, string][] = [];
       for (const h of res.headers) if (!NOT_STORED.has(h[0])) headers.push(h);
+      // Aged from when the request went out: the answer may have waited that long upstream
+      // (RFC 9111 §4.2.3, response_delay), so its Age only grows from the upstream's.
+      const sent = ctx.now;
       const entry: CachedResponse = {
         status: res.status,
         headers,
         body,
-        date: now - fresh.ageMs,
-        freshUntil: now + fresh.lifetimeMs,
-        staleUntil: now + fresh.lifetimeMs + (fresh.staleAllowed ? o.staleIfErrorMs : 0),
+        date: sent - fresh.ageMs,
+        freshUntil: sent + fresh.lifetimeMs,
+        staleUntil: sent + fresh.lifetimeMs + (fresh.staleAllowed ? o.staleIfErrorMs : 0),
         path: ctx.path,
       };
       // Written since this request began: the answer may be the old resource. Waiters that
       // came after the write must not get it either; they go upstream themselves.
-      if (o.fills.isOutdated(fill)) return serveEntry(ctx, entry, "MISS");
+      if (o.fills.isOutdated(fill) || entry.freshUntil <= now) {
+        return serveEntry(ctx, entry, "MISS", now);
+      }
       o.store.set(key, entry, fill, now);
       settle(entry);
-      return serveEntry(ctx, entry, "MISS");
+      return serveEntry(ctx, entry, "MISS", now);
     } finally {
       settle(null);
       inflight.delete(key);
@@ -175,7 +180,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
           return lead(ctx, next, key, stale);
         }
         const shared = pending === undefined ? null : await pending;
-        if (shared !== null) return serveEntry(ctx, shared, "HIT");
+        if (shared !== null) return serveEntry(ctx, shared, "HIT", o.clock.now());
       }
       const { res, upstream } = await forward(ctx, next, stale);
       return upstream ? mark(ctx, res, "MISS") : res;

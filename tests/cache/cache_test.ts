@@ -509,3 +509,39 @@ Deno.test("cache: validators kept from the upstream are answered from an answer 
     assertEquals(count("/api/doc"), 2);
   });
 });
+
+Deno.test("cache: the upstream's Age is added to, never lowered, also for the answer that fills and its waiters", async () => {
+  let clock!: ManualClock;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const { up, count } = countingUpstream(async (_p, n) => {
+    await gate;
+    // The upstream took 2.5 s to answer.
+    clock.advance(2_500);
+    return json({ n }, { "cache-control": "max-age=60", age: "30" });
+  });
+  await withCache(up, "{ ttl_s: 120 }", async (g, c) => {
+    clock = c;
+    const lead = get(g, "/api/aged");
+    const end = performance.now() + 30_000;
+    while (count("/api/aged") === 0 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    clock.advance(1_000);
+    const waiter = get(g, "/api/aged");
+    while (g.gw.plan.inFlight < 2 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    release();
+    const [first, second] = await Promise.all([lead, waiter]);
+    // 30 s old when sent, plus the 3.5 s since the request that fetched it went out.
+    assertEquals([first.cache, first.res.headers.get("age")], ["MISS", "33"]);
+    assertEquals([second.cache, second.res.headers.get("age")], ["HIT", "33"]);
+    // Fresh until its age reaches max-age (RFC 9111 §4.2.3), counted from the request.
+    clock.advance(26_000);
+    const hit = await get(g, "/api/aged");
+    assertEquals([hit.cache, hit.res.headers.get("age")], ["HIT", "59"]);
+    clock.advance(1_000);
+    assertEquals((await get(g, "/api/aged")).cache, "MISS");
+  });
+});
