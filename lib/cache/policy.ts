@@ -118,7 +118,9 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         } catch (e) {
           return upstreamFailure(ctx, e);
         }
-        if (buffered.kind === "over") return mark(ctx, withBody(res, buffered.body), "MISS");
+        if (buffered.kind === "over") {
+          return mark(ctx, await answerValidators(ctx, withBody(res, buffered.body)), "MISS");
+        }
         body = buffered.bytes;
       }
       const headers: [string, string][] = [];

@@ -545,3 +545,16 @@ Deno.test("cache: the upstream's Age is added to, never lowered, also for the an
     assertEquals((await get(g, "/api/aged")).cache, "MISS");
   });
 });
+
+Deno.test("cache: a client's validators are answered from an answer too large to store", async () => {
+  const big = "x".repeat(10_000);
+  const { up, count } = countingUpstream(() => new Response(big, { headers: { etag: '"v1"' } }));
+  await withCache(up, "{ ttl_s: 60, max_body_bytes: 4096 }", async (g) => {
+    const same = await get(g, "/api/big", { "if-none-match": '"v1"' });
+    assertEquals([same.res.status, same.cache, same.body.length], [304, "MISS", 0]);
+    assertEquals(same.res.headers.get("etag"), '"v1"');
+    const other = await get(g, "/api/big", { "if-none-match": '"v0"' });
+    assertEquals([other.res.status, other.body.length], [200, 10_000]);
+    assertEquals(count("/api/big"), 2);
+  });
+});
