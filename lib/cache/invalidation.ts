@@ -60,6 +60,8 @@ export function invalidationPolicy(o: InvalidationOptions): Policy {
  * against the request's; null for another origin, which the RFC forbids
  * invalidating (an upstream behind one host would empty another's entries),
  * and for a value that is no URI or whose path the listener would refuse.
+ * The request's origin is the one the upstream was told, which it builds the
+ * URIs it names from: behind a trusted proxy that ends TLS, https.
  */
 function namedUri(
   ctx: RequestContext,
@@ -69,7 +71,7 @@ function namedUri(
   let base: URL;
   let named: URL;
   try {
-    base = new URL(`${ctx.listener.tls ? "https" : "http"}://${ctx.incoming.authority}`);
+    base = new URL(toldOrigin(ctx));
     named = new URL(value, new URL(ctx.path + ctx.query, base));
   } catch {
     return null;
@@ -77,6 +79,23 @@ function namedUri(
   if (named.origin !== base.origin) return null;
   const path = normalisePath(named.pathname, o.mergeSlashes, o.allowPathParameters);
   return path.ok ? uriOf(ctx.host, path.path, named.search) : null;
+}
+
+/** Scheme and authority as `buildHeaderBlock` tells them the upstream. */
+function toldOrigin(ctx: RequestContext): string {
+  let scheme = ctx.listener.tls ? "https" : "http";
+  let authority = ctx.incoming.authority;
+  if (ctx.peerTrusted) {
+    const proto = firstValue(ctx.headers.get("x-forwarded-proto"))?.toLowerCase();
+    if (proto === "http" || proto === "https") scheme = proto;
+    authority = firstValue(ctx.headers.get("x-forwarded-host")) || authority;
+  }
+  return `${scheme}://${authority}`;
+}
+
+/** The first of a list of proxies' values: what the proxy in front of the others saw. */
+function firstValue(value: string | null): string | undefined {
+  return value?.split(",", 1)[0]?.trim();
 }
 
 /** Whether a route accepts a method that invalidates (a route without `methods` accepts any). */

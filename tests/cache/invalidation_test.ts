@@ -9,8 +9,8 @@ import { baseConfig, startGateway, type TestGateway } from "../helpers/gateway.t
 import { rawRequest } from "../helpers/raw.ts";
 
 /** Reads under `/items` cached on one route, writes on another without a cache. */
-const splitByMethod = (upstream: string) =>
-  baseConfig(`
+const splitByMethod = (upstream: string, top = "") =>
+  baseConfig(`${top}
 upstreams:
   a: { targets: [ { url: "${upstream}" } ] }
 routes:
@@ -65,8 +65,12 @@ async function send(
   return res.status;
 }
 
-async function withGateway(up: TestServer, fn: (g: TestGateway) => Promise<void> | void) {
-  const g = await startGateway(splitByMethod(up.url));
+async function withGateway(
+  up: TestServer,
+  fn: (g: TestGateway) => Promise<void> | void,
+  top = "",
+) {
+  const g = await startGateway(splitByMethod(up.url, top));
   try {
     await fn(g);
   } finally {
@@ -145,6 +149,26 @@ Deno.test("invalidation: a write's Location and Content-Location on its origin a
     assertEquals(await status("/items/locked", "location", "/items/8"), 409);
     for (const p of paths.slice(3)) assertEquals((await get(g, p)).cache, "HIT", p);
   });
+});
+
+Deno.test("invalidation: behind a trusted proxy, a named URI is on the origin the upstream was told", async () => {
+  const { up } = versionedUpstream();
+  await withGateway(up, async (g) => {
+    // A balancer that ends TLS: the upstream is told https, and builds its links with it.
+    const https = { "x-forwarded-proto": "https" };
+    const authority = new URL(g.url()).host;
+    for (const p of ["/items/7", "/items/8"]) {
+      await get(g, p, https);
+      assertEquals((await get(g, p, https)).cache, "HIT", p);
+    }
+    const created = { ...https, "x-answer-location": `https://${authority}/items/7` };
+    assertEquals(await send(g, "POST", "/items", created), 204);
+    assertEquals((await get(g, "/items/7", https)).cache, "MISS");
+    // The listener's own scheme is another origin than the one the client used.
+    const plain = { ...https, "x-answer-location": `http://${authority}/items/8` };
+    assertEquals(await send(g, "POST", "/items", plain), 204);
+    assertEquals((await get(g, "/items/8", https)).cache, "HIT");
+  }, "security: { trusted_proxies: [127.0.0.1] }");
 });
 
 Deno.test("invalidation: only routes that may write get the hook, and none without a cache", async () => {
