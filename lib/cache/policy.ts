@@ -116,6 +116,8 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
         try {
           buffered = await bufferUpTo(given, o.maxBodyBytes);
         } catch (e) {
+          // The answer broke off (the upstream closed, a timeout): a failure a stale entry answers.
+          if (stale) return serveEntry(ctx, stale, "STALE", o.clock.now());
           return upstreamFailure(ctx, e);
         }
         if (buffered.kind === "over") {

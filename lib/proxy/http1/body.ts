@@ -17,8 +17,12 @@ import { ProtocolError, type ResponseHead } from "./response_head.ts";
 
 const STREAM_CHUNK = 64 * 1024;
 
-/** Called once when the body is done: `reusable` if the connection can serve another request. */
-export type BodyDone = (reusable: boolean, error?: unknown) => void;
+/**
+ * Called once when the body is done: `reusable` if the connection can serve another request.
+ * For a failure, returns what the body's reader is given: the failure as the exchange classifies
+ * it (an `UpstreamError`: a timeout, the upstream breaking off, the client gone).
+ */
+export type BodyDone = (reusable: boolean, error?: unknown) => unknown;
 
 /**
  * A response's body by its framing: the bytes when all of it is buffered
@@ -100,10 +104,10 @@ function stream(
 ): ReadableStream<Bytes> {
   let finished = false;
   let scratch: Bytes | null = null;
-  const finish = (reusable: boolean, error?: unknown) => {
-    if (finished) return;
+  const finish = (reusable: boolean, error?: unknown): unknown => {
+    if (finished) return error;
     finished = true;
-    done(reusable, error);
+    return done(reusable, error) ?? error;
   };
   return new ReadableStream({
     type: "bytes",
@@ -131,8 +135,7 @@ function stream(
         }
       } catch (e) {
         conn.close();
-        finish(false, e);
-        c.error(e);
+        c.error(finish(false, e));
       }
     },
     cancel(reason) {

@@ -362,9 +362,13 @@ class Exchange implements Watched {
     };
   }
 
-  /** The response ended (body fully read, or failed): give back the connection. */
-  private finish(reusable: boolean, error: unknown): void {
-    if (this.ended) return;
+  /**
+   * The response ended (body fully read, or failed): give back the connection. Returns the
+   * failure classified, for the body's reader; nothing for a body that ended well.
+   */
+  private finish(reusable: boolean, error: unknown): unknown {
+    const failure = error == null ? null : this.classify(error);
+    if (this.ended) return failure;
     this.ended = true;
     this.disarm();
     const clean = reusable && this.bodyWritten && this.bodyError === null &&
@@ -372,7 +376,8 @@ class Exchange implements Watched {
     this.pool.release(this.conn, clean);
     const onEnd = this.onEnd;
     this.onEnd = undefined;
-    onEnd?.(error === null ? null : this.classify(error));
+    onEnd?.(failure);
+    return failure;
   }
 
   fail(): void {
