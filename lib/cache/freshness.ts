@@ -57,8 +57,9 @@ export function freshness(
       const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
       if (REFUSED.has(name)) return null;
       if (NO_STALE.has(name)) staleAllowed = false;
-      if (name === "max-age") maxAge = deltaSeconds(part.slice(eq + 1));
-      else if (name === "s-maxage") sMaxAge = deltaSeconds(part.slice(eq + 1));
+      // A repeated one counts as first given (RFC 9111 §4.2.1), not as a later line overrides it.
+      if (name === "max-age") maxAge ??= deltaSeconds(part.slice(eq + 1));
+      else if (name === "s-maxage") sMaxAge ??= deltaSeconds(part.slice(eq + 1));
     }
     const s = sMaxAge ?? maxAge;
     if (s !== null) upstreamMs = s * 1000;

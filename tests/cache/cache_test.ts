@@ -590,3 +590,23 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("cache: a directive given twice counts once, as first given (RFC 9111 §4.2.1)", async () => {
+  const { up, count } = countingUpstream((p, n) => {
+    const headers = new Headers({ "content-type": "application/json" });
+    // A framework's own header, then one a middleware added after it.
+    const [first, second] = p === "/api/s"
+      ? ["s-maxage=0", "s-maxage=60"]
+      : ["max-age=0", "max-age=60"];
+    headers.append("cache-control", first);
+    headers.append("cache-control", second);
+    return new Response(JSON.stringify({ n }), { headers });
+  });
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    for (const p of ["/api/m", "/api/s"]) {
+      assertEquals((await get(g, p)).cache, "MISS", p);
+      assertEquals((await get(g, p)).cache, "MISS", p);
+      assertEquals(count(p), 2, p);
+    }
+  });
+});
