@@ -55,7 +55,7 @@ async function keySourceOf(b: BuildContext, name: string, cfg: JwtConfig): Promi
     : ["public_key_file", cfg.public_key_file!];
   let text: string;
   try {
-    text = await Deno.readTextFile(b.resolvePath(file));
+    text = await b.readTextFile(file);
   } catch (e) {
     b.fail(at(key), `cannot read ${file}: ${(e as Error).message}`);
   }

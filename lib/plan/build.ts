@@ -80,6 +80,7 @@ export async function buildPlan(loaded: LoadedConfig, deps: RuntimeDeps): Promis
       handle,
       b.disposers,
       b.activators,
+      b.filesRead,
     );
   } catch (e) {
     for (const d of b.disposers.reverse()) await Promise.resolve().then(d).catch(() => {});

@@ -5,11 +5,14 @@ import { ConfigError } from "../config/issues.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import type { RuntimeDeps } from "./deps.ts";
+import { textDigest } from "./files_read.ts";
 
 export class BuildContext {
   private readonly sharedObjects = new Map<string, Promise<unknown>>();
   readonly disposers: (() => void | Promise<void>)[] = [];
   readonly activators: (() => void)[] = [];
+  /** Files read for the plan, by resolved path, with the digest of what they held. */
+  readonly filesRead = new Map<string, string>();
 
   constructor(
     readonly config: GatewayConfig,
@@ -46,6 +49,14 @@ export class BuildContext {
   /** Resolves a path from the config against the config file's folder. */
   resolvePath(p: string): string {
     return p.startsWith("/") ? p : `${this.baseDir}/${p}`;
+  }
+
+  /** Reads a file the config names; a reload of the same config reads it again if it changed. */
+  async readTextFile(p: string): Promise<string> {
+    const path = this.resolvePath(p);
+    const text = await Deno.readTextFile(path);
+    this.filesRead.set(path, textDigest(text));
+    return text;
   }
 
   /** Stops the build with an error positioned at a key of the config. */

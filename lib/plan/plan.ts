@@ -12,6 +12,7 @@ import type { Upstream } from "../proxy/upstream.ts";
 import type { CidrSet } from "../security/cidr.ts";
 import type { RequestObserver } from "../observe/observer.ts";
 import type { ClientIpHeader } from "../security/client_ip.ts";
+import type { FilesRead } from "./files_read.ts";
 
 export interface CompiledRoute {
   readonly name: string;
@@ -55,6 +56,8 @@ export class Plan {
     readonly handle: Handler,
     private readonly disposers: (() => void | Promise<void>)[],
     private readonly activators: readonly (() => void)[] = [],
+    /** Files the build read besides the config (files_read.ts). */
+    readonly filesRead: FilesRead = new Map(),
   ) {}
 
   /** Runs what its stages registered for when it goes live; called by the holder's swap. */

@@ -23,6 +23,7 @@ import { MemoryLimiterStore } from "../store/memory_limiter.ts";
 import { buildPlan } from "../plan/build.ts";
 import { PlanHolder } from "../plan/holder.ts";
 import type { Plan } from "../plan/plan.ts";
+import { filesChanged } from "../plan/files_read.ts";
 import type { RuntimeDeps } from "../plan/deps.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { LocalLimiterStore } from "../store/limiter_store.ts";
@@ -211,7 +212,11 @@ export class Gateway {
     if (trigger !== "watch") await this.watcher?.remember();
     try {
       const loaded = await loadConfigFile(this.options.configFile, this.options.env ?? processEnv);
-      if (loaded.hash === this.holder.current?.hash && !await this.listenerFilesChanged(loaded)) {
+      const current = this.holder.current;
+      if (
+        loaded.hash === current?.hash && !await this.listenerFilesChanged(loaded) &&
+        !await filesChanged(current.filesRead)
+      ) {
         this.reloads.lastOk = true;
         return { ok: true, hash: loaded.hash, errors: [] };
       }
