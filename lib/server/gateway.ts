@@ -304,11 +304,21 @@ export class Gateway {
       const key = await listenerIdentity(l, resolvePath);
       if (this.listeners.get(l.name)?.key !== key) changed.push({ index, config: l, key });
     }
-    const opened: { name: string; entry: OpenListener; old: OpenListener | undefined }[] = [];
+    const opened: Opened[] = [];
     const failure = (index: number, e: unknown) => listenerError(plan.file, source, index, e);
+    // The listener each replaces: its namesake, else (a rename, a port handed to a new name)
+    // one the config drops that holds its port, which must let go of it first.
+    const previous = (x: { config: ListenerConfig }): [string, OpenListener] | undefined => {
+      const own = this.listeners.get(x.config.name);
+      if (own || x.config.port === 0) return own && [x.config.name, own];
+      for (const [name, l] of this.listeners) {
+        if (!wanted.has(name) && l.running.port === x.config.port) return [name, l];
+      }
+      return undefined;
+    };
     // Ports not in use by this gateway first, then the swaps that let go of a port.
     const samePort = (x: { config: ListenerConfig }) =>
-      this.listeners.get(x.config.name)?.running.port === x.config.port;
+      previous(x)?.[1].running.port === x.config.port;
     try {
       for (const x of changed) {
         if (samePort(x)) {
@@ -318,7 +328,7 @@ export class Gateway {
         }
       }
       for (const x of [...changed.filter((x) => !samePort(x)), ...changed.filter(samePort)]) {
-        const old = this.listeners.get(x.config.name);
+        const [oldName, old] = previous(x) ?? [x.config.name, undefined];
         let swapped;
         try {
           swapped = await replaceListener(
@@ -333,15 +343,16 @@ export class Gateway {
           if (e instanceof SwapFailed) this.retire(e.drained);
           if (e instanceof SwapFailed && old) {
             // Not reopened: no entry, so that the next reload opens it again.
-            if (e.restored) this.listeners.set(x.config.name, { ...old, running: e.restored });
-            else this.listeners.delete(x.config.name);
+            if (e.restored) this.listeners.set(oldName, { ...old, running: e.restored });
+            else this.listeners.delete(oldName);
           }
           throw failure(x.index, e);
         }
         this.retire(swapped.drained);
         const entry = { key: x.key, config: x.config, running: swapped.running };
+        this.listeners.delete(oldName);
         this.listeners.set(x.config.name, entry);
-        opened.push({ name: x.config.name, entry, old });
+        opened.push({ name: x.config.name, entry, old, oldName });
       }
       await this.applyAdmin(c);
     } catch (e) {
@@ -361,11 +372,8 @@ export class Gateway {
   }
 
   /** Undoes the listener changes of a reload that failed, newest first. */
-  private async restoreListeners(
-    opened: { name: string; entry: OpenListener; old: OpenListener | undefined }[],
-    plan: Plan,
-  ): Promise<void> {
-    for (const { name, entry, old } of opened.reverse()) {
+  private async restoreListeners(opened: Opened[], plan: Plan): Promise<void> {
+    for (const { name, entry, old, oldName } of opened.reverse()) {
       if (!old) {
         this.listeners.delete(name);
         this.retire(entry.running.shutdown());
@@ -379,7 +387,8 @@ export class Gateway {
           () => this.openListener(entry.config, plan, true),
         );
         this.retire(back.drained);
-        this.listeners.set(name, { ...old, running: back.running });
+        this.listeners.delete(name);
+        this.listeners.set(oldName, { ...old, running: back.running });
       } catch (e) {
         this.deps.logger.error("cannot reopen a listener after a failed reload", {
           listener: name,
@@ -532,6 +541,14 @@ interface OpenListener {
   key: string;
   config: ListenerConfig;
   running: RunningListener;
+}
+
+/** A listener a reload opened, and the one it replaced (`oldName`: its name, another for a rename). */
+interface Opened {
+  name: string;
+  entry: OpenListener;
+  old: OpenListener | undefined;
+  oldName: string;
 }
 
 function resolverFor(configFile: string): (p: string) => string {

@@ -139,3 +139,53 @@ Deno.test("reload: POST /reload that moves the admin listener answers, and the a
     await up.close();
   }
 });
+
+Deno.test("reload: a listener renamed, or its port given to a new one, takes the port over", async () => {
+  const up = startUpstream(() => new Response("ok"));
+  const [port] = freePorts(1);
+  const listener = (name: string) => `{ name: ${name}, host: 127.0.0.1, port: ${port} }`;
+  const g = await startGateway(config(listener("public"), up.url));
+  const get = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    return [res.status, await res.text()];
+  };
+  try {
+    assertEquals(await get(), [200, "ok"]);
+    await Deno.writeTextFile(g.file, config(listener("web"), up.url));
+    const renamed = await g.gw.reload();
+    assertEquals([renamed.ok, renamed.errors], [true, []]);
+    assertEquals(Object.keys(g.gw.addresses()).sort(), ["admin", "web"]);
+    assertEquals(g.gw.addresses().web, `http://127.0.0.1:${port}`);
+    assertEquals(await get(), [200, "ok"]);
+    // A rename whose listener cannot open (its TLS file does not load) leaves the old one serving.
+    await Deno.writeTextFile(
+      g.file,
+      config(
+        `{ name: secure, host: 127.0.0.1, port: ${port}, tls: { cert: bad.crt, key: bad.key } }`,
+        up.url,
+      ),
+    );
+    const failed = await g.gw.reload();
+    assertEquals(failed.ok, false);
+    assertMatch(failed.errors[0]!, /listeners\[0\]\.tls\.cert: cannot open listener/);
+    assertEquals(Object.keys(g.gw.addresses()).sort(), ["admin", "web"]);
+    assertEquals(await get(), [200, "ok"]);
+    // A rename made, then the reload failing after it (the admin listener's port is taken):
+    // the listener is back under its old name.
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      await Deno.writeTextFile(g.file, config(listener("api"), up.url, taken.addr.port));
+      const undone = await g.gw.reload();
+      assertEquals(undone.ok, false);
+      assertMatch(undone.errors[0]!, /admin: cannot open the admin listener/);
+    } finally {
+      taken.close();
+    }
+    assertEquals(Object.keys(g.gw.addresses()).sort(), ["admin", "web"]);
+    assertEquals(g.gw.addresses().web, `http://127.0.0.1:${port}`);
+    assertEquals(await get(), [200, "ok"]);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
