@@ -315,8 +315,12 @@ export class Cluster {
     this.watchdog.stop();
     this.watcher?.close();
     this.watcher = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.stopMs)));
     await Promise.all(this.workers.map((w) => w.shutdown(this.stopMs + 2_000)));
-    await this.admin.close();
+    // Its requests (a head still arriving included) within the drain's bound, not its own timeouts.
+    await Promise.race([this.admin.close(), deadline]);
+    clearTimeout(timer);
     this.o.logger.info("stopped");
   }
 

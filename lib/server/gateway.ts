@@ -499,16 +499,16 @@ export class Gateway {
     const deadlineMs = (this.holder.current?.config.server.drain_timeout_s ?? 30) * 1000;
     this.deps.logger.info("draining", { deadline_ms: deadlineMs });
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<true>((r) => (timer = setTimeout(() => r(true), deadlineMs)));
     const drained = Promise.all([this.closeListeners(), this.closeAfterReload()]);
-    const timedOut = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs))),
-    ]);
-    clearTimeout(timer);
+    const timedOut = await Promise.race([drained.then(() => false), deadline]);
     if (timedOut) this.deps.logger.warn("drain deadline passed with requests still in flight");
     // Not waited for: a WebSocket lasts as long as its ends want. Ended now, it is recorded.
     await this.deps.upgrades.closeAll();
-    await this.closeAdmin();
+    // The admin listener answered /readyz throughout; its requests (a head still arriving
+    // included) are waited for within the same deadline, not for as long as its own timeouts.
+    await Promise.race([this.closeAdmin(), deadline]);
+    clearTimeout(timer);
     await this.holder.disposeAll();
     await this.deps.accessLogs.closeAll();
     await this.deps.resilience.closeAll();

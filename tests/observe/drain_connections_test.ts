@@ -118,3 +118,31 @@ Deno.test("drain: a request stuck past drain_timeout_s does not hold the exit", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const workers of ["1", "2"]) {
+  Deno.test(`drain: a request head still arriving on the admin listener does not hold the exit (--workers ${workers})`, async () => {
+    const up = startUpstream();
+    const dir = await Deno.makeTempDir({ prefix: "gw-drain-admin-" });
+    const [port, adminPort] = freePorts(2);
+    await Deno.writeTextFile(`${dir}/gateway.yaml`, config(port!, adminPort!, up.url, 1));
+    const gw = await spawnGateway(`${dir}/gateway.yaml`, `http://127.0.0.1:${adminPort}/readyz`, [
+      "--workers",
+      workers,
+    ]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: adminPort! });
+    try {
+      // Half a head: the admin listener's header timeout (30 s) is what would end it.
+      await conn.write(enc.encode("GET /metrics HTTP/1.1\r\n"));
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      gw.child.kill("SIGTERM");
+      assertEquals(await within(10_000, "the exit", gw.exited()), 0);
+      assertOk(Date.now() - t0 < 5_000, `the exit took ${Date.now() - t0} ms`);
+    } finally {
+      conn.close();
+      await gw.stop("SIGKILL");
+      await up.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
