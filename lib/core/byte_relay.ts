@@ -25,11 +25,15 @@ export function relayBytes(
 ): ReadableStream<Bytes> {
   let byob: ReadableStreamBYOBReader | null = null;
   let plain: ReadableStreamDefaultReader<Bytes> | null = null;
-  try {
-    byob = source.getReader({ mode: "byob" });
-  } catch {
-    plain = source.getReader();
-  }
+  // The source is locked at the first read, not before: a body no one reads stays the
+  // listener's to drain (lingering.ts `dropUnreadBody`).
+  const lock = () => {
+    try {
+      byob = source.getReader({ mode: "byob" });
+    } catch {
+      plain = source.getReader();
+    }
+  };
   let ended = false;
   const end = (how: StreamEnd) => {
     if (ended) return;
@@ -40,6 +44,7 @@ export function relayBytes(
     type: "bytes",
     async pull(c) {
       try {
+        if (byob === null && plain === null) lock();
         const request = c.byobRequest;
         if (byob !== null) {
           const view = request?.view;
@@ -72,13 +77,14 @@ export function relayBytes(
         c.enqueue(value);
       } catch (e) {
         end("error");
-        (byob ?? plain)!.cancel(e).catch(() => {});
+        ((byob ?? plain) as ReadableStreamGenericReader | null)?.cancel(e).catch(() => {});
         c.error(e);
       }
     },
     cancel(reason) {
       end("cancelled");
-      return (byob ?? plain)!.cancel(reason);
+      const reader = (byob ?? plain) as ReadableStreamGenericReader | null;
+      return reader !== null ? reader.cancel(reason) : source.cancel(reason);
     },
   }) as ReadableStream<Bytes>;
 }

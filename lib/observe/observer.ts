@@ -44,8 +44,8 @@ export class RequestObserver {
   /** Called once the request context exists, before the plan runs. */
   begin(ctx: RequestContext): void {
     this.metrics.inFlight.value++;
-    if (ctx.bodyLength !== null) ctx.bytesIn = ctx.bodyLength;
-    else if (ctx.body instanceof ReadableStream) {
+    // What the listener does not count (a chunked body, a runtime-parsed one) is counted as read.
+    if (ctx.body instanceof ReadableStream && ctx.incoming.bodyReceived() === null) {
       ctx.body = relayBytes(ctx.body, { chunk: (n) => (ctx.bytesIn += n) });
     }
     const span = activeSpan();
@@ -96,6 +96,9 @@ export class RequestObserver {
   ): void {
     const ms = monoNow() - ctx.startMono;
     this.metrics.inFlight.value--;
+    // A switch of protocols has its session's bytes already.
+    const received = status === 101 ? null : ctx.incoming.bodyReceived();
+    if (received !== null) ctx.bytesIn = received;
     const consumer = this.consumerLabel ? configuredId(ctx) : "";
     this.metrics.record(ctx, status, consumer, ms / 1000, bytesOut);
     if (this.accessLog?.wants(status)) this.accessLog.write(ctx, status, bytesOut, ms, aborted);

@@ -29,6 +29,13 @@ export interface IncomingRequest {
   readonly runtimeWebSocket: boolean;
   /** The web Request, built on the first call. */
   request(): Request;
+  /**
+   * Body bytes that have arrived, where the listener's own parser counts them
+   * (a Content-Length body); null where it does not, and the body is counted
+   * as it is read (observer.ts). Not the declared length: a client can declare
+   * any length and send none of it.
+   */
+  bodyReceived(): number | null;
 }
 
 /** A Request the runtime parsed, as an IncomingRequest. */
@@ -49,8 +56,11 @@ export function incomingOf(
     http10,
     runtimeWebSocket,
     request: () => req,
+    bodyReceived: uncounted,
   };
 }
+
+const uncounted = (): null => null;
 
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~]+)(?::\d{1,5})?$/;
 

@@ -53,6 +53,8 @@ export class ParsedIncoming implements IncomingRequest {
     private readonly fields: FieldList,
     readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
     readonly http10: boolean,
+    /** The body as the connection reads it, also when `body` is not handed on (a GET's). */
+    private readonly bodyRead: { readonly received: number | null } | null = null,
   ) {
     this.headers = new HeaderFields(fields);
     if (target.charCodeAt(0) === 47) {
@@ -68,6 +70,10 @@ export class ParsedIncoming implements IncomingRequest {
   /** This server hands an upgrade's socket over (on the prototype: no store per request). */
   get runtimeWebSocket(): boolean {
     return false;
+  }
+
+  bodyReceived(): number | null {
+    return this.bodyRead === null ? 0 : this.bodyRead.received;
   }
 
   get url(): string {

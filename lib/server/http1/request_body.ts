@@ -17,6 +17,11 @@ export interface RequestBody {
   stream: ReadableStream<Uint8Array<ArrayBuffer>>;
   /** Whether every byte of the body has been read off the connection. */
   readonly complete: boolean;
+  /**
+   * Bytes of a Content-Length body that have arrived (read, or buffered behind
+   * what was read), never more than it declared; null for a chunked body.
+   */
+  readonly received: number | null;
   /** Skips what is left of the body if it is already buffered; returns whether the body is done. */
   skipBuffered(): boolean;
 }
@@ -86,6 +91,9 @@ export function requestBody(
     stream,
     get complete() {
       return complete;
+    },
+    get received() {
+      return decoder !== null ? null : length - remaining + Math.min(conn.buffered, remaining);
     },
     skipBuffered() {
       if (complete) return true;

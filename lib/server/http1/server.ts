@@ -411,6 +411,7 @@ class ServedConnection implements Watched {
       head.headers,
       body !== null && bodyAllowed ? body.stream : null,
       head.http10,
+      body,
     );
     if (head.upgrade) registerUpgrade(req.request(), this.conn);
 
