@@ -162,6 +162,8 @@ async function writeAll(out: Output, bytes: Uint8Array): Promise<void> {
 export class LogSinks {
   private readonly sinks = new Map<string, { sink: LogSink; refs: number }>();
   private droppedByClosed = 0;
+  /** Sinks let go of but still flushing: their drops count until they are closed. */
+  private readonly closing = new Set<LogSink>();
 
   constructor(private readonly logger: Logger, private readonly stdout: Output = processStdout) {}
 
@@ -184,14 +186,25 @@ export class LogSinks {
     if (entry?.sink !== sink) return;
     if (--entry.refs > 0) return;
     this.sinks.delete(sink.destination);
-    await sink.close();
-    this.droppedByClosed += sink.dropped;
+    await this.close(sink);
+  }
+
+  /** Closes a sink let go of, its drops counted throughout: the counter never goes back. */
+  private async close(sink: LogSink): Promise<void> {
+    this.closing.add(sink);
+    try {
+      await sink.close();
+    } finally {
+      this.closing.delete(sink);
+      this.droppedByClosed += sink.dropped;
+    }
   }
 
   /** Lines dropped so far, by every sink. */
   get dropped(): number {
     let n = this.droppedByClosed;
     for (const { sink } of this.sinks.values()) n += sink.dropped;
+    for (const sink of this.closing) n += sink.dropped;
     return n;
   }
 
@@ -211,7 +224,6 @@ export class LogSinks {
   async closeAll(): Promise<void> {
     const all = [...this.sinks.values()];
     this.sinks.clear();
-    await Promise.all(all.map(({ sink }) => sink.close()));
-    for (const { sink } of all) this.droppedByClosed += sink.dropped;
+    await Promise.all(all.map(({ sink }) => this.close(sink)));
   }
 }
