@@ -8,6 +8,8 @@ import { baseConfig, proxyAllConfig, startGateway, type TestGateway } from "../h
 import { rawRequest } from "../helpers/raw.ts";
 import { type RawExchange, type RawUpstream, startRawUpstream } from "../helpers/raw_upstream.ts";
 import { upstreamView } from "../resilience/support.ts";
+import { HealthChecker } from "../../lib/resilience/health.ts";
+import { healthCheckSchema } from "../../lib/resilience/schema.ts";
 
 /** Answers each path with its bytes: a string, or a script. */
 function answering(answers: Record<string, string | ((x: RawExchange) => Promise<void>)>) {
@@ -234,6 +236,49 @@ Deno.test("upstream answers: a 204 announcing a body does not keep its connectio
     assertEquals(await (await get(g, "/next")).text(), "next");
     assertEquals(up.connections(), before);
   });
+});
+
+Deno.test("upstream answers: an empty body (Content-Length: 0) is taken whole; a 205 or a health check keeps its connection", async () => {
+  // An empty body was a stream: a 205's is cancelled (the runtime's Response cannot carry one),
+  // and so is a health check's, so each such answer cost its upstream connection.
+  const up = answering({
+    "/reset": "HTTP/1.1 205 Reset Content\r\ncontent-length: 0\r\n\r\n",
+    "/health": "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    "/next": "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext",
+  });
+  await through(up, async (g) => {
+    for (let i = 0; i < 3; i++) {
+      const res = await get(g, "/reset");
+      assertEquals([res.status, res.headers.get("content-length"), await res.text()], [
+        205,
+        "0",
+        "",
+      ]);
+    }
+    const empty = await get(g, "/health");
+    assertEquals([empty.status, empty.headers.get("content-length"), await empty.text()], [
+      200,
+      "0",
+      "",
+    ]);
+    assertEquals(await (await get(g, "/next")).text(), "next");
+    assertEquals(up.connections(), 1, "one connection served every answer");
+    assertEquals(await inFlight(g), 0);
+  });
+  const checked = answering({ "/health": "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n" });
+  const checks = new HealthChecker(
+    checked.url,
+    healthCheckSchema.parse({ path: "/health" }),
+    () => Date.now(),
+    () => {},
+  );
+  try {
+    for (let i = 0; i < 3; i++) assertEquals((await checks.check()).ok, true);
+    assertEquals(checked.connections(), 1, "the checks share one kept-alive connection");
+  } finally {
+    await checks.stop();
+    checked.close();
+  }
 });
 
 Deno.test("upstream answers: a Content-Length past 15 digits is 502 upstream_error", async () => {

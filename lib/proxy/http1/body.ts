@@ -42,7 +42,7 @@ export function responseBody(
   }
   if (head.chunked) {
     const whole = takeBufferedChunked(conn);
-    if (whole) {
+    if (whole !== null) {
       done(keep, null);
       return whole;
     }
@@ -50,7 +50,8 @@ export function responseBody(
   }
   if (head.contentLength !== null) {
     const whole = takeBufferedBody(conn, head.contentLength, head.after);
-    if (whole) {
+    // Not `if (whole)`: an empty body is "", which is falsy.
+    if (whole !== null) {
       done(keep, null);
       return whole;
     }
