@@ -23,7 +23,7 @@ import { EjectionCap } from "../resilience/outlier.ts";
 import { budgetParams, RetryBudget, RetryPolicy } from "../resilience/retry.ts";
 import { registryKey } from "../resilience/registry.ts";
 import { compileRequestKey, type RequestKey } from "../core/request_key.ts";
-import { safeHeaderValue } from "./header_edits.ts";
+import { textHeaderValue } from "./header_edits.ts";
 import { NameSet } from "../core/name_set.ts";
 
 export type { CircuitState };
@@ -141,8 +141,9 @@ export class Upstream {
       firstByteMs: config.timeout.first_byte_ms ?? DEFAULT_TIMEOUTS.firstByteMs,
       requestMs: config.timeout.request_ms ?? DEFAULT_TIMEOUTS.requestMs,
     };
+    // Config text, so UTF-8 whatever its characters, as consumers' headers and transforms send it.
     this.extraBlock = Object.entries(config.headers)
-      .map(([k, v]) => `${k.toLowerCase()}: ${safeHeaderValue(v)}\r\n`).join("");
+      .map(([k, v]) => `${k.toLowerCase()}: ${textHeaderValue(v)}\r\n`).join("");
     const names = Object.keys(config.headers).map((k) => k.toLowerCase());
     this.extraNames = names.length === 0 ? null : new NameSet(names);
     this.retry = config.retries ? new RetryPolicy(config.retries) : null;

@@ -7,6 +7,7 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
+import { startRawUpstream } from "../helpers/raw_upstream.ts";
 import { configErrors } from "./helpers.ts";
 
 Deno.test("upstream headers: framing and routing fields are refused at their key", async () => {
@@ -67,5 +68,35 @@ routes:
   } finally {
     await g.close();
     await up.close();
+  }
+});
+
+Deno.test("upstream headers: a value goes out as UTF-8, whatever its characters", async () => {
+  // As the consumers' headers and the transforms' text do: `José` was sent as `4a 6f 73 e9`
+  // (one Latin-1 byte for é) while `東京` went as UTF-8, two encodings in one config.
+  const heads: string[] = [];
+  const up = startRawUpstream(async (x) => {
+    heads.push(x.head);
+    await x.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  });
+  const g = await startGateway(baseConfig(`upstreams:
+  users:
+    targets: [ { url: "${up.url}" } ]
+    headers: { X-Name: "José", X-City: "東京", X-Plain: payments }
+routes:
+  - { name: r, match: { path: / }, upstream: users }
+`));
+  try {
+    assertEquals(await (await fetch(`${g.url()}/x`)).text(), "ok");
+    const fields = heads[0]!.split("\r\n").filter((l) => /^x-(name|city|plain):/.test(l));
+    const utf8 = (text: string) => String.fromCharCode(...new TextEncoder().encode(text));
+    assertEquals(fields, [
+      `x-name: ${utf8("José")}`,
+      `x-city: ${utf8("東京")}`,
+      "x-plain: payments",
+    ]);
+  } finally {
+    await g.close();
+    up.close();
   }
 });
