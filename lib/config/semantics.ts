@@ -220,6 +220,37 @@ const traceFields: Check = (c) => {
   return out;
 };
 
+/** What the gateway writes on every request it sends upstream, besides the request id. */
+const FORWARDING_FIELDS = new Set([
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "via",
+]);
+
+/**
+ * X-Forwarded-*, Via and the request id are the gateway's own on every request:
+ * a static copy on an upstream went out beside them, a second line (an upstream
+ * reading the joined values took `http, https`, or two request ids).
+ */
+const forwardingFields: Check = (c) => {
+  const requestId = c.server === INVALID ? null : c.server.request_id_header.toLowerCase();
+  const out: SemanticIssue[] = [];
+  for (const [name, u] of validEntries(c.upstreams)) {
+    for (const h of Object.keys(u.headers)) {
+      const lower = h.toLowerCase();
+      if (!FORWARDING_FIELDS.has(lower) && lower !== requestId) continue;
+      out.push({
+        path: ["upstreams", name, "headers", h],
+        key: true,
+        message: `${h} is the gateway's own: it writes it on every request it sends upstream` +
+          (lower === requestId ? " (server.request_id_header)" : ""),
+      });
+    }
+  }
+  return out;
+};
+
 const proxyProtocol: Check = (c) =>
   c.security === INVALID || c.security.trusted_proxies.length > 0
     ? []
@@ -274,6 +305,7 @@ export const SEMANTIC_CHECKS: Check[] = [
   proxyProtocol,
   unreachablePaths,
   traceFields,
+  forwardingFields,
 ];
 
 export function semanticIssues(c: PartialConfig): SemanticIssue[] {

@@ -100,3 +100,31 @@ routes:
     up.close();
   }
 });
+
+Deno.test("upstream headers: X-Forwarded-*, Via and the request id are refused at their key", async () => {
+  // The gateway writes them on every request: a static copy went out beside its own.
+  assertEquals(
+    await configErrors(`server: { request_id_header: X-Trace-Id }
+upstreams:
+  users:
+    targets: [ { url: "http://127.0.0.1:3001" } ]
+    headers:
+      X-Forwarded-Proto: https
+      x-forwarded-for: 10.0.0.1
+      X-Forwarded-Host: a.example
+      Via: 1.1 corp
+      X-Trace-Id: fixed
+      X-Request-Id: fine
+      X-Real-IP: 10.0.0.2
+routes:
+  - { name: r, match: { path: / }, upstream: users }
+`),
+    [
+      "gateway.yaml:6:7: upstreams.users.headers.X-Forwarded-Proto: X-Forwarded-Proto is the gateway's own: it writes it on every request it sends upstream",
+      "gateway.yaml:7:7: upstreams.users.headers.x-forwarded-for: x-forwarded-for is the gateway's own: it writes it on every request it sends upstream",
+      "gateway.yaml:8:7: upstreams.users.headers.X-Forwarded-Host: X-Forwarded-Host is the gateway's own: it writes it on every request it sends upstream",
+      "gateway.yaml:9:7: upstreams.users.headers.Via: Via is the gateway's own: it writes it on every request it sends upstream",
+      "gateway.yaml:10:7: upstreams.users.headers.X-Trace-Id: X-Trace-Id is the gateway's own: it writes it on every request it sends upstream (server.request_id_header)",
+    ],
+  );
+});
