@@ -100,15 +100,16 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     block += `traceparent: ${formatTraceparent(trace)}\r\n`;
     if (trace.state) block += `tracestate: ${trace.state}\r\n`;
   }
+  // What the gateway wrote above is its own, the request id as X-Forwarded-* and Via are.
   if (replaced !== null) {
     for (const [name, values] of replaced) {
-      if (values === null || notCopied.has(name)) continue;
+      if (values === null || notCopied.has(name) || name === requestIdHeader) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;
     }
   }
   if (edits.appended !== null) {
     for (const [name, values] of edits.appended) {
-      if (notCopied.has(name)) continue;
+      if (notCopied.has(name) || name === requestIdHeader) continue;
       for (const v of values) block += `${name}: ${v}\r\n`;
     }
   }

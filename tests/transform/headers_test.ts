@@ -291,3 +291,39 @@ routes:
     up.close();
   }
 });
+
+Deno.test("transform: a request `set` or `add` of the request id field does not send it twice", async () => {
+  // The gateway writes the request id on every request, as it does X-Forwarded-* and Via, whose
+  // `set` was left out; the request id's went out beside it, so the upstream saw two (or three).
+  const heads: string[] = [];
+  const up = startRawUpstream(async (x) => {
+    heads.push(x.head);
+    await x.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  });
+  const g = await startGateway(baseConfig(`
+upstreams:
+  a: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - name: api
+    match: { path: / }
+    upstream: a
+    transform:
+      request:
+        headers:
+          set: { X-Request-Id: fixed, X-Forwarded-Proto: https }
+          add: { x-request-id: more }
+`));
+  try {
+    const res = await fetch(`${g.url()}/x`);
+    assertEquals(await res.text(), "ok");
+    const lines = heads[0]!.split("\r\n");
+    const id = res.headers.get("x-request-id");
+    assertEquals(lines.filter((l) => l.startsWith("x-request-id:")), [`x-request-id: ${id}`]);
+    assertEquals(lines.filter((l) => l.startsWith("x-forwarded-proto:")), [
+      "x-forwarded-proto: http",
+    ]);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
