@@ -749,6 +749,32 @@ Deno.test("proxy: a reused connection that dies unanswered is retried once on a 
   }
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("proxy: first_byte_ms counts from the resend on a fresh connection, not from the request that died", async () => {
+  // The reused connection takes the request and dies unanswered after 300 ms; the fresh one
+  // answers 200 ms after the resend. Each wait is within first_byte_ms (400 ms): until
+  // 2026-12-08 the resend's wait counted from the first sending, a 504 at 400 ms.
+  const up = startRawUpstream(async (x) => {
+    if (x.served === 1) {
+      await sleep(300);
+      return x.close();
+    }
+    if (x.path === "/again") await sleep(200);
+    await x.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  });
+  try {
+    await single(up.url, async (g) => {
+      assertEquals(await (await fetch(`${g.url()}/warm`)).text(), "ok");
+      const res = await fetch(`${g.url()}/again`);
+      assertEquals([res.status, await res.text()], [200, "ok"]);
+      assertEquals(up.paths, ["/warm", "/again", "/again"]);
+    }, ", timeout: { first_byte_ms: 400 }");
+  } finally {
+    up.close();
+  }
+});
+
 Deno.test("proxy: the retry after a dead reused connection opens a new one, not another parked one", async () => {
   // Answers slowly enough that two requests at once warm two connections.
   const up = startClosingAfterOne(100);

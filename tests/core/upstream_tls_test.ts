@@ -4,7 +4,9 @@ import { baseConfig, startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { selfSignedCert } from "../helpers/tls.ts";
 import { JsonLogger } from "../../lib/observe/logger.ts";
-import { closeQuietly } from "../../lib/proxy/http1/socket_io.ts";
+import { closeQuietly, copySocket } from "../../lib/proxy/http1/socket_io.ts";
+import { exchange } from "../../lib/proxy/http1/client.ts";
+import { parseTarget, TargetPool } from "../../lib/proxy/http1/pool.ts";
 
 /** A TLS server whose certificate no CA the gateway trusts has signed; it answers 200. */
 async function startUntrusted(): Promise<{ url: string; close(): void }> {
@@ -88,5 +90,70 @@ routes:
     await g.close();
     listener.close();
     held.forEach(closeQuietly);
+  }
+});
+
+Deno.test("https target: first_byte_ms counts from the request's sending, not across the TLS handshake", async () => {
+  // The handshake takes 300 ms (a front that holds the bytes back), the answer 100 ms more:
+  // each within its bound. Until 2026-12-08 the first byte was waited for from before the
+  // connect, so a slow handshake left the answer less than first_byte_ms, here nothing.
+  const dir = await Deno.makeTempDir({ prefix: "gw-tls-slow-" });
+  const { cert, key } = await selfSignedCert(dir);
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(cert),
+    key: await Deno.readTextFile(key),
+    onListen: () => {},
+  }, async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    return new Response("answered");
+  });
+  const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of front) {
+      conns.push(c);
+      (async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        const back = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+        conns.push(back);
+        await Promise.all([copySocket(c, back, 16384), copySocket(back, c, 16384)]);
+        closeQuietly(c);
+        closeQuietly(back);
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const pool = new TargetPool(
+    parseTarget(`https://localhost:${(front.addr as Deno.NetAddr).port}`),
+    { maxIdle: 1, idleTimeoutMs: 60_000, caCerts: [await Deno.readTextFile(cert)] },
+  );
+  try {
+    const res = await exchange(
+      pool,
+      {
+        method: "GET",
+        path: "/",
+        headerBlock: "host: localhost\r\n",
+        body: null,
+        bodyLength: null,
+      },
+      {
+        connectTimeoutMs: 2_000,
+        firstByteTimeoutMs: 250,
+        requestTimeoutMs: 5_000,
+        startedAt: performance.now(),
+      },
+    );
+    const body = res.body instanceof ReadableStream
+      ? await new Response(res.body).text()
+      : res.body;
+    assertEquals([res.status, body], [200, "answered"]);
+  } finally {
+    pool.close();
+    front.close();
+    conns.forEach(closeQuietly);
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -94,10 +94,11 @@ async function attempt(
   }
   // Taken without an await when one is parked: the common case costs no promise.
   // A retry opens its own: the other parked ones may be as dead as the first.
-  const conn = fresh
-    ? await pool.open(opts.connectTimeoutMs)
-    : pool.takeIdle(opts.startedAt ?? deadlines.coarseNow()) ??
-      await pool.open(opts.connectTimeoutMs);
+  const idle = fresh ? null : pool.takeIdle(opts.startedAt ?? deadlines.coarseNow());
+  const conn = idle ?? await pool.open(opts.connectTimeoutMs);
+  // The first byte is waited for from the sending: a connect (a TLS handshake), or the
+  // attempt a retry resends, is not the answer's time. A parked connection is sent on at once.
+  const sentAt = idle !== null && opts.startedAt !== undefined ? opts.startedAt : monoNow();
   const reused = conn.uses > 0;
   const x = new Exchange(pool, conn, opts);
   // A parked connection can die in the instant it is reused. A request that got no
@@ -106,7 +107,7 @@ async function attempt(
   // head never got out whole (an upstream may act on a head without its body).
   let written = false;
   try {
-    x.arm(opts.startedAt ?? monoNow());
+    x.arm(opts.startedAt ?? sentAt, sentAt);
     await x.write(req);
     written = true;
     // readResponseHead's loop, inline: one async layer fewer per exchange.
@@ -191,10 +192,11 @@ class Exchange implements Watched {
     this.onEnd = opts.onEnd;
   }
 
-  arm(now: number): void {
-    this.requestAt = now + this.requestTimeoutMs;
-    this.firstByteAt = now + this.firstByteTimeoutMs;
-    if (this.signalSource) this.abortWatchAt = now + ABORT_WATCH_AFTER_MS;
+  /** `started`: when the exchange began (its connect included); `sent`: when this request goes out. */
+  arm(started: number, sent: number): void {
+    this.requestAt = started + this.requestTimeoutMs;
+    this.firstByteAt = sent + this.firstByteTimeoutMs;
+    if (this.signalSource) this.abortWatchAt = started + ABORT_WATCH_AFTER_MS;
     this.reschedule();
   }
 
