@@ -75,8 +75,9 @@ export function buildHeaderBlock(ctx: RequestContext, o: ForwardOptions): string
     if (extraNames !== null && extraNames.has(name)) continue;
     block += `${name}: ${value}\r\n`;
   }
-  // The authority the request was routed by: an absolute-form target's, not the Host it overrides.
-  const routedAuthority = incoming.get("host") === null ? "" : ctx.incoming.authority;
+  // The authority the request was routed by: an absolute-form target's, not the Host it overrides,
+  // or HTTP/2's `:authority` (RFC 9113 §8.3.1); none when the listener made it up.
+  const routedAuthority = ctx.incoming.authorityNamed ? ctx.incoming.authority : "";
   block += `host: ${o.preserveHost && routedAuthority ? routedAuthority : o.authority}\r\n`;
 
   const priorFor = o.trustedPeer ? incoming.get("x-forwarded-for") : null;

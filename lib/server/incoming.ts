@@ -20,6 +20,12 @@ export interface IncomingRequest {
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** The listener's own parser held `authority` and the Host field to `validAuthority`. */
   readonly authorityChecked: boolean;
+  /**
+   * The client named `authority` (a Host field, or HTTP/2's `:authority`, for
+   * which the runtime lists no Host) rather than the listener making it up:
+   * only such an authority is passed upstream (X-Forwarded-Host, preserve_host).
+   */
+  readonly authorityNamed: boolean;
   /** It came as HTTP/1.0 (false where the runtime parsed it: it does not tell). */
   readonly http10: boolean;
   /**
@@ -43,6 +49,7 @@ export function incomingOf(
   req: Request,
   runtimeWebSocket = false,
   http10 = false,
+  authorityNamed = req.headers.has("host"),
 ): IncomingRequest {
   const { authority, target } = splitAbsolute(req.url);
   return {
@@ -53,6 +60,7 @@ export function incomingOf(
     headers: HeaderFields.of(req.headers),
     body: req.body,
     authorityChecked: false,
+    authorityNamed,
     http10,
     runtimeWebSocket,
     request: () => req,

@@ -180,7 +180,8 @@ export async function startListener(
       );
     },
   }, (req, info) =>
-    handler(incomingOf(req, true), info).then((res) => {
+    // The URL's authority is the client's: HTTP/2's `:authority` (no Host is listed for it) or Host.
+    handler(incomingOf(req, true, false, true), info).then((res) => {
       // An upgraded request (a WebSocket) has no body left, and reading it would throw.
       if (res.status !== 101) dropUnreadBody(req.body);
       return forRuntime(res);

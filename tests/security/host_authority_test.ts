@@ -10,6 +10,8 @@ import { parseResponse, rawRequest, type RawResponse, readUntilClose } from "../
 import { selfSignedCert } from "../helpers/tls.ts";
 import { writeAllTo } from "../../lib/proxy/http1/socket_io.ts";
 import { withRig } from "./_setup.ts";
+import { startGateway } from "../helpers/gateway.ts";
+import { startUpstream } from "../helpers/upstream.ts";
 
 const vhosts = (u: string) => `
 auth:
@@ -152,4 +154,49 @@ Deno.test("a host with a trailing dot is the same host: routed to its exact or w
     // Only one dot: "admin.example.com.." is another name (and no route's).
     assertEquals((await rawRequest(g.url(), get("/x", "admin.example.com.."))).status, 200);
   });
+});
+
+Deno.test("an HTTP/2 client's :authority is the Host the upstream gets, as an HTTP/1.1 client's Host is", async () => {
+  // The runtime lists no Host for an HTTP/2 request: the route was chosen by its :authority,
+  // but the upstream got the target's Host and no X-Forwarded-Host (RFC 9113 §8.3.1 has an
+  // intermediary make Host from :authority).
+  const dir = await Deno.makeTempDir({ prefix: "gw-host-h2-" });
+  const up = startUpstream();
+  try {
+    const { cert, key } = await selfSignedCert(dir);
+    const g = await startGateway(`listeners:
+  - { name: h2, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, http2: true } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  vhosts: { targets: [ { url: "${up.url}" } ], preserve_host: true }
+routes:
+  - { name: local, match: { path: /, host: [localhost] }, upstream: vhosts }
+`);
+    try {
+      const port = new URL(g.url()).port;
+      for (const http2 of [false, true]) {
+        const client = Deno.createHttpClient({
+          caCerts: [await Deno.readTextFile(cert)],
+          http1: !http2,
+          http2,
+        });
+        try {
+          const res = await fetch(`https://localhost:${port}/x`, { client });
+          const seen = (await res.json()).headers;
+          assertEquals(
+            [res.status, seen["host"], seen["x-forwarded-host"]],
+            [200, `localhost:${port}`, `localhost:${port}`],
+            http2 ? "HTTP/2" : "HTTP/1.1",
+          );
+        } finally {
+          client.close();
+        }
+      }
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -67,6 +67,11 @@ export class ParsedIncoming implements IncomingRequest {
     }
   }
 
+  /** Without a Host field the authority is the listener's address (an HTTP/1.0 request). */
+  get authorityNamed(): boolean {
+    return this.headers.has("host");
+  }
+
   /** This server hands an upgrade's socket over (on the prototype: no store per request). */
   get runtimeWebSocket(): boolean {
     return false;
