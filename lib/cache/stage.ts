@@ -86,7 +86,10 @@ async function storeFor(route: RouteConfig, index: number, b: BuildContext): Pro
   const caches = b.deps.caches;
   if ((route.cache!.store ?? b.config.store.kind) === "memory") {
     return await b.shared("cache.memory", () => {
-      caches.memory.resize(b.config.store.memory.cache_max_bytes);
+      // The store outlives plans: a plan built but never served (a reload that fails later on)
+      // must not evict entries to its budget.
+      const maxBytes = b.config.store.memory.cache_max_bytes;
+      b.onActivate(() => caches.memory.resize(maxBytes));
       return caches.memory;
     });
   }

@@ -395,6 +395,25 @@ Deno.test("cache: purge by path prefix through the admin API; entries survive a 
   });
 });
 
+Deno.test("cache: a reload that fails leaves the memory cache's budget and entries as they were", async () => {
+  const { up, count } = countingUpstream((_p, n) => json({ n }));
+  await withCache(up, "{ ttl_s: 60 }", async (g) => {
+    const paths = ["/api/1", "/api/2", "/api/3"];
+    for (const p of paths) assertEquals((await get(g, p)).cache, "MISS");
+    // A budget of one byte, in a config whose second route is refused when the plan is built.
+    await Deno.writeTextFile(
+      g.file,
+      "store: { memory: { cache_max_bytes: 1 } }\n" + (await Deno.readTextFile(g.file)) +
+        "  - { name: bad, match: { path: /b }, upstream: a, rate_limit: { algorithm: " +
+        "fixed_window, limit: 1, per: 1h, key: consumer } }\n",
+    );
+    assertEquals((await g.gw.reload()).ok, false);
+    // Until 2026-12-08 the rejected config's budget applied all the same: every entry was evicted.
+    for (const p of paths) assertEquals((await get(g, p)).cache, "HIT", p);
+    for (const p of paths) assertEquals(count(p), 1, p);
+  });
+});
+
 Deno.test("cache: a reload that changes what shapes the route's responses starts afresh", async () => {
   const { up } = countingUpstream((_p, n) => json({ n, secret: "s" }));
   await withCache(up, "{ ttl_s: 60 }", async (g) => {
