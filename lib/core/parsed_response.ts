@@ -61,6 +61,8 @@ export class ParsedResponse extends Response {
     // Reading the accessor fills them.
     const headers = res.headers;
     if (res.#held === null) return res;
+    // The runtime sends an empty body with no Content-Length at all (HTTP/2 too), so it is said.
+    if (res.#held.length === 0) headers.set("content-length", "0");
     const body = res.#bodied === null ? headWith(res.#held) : runtimeBody.call(res.#bodied);
     return new Response(body, { status: res.status, statusText: res.statusText, headers });
   }
