@@ -55,6 +55,8 @@ export class ParsedIncoming implements IncomingRequest {
     readonly http10: boolean,
     /** The body as the connection reads it, also when `body` is not handed on (a GET's). */
     private readonly bodyRead: { readonly received: number | null } | null = null,
+    /** What an origin-form target's URL begins with: the listener's scheme. */
+    private readonly origin: "http://" | "https://" = "http://",
   ) {
     this.headers = new HeaderFields(fields);
     if (target.charCodeAt(0) === 47) {
@@ -82,7 +84,7 @@ export class ParsedIncoming implements IncomingRequest {
   }
 
   get url(): string {
-    return this.#url ??= `http://${this.authority}${this.target}`;
+    return this.#url ??= `${this.origin}${this.authority}${this.target}`;
   }
 
   request(): Request {

@@ -105,8 +105,11 @@ export class Http1Server {
   idleSeen = true;
   /** Settles when the last connection ends after `shutdown`; every caller waits on the same one. */
   private drain: PromiseWithResolvers<void> | null = null;
+  /** What the URL of a request in origin form begins with. */
+  readonly origin: "http://" | "https://";
 
   constructor(private readonly o: Http1ServerOptions, private readonly handler: ServeHandler) {
+    this.origin = o.tls ? "https://" : "http://";
     const at = {
       hostname: o.hostname,
       port: o.port,
@@ -412,6 +415,7 @@ class ServedConnection implements Watched {
       body !== null && bodyAllowed ? body.stream : null,
       head.http10,
       body,
+      this.server.origin,
     );
     if (head.upgrade) registerUpgrade(req.request(), this.conn);
 
