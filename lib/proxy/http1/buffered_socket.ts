@@ -5,8 +5,9 @@
  * closing) is picked up by the next `fill`, so no bytes are lost or reordered.
  */
 import { type Bytes, fillHead, findHeadEnd, hasBareLf, type ReadBuffer } from "./bytes.ts";
-import { closeQuietly, writeAllTo } from "./socket_io.ts";
+import { closeQuietly } from "./socket_io.ts";
 import { type SocketOps, socketOps } from "./socket_ops.ts";
+import { deadlines } from "./deadlines.ts";
 
 /** Heads (with a small body) up to this size are written from a buffer the connection keeps. */
 const HEAD_BUFFER_BYTES = 4096;
@@ -32,13 +33,16 @@ export abstract class BufferedSocket implements ReadBuffer {
   /** Reads and writes; `socket` serves for the rest (addresses, closing). */
   protected readonly io: SocketOps;
 
-  constructor(
-    readonly socket: Deno.Conn,
-    initialBuffer: number,
-    io: SocketOps = socketOps(socket),
-  ) {
+  /**
+   * Coarse monotonic time the write in flight began; Infinity when none is. A
+   * write settles once some bytes are taken, so one that waits long is a peer
+   * that stopped reading (a send timeout's measure).
+   */
+  writeWaitingSince = Infinity;
+
+  constructor(readonly socket: Deno.Conn, initialBuffer: number) {
     this.buf = new Uint8Array(initialBuffer);
-    this.io = io;
+    this.io = socketOps(socket);
   }
 
   /** Makes room after `end` for the next read (compacting or growing the buffer). */
@@ -128,8 +132,12 @@ export abstract class BufferedSocket implements ReadBuffer {
   }
 
   /** Writes every byte. */
-  writeAll(data: Uint8Array): Promise<void> {
-    return writeAllTo(this.io, data);
+  async writeAll(data: Uint8Array): Promise<void> {
+    for (let off = 0; off < data.length;) {
+      this.writeWaitingSince = deadlines.coarseNow();
+      off += await this.io.write(off === 0 ? data : data.subarray(off));
+    }
+    this.writeWaitingSince = Infinity;
   }
 
   /**
@@ -144,7 +152,7 @@ export abstract class BufferedSocket implements ReadBuffer {
   writeHead(text: string, tail?: Uint8Array): Promise<void> {
     const size = text.length + (tail?.length ?? 0);
     if (size > HEAD_BUFFER_BYTES || this.writingHead) {
-      return writeAllTo(this.io, fillHead(new Uint8Array(size), text, tail));
+      return this.writeAll(fillHead(new Uint8Array(size), text, tail));
     }
     if (this.headBuffer === null || this.headBuffer.length < size) {
       this.headBuffer = new Uint8Array(Math.min(HEAD_BUFFER_BYTES, (size + 1023) & ~1023));
@@ -157,6 +165,7 @@ export abstract class BufferedSocket implements ReadBuffer {
     const out = fillHead(this.headView, text, tail);
     this.writingHead = true;
     this.headSize = size;
+    this.writeWaitingSince = deadlines.coarseNow();
     // Not async: a head taken whole by one write (nearly all) settles with no async layer of its own.
     return this.io.write(out).then(this.headWritten);
   }
@@ -167,12 +176,17 @@ export abstract class BufferedSocket implements ReadBuffer {
   private readonly headWritten = (n: number): Promise<void> | undefined => {
     if (n < this.headSize) return this.writeRestOfHead(n);
     this.writingHead = false;
+    this.writeWaitingSince = Infinity;
   };
 
   private async writeRestOfHead(off: number): Promise<void> {
     const out = this.headView!;
-    while (off < out.length) off += await this.io.write(out.subarray(off));
+    while (off < out.length) {
+      this.writeWaitingSince = deadlines.coarseNow();
+      off += await this.io.write(out.subarray(off));
+    }
     this.writingHead = false;
+    this.writeWaitingSince = Infinity;
   }
 
   close(): void {

@@ -5,8 +5,6 @@
  * consumer's memory.
  */
 import { BufferedSocket } from "../../proxy/http1/buffered_socket.ts";
-import { type SocketOps, socketOps } from "../../proxy/http1/socket_ops.ts";
-import { deadlines } from "../../proxy/http1/deadlines.ts";
 import { MAX_HEAD_BYTES } from "./request_head.ts";
 
 /**
@@ -17,47 +15,12 @@ import { MAX_HEAD_BYTES } from "./request_head.ts";
  */
 const INITIAL_BUFFER = 4 * 1024;
 
-/**
- * The socket's ops, telling since when a write has waited for the client to
- * take its bytes: a write settles once some are taken, so one that waits long
- * is a client that stopped reading (a time spent waiting for an upstream's
- * next piece is no write's).
- */
-class WatchedWrites implements SocketOps {
-  /** Coarse monotonic time the write in flight began; Infinity when none is. */
-  since = Infinity;
-
-  constructor(private readonly ops: SocketOps) {}
-
-  read(into: Uint8Array): Promise<number> {
-    return this.ops.read(into);
-  }
-
-  write(from: Uint8Array): Promise<number> {
-    this.since = deadlines.coarseNow();
-    return this.ops.write(from).then(this.written);
-  }
-
-  private readonly written = (n: number): number => {
-    this.since = Infinity;
-    return n;
-  };
-}
-
 export class ClientConnection extends BufferedSocket {
   /** Taken over by a protocol upgrade: the HTTP server no longer reads, writes or closes it. */
   hijacked = false;
-  private readonly writes: WatchedWrites;
 
   constructor(socket: Deno.Conn) {
-    const writes = new WatchedWrites(socketOps(socket));
-    super(socket, INITIAL_BUFFER, writes);
-    this.writes = writes;
-  }
-
-  /** Coarse monotonic time the write in flight began; Infinity when none is. */
-  get writeWaitingSince(): number {
-    return this.writes.since;
+    super(socket, INITIAL_BUFFER);
   }
 
   /**
