@@ -121,7 +121,7 @@ export const securitySchema = z.strictObject({
   }),
   send_timeout_ms: timerMs.default(60_000).meta({
     description:
-      "Plain HTTP listeners: longest wait for a client to take the next bytes of an answer (the connection is closed after)",
+      "HTTP/1.1 listeners (not http2: true): longest wait for a client to take the next bytes of an answer (the connection is closed after)",
   }),
   header_timeout_ms: timerMs.default(30_000).meta({
     description:

@@ -128,7 +128,7 @@ export async function startMtlsListener(
         resolve();
       })
     );
-    bridge(req, res, handler, verdictOf(socket), o.onError);
+    bridge(req, res, handler, verdictOf(socket), o.onError, timeouts().sendMs);
     return over;
   }
 
@@ -306,6 +306,7 @@ function bridge(
   handler: ServeHandler,
   verdict: PeerVerdict,
   onError: ((e: unknown) => void) | undefined,
+  sendMs: number,
 ): void {
   const ac = new AbortController();
   res.on("close", () => {
@@ -323,7 +324,7 @@ function bridge(
     .then((response) => {
       // Answered before the body was all in: the client may still be sending it.
       if (!req.complete) lingerOnNodeClose(socket);
-      return write(res, response);
+      return write(res, response, sendMs);
     })
     .catch((e) => {
       onError?.(e);
@@ -413,7 +414,7 @@ function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
   } as RequestInit);
 }
 
-async function write(res: ServerResponse, response: Response): Promise<void> {
+async function write(res: ServerResponse, response: Response, sendMs = 0): Promise<void> {
   const head: Record<string, string | string[]> = {};
   for (const [name, value] of response.headers) {
     if (name === "set-cookie") ((head[name] ??= []) as string[]).push(value);
@@ -429,12 +430,7 @@ async function write(res: ServerResponse, response: Response): Promise<void> {
     while (true) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!res.write(value)) {
-        await new Promise<void>((r) => {
-          res.once("drain", r);
-          res.once("close", r);
-        });
-      }
+      if (!res.write(value) && !await drained(res, sendMs)) res.destroy();
       if (res.destroyed) {
         await reader.cancel().catch(() => {});
         return;
@@ -445,6 +441,33 @@ async function write(res: ServerResponse, response: Response): Promise<void> {
     res.destroy();
     await reader.cancel().catch(() => {});
   }
+}
+
+/**
+ * Waits for `res` to drain (or close); false when the client took none of what
+ * waits for it in `sendMs` (send_timeout_ms, 0 for no bound): it has stopped
+ * reading. A client that takes some, however slowly, is waited for on.
+ */
+function drained(res: ServerResponse, sendMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let waiting = res.writableLength;
+    const check = () => {
+      const left = res.writableLength;
+      if (left >= waiting) return settle(false);
+      waiting = left;
+      timer = setTimeout(check, sendMs);
+    };
+    let timer = sendMs > 0 ? setTimeout(check, sendMs) : undefined;
+    const done = () => settle(true);
+    const settle = (ok: boolean) => {
+      clearTimeout(timer);
+      res.off("drain", done);
+      res.off("close", done);
+      resolve(ok);
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }
 
 /** `::ffff:10.0.0.1` -> `10.0.0.1`: node reports IPv4 peers of a dual-stack socket mapped. */

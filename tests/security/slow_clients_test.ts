@@ -8,6 +8,7 @@ import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startUpstream, type TestServer } from "../helpers/upstream.ts";
 import { readUntilClose } from "../helpers/raw.ts";
+import { selfSignedCert } from "../helpers/tls.ts";
 
 interface Rig {
   g: TestGateway;
@@ -143,10 +144,16 @@ Deno.test("Expect: 100-continue gets 100 before the body is read; HTTP/1.0 close
 
 const BIG = 32 * 1024 * 1024;
 
-/** An upstream with a large answer (`/big`) and one that trickles three pieces (`/drip`). */
-async function withSendRig(fn: (g: TestGateway) => Promise<void>): Promise<void> {
+/**
+ * An upstream with a large answer (`/big`) and one that trickles three pieces (`/drip`), behind a
+ * listener of the gateway's own server (`public`) and a node:https one (`tls13`).
+ */
+async function withSendRig(
+  fn: (g: TestGateway, connect: Record<string, () => Promise<Deno.Conn>>) => Promise<void>,
+): Promise<void> {
   const up = startUpstream((req) => {
-    if (new URL(req.url).pathname === "/big") return new Response(new Uint8Array(BIG));
+    const path = new URL(req.url).pathname;
+    if (path === "/big") return new Response(new Uint8Array(BIG));
     let n = 0;
     return new Response(
       new ReadableStream({
@@ -158,9 +165,14 @@ async function withSendRig(fn: (g: TestGateway) => Promise<void>): Promise<void>
       }),
     );
   });
+  const dir = await Deno.makeTempDir();
   try {
+    const { cert, key } = await selfSignedCert(dir);
+    const caCerts = [await Deno.readTextFile(cert)];
     const g = await startGateway(`
-listeners: [ { name: public, host: 127.0.0.1, port: 0 } ]
+listeners:
+  - { name: public, host: 127.0.0.1, port: 0 }
+  - { name: tls13, host: 127.0.0.1, port: 0, tls: { cert: ${cert}, key: ${key}, min_version: "1.3" } }
 admin: { host: 127.0.0.1, port: 0 }
 security: { send_timeout_ms: 300 }
 server: { drain_timeout_s: 2 }
@@ -169,34 +181,45 @@ upstreams:
 routes:
   - { name: all, match: { path: / }, upstream: app }
 `);
+    const port = (name: string) => Number(new URL(g.url(name)).port);
     try {
-      await fn(g);
+      await fn(g, {
+        public: () => Deno.connect({ hostname: "127.0.0.1", port: port("public") }),
+        tls13: () => Deno.connectTls({ hostname: "localhost", port: port("tls13"), caCerts }),
+      });
     } finally {
       await g.close();
     }
   } finally {
     await up.close();
+    await Deno.remove(dir, { recursive: true });
   }
 }
 
 Deno.test("a client that stops reading its answer is closed after send_timeout_ms; a slow upstream is not one", async () => {
-  await withSendRig(async (g) => {
-    const conn = await connect(g.url());
-    await conn.write(enc.encode("GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-    // Not read: the socket buffers fill and the gateway's writes wait.
-    await new Promise((r) => setTimeout(r, 1500));
-    const { text, ms } = await readUntilClose(conn, 5000);
-    assertMatch(text, /^HTTP\/1\.1 200 /);
-    assertOk(text.length < BIG, `the answer was cut off (${text.length} bytes read)`);
-    assertOk(ms < 3000, `closed by the gateway (${ms} ms after reading began)`);
+  await withSendRig(async (_g, connect) => {
+    // Until 2026-12-08 the node:https listener (tls13) waited for such a client for good.
+    for (const listener of ["public", "tls13"]) {
+      const conn = await connect[listener]!();
+      await conn.write(enc.encode("GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+      // Not read: the socket buffers fill and the gateway's writes wait.
+      await new Promise((r) => setTimeout(r, 1500));
+      const { text, ms } = await readUntilClose(conn, 5000);
+      assertMatch(text, /^HTTP\/1\.1 200 /, listener);
+      assertOk(
+        text.length < BIG,
+        `${listener}: the answer was cut off (${text.length} bytes read)`,
+      );
+      assertOk(ms < 3000, `${listener}: closed by the gateway (${ms} ms after reading began)`);
 
-    // Waiting for the upstream's next piece is not the client's delay.
-    const reader = await connect(g.url());
-    await reader.write(
-      enc.encode("GET /drip HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-    );
-    const drip = await readUntilClose(reader, 8000);
-    assertMatch(drip.text, /^HTTP\/1\.1 200 /);
-    assertEquals(drip.text.match(/piece/g)?.length, 3);
+      // Waiting for the upstream's next piece is not the client's delay.
+      const reader = await connect[listener]!();
+      await reader.write(
+        enc.encode("GET /drip HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+      );
+      const drip = await readUntilClose(reader, 8000);
+      assertMatch(drip.text, /^HTTP\/1\.1 200 /, listener);
+      assertEquals(drip.text.match(/piece/g)?.length, 3, listener);
+    }
   });
 });
