@@ -12,6 +12,8 @@ import type { InvalidationMarks } from "./invalidation_marks.ts";
 export interface Fill {
   /** `targetUri` of the request. */
   readonly uri: string;
+  /** Public path of the request, for purges by prefix. */
+  readonly path: string;
   /** When the request began (ms, the gateway's clock): what a store compares invalidations to. */
   readonly startedAt: number;
   /** Whether the URI was invalidated in this process since the request began. */
@@ -24,8 +26,8 @@ export class PendingFills {
   /** `marks`: shared with the other workers of a cluster; null in a gateway of one isolate. */
   constructor(private readonly marks: InvalidationMarks | null = null) {}
 
-  begin(uri: string, startedAt: number): Fill {
-    const fill: Fill = { uri, startedAt, outdated: false };
+  begin(uri: string, path: string, startedAt: number): Fill {
+    const fill: Fill = { uri, path, startedAt, outdated: false };
     let fills = this.byUri.get(uri);
     if (fills === undefined) this.byUri.set(uri, fills = new Set());
     fills.add(fill);
@@ -42,6 +44,16 @@ export class PendingFills {
     const fills = this.byUri.get(uri);
     if (fills !== undefined) { for (const fill of fills) fill.outdated = true; }
     this.marks?.mark(uri, now);
+  }
+
+  /**
+   * A purge of `pathPrefix`: fills of it in flight here are outdated, or one that began before
+   * the purge would store what it read after it. (A purge reaches every worker itself.)
+   */
+  outdatePaths(pathPrefix: string): void {
+    for (const fills of this.byUri.values()) {
+      for (const fill of fills) if (fill.path.startsWith(pathPrefix)) fill.outdated = true;
+    }
   }
 
   /** Whether the fill's URI was invalidated since it began, here or by another worker. */

@@ -96,7 +96,7 @@ export function cachePolicy(o: CachePolicyOptions): NamedPolicy {
   ): Promise<Response> => {
     let settle!: (e: CachedResponse | null) => void;
     inflight.set(key, new Promise((r) => (settle = r)));
-    const fill = o.fills.begin(targetUri(ctx), ctx.now);
+    const fill = o.fills.begin(targetUri(ctx), ctx.path, ctx.now);
     // The entry is filled with a full answer; this client's validators are checked against it.
     ctx.upstreamHeaders.remove("if-none-match");
     ctx.upstreamHeaders.remove("if-modified-since");

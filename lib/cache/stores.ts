@@ -44,6 +44,7 @@ export class CacheStores {
 
   /** Purges every cache; a Redis failure is thrown after the memory cache is purged. */
   async purge(pathPrefix: string): Promise<number> {
+    this.fills.outdatePaths(pathPrefix);
     let n = await this.memory.purge(pathPrefix);
     for (const { cache } of this.redisCaches.values()) n += await cache.purge(pathPrefix);
     return n;

@@ -42,7 +42,7 @@ Deno.test("InvalidationMarks: a mark made through one view is seen through anoth
 
 Deno.test("InvalidationMarks: one worker's write drops the entry another worker holds", async () => {
   const { a, b } = twoWorkers();
-  const fill = b.fills.begin("h/items/1", 1_000);
+  const fill = b.fills.begin("h/items/1", "/items/1", 1_000);
   assertEquals(b.fills.isOutdated(fill), false);
   b.memory.set("k", entry("/items/1"), fill);
   b.fills.end(fill);
@@ -55,7 +55,7 @@ Deno.test("InvalidationMarks: one worker's write drops the entry another worker 
   assertEquals(b.memory.entries, 0);
 
   // A fill that began after the write stores and is served.
-  const after = b.fills.begin("h/items/1", 2_001);
+  const after = b.fills.begin("h/items/1", "/items/1", 2_001);
   assertEquals(b.fills.isOutdated(after), false);
   b.memory.set("k", entry("/items/1"), after);
   assertOk(await b.memory.get("k", 2_002));
@@ -63,17 +63,17 @@ Deno.test("InvalidationMarks: one worker's write drops the entry another worker 
 
 Deno.test("InvalidationMarks: a fill in flight in one worker is outdated by a write through another", () => {
   const { a, b } = twoWorkers();
-  const fill = b.fills.begin("h/items/2", 1_000);
+  const fill = b.fills.begin("h/items/2", "/items/2", 1_000);
   a.fills.outdate("h/items/2", 1_000);
   // Same millisecond: the answer may predate the write, so it is not kept.
   assertEquals(b.fills.isOutdated(fill), true);
-  const other = b.fills.begin("h/items/3", 1_000);
+  const other = b.fills.begin("h/items/3", "/items/3", 1_000);
   assertEquals(b.fills.isOutdated(other), false);
 });
 
 Deno.test("InvalidationMarks: a gateway of one isolate has none, and its own invalidations are exact", async () => {
   const one = new CacheStores();
-  const fill = one.fills.begin("h/a", 1_000);
+  const fill = one.fills.begin("h/a", "/a", 1_000);
   one.memory.set("k", entry("/a"), fill);
   one.fills.end(fill);
   one.fills.outdate("h/b", 5_000);

@@ -233,3 +233,31 @@ Deno.test("invalidation: a GET that began after the write stores its answer", as
     assertOk(g.gw.deps.caches.memory.entries === 1);
   });
 });
+
+Deno.test("invalidation: a GET upstream while the admin API purges its path answers but does not store", async () => {
+  const arrived = deferred();
+  const release = deferred();
+  let holding = true;
+  const { up, gets } = versionedUpstream((url) => {
+    if (url !== "/items/1" || !holding) return undefined;
+    holding = false;
+    arrived.resolve();
+    return release.promise;
+  });
+  await withGateway(up, async (g) => {
+    const slow = get(g, "/items/1");
+    await arrived.promise;
+    const purge = await fetch(`${g.admin}/cache/purge`, {
+      method: "POST",
+      body: JSON.stringify({ prefix: "/items" }),
+    });
+    assertEquals((await purge.json()).purged, 0);
+    release.resolve();
+    assertEquals(await slow, { cache: "MISS", v: 1 });
+    // Until 2026-12-08 the answer read before the purge was stored after it, for its whole TTL.
+    assertEquals(await get(g, "/items/1"), { cache: "MISS", v: 1 });
+    assertEquals(await get(g, "/items/1"), { cache: "HIT", v: 1 });
+    assertEquals(gets("/items/1"), 2);
+    assertEquals(g.gw.deps.caches.fills.size, 0);
+  });
+});

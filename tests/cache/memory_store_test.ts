@@ -21,7 +21,12 @@ function entry(
 }
 
 /** A fill of the URI `host` + `uri`. */
-const fill = (uri: string): Fill => ({ uri: `api.test${uri}`, startedAt: 0, outdated: false });
+const fill = (uri: string): Fill => ({
+  uri: `api.test${uri}`,
+  path: uri,
+  startedAt: 0,
+  outdated: false,
+});
 
 Deno.test("MemoryCache stays within its byte budget, evicting the least recently used", async () => {
   const one = entrySize("/a", "api.test/a", entry("/a", 1000));
