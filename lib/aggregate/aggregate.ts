@@ -12,10 +12,11 @@ import type { RequestContext } from "../core/context.ts";
 import type { Handler } from "../core/pipeline.ts";
 import { type ErrorCode, GatewayError } from "../core/errors.ts";
 import type { BuildContext } from "../plan/build_context.ts";
-import { exchange } from "../proxy/http1/client.ts";
+import { exchange, type UpstreamResponse } from "../proxy/http1/client.ts";
 import { UpstreamError } from "../proxy/http1/errors.ts";
 import { buildHeaderBlock, type ForwardOptions } from "../proxy/forward.ts";
 import type { Upstream, UpstreamTarget } from "../proxy/upstream.ts";
+import { NO_RESPONSE } from "../resilience/guards.ts";
 import { bufferUpTo } from "../transform/buffer.ts";
 import { JsonDepthError, MAX_JSON_DEPTH, parseExactJson } from "../transform/exact_json.ts";
 import { type Template, templateVariables } from "../transform/template.ts";
@@ -182,7 +183,7 @@ async function callPart(
   try {
     // The exchange may outlive a deadline that fired while it was connecting; its result is dropped.
     return await Promise.race([
-      fetchPart(ctx, c, path, head, AbortSignal.any([parent, deadline.signal])),
+      fetchPart(ctx, c, path, head, AbortSignal.any([parent, deadline.signal]), parent),
       timedOut,
     ]);
   } finally {
@@ -196,6 +197,8 @@ async function fetchPart(
   path: string,
   head: HeadOptions,
   signal: AbortSignal,
+  /** Aborted when the call is no longer wanted (the client left, another call failed first). */
+  parent: AbortSignal,
 ): Promise<Part> {
   const fail = (code: ErrorCode, message: string, status?: number): Part => ({
     ok: false,
@@ -208,20 +211,34 @@ async function fetchPart(
   // Circuits, ejections and health are timed on the injected clock, as the proxy picks.
   const target = u.balancer.pick(u.hashKey ? u.hashKey(ctx) : null, ctx.now);
   if (target === null) return fail("no_healthy_upstream", "No healthy upstream target");
+  // A call is an exchange like a proxied request's: it takes a half-open probe slot, and its
+  // outcome counts for the target's breaker and outlier record.
+  const guards = target.guards;
+  const probe = guards !== null && guards.admit(u.clock.now());
   ctx.attempts++;
   try {
-    const res = await exchange(target.pool, {
-      method: "GET",
-      path,
-      headerBlock: buildHeaderBlock(ctx, forwardOptions(ctx, u, target, head)),
-      body: null,
-      bodyLength: null,
-    }, {
-      connectTimeoutMs: Math.min(u.timeouts.connectMs, c.timeoutMs),
-      firstByteTimeoutMs: c.timeoutMs,
-      requestTimeoutMs: c.timeoutMs,
-      signal,
-    });
+    let res: UpstreamResponse;
+    try {
+      res = await exchange(target.pool, {
+        method: "GET",
+        path,
+        headerBlock: buildHeaderBlock(ctx, forwardOptions(ctx, u, target, head)),
+        body: null,
+        bodyLength: null,
+      }, {
+        connectTimeoutMs: Math.min(u.timeouts.connectMs, c.timeoutMs),
+        firstByteTimeoutMs: c.timeoutMs,
+        requestTimeoutMs: c.timeoutMs,
+        signal,
+      });
+    } catch (e) {
+      // An abort by the call's own deadline is its timeout; by `parent`, it tells nothing.
+      const unanswered = e instanceof UpstreamError && !(e.kind === "aborted" && parent.aborted);
+      if (unanswered) guards?.settle(u.clock.now(), NO_RESPONSE, probe);
+      else guards?.abandon(probe);
+      throw e;
+    }
+    guards?.settle(u.clock.now(), res.status, probe);
     if (res.status < 200 || res.status > 299) {
       if (res.body instanceof ReadableStream) await res.body.cancel().catch(() => {});
       return fail("upstream_error", `The upstream answered ${res.status}`, res.status);

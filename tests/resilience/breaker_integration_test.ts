@@ -283,3 +283,53 @@ Deno.test("breaker: WebSocket handshakes the upstream fails open the circuit lik
     await up.close();
   }
 });
+
+Deno.test("breaker: aggregated calls count like requests and take half-open probe slots", async () => {
+  let failing = true;
+  const held = Promise.withResolvers<void>();
+  const up = startFlaky(() =>
+    failing ? { status: 503 } : { status: 200, body: '{"ok":true}', until: held.promise }
+  );
+  const clock = new ManualClock(0);
+  const g = await startGateway(
+    baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${up.url}" } ]
+    circuit_breaker: { consecutive_failures: 2, open_s: 5, half_open_requests: 1 }
+routes:
+  - name: dash
+    match: { path: /dash }
+    aggregate: { calls: [ { key: part, upstream: api, path: /part, timeout_ms: 10000 } ] }
+`),
+    { clock },
+  );
+  const part = async () => {
+    const res = await fetch(`${g.url()}/dash`);
+    const body = await res.json();
+    return body.error?.code ?? "ok";
+  };
+  try {
+    assertEquals([await part(), await part()], ["upstream_error", "upstream_error"]);
+    // Until 2026-12-08 aggregated calls were not counted: the circuit never opened.
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "open");
+    assertEquals(await part(), "no_healthy_upstream");
+    assertEquals(up.hits(), 2, "no call reached the upstream while open");
+
+    failing = false;
+    clock.advance(5_000);
+    const answered: string[] = [];
+    const all = Array.from({ length: 4 }, () => part().then((c) => (answered.push(c), c)));
+    // The probe is held at the upstream: the other calls are refused while it is in flight.
+    assertOk(await eventually(() => answered.length === 3), `answered: ${answered}`);
+    assertEquals(answered, ["no_healthy_upstream", "no_healthy_upstream", "no_healthy_upstream"]);
+    assertEquals(up.hits(), 3, "one probe (until 2026-12-08 every call went through)");
+    held.resolve();
+    assertEquals((await Promise.all(all)).filter((c) => c === "ok").length, 1);
+    assertEquals((await upstreamView(g, "api")).targets[0].circuit, "closed");
+  } finally {
+    held.resolve();
+    await g.close();
+    await up.close();
+  }
+});
