@@ -208,6 +208,38 @@ async function fetchPart(
     ...(status ? { status } : {}),
   });
   const u = c.upstream;
+  // The upstream's bulkhead bounds its calls as it bounds requests: a slot until the answer's head.
+  const bulkhead = u.bulkhead;
+  if (bulkhead !== null && !bulkhead.tryAcquire()) {
+    if (!u.anyAvailable(ctx.now)) return fail("no_healthy_upstream", "No healthy upstream target");
+    if (!(await bulkhead.wait(signal))) {
+      return fail("upstream_overloaded", "The upstream has too many requests in flight");
+    }
+  }
+  let slot = bulkhead;
+  const freeSlot = () => {
+    slot?.release();
+    slot = null;
+  };
+  try {
+    return await callTarget(ctx, c, path, head, signal, parent, fail, freeSlot);
+  } finally {
+    freeSlot();
+  }
+}
+
+/** The call, its bulkhead slot taken; `answered` gives the slot back once the head (or a failure) is in. */
+async function callTarget(
+  ctx: RequestContext,
+  c: Call,
+  path: string,
+  head: HeadOptions,
+  signal: AbortSignal,
+  parent: AbortSignal,
+  fail: (code: ErrorCode, message: string, status?: number) => Part,
+  answered: () => void,
+): Promise<Part> {
+  const u = c.upstream;
   // Circuits, ejections and health are timed on the injected clock, as the proxy picks.
   const target = u.balancer.pick(u.hashKey ? u.hashKey(ctx) : null, ctx.now);
   if (target === null) return fail("no_healthy_upstream", "No healthy upstream target");
@@ -232,12 +264,14 @@ async function fetchPart(
         signal,
       });
     } catch (e) {
+      answered();
       // An abort by the call's own deadline is its timeout; by `parent`, it tells nothing.
       const unanswered = e instanceof UpstreamError && !(e.kind === "aborted" && parent.aborted);
       if (unanswered) guards?.settle(u.clock.now(), NO_RESPONSE, probe);
       else guards?.abandon(probe);
       throw e;
     }
+    answered();
     guards?.settle(u.clock.now(), res.status, probe);
     if (res.status < 200 || res.status > 299) {
       if (res.body instanceof ReadableStream) await res.body.cancel().catch(() => {});

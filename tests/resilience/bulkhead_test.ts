@@ -182,3 +182,37 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("bulkhead: an aggregated call takes a slot like a request, and waits in the queue for one", async () => {
+  const held = Promise.withResolvers<void>();
+  const slow = startFlaky(() => ({ status: 200, body: '{"n":1}', until: held.promise }));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  slow: { targets: [ { url: "${slow.url}" } ], max_concurrent: 1, queue: 1, queue_timeout_ms: 30000 }
+routes:
+  - name: dash
+    match: { path: /dash }
+    aggregate: { calls: [ { key: part, upstream: slow, path: /part, timeout_ms: 20000 } ] }
+  - { name: slow, match: { path: / }, upstream: slow }
+`));
+  try {
+    const proxied = fetch(`${g.url()}/`);
+    await bulkheadWhen(g, "slow", (b) => b.active === 1);
+    const queued = fetch(`${g.url()}/dash`);
+    // Until 2026-12-08 aggregated calls went past the bulkhead: this one reached the upstream.
+    await bulkheadWhen(g, "slow", (b) => b.active === 1 && b.queued === 1);
+    const refused = await (await fetch(`${g.url()}/dash`)).json();
+    assertEquals(refused.error.code, "upstream_overloaded");
+    assertEquals(refused.error.errors.part.code, "upstream_overloaded");
+    assertEquals(slow.hits(), 1);
+    held.resolve();
+    assertEquals((await proxied).status, 200);
+    assertEquals(await (await queued).json(), { part: { n: 1 } });
+    assertEquals(slow.hits(), 2);
+    await bulkheadWhen(g, "slow", (b) => b.active === 0 && b.queued === 0);
+  } finally {
+    held.resolve();
+    await g.close();
+    await slow.close();
+  }
+});
