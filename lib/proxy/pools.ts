@@ -19,7 +19,10 @@ export class PoolRegistry {
   constructor(private readonly logger: Logger | null = null) {}
 
   acquire(url: string, options: PoolOptions): TargetPool {
-    const key = parseTarget(url).url + (options.caCerts ? "#ca" : "");
+    // Keep-alive settings are part of the key: two upstreams naming one target may each set
+    // their own, and one pool with the last plan's settings would apply them to the other too.
+    const key = `${parseTarget(url).url}#${options.maxIdle}/${options.idleTimeoutMs}` +
+      (options.caCerts ? "#ca" : "");
     let entry = this.pools.get(key);
     if (entry) entry.pool.configure(options);
     else {

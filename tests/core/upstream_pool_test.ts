@@ -41,3 +41,28 @@ Deno.test("pool: a connection idle past idle_timeout_s is not reused", async () 
     up.close();
   }
 });
+
+Deno.test("pool: two upstreams naming one target each keep their own keepalive settings", async () => {
+  const up = startRawUpstream((x) => x.write(OK));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  short: { targets: [ { url: "${up.url}" } ], keepalive: { idle_timeout_s: 0.3 } }
+  long: { targets: [ { url: "${up.url}" } ] }
+routes:
+  - { name: short, match: { path: /short }, upstream: short }
+  - { name: long, match: { path: /long }, upstream: long }
+`));
+  try {
+    assertEquals(await (await fetch(`${g.url()}/short/a`)).text(), "ok");
+    assertEquals(await (await fetch(`${g.url()}/short/b`)).text(), "ok");
+    assertEquals(up.connections(), 1, "reused within the timeout");
+    await new Promise((r) => setTimeout(r, 600));
+    // Until 2026-12-08 one pool served both, with the settings of the upstream built last: the
+    // connection idle past short's 0.3 s was reused under long's 60 s.
+    assertEquals(await (await fetch(`${g.url()}/short/c`)).text(), "ok");
+    assertEquals(up.connections(), 2);
+  } finally {
+    await g.close();
+    up.close();
+  }
+});
