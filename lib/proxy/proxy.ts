@@ -152,7 +152,8 @@ async function forward(
       );
       ctx.upstreamMs = monoNow() - started;
     } catch (e) {
-      if (!(e instanceof UpstreamError) || e.kind === "aborted") {
+      // A deadline the client's slow upload used up tells nothing of the target either.
+      if (!(e instanceof UpstreamError) || e.kind === "aborted" || e.waitedOnClient) {
         guards?.abandon(probe);
         return upstreamFailure(ctx, e);
       }

@@ -333,3 +333,49 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("breaker: a request_ms spent waiting for a client's slow upload is not the target's failure", async () => {
+  const up = startFlaky(() => ({ status: 200, body: "ok" }));
+  const g = await startGateway(baseConfig(`
+upstreams:
+  api:
+    targets: [ { url: "${up.url}" } ]
+    timeout: { request_ms: 300 }
+    circuit_breaker: { consecutive_failures: 2, open_s: 60 }
+    outlier_detection: { consecutive_failures: 2, max_ejection_percent: 100 }
+routes:
+  - { name: api, match: { path: / }, upstream: api }
+`));
+  const port = Number(new URL(g.url()).port);
+  const conns: Deno.Conn[] = [];
+  try {
+    // Two uploads that stall after their first bytes: the request deadline ends them.
+    for (let i = 0; i < 2; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      await conn.write(
+        new TextEncoder().encode("POST / HTTP/1.1\r\nhost: gw\r\ncontent-length: 100\r\n\r\nab"),
+      );
+    }
+    for (const conn of conns) {
+      const buf = new Uint8Array(4096);
+      const n = await within(10_000, conn.read(buf));
+      assertOk(n !== "timed out" && n !== null, "answered at the deadline");
+      const head = new TextDecoder().decode(buf.subarray(0, n));
+      assertEquals(head.slice(0, 12), "HTTP/1.1 504", head);
+    }
+    const t = (await upstreamView(g, "api")).targets[0];
+    // Until 2026-12-08 they counted as two timeouts of the target: its circuit opened and it was
+    // ejected, and every other client got 503 for a minute.
+    assertEquals([t.circuit, t.breaker.window.failures, t.outlier.consecutive_failures], [
+      "closed",
+      0,
+      0,
+    ]);
+    assertEquals(await status(`${g.url()}/`), 200);
+  } finally {
+    for (const conn of conns) conn.close();
+    await g.close();
+    await up.close();
+  }
+});

@@ -157,6 +157,8 @@ class Exchange implements Watched {
   nextCheck = Infinity;
   wheelSlot = -1;
   private timedOut: "first_byte" | "request" | "send" | null = null;
+  /** The request deadline passed while the client's body was awaited (no write to the upstream pending). */
+  private timedOutOnClient = false;
   /** While a piece of a streamed body waits to be taken by the upstream: when that is too long. */
   private sendStalledAt = Infinity;
   private aborted = false;
@@ -211,11 +213,15 @@ class Exchange implements Watched {
       this.listening = true;
     }
     if (now >= this.firstByteAt || now >= this.requestAt || now >= this.sendStalledAt) {
-      this.timedOut ??= now >= this.firstByteAt
-        ? "first_byte"
-        : now >= this.requestAt
-        ? "request"
-        : "send";
+      if (this.timedOut === null) {
+        this.timedOut = now >= this.firstByteAt
+          ? "first_byte"
+          : now >= this.requestAt
+          ? "request"
+          : "send";
+        this.timedOutOnClient = this.timedOut === "request" && !this.bodyWritten &&
+          this.sendStalledAt === Infinity;
+      }
       this.firstByteAt = this.requestAt = this.sendStalledAt = Infinity;
       this.conn.close();
     }
@@ -415,7 +421,7 @@ class Exchange implements Watched {
           : this.timedOut === "send"
           ? `The upstream took none of the request body for ${this.firstByteTimeoutMs} ms`
           : `The exchange took longer than ${this.requestTimeoutMs} ms`,
-        { cause: e },
+        { cause: e, waitedOnClient: this.timedOutOnClient },
       );
     }
     if (e instanceof ProtocolError) return new UpstreamError("protocol", e.message, { cause: e });

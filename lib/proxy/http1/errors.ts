@@ -18,11 +18,17 @@ export class UpstreamError extends Error {
   constructor(
     readonly kind: UpstreamErrorKind,
     message: string,
-    options?: { cause?: unknown; sent?: boolean },
+    options?: { cause?: unknown; sent?: boolean; waitedOnClient?: boolean },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.sent = options?.sent ?? (kind !== "connect_error" && kind !== "connect_timeout");
+    this.waitedOnClient = options?.waitedOnClient ?? false;
   }
   /** Whether the upstream may have seen (and acted on) the request. */
   readonly sent: boolean;
+  /**
+   * A timeout that struck while the exchange waited for the client's body, not for the
+   * upstream: it says nothing of the target's health.
+   */
+  readonly waitedOnClient: boolean;
 }
