@@ -246,7 +246,7 @@ async function callTarget(
   // A call is an exchange like a proxied request's: it takes a half-open probe slot, and its
   // outcome counts for the target's breaker and outlier record.
   const guards = target.guards;
-  const probe = guards !== null && guards.admit(u.clock.now());
+  const probe = guards === null ? 0 : guards.admit(u.clock.now());
   ctx.attempts++;
   try {
     let res: UpstreamResponse;

@@ -135,7 +135,7 @@ async function forward(
       res = null;
     }
     error = null;
-    const probe = guards !== null && guards.admit(clock.now());
+    const probe = guards === null ? 0 : guards.admit(clock.now());
     const started = monoNow();
     try {
       res = checkStatus(
@@ -224,7 +224,7 @@ async function upgradeThroughGuards(
 ): Promise<Response> {
   const guards = target.guards;
   const clock = upstream.clock;
-  const probe = guards !== null && guards.admit(clock.now());
+  const probe = guards === null ? 0 : guards.admit(clock.now());
   const res = await relayWebSocket(
     ctx,
     target,

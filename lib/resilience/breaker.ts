@@ -43,6 +43,8 @@ export class CircuitBreaker {
   private readonly counts: RollingCounts;
   /** Times the circuit opened. */
   trips = 0;
+  /** Half-open periods so far: a probe decides only the period that admitted it. */
+  period = 0;
   onChange: BreakerListener | null = null;
 
   constructor(private readonly params: BreakerParams) {
@@ -144,6 +146,7 @@ export class CircuitBreaker {
 
   private halfOpen(): void {
     this.current = "half_open";
+    this.period++;
     this.probesAdmitted = 0;
     this.probeSuccesses = 0;
     this.onChange?.("half_open", this.openUntil, true);

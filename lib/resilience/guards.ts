@@ -43,17 +43,20 @@ export class TargetGuards {
     return this.breaker?.state(now) ?? "closed";
   }
 
-  /** Called as a request goes out; returns whether it is a half-open probe. */
-  admit(now: number): boolean {
-    return this.breaker !== null && this.breaker.admit(now);
+  /** Called as a request goes out; returns its half-open period when it is a probe, else 0. */
+  admit(now: number): number {
+    return this.breaker !== null && this.breaker.admit(now) ? this.breaker.period : 0;
   }
 
-  /** Records how an exchange ended: a response status, or `NO_RESPONSE`. */
-  settle(now: number, status: number, probe: boolean): void {
-    if (this.breaker !== null) {
-      if (status === NO_RESPONSE || this.breakerFailures.has(status)) {
-        this.breaker.failure(now, probe);
-      } else this.breaker.success(now, probe);
+  /** Records how an exchange ended: a response status, or `NO_RESPONSE`. `probe` is `admit`'s. */
+  settle(now: number, status: number, probe: number): void {
+    const b = this.breaker;
+    if (b !== null) {
+      // A probe that outlived its period (a sibling's failure reopened the circuit, which then
+      // half-opened again) is no probe of the current one: it neither closes nor reopens it.
+      const current = probe !== 0 && probe === b.period;
+      if (status === NO_RESPONSE || this.breakerFailures.has(status)) b.failure(now, current);
+      else b.success(now, current);
     }
     if (this.outlier !== null) {
       if (status === NO_RESPONSE || status >= 500) this.outlier.failure(now, this.ejectionGate);
@@ -62,8 +65,9 @@ export class TargetGuards {
   }
 
   /** The exchange ended without telling anything about the target (the client left). */
-  abandon(probe: boolean): void {
-    this.breaker?.abandon(probe);
+  abandon(probe: number): void {
+    const b = this.breaker;
+    if (b !== null && probe !== 0) b.abandon(probe === b.period);
   }
 
   /** Whether only the circuit keeps the target out, and the least time until it may take requests. */

@@ -379,3 +379,54 @@ routes:
     await up.close();
   }
 });
+
+Deno.test("breaker: a probe that outlived its half-open period does not decide the next one", async () => {
+  const first = Promise.withResolvers<void>();
+  const second = Promise.withResolvers<void>();
+  const up = startFlaky((req) =>
+    req.path === "/fail"
+      ? { status: 502 }
+      : req.path === "/first"
+      ? { status: 200, until: first.promise }
+      : req.path === "/second"
+      ? { status: 200, until: second.promise }
+      : { status: 200 }
+  );
+  const clock = new ManualClock(0);
+  const g = await startGateway(
+    baseConfig(oneUpstream(
+      up.url,
+      "    circuit_breaker: { consecutive_failures: 1, open_s: 1, half_open_requests: 2 }",
+    )),
+    { clock },
+  );
+  const circuit = async () => (await upstreamView(g, "api")).targets[0].circuit;
+  try {
+    assertEquals(await status(`${g.url()}/fail`), 502);
+    clock.advance(1_000);
+    // Half-open: one probe is held, the other fails and reopens the circuit.
+    const held = status(`${g.url()}/first`);
+    assertOk(await eventually(() => up.hits() === 2));
+    assertEquals(await status(`${g.url()}/fail`), 502);
+    assertEquals(await circuit(), "open");
+    clock.advance(1_000);
+    // The next half-open period's two probes: one held, one passes.
+    const probe = status(`${g.url()}/second`);
+    assertOk(await eventually(() => up.hits() === 4));
+    assertEquals(await status(`${g.url()}/`), 200);
+    assertEquals(await circuit(), "half_open");
+    first.resolve();
+    assertEquals(await held, 200);
+    // Until 2026-12-08 the old probe's success counted as this period's second: the circuit
+    // closed with one of its probes still out.
+    assertEquals(await circuit(), "half_open");
+    second.resolve();
+    assertEquals(await probe, 200);
+    assertEquals(await circuit(), "closed");
+  } finally {
+    first.resolve();
+    second.resolve();
+    await g.close();
+    await up.close();
+  }
+});
