@@ -182,25 +182,30 @@ async function callPart(
   });
   try {
     // The exchange may outlive a deadline that fired while it was connecting; its result is dropped.
-    return await Promise.race([
-      fetchPart(ctx, c, path, head, AbortSignal.any([parent, deadline.signal]), parent),
-      timedOut,
-    ]);
+    const signal = AbortSignal.any([parent, deadline.signal]);
+    return await Promise.race([fetchPart({ ctx, c, path, head, signal, parent }), timedOut]);
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function fetchPart(
-  ctx: RequestContext,
-  c: Call,
-  path: string,
-  head: HeadOptions,
-  signal: AbortSignal,
+/** One call as it goes out. */
+interface OutgoingCall {
+  ctx: RequestContext;
+  c: Call;
+  path: string;
+  head: HeadOptions;
+  /** Aborted by the call's deadline or by `parent`. */
+  signal: AbortSignal;
   /** Aborted when the call is no longer wanted (the client left, another call failed first). */
-  parent: AbortSignal,
-): Promise<Part> {
-  const fail = (code: ErrorCode, message: string, status?: number): Part => ({
+  parent: AbortSignal;
+}
+
+type PartFailure = (code: ErrorCode, message: string, status?: number) => Part;
+
+async function fetchPart(o: OutgoingCall): Promise<Part> {
+  const { ctx, c, signal } = o;
+  const fail: PartFailure = (code, message, status) => ({
     ok: false,
     key: c.key,
     code,
@@ -222,23 +227,15 @@ async function fetchPart(
     slot = null;
   };
   try {
-    return await callTarget(ctx, c, path, head, signal, parent, fail, freeSlot);
+    return await callTarget(o, fail, freeSlot);
   } finally {
     freeSlot();
   }
 }
 
 /** The call, its bulkhead slot taken; `answered` gives the slot back once the head (or a failure) is in. */
-async function callTarget(
-  ctx: RequestContext,
-  c: Call,
-  path: string,
-  head: HeadOptions,
-  signal: AbortSignal,
-  parent: AbortSignal,
-  fail: (code: ErrorCode, message: string, status?: number) => Part,
-  answered: () => void,
-): Promise<Part> {
+async function callTarget(o: OutgoingCall, fail: PartFailure, answered: () => void): Promise<Part> {
+  const { ctx, c, path, head, signal, parent } = o;
   const u = c.upstream;
   // Circuits, ejections and health are timed on the injected clock, as the proxy picks.
   const target = u.balancer.pick(u.hashKey ? u.hashKey(ctx) : null, ctx.now);

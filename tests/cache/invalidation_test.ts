@@ -199,16 +199,22 @@ function deferred() {
   return { promise, resolve };
 }
 
-Deno.test("invalidation: a GET upstream while its URI is written answers but does not store", async () => {
+/** The versioned upstream, holding its answer to the first GET of `url` until `release`. */
+function firstGetHeld(url: string) {
   const arrived = deferred();
   const release = deferred();
   let holding = true;
-  const { up, gets } = versionedUpstream((url) => {
-    if (url !== "/items/1" || !holding) return undefined;
+  const { up, gets } = versionedUpstream((at) => {
+    if (at !== url || !holding) return undefined;
     holding = false;
     arrived.resolve();
     return release.promise;
   });
+  return { up, gets, arrived, release };
+}
+
+Deno.test("invalidation: a GET upstream while its URI is written answers but does not store", async () => {
+  const { up, gets, arrived, release } = firstGetHeld("/items/1");
   await withGateway(up, async (g) => {
     // The GET reads version 1 upstream, then its answer is held until the write is done.
     const slow = get(g, "/items/1");
@@ -235,15 +241,7 @@ Deno.test("invalidation: a GET that began after the write stores its answer", as
 });
 
 Deno.test("invalidation: a GET upstream while the admin API purges its path answers but does not store", async () => {
-  const arrived = deferred();
-  const release = deferred();
-  let holding = true;
-  const { up, gets } = versionedUpstream((url) => {
-    if (url !== "/items/1" || !holding) return undefined;
-    holding = false;
-    arrived.resolve();
-    return release.promise;
-  });
+  const { up, gets, arrived, release } = firstGetHeld("/items/1");
   await withGateway(up, async (g) => {
     const slow = get(g, "/items/1");
     await arrived.promise;
