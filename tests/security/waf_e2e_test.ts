@@ -175,3 +175,40 @@ Deno.test("built-in rules read a JSON body's strings, not its escapes: an ellips
     assertEquals(up.received.length, allowed.length);
   });
 });
+
+Deno.test("a header rule matches each line of a repeated field, not only the joined value", async () => {
+  const rules = (u: string) => `
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - name: guarded
+    match: { path: / }
+    upstream: app
+    waf:
+      rules:
+        - { id: no-debug, headers: { X-Debug: { equals: "1" } } }
+        - { id: no-internal, headers: { X-Role: "^internal$" } }
+`;
+  await withRig(rules, async ({ g, up }) => {
+    const get = (...extra: string[]) =>
+      rawRequest(g.url(), ["GET /a HTTP/1.1", "Host: localhost", "Connection: close", ...extra]);
+    // An upstream reading the first line (Go's Header.Get) or the last sees "1" / "internal".
+    for (
+      const head of [
+        ["X-Debug: 1"],
+        ["X-Debug: 1", "X-Debug: 1"],
+        ["X-Debug: 0", "X-Debug: 1"],
+        ["X-Role: internal", "X-Role: public"],
+        ["X-Role: public", "x-role: internal"],
+      ]
+    ) {
+      const res = await get(...head);
+      assertEquals(res.status, 403, `${head.join(" | ")}: ${res.raw}`);
+    }
+    for (const head of [["X-Debug: 0"], ["X-Debug: 0", "X-Debug: 2"], ["X-Role: public"]]) {
+      const res = await get(...head);
+      assertEquals(res.status, 200, `${head.join(" | ")}: ${res.raw}`);
+    }
+    assertEquals(up.received.length, 3);
+  });
+});

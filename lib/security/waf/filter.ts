@@ -56,6 +56,25 @@ class Inspection {
   header(name: string): string | null {
     return this.ctx.headers.get(name.toLowerCase());
   }
+
+  /**
+   * Whether a header test matches the field: its joined value or, when it was
+   * sent more than once, any one line. An upstream may read only the first or
+   * the last line (Go's Header.Get reads the first), so `X-Debug: 1` sent twice
+   * must not pass an `equals: "1"` rule as `1, 1`. `name` is lower-case.
+   */
+  headerMatches(name: string, test: ValueTest): boolean {
+    if (test(this.ctx.headers.get(name))) return true;
+    const list = this.ctx.headers.list;
+    let seen = 0;
+    for (let i = 0; i < list.length; i++) if (list[i]![0] === name) seen++;
+    if (seen < 2) return false;
+    for (let i = 0; i < list.length; i++) {
+      const [n, v] = list[i]!;
+      if (n === name && test(v)) return true;
+    }
+    return false;
+  }
 }
 
 export interface FilterOptions {
@@ -137,7 +156,7 @@ function ruleMatches(r: CompiledRule, view: Inspection): boolean {
   if (r.methods !== null && !r.methods.has(view.ctx.method)) return false;
   if (r.path !== null && !r.path(view.path)) return false;
   if (r.query !== null && !r.query(view.query)) return false;
-  for (const [name, test] of r.headers) if (!test(view.header(name))) return false;
+  for (const [name, test] of r.headers) if (!view.headerMatches(name, test)) return false;
   if (r.body !== null && !r.body(view.bodyText)) return false;
   return true;
 }
