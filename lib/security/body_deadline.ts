@@ -4,6 +4,8 @@
  * 408 `request_timeout` (the upstream connection carrying the partial body is
  * closed, so no upstream sees a complete request). An idle limit, as nginx's
  * `client_body_timeout`: a large upload on a slow but steady link is fine.
+ * Only waits for the client count: while the consumer does not read (an
+ * upstream slow to take an upload), the clock stands, as in nginx.
  *
  * The body stays a byte stream, read BYOB straight into the consumer's buffer,
  * so the proxy's zero-copy upload path is kept. The deadline ends with the
@@ -48,23 +50,24 @@ export function withDeadline(source: ReadableStream<Bytes>, ms: number): Deadlin
   const body = new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: CHUNK,
-    start: arm,
     async pull(controller) {
       const request = controller.byobRequest!;
       const view = request.view!;
+      // Only a read the client keeps waiting is timed: while the consumer (an upstream slow to
+      // take the body, a policy) does not pull, the client is not the one stalling.
+      arm(controller);
       try {
         const { done, value } = reader instanceof ReadableStreamBYOBReader
           ? await reader.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength))
           : await reader.read();
         if (expired) return;
+        clear();
         if (done) {
-          clear();
           controller.close();
           if (value) request.respondWithNewView(value);
           else request.respond(0);
           return;
         }
-        arm(controller);
         if (reader instanceof ReadableStreamBYOBReader) request.respondWithNewView(value!);
         else controller.enqueue(value!);
       } catch (e) {

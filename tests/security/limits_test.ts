@@ -199,3 +199,39 @@ Deno.test("a slow but steady body passes: body_timeout_ms bounds the wait for ea
     }
   }, { handler });
 });
+
+Deno.test("an upstream slow to take the body is not the client's delay: no 408 while the gateway is not reading", async () => {
+  const sizes: number[] = [];
+  const handler = async (req: Request) => {
+    const reader = req.body!.getReader();
+    let size = 0;
+    let paused = false;
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (!paused) {
+        // Busy with the first piece: the gateway's writes back up, so it stops reading the client.
+        paused = true;
+        await new Promise((r) => setTimeout(r, 1200));
+      }
+    }
+    sizes.push(size);
+    return new Response("ok");
+  };
+  const body = (u: string) => `
+security: { body_timeout_ms: 300, max_body_bytes: 67108864 }
+upstreams:
+  app: { targets: [ { url: "${u}" } ] }
+routes:
+  - { name: all, match: { path: / }, upstream: app }
+`;
+  const size = 48 * 1024 * 1024;
+  await withRig(body, async ({ g }) => {
+    // The whole body is ready at once: the client never makes the gateway wait.
+    const res = await fetch(g.url() + "/upload", { method: "POST", body: new Uint8Array(size) });
+    const text = await res.text();
+    assertEquals(res.status, 200, text);
+    assertEquals(sizes, [size]);
+  }, { handler });
+});
