@@ -33,10 +33,13 @@ export async function readTlsFiles(
   resolvePath: (p: string) => string,
   expired?: (message: string) => void,
 ): Promise<TlsFiles> {
-  const [cert, key] = await Promise.all([
-    readTlsFile("cert", resolvePath(tls.cert)),
-    readTlsFile("key", resolvePath(tls.key)),
-  ]);
+  // Read together, reported in order: with both unreadable, the error names tls.cert every time
+  // (Promise.all gave whichever read failed first).
+  const certRead = readTlsFile("cert", resolvePath(tls.cert));
+  const keyRead = readTlsFile("key", resolvePath(tls.key));
+  keyRead.catch(() => {});
+  const cert = await certRead;
+  const key = await keyRead;
   const leaf = parsed("cert", tls.cert, () => new X509Certificate(cert));
   const privateKey = parsed("key", tls.key, () => createPrivateKey(key));
   if (!leaf.checkPrivateKey(privateKey as KeyObject)) {

@@ -4,7 +4,8 @@
  * config error at the `tls.key` line, at start and on reload (where the
  * listener serving keeps serving).
  */
-import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
+import { readTlsFiles, TlsFileError } from "../../lib/server/tls_files.ts";
 import { startGateway } from "../helpers/gateway.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { makeTestPki } from "../helpers/pki.ts";
@@ -130,5 +131,22 @@ Deno.test("TLS files: a reload refuses an expired certificate, the valid one ser
   } finally {
     client.close();
     await up.close();
+  }
+});
+
+Deno.test("TLS files: with neither file readable the error names tls.cert, every time", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const e = await readTlsFiles(
+        { cert: "none.crt", key: "none.key", min_version: "1.2", http2: false },
+        (p) => `${dir}/${p}`,
+      )
+        .then(() => null, (e: unknown) => e);
+      // Until 2026-12-08 it was whichever read failed first, often tls.key.
+      assertOk(e instanceof TlsFileError && e.field === "cert", `${i}: ${e}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
