@@ -8,25 +8,33 @@ import { closeQuietly, copySocket } from "../../lib/proxy/http1/socket_io.ts";
 import { exchange } from "../../lib/proxy/http1/client.ts";
 import { parseTarget, TargetPool } from "../../lib/proxy/http1/pool.ts";
 
-/** A TLS server whose certificate no CA the gateway trusts has signed; it answers 200. */
-async function startUntrusted(): Promise<{ url: string; close(): void }> {
+/** A TLS server on a self-signed certificate (`cert`: its PEM, the CA that would trust it). */
+async function serveSelfSigned(
+  handler: () => Response | Promise<Response>,
+): Promise<{ url: string; port: number; cert: string; close(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "gw-tls-up-" });
-  const { cert, key } = await selfSignedCert(dir);
+  const files = await selfSignedCert(dir);
+  const cert = await Deno.readTextFile(files.cert);
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
-    cert: await Deno.readTextFile(cert),
-    key: await Deno.readTextFile(key),
+    cert,
+    key: await Deno.readTextFile(files.key),
     onListen: () => {},
-  }, () => new Response("insecure"));
+  }, handler);
   return {
     url: `https://localhost:${server.addr.port}`,
-    close: () => {
-      server.shutdown();
-      Deno.remove(dir, { recursive: true });
+    port: server.addr.port,
+    cert,
+    close: async () => {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
     },
   };
 }
+
+/** A TLS server whose certificate no CA the gateway trusts has signed; it answers 200. */
+const startUntrusted = () => serveSelfSigned(() => new Response("insecure"));
 
 Deno.test("https target: an untrusted certificate is a connect error, logged, and a POST goes to the next target", async () => {
   const bad = await startUntrusted();
@@ -61,7 +69,7 @@ routes:
     }
   } finally {
     await g.close();
-    bad.close();
+    await bad.close();
     await good.close();
   }
 });
@@ -97,15 +105,7 @@ Deno.test("https target: first_byte_ms counts from the request's sending, not ac
   // The handshake takes 300 ms (a front that holds the bytes back), the answer 100 ms more:
   // each within its bound. Until 2026-12-08 the first byte was waited for from before the
   // connect, so a slow handshake left the answer less than first_byte_ms, here nothing.
-  const dir = await Deno.makeTempDir({ prefix: "gw-tls-slow-" });
-  const { cert, key } = await selfSignedCert(dir);
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: await Deno.readTextFile(cert),
-    key: await Deno.readTextFile(key),
-    onListen: () => {},
-  }, async () => {
+  const server = await serveSelfSigned(async () => {
     await new Promise((r) => setTimeout(r, 100));
     return new Response("answered");
   });
@@ -116,7 +116,7 @@ Deno.test("https target: first_byte_ms counts from the request's sending, not ac
       conns.push(c);
       (async () => {
         await new Promise((r) => setTimeout(r, 300));
-        const back = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+        const back = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
         conns.push(back);
         await Promise.all([copySocket(c, back, 16384), copySocket(back, c, 16384)]);
         closeQuietly(c);
@@ -126,7 +126,7 @@ Deno.test("https target: first_byte_ms counts from the request's sending, not ac
   })().catch(() => {});
   const pool = new TargetPool(
     parseTarget(`https://localhost:${(front.addr as Deno.NetAddr).port}`),
-    { maxIdle: 1, idleTimeoutMs: 60_000, caCerts: [await Deno.readTextFile(cert)] },
+    { maxIdle: 1, idleTimeoutMs: 60_000, caCerts: [server.cert] },
   );
   try {
     const res = await exchange(
@@ -153,7 +153,6 @@ Deno.test("https target: first_byte_ms counts from the request's sending, not ac
     pool.close();
     front.close();
     conns.forEach(closeQuietly);
-    await server.shutdown();
-    await Deno.remove(dir, { recursive: true });
+    await server.close();
   }
 });

@@ -3,6 +3,8 @@
  * within `security.header_timeout_ms` gets 408 in the common shape and the
  * connection is closed; a kept-alive connection with nothing to say is closed
  * silently after `server.keepalive_timeout_s`. Neither reaches the upstream.
+ * A client that stops reading its answer is closed after `send_timeout_ms`, on
+ * the gateway's own server and on a node:https (TLS 1.3) listener alike.
  */
 import { assertEquals, assertMatch, assertOk } from "../helpers/assert.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
